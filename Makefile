@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`. Both install into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8000
+
+.PHONY: run test lint test-sqlite test-postgres bench schema clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/holdfast serve --port $(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# The whole suite on SQLite; again on PostgreSQL when TEST_POSTGRES_URL is set (CI sets it,
+# and TEST_REDIS_URL for the Redis tests; with TEST_REQUIRE_SERVICES=1 a skip is a failure).
+test: lint test-sqlite test-postgres
+
+test-sqlite: $(STAMP)
+	TEST_DATABASE=sqlite $(BIN)/pytest
+
+test-postgres: $(STAMP)
+	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
+		TEST_DATABASE=postgres $(BIN)/pytest; \
+	elif [ "$$TEST_REQUIRE_SERVICES" = "1" ]; then \
+		echo "TEST_POSTGRES_URL is not set but TEST_REQUIRE_SERVICES=1"; exit 1; \
+	else \
+		echo "PostgreSQL pass skipped: set TEST_POSTGRES_URL to run it"; \
+	fi
+
+schema: $(STAMP)
+	$(BIN)/python -m schema.export > schema.graphql
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

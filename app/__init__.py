@@ -1,0 +1,1 @@
+"""Holdfast: the service layer (settings, models, services, auth, routes, CLI)."""

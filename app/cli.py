@@ -1,0 +1,134 @@
+"""The `holdfast` command: serve, migrate, users create-admin."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from app.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+cli = typer.Typer(help="Holdfast: a social network backend that can leave any vendor.")
+users_cli = typer.Typer(help="Manage accounts.")
+cli.add_typer(users_cli, name="users")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(f"holdfast: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
+    async def wrapped() -> T:
+        return await make()
+
+    return asyncio.run(wrapped())
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply the database migrations that have not been applied yet."""
+    from app.db import migrate as apply
+
+    settings = _settings()
+    _run(lambda: apply(settings))
+    typer.echo("migrations applied")
+
+
+@cli.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port (default: HOLDFAST_PORT or 8000).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address (default: HOLDFAST_HOST).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    migrate_first: Annotated[
+        bool | None,
+        typer.Option(
+            "--migrate/--no-migrate",
+            help="Apply migrations before serving (default: only for the embedded SQLite).",
+        ),
+    ] = None,
+) -> None:
+    """Serve the API (GraphQL at /graphql)."""
+    import uvicorn
+
+    from app.db import migrate as apply
+    from app.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if migrate_first is None:
+        migrate_first = settings.effective_database_url.startswith("sqlite://")
+    if migrate_first:
+        _run(lambda: apply(settings))
+    uvicorn.run(
+        "app.main:create_app_from_env",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@users_cli.command("create-admin")
+def create_admin(
+    username: Annotated[str, typer.Option(help="3 to 30 letters, digits or underscores.")],
+    email: Annotated[str, typer.Option(help="The admin's email address.")],
+    display_name: Annotated[str | None, typer.Option(help="Defaults to the username.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input instead of a prompt.")
+    ] = False,
+) -> None:
+    """Create an account with the admin role."""
+    from tortoise import Tortoise
+
+    from app.db import tortoise_config
+    from app.errors import DomainError
+    from app.models import Role
+    from app.ratelimit import LoginLimiter
+    from app.services.accounts import AccountService
+
+    settings = _settings()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat: ") != password:
+            typer.echo("holdfast: the passwords differ", err=True)
+            raise typer.Exit(1)
+
+    async def create() -> int:
+        await Tortoise.init(config=tortoise_config(settings))
+        try:
+            accounts = AccountService(settings, LoginLimiter.from_settings(settings))
+            user = await accounts.create_user(
+                username=username,
+                email=email,
+                password=password,
+                display_name=display_name or username,
+                role=Role.ADMIN,
+            )
+            return user.id
+        finally:
+            await Tortoise.close_connections()
+
+    try:
+        user_id = _run(create)
+    except DomainError as exc:
+        typer.echo(f"holdfast: {exc.field or 'error'}: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"created admin {username} (id {user_id})")
+
+
+def main() -> None:
+    cli()

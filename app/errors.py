@@ -1,0 +1,38 @@
+"""Expected failures of the service layer, as data the API maps to typed results."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Every code a service may raise; each mutation exposes the subset it can return."""
+
+    INVALID_INPUT = "INVALID_INPUT"
+    INVALID_USERNAME = "INVALID_USERNAME"
+    USERNAME_TAKEN = "USERNAME_TAKEN"
+    INVALID_EMAIL = "INVALID_EMAIL"
+    EMAIL_TAKEN = "EMAIL_TAKEN"
+    WEAK_PASSWORD = "WEAK_PASSWORD"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    WRONG_PASSWORD = "WRONG_PASSWORD"
+    RATE_LIMITED = "RATE_LIMITED"
+    INVALID_TOKEN = "INVALID_TOKEN"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    TOKEN_REUSED = "TOKEN_REUSED"
+    NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+
+
+class DomainError(Exception):
+    """An expected failure: a machine-readable code, a message for people, the input field."""
+
+    def __init__(self, code: ErrorCode, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def __repr__(self) -> str:
+        return f"DomainError({self.code!s}, {self.message!r}, field={self.field!r})"

@@ -1,0 +1,55 @@
+"""The ASGI application: GraphQL at /graphql, /healthz; the lifespan opens the database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route, WebSocketRoute
+from tortoise.contrib.starlette import RegisterTortoise
+
+from app import ids
+from app.db import tortoise_config
+from app.ratelimit import LoginLimiter
+from app.routes.health import healthz
+from app.services.accounts import AccountService
+from app.settings import Settings, load_settings
+
+
+def create_app(settings: Settings) -> Starlette:
+    # Only this module imports schema/: the service layer never depends on the API layer.
+    from schema import build_schema
+    from schema.view import GraphQLView
+
+    ids.configure(settings.node_id)
+    accounts = AccountService(settings, LoginLimiter.from_settings(settings))
+    graphql = GraphQLView(build_schema(settings), settings, accounts)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with RegisterTortoise(app, config=tortoise_config(settings)):
+            yield
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        middleware=[Middleware(CorrelationIdMiddleware, header_name="X-Request-ID")],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory app.main:create_app_from_env` (several workers)."""
+    from app.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,67 @@
+"""Accounts and their sign-in sessions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+
+from app.models.base import SnowflakeModel
+
+
+class Role(StrEnum):
+    USER = "user"
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+
+
+class User(SnowflakeModel):
+    username = fields.CharField(max_length=30)
+    # Lower-cased username: uniqueness and look-up ignore case.
+    username_key = fields.CharField(max_length=30, unique=True)
+    email = fields.CharField(max_length=254, unique=True)
+    password_hash = fields.CharField(max_length=255)
+    display_name = fields.CharField(max_length=50)
+    bio = fields.CharField(max_length=300, default="")
+    is_locked = fields.BooleanField(default=False)
+    role = fields.CharEnumField(Role, max_length=16, default=Role.USER)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    sessions: fields.ReverseRelation[Session]
+
+    class Meta:
+        table = "users"
+
+
+class Session(SnowflakeModel):
+    """One sign-in: a family of refresh tokens, each used once. Revoking it signs it out."""
+
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="sessions", on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_used_at = fields.DatetimeField(auto_now_add=True)
+    revoked_at = fields.DatetimeField(null=True)
+    user_agent = fields.CharField(max_length=255, default="")
+
+    user_id: int
+    refresh_tokens: fields.ReverseRelation[RefreshToken]
+
+    class Meta:
+        table = "sessions"
+
+
+class RefreshToken(SnowflakeModel):
+    session: fields.ForeignKeyRelation[Session] = fields.ForeignKeyField(
+        "models.Session", related_name="refresh_tokens", on_delete=fields.CASCADE
+    )
+    # SHA-256 of the token: the token itself is never stored.
+    token_hash = fields.CharField(max_length=64, unique=True)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+
+    session_id: int
+
+    class Meta:
+        table = "refresh_tokens"

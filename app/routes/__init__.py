@@ -1,0 +1,1 @@
+"""Non-GraphQL HTTP routes: health now; payment webhooks and media later."""

@@ -1,0 +1,341 @@
+"""Accounts: sign-up, sign-in sessions with rotating refresh tokens, profile, roles."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+from email_validator import EmailNotValidError, validate_email
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from app import auth
+from app.errors import DomainError, ErrorCode
+from app.models import RefreshToken, Role, Session, User
+from app.ratelimit import LoginLimiter
+from app.settings import Settings
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9_]{3,30}")
+PASSWORD_MIN, PASSWORD_MAX = 8, 1_024
+DISPLAY_NAME_MAX, BIO_MAX = 50, 300
+RESERVED_USERNAMES = frozenset(
+    """
+    abuse about admin administrator anonymous api app auth billing everyone explore graphql
+    help here holdfast home info login logout me mod moderator moderators null official
+    postmaster privacy register root security settings signin signup staff status support
+    system terms undefined webmaster www
+    """.split()
+)
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    # The 30,000 most common passwords of leaked sets, as shipped with zxcvbn.
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The signed-in account of a request and the session it signed in with."""
+
+    user: User
+    session_id: int
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.role is Role.ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTokens:
+    access_token: str
+    access_token_expires_at: datetime
+    refresh_token: str
+    refresh_token_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    user: User
+    tokens: SessionTokens
+
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _clean_text(value: str) -> str:
+    return unicodedata.normalize("NFC", value).strip()
+
+
+def _has_control_chars(value: str, allow_newlines: bool = False) -> bool:
+    allowed = {"\n"} if allow_newlines else set()
+    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value)
+
+
+def validate_username(username: str) -> str:
+    if not USERNAME_RE.fullmatch(username):
+        raise DomainError(
+            ErrorCode.INVALID_USERNAME,
+            "Usernames are 3 to 30 letters, digits or underscores.",
+            "username",
+        )
+    if username.lower() in RESERVED_USERNAMES:
+        raise DomainError(ErrorCode.INVALID_USERNAME, "This username is reserved.", "username")
+    return username
+
+
+def normalise_email(email: str) -> str:
+    try:
+        info = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise DomainError(ErrorCode.INVALID_EMAIL, str(exc), "email") from None
+    return info.normalized.lower()
+
+
+def validate_password(password: str, field: str = "password", *avoid: str) -> str:
+    if len(password) < PASSWORD_MIN:
+        raise DomainError(
+            ErrorCode.WEAK_PASSWORD, f"Use at least {PASSWORD_MIN} characters.", field
+        )
+    if len(password) > PASSWORD_MAX:
+        raise DomainError(
+            ErrorCode.WEAK_PASSWORD, f"Use at most {PASSWORD_MAX} characters.", field
+        )
+    lowered = password.lower()
+    if lowered in _common_passwords() or any(lowered == a.lower() for a in avoid if a):
+        raise DomainError(
+            ErrorCode.WEAK_PASSWORD, "This password is too common; choose another.", field
+        )
+    return password
+
+
+def validate_display_name(display_name: str) -> str:
+    cleaned = _clean_text(display_name)
+    if not 1 <= len(cleaned) <= DISPLAY_NAME_MAX or _has_control_chars(cleaned):
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"Display names are 1 to {DISPLAY_NAME_MAX} printable characters.",
+            "displayName",
+        )
+    return cleaned
+
+
+def validate_bio(bio: str) -> str:
+    cleaned = _clean_text(bio)
+    if len(cleaned) > BIO_MAX or _has_control_chars(cleaned, allow_newlines=True):
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"Bios are at most {BIO_MAX} printable characters.", "bio"
+        )
+    return cleaned
+
+
+def can_see_email(viewer: Viewer | None, user: User) -> bool:
+    return viewer is not None and (viewer.user.id == user.id or viewer.is_admin)
+
+
+class AccountService:
+    def __init__(self, settings: Settings, limiter: LoginLimiter) -> None:
+        self._key = settings.signing_key()
+        self._access_ttl = timedelta(seconds=settings.auth.access_token_ttl)
+        self._refresh_ttl = timedelta(seconds=settings.auth.refresh_token_ttl)
+        self._limiter = limiter
+
+    # --- sign-up and sign-in -------------------------------------------------------------
+
+    async def create_user(
+        self,
+        *,
+        username: str,
+        email: str,
+        password: str,
+        display_name: str,
+        role: Role = Role.USER,
+    ) -> User:
+        username = validate_username(username)
+        email = normalise_email(email)
+        validate_password(password, "password", username, email)
+        display_name = validate_display_name(display_name)
+        await self._ensure_available(username, email)
+        try:
+            return await User.create(
+                username=username,
+                username_key=username.lower(),
+                email=email,
+                password_hash=await auth.hash_password(password),
+                display_name=display_name,
+                role=role,
+            )
+        except IntegrityError:
+            # Lost a race with a concurrent sign-up: say which field now clashes.
+            await self._ensure_available(username, email)
+            raise
+
+    async def sign_up(
+        self, *, username: str, email: str, password: str, display_name: str, user_agent: str = ""
+    ) -> SignedIn:
+        user = await self.create_user(
+            username=username, email=email, password=password, display_name=display_name
+        )
+        return SignedIn(user, await self._start_session(user, user_agent))
+
+    async def log_in(
+        self, *, login: str, password: str, client_ip: str | None, user_agent: str = ""
+    ) -> SignedIn:
+        account_key = login.strip().lower()[:PASSWORD_MAX]
+        if not await self._limiter.allow_attempt(account_key, client_ip):
+            raise DomainError(
+                ErrorCode.RATE_LIMITED, "Too many sign-in attempts; try again later."
+            )
+        user = await self._find_by_login(account_key)
+        check = await auth.check_password(user.password_hash if user else None, password)
+        if user is None or not check.ok:
+            raise DomainError(ErrorCode.INVALID_CREDENTIALS, "Wrong username/email or password.")
+        if check.new_hash is not None:
+            user.password_hash = check.new_hash
+            await user.save(update_fields=["password_hash", "updated_at"])
+        await self._limiter.reset_account(account_key)
+        return SignedIn(user, await self._start_session(user, user_agent))
+
+    async def refresh_session(self, refresh_token: str) -> SignedIn:
+        """Trade a refresh token for new tokens. A token is good once: presenting a used one
+        means it was stolen or replayed, so the whole session is revoked."""
+        token = await RefreshToken.get_or_none(
+            token_hash=auth.token_digest(refresh_token)
+        ).select_related("session__user")
+        if token is None or token.session.revoked_at is not None:
+            raise DomainError(ErrorCode.INVALID_TOKEN, "This session has ended; sign in again.")
+        now = _now()
+        claimed = await RefreshToken.filter(id=token.id, used_at=None).update(used_at=now)
+        if not claimed:
+            await Session.filter(id=token.session_id).update(revoked_at=now)
+            raise DomainError(
+                ErrorCode.TOKEN_REUSED, "This refresh token was already used; sign in again."
+            )
+        if token.expires_at <= now:
+            raise DomainError(ErrorCode.TOKEN_EXPIRED, "This session has expired; sign in again.")
+        session = token.session
+        await Session.filter(id=session.id).update(last_used_at=now)
+        return SignedIn(session.user, await self._issue_tokens(session.user, session.id, now))
+
+    # --- the signed-in viewer ------------------------------------------------------------
+
+    async def resolve_viewer(self, access_token: str) -> Viewer | None:
+        claims = auth.read_access_token(self._key, access_token)
+        if claims is None:
+            return None
+        session = (
+            await Session.filter(id=claims.session_id, user_id=claims.user_id, revoked_at=None)
+            .select_related("user")
+            .first()
+        )
+        return Viewer(session.user, session.id) if session else None
+
+    async def log_out(self, viewer: Viewer) -> None:
+        await Session.filter(id=viewer.session_id, revoked_at=None).update(revoked_at=_now())
+
+    async def log_out_everywhere(self, viewer: Viewer) -> int:
+        """Revoke every session of the viewer, this one included; returns how many."""
+        return await Session.filter(user_id=viewer.user.id, revoked_at=None).update(
+            revoked_at=_now()
+        )
+
+    async def change_password(
+        self, viewer: Viewer, *, current_password: str, new_password: str, client_ip: str | None
+    ) -> None:
+        user = viewer.user
+        await self._require_password(user, current_password, "currentPassword", client_ip)
+        validate_password(new_password, "newPassword", user.username, user.email)
+        new_hash = await auth.hash_password(new_password)
+        async with in_transaction():
+            await User.filter(id=user.id).update(password_hash=new_hash, updated_at=_now())
+            await (
+                Session.filter(user_id=user.id, revoked_at=None)
+                .exclude(id=viewer.session_id)
+                .update(revoked_at=_now())
+            )
+        user.password_hash = new_hash
+
+    async def delete_account(self, viewer: Viewer, *, password: str, client_ip: str | None) -> None:
+        await self._require_password(viewer.user, password, "password", client_ip)
+        await User.filter(id=viewer.user.id).delete()
+
+    async def update_profile(
+        self,
+        viewer: Viewer,
+        *,
+        display_name: str | None = None,
+        bio: str | None = None,
+        is_locked: bool | None = None,
+    ) -> User:
+        """Change the given fields; a field left as None keeps its value."""
+        user = viewer.user
+        changes: dict[str, object] = {}
+        if display_name is not None:
+            changes["display_name"] = validate_display_name(display_name)
+        if bio is not None:
+            changes["bio"] = validate_bio(bio)
+        if is_locked is not None:
+            changes["is_locked"] = is_locked
+        if changes:
+            user.update_from_dict(changes)
+            await user.save(update_fields=[*changes, "updated_at"])
+        return user
+
+    # --- look-ups ------------------------------------------------------------------------
+
+    async def users_by_ids(self, ids: list[int]) -> dict[int, User]:
+        return {user.id: user for user in await User.filter(id__in=ids)}
+
+    async def user_by_username(self, username: str) -> User | None:
+        return await User.get_or_none(username_key=username.lower())
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _find_by_login(self, account_key: str) -> User | None:
+        if "@" in account_key:
+            try:
+                email = normalise_email(account_key)
+            except DomainError:
+                return None
+            return await User.get_or_none(email=email)
+        return await User.get_or_none(username_key=account_key)
+
+    async def _ensure_available(self, username: str, email: str) -> None:
+        if await User.exists(username_key=username.lower()):
+            raise DomainError(ErrorCode.USERNAME_TAKEN, "This username is taken.", "username")
+        if await User.exists(email=email):
+            raise DomainError(
+                ErrorCode.EMAIL_TAKEN, "An account with this email exists.", "email"
+            )
+
+    async def _require_password(
+        self, user: User, password: str, field: str, client_ip: str | None
+    ) -> None:
+        if not await self._limiter.allow_attempt(user.username_key, client_ip):
+            raise DomainError(ErrorCode.RATE_LIMITED, "Too many attempts; try again later.")
+        if not (await auth.check_password(user.password_hash, password)).ok:
+            raise DomainError(ErrorCode.WRONG_PASSWORD, "The password is wrong.", field)
+
+    async def _start_session(self, user: User, user_agent: str) -> SessionTokens:
+        session = await Session.create(user=user, user_agent=user_agent[:255])
+        return await self._issue_tokens(user, session.id, _now())
+
+    async def _issue_tokens(self, user: User, session_id: int, now: datetime) -> SessionTokens:
+        access, access_expires = auth.issue_access_token(
+            self._key, user.id, session_id, self._access_ttl, now
+        )
+        refresh = auth.new_refresh_token()
+        refresh_expires = now + self._refresh_ttl
+        await RefreshToken.create(
+            session_id=session_id,
+            token_hash=auth.token_digest(refresh),
+            expires_at=refresh_expires,
+        )
+        return SessionTokens(access, access_expires, refresh, refresh_expires)

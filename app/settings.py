@@ -1,0 +1,170 @@
+"""Typed settings, read once: environment variables `HOLDFAST_*`, then an optional `holdfast.toml`.
+
+Nested settings use a double underscore (`HOLDFAST_AUTH__ACCESS_TOKEN_TTL=600`). An unknown or
+invalid setting is a start-up error that names the key (`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "HOLDFAST_"
+CONFIG_FILE_ENV = "HOLDFAST_CONFIG_FILE"
+SECRET_FILE_NAME = "secret_key"
+
+
+class SettingsError(Exception):
+    """A setting is unknown or invalid; the message names the key."""
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuthSettings(_Section):
+    access_token_ttl: int = Field(900, ge=60, le=86_400, description="seconds")
+    refresh_token_ttl: int = Field(30 * 86_400, ge=3_600, le=365 * 86_400, description="seconds")
+    login_attempts_per_account: str = "10/15 minutes"
+    login_attempts_per_ip: str = "30/minute"
+
+    @field_validator("login_attempts_per_account", "login_attempts_per_ip")
+    @classmethod
+    def _is_rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"not a rate like '10/minute': {value!r}") from None
+        return value
+
+
+class GraphQLSettings(_Section):
+    max_depth: int = Field(12, ge=1, le=64)
+    max_aliases: int = Field(15, ge=0, le=1_000)
+    max_tokens: int = Field(2_000, ge=100, le=100_000)
+    cache_size: int = Field(1_024, ge=1, le=100_000)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        None, description="default: SQLite file holdfast.sqlite3 in data_dir"
+    )
+    redis_url: str | None = None
+    secret_key: SecretStr | None = Field(
+        None, description="token signing key; required in production"
+    )
+    node_id: int | None = Field(
+        None, ge=0, le=1023, description="unique per process for ID generation"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65_535)
+    log_level: str = "INFO"
+    auth: AuthSettings = AuthSettings()
+    graphql: GraphQLSettings = GraphQLSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get(CONFIG_FILE_ENV, "holdfast.toml")
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file)
+
+    @model_validator(mode="after")
+    def _production_needs_secret(self) -> Self:
+        if self.env is Environment.PRODUCTION and self.secret_key is None:
+            raise ValueError("secret_key is required when env is production")
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("secret_key must be at least 32 characters")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite://{self.data_dir / 'holdfast.sqlite3'}"
+
+    def signing_key(self) -> str:
+        """The token signing key: configured, or generated once and kept in the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / SECRET_FILE_NAME
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+_CONFIG_ONLY_ENV = {CONFIG_FILE_ENV}
+
+
+def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:
+    known = {name.upper() for name in Settings.model_fields}
+    unknown = []
+    for key in environ:
+        if not key.startswith(ENV_PREFIX) or key in _CONFIG_ONLY_ENV:
+            continue
+        top = key[len(ENV_PREFIX) :].split("__", 1)[0]
+        if top not in known:
+            unknown.append(key)
+    return sorted(unknown)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment and holdfast.toml, failing with the bad key named."""
+    unknown = _unknown_env_keys(os.environ)
+    if unknown:
+        raise SettingsError(f"unknown setting {', '.join(unknown)}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "settings"
+            env_name = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{key} ({env_name}): {error['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

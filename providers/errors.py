@@ -1,0 +1,19 @@
+"""The only exceptions a provider may raise across its interface."""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """A vendor call failed; the message never contains secrets."""
+
+
+class NotFound(ProviderError):
+    """The vendor has no such object."""
+
+
+class Declined(ProviderError):
+    """The vendor refused the operation (a card declined, a quota reached)."""
+
+
+class Unavailable(ProviderError):
+    """The vendor could not be reached or answered with a transient failure; retry later."""

@@ -1,0 +1,55 @@
+"""Expected failures as data: each mutation returns `<Verb>Success | <Verb>Error`, where the
+error carries a code from an enum of that mutation's own, a message and the input field."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Protocol, TypeVar
+
+import strawberry
+
+from app.errors import DomainError, ErrorCode
+
+_DESCRIPTIONS: dict[ErrorCode, str] = {
+    ErrorCode.INVALID_INPUT: "A field of the input is not acceptable; see `field`.",
+    ErrorCode.INVALID_USERNAME: "The username is malformed or reserved.",
+    ErrorCode.USERNAME_TAKEN: "Another account has this username (ignoring case).",
+    ErrorCode.INVALID_EMAIL: "The email address is malformed.",
+    ErrorCode.EMAIL_TAKEN: "Another account has this email address.",
+    ErrorCode.WEAK_PASSWORD: "The password is too short, too long or too common.",
+    ErrorCode.INVALID_CREDENTIALS: "No account matches this login and password.",
+    ErrorCode.WRONG_PASSWORD: "The password given to confirm this action is wrong.",
+    ErrorCode.RATE_LIMITED: "Too many attempts in a short time; try again later.",
+    ErrorCode.INVALID_TOKEN: "The token is unknown or its session has ended.",
+    ErrorCode.TOKEN_EXPIRED: "The token has expired.",
+    ErrorCode.TOKEN_REUSED: "The refresh token was already used; its session is now revoked.",
+    ErrorCode.NOT_AUTHENTICATED: "This needs a signed-in viewer.",
+    ErrorCode.FORBIDDEN: "The viewer may not do this.",
+    ErrorCode.NOT_FOUND: "The object does not exist or the viewer may not see it.",
+}
+
+
+def code(error_code: ErrorCode) -> Any:
+    """An enum member for a mutation's error-code enum, described once for all of them."""
+    return strawberry.enum_value(error_code.value, description=_DESCRIPTIONS[error_code])
+
+
+@strawberry.interface(description="Why a mutation failed. Nothing was changed.")
+class MutationError:
+    message: str = strawberry.field(description="What went wrong, for people.")
+    field: str | None = strawberry.field(
+        description="The input field at fault (its GraphQL name), if one is."
+    )
+
+
+class _ErrorType(Protocol):
+    def __init__(self, *, code: Any, message: str, field: str | None) -> None: ...
+
+
+E = TypeVar("E", bound=_ErrorType)
+
+
+def error_result(error_type: type[E], codes: type[Enum], exc: DomainError) -> E:
+    """Map a service's DomainError to a mutation's error type (a code it cannot return is a bug
+    and surfaces as a masked unexpected error)."""
+    return error_type(code=codes[exc.code.name], message=exc.message, field=exc.field)

@@ -17,7 +17,7 @@ _hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1, type=Ty
 # Verified against when the account does not exist, so both failures take the same time.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
-ACCESS_TOKEN_AUDIENCE = "holdfast:access"
+ACCESS_TOKEN_AUDIENCE = "holdfast:access"  # noqa: S105 (a name, not a secret)
 _ALGORITHM = "HS256"
 
 

@@ -118,7 +118,7 @@ def create_admin(
                 display_name=display_name or username,
                 role=Role.ADMIN,
             )
-            return user.id
+            return int(user.id)
         finally:
             await Tortoise.close_connections()
 

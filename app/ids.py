@@ -37,9 +37,11 @@ class IdGenerator:
             else:
                 self._sequence = 0
             self._last_ms = now
-            return (now << (_NODE_BITS + _SEQUENCE_BITS)) | (
-                self._node_id << _SEQUENCE_BITS
-            ) | self._sequence
+            return (
+                (now << (_NODE_BITS + _SEQUENCE_BITS))
+                | (self._node_id << _SEQUENCE_BITS)
+                | self._sequence
+            )
 
 
 def id_floor_for_time(epoch_ms: int) -> int:

@@ -25,13 +25,17 @@ def create_app(settings: Settings) -> Starlette:
     from schema.view import GraphQLView
 
     ids.configure(settings.node_id)
-    accounts = AccountService(settings, LoginLimiter.from_settings(settings))
+    limiter = LoginLimiter.from_settings(settings)
+    accounts = AccountService(settings, limiter)
     graphql = GraphQLView(build_schema(settings), settings, accounts)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=tortoise_config(settings)):
-            yield
+            try:
+                yield
+            finally:
+                await limiter.close()
 
     app = Starlette(
         routes=[
@@ -43,6 +47,8 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.accounts = accounts
+    app.state.limiter = limiter
     return app
 
 

@@ -31,7 +31,7 @@ from pydantic_settings import (
 
 ENV_PREFIX = "HOLDFAST_"
 CONFIG_FILE_ENV = "HOLDFAST_CONFIG_FILE"
-SECRET_FILE_NAME = "secret_key"
+SECRET_FILE_NAME = "secret_key"  # noqa: S105 (a file name)
 
 
 class SettingsError(Exception):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import strawberry
 import structlog
@@ -16,8 +16,9 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
-from strawberry.extensions import max_aliases, query_depth_limiter
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.types import ExecutionContext, Info
 
@@ -46,8 +47,7 @@ class Query(AccountQuery):
         except GlobalIDValueError:
             return None
         resolved = node_type.resolve_node(id.node_id, info=info, required=False)
-        node = await resolved if inspect.isawaitable(resolved) else resolved
-        return cast("relay.Node | None", node)
+        return await resolved if inspect.isawaitable(resolved) else resolved
 
 
 @strawberry.type(description="Writes. Each takes one input and returns a result union.")
@@ -95,6 +95,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=cache_size),
             lambda: ValidationCache(maxsize=cache_size),
-            lambda: MaskErrors(should_mask_error=_is_unexpected, error_message=UNEXPECTED_ERROR_MESSAGE),
+            lambda: MaskErrors(
+                should_mask_error=_is_unexpected, error_message=UNEXPECTED_ERROR_MESSAGE
+            ),
         ],
     )

@@ -36,9 +36,7 @@ class User(relay.Node):
     username: str = strawberry.field(description="Unique (ignoring case) handle, without the @.")
     display_name: str = strawberry.field(description="The name shown beside the handle.")
     bio: str = strawberry.field(description="Free text about the account, up to 300 characters.")
-    is_locked: bool = strawberry.field(
-        description="Whether follows need the account's approval."
-    )
+    is_locked: bool = strawberry.field(description="Whether follows need the account's approval.")
     role: Role = strawberry.field(description="The account's role.")
     email: str | None = strawberry.field(
         description="The account's email address: only for the account itself and admins."
@@ -268,9 +266,7 @@ class DeleteAccountInput:
 
 @strawberry.type(description="The account and its sessions are gone.")
 class DeleteAccountSuccess:
-    deleted_user_id: strawberry.ID = strawberry.field(
-        description="The global ID the account had."
-    )
+    deleted_user_id: strawberry.ID = strawberry.field(description="The global ID the account had.")
 
 
 @strawberry.enum(description="Why deleteAccount failed.")
@@ -295,9 +291,7 @@ DeleteAccountResult = Annotated[
 
 @strawberry.input(description="Profile fields to change; omitted fields keep their value.")
 class UpdateProfileInput:
-    display_name: str | None = strawberry.field(
-        default=None, description="1 to 50 characters."
-    )
+    display_name: str | None = strawberry.field(default=None, description="1 to 50 characters.")
     bio: str | None = strawberry.field(default=None, description="Up to 300 characters.")
     is_locked: bool | None = strawberry.field(
         default=None, description="Whether follows need approval."
@@ -328,6 +322,9 @@ UpdateProfileResult = Annotated[
 # --- root fields -----------------------------------------------------------------------------
 
 
+INPUT = strawberry.argument(description="The mutation's input.")
+
+
 def _not_signed_in() -> DomainError:
     return DomainError(ErrorCode.NOT_AUTHENTICATED, "Sign in first.")
 
@@ -352,7 +349,11 @@ class AccountQuery:
 @strawberry.type
 class AccountMutation:
     @strawberry.mutation(description="Create an account and sign it in.")
-    async def sign_up(self, info: Info[Context, None], input: SignUpInput) -> SignUpResult:
+    async def sign_up(
+        self,
+        info: Info[Context, None],
+        input: Annotated[SignUpInput, INPUT],
+    ) -> SignUpResult:
         ctx = info.context
         try:
             signed_in = await ctx.accounts.sign_up(
@@ -367,7 +368,11 @@ class AccountMutation:
         return SignUpSuccess(**_signed_in_fields(signed_in, info))
 
     @strawberry.mutation(description="Sign in with a username or email and a password.")
-    async def log_in(self, info: Info[Context, None], input: LogInInput) -> LogInResult:
+    async def log_in(
+        self,
+        info: Info[Context, None],
+        input: Annotated[LogInInput, INPUT],
+    ) -> LogInResult:
         ctx = info.context
         try:
             signed_in = await ctx.accounts.log_in(
@@ -382,7 +387,7 @@ class AccountMutation:
 
     @strawberry.mutation(description="Trade a refresh token for new tokens (rotation).")
     async def refresh_session(
-        self, info: Info[Context, None], input: RefreshSessionInput
+        self, info: Info[Context, None], input: Annotated[RefreshSessionInput, INPUT]
     ) -> RefreshSessionResult:
         try:
             signed_in = await info.context.accounts.refresh_session(input.refresh_token)
@@ -408,7 +413,7 @@ class AccountMutation:
 
     @strawberry.mutation(description="Change the password; every other session is signed out.")
     async def change_password(
-        self, info: Info[Context, None], input: ChangePasswordInput
+        self, info: Info[Context, None], input: Annotated[ChangePasswordInput, INPUT]
     ) -> ChangePasswordResult:
         ctx = info.context
         try:
@@ -426,7 +431,7 @@ class AccountMutation:
 
     @strawberry.mutation(description="Delete the viewer's account for good.")
     async def delete_account(
-        self, info: Info[Context, None], input: DeleteAccountInput
+        self, info: Info[Context, None], input: Annotated[DeleteAccountInput, INPUT]
     ) -> DeleteAccountResult:
         ctx = info.context
         try:
@@ -443,7 +448,7 @@ class AccountMutation:
 
     @strawberry.mutation(description="Change the viewer's display name, bio or lock.")
     async def update_profile(
-        self, info: Info[Context, None], input: UpdateProfileInput
+        self, info: Info[Context, None], input: Annotated[UpdateProfileInput, INPUT]
     ) -> UpdateProfileResult:
         ctx = info.context
         try:

@@ -33,7 +33,9 @@ class GraphQLView(GraphQL[Context, None]):
         self._settings = settings
         self._accounts = accounts
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
         viewer: Viewer | None = None
         token = bearer_token(request.headers.get("authorization"))
         if token:
@@ -42,5 +44,5 @@ class GraphQLView(GraphQL[Context, None]):
             request=request, settings=self._settings, accounts=self._accounts, viewer=viewer
         )
 
-    def encode_json(self, data: object) -> bytes:  # type: ignore[override]
+    def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

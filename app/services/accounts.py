@@ -22,12 +22,49 @@ USERNAME_RE = re.compile(r"[A-Za-z0-9_]{3,30}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 1_024
 DISPLAY_NAME_MAX, BIO_MAX = 50, 300
 RESERVED_USERNAMES = frozenset(
-    """
-    abuse about admin administrator anonymous api app auth billing everyone explore graphql
-    help here holdfast home info login logout me mod moderator moderators null official
-    postmaster privacy register root security settings signin signup staff status support
-    system terms undefined webmaster www
-    """.split()
+    (
+        "abuse",
+        "about",
+        "admin",
+        "administrator",
+        "anonymous",
+        "api",
+        "app",
+        "auth",
+        "billing",
+        "everyone",
+        "explore",
+        "graphql",
+        "help",
+        "here",
+        "holdfast",
+        "home",
+        "info",
+        "login",
+        "logout",
+        "me",
+        "mod",
+        "moderator",
+        "moderators",
+        "null",
+        "official",
+        "postmaster",
+        "privacy",
+        "register",
+        "root",
+        "security",
+        "settings",
+        "signin",
+        "signup",
+        "staff",
+        "status",
+        "support",
+        "system",
+        "terms",
+        "undefined",
+        "webmaster",
+        "www",
+    )
 )
 
 
@@ -63,7 +100,6 @@ class SessionTokens:
 class SignedIn:
     user: User
     tokens: SessionTokens
-
 
 
 def _now() -> datetime:
@@ -105,9 +141,7 @@ def validate_password(password: str, field: str = "password", *avoid: str) -> st
             ErrorCode.WEAK_PASSWORD, f"Use at least {PASSWORD_MIN} characters.", field
         )
     if len(password) > PASSWORD_MAX:
-        raise DomainError(
-            ErrorCode.WEAK_PASSWORD, f"Use at most {PASSWORD_MAX} characters.", field
-        )
+        raise DomainError(ErrorCode.WEAK_PASSWORD, f"Use at most {PASSWORD_MAX} characters.", field)
     lowered = password.lower()
     if lowered in _common_passwords() or any(lowered == a.lower() for a in avoid if a):
         raise DomainError(
@@ -190,9 +224,7 @@ class AccountService:
     ) -> SignedIn:
         account_key = login.strip().lower()[:PASSWORD_MAX]
         if not await self._limiter.allow_attempt(account_key, client_ip):
-            raise DomainError(
-                ErrorCode.RATE_LIMITED, "Too many sign-in attempts; try again later."
-            )
+            raise DomainError(ErrorCode.RATE_LIMITED, "Too many sign-in attempts; try again later.")
         user = await self._find_by_login(account_key)
         check = await auth.check_password(user.password_hash if user else None, password)
         if user is None or not check.ok:
@@ -311,9 +343,7 @@ class AccountService:
         if await User.exists(username_key=username.lower()):
             raise DomainError(ErrorCode.USERNAME_TAKEN, "This username is taken.", "username")
         if await User.exists(email=email):
-            raise DomainError(
-                ErrorCode.EMAIL_TAKEN, "An account with this email exists.", "email"
-            )
+            raise DomainError(ErrorCode.EMAIL_TAKEN, "An account with this email exists.", "email")
 
     async def _require_password(
         self, user: User, password: str, field: str, client_ip: str | None

@@ -1,0 +1,138 @@
+"""Shared fixtures: one app per test run on a fresh database (SQLite, or PostgreSQL when
+TEST_DATABASE=postgres), tables emptied between tests, GraphQL over real HTTP semantics.
+
+Environment (test-only, read here and nowhere in the app):
+- TEST_DATABASE: `sqlite` (default) or `postgres`
+- TEST_POSTGRES_URL: an admin URL; each run creates and drops its own database
+- TEST_REDIS_URL: a Redis database the Redis tests may flush
+- TEST_REQUIRE_SERVICES=1: a test that would skip for a missing server fails instead (CI)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from starlette.applications import Starlette
+from tortoise import Tortoise, connections
+
+from app.db import migrate
+from app.logs import configure_logging
+from app.main import create_app
+from app.settings import Settings
+from tests.support import GraphQLClient
+
+BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
+REQUIRE_SERVICES = os.environ.get("TEST_REQUIRE_SERVICES") == "1"
+
+
+def need_service(variable: str) -> str:
+    """The URL of a server a test needs, or skip (fail in CI) when it is not configured."""
+    value = os.environ.get(variable)
+    if not value:
+        message = f"{variable} is not set"
+        if REQUIRE_SERVICES:
+            pytest.fail(message + " but TEST_REQUIRE_SERVICES=1")
+        pytest.skip(message)
+    return value
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+async def database_url(data_dir: Path) -> AsyncIterator[str]:
+    if BACKEND == "sqlite":
+        yield f"sqlite://{data_dir / 'test.sqlite3'}"
+        return
+    if BACKEND != "postgres":
+        raise RuntimeError(f"TEST_DATABASE must be sqlite or postgres, not {BACKEND!r}")
+    admin_url = need_service("TEST_POSTGRES_URL")
+    name = f"holdfast_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield _with_database(admin_url, name)
+    finally:
+        await Tortoise.close_connections()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+
+
+def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "auth": {"login_attempts_per_account": "5/minute", "login_attempts_per_ip": "20/minute"},
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path, database_url: str) -> Settings:
+    return make_settings(data_dir, database_url)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    configure_logging("INFO")
+    await migrate(settings)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(autouse=True)
+async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application: Starlette = request.getfixturevalue("app")
+    await application.state.limiter.reset()
+    tables = [model._meta.db_table for model in Tortoise.apps["models"].values()]
+    connection = connections.get("default")
+    if BACKEND == "postgres":
+        await connection.execute_script(f"TRUNCATE {', '.join(tables)} CASCADE")
+    else:
+        # Children first: RefreshToken -> Session -> User.
+        for table in reversed(tables):
+            await connection.execute_script(f"DELETE FROM {table}")
+
+
+@pytest.fixture
+async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50_000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def gql(http: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(http)
+
+
+@pytest.fixture
+def monkeypatch_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A monkeypatch with every HOLDFAST_* variable removed, for settings tests."""
+    for key in list(os.environ):
+        if key.startswith("HOLDFAST_"):
+            monkeypatch.delenv(key)
+    return monkeypatch

@@ -1,0 +1,167 @@
+"""The `holdfast` command and a real uvicorn process, as an operator and a newcomer use them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import LOG_IN, SIGN_UP, STRONG_PASSWORD, VIEWER
+
+HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
+    env.update({"HOLDFAST_DATA_DIR": str(data_dir), **extra})
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_create_admin_after_migrate(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    migrated = subprocess.run([HOLDFAST, "migrate"], env=env, capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr
+
+    created = subprocess.run(
+        [
+            HOLDFAST,
+            "users",
+            "create-admin",
+            "--username",
+            "root_op",
+            "--email",
+            "Ops@Example.org",
+            "--password-stdin",
+        ],
+        env=env,
+        input=STRONG_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+    )
+
+    assert created.returncode == 0, created.stderr
+    assert "created admin root_op" in created.stdout
+    with sqlite3.connect(tmp_path / "holdfast.sqlite3") as db:
+        rows = db.execute("SELECT username, email, role FROM users").fetchall()
+    assert rows == [("root_op", "ops@example.org", "admin")]
+
+
+def test_create_admin_refuses_a_weak_password(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    subprocess.run([HOLDFAST, "migrate"], env=env, check=True, capture_output=True)
+
+    created = subprocess.run(
+        [
+            HOLDFAST,
+            "users",
+            "create-admin",
+            "--username",
+            "root_op",
+            "--email",
+            "ops@example.org",
+            "--password-stdin",
+        ],
+        env=env,
+        input="password\n",
+        capture_output=True,
+        text=True,
+    )
+
+    assert created.returncode == 1
+    assert "password" in created.stderr
+    with sqlite3.connect(tmp_path / "holdfast.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM users").fetchone() == (0,)
+
+
+def test_unknown_setting_stops_the_command_and_names_the_key(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [HOLDFAST, "migrate"],
+        env=_env(tmp_path, HOLDFAST_PROT="1"),
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 2
+    assert "HOLDFAST_PROT" in result.stderr
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """`holdfast serve` as `make run` starts it: embedded defaults, migrating itself."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [HOLDFAST, "serve", "--port", str(port)],
+        env=_env(tmp_path / "data"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start: {process.stderr}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def test_served_api_signs_up_logs_in_and_answers_viewer(served: str, tmp_path: Path) -> None:
+    with httpx.Client(base_url=served) as client:
+        page = client.get("/graphql", headers={"accept": "text/html"})
+        signed_up = client.post(
+            "/graphql",
+            json={
+                "query": SIGN_UP,
+                "variables": {
+                    "input": {
+                        "username": "newcomer",
+                        "email": "new@example.org",
+                        "password": STRONG_PASSWORD,
+                        "displayName": "New",
+                    }
+                },
+            },
+        ).json()
+        logged_in = client.post(
+            "/graphql",
+            json={
+                "query": LOG_IN,
+                "variables": {"input": {"login": "newcomer", "password": STRONG_PASSWORD}},
+            },
+        ).json()
+        token = logged_in["data"]["logIn"]["session"]["accessToken"]
+        viewer = client.post(
+            "/graphql", json={"query": VIEWER}, headers={"Authorization": f"Bearer {token}"}
+        ).json()
+
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    assert signed_up["data"]["signUp"]["__typename"] == "SignUpSuccess"
+    assert viewer["data"]["viewer"]["username"] == "newcomer"
+    assert viewer["data"]["viewer"]["email"] == "new@example.org"
+    assert (tmp_path / "data" / "holdfast.sqlite3").exists()
+    assert (tmp_path / "data" / "secret_key").exists()

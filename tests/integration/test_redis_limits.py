@@ -1,0 +1,71 @@
+"""Sign-in limits kept in Redis are shared by every app process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from app.ratelimit import LoginLimiter
+from app.settings import Settings
+from tests.conftest import need_service
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def redis_settings(tmp_path: Path) -> AsyncIterator[Settings]:
+    url = need_service("TEST_REDIS_URL")
+    settings = Settings(
+        data_dir=tmp_path,
+        redis_url=url,
+        auth={"login_attempts_per_account": "3/minute", "login_attempts_per_ip": "5/minute"},
+    )
+    yield settings
+    cleaner = LoginLimiter.from_settings(settings)
+    await cleaner.reset()
+    await cleaner.close()
+
+
+@pytest.fixture
+async def limiters(redis_settings: Settings) -> AsyncIterator[list[LoginLimiter]]:
+    """Two limiters on one Redis, as two app processes have."""
+    made = [LoginLimiter.from_settings(redis_settings) for _ in range(2)]
+    await made[0].reset()
+    yield made
+    for limiter in made:
+        await limiter.close()
+
+
+async def test_two_processes_share_one_account_limit(limiters: list[LoginLimiter]) -> None:
+    first, second = limiters
+
+    results = [
+        await first.allow_attempt("alice", None),
+        await second.allow_attempt("alice", None),
+        await first.allow_attempt("alice", None),
+        await second.allow_attempt("alice", None),
+    ]
+
+    assert results == [True, True, True, False]
+    assert await second.allow_attempt("bob", None)
+
+
+async def test_address_limit_counts_across_accounts(limiters: list[LoginLimiter]) -> None:
+    limiter = limiters[0]
+
+    results = [await limiter.allow_attempt(f"user{i}", "198.51.100.1") for i in range(6)]
+
+    assert results == [True] * 5 + [False]
+    assert await limiter.allow_attempt("user9", "198.51.100.2")
+
+
+async def test_success_clears_the_account_count(limiters: list[LoginLimiter]) -> None:
+    limiter = limiters[0]
+    for _ in range(3):
+        await limiter.allow_attempt("alice", None)
+
+    await limiter.reset_account("alice")
+
+    assert await limiter.allow_attempt("alice", None)

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import Environment, SettingsError, load_settings
+
+
+def test_defaults_are_the_embedded_development_setup(
+    monkeypatch_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch_env.chdir(tmp_path)
+
+    settings = load_settings()
+
+    assert settings.env is Environment.DEVELOPMENT
+    assert settings.port == 8000
+    assert settings.effective_database_url == "sqlite://data/holdfast.sqlite3"
+    assert settings.redis_url is None
+
+
+def test_environment_variables_and_nested_keys(monkeypatch_env: pytest.MonkeyPatch) -> None:
+    monkeypatch_env.setenv("HOLDFAST_PORT", "9001")
+    monkeypatch_env.setenv("HOLDFAST_AUTH__ACCESS_TOKEN_TTL", "600")
+
+    settings = load_settings()
+
+    assert settings.port == 9001
+    assert settings.auth.access_token_ttl == 600
+
+
+def test_unknown_setting_is_named(monkeypatch_env: pytest.MonkeyPatch) -> None:
+    monkeypatch_env.setenv("HOLDFAST_DATABSE_URL", "sqlite://x")
+
+    with pytest.raises(SettingsError, match="HOLDFAST_DATABSE_URL"):
+        load_settings()
+
+
+def test_unknown_nested_setting_is_named(monkeypatch_env: pytest.MonkeyPatch) -> None:
+    monkeypatch_env.setenv("HOLDFAST_AUTH__ACCESS_TTL", "5")
+
+    with pytest.raises(SettingsError, match=r"auth\.access_ttl"):
+        load_settings()
+
+
+def test_invalid_value_is_named(monkeypatch_env: pytest.MonkeyPatch) -> None:
+    monkeypatch_env.setenv("HOLDFAST_PORT", "eighty")
+
+    with pytest.raises(SettingsError, match="HOLDFAST_PORT"):
+        load_settings()
+
+
+def test_invalid_rate_is_named(monkeypatch_env: pytest.MonkeyPatch) -> None:
+    monkeypatch_env.setenv("HOLDFAST_AUTH__LOGIN_ATTEMPTS_PER_IP", "lots")
+
+    with pytest.raises(SettingsError, match="HOLDFAST_AUTH__LOGIN_ATTEMPTS_PER_IP"):
+        load_settings()
+
+
+def test_production_requires_a_secret(monkeypatch_env: pytest.MonkeyPatch) -> None:
+    monkeypatch_env.setenv("HOLDFAST_ENV", "production")
+
+    with pytest.raises(SettingsError, match="secret_key is required"):
+        load_settings()
+
+    monkeypatch_env.setenv("HOLDFAST_SECRET_KEY", "s" * 40)
+    assert load_settings().is_production
+
+
+def test_short_secret_is_refused(monkeypatch_env: pytest.MonkeyPatch) -> None:
+    monkeypatch_env.setenv("HOLDFAST_SECRET_KEY", "short")
+
+    with pytest.raises(SettingsError, match="at least 32"):
+        load_settings()
+
+
+def test_development_secret_is_generated_once_and_kept(
+    monkeypatch_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch_env.setenv("HOLDFAST_DATA_DIR", str(tmp_path / "data"))
+
+    first = load_settings().signing_key()
+    second = load_settings().signing_key()
+
+    assert first == second
+    assert len(first) >= 48
+    key_file = tmp_path / "data" / "secret_key"
+    assert key_file.read_text().strip() == first
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_toml_file_is_read_and_environment_wins(
+    monkeypatch_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "holdfast.toml"
+    config.write_text('port = 7000\nlog_level = "DEBUG"\n[graphql]\nmax_depth = 8\n')
+    monkeypatch_env.setenv("HOLDFAST_CONFIG_FILE", str(config))
+    monkeypatch_env.setenv("HOLDFAST_PORT", "7001")
+
+    settings = load_settings()
+
+    assert (settings.port, settings.log_level, settings.graphql.max_depth) == (7001, "DEBUG", 8)
+
+
+def test_unknown_key_in_toml_is_named(monkeypatch_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "holdfast.toml"
+    config.write_text("prot = 7000\n")
+    monkeypatch_env.setenv("HOLDFAST_CONFIG_FILE", str(config))
+
+    with pytest.raises(SettingsError, match="prot"):
+        load_settings()

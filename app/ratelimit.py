@@ -38,7 +38,7 @@ class LoginLimiter:
                 "async+" + settings.redis_url,
                 implementation="redispy",
                 key_prefix="holdfast:limits",
-                connection_pool=pool,
+                connection_pool=pool,  # type: ignore[arg-type]  # documented option
             )
         else:
             storage = MemoryStorage()

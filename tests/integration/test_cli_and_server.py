@@ -159,7 +159,8 @@ def test_served_api_signs_up_logs_in_and_answers_viewer(served: str, tmp_path: P
             "/graphql", json={"query": VIEWER}, headers={"Authorization": f"Bearer {token}"}
         ).json()
 
-    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
     assert signed_up["data"]["signUp"]["__typename"] == "SignUpSuccess"
     assert viewer["data"]["viewer"]["username"] == "newcomer"
     assert viewer["data"]["viewer"]["email"] == "new@example.org"

@@ -14,7 +14,11 @@ from app.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 
-cli = typer.Typer(help="Holdfast: a social network backend that can leave any vendor.")
+# No locals in tracebacks: they may hold passwords and keys.
+cli = typer.Typer(
+    help="Holdfast: a social network backend that can leave any vendor.",
+    pretty_exceptions_show_locals=False,
+)
 users_cli = typer.Typer(help="Manage accounts.")
 cli.add_typer(users_cli, name="users")
 

@@ -3,7 +3,36 @@
 from __future__ import annotations
 
 from app.models.account import RefreshToken, Role, Session, User
+from app.models.post import Bookmark, Like, Mention, Post, PostEdit, PostTag, Repost, Visibility
+from app.models.social import Block, Follow, FollowRequest, Mute
+from app.models.timeline import HomeEntry, Notification, NotificationKind
 
-MODEL_MODULES = ["app.models.account"]
+MODEL_MODULES = [
+    "app.models.account",
+    "app.models.post",
+    "app.models.social",
+    "app.models.timeline",
+]
 
-__all__ = ["MODEL_MODULES", "RefreshToken", "Role", "Session", "User"]
+__all__ = [
+    "MODEL_MODULES",
+    "Block",
+    "Bookmark",
+    "Follow",
+    "FollowRequest",
+    "HomeEntry",
+    "Like",
+    "Mention",
+    "Mute",
+    "Notification",
+    "NotificationKind",
+    "Post",
+    "PostEdit",
+    "PostTag",
+    "RefreshToken",
+    "Repost",
+    "Role",
+    "Session",
+    "User",
+    "Visibility",
+]

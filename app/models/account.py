@@ -25,6 +25,12 @@ class User(SnowflakeModel):
     bio = fields.CharField(max_length=300, default="")
     is_locked = fields.BooleanField(default=False)
     role = fields.CharEnumField(Role, max_length=16, default=Role.USER)
+    # Kept exact with each follow and unfollow; accounts with very many followers are merged
+    # into home timelines at read time instead of fanned out.
+    follower_count = fields.IntField(default=0)
+    following_count = fields.IntField(default=0)
+    # Notifications up to this id have been read.
+    notifications_read_id = fields.BigIntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

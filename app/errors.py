@@ -23,6 +23,11 @@ class ErrorCode(StrEnum):
     NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
     NOT_FOUND = "NOT_FOUND"
+    INVALID_CURSOR = "INVALID_CURSOR"
+    TEXT_TOO_LONG = "TEXT_TOO_LONG"
+    EMPTY_TEXT = "EMPTY_TEXT"
+    CANNOT_FOLLOW_SELF = "CANNOT_FOLLOW_SELF"
+    BLOCKED = "BLOCKED"
 
 
 class DomainError(Exception):
@@ -33,6 +38,11 @@ class DomainError(Exception):
         self.code = code
         self.message = message
         self.field = field
+
+    @property
+    def extensions(self) -> dict[str, str | None]:
+        """Shown with the error when it reaches a client as a GraphQL error (queries)."""
+        return {"code": self.code.value, "field": self.field}
 
     def __repr__(self) -> str:
         return f"DomainError({self.code!s}, {self.message!r}, field={self.field!r})"

@@ -13,9 +13,8 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from app import ids
 from app.db import tortoise_config
-from app.ratelimit import LoginLimiter
 from app.routes.health import healthz
-from app.services.accounts import AccountService
+from app.services import Services
 from app.settings import Settings, load_settings
 
 
@@ -25,9 +24,8 @@ def create_app(settings: Settings) -> Starlette:
     from schema.view import GraphQLView
 
     ids.configure(settings.node_id)
-    limiter = LoginLimiter.from_settings(settings)
-    accounts = AccountService(settings, limiter)
-    graphql = GraphQLView(build_schema(settings), settings, accounts)
+    services = Services.from_settings(settings)
+    graphql = GraphQLView(build_schema(settings), services)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -35,7 +33,7 @@ def create_app(settings: Settings) -> Starlette:
             try:
                 yield
             finally:
-                await limiter.close()
+                await services.limiter.close()
 
     app = Starlette(
         routes=[
@@ -47,8 +45,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.accounts = accounts
-    app.state.limiter = limiter
+    app.state.services = services
     return app
 
 

@@ -65,6 +65,17 @@ class AuthSettings(_Section):
         return value
 
 
+class PostSettings(_Section):
+    max_length: int = Field(500, ge=1, le=100_000, description="characters of post text")
+
+
+class TimelineSettings(_Section):
+    fanout_max_followers: int = Field(
+        10_000, ge=0, description="above this many followers, posts merge in at read time"
+    )
+    home_max_entries: int = Field(800, ge=20, description="entries kept per home timeline")
+
+
 class GraphQLSettings(_Section):
     max_depth: int = Field(12, ge=1, le=64)
     max_aliases: int = Field(15, ge=0, le=1_000)
@@ -97,6 +108,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     auth: AuthSettings = AuthSettings()
     graphql: GraphQLSettings = GraphQLSettings()
+    posts: PostSettings = PostSettings()
+    timelines: TimelineSettings = TimelineSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -26,6 +26,10 @@ from app.errors import DomainError
 from app.settings import Settings
 from schema.accounts import AccountMutation, AccountQuery
 from schema.context import Context
+from schema.posts import PostMutation
+from schema.types import Post
+from schema.social import SocialMutation
+from schema.timelines import TimelineQuery
 
 log = structlog.get_logger("holdfast.graphql")
 
@@ -33,7 +37,7 @@ UNEXPECTED_ERROR_MESSAGE = "Unexpected error."
 
 
 @strawberry.type(description="Reads.")
-class Query(AccountQuery):
+class Query(AccountQuery, TimelineQuery):
     @strawberry.field(
         description="The object with this global ID, or null if the viewer may not see it."
     )
@@ -51,7 +55,7 @@ class Query(AccountQuery):
 
 
 @strawberry.type(description="Writes. Each takes one input and returns a result union.")
-class Mutation(AccountMutation):
+class Mutation(AccountMutation, PostMutation, SocialMutation):
     pass
 
 
@@ -90,6 +94,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return HoldfastSchema(
         query=Query,
         mutation=Mutation,
+        types=[Post],
         extensions=[
             lambda: MaxTokensLimiter(limits.max_tokens),
             lambda: AddValidationRules(rules),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
@@ -12,64 +11,12 @@ from strawberry import relay
 from strawberry.types import Info
 
 from app.errors import DomainError, ErrorCode
-from app.models import Role as RoleModel
-from app.models import User as UserModel
-from app.services.accounts import SessionTokens, SignedIn, can_see_email
+from app.services.accounts import SessionTokens, SignedIn
 from schema.context import Context
 from schema.errors import MutationError, code, error_result
+from schema.types import User
 
 # --- types -------------------------------------------------------------------------------
-
-
-@strawberry.enum(description="What an account may do beyond posting.")
-class Role(Enum):
-    USER = strawberry.enum_value(RoleModel.USER.value, description="A member.")
-    MODERATOR = strawberry.enum_value(
-        RoleModel.MODERATOR.value, description="May act on reported content."
-    )
-    ADMIN = strawberry.enum_value(RoleModel.ADMIN.value, description="Runs the network.")
-
-
-@strawberry.type(description="An account on the network.")
-class User(relay.Node):
-    id: relay.NodeID[int]
-    username: str = strawberry.field(description="Unique (ignoring case) handle, without the @.")
-    display_name: str = strawberry.field(description="The name shown beside the handle.")
-    bio: str = strawberry.field(description="Free text about the account, up to 300 characters.")
-    is_locked: bool = strawberry.field(description="Whether follows need the account's approval.")
-    role: Role = strawberry.field(description="The account's role.")
-    email: str | None = strawberry.field(
-        description="The account's email address: only for the account itself and admins."
-    )
-    created_at: datetime = strawberry.field(description="When the account was created.")
-
-    @classmethod
-    def from_model(
-        cls, user: UserModel, info: Info[Context, None], *, is_owner: bool = False
-    ) -> User:
-        """`is_owner`: the request acts as this account even before it has a viewer (sign-in)."""
-        show_email = is_owner or can_see_email(info.context.viewer, user)
-        return cls(
-            id=user.id,
-            username=user.username,
-            display_name=user.display_name,
-            bio=user.bio,
-            is_locked=user.is_locked,
-            role=Role[user.role.name],
-            email=user.email if show_email else None,
-            created_at=user.created_at,
-        )
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls,
-        *,
-        info: Info[Context, None],
-        node_ids: Iterable[str],
-        required: bool = False,
-    ) -> list[User | None]:
-        users = await info.context.loaders.user_by_id.load_many([int(i) for i in node_ids])
-        return [cls.from_model(u, info) if u else None for u in users]
 
 
 @strawberry.type(description="Tokens of a sign-in session.")
@@ -98,8 +45,10 @@ class AuthSession:
 
 
 def _signed_in_fields(signed_in: SignedIn, info: Info[Context, None]) -> dict[str, Any]:
+    # From here on this request acts as the signed-in account (it sees its own email).
+    info.context.viewer = signed_in.viewer
     return {
-        "user": User.from_model(signed_in.user, info, is_owner=True),
+        "user": signed_in.user,
         "session": AuthSession.from_tokens(signed_in.tokens),
     }
 
@@ -334,7 +283,7 @@ class AccountQuery:
     @strawberry.field(description="The signed-in account, or null when signed out.")
     def viewer(self, info: Info[Context, None]) -> User | None:
         viewer = info.context.viewer
-        return User.from_model(viewer.user, info) if viewer else None
+        return viewer.user if viewer else None
 
     @strawberry.field(description="The account with this username (ignoring case), if any.")
     async def user(
@@ -342,8 +291,8 @@ class AccountQuery:
         info: Info[Context, None],
         username: Annotated[str, strawberry.argument(description="The handle, without the @.")],
     ) -> User | None:
-        user = await info.context.accounts.user_by_username(username)
-        return User.from_model(user, info) if user else None
+        user = await info.context.accounts.user_by_username(info.context.viewer_id, username)
+        return user
 
 
 @strawberry.type
@@ -427,7 +376,7 @@ class AccountMutation:
             )
         except DomainError as exc:
             return error_result(ChangePasswordError, ChangePasswordErrorCode, exc)
-        return ChangePasswordSuccess(user=User.from_model(ctx.viewer.user, info))
+        return ChangePasswordSuccess(user=ctx.viewer.user)
 
     @strawberry.mutation(description="Delete the viewer's account for good.")
     async def delete_account(
@@ -462,4 +411,4 @@ class AccountMutation:
             )
         except DomainError as exc:
             return error_result(UpdateProfileError, UpdateProfileErrorCode, exc)
-        return UpdateProfileSuccess(user=User.from_model(user, info))
+        return UpdateProfileSuccess(user=user)

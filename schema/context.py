@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from app.services import Services
 from app.services.accounts import AccountService, Viewer
 from app.settings import Settings
 from schema.loaders import Loaders
@@ -15,13 +16,24 @@ from schema.loaders import Loaders
 @dataclass(slots=True)
 class Context:
     request: Request | WebSocket
-    settings: Settings
-    accounts: AccountService
+    services: Services
     viewer: Viewer | None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.accounts)
+        self.loaders = Loaders(self.services, self.viewer_id)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def accounts(self) -> AccountService:
+        return self.services.accounts
+
+    @property
+    def viewer_id(self) -> int | None:
+        return self.viewer.user.id if self.viewer else None
 
     @property
     def client_ip(self) -> str | None:

@@ -26,6 +26,11 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.NOT_AUTHENTICATED: "This needs a signed-in viewer.",
     ErrorCode.FORBIDDEN: "The viewer may not do this.",
     ErrorCode.NOT_FOUND: "The object does not exist or the viewer may not see it.",
+    ErrorCode.INVALID_CURSOR: "The cursor is malformed or belongs to another list.",
+    ErrorCode.TEXT_TOO_LONG: "The text is longer than allowed.",
+    ErrorCode.EMPTY_TEXT: "The text is empty.",
+    ErrorCode.CANNOT_FOLLOW_SELF: "An account cannot follow itself.",
+    ErrorCode.BLOCKED: "The viewer blocks this account; unblock it first.",
 }
 
 

@@ -1,17 +1,35 @@
-"""Per-request DataLoaders, named <thing>_by_<key>; made fresh for every request."""
+"""Per-request DataLoaders, named <thing>_by_<key>; made fresh for every request, so what they
+cache is what this viewer may see now."""
 
 from __future__ import annotations
 
 from strawberry.dataloader import DataLoader
 
 from app.models import User
-from app.services.accounts import AccountService
+from app.services import Services
+from app.services.graph import FollowState
+from app.services.views import PostView, hydrate, posts_by_ids
 
 
 class Loaders:
-    def __init__(self, accounts: AccountService) -> None:
+    def __init__(self, services: Services, viewer_id: int | None) -> None:
         async def load_users(ids: list[int]) -> list[User | None]:
-            found = await accounts.users_by_ids(ids)
+            found = await services.accounts.users_by_ids(viewer_id, ids)
             return [found.get(user_id) for user_id in ids]
 
+        async def load_posts(ids: list[int]) -> list[PostView | None]:
+            found = await posts_by_ids(viewer_id, ids, tombstones=True)
+            await hydrate(viewer_id, list(found.values()))
+            return [found.get(post_id) for post_id in ids]
+
+        async def load_follow_states(ids: list[int]) -> list[FollowState]:
+            if viewer_id is None:
+                return [FollowState.NOT_FOLLOWING for _ in ids]
+            states = await services.graph.states(viewer_id, ids)
+            return [states.get(user_id, FollowState.NOT_FOLLOWING) for user_id in ids]
+
         self.user_by_id: DataLoader[int, User | None] = DataLoader(load_users)
+        self.post_by_id: DataLoader[int, PostView | None] = DataLoader(load_posts)
+        self.follow_state_by_user_id: DataLoader[int, FollowState] = DataLoader(
+            load_follow_states
+        )

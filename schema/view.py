@@ -10,8 +10,8 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from app.services.accounts import AccountService, Viewer
-from app.settings import Settings
+from app.services import Services
+from app.services.accounts import Viewer
 from schema.context import Context
 
 
@@ -23,15 +23,14 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, schema: Any, settings: Settings, accounts: AccountService) -> None:
+    def __init__(self, schema: Any, services: Services) -> None:
         super().__init__(
             schema,
-            graphql_ide=None if settings.is_production else "graphiql",
+            graphql_ide=None if services.settings.is_production else "graphiql",
             allow_queries_via_get=True,
             multipart_uploads_enabled=False,
         )
-        self._settings = settings
-        self._accounts = accounts
+        self._services = services
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -39,10 +38,8 @@ class GraphQLView(GraphQL[Context, None]):
         viewer: Viewer | None = None
         token = bearer_token(request.headers.get("authorization"))
         if token:
-            viewer = await self._accounts.resolve_viewer(token)
-        return Context(
-            request=request, settings=self._settings, accounts=self._accounts, viewer=viewer
-        )
+            viewer = await self._services.accounts.resolve_viewer(token)
+        return Context(request=request, services=self._services, viewer=viewer)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -106,7 +106,7 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     if "app" not in request.fixturenames:
         return
     application: Starlette = request.getfixturevalue("app")
-    await application.state.limiter.reset()
+    await application.state.services.limiter.reset()
     tables = [model._meta.db_table for model in Tortoise.apps["models"].values()]
     connection = connections.get("default")
     if BACKEND == "postgres":

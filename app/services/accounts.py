@@ -10,11 +10,12 @@ from functools import cache
 
 from email_validator import EmailNotValidError, validate_email
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from app import auth
 from app.errors import DomainError, ErrorCode
-from app.models import RefreshToken, Role, Session, User
+from app.models import Block, RefreshToken, Role, Session, User
 from app.ratelimit import LoginLimiter
 from app.settings import Settings
 
@@ -90,6 +91,7 @@ class Viewer:
 
 @dataclass(frozen=True, slots=True)
 class SessionTokens:
+    session_id: int
     access_token: str
     access_token_expires_at: datetime
     refresh_token: str
@@ -100,6 +102,10 @@ class SessionTokens:
 class SignedIn:
     user: User
     tokens: SessionTokens
+
+    @property
+    def viewer(self) -> Viewer:
+        return Viewer(self.user, self.tokens.session_id)
 
 
 def _now() -> datetime:
@@ -322,11 +328,22 @@ class AccountService:
 
     # --- look-ups ------------------------------------------------------------------------
 
-    async def users_by_ids(self, ids: list[int]) -> dict[int, User]:
-        return {user.id: user for user in await User.filter(id__in=ids)}
+    async def users_by_ids(self, viewer_id: int | None, ids: list[int]) -> dict[int, User]:
+        """The accounts among `ids` that the viewer may see (blocks hide both ways)."""
+        users = {user.id: user for user in await User.filter(id__in=ids)}
+        if viewer_id is not None and users:
+            for blocker, blocked in await Block.filter(
+                Q(blocker_id=viewer_id, blocked_id__in=list(users))
+                | Q(blocked_id=viewer_id, blocker_id__in=list(users))
+            ).values_list("blocker_id", "blocked_id"):
+                users.pop(blocked if blocker == viewer_id else blocker, None)
+        return users
 
-    async def user_by_username(self, username: str) -> User | None:
-        return await User.get_or_none(username_key=username.lower())
+    async def user_by_username(self, viewer_id: int | None, username: str) -> User | None:
+        user = await User.get_or_none(username_key=username.lower())
+        if user is None:
+            return None
+        return (await self.users_by_ids(viewer_id, [user.id])).get(user.id)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -368,4 +385,4 @@ class AccountService:
             token_hash=auth.token_digest(refresh),
             expires_at=refresh_expires,
         )
-        return SessionTokens(access, access_expires, refresh, refresh_expires)
+        return SessionTokens(session_id, access, access_expires, refresh, refresh_expires)

@@ -12,6 +12,7 @@ from strawberry.extensions.validation_cache import _get_validate_cache
 
 from app.models import User
 from app.services.accounts import AccountService
+from app.services import Services
 from app.settings import Environment, Settings
 from schema import build_schema
 from tests.support import GraphQLClient
@@ -107,7 +108,7 @@ async def test_unexpected_errors_are_masked_and_logged_with_the_request_id(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def explode(self: AccountService, username: str) -> User | None:
+    async def explode(self: AccountService, viewer_id: int | None, username: str) -> User | None:
         raise RuntimeError("database password is hunter2")
 
     monkeypatch.setattr(AccountService, "user_by_username", explode)
@@ -178,7 +179,8 @@ async def test_production_turns_off_graphiql_and_introspection(
 
     production = settings.model_copy(update={"env": Environment.PRODUCTION})
     assert production.is_production
-    view = GraphQLView(build_schema(production), production, app.state.accounts)
+    services = Services.from_settings(production)
+    view = GraphQLView(build_schema(production), services)
     transport = httpx.ASGITransport(app=view)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         page = await client.get("/graphql", headers={"accept": "text/html"})

@@ -1,0 +1,36 @@
+"""Business logic, one module per domain. Services raise `DomainError` for expected failures
+and never import the API layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.ratelimit import LoginLimiter
+from app.services.accounts import AccountService
+from app.services.graph import GraphService
+from app.services.interactions import InteractionService
+from app.services.posts import PostService
+from app.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    limiter: LoginLimiter
+    accounts: AccountService
+    posts: PostService
+    interactions: InteractionService
+    graph: GraphService
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        limiter = LoginLimiter.from_settings(settings)
+        posts = PostService(settings)
+        return cls(
+            settings=settings,
+            limiter=limiter,
+            accounts=AccountService(settings, limiter),
+            posts=posts,
+            interactions=InteractionService(posts),
+            graph=GraphService(),
+        )

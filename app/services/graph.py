@@ -1,0 +1,293 @@
+"""The social graph: follow (or request to follow a locked account), unfollow, accept and
+reject requests, block and mute; follower lists. Follower counts change with the rows."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from app import sql
+from app.errors import DomainError, ErrorCode
+from app.ids import new_id
+from app.models import NotificationKind, User
+from app.services.accounts import Viewer
+from app.services.notifications import notify
+from app.services.paging import Page, PageRequest, make_page
+from app.services.views import USER_COLUMNS, AccountCard, account_from_row
+
+# How many of an account's latest posts a new follower's home timeline receives.
+BACKFILL = 40
+
+
+class FollowState(StrEnum):
+    NOT_FOLLOWING = "not_following"
+    REQUESTED = "requested"
+    FOLLOWING = "following"
+
+
+# Accounts that block :viewer or that :viewer blocks are invisible to each other.
+NOT_BLOCKED_USER = """
+NOT EXISTS (SELECT 1 FROM blocks ub
+  WHERE (ub.blocker_id = :viewer AND ub.blocked_id = u.id)
+     OR (ub.blocker_id = u.id AND ub.blocked_id = :viewer))
+"""
+
+
+async def _visible_user(viewer_id: int, user_id: int, field: str) -> User:
+    """The account, unless it is missing or blocks the viewer (both look the same: missing);
+    an account the viewer blocks is BLOCKED, so they know to unblock first."""
+    user = await User.get_or_none(id=user_id)
+    if user is None or await sql.fetch(
+        "SELECT 1 AS b FROM blocks WHERE blocker_id = :user AND blocked_id = :viewer",
+        {"user": user_id, "viewer": viewer_id},
+    ):
+        raise DomainError(ErrorCode.NOT_FOUND, "No such account.", field)
+    if await sql.fetch(
+        "SELECT 1 AS b FROM blocks WHERE blocker_id = :viewer AND blocked_id = :user",
+        {"user": user_id, "viewer": viewer_id},
+    ):
+        raise DomainError(ErrorCode.BLOCKED, "You block this account; unblock it first.", field)
+    return user
+
+
+async def _adjust_counts(follower: int, followee: int, delta: int, conn: BaseDBAsyncClient) -> None:
+    await sql.execute(
+        "UPDATE users SET following_count = following_count + :delta WHERE id = :follower",
+        {"delta": delta, "follower": follower},
+        conn,
+    )
+    await sql.execute(
+        "UPDATE users SET follower_count = follower_count + :delta WHERE id = :followee",
+        {"delta": delta, "followee": followee},
+        conn,
+    )
+
+
+async def _remove_follow(follower: int, followee: int, conn: BaseDBAsyncClient) -> bool:
+    params = {"follower": follower, "followee": followee}
+    removed = await sql.execute(
+        "DELETE FROM follows WHERE follower_id = :follower AND followee_id = :followee",
+        params,
+        conn,
+    )
+    if removed:
+        await _adjust_counts(follower, followee, -1, conn)
+        await sql.execute(
+            "DELETE FROM home_entries WHERE owner_id = :follower AND source_id = :followee",
+            params,
+            conn,
+        )
+    return bool(removed)
+
+
+async def _add_follow(follower: int, followee: int, conn: BaseDBAsyncClient) -> bool:
+    params = {"id": new_id(), "follower": follower, "followee": followee, "limit": BACKFILL}
+    added = await sql.execute(
+        "INSERT INTO follows (id, follower_id, followee_id) VALUES (:id, :follower, :followee) "
+        "ON CONFLICT (follower_id, followee_id) DO NOTHING",
+        params,
+        conn,
+    )
+    if added:
+        await _adjust_counts(follower, followee, 1, conn)
+        await notify([followee], follower, NotificationKind.FOLLOW, None, conn)
+        # The new follower's home timeline gets the account's recent posts straight away.
+        await sql.execute(
+            "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
+            "SELECT :follower, p.id, p.id, NULL, :followee FROM posts p "
+            "WHERE p.author_id = :followee AND p.deleted_at IS NULL AND p.reply_to_id IS NULL "
+            "AND p.visibility IN ('public', 'followers') "
+            "AND p.id NOT IN (SELECT entry_id FROM home_entries WHERE owner_id = :follower) "
+            "ORDER BY p.id DESC LIMIT :limit",
+            params,
+            conn,
+        )
+    return bool(added)
+
+
+class GraphService:
+    async def follow(self, viewer: Viewer, target_id: int) -> FollowState:
+        me = viewer.user.id
+        if target_id == me:
+            raise DomainError(ErrorCode.CANNOT_FOLLOW_SELF, "You cannot follow yourself.", "userId")
+        target = await _visible_user(me, target_id, "userId")
+        async with in_transaction() as conn:
+            if await self._state(me, target.id, conn) is FollowState.FOLLOWING:
+                return FollowState.FOLLOWING
+            if target.is_locked:
+                added = await sql.execute(
+                    "INSERT INTO follow_requests (id, requester_id, target_id) "
+                    "VALUES (:id, :me, :target) "
+                    "ON CONFLICT (requester_id, target_id) DO NOTHING",
+                    {"id": new_id(), "me": me, "target": target.id},
+                    conn,
+                )
+                if added:
+                    await notify([target.id], me, NotificationKind.FOLLOW_REQUEST, None, conn)
+                return FollowState.REQUESTED
+            await _add_follow(me, target.id, conn)
+        return FollowState.FOLLOWING
+
+    async def unfollow(self, viewer: Viewer, target_id: int) -> FollowState:
+        me = viewer.user.id
+        async with in_transaction() as conn:
+            await _remove_follow(me, target_id, conn)
+            await sql.execute(
+                "DELETE FROM follow_requests WHERE requester_id = :me AND target_id = :target",
+                {"me": me, "target": target_id},
+                conn,
+            )
+        return FollowState.NOT_FOLLOWING
+
+    async def answer_request(self, viewer: Viewer, requester_id: int, *, accept: bool) -> None:
+        me = viewer.user.id
+        async with in_transaction() as conn:
+            removed = await sql.execute(
+                "DELETE FROM follow_requests WHERE requester_id = :requester AND target_id = :me",
+                {"requester": requester_id, "me": me},
+                conn,
+            )
+            if not removed:
+                raise DomainError(
+                    ErrorCode.NOT_FOUND, "No follow request from this account.", "userId"
+                )
+            await sql.execute(
+                "DELETE FROM notifications WHERE recipient_id = :me AND actor_id = :requester "
+                "AND kind = 'follow_request'",
+                {"requester": requester_id, "me": me},
+                conn,
+            )
+            if accept:
+                await _add_follow(requester_id, me, conn)
+
+    async def block(self, viewer: Viewer, target_id: int) -> None:
+        """Blocking removes follows and requests both ways; each then sees nothing of the
+        other anywhere, and neither can interact with the other."""
+        me = viewer.user.id
+        if target_id == me:
+            raise DomainError(ErrorCode.INVALID_INPUT, "You cannot block yourself.", "userId")
+        if not await User.exists(id=target_id):
+            raise DomainError(ErrorCode.NOT_FOUND, "No such account.", "userId")
+        params = {"id": new_id(), "me": me, "target": target_id}
+        async with in_transaction() as conn:
+            await sql.execute(
+                "INSERT INTO blocks (id, blocker_id, blocked_id) VALUES (:id, :me, :target) "
+                "ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
+                params,
+                conn,
+            )
+            await _remove_follow(me, target_id, conn)
+            await _remove_follow(target_id, me, conn)
+            await sql.execute(
+                "DELETE FROM follow_requests WHERE (requester_id = :me AND target_id = :target) "
+                "OR (requester_id = :target AND target_id = :me)",
+                params,
+                conn,
+            )
+            await sql.execute(
+                "DELETE FROM home_entries WHERE (owner_id = :me AND source_id = :target) "
+                "OR (owner_id = :target AND source_id = :me)",
+                params,
+                conn,
+            )
+
+    async def unblock(self, viewer: Viewer, target_id: int) -> None:
+        await sql.execute(
+            "DELETE FROM blocks WHERE blocker_id = :me AND blocked_id = :target",
+            {"me": viewer.user.id, "target": target_id},
+        )
+
+    async def mute(self, viewer: Viewer, target_id: int) -> None:
+        me = viewer.user.id
+        if target_id == me:
+            raise DomainError(ErrorCode.INVALID_INPUT, "You cannot mute yourself.", "userId")
+        await _visible_user(me, target_id, "userId")
+        await sql.execute(
+            "INSERT INTO mutes (id, muter_id, muted_id) VALUES (:id, :me, :target) "
+            "ON CONFLICT (muter_id, muted_id) DO NOTHING",
+            {"id": new_id(), "me": me, "target": target_id},
+        )
+
+    async def unmute(self, viewer: Viewer, target_id: int) -> None:
+        await sql.execute(
+            "DELETE FROM mutes WHERE muter_id = :me AND muted_id = :target",
+            {"me": viewer.user.id, "target": target_id},
+        )
+
+    async def states(self, viewer_id: int, target_ids: list[int]) -> dict[int, FollowState]:
+        """The viewer's follow state towards each of `target_ids` (absent: not following)."""
+        rows = await sql.fetch(
+            "SELECT followee_id AS target, 'following' AS state FROM follows "
+            "WHERE follower_id = :me AND followee_id IN (:targets) "
+            "UNION ALL SELECT target_id, 'requested' FROM follow_requests "
+            "WHERE requester_id = :me AND target_id IN (:targets)",
+            {"me": viewer_id, "targets": sql.ids_param(target_ids)},
+        )
+        states: dict[int, FollowState] = {}
+        for row in rows:
+            state = FollowState(row["state"])
+            if states.get(row["target"]) is not FollowState.FOLLOWING:
+                states[row["target"]] = state
+        return states
+
+    async def _state(
+        self, me: int, target: int, conn: BaseDBAsyncClient | None
+    ) -> FollowState:
+        rows = await sql.fetch(
+            "SELECT 'following' AS state FROM follows "
+            "WHERE follower_id = :me AND followee_id = :target "
+            "UNION ALL SELECT 'requested' FROM follow_requests "
+            "WHERE requester_id = :me AND target_id = :target",
+            {"me": me, "target": target},
+            conn,
+        )
+        states = {row["state"] for row in rows}
+        if "following" in states:
+            return FollowState.FOLLOWING
+        if "requested" in states:
+            return FollowState.REQUESTED
+        return FollowState.NOT_FOLLOWING
+
+    # --- lists ---------------------------------------------------------------------------
+
+    async def followers(
+        self, viewer_id: int | None, user_id: int, request: PageRequest
+    ) -> Page[AccountCard]:
+        return await self._accounts(
+            viewer_id, request, "follows f JOIN users u ON u.id = f.follower_id",
+            "f.followee_id = :user", "f.id", {"user": user_id},
+        )
+
+    async def following(
+        self, viewer_id: int | None, user_id: int, request: PageRequest
+    ) -> Page[AccountCard]:
+        return await self._accounts(
+            viewer_id, request, "follows f JOIN users u ON u.id = f.followee_id",
+            "f.follower_id = :user", "f.id", {"user": user_id},
+        )
+
+    async def follow_requests(self, viewer: Viewer, request: PageRequest) -> Page[AccountCard]:
+        return await self._accounts(
+            viewer.user.id, request, "follow_requests f JOIN users u ON u.id = f.requester_id",
+            "f.target_id = :viewer", "f.id", {},
+        )
+
+    async def _accounts(
+        self,
+        viewer_id: int | None,
+        request: PageRequest,
+        source: str,
+        where: str,
+        sort_column: str,
+        params: dict[str, int],
+    ) -> Page[AccountCard]:
+        condition, order = request.keyset(sort_column)
+        rows = await sql.fetch(
+            f"SELECT {USER_COLUMNS}, {sort_column} AS sort_key FROM {source} "
+            f"WHERE {where} AND {condition} AND {NOT_BLOCKED_USER} "
+            f"ORDER BY {order} LIMIT :limit",
+            {**params, **request.params(), "viewer": viewer_id},
+        )
+        return make_page(request, [account_from_row(r) for r in rows], [r["sort_key"] for r in rows])

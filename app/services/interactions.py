@@ -1,0 +1,127 @@
+"""Likes, reposts and bookmarks. Repeating an action is harmless; counters change in the same
+transaction as the row they count, and only when the row really changed."""
+
+from __future__ import annotations
+
+from tortoise.transactions import in_transaction
+
+from app import sql
+from app.errors import DomainError, ErrorCode
+from app.ids import new_id
+from app.models import NotificationKind, Visibility
+from app.services.accounts import Viewer
+from app.services.notifications import notify
+from app.services.posts import PostService
+from app.services.views import PostView
+
+_INSERT_ONCE = (
+    "INSERT INTO {table} (id, user_id, post_id) VALUES (:id, :user, :post) "
+    "ON CONFLICT (user_id, post_id) DO NOTHING"
+)
+
+
+class InteractionService:
+    def __init__(self, posts: PostService) -> None:
+        self._posts = posts
+
+    async def like(self, viewer: Viewer, post_id: int) -> PostView:
+        post = await self._posts.visible_post(viewer.user.id, post_id, "postId")
+        async with in_transaction() as conn:
+            params = {"id": new_id(), "user": viewer.user.id, "post": post.id}
+            if await sql.execute(_INSERT_ONCE.format(table="likes"), params, conn):
+                await sql.execute(
+                    "UPDATE posts SET like_count = like_count + 1 WHERE id = :post", params, conn
+                )
+                await notify([post.author.id], viewer.user.id, NotificationKind.LIKE, post.id, conn)
+        return await self._posts.reload(viewer.user.id, post.id)
+
+    async def unlike(self, viewer: Viewer, post_id: int) -> PostView:
+        post = await self._posts.visible_post(viewer.user.id, post_id, "postId")
+        params = {"user": viewer.user.id, "post": post.id}
+        async with in_transaction() as conn:
+            removed = await sql.execute(
+                "DELETE FROM likes WHERE user_id = :user AND post_id = :post", params, conn
+            )
+            if removed:
+                await sql.execute(
+                    "UPDATE posts SET like_count = like_count - 1 "
+                    "WHERE id = :post AND like_count > 0",
+                    params,
+                    conn,
+                )
+                await sql.execute(
+                    "DELETE FROM notifications WHERE actor_id = :user AND post_id = :post "
+                    "AND kind = 'like'",
+                    params,
+                    conn,
+                )
+        return await self._posts.reload(viewer.user.id, post.id)
+
+    async def repost(self, viewer: Viewer, post_id: int) -> PostView:
+        post = await self._posts.visible_post(viewer.user.id, post_id, "postId")
+        if post.visibility is not Visibility.PUBLIC:
+            raise DomainError(ErrorCode.FORBIDDEN, "Only public posts can be reposted.", "postId")
+        repost_id = new_id()
+        params = {"id": repost_id, "user": viewer.user.id, "post": post.id}
+        async with in_transaction() as conn:
+            if await sql.execute(_INSERT_ONCE.format(table="reposts"), params, conn):
+                await sql.execute(
+                    "UPDATE posts SET repost_count = repost_count + 1 WHERE id = :post",
+                    params,
+                    conn,
+                )
+                await notify(
+                    [post.author.id], viewer.user.id, NotificationKind.REPOST, post.id, conn
+                )
+                # Into the home timelines of the reposter's followers, and the reposter's own.
+                await sql.execute(
+                    "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, "
+                    "source_id) SELECT f.follower_id, :id, :post, :user, :user FROM follows f "
+                    "WHERE f.followee_id = :user AND f.follower_id <> :author",
+                    {**params, "author": post.author.id},
+                    conn,
+                )
+        return await self._posts.reload(viewer.user.id, post.id)
+
+    async def unrepost(self, viewer: Viewer, post_id: int) -> PostView:
+        post = await self._posts.visible_post(viewer.user.id, post_id, "postId")
+        params = {"user": viewer.user.id, "post": post.id}
+        async with in_transaction() as conn:
+            removed = await sql.execute(
+                "DELETE FROM reposts WHERE user_id = :user AND post_id = :post", params, conn
+            )
+            if removed:
+                await sql.execute(
+                    "UPDATE posts SET repost_count = repost_count - 1 "
+                    "WHERE id = :post AND repost_count > 0",
+                    params,
+                    conn,
+                )
+                await sql.execute(
+                    "DELETE FROM home_entries WHERE reposter_id = :user AND post_id = :post",
+                    params,
+                    conn,
+                )
+                await sql.execute(
+                    "DELETE FROM notifications WHERE actor_id = :user AND post_id = :post "
+                    "AND kind = 'repost'",
+                    params,
+                    conn,
+                )
+        return await self._posts.reload(viewer.user.id, post.id)
+
+    async def bookmark(self, viewer: Viewer, post_id: int) -> PostView:
+        post = await self._posts.visible_post(viewer.user.id, post_id, "postId")
+        await sql.execute(
+            _INSERT_ONCE.format(table="bookmarks"),
+            {"id": new_id(), "user": viewer.user.id, "post": post.id},
+        )
+        return await self._posts.reload(viewer.user.id, post.id)
+
+    async def unbookmark(self, viewer: Viewer, post_id: int) -> PostView:
+        post = await self._posts.visible_post(viewer.user.id, post_id, "postId")
+        await sql.execute(
+            "DELETE FROM bookmarks WHERE user_id = :user AND post_id = :post",
+            {"user": viewer.user.id, "post": post.id},
+        )
+        return await self._posts.reload(viewer.user.id, post.id)

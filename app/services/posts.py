@@ -1,0 +1,306 @@
+"""Writing posts: create (with entities, counters, notifications and fan-out), edit with
+history, delete to a tombstone."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from app import sql
+from app.errors import DomainError, ErrorCode
+from app.models import (
+    Bookmark,
+    HomeEntry,
+    Like,
+    Mention,
+    Notification,
+    NotificationKind,
+    Post,
+    PostEdit,
+    PostTag,
+    Repost,
+    Role,
+    User,
+    Visibility,
+)
+from app.services.accounts import Viewer
+from app.services.entities import Entity, parse_entities
+from app.services.notifications import notify
+from app.services.views import PostView, hydrate, posts_by_ids
+from app.settings import Settings
+
+CONTENT_WARNING_MAX = 200
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _clean(text: str) -> str:
+    return unicodedata.normalize("NFC", text).strip()
+
+
+class PostService:
+    def __init__(self, settings: Settings) -> None:
+        self._max_length = settings.posts.max_length
+        self._big_account = settings.timelines.fanout_max_followers
+
+    # --- reading one post --------------------------------------------------------------
+
+    async def visible_post(self, viewer_id: int | None, post_id: int, field: str) -> PostView:
+        """The post if the viewer may see it; NOT_FOUND whether it is missing, deleted or
+        hidden, so that its existence is not revealed."""
+        found = (await posts_by_ids(viewer_id, [post_id])).get(post_id)
+        if found is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "No such post.", field)
+        return found
+
+    async def post_for_viewer(self, viewer_id: int | None, post_id: int) -> PostView | None:
+        found = (await posts_by_ids(viewer_id, [post_id])).get(post_id)
+        if found is None:
+            return None
+        return (await hydrate(viewer_id, [found]))[0]
+
+    # --- writing -----------------------------------------------------------------------
+
+    def _validate(self, text: str, content_warning: str | None) -> tuple[str, str]:
+        text = _clean(text)
+        if not text:
+            raise DomainError(ErrorCode.EMPTY_TEXT, "A post needs some text.", "text")
+        if len(text) > self._max_length:
+            raise DomainError(
+                ErrorCode.TEXT_TOO_LONG,
+                f"Posts are at most {self._max_length} characters.",
+                "text",
+            )
+        warning = _clean(content_warning or "")
+        if len(warning) > CONTENT_WARNING_MAX:
+            raise DomainError(
+                ErrorCode.TEXT_TOO_LONG,
+                f"Content warnings are at most {CONTENT_WARNING_MAX} characters.",
+                "contentWarning",
+            )
+        return text, warning
+
+    async def create_post(
+        self,
+        viewer: Viewer,
+        *,
+        text: str,
+        visibility: Visibility = Visibility.PUBLIC,
+        content_warning: str | None = None,
+        reply_to_id: int | None = None,
+        quote_of_id: int | None = None,
+    ) -> PostView:
+        text, warning = self._validate(text, content_warning)
+        author = viewer.user
+        parent = (
+            await self.visible_post(author.id, reply_to_id, "replyTo") if reply_to_id else None
+        )
+        quoted = (
+            await self.visible_post(author.id, quote_of_id, "quoteOf") if quote_of_id else None
+        )
+        if quoted is not None and quoted.visibility is not Visibility.PUBLIC:
+            raise DomainError(ErrorCode.FORBIDDEN, "Only public posts can be quoted.", "quoteOf")
+        entities = parse_entities(text)
+        mentioned = await self._mentioned_users(entities)
+        public = visibility is Visibility.PUBLIC
+        async with in_transaction() as conn:
+            post = await Post.create(
+                author_id=author.id,
+                text=text,
+                content_warning=warning,
+                visibility=visibility,
+                reply_to_id=reply_to_id,
+                quote_of_id=quote_of_id,
+                entities=[e.as_json() for e in entities],
+                using_db=conn,
+            )
+            await self._save_entities(post.id, entities, mentioned, conn)
+            if parent is not None and public:
+                await sql.execute(
+                    "UPDATE posts SET reply_count = reply_count + 1 WHERE id = :id",
+                    {"id": parent.id},
+                    conn,
+                )
+            if quoted is not None and public:
+                await sql.execute(
+                    "UPDATE posts SET quote_count = quote_count + 1 WHERE id = :id",
+                    {"id": quoted.id},
+                    conn,
+                )
+            await self._notify_new_post(post, parent, quoted, mentioned, conn)
+            await self._fan_out(post, parent, conn)
+        return await self.reload(author.id, post.id)
+
+    async def edit_post(
+        self, viewer: Viewer, post_id: int, *, text: str, content_warning: str | None = None
+    ) -> PostView:
+        text, warning = self._validate(text, content_warning)
+        post = await Post.get_or_none(id=post_id, deleted_at=None)
+        if post is None or post.author_id != viewer.user.id:
+            # Someone else's post is as good as missing to an editor.
+            raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
+        entities = parse_entities(text)
+        mentioned = await self._mentioned_users(entities)
+        already = set(await Mention.filter(post_id=post.id).values_list("user_id", flat=True))
+        async with in_transaction() as conn:
+            await PostEdit.create(
+                post_id=post.id,
+                text=post.text,
+                content_warning=post.content_warning,
+                published_at=post.edited_at or post.created_at,
+                using_db=conn,
+            )
+            await Post.filter(id=post.id).using_db(conn).update(
+                text=text,
+                content_warning=warning,
+                entities=[e.as_json() for e in entities],
+                edited_at=_now(),
+            )
+            await PostTag.filter(post_id=post.id).using_db(conn).delete()
+            new_mentions = [u for u in mentioned if u.id not in already]
+            await self._save_entities(post.id, entities, new_mentions, conn)
+            await notify(
+                [u.id for u in new_mentions], viewer.user.id, NotificationKind.MENTION, post.id,
+                conn,
+            )
+        return await self.reload(viewer.user.id, post.id)
+
+    async def delete_post(self, viewer: Viewer, post_id: int) -> int:
+        """Leave a tombstone: the content, edits, entities, interactions and notifications go;
+        replies stay in their thread. Authors delete their own posts; moderators any."""
+        post = await Post.get_or_none(id=post_id, deleted_at=None)
+        moderator = viewer.user.role in (Role.MODERATOR, Role.ADMIN)
+        if post is None or (post.author_id != viewer.user.id and not moderator):
+            raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
+        async with in_transaction() as conn:
+            # Claim the deletion first so two concurrent deletes adjust counters once.
+            claimed = await Post.filter(id=post.id, deleted_at=None).using_db(conn).update(
+                deleted_at=_now(), text="", content_warning="", entities=[]
+            )
+            if not claimed:
+                raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
+            if post.visibility is Visibility.PUBLIC:
+                for column, target in (
+                    ("reply_count", post.reply_to_id),
+                    ("quote_count", post.quote_of_id),
+                ):
+                    if target is not None:
+                        await sql.execute(
+                            f"UPDATE posts SET {column} = {column} - 1 "
+                            f"WHERE id = :id AND {column} > 0",
+                            {"id": target},
+                            conn,
+                        )
+            for model in (PostEdit, PostTag, Mention, Like, Repost, Bookmark, HomeEntry):
+                await model.filter(post_id=post.id).using_db(conn).delete()
+            await Notification.filter(post_id=post.id).using_db(conn).delete()
+            await Post.filter(id=post.id).using_db(conn).update(
+                like_count=0, repost_count=0
+            )
+        return post.id
+
+    async def edit_history(self, viewer_id: int | None, post_id: int) -> list[PostEdit]:
+        """Earlier versions of a visible post, oldest first."""
+        if not await posts_by_ids(viewer_id, [post_id]):
+            return []
+        return await PostEdit.filter(post_id=post_id).order_by("id")
+
+    # --- helpers -----------------------------------------------------------------------
+
+    async def reload(self, viewer_id: int, post_id: int) -> PostView:
+        """The post as its author (or an actor who may see it) now sees it."""
+        view = await self.post_for_viewer(viewer_id, post_id)
+        assert view is not None  # the author always sees their own live post
+        return view
+
+    async def _mentioned_users(self, entities: list[Entity]) -> list[User]:
+        names = {e.value.lower() for e in entities if e.kind == "mention"}
+        if not names:
+            return []
+        return await User.filter(username_key__in=list(names))
+
+    async def _save_entities(
+        self, post_id: int, entities: list[Entity], mentioned: list[User], conn: BaseDBAsyncClient
+    ) -> None:
+        tags = sorted({e.value for e in entities if e.kind == "hashtag"})
+        if tags:
+            await PostTag.bulk_create(
+                [PostTag(post_id=post_id, tag=tag) for tag in tags], using_db=conn
+            )
+        if mentioned:
+            await Mention.bulk_create(
+                [Mention(post_id=post_id, user_id=user.id) for user in mentioned], using_db=conn
+            )
+
+    async def _notify_new_post(
+        self,
+        post: Post,
+        parent: PostView | None,
+        quoted: PostView | None,
+        mentioned: list[User],
+        conn: BaseDBAsyncClient,
+    ) -> None:
+        author_id = post.author_id
+        if parent is not None:
+            await notify([parent.author.id], author_id, NotificationKind.REPLY, post.id, conn)
+        if quoted is not None:
+            await notify([quoted.author.id], author_id, NotificationKind.QUOTE, post.id, conn)
+        already = {parent.author.id if parent else None, quoted.author.id if quoted else None}
+        await notify(
+            [u.id for u in mentioned if u.id not in already],
+            author_id,
+            NotificationKind.MENTION,
+            post.id,
+            conn,
+        )
+
+    async def _fan_out(self, post: Post, parent: PostView | None, conn: BaseDBAsyncClient) -> None:
+        """Write the post into the home timelines it belongs in, in the same transaction."""
+        params = {"post": post.id, "author": post.author_id}
+        await sql.execute(
+            "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
+            "VALUES (:author, :post, :post, NULL, :author)",
+            params,
+            conn,
+        )
+        if post.visibility is Visibility.DIRECT:
+            await sql.execute(
+                "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
+                "SELECT m.user_id, :post, :post, NULL, :author FROM mentions m "
+                "WHERE m.post_id = :post AND m.user_id <> :author",
+                params,
+                conn,
+            )
+            return
+        if post.visibility not in (Visibility.PUBLIC, Visibility.FOLLOWERS):
+            return
+        # Big accounts are merged in at read time instead.
+        big = await sql.fetch(
+            "SELECT 1 AS big FROM users WHERE id = :author AND follower_count > :limit",
+            {**params, "limit": self._big_account},
+            conn,
+        )
+        if big:
+            return
+        # A reply reaches only followers who also follow the account replied to.
+        replies_filter = ""
+        if parent is not None and parent.author.id != post.author_id:
+            replies_filter = (
+                "AND EXISTS (SELECT 1 FROM follows f2 WHERE f2.follower_id = f.follower_id "
+                "AND f2.followee_id = :parent_author)"
+            )
+            params["parent_author"] = parent.author.id
+        await sql.execute(
+            "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
+            "SELECT f.follower_id, :post, :post, NULL, :author FROM follows f "
+            f"WHERE f.followee_id = :author {replies_filter}",
+            params,
+            conn,
+        )
+
+

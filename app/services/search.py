@@ -1,0 +1,53 @@
+"""Search: accounts by username or display-name prefix, hashtags by prefix. Post search is a
+timeline (`timelines.search_posts`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app import sql
+from app.services.graph import NOT_BLOCKED_USER
+from app.services.views import USER_COLUMNS, AccountCard, account_from_row
+
+
+@dataclass(frozen=True, slots=True)
+class HashtagCount:
+    tag: str
+    public_posts: int
+
+
+def _prefix_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.lower() + "%"
+
+
+async def accounts(viewer_id: int | None, text: str, limit: int) -> list[AccountCard]:
+    prefix = text.strip().lstrip("@")
+    if not prefix:
+        return []
+    rows = await sql.fetch(
+        f"""
+        SELECT {USER_COLUMNS} FROM users u
+        WHERE (u.username_key LIKE :pattern ESCAPE '\\' OR LOWER(u.display_name) LIKE :pattern ESCAPE '\\')
+          AND {NOT_BLOCKED_USER}
+        ORDER BY u.follower_count DESC, u.id LIMIT :limit
+        """,
+        {"pattern": _prefix_pattern(prefix), "viewer": viewer_id, "limit": limit},
+    )
+    return [account_from_row(row) for row in rows]
+
+
+async def hashtags(text: str, limit: int) -> list[HashtagCount]:
+    prefix = text.strip().lstrip("#")
+    if not prefix:
+        return []
+    rows = await sql.fetch(
+        """
+        SELECT t.tag, COUNT(*) AS uses FROM post_tags t JOIN posts p ON p.id = t.post_id
+        WHERE t.tag LIKE :pattern ESCAPE '\\' AND p.visibility = 'public'
+          AND p.deleted_at IS NULL
+        GROUP BY t.tag ORDER BY uses DESC, t.tag LIMIT :limit
+        """,
+        {"pattern": _prefix_pattern(prefix), "limit": limit},
+    )
+    return [HashtagCount(row["tag"], int(row["uses"])) for row in rows]

@@ -1,0 +1,222 @@
+"""Timelines, newest first, as index range scans on a cursor; each page is one statement plus
+`views.hydrate`'s two.
+
+The home timeline reads the fan-out table `home_entries` (written when a post or repost is
+made), merged at read time with the posts of followed accounts too big to fan out.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from app import sql
+from app.services.paging import Page, PageRequest, make_page
+from app.services.views import NOT_MUTED, POST_COLUMNS, VISIBLE, PostView, account_from_row
+from app.services.views import hydrate, post_from_row
+
+_REPOSTER_NOT_MUTED = """
+(h.reposter_id IS NULL OR NOT EXISTS (
+   SELECT 1 FROM mutes rm WHERE rm.muter_id = :viewer AND rm.muted_id = h.reposter_id))
+"""
+
+
+async def _posts_page(
+    viewer_id: int | None,
+    request: PageRequest,
+    *,
+    source: str,
+    where: str,
+    sort_column: str,
+    params: dict[str, Any],
+    ascending: bool = False,
+    mute_filter: bool = True,
+) -> Page[PostView]:
+    condition, order = request.keyset(sort_column, ascending)
+    muted = f"AND {NOT_MUTED}" if mute_filter and viewer_id is not None else ""
+    rows = await sql.fetch(
+        f"""
+        SELECT {POST_COLUMNS}, {sort_column} AS sort_key
+        FROM {source} JOIN users u ON u.id = p.author_id
+        WHERE {where} AND {condition} AND {VISIBLE} {muted}
+        ORDER BY {order} LIMIT :limit
+        """,
+        {**params, **request.params(), "viewer": viewer_id},
+    )
+    posts = [post_from_row(row) for row in rows]
+    page = make_page(request, posts, [p.sort_key for p in posts])
+    await hydrate(viewer_id, page.items)
+    return page
+
+
+async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[PostView]:
+    entries_condition, entries_order = request.keyset("e.entry_id")
+    big_condition, big_order = request.keyset("p.id")
+    outer_condition, outer_order = request.keyset("h.sort_key")
+    rows = await sql.fetch(
+        f"""
+        SELECT {POST_COLUMNS}, h.sort_key, h.reposter_id,
+               r.id AS r_id, r.username AS r_username, r.display_name AS r_display_name,
+               r.bio AS r_bio, r.is_locked AS r_is_locked, r.role AS r_role,
+               r.email AS r_email, r.created_at AS r_created_at,
+               r.follower_count AS r_follower_count, r.following_count AS r_following_count
+        FROM (
+          SELECT * FROM (
+            SELECT e.entry_id AS sort_key, e.post_id, e.reposter_id
+            FROM home_entries e JOIN posts p ON p.id = e.post_id
+            WHERE e.owner_id = :viewer AND {entries_condition} AND {VISIBLE} AND {NOT_MUTED}
+            ORDER BY {entries_order} LIMIT :limit
+          ) fanned_out
+          UNION
+          SELECT * FROM (
+            SELECT p.id AS sort_key, p.id AS post_id, NULL AS reposter_id
+            FROM posts p
+            WHERE p.author_id IN (
+                SELECT f.followee_id FROM follows f JOIN users big ON big.id = f.followee_id
+                WHERE f.follower_id = :viewer AND big.follower_count > :big)
+              AND (p.reply_to_id IS NULL OR p.reply_to_id IN (
+                SELECT own.id FROM posts own WHERE own.author_id = p.author_id))
+              AND {big_condition} AND {VISIBLE} AND {NOT_MUTED}
+            ORDER BY {big_order} LIMIT :limit
+          ) merged
+        ) h
+        JOIN posts p ON p.id = h.post_id
+        JOIN users u ON u.id = p.author_id
+        LEFT JOIN users r ON r.id = h.reposter_id
+        WHERE {outer_condition} AND {_REPOSTER_NOT_MUTED}
+        ORDER BY {outer_order} LIMIT :limit
+        """,
+        {**request.params(), "viewer": viewer_id, "big": big_account},
+    )
+    posts = []
+    for row in rows:
+        post = post_from_row(row)
+        if row["reposter_id"] is not None:
+            post.reposted_by = account_from_row(row, "r_")
+        posts.append(post)
+    page = make_page(request, posts, [p.sort_key for p in posts])
+    await hydrate(viewer_id, page.items)
+    return page
+
+
+async def public(viewer_id: int | None, request: PageRequest) -> Page[PostView]:
+    return await _posts_page(
+        viewer_id,
+        request,
+        source="posts p",
+        where="p.visibility = 'public'",
+        sort_column="p.id",
+        params={},
+    )
+
+
+async def user_posts(
+    viewer_id: int | None, author_id: int, request: PageRequest, *, with_replies: bool
+) -> Page[PostView]:
+    where = "p.author_id = :author" + ("" if with_replies else " AND p.reply_to_id IS NULL")
+    return await _posts_page(
+        viewer_id,
+        request,
+        source="posts p",
+        where=where,
+        sort_column="p.id",
+        params={"author": author_id},
+        mute_filter=False,  # looking at one account's page is asking to see it
+    )
+
+
+async def hashtag(viewer_id: int | None, tag: str, request: PageRequest) -> Page[PostView]:
+    return await _posts_page(
+        viewer_id,
+        request,
+        source="post_tags t JOIN posts p ON p.id = t.post_id",
+        where="t.tag = :tag",
+        sort_column="t.post_id",
+        params={"tag": tag.lstrip("#").lower()},
+    )
+
+
+async def bookmarks(viewer_id: int, request: PageRequest) -> Page[PostView]:
+    return await _posts_page(
+        viewer_id,
+        request,
+        source="bookmarks b JOIN posts p ON p.id = b.post_id",
+        where="b.user_id = :viewer",
+        sort_column="b.id",
+        params={},
+        mute_filter=False,
+    )
+
+
+async def likes(viewer_id: int, request: PageRequest) -> Page[PostView]:
+    return await _posts_page(
+        viewer_id,
+        request,
+        source="likes l JOIN posts p ON p.id = l.post_id",
+        where="l.user_id = :viewer",
+        sort_column="l.id",
+        params={},
+        mute_filter=False,
+    )
+
+
+async def replies(viewer_id: int | None, post_id: int, request: PageRequest) -> Page[PostView]:
+    """Replies to a post, oldest first, as a conversation reads."""
+    return await _posts_page(
+        viewer_id,
+        request,
+        source="posts p",
+        where="p.reply_to_id = :post",
+        sort_column="p.id",
+        params={"post": post_id},
+        ascending=True,
+        mute_filter=False,
+    )
+
+
+def _fts5_query(text: str) -> str:
+    """Words as quoted FTS5 strings, so user input is never FTS5 syntax."""
+    words = re.findall(r"\w+", text)
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+async def search_posts(viewer_id: int | None, text: str, request: PageRequest) -> Page[PostView]:
+    if sql.dialect() == "postgres":
+        where = "to_tsvector('simple', p.text) @@ plainto_tsquery('simple', :q)"
+        query = text
+    else:
+        where = "p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH :q)"
+        query = _fts5_query(text)
+    if not query.strip():
+        return make_page(request, [], [])
+    return await _posts_page(
+        viewer_id,
+        request,
+        source="posts p",
+        where=where,
+        sort_column="p.id",
+        params={"q": query},
+    )
+
+
+async def ancestors(viewer_id: int | None, post_id: int, max_depth: int = 200) -> list[PostView]:
+    """The posts a post replies to, root first; deleted ones as tombstones, invisible ones
+    left out."""
+    from app.services.views import AUDIENCE
+
+    rows = await sql.fetch(
+        f"""
+        WITH RECURSIVE chain(id, depth) AS (
+          SELECT reply_to_id, 1 FROM posts WHERE id = :post AND reply_to_id IS NOT NULL
+          UNION ALL
+          SELECT p.reply_to_id, c.depth + 1 FROM posts p JOIN chain c ON p.id = c.id
+          WHERE p.reply_to_id IS NOT NULL AND c.depth < :max_depth
+        )
+        SELECT {POST_COLUMNS} FROM chain c
+        JOIN posts p ON p.id = c.id JOIN users u ON u.id = p.author_id
+        WHERE {AUDIENCE}
+        ORDER BY c.depth DESC
+        """,
+        {"post": post_id, "viewer": viewer_id, "max_depth": max_depth},
+    )
+    return await hydrate(viewer_id, [post_from_row(row) for row in rows])

@@ -1,0 +1,209 @@
+"""Read-side data for the API: plain slotted dataclasses, loaded in few statements.
+
+A page of posts (with authors, counts, the viewer's state and the replied-to and quoted
+posts) takes three statements whatever its length: the page itself, the posts it refers to,
+and the viewer's likes, reposts and bookmarks among all of them.
+
+Who may see a post is decided here, in SQL, once (`VISIBLE`), and every read path uses it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app import sql
+from app.models import Role, Visibility
+
+# The audience of post p includes :viewer (NULL when signed out) when neither side blocks the
+# other and its visibility lets them in. SUBSCRIBERS posts are the author's alone until
+# premium subscriptions exist.
+AUDIENCE = """
+(
+  p.visibility = 'public'
+  OR p.author_id = :viewer
+  OR (p.visibility = 'followers' AND EXISTS (
+        SELECT 1 FROM follows vf WHERE vf.follower_id = :viewer AND vf.followee_id = p.author_id))
+  OR (p.visibility = 'direct' AND EXISTS (
+        SELECT 1 FROM mentions vm WHERE vm.post_id = p.id AND vm.user_id = :viewer))
+)
+AND NOT EXISTS (
+  SELECT 1 FROM blocks vb
+  WHERE (vb.blocker_id = :viewer AND vb.blocked_id = p.author_id)
+     OR (vb.blocker_id = p.author_id AND vb.blocked_id = :viewer))
+"""
+
+# Visible: in the audience and not deleted. A deleted post shows as a tombstone (in threads)
+# only to its audience, so even its existence stays private.
+VISIBLE = "p.deleted_at IS NULL AND " + AUDIENCE
+
+# Timelines and notifications also leave out accounts the viewer muted.
+NOT_MUTED = """
+NOT EXISTS (SELECT 1 FROM mutes vmu WHERE vmu.muter_id = :viewer AND vmu.muted_id = p.author_id)
+"""
+
+POST_COLUMNS = """
+p.id, p.text, p.content_warning, p.visibility, p.entities, p.like_count, p.repost_count,
+p.reply_count, p.quote_count, p.created_at, p.edited_at, p.deleted_at, p.reply_to_id,
+p.quote_of_id,
+u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name, u.bio AS a_bio,
+u.is_locked AS a_is_locked, u.role AS a_role, u.email AS a_email,
+u.created_at AS a_created_at, u.follower_count AS a_follower_count,
+u.following_count AS a_following_count
+"""
+
+USER_COLUMNS = """
+u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name, u.bio AS a_bio,
+u.is_locked AS a_is_locked, u.role AS a_role, u.email AS a_email,
+u.created_at AS a_created_at, u.follower_count AS a_follower_count,
+u.following_count AS a_following_count
+"""
+
+
+@dataclass(slots=True)
+class AccountCard:
+    id: int
+    username: str
+    display_name: str
+    bio: str
+    is_locked: bool
+    role: Role
+    email: str
+    created_at: datetime
+    follower_count: int
+    following_count: int
+
+
+@dataclass(slots=True)
+class PostView:
+    id: int
+    author: AccountCard
+    text: str
+    content_warning: str
+    visibility: Visibility
+    entities: list[dict[str, Any]]
+    like_count: int
+    repost_count: int
+    reply_count: int
+    quote_count: int
+    created_at: datetime
+    edited_at: datetime | None
+    is_deleted: bool
+    reply_to_id: int | None
+    quote_of_id: int | None
+    # Filled by `hydrate`: the referred posts when visible (None when not, or not loaded).
+    reply_to: PostView | None = None
+    quote_of: PostView | None = None
+    related_loaded: bool = False
+    viewer_has_liked: bool = False
+    viewer_has_reposted: bool = False
+    viewer_has_bookmarked: bool = False
+    # Timeline entries only: who reposted it into this timeline, and the entry's sort key.
+    reposted_by: AccountCard | None = None
+    sort_key: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def account_from_row(row: dict[str, Any], prefix: str = "a_") -> AccountCard:
+    return AccountCard(
+        id=row[prefix + "id"],
+        username=row[prefix + "username"],
+        display_name=row[prefix + "display_name"],
+        bio=row[prefix + "bio"],
+        is_locked=bool(row[prefix + "is_locked"]),
+        role=Role(row[prefix + "role"]),
+        email=row[prefix + "email"],
+        created_at=_datetime(row[prefix + "created_at"]),
+        follower_count=row[prefix + "follower_count"],
+        following_count=row[prefix + "following_count"],
+    )
+
+
+def post_from_row(row: dict[str, Any]) -> PostView:
+    deleted = row["deleted_at"] is not None
+    entities = row["entities"]
+    if isinstance(entities, str):
+        entities = json.loads(entities)
+    edited = row["edited_at"]
+    return PostView(
+        id=row["id"],
+        author=account_from_row(row),
+        # A tombstone keeps its place in the thread and nothing of its content.
+        text="" if deleted else row["text"],
+        content_warning="" if deleted else row["content_warning"],
+        visibility=Visibility(row["visibility"]),
+        entities=[] if deleted else entities,
+        like_count=row["like_count"],
+        repost_count=row["repost_count"],
+        reply_count=row["reply_count"],
+        quote_count=row["quote_count"],
+        created_at=_datetime(row["created_at"]),
+        edited_at=_datetime(edited) if edited is not None else None,
+        is_deleted=deleted,
+        reply_to_id=row["reply_to_id"],
+        quote_of_id=row["quote_of_id"],
+        sort_key=row.get("sort_key") or row["id"],
+    )
+
+
+async def posts_by_ids(
+    viewer_id: int | None, ids: list[int], *, tombstones: bool = False
+) -> dict[int, PostView]:
+    """The posts among `ids` the viewer may see (deleted ones as tombstones if asked), with
+    authors; one statement. Nothing is hydrated."""
+    if not ids:
+        return {}
+    visible = AUDIENCE if tombstones else VISIBLE
+    rows = await sql.fetch(
+        f"SELECT {POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id "
+        f"WHERE p.id IN (:ids) AND {visible}",
+        {"ids": sql.ids_param(ids), "viewer": viewer_id},
+    )
+    return {row["id"]: post_from_row(row) for row in rows}
+
+
+async def hydrate(viewer_id: int | None, posts: list[PostView]) -> list[PostView]:
+    """Attach the replied-to and quoted posts and the viewer's state: two statements."""
+    if not posts:
+        return posts
+    wanted = {
+        ref
+        for post in posts
+        for ref in (post.reply_to_id, post.quote_of_id)
+        if ref is not None and not post.is_deleted
+    }
+    related = await posts_by_ids(viewer_id, list(wanted), tombstones=True) if wanted else {}
+    for post in posts:
+        if not post.is_deleted:
+            post.reply_to = related.get(post.reply_to_id) if post.reply_to_id else None
+            post.quote_of = related.get(post.quote_of_id) if post.quote_of_id else None
+        post.related_loaded = True
+    if viewer_id is not None:
+        everything = [*posts, *related.values()]
+        await _attach_viewer_state(viewer_id, everything)
+    return posts
+
+
+async def _attach_viewer_state(viewer_id: int, posts: list[PostView]) -> None:
+    ids = sql.ids_param([p.id for p in posts])
+    rows = await sql.fetch(
+        """
+        SELECT 'like' AS kind, post_id FROM likes WHERE user_id = :viewer AND post_id IN (:ids)
+        UNION ALL
+        SELECT 'repost', post_id FROM reposts WHERE user_id = :viewer AND post_id IN (:ids)
+        UNION ALL
+        SELECT 'bookmark', post_id FROM bookmarks WHERE user_id = :viewer AND post_id IN (:ids)
+        """,
+        {"viewer": viewer_id, "ids": ids},
+    )
+    state = {(row["kind"], row["post_id"]) for row in rows}
+    for post in posts:
+        post.viewer_has_liked = ("like", post.id) in state
+        post.viewer_has_reposted = ("repost", post.id) in state
+        post.viewer_has_bookmarked = ("bookmark", post.id) in state

@@ -1,0 +1,183 @@
+"""Timelines, notifications and search over GraphQL: cursor connections, newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from app.services import notifications, search, timelines
+from schema.context import Context
+from schema.posts import require_viewer
+from schema.types import (
+    After,
+    Before,
+    First,
+    Hashtag,
+    Last,
+    Notification,
+    NotificationConnection,
+    NotificationEdge,
+    PostConnection,
+    User,
+    UserConnection,
+    page_info,
+    page_request,
+)
+
+Limit = Annotated[int, strawberry.argument(description="At most this many (1-100).")]
+
+
+def _limit(value: int) -> int:
+    return max(1, min(value, 100))
+
+
+@strawberry.type
+class TimelineQuery:
+    @strawberry.field(description="The viewer's posts and those of accounts they follow.")
+    async def home_timeline(
+        self,
+        info: Info[Context, None],
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> PostConnection:
+        viewer = require_viewer(info)
+        request = page_request("home", first, after, last, before)
+        big = info.context.settings.timelines.fanout_max_followers
+        return PostConnection.from_page(await timelines.home(viewer.user.id, request, big))
+
+    @strawberry.field(description="Every public post, newest first.")
+    async def public_timeline(
+        self,
+        info: Info[Context, None],
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> PostConnection:
+        request = page_request("public", first, after, last, before)
+        return PostConnection.from_page(await timelines.public(info.context.viewer_id, request))
+
+    @strawberry.field(description="Posts with a hashtag that the viewer may see.")
+    async def hashtag_timeline(
+        self,
+        info: Info[Context, None],
+        tag: Annotated[str, strawberry.argument(description="The tag, with or without #.")],
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> PostConnection:
+        request = page_request("hashtag", first, after, last, before)
+        page = await timelines.hashtag(info.context.viewer_id, tag, request)
+        return PostConnection.from_page(page)
+
+    @strawberry.field(description="The viewer's bookmarks, latest first.")
+    async def bookmarks(
+        self,
+        info: Info[Context, None],
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> PostConnection:
+        viewer = require_viewer(info)
+        request = page_request("bookmarks", first, after, last, before)
+        return PostConnection.from_page(await timelines.bookmarks(viewer.user.id, request))
+
+    @strawberry.field(description="Posts the viewer liked, latest like first.")
+    async def liked_posts(
+        self,
+        info: Info[Context, None],
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> PostConnection:
+        viewer = require_viewer(info)
+        request = page_request("likes", first, after, last, before)
+        return PostConnection.from_page(await timelines.likes(viewer.user.id, request))
+
+    @strawberry.field(description="Accounts asking to follow the viewer.")
+    async def follow_requests(
+        self,
+        info: Info[Context, None],
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> UserConnection:
+        viewer = require_viewer(info)
+        request = page_request("follow-requests", first, after, last, before)
+        return UserConnection.from_page(
+            await info.context.services.graph.follow_requests(viewer, request)
+        )
+
+    @strawberry.field(description="The viewer's notifications, newest first.")
+    async def notifications(
+        self,
+        info: Info[Context, None],
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> NotificationConnection:
+        viewer = require_viewer(info)
+        request = page_request("notifications", first, after, last, before)
+        page = await notifications.notifications(viewer.user, request)
+        return NotificationConnection(
+            edges=[
+                NotificationEdge(
+                    cursor=page.cursor(i),
+                    node=Notification(
+                        id=strawberry.ID(str(item.id)),
+                        kind=item.kind,  # type: ignore[arg-type]
+                        actor=item.actor,  # type: ignore[arg-type]
+                        post=item.post,  # type: ignore[arg-type]
+                        is_read=item.is_read,
+                    ),
+                )
+                for i, item in enumerate(page.items)
+            ],
+            page_info=page_info(page),
+        )
+
+    @strawberry.field(description="How many notifications are newer than the read mark.")
+    async def unread_notification_count(self, info: Info[Context, None]) -> int:
+        return await notifications.unread_count(require_viewer(info).user)
+
+    @strawberry.field(description="Accounts whose username or display name starts so.")
+    async def search_accounts(
+        self,
+        info: Info[Context, None],
+        query: Annotated[str, strawberry.argument(description="The start of a name.")],
+        limit: Limit = 20,
+    ) -> list[User]:
+        return await search.accounts(info.context.viewer_id, query, _limit(limit))  # type: ignore[return-value]
+
+    @strawberry.field(description="Posts matching words, newest first.")
+    async def search_posts(
+        self,
+        info: Info[Context, None],
+        query: Annotated[str, strawberry.argument(description="Words to find.")],
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> PostConnection:
+        request = page_request("search-posts", first, after, last, before)
+        page = await timelines.search_posts(info.context.viewer_id, query, request)
+        return PostConnection.from_page(page)
+
+    @strawberry.field(description="Hashtags starting so, most used first.")
+    async def search_hashtags(
+        self,
+        info: Info[Context, None],
+        query: Annotated[str, strawberry.argument(description="The start of a tag.")],
+        limit: Limit = 20,
+    ) -> list[Hashtag]:
+        found = await search.hashtags(query, _limit(limit))
+        return [Hashtag(tag=h.tag, public_posts=h.public_posts) for h in found]

@@ -82,6 +82,11 @@ async def execute(
 ) -> int:
     """Run a statement; returns the number of rows it changed."""
     conn = conn or connection()
+    if sql.lstrip().upper().startswith("INSERT"):
+        # Tortoise's asyncpg client reads the OID of "INSERT 0 n" as the count: count the
+        # rows RETURNING gives instead (PostgreSQL, and SQLite since 3.35).
+        text, values = prepare(sql + " RETURNING 1 AS inserted", params or {}, conn)
+        return len(await conn.execute_query_dict(text, values))
     text, values = prepare(sql, params or {}, conn)
     changed, _ = await conn.execute_query(text, values)
     return int(changed)

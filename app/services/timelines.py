@@ -69,7 +69,7 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
           ) fanned_out
           UNION
           SELECT * FROM (
-            SELECT p.id AS sort_key, p.id AS post_id, NULL AS reposter_id
+            SELECT p.id AS sort_key, p.id AS post_id, CAST(NULL AS BIGINT) AS reposter_id
             FROM posts p
             WHERE p.author_id IN (
                 SELECT f.followee_id FROM follows f JOIN users big ON big.id = f.followee_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.support import Account, GraphQLClient
@@ -25,7 +26,7 @@ mutation($input: CreatePostInput!) {{
 }}"""
 
 TIMELINE = """
-query($first: Int, $after: String, $last: Int, $before: String) {{
+query($first: Int, $after: String, $last: Int, $before: String{defs}) {{
   {field}(first: $first, after: $after, last: $last, before: $before{args}) {{
     edges {{ cursor repostedBy {{ username }} node {{ {post} }} }}
     pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }}
@@ -34,7 +35,9 @@ query($first: Int, $after: String, $last: Int, $before: String) {{
 
 
 def timeline_query(field: str, args: str = "") -> str:
-    return TIMELINE.format(field=field, args=args, post=POST_FIELDS)
+    """A connection query; extra arguments like `, tag: $tag` declare `$tag: String!`."""
+    defs = "".join(f", ${name}: String!" for name in re.findall(r"\$(\w+)", args))
+    return TIMELINE.format(field=field, args=args, defs=defs, post=POST_FIELDS)
 
 
 def action(verb: str, input_type: str, payload: str) -> str:

@@ -19,7 +19,8 @@ _PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
 def connection() -> BaseDBAsyncClient:
-    return connections.get("default")
+    conn: BaseDBAsyncClient = connections.get("default")
+    return conn
 
 
 def dialect(conn: BaseDBAsyncClient | None = None) -> str:
@@ -27,7 +28,9 @@ def dialect(conn: BaseDBAsyncClient | None = None) -> str:
 
 
 @lru_cache(maxsize=512)
-def _compile(sql: str, postgres: bool, sizes: tuple[tuple[str, int], ...]) -> tuple[str, tuple[str, ...]]:
+def _compile(
+    sql: str, postgres: bool, sizes: tuple[tuple[str, int], ...]
+) -> tuple[str, tuple[str, ...]]:
     """Rewrite named parameters to positional ones; returns the SQL and the value order."""
     list_sizes = dict(sizes)
     order: list[str] = []
@@ -62,9 +65,7 @@ def _values(order: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:
 def prepare(
     sql: str, params: Mapping[str, Any], conn: BaseDBAsyncClient | None = None
 ) -> tuple[str, list[Any]]:
-    sizes = tuple(
-        sorted((k, len(v)) for k, v in params.items() if isinstance(v, (list, tuple)))
-    )
+    sizes = tuple(sorted((k, len(v)) for k, v in params.items() if isinstance(v, (list, tuple))))
     text, order = _compile(sql, dialect(conn) == "postgres", sizes)
     return text, _values(order, params)
 

@@ -27,9 +27,9 @@ from app.settings import Settings
 from schema.accounts import AccountMutation, AccountQuery
 from schema.context import Context
 from schema.posts import PostMutation
-from schema.types import Post
 from schema.social import SocialMutation
 from schema.timelines import TimelineQuery
+from schema.types import Post
 
 log = structlog.get_logger("holdfast.graphql")
 

@@ -14,7 +14,7 @@ from app.errors import DomainError, ErrorCode
 from app.services.accounts import SessionTokens, SignedIn
 from schema.context import Context
 from schema.errors import MutationError, code, error_result
-from schema.types import User
+from schema.types import User, as_user
 
 # --- types -------------------------------------------------------------------------------
 
@@ -283,7 +283,7 @@ class AccountQuery:
     @strawberry.field(description="The signed-in account, or null when signed out.")
     def viewer(self, info: Info[Context, None]) -> User | None:
         viewer = info.context.viewer
-        return viewer.user if viewer else None
+        return as_user(viewer.user) if viewer else None
 
     @strawberry.field(description="The account with this username (ignoring case), if any.")
     async def user(
@@ -292,7 +292,7 @@ class AccountQuery:
         username: Annotated[str, strawberry.argument(description="The handle, without the @.")],
     ) -> User | None:
         user = await info.context.accounts.user_by_username(info.context.viewer_id, username)
-        return user
+        return as_user(user) if user else None
 
 
 @strawberry.type
@@ -376,7 +376,7 @@ class AccountMutation:
             )
         except DomainError as exc:
             return error_result(ChangePasswordError, ChangePasswordErrorCode, exc)
-        return ChangePasswordSuccess(user=ctx.viewer.user)
+        return ChangePasswordSuccess(user=as_user(ctx.viewer.user))
 
     @strawberry.mutation(description="Delete the viewer's account for good.")
     async def delete_account(
@@ -411,4 +411,4 @@ class AccountMutation:
             )
         except DomainError as exc:
             return error_result(UpdateProfileError, UpdateProfileErrorCode, exc)
-        return UpdateProfileSuccess(user=user)
+        return UpdateProfileSuccess(user=as_user(user))

@@ -30,6 +30,4 @@ class Loaders:
 
         self.user_by_id: DataLoader[int, User | None] = DataLoader(load_users)
         self.post_by_id: DataLoader[int, PostView | None] = DataLoader(load_posts)
-        self.follow_state_by_user_id: DataLoader[int, FollowState] = DataLoader(
-            load_follow_states
-        )
+        self.follow_state_by_user_id: DataLoader[int, FollowState] = DataLoader(load_follow_states)

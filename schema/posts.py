@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import strawberry
 from strawberry import relay
@@ -95,8 +95,12 @@ CREATE_POST = MutationTypes(
 EDIT_POST = MutationTypes(
     "editPost",
     PostPayload,
-    [ErrorCode.NOT_AUTHENTICATED, ErrorCode.EMPTY_TEXT, ErrorCode.TEXT_TOO_LONG,
-     ErrorCode.NOT_FOUND],
+    [
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.EMPTY_TEXT,
+        ErrorCode.TEXT_TOO_LONG,
+        ErrorCode.NOT_FOUND,
+    ],
     success="The post was edited; its earlier version is in editHistory.",
     failure="editPost failed; the post is unchanged.",
 )
@@ -108,36 +112,58 @@ DELETE_POST = MutationTypes(
     failure="deletePost failed; the post remains.",
 )
 LIKE_POST = MutationTypes(
-    "likePost", PostPayload, _POST_CODES,
+    "likePost",
+    PostPayload,
+    _POST_CODES,
     success="The viewer likes the post (liking twice is one like).",
     failure="likePost failed.",
 )
 UNLIKE_POST = MutationTypes(
-    "unlikePost", PostPayload, _POST_CODES,
-    success="The viewer no longer likes the post.", failure="unlikePost failed.",
+    "unlikePost",
+    PostPayload,
+    _POST_CODES,
+    success="The viewer no longer likes the post.",
+    failure="unlikePost failed.",
 )
 REPOST_POST = MutationTypes(
-    "repostPost", PostPayload, [*_POST_CODES, ErrorCode.FORBIDDEN],
+    "repostPost",
+    PostPayload,
+    [*_POST_CODES, ErrorCode.FORBIDDEN],
     success="The post is reposted to the viewer's followers (once).",
     failure="repostPost failed.",
 )
 UNREPOST_POST = MutationTypes(
-    "unrepostPost", PostPayload, _POST_CODES,
-    success="The repost was withdrawn.", failure="unrepostPost failed.",
+    "unrepostPost",
+    PostPayload,
+    _POST_CODES,
+    success="The repost was withdrawn.",
+    failure="unrepostPost failed.",
 )
 BOOKMARK_POST = MutationTypes(
-    "bookmarkPost", PostPayload, _POST_CODES,
-    success="The post is in the viewer's bookmarks.", failure="bookmarkPost failed.",
+    "bookmarkPost",
+    PostPayload,
+    _POST_CODES,
+    success="The post is in the viewer's bookmarks.",
+    failure="bookmarkPost failed.",
 )
 UNBOOKMARK_POST = MutationTypes(
-    "unbookmarkPost", PostPayload, _POST_CODES,
-    success="The post left the viewer's bookmarks.", failure="unbookmarkPost failed.",
+    "unbookmarkPost",
+    PostPayload,
+    _POST_CODES,
+    success="The post left the viewer's bookmarks.",
+    failure="unbookmarkPost failed.",
 )
 
 if TYPE_CHECKING:
-    CreatePostResult = EditPostResult = DeletePostResult = LikePostResult = Any
-    UnlikePostResult = RepostPostResult = UnrepostPostResult = Any
-    BookmarkPostResult = UnbookmarkPostResult = Any
+    CreatePostResult: TypeAlias = Any
+    EditPostResult: TypeAlias = Any
+    DeletePostResult: TypeAlias = Any
+    LikePostResult: TypeAlias = Any
+    UnlikePostResult: TypeAlias = Any
+    RepostPostResult: TypeAlias = Any
+    UnrepostPostResult: TypeAlias = Any
+    BookmarkPostResult: TypeAlias = Any
+    UnbookmarkPostResult: TypeAlias = Any
 else:
     CreatePostResult = CREATE_POST.result
     EditPostResult = EDIT_POST.result
@@ -166,7 +192,7 @@ class PostMutation:
                 await info.context.services.posts.create_post(
                     viewer,
                     text=input.text,
-                    visibility=VisibilityModel(input.visibility.value),
+                    visibility=VisibilityModel(input.visibility.name.lower()),
                     content_warning=input.content_warning,
                     reply_to_id=decode_id(input.reply_to, "Post", "replyTo")
                     if input.reply_to

@@ -30,10 +30,9 @@ class MutationTypes:
         self.success: type = strawberry.type(
             type(f"{name}Success", (payload,), {}), name=f"{name}Success", description=success
         )
-        self.codes: type[Enum] = strawberry.enum(
-            Enum(f"{name}ErrorCode", {c.name: code(c) for c in codes}),  # type: ignore[misc]
-            description=f"Why {verb} failed.",
-        )
+        members = {c.name: code(c) for c in codes}
+        codes_enum: Any = Enum(f"{name}ErrorCode", members)  # type: ignore[misc]
+        self.codes: type[Enum] = strawberry.enum(codes_enum, description=f"Why {verb} failed.")
         error_cls = type(
             f"{name}Error",
             (MutationError,),
@@ -44,7 +43,7 @@ class MutationTypes:
         )
         self.error: type = strawberry.type(error_cls, name=f"{name}Error", description=failure)
         self.result: Any = Annotated[
-            self.success | self.error,  # type: ignore[operator]
+            self.success | self.error,
             strawberry.union(f"{name}Result", description=f"{verb}'s result."),
         ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import strawberry
 from strawberry import relay
@@ -48,52 +48,79 @@ class MarkReadPayload:
 _CODES = [ErrorCode.NOT_AUTHENTICATED, ErrorCode.NOT_FOUND]
 
 FOLLOW_USER = MutationTypes(
-    "followUser", FollowPayload,
+    "followUser",
+    FollowPayload,
     [*_CODES, ErrorCode.CANNOT_FOLLOW_SELF, ErrorCode.BLOCKED],
     success="Following, or a follow request sent to a locked account.",
     failure="followUser failed.",
 )
 UNFOLLOW_USER = MutationTypes(
-    "unfollowUser", FollowPayload, _CODES,
-    success="Not following (any pending request withdrawn).", failure="unfollowUser failed.",
+    "unfollowUser",
+    FollowPayload,
+    _CODES,
+    success="Not following (any pending request withdrawn).",
+    failure="unfollowUser failed.",
 )
 ACCEPT_FOLLOW_REQUEST = MutationTypes(
-    "acceptFollowRequest", RelationPayload, _CODES,
-    success="The account now follows the viewer.", failure="acceptFollowRequest failed.",
+    "acceptFollowRequest",
+    RelationPayload,
+    _CODES,
+    success="The account now follows the viewer.",
+    failure="acceptFollowRequest failed.",
 )
 REJECT_FOLLOW_REQUEST = MutationTypes(
-    "rejectFollowRequest", RelationPayload, _CODES,
-    success="The request is gone.", failure="rejectFollowRequest failed.",
+    "rejectFollowRequest",
+    RelationPayload,
+    _CODES,
+    success="The request is gone.",
+    failure="rejectFollowRequest failed.",
 )
 BLOCK_USER = MutationTypes(
-    "blockUser", RelationPayload, [*_CODES, ErrorCode.INVALID_INPUT],
+    "blockUser",
+    RelationPayload,
+    [*_CODES, ErrorCode.INVALID_INPUT],
     success="Blocked: follows both ways are gone; neither sees the other.",
     failure="blockUser failed.",
 )
 UNBLOCK_USER = MutationTypes(
-    "unblockUser", RelationPayload, _CODES,
-    success="Unblocked (follows are not restored).", failure="unblockUser failed.",
+    "unblockUser",
+    RelationPayload,
+    _CODES,
+    success="Unblocked (follows are not restored).",
+    failure="unblockUser failed.",
 )
 MUTE_USER = MutationTypes(
-    "muteUser", RelationPayload, [*_CODES, ErrorCode.INVALID_INPUT, ErrorCode.BLOCKED],
+    "muteUser",
+    RelationPayload,
+    [*_CODES, ErrorCode.INVALID_INPUT, ErrorCode.BLOCKED],
     success="Muted: hidden from the viewer's timelines and notifications.",
     failure="muteUser failed.",
 )
 UNMUTE_USER = MutationTypes(
-    "unmuteUser", RelationPayload, _CODES,
-    success="Unmuted.", failure="unmuteUser failed.",
+    "unmuteUser",
+    RelationPayload,
+    _CODES,
+    success="Unmuted.",
+    failure="unmuteUser failed.",
 )
 MARK_NOTIFICATIONS_READ = MutationTypes(
-    "markNotificationsRead", MarkReadPayload, [ErrorCode.NOT_AUTHENTICATED,
-                                               ErrorCode.INVALID_CURSOR],
+    "markNotificationsRead",
+    MarkReadPayload,
+    [ErrorCode.NOT_AUTHENTICATED, ErrorCode.INVALID_CURSOR],
     success="Notifications up to the cursor are read.",
     failure="markNotificationsRead failed.",
 )
 
 if TYPE_CHECKING:
-    FollowUserResult = UnfollowUserResult = AcceptFollowRequestResult = Any
-    RejectFollowRequestResult = BlockUserResult = UnblockUserResult = Any
-    MuteUserResult = UnmuteUserResult = MarkNotificationsReadResult = Any
+    FollowUserResult: TypeAlias = Any
+    UnfollowUserResult: TypeAlias = Any
+    AcceptFollowRequestResult: TypeAlias = Any
+    RejectFollowRequestResult: TypeAlias = Any
+    BlockUserResult: TypeAlias = Any
+    UnblockUserResult: TypeAlias = Any
+    MuteUserResult: TypeAlias = Any
+    UnmuteUserResult: TypeAlias = Any
+    MarkNotificationsReadResult: TypeAlias = Any
 else:
     FollowUserResult = FOLLOW_USER.result
     UnfollowUserResult = UNFOLLOW_USER.result
@@ -159,9 +186,7 @@ class SocialMutation:
     async def reject_follow_request(
         self, info: Info[Context, None], input: Annotated[UserRefInput, INPUT]
     ) -> RejectFollowRequestResult:
-        return await _relation(
-            info, input, REJECT_FOLLOW_REQUEST, "answer_request", accept=False
-        )
+        return await _relation(info, input, REJECT_FOLLOW_REQUEST, "answer_request", accept=False)
 
     @strawberry.mutation(description="Block an account.")
     async def block_user(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry import relay
@@ -129,9 +129,7 @@ class User(relay.Node):
     username: str = strawberry.field(description="Unique (ignoring case) handle, without the @.")
     display_name: str = strawberry.field(description="The name shown beside the handle.")
     bio: str = strawberry.field(description="Free text about the account, up to 300 characters.")
-    is_locked: bool = strawberry.field(
-        description="Whether follows need the account's approval."
-    )
+    is_locked: bool = strawberry.field(description="Whether follows need the account's approval.")
     role: Role = strawberry.field(description="The account's role.")
     created_at: datetime = strawberry.field(description="When the account was created.")
     follower_count: int = strawberry.field(description="How many accounts follow it.")
@@ -145,7 +143,8 @@ class User(relay.Node):
         description="The account's email address: only for the account itself and admins."
     )
     def email(self, info: Info[Context, None]) -> str | None:
-        return self.email if can_see_email(info.context.viewer, self) else None  # type: ignore[attr-defined]
+        root = cast("UserModel", self)
+        return root.email if can_see_email(info.context.viewer, root) else None
 
     @strawberry.field(description="Whether the viewer follows it, or asked to.")
     async def viewer_follow_state(self, info: Info[Context, None]) -> FollowState | None:
@@ -184,9 +183,7 @@ class User(relay.Node):
         before: Before = None,
     ) -> UserConnection:
         request = page_request("followers", first, after, last, before)
-        page = await info.context.services.graph.followers(
-            info.context.viewer_id, self.id, request
-        )
+        page = await info.context.services.graph.followers(info.context.viewer_id, self.id, request)
         return UserConnection.from_page(page)
 
     @strawberry.field(description="Accounts this one follows, latest first.")
@@ -199,13 +196,11 @@ class User(relay.Node):
         before: Before = None,
     ) -> UserConnection:
         request = page_request("following", first, after, last, before)
-        page = await info.context.services.graph.following(
-            info.context.viewer_id, self.id, request
-        )
+        page = await info.context.services.graph.following(info.context.viewer_id, self.id, request)
         return UserConnection.from_page(page)
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
+    async def resolve_nodes(
         cls,
         *,
         info: Info[Context, None],
@@ -275,9 +270,7 @@ class Post(relay.Node):
     is_deleted: bool = strawberry.field(description="Whether this is a deleted post's tombstone.")
     viewer_has_liked: bool = strawberry.field(description="Whether the viewer likes it.")
     viewer_has_reposted: bool = strawberry.field(description="Whether the viewer reposted it.")
-    viewer_has_bookmarked: bool = strawberry.field(
-        description="Whether the viewer bookmarked it."
-    )
+    viewer_has_bookmarked: bool = strawberry.field(description="Whether the viewer bookmarked it.")
 
     @classmethod
     def is_type_of(cls, obj: object, info: Info[Context, None]) -> bool:
@@ -285,16 +278,18 @@ class Post(relay.Node):
 
     @strawberry.field(description="Mentions, hashtags and links in the text, in order.")
     def entities(self) -> list[Entity]:
-        return [Entity(kind=EntityKind(e["kind"]), start=e["start"], end=e["end"],
-                       value=e["value"]) for e in self.entities]  # type: ignore[attr-defined]
+        return [
+            Entity(kind=EntityKind(e["kind"]), start=e["start"], end=e["end"], value=e["value"])
+            for e in cast("PostView", self).entities
+        ]
 
     @strawberry.field(description="The post this replies to, if the viewer may see it.")
     def reply_to(self, info: Info[Context, None]) -> Post | None:
-        return _related(self, info, "reply_to")  # type: ignore[return-value]
+        return cast("Post | None", _related(self, info, "reply_to"))
 
     @strawberry.field(description="The post this quotes, if the viewer may see it.")
     def quote_of(self, info: Info[Context, None]) -> Post | None:
-        return _related(self, info, "quote_of")  # type: ignore[return-value]
+        return cast("Post | None", _related(self, info, "quote_of"))
 
     @strawberry.field(description="Replies the viewer may see, oldest first.")
     async def replies(
@@ -317,14 +312,12 @@ class Post(relay.Node):
     async def edit_history(self, info: Info[Context, None]) -> list[PostVersion]:
         edits = await info.context.services.posts.edit_history(info.context.viewer_id, self.id)
         return [
-            PostVersion(
-                text=e.text, content_warning=e.content_warning, published_at=e.published_at
-            )
+            PostVersion(text=e.text, content_warning=e.content_warning, published_at=e.published_at)
             for e in edits
         ]
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
+    async def resolve_nodes(
         cls,
         *,
         info: Info[Context, None],
@@ -332,6 +325,15 @@ class Post(relay.Node):
         required: bool = False,
     ) -> list[Any]:
         return await info.context.loaders.post_by_id.load_many([int(i) for i in node_ids])
+
+
+def as_user(user: UserModel | AccountCard) -> User:
+    """Types read these objects' attributes directly (see `is_type_of`)."""
+    return cast("User", user)
+
+
+def as_post(post: PostView) -> Post:
+    return cast("Post", post)
 
 
 def _related(post: Any, info: Info[Context, None], attribute: str) -> Any:

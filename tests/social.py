@@ -62,9 +62,7 @@ def user_action(verb: str) -> str:
     return action(verb, "UserRefInput", "userId")
 
 
-async def post(
-    gql: GraphQLClient, author: Account, text: str, **fields: Any
-) -> dict[str, Any]:
+async def post(gql: GraphQLClient, author: Account, text: str, **fields: Any) -> dict[str, Any]:
     data = await gql(CREATE_POST, {"input": {"text": text, **fields}}, token=author.access_token)
     result: dict[str, Any] = data["createPost"]
     assert result["__typename"] == "CreatePostSuccess", result
@@ -90,7 +88,8 @@ def texts(connection: dict[str, Any]) -> list[str]:
 
 async def follow(gql: GraphQLClient, follower: Account, followee: Account) -> str:
     data = await gql(
-        user_action("followUser"), {"input": {"userId": followee.id}},
+        user_action("followUser"),
+        {"input": {"userId": followee.id}},
         token=follower.access_token,
     )
     result = data["followUser"]
@@ -98,9 +97,7 @@ async def follow(gql: GraphQLClient, follower: Account, followee: Account) -> st
     return str(result["followState"])
 
 
-async def act(
-    gql: GraphQLClient, verb: str, viewer: Account, **input: Any
-) -> dict[str, Any]:
+async def act(gql: GraphQLClient, verb: str, viewer: Account, **input: Any) -> dict[str, Any]:
     document = post_action(verb) if "postId" in input else user_action(verb)
     data = await gql(document, {"input": input}, token=viewer.access_token)
     return data[verb]  # type: ignore[no-any-return]

@@ -33,7 +33,7 @@ class Post(SnowflakeModel):
         "models.Post", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     # Mentions, hashtags and links with their character ranges, as clients render them.
-    entities = fields.JSONField(default=list)
+    entities: fields.Field[list[dict[str, object]]] = fields.JSONField(default=list)
     # Kept exact in the transaction of each action. Replies and quotes count only public
     # ones, so a count never reveals a post its reader may not see.
     like_count = fields.IntField(default=0)

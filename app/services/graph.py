@@ -232,9 +232,7 @@ class GraphService:
                 states[row["target"]] = state
         return states
 
-    async def _state(
-        self, me: int, target: int, conn: BaseDBAsyncClient | None
-    ) -> FollowState:
+    async def _state(self, me: int, target: int, conn: BaseDBAsyncClient | None) -> FollowState:
         rows = await sql.fetch(
             "SELECT 'following' AS state FROM follows "
             "WHERE follower_id = :me AND followee_id = :target "
@@ -256,22 +254,34 @@ class GraphService:
         self, viewer_id: int | None, user_id: int, request: PageRequest
     ) -> Page[AccountCard]:
         return await self._accounts(
-            viewer_id, request, "follows f JOIN users u ON u.id = f.follower_id",
-            "f.followee_id = :user", "f.id", {"user": user_id},
+            viewer_id,
+            request,
+            "follows f JOIN users u ON u.id = f.follower_id",
+            "f.followee_id = :user",
+            "f.id",
+            {"user": user_id},
         )
 
     async def following(
         self, viewer_id: int | None, user_id: int, request: PageRequest
     ) -> Page[AccountCard]:
         return await self._accounts(
-            viewer_id, request, "follows f JOIN users u ON u.id = f.followee_id",
-            "f.follower_id = :user", "f.id", {"user": user_id},
+            viewer_id,
+            request,
+            "follows f JOIN users u ON u.id = f.followee_id",
+            "f.follower_id = :user",
+            "f.id",
+            {"user": user_id},
         )
 
     async def follow_requests(self, viewer: Viewer, request: PageRequest) -> Page[AccountCard]:
         return await self._accounts(
-            viewer.user.id, request, "follow_requests f JOIN users u ON u.id = f.requester_id",
-            "f.target_id = :viewer", "f.id", {},
+            viewer.user.id,
+            request,
+            "follow_requests f JOIN users u ON u.id = f.requester_id",
+            "f.target_id = :viewer",
+            "f.id",
+            {},
         )
 
     async def _accounts(
@@ -290,4 +300,6 @@ class GraphService:
             f"ORDER BY {order} LIMIT :limit",
             {**params, **request.params(), "viewer": viewer_id},
         )
-        return make_page(request, [account_from_row(r) for r in rows], [r["sort_key"] for r in rows])
+        return make_page(
+            request, [account_from_row(r) for r in rows], [r["sort_key"] for r in rows]
+        )

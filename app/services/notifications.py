@@ -10,8 +10,14 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from app import sql
 from app.models import Notification, NotificationKind, User
 from app.services.paging import Page, PageRequest, make_page
-from app.services.views import VISIBLE, AccountCard, PostView, account_from_row, hydrate
-from app.services.views import posts_by_ids
+from app.services.views import (
+    VISIBLE,
+    AccountCard,
+    PostView,
+    account_from_row,
+    hydrate,
+    posts_by_ids,
+)
 
 
 @dataclass(slots=True)

@@ -78,8 +78,8 @@ class PageRequest:
         if self.before is not None:
             conditions.append(f"{column} {older} :before")
         reverse = self.backward
-        direction = ("ASC" if ascending else "DESC") if not reverse else (
-            "DESC" if ascending else "ASC"
+        direction = (
+            ("ASC" if ascending else "DESC") if not reverse else ("DESC" if ascending else "ASC")
         )
         return " AND ".join(conditions) or "1 = 1", f"{column} {direction}"
 

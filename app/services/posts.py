@@ -97,12 +97,8 @@ class PostService:
     ) -> PostView:
         text, warning = self._validate(text, content_warning)
         author = viewer.user
-        parent = (
-            await self.visible_post(author.id, reply_to_id, "replyTo") if reply_to_id else None
-        )
-        quoted = (
-            await self.visible_post(author.id, quote_of_id, "quoteOf") if quote_of_id else None
-        )
+        parent = await self.visible_post(author.id, reply_to_id, "replyTo") if reply_to_id else None
+        quoted = await self.visible_post(author.id, quote_of_id, "quoteOf") if quote_of_id else None
         if quoted is not None and quoted.visibility is not Visibility.PUBLIC:
             raise DomainError(ErrorCode.FORBIDDEN, "Only public posts can be quoted.", "quoteOf")
         entities = parse_entities(text)
@@ -155,17 +151,24 @@ class PostService:
                 published_at=post.edited_at or post.created_at,
                 using_db=conn,
             )
-            await Post.filter(id=post.id).using_db(conn).update(
-                text=text,
-                content_warning=warning,
-                entities=[e.as_json() for e in entities],
-                edited_at=_now(),
+            await (
+                Post.filter(id=post.id)
+                .using_db(conn)
+                .update(
+                    text=text,
+                    content_warning=warning,
+                    entities=[e.as_json() for e in entities],
+                    edited_at=_now(),
+                )
             )
             await PostTag.filter(post_id=post.id).using_db(conn).delete()
             new_mentions = [u for u in mentioned if u.id not in already]
             await self._save_entities(post.id, entities, new_mentions, conn)
             await notify(
-                [u.id for u in new_mentions], viewer.user.id, NotificationKind.MENTION, post.id,
+                [u.id for u in new_mentions],
+                viewer.user.id,
+                NotificationKind.MENTION,
+                post.id,
                 conn,
             )
         return await self.reload(viewer.user.id, post.id)
@@ -179,8 +182,10 @@ class PostService:
             raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
         async with in_transaction() as conn:
             # Claim the deletion first so two concurrent deletes adjust counters once.
-            claimed = await Post.filter(id=post.id, deleted_at=None).using_db(conn).update(
-                deleted_at=_now(), text="", content_warning="", entities=[]
+            claimed = (
+                await Post.filter(id=post.id, deleted_at=None)
+                .using_db(conn)
+                .update(deleted_at=_now(), text="", content_warning="", entities=[])
             )
             if not claimed:
                 raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
@@ -199,10 +204,8 @@ class PostService:
             for model in (PostEdit, PostTag, Mention, Like, Repost, Bookmark, HomeEntry):
                 await model.filter(post_id=post.id).using_db(conn).delete()
             await Notification.filter(post_id=post.id).using_db(conn).delete()
-            await Post.filter(id=post.id).using_db(conn).update(
-                like_count=0, repost_count=0
-            )
-        return post.id
+            await Post.filter(id=post.id).using_db(conn).update(like_count=0, repost_count=0)
+        return int(post.id)
 
     async def edit_history(self, viewer_id: int | None, post_id: int) -> list[PostEdit]:
         """Earlier versions of a visible post, oldest first."""
@@ -302,5 +305,3 @@ class PostService:
             params,
             conn,
         )
-
-

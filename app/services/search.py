@@ -28,7 +28,8 @@ async def accounts(viewer_id: int | None, text: str, limit: int) -> list[Account
     rows = await sql.fetch(
         f"""
         SELECT {USER_COLUMNS} FROM users u
-        WHERE (u.username_key LIKE :pattern ESCAPE '\\' OR LOWER(u.display_name) LIKE :pattern ESCAPE '\\')
+        WHERE (u.username_key LIKE :pattern ESCAPE '\\'
+               OR LOWER(u.display_name) LIKE :pattern ESCAPE '\\')
           AND {NOT_BLOCKED_USER}
         ORDER BY u.follower_count DESC, u.id LIMIT :limit
         """,

@@ -12,8 +12,15 @@ from typing import Any
 
 from app import sql
 from app.services.paging import Page, PageRequest, make_page
-from app.services.views import NOT_MUTED, POST_COLUMNS, VISIBLE, PostView, account_from_row
-from app.services.views import hydrate, post_from_row
+from app.services.views import (
+    NOT_MUTED,
+    POST_COLUMNS,
+    VISIBLE,
+    PostView,
+    account_from_row,
+    hydrate,
+    post_from_row,
+)
 
 _REPOSTER_NOT_MUTED = """
 (h.reposter_id IS NULL OR NOT EXISTS (

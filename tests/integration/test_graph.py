@@ -79,7 +79,8 @@ async def test_locked_account_turns_follows_into_requests(gql: GraphQLClient) ->
         token=bob.access_token,
     )
     assert [e["node"]["username"] for e in requests["followRequests"]["edges"]] == [
-        "carol", "alice"
+        "carol",
+        "alice",
     ]
     assert texts(await timeline(gql, "homeTimeline", alice)) == []
 

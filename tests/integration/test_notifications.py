@@ -47,17 +47,20 @@ async def test_every_kind_of_notification_arrives(gql: GraphQLClient) -> None:
 
     data = await _notifications(gql, alice)
 
-    kinds = [(e["node"]["kind"], e["node"]["actor"]["username"]) for e in
-             data["notifications"]["edges"]]
+    kinds = [
+        (e["node"]["kind"], e["node"]["actor"]["username"]) for e in data["notifications"]["edges"]
+    ]
     assert kinds == [
-        ("QUOTE", "bob"), ("MENTION", "bob"), ("REPLY", "bob"), ("REPOST", "bob"),
-        ("LIKE", "bob"), ("FOLLOW", "bob"),
+        ("QUOTE", "bob"),
+        ("MENTION", "bob"),
+        ("REPLY", "bob"),
+        ("REPOST", "bob"),
+        ("LIKE", "bob"),
+        ("FOLLOW", "bob"),
     ]
     assert data["unreadNotificationCount"] == 6
     carol_data = await _notifications(gql, carol)
-    assert [e["node"]["kind"] for e in carol_data["notifications"]["edges"]] == [
-        "FOLLOW_REQUEST"
-    ]
+    assert [e["node"]["kind"] for e in carol_data["notifications"]["edges"]] == ["FOLLOW_REQUEST"]
 
 
 async def test_own_actions_do_not_notify(gql: GraphQLClient) -> None:
@@ -97,7 +100,9 @@ async def test_mark_read_refuses_a_foreign_cursor(gql: GraphQLClient) -> None:
     for cursor in (foreign, "garbage!!"):
         result = await gql(MARK_READ, {"upTo": cursor}, token=alice.access_token)
         assert result["markNotificationsRead"] == {
-            "__typename": "MarkNotificationsReadError", "code": "INVALID_CURSOR", "field": "upTo"
+            "__typename": "MarkNotificationsReadError",
+            "code": "INVALID_CURSOR",
+            "field": "upTo",
         }
 
 

@@ -7,7 +7,8 @@ from tests.social import CREATE_POST, POST_FIELDS, act, action, post, timeline
 from tests.support import GraphQLClient
 
 EDIT_POST = action(
-    "editPost", "EditPostInput",
+    "editPost",
+    "EditPostInput",
     f"post {{ {POST_FIELDS} editHistory {{ text contentWarning publishedAt }} }}",
 )
 DELETE_POST = action("deletePost", "PostRefInput", "deletedPostId")
@@ -38,9 +39,14 @@ async def test_create_post_parses_entities_with_ranges(gql: GraphQLClient) -> No
         {"kind": "MENTION", "start": 52, "end": 64, "value": "nobody_here"},
     ]
     for entity in entities:
-        assert text[entity["start"]:entity["end"]].lstrip("@#").lower() in (
-            entity["value"].lower(), entity["value"].lower().lstrip("@#"),
-        ) or entity["kind"] == "LINK"
+        assert (
+            text[entity["start"] : entity["end"]].lstrip("@#").lower()
+            in (
+                entity["value"].lower(),
+                entity["value"].lower().lstrip("@#"),
+            )
+            or entity["kind"] == "LINK"
+        )
     assert await PostTag.filter(tag="holdfast").count() == 1
     mentions = await Notification.filter(kind="mention").prefetch_related("recipient")
     assert [n.recipient.username for n in mentions] == ["bob"]

@@ -44,8 +44,9 @@ async def test_edited_posts_are_found_by_their_new_text(gql: GraphQLClient) -> N
     created = await post(gql, alice, "before words")
     from tests.integration.test_posts import EDIT_POST
 
-    await gql(EDIT_POST, {"input": {"id": created["id"], "text": "after words"}},
-              token=alice.access_token)
+    await gql(
+        EDIT_POST, {"input": {"id": created["id"], "text": "after words"}}, token=alice.access_token
+    )
 
     assert texts(await timeline(gql, "searchPosts", None, args=", query: $q", q="after")) == [
         "after words"

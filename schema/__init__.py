@@ -26,6 +26,7 @@ from app.errors import DomainError
 from app.settings import Settings
 from schema.accounts import AccountMutation, AccountQuery
 from schema.context import Context
+from schema.executor import FastExecutionContext
 from schema.posts import PostMutation
 from schema.social import SocialMutation
 from schema.timelines import TimelineQuery
@@ -95,6 +96,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         types=[Post],
+        execution_context_class=FastExecutionContext,
         extensions=[
             lambda: MaxTokensLimiter(limits.max_tokens),
             lambda: AddValidationRules(rules),

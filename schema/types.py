@@ -26,6 +26,7 @@ from app.services.graph import FollowState as FollowStateModel
 from app.services.paging import Page, PageRequest
 from app.services.views import AccountCard, PostView
 from schema.context import Context
+from schema.executor import PREFETCHED
 
 # --- enums -------------------------------------------------------------------------------
 
@@ -283,11 +284,17 @@ class Post(relay.Node):
             for e in cast("PostView", self).entities
         ]
 
-    @strawberry.field(description="The post this replies to, if the viewer may see it.")
+    @strawberry.field(
+        description="The post this replies to, if the viewer may see it.",
+        metadata={PREFETCHED: ("related_loaded", "reply_to")},
+    )
     def reply_to(self, info: Info[Context, None]) -> Post | None:
         return cast("Post | None", _related(self, info, "reply_to"))
 
-    @strawberry.field(description="The post this quotes, if the viewer may see it.")
+    @strawberry.field(
+        description="The post this quotes, if the viewer may see it.",
+        metadata={PREFETCHED: ("related_loaded", "quote_of")},
+    )
     def quote_of(self, info: Info[Context, None]) -> Post | None:
         return cast("Post | None", _related(self, info, "quote_of"))
 

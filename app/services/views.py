@@ -9,10 +9,11 @@ Who may see a post is decided here, in SQL, once (`VISIBLE`), and every read pat
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from app import sql
 from app.models import Role, Visibility
@@ -129,7 +130,7 @@ def post_from_row(row: dict[str, Any]) -> PostView:
     deleted = row["deleted_at"] is not None
     entities = row["entities"]
     if isinstance(entities, str):
-        entities = json.loads(entities)
+        entities = orjson.loads(entities)
     edited = row["edited_at"]
     return PostView(
         id=row["id"],

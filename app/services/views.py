@@ -1,8 +1,8 @@
 """Read-side data for the API: plain slotted dataclasses, loaded in few statements.
 
 A page of posts (with authors, counts, the viewer's state and the replied-to and quoted
-posts) takes three statements whatever its length: the page itself, the posts it refers to,
-and the viewer's likes, reposts and bookmarks among all of them.
+posts) takes two statements whatever its length: the page itself and the posts it refers
+to, each row carrying its author and whether the viewer likes, reposted or bookmarked it.
 
 Who may see a post is decided here, in SQL, once (`VISIBLE`), and every read path uses it.
 """
@@ -52,7 +52,11 @@ p.quote_of_id,
 u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name, u.bio AS a_bio,
 u.is_locked AS a_is_locked, u.role AS a_role, u.email AS a_email,
 u.created_at AS a_created_at, u.follower_count AS a_follower_count,
-u.following_count AS a_following_count
+u.following_count AS a_following_count,
+EXISTS (SELECT 1 FROM likes vl WHERE vl.user_id = :viewer AND vl.post_id = p.id) AS v_liked,
+EXISTS (SELECT 1 FROM reposts vr WHERE vr.user_id = :viewer AND vr.post_id = p.id) AS v_reposted,
+EXISTS (SELECT 1 FROM bookmarks vk WHERE vk.user_id = :viewer AND vk.post_id = p.id)
+  AS v_bookmarked
 """
 
 USER_COLUMNS = """
@@ -150,6 +154,9 @@ def post_from_row(row: dict[str, Any]) -> PostView:
         reply_to_id=row["reply_to_id"],
         quote_of_id=row["quote_of_id"],
         sort_key=row.get("sort_key") or row["id"],
+        viewer_has_liked=bool(row["v_liked"]),
+        viewer_has_reposted=bool(row["v_reposted"]),
+        viewer_has_bookmarked=bool(row["v_bookmarked"]),
     )
 
 
@@ -170,9 +177,8 @@ async def posts_by_ids(
 
 
 async def hydrate(viewer_id: int | None, posts: list[PostView]) -> list[PostView]:
-    """Attach the replied-to and quoted posts and the viewer's state: two statements."""
-    if not posts:
-        return posts
+    """Attach the replied-to and quoted posts (with the viewer's state, like every post
+    loaded here): one statement."""
     wanted = {
         ref
         for post in posts
@@ -185,26 +191,4 @@ async def hydrate(viewer_id: int | None, posts: list[PostView]) -> list[PostView
             post.reply_to = related.get(post.reply_to_id) if post.reply_to_id else None
             post.quote_of = related.get(post.quote_of_id) if post.quote_of_id else None
         post.related_loaded = True
-    if viewer_id is not None:
-        everything = [*posts, *related.values()]
-        await _attach_viewer_state(viewer_id, everything)
     return posts
-
-
-async def _attach_viewer_state(viewer_id: int, posts: list[PostView]) -> None:
-    ids = sql.ids_param([p.id for p in posts])
-    rows = await sql.fetch(
-        """
-        SELECT 'like' AS kind, post_id FROM likes WHERE user_id = :viewer AND post_id IN (:ids)
-        UNION ALL
-        SELECT 'repost', post_id FROM reposts WHERE user_id = :viewer AND post_id IN (:ids)
-        UNION ALL
-        SELECT 'bookmark', post_id FROM bookmarks WHERE user_id = :viewer AND post_id IN (:ids)
-        """,
-        {"viewer": viewer_id, "ids": ids},
-    )
-    state = {(row["kind"], row["post_id"]) for row in rows}
-    for post in posts:
-        post.viewer_has_liked = ("like", post.id) in state
-        post.viewer_has_reposted = ("repost", post.id) in state
-        post.viewer_has_bookmarked = ("bookmark", post.id) in state

@@ -134,5 +134,42 @@ def create_admin(
     typer.echo(f"created admin {username} (id {user_id})")
 
 
+@cli.command()
+def seed(
+    users: Annotated[int, typer.Option(help="Accounts to create (user00001, ...).")] = 1_000,
+    posts: Annotated[int, typer.Option(help="Posts to create over the last 30 days.")] = 50_000,
+    random_seed: Annotated[
+        int, typer.Option("--seed", help="Random seed: the same options give the same data.")
+    ] = 1,
+) -> None:
+    """Fill an empty database with a realistic synthetic data set (benchmarks, demos)."""
+    from tortoise import Tortoise
+
+    from app.db import migrate as apply
+    from app.db import tortoise_config
+    from app.seed import SeedError, SeedOptions
+    from app.seed import seed as run_seed
+
+    settings = _settings()
+    options = SeedOptions(users=users, posts=posts, seed=random_seed)
+
+    async def fill() -> str:
+        await apply(settings)
+        await Tortoise.init(config=tortoise_config(settings))
+        try:
+            report = await run_seed(settings, options, progress=typer.echo)
+            return report.summary()
+        finally:
+            await Tortoise.close_connections()
+
+    try:
+        summary = _run(fill)
+    except SeedError as exc:
+        typer.echo(f"holdfast: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"seeded {summary}")
+    typer.echo(f"every account's password: {options.password}")
+
+
 def main() -> None:
     cli()

@@ -1,0 +1,320 @@
+"""`holdfast seed`: a synthetic data set whose denormalised counters, ids and home timelines
+are exactly what the services would have written."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from tortoise import connections
+
+from app.ids import EPOCH_MS
+from app.seed import SEED_PASSWORD, SeedError, SeedOptions, seed
+from app.services.entities import parse_entities
+from app.settings import Settings
+from tests.conftest import make_settings
+from tests.support import GraphQLClient
+
+HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
+
+HOME = """
+query {
+  homeTimeline(first: 20) {
+    edges { cursor repostedBy { username } node { id text author { username } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+
+async def rows(statement: str) -> list[dict[str, Any]]:
+    return list(await connections.get("default").execute_query_dict(statement))
+
+
+async def scalar(statement: str) -> Any:
+    return next(iter((await rows(statement))[0].values()))
+
+
+def millis(value: datetime | str) -> int:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return round(moment.timestamp() * 1000)
+
+
+@pytest.fixture
+async def seeded(app: Starlette, settings: Settings) -> SeedOptions:
+    options = SeedOptions(users=50, posts=500, seed=7)
+    report = await seed(settings, options)
+    assert report.users == 50
+    assert report.posts == 500
+    return options
+
+
+async def test_user_counters_match_the_follow_rows(seeded: SeedOptions) -> None:
+    wrong = await scalar(
+        """
+        SELECT COUNT(*) FROM users u
+        WHERE u.follower_count <> (SELECT COUNT(*) FROM follows f WHERE f.followee_id = u.id)
+           OR u.following_count <> (SELECT COUNT(*) FROM follows f WHERE f.follower_id = u.id)
+        """
+    )
+    assert wrong == 0
+    assert await scalar("SELECT COUNT(*) FROM follows") > 50
+
+
+async def test_post_counters_match_the_rows_they_count(seeded: SeedOptions) -> None:
+    wrong = await rows(
+        """
+        SELECT p.id FROM posts p
+        WHERE p.like_count <> (SELECT COUNT(*) FROM likes l WHERE l.post_id = p.id)
+           OR p.repost_count <> (SELECT COUNT(*) FROM reposts r WHERE r.post_id = p.id)
+           OR p.reply_count <> (SELECT COUNT(*) FROM posts c
+                                WHERE c.reply_to_id = p.id AND c.visibility = 'public')
+           OR p.quote_count <> (SELECT COUNT(*) FROM posts c
+                                WHERE c.quote_of_id = p.id AND c.visibility = 'public')
+        """
+    )
+    assert wrong == []
+    totals = (
+        await rows(
+            "SELECT SUM(like_count) AS likes, SUM(repost_count) AS reposts, "
+            "SUM(reply_count) AS replies, SUM(quote_count) AS quotes FROM posts"
+        )
+    )[0]
+    assert all(value > 0 for value in totals.values()), totals
+    # Non-public replies exist and are not counted.
+    assert (
+        await scalar(
+            "SELECT COUNT(*) FROM posts WHERE reply_to_id IS NOT NULL AND visibility <> 'public'"
+        )
+        > 0
+    )
+
+
+async def test_ids_are_unique_snowflakes_of_their_creation_time(seeded: SeedOptions) -> None:
+    posts = await rows("SELECT id, created_at, reply_to_id, quote_of_id FROM posts ORDER BY id")
+    assert len({p["id"] for p in posts}) == len(posts) == 500
+    for post in posts:
+        assert (post["id"] >> 22) + EPOCH_MS == millis(post["created_at"])
+        for ref in (post["reply_to_id"], post["quote_of_id"]):
+            assert ref is None or ref < post["id"]
+    times = [millis(p["created_at"]) for p in posts]
+    assert times == sorted(times)
+    assert times[-1] - times[0] > 20 * 86_400_000  # spread over the last 30 days
+    reposts = {r["id"] for r in await rows("SELECT id FROM reposts")}
+    assert reposts.isdisjoint(p["id"] for p in posts)  # they share home_entries.entry_id
+    users = await rows("SELECT id, created_at FROM users ORDER BY username")
+    assert [u["id"] for u in users] == sorted(u["id"] for u in users)
+    for user in users:
+        assert (user["id"] >> 22) + EPOCH_MS == millis(user["created_at"])
+    # Interactions happen after the post.
+    late = await scalar(
+        "SELECT COUNT(*) FROM likes l JOIN posts p ON p.id = l.post_id WHERE l.id <= p.id"
+    )
+    assert late == 0
+
+
+async def test_follow_graph_is_skewed_without_self_follows(seeded: SeedOptions) -> None:
+    assert await scalar("SELECT COUNT(*) FROM follows WHERE follower_id = followee_id") == 0
+    duplicates = await rows(
+        "SELECT follower_id, followee_id FROM follows GROUP BY follower_id, followee_id "
+        "HAVING COUNT(*) > 1"
+    )
+    assert duplicates == []
+    counts = [r["follower_count"] for r in await rows("SELECT follower_count FROM users")]
+    assert max(counts) >= 4 * max(1, statistics.median(counts)), sorted(counts)
+    names = [r["username"] for r in await rows("SELECT username FROM users ORDER BY username")]
+    assert names[:2] == ["user00001", "user00002"]
+    assert names[-1] == "user00050"
+
+
+async def test_entities_tags_and_mentions_are_what_posting_would_store(
+    seeded: SeedOptions,
+) -> None:
+    posts = await rows("SELECT id, text, entities, visibility FROM posts")
+    tags: dict[int, set[str]] = defaultdict(set)
+    for row in await rows("SELECT post_id, tag FROM post_tags"):
+        tags[row["post_id"]].add(row["tag"])
+    mentioned: dict[int, set[str]] = defaultdict(set)
+    for row in await rows(
+        "SELECT m.post_id, u.username_key FROM mentions m JOIN users u ON u.id = m.user_id"
+    ):
+        mentioned[row["post_id"]].add(row["username_key"])
+    import json
+
+    for post in posts:
+        stored = post["entities"]
+        stored = json.loads(stored) if isinstance(stored, str) else stored
+        expected = parse_entities(post["text"])
+        assert stored == [e.as_json() for e in expected]
+        assert tags[post["id"]] == {e.value for e in expected if e.kind == "hashtag"}
+        assert mentioned[post["id"]] == {e.value.lower() for e in expected if e.kind == "mention"}
+        if post["visibility"] == "direct":
+            assert mentioned[post["id"]]
+    assert sum(len(t) for t in tags.values()) > 50
+    assert sum(len(m) for m in mentioned.values()) > 10
+    kinds = {p["visibility"] for p in posts}
+    assert {"public", "followers", "direct"} <= kinds
+
+
+async def _expected_home(big: int, cap: int) -> set[tuple[Any, ...]]:
+    """The fan-out of PostService._fan_out and InteractionService.repost, recomputed in
+    Python from the seeded rows, newest `cap` per account."""
+    follows = await rows("SELECT follower_id, followee_id FROM follows")
+    following = {(f["follower_id"], f["followee_id"]) for f in follows}
+    followers: dict[int, list[int]] = defaultdict(list)
+    for f in follows:
+        followers[f["followee_id"]].append(f["follower_id"])
+    counts = {
+        u["id"]: u["follower_count"] for u in await rows("SELECT id, follower_count FROM users")
+    }
+    posts = {
+        p["id"]: p for p in await rows("SELECT id, author_id, visibility, reply_to_id FROM posts")
+    }
+    mentions: dict[int, list[int]] = defaultdict(list)
+    for m in await rows("SELECT post_id, user_id FROM mentions"):
+        mentions[m["post_id"]].append(m["user_id"])
+    entries: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for post in posts.values():
+        pid, author = post["id"], post["author_id"]
+        entries[author].append((author, pid, pid, None, author))
+        if post["visibility"] == "direct":
+            for user in mentions[pid]:
+                if user != author:
+                    entries[user].append((user, pid, pid, None, author))
+            continue
+        if post["visibility"] not in ("public", "followers") or counts[author] > big:
+            continue
+        parent = posts[post["reply_to_id"]] if post["reply_to_id"] else None
+        for follower in followers[author]:
+            if (
+                parent is None
+                or parent["author_id"] == author
+                or (follower, parent["author_id"]) in following
+            ):
+                entries[follower].append((follower, pid, pid, None, author))
+    for repost in await rows("SELECT id, user_id, post_id FROM reposts"):
+        author = posts[repost["post_id"]]["author_id"]
+        for follower in followers[repost["user_id"]]:
+            if follower != author:
+                entries[follower].append(
+                    (
+                        follower,
+                        repost["id"],
+                        repost["post_id"],
+                        repost["user_id"],
+                        repost["user_id"],
+                    )
+                )
+    expected: set[tuple[Any, ...]] = set()
+    for owned in entries.values():
+        expected.update(sorted(owned, key=lambda e: e[1], reverse=True)[:cap])
+    return expected
+
+
+async def _home_entries() -> set[tuple[Any, ...]]:
+    return {
+        (e["owner_id"], e["entry_id"], e["post_id"], e["reposter_id"], e["source_id"])
+        for e in await rows(
+            "SELECT owner_id, entry_id, post_id, reposter_id, source_id FROM home_entries"
+        )
+    }
+
+
+async def test_home_entries_are_the_capped_fan_out(seeded: SeedOptions, settings: Settings) -> None:
+    limits = settings.timelines
+    expected = await _expected_home(limits.fanout_max_followers, limits.home_max_entries)
+    assert await _home_entries() == expected
+    assert any(e[3] is not None for e in expected)  # reposts came in too
+
+
+async def test_big_accounts_are_not_fanned_out_and_timelines_are_capped(
+    app: Starlette, data_dir: Path, database_url: str
+) -> None:
+    tight = make_settings(
+        data_dir, database_url, timelines={"fanout_max_followers": 8, "home_max_entries": 20}
+    )
+    await seed(tight, SeedOptions(users=40, posts=600, seed=3))
+    big = await rows("SELECT id FROM users WHERE follower_count > 8")
+    assert big, "the data set should have accounts above the threshold"
+    expected = await _expected_home(8, 20)
+    actual = await _home_entries()
+    assert actual == expected
+    per_owner: dict[int, int] = defaultdict(int)
+    for entry in actual:
+        per_owner[entry[0]] += 1
+    assert max(per_owner.values()) == 20
+    # Only their own timelines and those of accounts mentioned in direct posts get their
+    # posts (reposts by others aside).
+    big_ids = {b["id"] for b in big}
+    direct = {p["id"] for p in await rows("SELECT id FROM posts WHERE visibility = 'direct'")}
+    fanned = [
+        e
+        for e in actual
+        if e[4] in big_ids and e[0] != e[4] and e[3] is None and e[2] not in direct
+    ]
+    assert fanned == []
+
+
+async def test_a_seeded_account_signs_in_and_reads_its_home_timeline(
+    seeded: SeedOptions, gql: GraphQLClient
+) -> None:
+    busiest = (
+        await rows(
+            "SELECT u.username, u.id FROM home_entries e JOIN users u ON u.id = e.owner_id "
+            "GROUP BY u.username, u.id ORDER BY COUNT(*) DESC, u.username LIMIT 1"
+        )
+    )[0]
+    signed_in = await gql.log_in(busiest["username"], SEED_PASSWORD)
+    assert signed_in["__typename"] == "LogInSuccess", signed_in
+    token = signed_in["session"]["accessToken"]
+
+    data = await gql(HOME, token=token)
+
+    edges = data["homeTimeline"]["edges"]
+    assert len(edges) == 20
+    assert data["homeTimeline"]["pageInfo"]["hasNextPage"] is True
+    newest = await rows(
+        f"SELECT post_id FROM home_entries WHERE owner_id = {busiest['id']} "
+        "ORDER BY entry_id DESC LIMIT 20"
+    )
+    shown = [int(base64.b64decode(e["node"]["id"]).decode().split(":")[1]) for e in edges]
+    assert shown == [r["post_id"] for r in newest]
+    assert all(e["node"]["text"] for e in edges)
+
+
+async def test_seed_refuses_a_database_with_accounts(
+    seeded: SeedOptions, settings: Settings
+) -> None:
+    with pytest.raises(SeedError, match="already has 50 accounts"):
+        await seed(settings, SeedOptions(users=5, posts=5))
+    assert await scalar("SELECT COUNT(*) FROM users") == 50
+
+
+def test_seed_command_seeds_once_then_refuses(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
+    env["HOLDFAST_DATA_DIR"] = str(tmp_path)
+    command = [HOLDFAST, "seed", "--users", "30", "--posts", "200"]
+
+    first = subprocess.run(command, env=env, capture_output=True, text=True)
+
+    assert first.returncode == 0, first.stderr
+    assert "seeded 30 users" in first.stdout
+    assert SEED_PASSWORD in first.stdout
+    with sqlite3.connect(tmp_path / "holdfast.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM posts").fetchone() == (200,)
+        hashes = db.execute("SELECT DISTINCT password_hash FROM users").fetchall()
+    assert len(hashes) == 1
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True)
+
+    assert again.returncode == 1
+    assert "already has 30 accounts" in again.stderr

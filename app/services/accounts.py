@@ -13,7 +13,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from app import auth
+from app import auth, sql
 from app.errors import DomainError, ErrorCode
 from app.models import Block, RefreshToken, Role, Session, User
 from app.ratelimit import LoginLimiter
@@ -265,15 +265,20 @@ class AccountService:
     # --- the signed-in viewer ------------------------------------------------------------
 
     async def resolve_viewer(self, access_token: str) -> Viewer | None:
+        """The viewer of a valid access token whose session is still open: one statement, on
+        every authenticated request."""
         claims = auth.read_access_token(self._key, access_token)
         if claims is None:
             return None
-        session = (
-            await Session.filter(id=claims.session_id, user_id=claims.user_id, revoked_at=None)
-            .select_related("user")
-            .first()
+        rows = await sql.fetch(
+            "SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE s.id = :session AND s.user_id = :user AND s.revoked_at IS NULL",
+            {"session": claims.session_id, "user": claims.user_id},
         )
-        return Viewer(session.user, session.id) if session else None
+        if not rows:
+            return None
+        # Built the way the ORM builds a fetched row, so services can save it as usual.
+        return Viewer(User._init_from_db(**rows[0]), claims.session_id)
 
     async def log_out(self, viewer: Viewer) -> None:
         await Session.filter(id=viewer.session_id, revoked_at=None).update(revoked_at=_now())

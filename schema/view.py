@@ -41,5 +41,8 @@ class GraphQLView(GraphQL[Context, None]):
             viewer = await self._services.accounts.resolve_viewer(token)
         return Context(request=request, services=self._services, viewer=viewer)
 
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -162,6 +162,22 @@ class PostService:
                 )
             )
             await PostTag.filter(post_id=post.id).using_db(conn).delete()
+            # The post's mentions are the ones in its text now: for a DIRECT post, an account
+            # no longer mentioned no longer sees it.
+            still = {u.id for u in mentioned}
+            await (
+                Mention.filter(post_id=post.id)
+                .exclude(user_id__in=list(still))
+                .using_db(conn)
+                .delete()
+            )
+            if post.visibility is Visibility.DIRECT:
+                await (
+                    HomeEntry.filter(post_id=post.id)
+                    .exclude(owner_id__in=[*still, post.author_id])
+                    .using_db(conn)
+                    .delete()
+                )
             new_mentions = [u for u in mentioned if u.id not in already]
             await self._save_entities(post.id, entities, new_mentions, conn)
             await notify(

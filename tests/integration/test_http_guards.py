@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 from strawberry.extensions.validation_cache import _get_validate_cache
 
 from app.models import User
-from app.services.accounts import AccountService
 from app.services import Services
+from app.services.accounts import AccountService
 from app.settings import Environment, Settings
 from schema import build_schema
 from tests.support import GraphQLClient

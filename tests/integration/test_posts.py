@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from app.models import HomeEntry, Notification, Post, PostTag
-from tests.social import CREATE_POST, POST_FIELDS, act, action, post, timeline
+from tests.social import CREATE_POST, POST_FIELDS, act, action, post, texts, timeline
 from tests.support import GraphQLClient
 
 EDIT_POST = action(
@@ -220,3 +220,22 @@ async def test_threads_list_ancestors_and_replies(gql: GraphQLClient) -> None:
 
     assert [p["text"] for p in at_leaf["ancestors"]] == ["root", "middle"]
     assert [e["node"]["text"] for e in at_root["replies"]["edges"]] == ["middle", "second reply"]
+
+
+async def test_editing_a_mention_out_of_a_direct_post_ends_that_access(
+    gql: GraphQLClient,
+) -> None:
+    alice = await gql.sign_up("alice")
+    bob = await gql.sign_up("bob")
+    carol = await gql.sign_up("carol")
+    created = await post(gql, alice, "psst @bob @carol", visibility="DIRECT")
+    node = "query($id: ID!) { node(id: $id) { id } }"
+
+    await gql(
+        EDIT_POST, {"input": {"id": created["id"], "text": "psst @bob"}}, token=alice.access_token
+    )
+
+    assert (await gql(node, {"id": created["id"]}, token=bob.access_token))["node"] is not None
+    assert (await gql(node, {"id": created["id"]}, token=carol.access_token))["node"] is None
+    assert texts(await timeline(gql, "homeTimeline", carol)) == []
+    assert texts(await timeline(gql, "homeTimeline", bob)) == ["psst @bob"]

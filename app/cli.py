@@ -1,11 +1,12 @@
-"""The `holdfast` command: serve, migrate, users create-admin."""
+"""The `holdfast` command: serve, migrate, users create-admin, seed, timelines rebuild/trim."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, TypeVar
 
 import typer
@@ -21,6 +22,8 @@ cli = typer.Typer(
 )
 users_cli = typer.Typer(help="Manage accounts.")
 cli.add_typer(users_cli, name="users")
+timelines_cli = typer.Typer(help="Maintain home timelines.")
+cli.add_typer(timelines_cli, name="timelines")
 
 
 def _settings() -> Settings:
@@ -36,6 +39,19 @@ def _run(make: Callable[[], Awaitable[T]]) -> T:
         return await make()
 
     return asyncio.run(wrapped())
+
+
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[None]:
+    from tortoise import Tortoise
+
+    from app.db import tortoise_config
+
+    await Tortoise.init(config=tortoise_config(settings))
+    try:
+        yield
+    finally:
+        await Tortoise.close_connections()
 
 
 @cli.command()
@@ -94,9 +110,6 @@ def create_admin(
     ] = False,
 ) -> None:
     """Create an account with the admin role."""
-    from tortoise import Tortoise
-
-    from app.db import tortoise_config
     from app.errors import DomainError
     from app.models import Role
     from app.ratelimit import LoginLimiter
@@ -112,8 +125,7 @@ def create_admin(
             raise typer.Exit(1)
 
     async def create() -> int:
-        await Tortoise.init(config=tortoise_config(settings))
-        try:
+        async with _database(settings):
             accounts = AccountService(settings, LoginLimiter.from_settings(settings))
             user = await accounts.create_user(
                 username=username,
@@ -123,8 +135,6 @@ def create_admin(
                 role=Role.ADMIN,
             )
             return int(user.id)
-        finally:
-            await Tortoise.close_connections()
 
     try:
         user_id = _run(create)
@@ -143,10 +153,7 @@ def seed(
     ] = 1,
 ) -> None:
     """Fill an empty database with a realistic synthetic data set (benchmarks, demos)."""
-    from tortoise import Tortoise
-
     from app.db import migrate as apply
-    from app.db import tortoise_config
     from app.seed import SeedError, SeedOptions
     from app.seed import seed as run_seed
 
@@ -155,12 +162,9 @@ def seed(
 
     async def fill() -> str:
         await apply(settings)
-        await Tortoise.init(config=tortoise_config(settings))
-        try:
+        async with _database(settings):
             report = await run_seed(settings, options, progress=typer.echo)
             return report.summary()
-        finally:
-            await Tortoise.close_connections()
 
     try:
         summary = _run(fill)
@@ -169,6 +173,53 @@ def seed(
         raise typer.Exit(1) from None
     typer.echo(f"seeded {summary}")
     typer.echo(f"every account's password: {options.password}")
+
+
+@timelines_cli.command("rebuild")
+def rebuild_timelines(
+    username: Annotated[
+        str | None, typer.Option(help="One account's home timeline (default: every account).")
+    ] = None,
+) -> None:
+    """Rebuild home timelines from the follow graph (after a restore, or a fan-out fault)."""
+    from app.models import User
+    from app.services import fanout
+
+    settings = _settings()
+    limits = settings.timelines
+
+    async def rebuild() -> tuple[int, int]:
+        async with _database(settings):
+            query = User.all() if username is None else User.filter(username_key=username.lower())
+            owners = await query.values_list("id", flat=True)
+            entries = 0
+            for owner in owners:
+                entries += await fanout.rebuild_home(
+                    int(owner),
+                    max_entries=limits.home_max_entries,
+                    big_account=limits.fanout_max_followers,
+                )
+            return len(owners), entries
+
+    accounts, entries = _run(rebuild)
+    if username is not None and accounts == 0:
+        typer.echo(f"holdfast: no account {username!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"rebuilt {accounts} home timelines ({entries} entries)")
+
+
+@timelines_cli.command("trim")
+def trim_timelines() -> None:
+    """Cut every home timeline to its newest HOLDFAST_TIMELINES__HOME_MAX_ENTRIES entries."""
+    from app.services import fanout
+
+    settings = _settings()
+
+    async def trim() -> int:
+        async with _database(settings):
+            return await fanout.trim_homes(settings.timelines.home_max_entries)
+
+    typer.echo(f"trimmed {_run(trim)} entries")
 
 
 def main() -> None:

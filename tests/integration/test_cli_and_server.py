@@ -166,3 +166,40 @@ def test_served_api_signs_up_logs_in_and_answers_viewer(served: str, tmp_path: P
     assert viewer["data"]["viewer"]["email"] == "new@example.org"
     assert (tmp_path / "data" / "holdfast.sqlite3").exists()
     assert (tmp_path / "data" / "secret_key").exists()
+
+
+def test_timelines_rebuild_and_trim_from_the_command_line(tmp_path: Path) -> None:
+    env = _env(tmp_path, HOLDFAST_TIMELINES__HOME_MAX_ENTRIES="20")
+    seeded = subprocess.run(
+        [HOLDFAST, "seed", "--users", "30", "--posts", "600"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    with sqlite3.connect(tmp_path / "holdfast.sqlite3") as db:
+        db.execute("DELETE FROM home_entries")
+
+    rebuilt = subprocess.run(
+        [HOLDFAST, "timelines", "rebuild"], env=env, capture_output=True, text=True
+    )
+    trimmed = subprocess.run(
+        [HOLDFAST, "timelines", "trim"], env=env, capture_output=True, text=True
+    )
+    unknown = subprocess.run(
+        [HOLDFAST, "timelines", "rebuild", "--username", "nobody"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.startswith("rebuilt 30 home timelines")
+    assert trimmed.stdout == "trimmed 0 entries\n"  # rebuild already kept 20 each
+    with sqlite3.connect(tmp_path / "holdfast.sqlite3") as db:
+        longest = db.execute(
+            "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM home_entries GROUP BY owner_id)"
+        ).fetchone()[0]
+    assert longest == 20
+    assert unknown.returncode == 1
+    assert "no account 'nobody'" in unknown.stderr

@@ -191,11 +191,11 @@ def rebuild_timelines(
     async def rebuild() -> tuple[int, int]:
         async with _database(settings):
             query = User.all() if username is None else User.filter(username_key=username.lower())
-            owners = await query.values_list("id", flat=True)
+            owners: list[int] = [user.id for user in await query.only("id")]
             entries = 0
             for owner in owners:
                 entries += await fanout.rebuild_home(
-                    int(owner),
+                    owner,
                     max_entries=limits.home_max_entries,
                     big_account=limits.fanout_max_followers,
                 )

@@ -1,10 +1,9 @@
-"""Accounts over GraphQL: users, the viewer, sign-up, sign-in sessions and profile."""
+"""Accounts over GraphQL: the viewer, sign-up, sign-in sessions and profile."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import strawberry
 from strawberry import relay
@@ -13,7 +12,7 @@ from strawberry.types import Info
 from app.errors import DomainError, ErrorCode
 from app.services.accounts import SessionTokens, SignedIn
 from schema.context import Context
-from schema.errors import MutationError, code, error_result
+from schema.results import MutationTypes
 from schema.types import User, as_user
 
 # --- types -------------------------------------------------------------------------------
@@ -53,7 +52,25 @@ def _signed_in_fields(signed_in: SignedIn, info: Info[Context, None]) -> dict[st
     }
 
 
-# --- signUp --------------------------------------------------------------------------------
+@strawberry.type(description="A signed-in account and its session's tokens.")
+class SessionPayload:
+    user: User = strawberry.field(description="The signed-in account.")
+    session: AuthSession = strawberry.field(description="The session's tokens.")
+
+
+@strawberry.type(description="The viewer's account.")
+class UserPayload:
+    user: User = strawberry.field(description="The viewer as now.")
+
+
+@strawberry.type(description="Sessions were revoked.")
+class LogOutPayload:
+    revoked_sessions: int = strawberry.field(description="How many sessions were revoked.")
+
+
+@strawberry.type(description="The account and its sessions are gone.")
+class DeleteAccountPayload:
+    deleted_user_id: strawberry.ID = strawberry.field(description="The global ID the account had.")
 
 
 @strawberry.input(description="A new account.")
@@ -64,116 +81,15 @@ class SignUpInput:
     display_name: str = strawberry.field(description="1 to 50 characters.")
 
 
-@strawberry.type(description="The account was created and signed in.")
-class SignUpSuccess:
-    user: User = strawberry.field(description="The new account.")
-    session: AuthSession = strawberry.field(description="Its first sign-in session.")
-
-
-@strawberry.enum(description="Why signUp failed.")
-class SignUpErrorCode(Enum):
-    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
-    INVALID_USERNAME = code(ErrorCode.INVALID_USERNAME)
-    USERNAME_TAKEN = code(ErrorCode.USERNAME_TAKEN)
-    INVALID_EMAIL = code(ErrorCode.INVALID_EMAIL)
-    EMAIL_TAKEN = code(ErrorCode.EMAIL_TAKEN)
-    WEAK_PASSWORD = code(ErrorCode.WEAK_PASSWORD)
-
-
-@strawberry.type(description="signUp failed; no account was created.")
-class SignUpError(MutationError):
-    code: SignUpErrorCode = strawberry.field(description="What went wrong.")
-
-
-SignUpResult = Annotated[
-    SignUpSuccess | SignUpError, strawberry.union("SignUpResult", description="signUp's result.")
-]
-
-# --- logIn ---------------------------------------------------------------------------------
-
-
 @strawberry.input(description="Credentials of an existing account.")
 class LogInInput:
     login: str = strawberry.field(description="The username or the email address.")
     password: str = strawberry.field(description="The account's password.")
 
 
-@strawberry.type(description="Signed in.")
-class LogInSuccess:
-    user: User = strawberry.field(description="The signed-in account.")
-    session: AuthSession = strawberry.field(description="The new session's tokens.")
-
-
-@strawberry.enum(description="Why logIn failed.")
-class LogInErrorCode(Enum):
-    INVALID_CREDENTIALS = code(ErrorCode.INVALID_CREDENTIALS)
-    RATE_LIMITED = code(ErrorCode.RATE_LIMITED)
-
-
-@strawberry.type(description="logIn failed.")
-class LogInError(MutationError):
-    code: LogInErrorCode = strawberry.field(description="What went wrong.")
-
-
-LogInResult = Annotated[
-    LogInSuccess | LogInError, strawberry.union("LogInResult", description="logIn's result.")
-]
-
-# --- refreshSession ------------------------------------------------------------------------
-
-
 @strawberry.input(description="A refresh token to trade for new tokens.")
 class RefreshSessionInput:
     refresh_token: str = strawberry.field(description="The latest refresh token of a session.")
-
-
-@strawberry.type(description="New tokens for the same session; the old refresh token is spent.")
-class RefreshSessionSuccess:
-    user: User = strawberry.field(description="The session's account.")
-    session: AuthSession = strawberry.field(description="The new tokens.")
-
-
-@strawberry.enum(description="Why refreshSession failed.")
-class RefreshSessionErrorCode(Enum):
-    INVALID_TOKEN = code(ErrorCode.INVALID_TOKEN)
-    TOKEN_EXPIRED = code(ErrorCode.TOKEN_EXPIRED)
-    TOKEN_REUSED = code(ErrorCode.TOKEN_REUSED)
-
-
-@strawberry.type(description="refreshSession failed; sign in again.")
-class RefreshSessionError(MutationError):
-    code: RefreshSessionErrorCode = strawberry.field(description="What went wrong.")
-
-
-RefreshSessionResult = Annotated[
-    RefreshSessionSuccess | RefreshSessionError,
-    strawberry.union("RefreshSessionResult", description="refreshSession's result."),
-]
-
-# --- logOut, logOutEverywhere --------------------------------------------------------------
-
-
-@strawberry.type(description="Sessions were revoked.")
-class LogOutSuccess:
-    revoked_sessions: int = strawberry.field(description="How many sessions were revoked.")
-
-
-@strawberry.enum(description="Why logOut or logOutEverywhere failed.")
-class LogOutErrorCode(Enum):
-    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
-
-
-@strawberry.type(description="logOut failed.")
-class LogOutError(MutationError):
-    code: LogOutErrorCode = strawberry.field(description="What went wrong.")
-
-
-LogOutResult = Annotated[
-    LogOutSuccess | LogOutError,
-    strawberry.union("LogOutResult", description="logOut's and logOutEverywhere's result."),
-]
-
-# --- changePassword ------------------------------------------------------------------------
 
 
 @strawberry.input(description="The current password and its replacement.")
@@ -182,60 +98,9 @@ class ChangePasswordInput:
     new_password: str = strawberry.field(description="8 to 1,024 characters, not a common one.")
 
 
-@strawberry.type(description="The password changed; every other session was signed out.")
-class ChangePasswordSuccess:
-    user: User = strawberry.field(description="The viewer.")
-
-
-@strawberry.enum(description="Why changePassword failed.")
-class ChangePasswordErrorCode(Enum):
-    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
-    WRONG_PASSWORD = code(ErrorCode.WRONG_PASSWORD)
-    WEAK_PASSWORD = code(ErrorCode.WEAK_PASSWORD)
-    RATE_LIMITED = code(ErrorCode.RATE_LIMITED)
-
-
-@strawberry.type(description="changePassword failed; the password is unchanged.")
-class ChangePasswordError(MutationError):
-    code: ChangePasswordErrorCode = strawberry.field(description="What went wrong.")
-
-
-ChangePasswordResult = Annotated[
-    ChangePasswordSuccess | ChangePasswordError,
-    strawberry.union("ChangePasswordResult", description="changePassword's result."),
-]
-
-# --- deleteAccount -------------------------------------------------------------------------
-
-
 @strawberry.input(description="Confirmation of deleting the viewer's account.")
 class DeleteAccountInput:
     password: str = strawberry.field(description="The account's password.")
-
-
-@strawberry.type(description="The account and its sessions are gone.")
-class DeleteAccountSuccess:
-    deleted_user_id: strawberry.ID = strawberry.field(description="The global ID the account had.")
-
-
-@strawberry.enum(description="Why deleteAccount failed.")
-class DeleteAccountErrorCode(Enum):
-    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
-    WRONG_PASSWORD = code(ErrorCode.WRONG_PASSWORD)
-    RATE_LIMITED = code(ErrorCode.RATE_LIMITED)
-
-
-@strawberry.type(description="deleteAccount failed; the account remains.")
-class DeleteAccountError(MutationError):
-    code: DeleteAccountErrorCode = strawberry.field(description="What went wrong.")
-
-
-DeleteAccountResult = Annotated[
-    DeleteAccountSuccess | DeleteAccountError,
-    strawberry.union("DeleteAccountResult", description="deleteAccount's result."),
-]
-
-# --- updateProfile -------------------------------------------------------------------------
 
 
 @strawberry.input(description="Profile fields to change; omitted fields keep their value.")
@@ -247,35 +112,102 @@ class UpdateProfileInput:
     )
 
 
-@strawberry.type(description="The profile changed.")
-class UpdateProfileSuccess:
-    user: User = strawberry.field(description="The viewer as now.")
+SIGN_UP = MutationTypes(
+    "signUp",
+    SessionPayload,
+    [
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_USERNAME,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.INVALID_EMAIL,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    ],
+    success="The account was created and signed in.",
+    failure="signUp failed; no account was created.",
+)
+LOG_IN = MutationTypes(
+    "logIn",
+    SessionPayload,
+    [ErrorCode.INVALID_CREDENTIALS, ErrorCode.RATE_LIMITED],
+    success="Signed in.",
+    failure="logIn failed.",
+)
+REFRESH_SESSION = MutationTypes(
+    "refreshSession",
+    SessionPayload,
+    [ErrorCode.INVALID_TOKEN, ErrorCode.TOKEN_EXPIRED, ErrorCode.TOKEN_REUSED],
+    success="New tokens for the same session; the old refresh token is spent.",
+    failure="refreshSession failed; sign in again.",
+)
+LOG_OUT = MutationTypes(
+    "logOut",
+    LogOutPayload,
+    [ErrorCode.NOT_AUTHENTICATED],
+    success="This session is signed out.",
+    failure="logOut failed.",
+)
+LOG_OUT_EVERYWHERE = MutationTypes(
+    "logOutEverywhere",
+    LogOutPayload,
+    [ErrorCode.NOT_AUTHENTICATED],
+    success="Every session of the viewer is signed out.",
+    failure="logOutEverywhere failed.",
+)
+CHANGE_PASSWORD = MutationTypes(
+    "changePassword",
+    UserPayload,
+    [
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.WRONG_PASSWORD,
+        ErrorCode.WEAK_PASSWORD,
+        ErrorCode.RATE_LIMITED,
+    ],
+    success="The password changed; every other session was signed out.",
+    failure="changePassword failed; the password is unchanged.",
+)
+DELETE_ACCOUNT = MutationTypes(
+    "deleteAccount",
+    DeleteAccountPayload,
+    [ErrorCode.NOT_AUTHENTICATED, ErrorCode.WRONG_PASSWORD, ErrorCode.RATE_LIMITED],
+    success="The account and its sessions are gone.",
+    failure="deleteAccount failed; the account remains.",
+)
+UPDATE_PROFILE = MutationTypes(
+    "updateProfile",
+    UserPayload,
+    [ErrorCode.NOT_AUTHENTICATED, ErrorCode.INVALID_INPUT],
+    success="The profile changed.",
+    failure="updateProfile failed; nothing changed.",
+)
 
-
-@strawberry.enum(description="Why updateProfile failed.")
-class UpdateProfileErrorCode(Enum):
-    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
-    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
-
-
-@strawberry.type(description="updateProfile failed; nothing changed.")
-class UpdateProfileError(MutationError):
-    code: UpdateProfileErrorCode = strawberry.field(description="What went wrong.")
-
-
-UpdateProfileResult = Annotated[
-    UpdateProfileSuccess | UpdateProfileError,
-    strawberry.union("UpdateProfileResult", description="updateProfile's result."),
-]
-
-# --- root fields -----------------------------------------------------------------------------
+if TYPE_CHECKING:
+    SignUpResult: TypeAlias = Any
+    LogInResult: TypeAlias = Any
+    RefreshSessionResult: TypeAlias = Any
+    LogOutResult: TypeAlias = Any
+    LogOutEverywhereResult: TypeAlias = Any
+    ChangePasswordResult: TypeAlias = Any
+    DeleteAccountResult: TypeAlias = Any
+    UpdateProfileResult: TypeAlias = Any
+else:
+    SignUpResult = SIGN_UP.result
+    LogInResult = LOG_IN.result
+    RefreshSessionResult = REFRESH_SESSION.result
+    LogOutResult = LOG_OUT.result
+    LogOutEverywhereResult = LOG_OUT_EVERYWHERE.result
+    ChangePasswordResult = CHANGE_PASSWORD.result
+    DeleteAccountResult = DELETE_ACCOUNT.result
+    UpdateProfileResult = UPDATE_PROFILE.result
 
 
 INPUT = strawberry.argument(description="The mutation's input.")
 
 
-def _not_signed_in() -> DomainError:
-    return DomainError(ErrorCode.NOT_AUTHENTICATED, "Sign in first.")
+def _require_viewer(info: Info[Context, None]) -> Any:
+    if info.context.viewer is None:
+        raise DomainError(ErrorCode.NOT_AUTHENTICATED, "Sign in first.")
+    return info.context.viewer
 
 
 @strawberry.type
@@ -299,116 +231,101 @@ class AccountQuery:
 class AccountMutation:
     @strawberry.mutation(description="Create an account and sign it in.")
     async def sign_up(
-        self,
-        info: Info[Context, None],
-        input: Annotated[SignUpInput, INPUT],
+        self, info: Info[Context, None], input: Annotated[SignUpInput, INPUT]
     ) -> SignUpResult:
-        ctx = info.context
-        try:
-            signed_in = await ctx.accounts.sign_up(
+        async def action() -> dict[str, Any]:
+            signed_in = await info.context.accounts.sign_up(
                 username=input.username,
                 email=input.email,
                 password=input.password,
                 display_name=input.display_name,
-                user_agent=ctx.user_agent,
+                user_agent=info.context.user_agent,
             )
-        except DomainError as exc:
-            return error_result(SignUpError, SignUpErrorCode, exc)
-        return SignUpSuccess(**_signed_in_fields(signed_in, info))
+            return _signed_in_fields(signed_in, info)
+
+        return await SIGN_UP.run(action)
 
     @strawberry.mutation(description="Sign in with a username or email and a password.")
     async def log_in(
-        self,
-        info: Info[Context, None],
-        input: Annotated[LogInInput, INPUT],
+        self, info: Info[Context, None], input: Annotated[LogInInput, INPUT]
     ) -> LogInResult:
-        ctx = info.context
-        try:
-            signed_in = await ctx.accounts.log_in(
+        async def action() -> dict[str, Any]:
+            signed_in = await info.context.accounts.log_in(
                 login=input.login,
                 password=input.password,
-                client_ip=ctx.client_ip,
-                user_agent=ctx.user_agent,
+                client_ip=info.context.client_ip,
+                user_agent=info.context.user_agent,
             )
-        except DomainError as exc:
-            return error_result(LogInError, LogInErrorCode, exc)
-        return LogInSuccess(**_signed_in_fields(signed_in, info))
+            return _signed_in_fields(signed_in, info)
+
+        return await LOG_IN.run(action)
 
     @strawberry.mutation(description="Trade a refresh token for new tokens (rotation).")
     async def refresh_session(
         self, info: Info[Context, None], input: Annotated[RefreshSessionInput, INPUT]
     ) -> RefreshSessionResult:
-        try:
+        async def action() -> dict[str, Any]:
             signed_in = await info.context.accounts.refresh_session(input.refresh_token)
-        except DomainError as exc:
-            return error_result(RefreshSessionError, RefreshSessionErrorCode, exc)
-        return RefreshSessionSuccess(**_signed_in_fields(signed_in, info))
+            return _signed_in_fields(signed_in, info)
+
+        return await REFRESH_SESSION.run(action)
 
     @strawberry.mutation(description="Sign out the session of this request.")
     async def log_out(self, info: Info[Context, None]) -> LogOutResult:
-        viewer = info.context.viewer
-        if viewer is None:
-            return error_result(LogOutError, LogOutErrorCode, _not_signed_in())
-        await info.context.accounts.log_out(viewer)
-        return LogOutSuccess(revoked_sessions=1)
+        async def action() -> dict[str, Any]:
+            await info.context.accounts.log_out(_require_viewer(info))
+            return {"revoked_sessions": 1}
+
+        return await LOG_OUT.run(action)
 
     @strawberry.mutation(description="Sign out every session of the viewer, this one included.")
-    async def log_out_everywhere(self, info: Info[Context, None]) -> LogOutResult:
-        viewer = info.context.viewer
-        if viewer is None:
-            return error_result(LogOutError, LogOutErrorCode, _not_signed_in())
-        revoked = await info.context.accounts.log_out_everywhere(viewer)
-        return LogOutSuccess(revoked_sessions=revoked)
+    async def log_out_everywhere(self, info: Info[Context, None]) -> LogOutEverywhereResult:
+        async def action() -> dict[str, Any]:
+            revoked = await info.context.accounts.log_out_everywhere(_require_viewer(info))
+            return {"revoked_sessions": revoked}
+
+        return await LOG_OUT_EVERYWHERE.run(action)
 
     @strawberry.mutation(description="Change the password; every other session is signed out.")
     async def change_password(
         self, info: Info[Context, None], input: Annotated[ChangePasswordInput, INPUT]
     ) -> ChangePasswordResult:
-        ctx = info.context
-        try:
-            if ctx.viewer is None:
-                raise _not_signed_in()
-            await ctx.accounts.change_password(
-                ctx.viewer,
+        async def action() -> dict[str, Any]:
+            viewer = _require_viewer(info)
+            await info.context.accounts.change_password(
+                viewer,
                 current_password=input.current_password,
                 new_password=input.new_password,
-                client_ip=ctx.client_ip,
+                client_ip=info.context.client_ip,
             )
-        except DomainError as exc:
-            return error_result(ChangePasswordError, ChangePasswordErrorCode, exc)
-        return ChangePasswordSuccess(user=as_user(ctx.viewer.user))
+            return {"user": viewer.user}
+
+        return await CHANGE_PASSWORD.run(action)
 
     @strawberry.mutation(description="Delete the viewer's account for good.")
     async def delete_account(
         self, info: Info[Context, None], input: Annotated[DeleteAccountInput, INPUT]
     ) -> DeleteAccountResult:
-        ctx = info.context
-        try:
-            if ctx.viewer is None:
-                raise _not_signed_in()
-            await ctx.accounts.delete_account(
-                ctx.viewer, password=input.password, client_ip=ctx.client_ip
+        async def action() -> dict[str, Any]:
+            viewer = _require_viewer(info)
+            await info.context.accounts.delete_account(
+                viewer, password=input.password, client_ip=info.context.client_ip
             )
-        except DomainError as exc:
-            return error_result(DeleteAccountError, DeleteAccountErrorCode, exc)
-        return DeleteAccountSuccess(
-            deleted_user_id=strawberry.ID(str(relay.to_base64(User, ctx.viewer.user.id)))
-        )
+            return {"deleted_user_id": strawberry.ID(relay.to_base64(User, viewer.user.id))}
+
+        return await DELETE_ACCOUNT.run(action)
 
     @strawberry.mutation(description="Change the viewer's display name, bio or lock.")
     async def update_profile(
         self, info: Info[Context, None], input: Annotated[UpdateProfileInput, INPUT]
     ) -> UpdateProfileResult:
-        ctx = info.context
-        try:
-            if ctx.viewer is None:
-                raise _not_signed_in()
-            user = await ctx.accounts.update_profile(
-                ctx.viewer,
+        async def action() -> dict[str, Any]:
+            user = await info.context.accounts.update_profile(
+                _require_viewer(info),
                 display_name=input.display_name,
                 bio=input.bio,
                 is_locked=input.is_locked,
             )
-        except DomainError as exc:
-            return error_result(UpdateProfileError, UpdateProfileErrorCode, exc)
-        return UpdateProfileSuccess(user=as_user(user))
+            return {"user": user}
+
+        return await UPDATE_PROFILE.run(action)

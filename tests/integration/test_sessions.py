@@ -9,7 +9,11 @@ from tests.support import REFRESH, STRONG_PASSWORD, GraphQLClient
 
 LOG_OUT = "mutation { logOut { __typename ... on LogOutSuccess { revokedSessions } "
 LOG_OUT += "... on LogOutError { code } } }"
-LOG_OUT_EVERYWHERE = LOG_OUT.replace("logOut {", "logOutEverywhere {", 1)
+LOG_OUT_EVERYWHERE = (
+    LOG_OUT.replace("logOut {", "logOutEverywhere {", 1)
+    .replace("LogOutSuccess", "LogOutEverywhereSuccess")
+    .replace("LogOutError", "LogOutEverywhereError")
+)
 
 
 async def test_log_in_by_username_or_email_ignoring_case(gql: GraphQLClient) -> None:

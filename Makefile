@@ -42,3 +42,9 @@ schema: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The home-timeline benchmark: GraphQL against a raw Starlette + asyncpg handler on a seeded
+# PostgreSQL (bench/README.md). Not part of `make test`; needs wrk and PostgreSQL.
+BENCH_ARGS ?= --users 10000 --posts 1000000 --duration 15
+bench: $(STAMP)
+	$(BIN)/python -m bench.timeline $(BENCH_ARGS)

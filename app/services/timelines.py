@@ -1,5 +1,5 @@
-"""Timelines, newest first, as index range scans on a cursor; each page is one statement plus
-`views.hydrate`'s two.
+"""Timelines, newest first, as index range scans on a cursor; each page is one statement
+(with the replied-to and quoted posts joined in, see `views.PAGE_COLUMNS`).
 
 The home timeline reads the fan-out table `home_entries` (written when a post or repost is
 made), merged at read time with the posts of followed accounts too big to fan out.
@@ -14,13 +14,19 @@ from app import sql
 from app.services.paging import Page, PageRequest, make_page
 from app.services.views import (
     NOT_MUTED,
+    PAGE_COLUMNS,
     POST_COLUMNS,
+    RELATED_JOINS,
     VISIBLE,
     PostView,
     account_from_row,
     hydrate,
+    page_post_from_row,
     post_from_row,
+    user_columns,
 )
+
+REPOSTER_COLUMNS = user_columns("rb", "rb_")
 
 _REPOSTER_NOT_MUTED = """
 (h.reposter_id IS NULL OR NOT EXISTS (
@@ -43,17 +49,15 @@ async def _posts_page(
     muted = f"AND {NOT_MUTED}" if mute_filter and viewer_id is not None else ""
     rows = await sql.fetch(
         f"""
-        SELECT {POST_COLUMNS}, {sort_column} AS sort_key
-        FROM {source} JOIN users u ON u.id = p.author_id
+        SELECT {PAGE_COLUMNS}, {sort_column} AS sort_key
+        FROM {source} JOIN users u ON u.id = p.author_id {RELATED_JOINS}
         WHERE {where} AND {condition} AND {VISIBLE} {muted}
         ORDER BY {order} LIMIT :limit
         """,
         {**params, **request.params(), "viewer": viewer_id},
     )
-    posts = [post_from_row(row) for row in rows]
-    page = make_page(request, posts, [p.sort_key for p in posts])
-    await hydrate(viewer_id, page.items)
-    return page
+    posts = [page_post_from_row(row) for row in rows]
+    return make_page(request, posts, [p.sort_key for p in posts])
 
 
 async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[PostView]:
@@ -62,11 +66,7 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
     outer_condition, outer_order = request.keyset("h.sort_key")
     rows = await sql.fetch(
         f"""
-        SELECT {POST_COLUMNS}, h.sort_key, h.reposter_id,
-               r.id AS r_id, r.username AS r_username, r.display_name AS r_display_name,
-               r.bio AS r_bio, r.is_locked AS r_is_locked, r.role AS r_role,
-               r.email AS r_email, r.created_at AS r_created_at,
-               r.follower_count AS r_follower_count, r.following_count AS r_following_count
+        SELECT {PAGE_COLUMNS}, h.sort_key, h.reposter_id, {REPOSTER_COLUMNS}
         FROM (
           SELECT * FROM (
             SELECT e.entry_id AS sort_key, e.post_id, e.reposter_id
@@ -89,7 +89,8 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
         ) h
         JOIN posts p ON p.id = h.post_id
         JOIN users u ON u.id = p.author_id
-        LEFT JOIN users r ON r.id = h.reposter_id
+        LEFT JOIN users rb ON rb.id = h.reposter_id
+        {RELATED_JOINS}
         WHERE {outer_condition} AND {_REPOSTER_NOT_MUTED}
         ORDER BY {outer_order} LIMIT :limit
         """,
@@ -97,13 +98,11 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
     )
     posts = []
     for row in rows:
-        post = post_from_row(row)
+        post = page_post_from_row(row)
         if row["reposter_id"] is not None:
-            post.reposted_by = account_from_row(row, "r_")
+            post.reposted_by = account_from_row(row, "rb_")
         posts.append(post)
-    page = make_page(request, posts, [p.sort_key for p in posts])
-    await hydrate(viewer_id, page.items)
-    return page
+    return make_page(request, posts, [p.sort_key for p in posts])
 
 
 async def public(viewer_id: int | None, request: PageRequest) -> Page[PostView]:

@@ -1,8 +1,9 @@
 """Read-side data for the API: plain slotted dataclasses, loaded in few statements.
 
 A page of posts (with authors, counts, the viewer's state and the replied-to and quoted
-posts) takes two statements whatever its length: the page itself and the posts it refers
-to, each row carrying its author and whether the viewer likes, reposted or bookmarked it.
+posts) is one statement whatever its length: each row carries the post, its author, whether
+the viewer likes, reposted or bookmarked it, and the same for the posts it replies to and
+quotes when the viewer may see them.
 
 Who may see a post is decided here, in SQL, once (`VISIBLE`), and every read path uses it.
 """
@@ -18,23 +19,58 @@ import orjson
 from app import sql
 from app.models import Role, Visibility
 
-# The audience of post p includes :viewer (NULL when signed out) when neither side blocks the
-# other and its visibility lets them in. SUBSCRIBERS posts are the author's alone until
-# premium subscriptions exist.
-AUDIENCE = """
+
+def audience(p: str) -> str:
+    """The audience of post `p` includes :viewer (NULL when signed out) when neither side
+    blocks the other and its visibility lets them in. SUBSCRIBERS posts are the author's alone
+    until premium subscriptions exist."""
+    return f"""
 (
-  p.visibility = 'public'
-  OR p.author_id = :viewer
-  OR (p.visibility = 'followers' AND EXISTS (
-        SELECT 1 FROM follows vf WHERE vf.follower_id = :viewer AND vf.followee_id = p.author_id))
-  OR (p.visibility = 'direct' AND EXISTS (
-        SELECT 1 FROM mentions vm WHERE vm.post_id = p.id AND vm.user_id = :viewer))
+  {p}.visibility = 'public'
+  OR {p}.author_id = :viewer
+  OR ({p}.visibility = 'followers' AND EXISTS (
+        SELECT 1 FROM follows vf WHERE vf.follower_id = :viewer AND vf.followee_id = {p}.author_id))
+  OR ({p}.visibility = 'direct' AND EXISTS (
+        SELECT 1 FROM mentions vm WHERE vm.post_id = {p}.id AND vm.user_id = :viewer))
 )
 AND NOT EXISTS (
   SELECT 1 FROM blocks vb
-  WHERE (vb.blocker_id = :viewer AND vb.blocked_id = p.author_id)
-     OR (vb.blocker_id = p.author_id AND vb.blocked_id = :viewer))
+  WHERE (vb.blocker_id = :viewer AND vb.blocked_id = {p}.author_id)
+     OR (vb.blocker_id = {p}.author_id AND vb.blocked_id = :viewer))
 """
+
+
+def post_columns(p: str, u: str, prefix: str) -> str:
+    """Post `p`, its author `u` and the viewer's state, as columns named `<prefix>...`."""
+    return f"""
+{p}.id AS {prefix}id, {p}.text AS {prefix}text, {p}.content_warning AS {prefix}content_warning,
+{p}.visibility AS {prefix}visibility, {p}.entities AS {prefix}entities,
+{p}.like_count AS {prefix}like_count, {p}.repost_count AS {prefix}repost_count,
+{p}.reply_count AS {prefix}reply_count, {p}.quote_count AS {prefix}quote_count,
+{p}.created_at AS {prefix}created_at, {p}.edited_at AS {prefix}edited_at,
+{p}.deleted_at AS {prefix}deleted_at, {p}.reply_to_id AS {prefix}reply_to_id,
+{p}.quote_of_id AS {prefix}quote_of_id,
+{user_columns(u, prefix + "a_")},
+EXISTS (SELECT 1 FROM likes vl WHERE vl.user_id = :viewer AND vl.post_id = {p}.id)
+  AS {prefix}v_liked,
+EXISTS (SELECT 1 FROM reposts vr WHERE vr.user_id = :viewer AND vr.post_id = {p}.id)
+  AS {prefix}v_reposted,
+EXISTS (SELECT 1 FROM bookmarks vk WHERE vk.user_id = :viewer AND vk.post_id = {p}.id)
+  AS {prefix}v_bookmarked
+"""
+
+
+def user_columns(u: str, prefix: str) -> str:
+    return f"""
+{u}.id AS {prefix}id, {u}.username AS {prefix}username,
+{u}.display_name AS {prefix}display_name, {u}.bio AS {prefix}bio,
+{u}.is_locked AS {prefix}is_locked, {u}.role AS {prefix}role, {u}.email AS {prefix}email,
+{u}.created_at AS {prefix}created_at, {u}.follower_count AS {prefix}follower_count,
+{u}.following_count AS {prefix}following_count
+"""
+
+
+AUDIENCE = audience("p")
 
 # Visible: in the audience and not deleted. A deleted post shows as a tombstone (in threads)
 # only to its audience, so even its existence stays private.
@@ -45,26 +81,21 @@ NOT_MUTED = """
 NOT EXISTS (SELECT 1 FROM mutes vmu WHERE vmu.muter_id = :viewer AND vmu.muted_id = p.author_id)
 """
 
-POST_COLUMNS = """
-p.id, p.text, p.content_warning, p.visibility, p.entities, p.like_count, p.repost_count,
-p.reply_count, p.quote_count, p.created_at, p.edited_at, p.deleted_at, p.reply_to_id,
-p.quote_of_id,
-u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name, u.bio AS a_bio,
-u.is_locked AS a_is_locked, u.role AS a_role, u.email AS a_email,
-u.created_at AS a_created_at, u.follower_count AS a_follower_count,
-u.following_count AS a_following_count,
-EXISTS (SELECT 1 FROM likes vl WHERE vl.user_id = :viewer AND vl.post_id = p.id) AS v_liked,
-EXISTS (SELECT 1 FROM reposts vr WHERE vr.user_id = :viewer AND vr.post_id = p.id) AS v_reposted,
-EXISTS (SELECT 1 FROM bookmarks vk WHERE vk.user_id = :viewer AND vk.post_id = p.id)
-  AS v_bookmarked
+POST_COLUMNS = post_columns("p", "u", "")
+
+# A page row also carries the post it replies to (r_...) and the one it quotes (q_...), when
+# the viewer may see them (deleted ones as tombstones): one statement for a whole page.
+PAGE_COLUMNS = f"""{POST_COLUMNS}, {post_columns("rp", "ru", "r_")},
+{post_columns("qp", "qu", "q_")}"""
+
+RELATED_JOINS = f"""
+LEFT JOIN posts rp ON rp.id = p.reply_to_id AND {audience("rp")}
+LEFT JOIN users ru ON ru.id = rp.author_id
+LEFT JOIN posts qp ON qp.id = p.quote_of_id AND {audience("qp")}
+LEFT JOIN users qu ON qu.id = qp.author_id
 """
 
-USER_COLUMNS = """
-u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name, u.bio AS a_bio,
-u.is_locked AS a_is_locked, u.role AS a_role, u.email AS a_email,
-u.created_at AS a_created_at, u.follower_count AS a_follower_count,
-u.following_count AS a_following_count
-"""
+USER_COLUMNS = user_columns("u", "a_")
 
 
 @dataclass(slots=True)
@@ -130,34 +161,46 @@ def account_from_row(row: dict[str, Any], prefix: str = "a_") -> AccountCard:
     )
 
 
-def post_from_row(row: dict[str, Any]) -> PostView:
-    deleted = row["deleted_at"] is not None
-    entities = row["entities"]
+def post_from_row(row: dict[str, Any], prefix: str = "") -> PostView:
+    deleted = row[prefix + "deleted_at"] is not None
+    entities = row[prefix + "entities"]
     if isinstance(entities, str):
         entities = orjson.loads(entities)
-    edited = row["edited_at"]
+    edited = row[prefix + "edited_at"]
     return PostView(
-        id=row["id"],
-        author=account_from_row(row),
+        id=row[prefix + "id"],
+        author=account_from_row(row, prefix + "a_"),
         # A tombstone keeps its place in the thread and nothing of its content.
-        text="" if deleted else row["text"],
-        content_warning="" if deleted else row["content_warning"],
-        visibility=Visibility(row["visibility"]),
+        text="" if deleted else row[prefix + "text"],
+        content_warning="" if deleted else row[prefix + "content_warning"],
+        visibility=Visibility(row[prefix + "visibility"]),
         entities=[] if deleted else entities,
-        like_count=row["like_count"],
-        repost_count=row["repost_count"],
-        reply_count=row["reply_count"],
-        quote_count=row["quote_count"],
-        created_at=_datetime(row["created_at"]),
+        like_count=row[prefix + "like_count"],
+        repost_count=row[prefix + "repost_count"],
+        reply_count=row[prefix + "reply_count"],
+        quote_count=row[prefix + "quote_count"],
+        created_at=_datetime(row[prefix + "created_at"]),
         edited_at=_datetime(edited) if edited is not None else None,
         is_deleted=deleted,
-        reply_to_id=row["reply_to_id"],
-        quote_of_id=row["quote_of_id"],
-        sort_key=row.get("sort_key") or row["id"],
-        viewer_has_liked=bool(row["v_liked"]),
-        viewer_has_reposted=bool(row["v_reposted"]),
-        viewer_has_bookmarked=bool(row["v_bookmarked"]),
+        reply_to_id=row[prefix + "reply_to_id"],
+        quote_of_id=row[prefix + "quote_of_id"],
+        sort_key=row.get("sort_key") or row[prefix + "id"],
+        viewer_has_liked=bool(row[prefix + "v_liked"]),
+        viewer_has_reposted=bool(row[prefix + "v_reposted"]),
+        viewer_has_bookmarked=bool(row[prefix + "v_bookmarked"]),
     )
+
+
+def page_post_from_row(row: dict[str, Any]) -> PostView:
+    """A post of a page row with PAGE_COLUMNS: the post with its referred posts attached."""
+    post = post_from_row(row)
+    if not post.is_deleted:
+        if row["r_id"] is not None:
+            post.reply_to = post_from_row(row, "r_")
+        if row["q_id"] is not None:
+            post.quote_of = post_from_row(row, "q_")
+    post.related_loaded = True
+    return post
 
 
 async def posts_by_ids(

@@ -28,7 +28,7 @@ async def _count_statements(
     return len(statements), len(data["homeTimeline"]["edges"])
 
 
-async def test_home_page_is_three_statements_for_twenty_or_fifty_posts(
+async def test_home_page_is_two_statements_for_twenty_or_fifty_posts(
     gql: GraphQLClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     alice = await gql.sign_up("alice")
@@ -48,7 +48,37 @@ async def test_home_page_is_three_statements_for_twenty_or_fifty_posts(
     twenty = await _count_statements(gql, caplog, alice, 20)
     fifty = await _count_statements(gql, caplog, alice, 50)
 
-    # One to resolve the viewer's session, then the page and the posts it refers to (each row
-    # with its author and the viewer's likes, reposts and bookmarks).
-    assert twenty == (3, 20)
-    assert fifty == (3, 50)
+    # One to resolve the viewer's session, then the page: each row with its author, the
+    # viewer's likes, reposts and bookmarks, and the same for the posts it replies to and
+    # quotes.
+    assert twenty == (2, 20)
+    assert fifty == (2, 50)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "{ publicTimeline(first: 30) { edges { node { %s } } } }",
+        '{ hashtagTimeline(tag: "tag", first: 30) { edges { node { %s } } } }',
+        "{ likedPosts(first: 30) { edges { node { %s } } } }",
+    ],
+)
+async def test_other_timelines_are_one_statement_a_page(
+    gql: GraphQLClient, caplog: pytest.LogCaptureFixture, document: str
+) -> None:
+    alice = await gql.sign_up("alice")
+    bob = await gql.sign_up("bob")
+    quoted = await post(gql, bob, "quoted")
+    for i in range(12):
+        created = await post(gql, bob, f"#tag {i}", quoteOf=quoted["id"], replyTo=quoted["id"])
+        await act(gql, "likePost", alice, postId=created["id"])
+
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        data = await gql(document % POST_FIELDS, token=alice.access_token)
+
+    edges = next(iter(data.values()))["edges"]
+    assert len(edges) >= 12
+    assert all(e["node"]["quoteOf"] is not None for e in edges[:12])
+    statements = [r for r in caplog.records if r.name == "tortoise.db_client"]
+    assert len(statements) == 2  # the viewer's session, the page

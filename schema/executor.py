@@ -1,20 +1,32 @@
-"""An execution context that completes trivial fields inline.
+"""An execution context that completes cheap fields inline.
 
 graphql-core spends several microseconds on every field it resolves: a path entry, a resolve
-info, the resolver call and value completion. Most fields of a timeline page are plain
-attributes of prefetched data with a scalar or enum type, so for those (no arguments, no
-resolver of their own, no field extensions) we read the attribute and serialize it directly.
-Anything else, and any value that would be an error, takes graphql-core's ordinary path.
-(../shared/PERFORMANCE.md measured this at roughly 3x on a timeline page.)
+info, the resolver call (through strawberry's wrappers) and value completion. Most fields of a
+timeline page are plain attributes of prefetched data, so for each field of each type we plan
+once how to produce it:
+
+- LEAF: a scalar or enum attribute with no arguments and no resolver: read and serialize it
+  (a `str`, `int` or `bool` that is already of its output type is used as is); a Relay `id`
+  is made from the type name and the attribute;
+- OBJECT: an object (or list of objects) attribute with no resolver: read it and complete it,
+  without calling a resolver;
+- PREFETCHED: a field whose resolver only loads what a page may already carry declares
+  `metadata={PREFETCHED: (flag, attribute)}`; when the source's `flag` is true, its
+  `attribute` is completed as above;
+- anything else takes graphql-core's ordinary path, and so does any value that would be an
+  error, so errors are reported exactly as before.
+
+(../shared/PERFORMANCE.md measured this kind of executor at roughly 3x on a timeline page.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphql import (
     GraphQLEnumType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
@@ -23,66 +35,68 @@ from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.relay.utils import to_base64
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-# What to do for one field of one type: read `attribute` and serialize it with `serialize`;
-# `global_id` marks a Relay `id`, made from the type name and the attribute.
-_Plan = tuple[str, Callable[[Any], Any], bool, bool]  # attribute, serialize, non_null, global_id
-
-# A field whose resolver only fetches what a page may already have prefetched declares
-# `metadata={PREFETCHED: (flag, attribute)}`: when the source's `flag` is true, the value is
-# its `attribute`, completed without calling the resolver.
 PREFETCHED = "holdfast.prefetched"
 
-_NOT_TRIVIAL = None
-_plans: dict[tuple[int, str], _Plan | None] = {}
+LEAF, OBJECT, PREFETCHED_OBJECT, ORDINARY = range(4)
+
+_PASSTHROUGH: dict[str, type] = {"String": str, "ID": str, "Int": int, "Boolean": bool}
 
 
-def _plan_for(schema: Any, parent_type: GraphQLObjectType, field_name: str) -> _Plan | None:
-    key = (id(parent_type), field_name)
-    try:
-        return _plans[key]
-    except KeyError:
-        pass
-    plan = _make_plan(schema, parent_type, field_name)
-    _plans[key] = plan
-    return plan
+class _Plan(NamedTuple):
+    kind: int
+    attribute: str = ""
+    serialize: Callable[[Any], Any] | None = None
+    passthrough: type | None = None
+    non_null: bool = False
+    global_id: bool = False
+    flag: str = ""
 
 
-def _make_plan(schema: Any, parent_type: GraphQLObjectType, field_name: str) -> _Plan | None:
+_ORDINARY = _Plan(ORDINARY)
+_plans: dict[GraphQLObjectType, dict[str, _Plan]] = {}
+
+
+def _unwrap(type_: Any) -> Any:
+    while isinstance(type_, (GraphQLNonNull, GraphQLList)):
+        type_ = type_.of_type
+    return type_
+
+
+def _make_plan(schema: Any, parent_type: GraphQLObjectType, field_name: str) -> _Plan:
     field_def = schema.get_field(parent_type, field_name)
     if field_def is None or field_def.args:
-        return _NOT_TRIVIAL
+        return _ORDINARY
     definition = field_def.extensions.get("strawberry-definition")
     if definition is None or definition.extensions:
-        return _NOT_TRIVIAL
+        return _ORDINARY
     return_type = field_def.type
     non_null = isinstance(return_type, GraphQLNonNull)
-    leaf = return_type.of_type if non_null else return_type
-    if not isinstance(leaf, (GraphQLScalarType, GraphQLEnumType)):
-        return _NOT_TRIVIAL
-    if definition.python_name == "_id" and field_name == "id":
-        # strawberry.relay.Node's `id`: base64 of "<TypeName>:<id>".
-        return ("id", leaf.serialize, non_null, True)
-    if not definition.is_basic_field:
-        return _NOT_TRIVIAL
-    return (definition.python_name, leaf.serialize, non_null, False)
+    named = _unwrap(return_type)
+    prefetched = definition.metadata.get(PREFETCHED)
+    if prefetched is not None:
+        return _Plan(PREFETCHED_OBJECT, attribute=prefetched[1], flag=prefetched[0])
+    if isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
+        if named is not (return_type.of_type if non_null else return_type):
+            return _ORDINARY  # a list of leaves
+        if definition.python_name == "_id" and field_name == "id":
+            # strawberry.relay.Node's `id`: base64 of "<TypeName>:<id>".
+            return _Plan(LEAF, "id", named.serialize, str, non_null, global_id=True)
+        if not definition.is_basic_field:
+            return _ORDINARY
+        passthrough = _PASSTHROUGH.get(named.name) if isinstance(named, GraphQLScalarType) else None
+        return _Plan(LEAF, definition.python_name, named.serialize, passthrough, non_null)
+    if isinstance(named, GraphQLObjectType) and definition.is_basic_field:
+        return _Plan(OBJECT, definition.python_name, non_null=non_null)
+    return _ORDINARY
 
 
-_prefetched: dict[tuple[int, str], tuple[str, str] | None] = {}
-
-
-def _prefetched_for(
-    schema: Any, parent_type: GraphQLObjectType, field_name: str
-) -> tuple[str, str] | None:
-    key = (id(parent_type), field_name)
-    try:
-        return _prefetched[key]
-    except KeyError:
-        pass
-    field_def = schema.get_field(parent_type, field_name)
-    definition = field_def.extensions.get("strawberry-definition") if field_def else None
-    found = definition.metadata.get(PREFETCHED) if definition is not None else None
-    _prefetched[key] = found if field_def is not None and not field_def.args else None
-    return _prefetched[key]
+def _plans_for(schema: Any, parent_type: GraphQLObjectType) -> dict[str, _Plan]:
+    plans = _plans.get(parent_type)
+    if plans is None:
+        plans = _plans[parent_type] = {
+            name: _make_plan(schema, parent_type, name) for name in parent_type.fields
+        }
+    return plans
 
 
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -126,49 +140,57 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> None:
         is_awaitable = self.is_awaitable
-        schema = self.schema
+        plans = _plans_for(self.schema, parent_type)
+        type_name = parent_type.name
         for response_name, field_details_list in grouped_field_set.items():
-            node = field_details_list[0].node
-            plan = None if node.arguments else _plan_for(schema, parent_type, node.name.value)
-            if plan is None:
-                prefetched = _prefetched_for(schema, parent_type, node.name.value)
-                if prefetched is not None and getattr(source_value, prefetched[0], False):
-                    field_path = Path(path, response_name, parent_type.name)
-                    result = self._complete_prefetched(
+            plan = plans.get(field_details_list[0].node.name.value, _ORDINARY)
+            kind = plan.kind
+            if kind == LEAF:
+                value = getattr(source_value, plan.attribute, None)
+                if value is None:
+                    if not plan.non_null:
+                        results[response_name] = None
+                        continue
+                else:
+                    if plan.global_id:
+                        value = to_base64(type_name, value)
+                    if type(value) is plan.passthrough:
+                        results[response_name] = value
+                        continue
+                    try:
+                        results[response_name] = plan.serialize(value)  # type: ignore[misc]
+                        continue
+                    except Exception:  # noqa: S110  (the ordinary path reports it properly)
+                        pass
+            elif kind == OBJECT or (
+                kind == PREFETCHED_OBJECT and getattr(source_value, plan.flag, False)
+            ):
+                value = getattr(source_value, plan.attribute, None)
+                if value is not None or not plan.non_null:
+                    result = self._complete_inline(
                         parent_type,
-                        getattr(source_value, prefetched[1]),
+                        value,
                         field_details_list,
-                        field_path,
+                        Path(path, response_name, type_name),
                         position_context,
                     )
                     results[response_name] = result
                     if is_awaitable(result):
                         awaitable_fields.append(response_name)
                     continue
-            if plan is not None:
-                attribute, serialize, non_null, global_id = plan
-                value = getattr(source_value, attribute, None)
-                if value is not None:
-                    try:
-                        if global_id:
-                            value = to_base64(parent_type.name, value)
-                        results[response_name] = serialize(value)
-                        continue
-                    except Exception:  # noqa: S110  (the ordinary path reports it properly)
-                        pass
-                elif not non_null:
-                    results[response_name] = None
-                    continue
-            field_path = Path(path, response_name, parent_type.name)
             result = self.execute_field(
-                parent_type, source_value, field_details_list, field_path, position_context
+                parent_type,
+                source_value,
+                field_details_list,
+                Path(path, response_name, type_name),
+                position_context,
             )
             if result is not Undefined:
                 results[response_name] = result
                 if is_awaitable(result):
                     awaitable_fields.append(response_name)
 
-    def _complete_prefetched(
+    def _complete_inline(
         self,
         parent_type: GraphQLObjectType,
         value: Any,
@@ -176,20 +198,20 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         path: Path,
         position_context: Any,
     ) -> Any:
-        node = field_details_list[0].node
-        field_def = self.schema.get_field(parent_type, node.name.value)
+        if value is None:
+            return None
+        field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
         assert field_def is not None
         info = self.build_resolve_info(
             field_def, [d.node for d in field_details_list], parent_type, path
         )
         try:
-            completed = self.complete_value(
+            return self.complete_value(
                 field_def.type, field_details_list, info, path, value, position_context
             )
         except Exception as error:
             self.handle_field_error(error, field_def.type, field_details_list, path)
             return None
-        return completed
 
     async def _gather(self, results: dict[str, Any], fields: list[str]) -> dict[str, Any]:
         if len(fields) == 1:

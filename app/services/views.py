@@ -18,6 +18,7 @@ import orjson
 
 from app import sql
 from app.models import Role, Visibility
+from app.sql import Row
 
 
 def audience(p: str) -> str:
@@ -146,7 +147,7 @@ def _datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
-def account_from_row(row: dict[str, Any], prefix: str = "a_") -> AccountCard:
+def account_from_row(row: Row, prefix: str = "a_") -> AccountCard:
     return AccountCard(
         id=row[prefix + "id"],
         username=row[prefix + "username"],
@@ -161,7 +162,7 @@ def account_from_row(row: dict[str, Any], prefix: str = "a_") -> AccountCard:
     )
 
 
-def post_from_row(row: dict[str, Any], prefix: str = "") -> PostView:
+def post_from_row(row: Row, prefix: str = "") -> PostView:
     deleted = row[prefix + "deleted_at"] is not None
     entities = row[prefix + "entities"]
     if isinstance(entities, str):
@@ -191,7 +192,7 @@ def post_from_row(row: dict[str, Any], prefix: str = "") -> PostView:
     )
 
 
-def page_post_from_row(row: dict[str, Any]) -> PostView:
+def page_post_from_row(row: Row) -> PostView:
     """A post of a page row with PAGE_COLUMNS: the post with its referred posts attached."""
     post = post_from_row(row)
     if not post.is_deleted:

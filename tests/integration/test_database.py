@@ -24,7 +24,7 @@ def test_postgres_urls_get_plan_settings_and_a_pool_without_resets() -> None:
 async def test_the_running_database_uses_those_settings(app: object) -> None:
     if BACKEND == "postgres":
         rows = await sql.fetch("SELECT current_setting('plan_cache_mode') AS mode")
-        assert rows == [{"mode": "force_generic_plan"}]
+        assert [dict(r) for r in rows] == [{"mode": "force_generic_plan"}]
         assert PooledConnection.get_reset_query(None) == ""  # type: ignore[arg-type]
     else:
         assert sql.dialect() == "sqlite"
@@ -38,7 +38,8 @@ async def test_named_parameters_repeat_and_expand_lists(app: object) -> None:
     )
     none = await sql.fetch("SELECT 1 AS one WHERE 1 IN (:ids)", {"ids": []})
 
-    assert rows == [{"doubled": 4, "b": "x", "same": True}] or rows == [
-        {"doubled": 4, "b": "x", "same": 1}
-    ]
+    assert [dict(r) for r in rows] in (
+        [{"doubled": 4, "b": "x", "same": True}],
+        [{"doubled": 4, "b": "x", "same": 1}],
+    )
     assert none == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -18,13 +20,26 @@ query($first: Int) {{
 }}"""
 
 
+# Tortoise logs the statements it runs; app.sql logs those it sends to asyncpg itself.
+STATEMENT_LOGGERS = ("tortoise.db_client", "holdfast.sql")
+
+
+@contextmanager
+def _statements_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    with (
+        caplog.at_level(logging.DEBUG, logger="tortoise.db_client"),
+        caplog.at_level(logging.DEBUG, logger="holdfast.sql"),
+    ):
+        yield
+
+
 async def _count_statements(
     gql: GraphQLClient, caplog: pytest.LogCaptureFixture, viewer: Account, first: int
 ) -> tuple[int, int]:
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+    with _statements_logged(caplog):
         data = await gql(HOME, {"first": first}, token=viewer.access_token)
-    statements = [r for r in caplog.records if r.name == "tortoise.db_client"]
+    statements = [r for r in caplog.records if r.name in STATEMENT_LOGGERS]
     return len(statements), len(data["homeTimeline"]["edges"])
 
 
@@ -74,11 +89,11 @@ async def test_other_timelines_are_one_statement_a_page(
         await act(gql, "likePost", alice, postId=created["id"])
 
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+    with _statements_logged(caplog):
         data = await gql(document % POST_FIELDS, token=alice.access_token)
 
     edges = next(iter(data.values()))["edges"]
     assert len(edges) >= 12
     assert all(e["node"]["quoteOf"] is not None for e in edges[:12])
-    statements = [r for r in caplog.records if r.name == "tortoise.db_client"]
+    statements = [r for r in caplog.records if r.name in STATEMENT_LOGGERS]
     assert len(statements) == 2  # the viewer's session, the page

@@ -202,6 +202,20 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return None
         field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
         assert field_def is not None
+        object_type = field_def.type
+        if isinstance(object_type, GraphQLNonNull):
+            object_type = object_type.of_type
+        if isinstance(object_type, GraphQLObjectType) and (
+            object_type.is_type_of is None or object_type.is_type_of(value, None)  # type: ignore[arg-type]
+        ):
+            # One object: straight to its fields (our is_type_of checks ignore the info).
+            grouped_field_set, new_defer_usages, _ = self.collect_subfields(
+                object_type, field_details_list
+            )
+            if not new_defer_usages:
+                return self.execute_fields(
+                    object_type, value, path, grouped_field_set, position_context
+                )
         info = self.build_resolve_info(
             field_def, [d.node for d in field_details_list], parent_type, path
         )

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import anyio.to_thread
 import jwt
@@ -80,8 +81,18 @@ def issue_access_token(
     return jwt.encode(payload, key, algorithm=_ALGORITHM), expires
 
 
-def read_access_token(key: str, token: str) -> AccessClaims | None:
+def read_access_token(key: str, token: str, now: datetime | None = None) -> AccessClaims | None:
     """The claims of a valid, unexpired access token, or None for anything else."""
+    claims = _verified_claims(key, token)
+    if claims is None or claims.expires_at <= (now or datetime.now(UTC)):
+        return None
+    return claims
+
+
+@lru_cache(maxsize=4096)
+def _verified_claims(key: str, token: str) -> AccessClaims | None:
+    # A client sends the same token on every request for its lifetime: verify its signature
+    # once. The cache key is the whole signed token, so nothing unverified is ever served.
     try:
         payload = jwt.decode(
             token,

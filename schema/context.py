@@ -18,10 +18,14 @@ class Context:
     request: Request | WebSocket
     services: Services
     viewer: Viewer | None
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
-        self.loaders = Loaders(self.services, self.viewer_id)
+    @property
+    def loaders(self) -> Loaders:
+        # Made on first use: most requests on the hot paths need none.
+        if self._loaders is None:
+            self._loaders = Loaders(self.services, self.viewer_id)
+        return self._loaders
 
     @property
     def settings(self) -> Settings:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import orjson
@@ -147,48 +148,92 @@ def _datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
+_ACCOUNT_FIELDS = (
+    "id",
+    "username",
+    "display_name",
+    "bio",
+    "is_locked",
+    "role",
+    "email",
+    "created_at",
+    "follower_count",
+    "following_count",
+)
+_POST_FIELDS = (
+    "id",
+    "text",
+    "content_warning",
+    "visibility",
+    "entities",
+    "like_count",
+    "repost_count",
+    "reply_count",
+    "quote_count",
+    "created_at",
+    "edited_at",
+    "deleted_at",
+    "reply_to_id",
+    "quote_of_id",
+    "v_liked",
+    "v_reposted",
+    "v_bookmarked",
+)
+_ROLES = {role.value: role for role in Role}
+_VISIBILITIES = {visibility.value: visibility for visibility in Visibility}
+
+
+@cache
+def _keys(prefix: str, fields: tuple[str, ...]) -> tuple[str, ...]:
+    # Column names with their prefix, built once: a page converts ~60 rows' worth of them.
+    return tuple(prefix + name for name in fields)
+
+
 def account_from_row(row: Row, prefix: str = "a_") -> AccountCard:
+    (id_, username, display_name, bio, is_locked, role, email, created_at, followers,
+     following) = (row[key] for key in _keys(prefix, _ACCOUNT_FIELDS))  # fmt: skip
     return AccountCard(
-        id=row[prefix + "id"],
-        username=row[prefix + "username"],
-        display_name=row[prefix + "display_name"],
-        bio=row[prefix + "bio"],
-        is_locked=bool(row[prefix + "is_locked"]),
-        role=Role(row[prefix + "role"]),
-        email=row[prefix + "email"],
-        created_at=_datetime(row[prefix + "created_at"]),
-        follower_count=row[prefix + "follower_count"],
-        following_count=row[prefix + "following_count"],
+        id=id_,
+        username=username,
+        display_name=display_name,
+        bio=bio,
+        is_locked=bool(is_locked),
+        role=_ROLES[role],
+        email=email,
+        created_at=_datetime(created_at),
+        follower_count=followers,
+        following_count=following,
     )
 
 
 def post_from_row(row: Row, prefix: str = "") -> PostView:
-    deleted = row[prefix + "deleted_at"] is not None
-    entities = row[prefix + "entities"]
+    (id_, text, warning, visibility, entities, likes, reposts, replies, quotes, created_at,
+     edited_at, deleted_at, reply_to_id, quote_of_id, liked, reposted,
+     bookmarked) = (row[key] for key in _keys(prefix, _POST_FIELDS))  # fmt: skip
+    deleted = deleted_at is not None
     if isinstance(entities, str):
         entities = orjson.loads(entities)
-    edited = row[prefix + "edited_at"]
     return PostView(
-        id=row[prefix + "id"],
+        id=id_,
         author=account_from_row(row, prefix + "a_"),
         # A tombstone keeps its place in the thread and nothing of its content.
-        text="" if deleted else row[prefix + "text"],
-        content_warning="" if deleted else row[prefix + "content_warning"],
-        visibility=Visibility(row[prefix + "visibility"]),
+        text="" if deleted else text,
+        content_warning="" if deleted else warning,
+        visibility=_VISIBILITIES[visibility],
         entities=[] if deleted else entities,
-        like_count=row[prefix + "like_count"],
-        repost_count=row[prefix + "repost_count"],
-        reply_count=row[prefix + "reply_count"],
-        quote_count=row[prefix + "quote_count"],
-        created_at=_datetime(row[prefix + "created_at"]),
-        edited_at=_datetime(edited) if edited is not None else None,
+        like_count=likes,
+        repost_count=reposts,
+        reply_count=replies,
+        quote_count=quotes,
+        created_at=_datetime(created_at),
+        edited_at=_datetime(edited_at) if edited_at is not None else None,
         is_deleted=deleted,
-        reply_to_id=row[prefix + "reply_to_id"],
-        quote_of_id=row[prefix + "quote_of_id"],
-        sort_key=row.get("sort_key") or row[prefix + "id"],
-        viewer_has_liked=bool(row[prefix + "v_liked"]),
-        viewer_has_reposted=bool(row[prefix + "v_reposted"]),
-        viewer_has_bookmarked=bool(row[prefix + "v_bookmarked"]),
+        reply_to_id=reply_to_id,
+        quote_of_id=quote_of_id,
+        sort_key=row.get("sort_key") or id_,
+        viewer_has_liked=bool(liked),
+        viewer_has_reposted=bool(reposted),
+        viewer_has_bookmarked=bool(bookmarked),
     )
 
 

@@ -85,3 +85,11 @@ def test_refresh_tokens_are_random_and_hashed() -> None:
     assert all(len(t) >= 43 for t in tokens)  # 256 bits
     digest = auth.token_digest("abc")
     assert digest == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_a_verified_token_is_still_checked_against_the_clock() -> None:
+    token, expires = auth.issue_access_token(KEY, 1, 2, timedelta(seconds=60))
+
+    assert auth.read_access_token(KEY, token) is not None  # verified, and remembered
+    assert auth.read_access_token(KEY, token, now=expires + timedelta(seconds=1)) is None
+    assert auth.read_access_token("o" * 48, token) is None  # the key is part of the check

@@ -99,7 +99,74 @@ def _plans_for(schema: Any, parent_type: GraphQLObjectType) -> dict[str, _Plan]:
     return plans
 
 
+# Sub-selections collected once per (operation, type, fields) instead of once per request:
+# the parsed document is shared through the parser cache, and a selection's fields depend on
+# nothing else unless @skip/@include read variables (then we collect per request as usual).
+# Values hold the field lists (and so the AST nodes) alive, so the ids in keys stay unique.
+_COLLECTED_MAX = 10_000
+_collected: dict[tuple[int, int, tuple[int, ...]], tuple[Any, Any]] = {}
+_static_operations: dict[int, tuple[Any, bool]] = {}
+
+
+def _is_static(operation: Any, fragments: Any) -> bool:
+    """Whether no @skip or @include in the operation or its fragments reads a variable."""
+    known = _static_operations.get(id(operation))
+    if known is not None and known[0] is operation:
+        return known[1]
+    static = True
+    for root in (operation, *(details.definition for details in fragments.values())):
+        for node in _walk(root):
+            if (
+                getattr(node, "kind", "") == "directive"
+                and node.name.value in ("skip", "include")
+                and any(arg.value.kind == "variable" for arg in node.arguments)
+            ):
+                static = False
+    if len(_static_operations) > _COLLECTED_MAX:
+        _static_operations.clear()
+    _static_operations[id(operation)] = (operation, static)
+    return static
+
+
+def _walk(node: Any) -> Any:
+    from graphql.language import Node
+
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        for key in current.keys:
+            value = getattr(current, key, None)
+            if isinstance(value, Node):
+                stack.append(value)
+            elif isinstance(value, tuple | list):
+                stack.extend(item for item in value if isinstance(item, Node))
+
+
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def collect_subfields(self, return_type: GraphQLObjectType, field_details_list: Any) -> Any:
+        if self.fragment_variable_values_in_use(field_details_list) or not _is_static(
+            self.operation, self.fragments
+        ):
+            return super().collect_subfields(return_type, field_details_list)
+        key = (
+            id(self.operation),
+            id(return_type),
+            tuple(id(details.node) for details in field_details_list),
+        )
+        cached = _collected.get(key)
+        if cached is not None:
+            return cached[1]
+        collected = super().collect_subfields(return_type, field_details_list)
+        if len(_collected) > _COLLECTED_MAX:
+            _collected.clear()
+        _collected[key] = ((self.operation, return_type, field_details_list), collected)
+        return collected
+
+    @staticmethod
+    def fragment_variable_values_in_use(field_details_list: Any) -> bool:
+        return any(d.fragment_variable_values is not None for d in field_details_list)
+
     def execute_fields(
         self,
         parent_type: GraphQLObjectType,

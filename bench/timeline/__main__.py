@@ -423,8 +423,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--app-generic-plans",
         action="store_true",
-        help="an experiment: set plan_cache_mode = force_generic_plan and jit = off on the "
-        "benchmark database, so the app's connections get them too",
+        help="also set plan_cache_mode = force_generic_plan and jit = off on the benchmark "
+        "database (the app's pool sets both itself since app/db.py PooledConnection)",
     )
     parser.add_argument("--app-log-level", default="WARNING", help="INFO adds access logs")
     parser.add_argument("--profile", action="store_true", help="py-spy one more GraphQL round")
@@ -487,7 +487,7 @@ def main() -> None:
         f"wrk -t1 -c{args.connections} {args.duration:g} s x {args.rounds} rounds; "
         f"servers on cpu {args.server_cpu}, wrk on cpu {args.client_cpu}, "
         f"PostgreSQL unpinned; {os.cpu_count()} cpus; plan_cache_mode: app "
-        f"{'force_generic_plan, jit off' if args.app_generic_plans else 'PostgreSQL default'}"
+        "force_generic_plan, jit off (its pool's settings, app/db.py)"
         f", raw {args.raw_plan_cache_mode}, jit off"
     )
     with (

@@ -61,3 +61,11 @@ def configure(node_id: int | None) -> None:
 
 def new_id() -> int:
     return _generator.next_id()
+
+
+def parse_id(text: str) -> int | None:
+    """The ID written in `text`, or None unless it is a positive 64-bit integer."""
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value < 2**63 else None

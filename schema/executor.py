@@ -280,8 +280,13 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 object_type, field_details_list
             )
             if not new_defer_usages:
-                return self.execute_fields(
-                    object_type, value, path, grouped_field_set, position_context
+                return self._execute_guarded(
+                    field_def.type,
+                    field_details_list,
+                    path,
+                    lambda: self.execute_fields(
+                        object_type, value, path, grouped_field_set, position_context
+                    ),
                 )
         info = self.build_resolve_info(
             field_def, [d.node for d in field_details_list], parent_type, path
@@ -293,6 +298,28 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         except Exception as error:
             self.handle_field_error(error, field_def.type, field_details_list, path)
             return None
+
+    def _execute_guarded(
+        self, return_type: Any, field_details_list: Any, path: Path, run: Callable[[], Any]
+    ) -> Any:
+        """Run `run` as graphql-core runs a field: an error nulls this field (or, for a
+        non-null one, propagates to the parent), now or when an awaited result fails."""
+        try:
+            result = run()
+        except Exception as error:
+            self.handle_field_error(error, return_type, field_details_list, path)
+            return None
+        if not self.is_awaitable(result):
+            return result
+
+        async def await_result() -> Any:
+            try:
+                return await result
+            except Exception as error:
+                self.handle_field_error(error, return_type, field_details_list, path)
+                return None
+
+        return await_result()
 
     async def _gather(self, results: dict[str, Any], fields: list[str]) -> dict[str, Any]:
         if len(fields) == 1:

@@ -9,6 +9,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from app.errors import DomainError, ErrorCode
+from app.ids import parse_id
 from app.models import Visibility as VisibilityModel
 from app.services.accounts import Viewer
 from app.services.views import PostView
@@ -21,12 +22,10 @@ INPUT = strawberry.argument(description="The mutation's input.")
 
 def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
     """The database id in a global ID of the given type; NOT_FOUND for any other."""
-    try:
-        if global_id.type_name != type_name:
-            raise ValueError(global_id.type_name)
-        return int(global_id.node_id)
-    except ValueError:
-        raise DomainError(ErrorCode.NOT_FOUND, f"No such {type_name.lower()}.", field) from None
+    value = parse_id(global_id.node_id) if global_id.type_name == type_name else None
+    if value is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"No such {type_name.lower()}.", field)
+    return value
 
 
 def require_viewer(info: Info[Context, None]) -> Viewer:

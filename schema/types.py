@@ -14,8 +14,10 @@ from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry import relay
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from app.ids import parse_id
 from app.models import NotificationKind as NotificationKindModel
 from app.models import Role as RoleModel
 from app.models import User as UserModel
@@ -208,7 +210,7 @@ class User(relay.Node):
         node_ids: Iterable[str],
         required: bool = False,
     ) -> list[Any]:
-        return await info.context.loaders.user_by_id.load_many([int(i) for i in node_ids])
+        return await _load_nodes(info.context.loaders.user_by_id, node_ids)
 
 
 @strawberry.type(description="An account in a list.")
@@ -331,7 +333,15 @@ class Post(relay.Node):
         node_ids: Iterable[str],
         required: bool = False,
     ) -> list[Any]:
-        return await info.context.loaders.post_by_id.load_many([int(i) for i in node_ids])
+        return await _load_nodes(info.context.loaders.post_by_id, node_ids)
+
+
+async def _load_nodes(loader: DataLoader[int, Any], node_ids: Iterable[str]) -> list[Any]:
+    """Load by global-ID node ids; one that is not a valid id is simply not found."""
+    ids = [parse_id(node_id) for node_id in node_ids]
+    found = await loader.load_many([i for i in ids if i is not None])
+    by_id = dict(zip([i for i in ids if i is not None], found, strict=True))
+    return [by_id.get(i) if i is not None else None for i in ids]
 
 
 def as_user(user: UserModel | AccountCard) -> User:

@@ -69,6 +69,28 @@ RESERVED_USERNAMES = frozenset(
 )
 
 
+_PUBLIC_CHILDREN = (
+    "SELECT COUNT(*) FROM posts c WHERE c.{column} = posts.id AND c.author_id = :user "
+    "AND c.visibility = 'public' AND c.deleted_at IS NULL"
+)
+_UNCOUNT_ACCOUNT = (
+    "UPDATE users SET follower_count = follower_count - 1 "
+    "WHERE id IN (SELECT followee_id FROM follows WHERE follower_id = :user)",
+    "UPDATE users SET following_count = following_count - 1 "
+    "WHERE id IN (SELECT follower_id FROM follows WHERE followee_id = :user)",
+    "UPDATE posts SET like_count = like_count - 1 "
+    "WHERE id IN (SELECT post_id FROM likes WHERE user_id = :user)",
+    "UPDATE posts SET repost_count = repost_count - 1 "
+    "WHERE id IN (SELECT post_id FROM reposts WHERE user_id = :user)",
+    *(
+        f"UPDATE posts SET {count} = {count} - ({_PUBLIC_CHILDREN.format(column=column)}) "
+        f"WHERE id IN (SELECT {column} FROM posts WHERE author_id = :user "
+        "AND visibility = 'public' AND deleted_at IS NULL)"
+        for count, column in (("reply_count", "reply_to_id"), ("quote_count", "quote_of_id"))
+    ),
+)
+
+
 @cache
 def _common_passwords() -> frozenset[str]:
     # The 30,000 most common passwords of leaked sets, as shipped with zxcvbn.
@@ -307,7 +329,13 @@ class AccountService:
 
     async def delete_account(self, viewer: Viewer, *, password: str, client_ip: str | None) -> None:
         await self._require_password(viewer.user, password, "password", client_ip)
-        await User.filter(id=viewer.user.id).delete()
+        params = {"user": viewer.user.id}
+        async with in_transaction() as conn:
+            # The rows of this account go with it (foreign keys cascade); first take them out
+            # of the counters they are counted in on other accounts and posts.
+            for statement in _UNCOUNT_ACCOUNT:
+                await sql.execute(statement, params, conn)
+            await User.filter(id=viewer.user.id).using_db(conn).delete()
 
     async def update_profile(
         self,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from app.errors import DomainError, ErrorCode
+from app.ids import parse_id
 
 T = TypeVar("T")
 
@@ -23,9 +24,10 @@ def decode_cursor(connection: str, cursor: str, field: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         name, _, key = raw.rpartition(":")
-        if name != connection:
+        value = parse_id(key)
+        if name != connection or value is None:
             raise ValueError(name)
-        return int(key)
+        return value
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise DomainError(
             ErrorCode.INVALID_CURSOR, "This cursor does not belong to this list.", field

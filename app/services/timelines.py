@@ -28,9 +28,10 @@ from app.services.views import (
 
 REPOSTER_COLUMNS = user_columns("rb", "rb_")
 
+# Filtered before the LIMIT, so that entries left out never shorten a page.
 _REPOSTER_NOT_MUTED = """
-(h.reposter_id IS NULL OR NOT EXISTS (
-   SELECT 1 FROM mutes rm WHERE rm.muter_id = :viewer AND rm.muted_id = h.reposter_id))
+(e.reposter_id IS NULL OR NOT EXISTS (
+   SELECT 1 FROM mutes rm WHERE rm.muter_id = :viewer AND rm.muted_id = e.reposter_id))
 """
 
 
@@ -72,6 +73,7 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
             SELECT e.entry_id AS sort_key, e.post_id, e.reposter_id
             FROM home_entries e JOIN posts p ON p.id = e.post_id
             WHERE e.owner_id = :viewer AND {entries_condition} AND {VISIBLE} AND {NOT_MUTED}
+              AND {_REPOSTER_NOT_MUTED}
             ORDER BY {entries_order} LIMIT :limit
           ) fanned_out
           UNION
@@ -91,7 +93,7 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
         JOIN users u ON u.id = p.author_id
         LEFT JOIN users rb ON rb.id = h.reposter_id
         {RELATED_JOINS}
-        WHERE {outer_condition} AND {_REPOSTER_NOT_MUTED}
+        WHERE {outer_condition}
         ORDER BY {outer_order} LIMIT :limit
         """,
         {**request.params(), "viewer": viewer_id, "big": big_account},

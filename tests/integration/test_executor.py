@@ -57,3 +57,40 @@ async def test_a_null_for_a_non_null_field_is_still_an_error(gql: GraphQLClient)
     data = await gql("{ viewer { displayName username } }", token=alice.access_token)
 
     assert data["viewer"] == {"displayName": "", "username": "alice"}
+
+
+async def test_an_error_inside_an_inlined_object_nulls_only_that_object(
+    gql: GraphQLClient,
+) -> None:
+    alice = await gql.sign_up("alice")
+    root = await post(gql, alice, "root")
+    await post(gql, alice, "reply", replyTo=root["id"])
+
+    response = await gql.post(
+        "{ publicTimeline(first: 5) { edges { node { text "
+        "replyTo { id replies(first: 0) { edges { cursor } } } } } } }"
+    )
+
+    body = response.json()
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+    nodes = [e["node"] for e in body["data"]["publicTimeline"]["edges"]]
+    assert nodes == [{"text": "reply", "replyTo": None}, {"text": "root", "replyTo": None}]
+
+
+async def test_ids_that_are_not_ids_are_not_found(gql: GraphQLClient) -> None:
+    import base64
+
+    from tests.social import act
+
+    alice = await gql.sign_up("alice")
+
+    def global_id(raw: str) -> str:
+        return base64.b64encode(raw.encode()).decode()
+
+    for raw in ("Post:abc", "User:abc", "Post:99999999999999999999999", "Post:-5", "Post:0"):
+        data = await gql("query($id: ID!) { node(id: $id) { id } }", {"id": global_id(raw)})
+        assert data["node"] is None, raw
+        liked = await act(gql, "likePost", alice, postId=global_id(raw))
+        assert liked["code"] == "NOT_FOUND", raw
+    followed = await act(gql, "followUser", alice, userId=global_id("User:99999999999999999999"))
+    assert followed["code"] == "NOT_FOUND"

@@ -187,3 +187,31 @@ async def test_node_of_a_deleted_user_is_null(gql: GraphQLClient) -> None:
     data = await gql("query($id: ID!) { node(id: $id) { id } }", {"id": alice.id})
 
     assert data["node"] is None
+
+
+async def test_deleting_an_account_takes_it_out_of_other_counters(gql: GraphQLClient) -> None:
+    from app.models import Post
+    from tests.social import act, follow, post
+
+    alice = await gql.sign_up("alice")
+    bob = await gql.sign_up("bob")
+    await follow(gql, alice, bob)
+    await follow(gql, bob, alice)
+    original = await post(gql, bob, "bob's post")
+    await act(gql, "likePost", alice, postId=original["id"])
+    await act(gql, "repostPost", alice, postId=original["id"])
+    await post(gql, alice, "reply one", replyTo=original["id"])
+    await post(gql, alice, "reply two", replyTo=original["id"])
+    await post(gql, alice, "quoting", quoteOf=original["id"])
+
+    await gql(DELETE_ACCOUNT, {"password": STRONG_PASSWORD}, token=alice.access_token)
+
+    stored = await Post.get(text="bob's post")
+    assert (stored.like_count, stored.repost_count, stored.reply_count, stored.quote_count) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    bob_row = await User.get(username_key="bob")
+    assert (bob_row.follower_count, bob_row.following_count) == (0, 0)

@@ -130,3 +130,14 @@ async def test_a_cursor_from_another_connection_is_refused(gql: GraphQLClient) -
     )
 
     assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+
+
+async def test_a_cursor_with_an_out_of_range_key_is_refused(gql: GraphQLClient) -> None:
+    from app.services.paging import encode_cursor
+    from tests.social import timeline_query
+
+    huge = encode_cursor("public", 10**30)
+
+    response = await gql.post(timeline_query("publicTimeline"), {"first": 1, "after": huge})
+
+    assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"

@@ -507,6 +507,7 @@ USER_COLUMNS = (
     "email",
     "password_hash",
     "display_name",
+    "display_name_key",
     "bio",
     "is_locked",
     "role",
@@ -870,13 +871,15 @@ async def _load(
         for i, user_id in enumerate(users.ids):
             name = users.names[i]
             created = _at(users.created_ms[i])
+            display_name = _display_name(rng)
             yield (
                 user_id,
                 name,
                 name,
                 f"{name}@example.org",
                 password_hash,
-                _display_name(rng),
+                display_name,
+                display_name.casefold(),
                 "",
                 False,
                 "user",

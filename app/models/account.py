@@ -22,6 +22,8 @@ class User(SnowflakeModel):
     email = fields.CharField(max_length=254, unique=True)
     password_hash = fields.CharField(max_length=255)
     display_name = fields.CharField(max_length=50)
+    # Case-folded display name for prefix search (SQLite's LOWER folds ASCII only).
+    display_name_key = fields.CharField(max_length=200, default="")
     bio = fields.CharField(max_length=300, default="")
     is_locked = fields.BooleanField(default=False)
     role = fields.CharEnumField(Role, max_length=16, default=Role.USER)

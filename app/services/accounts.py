@@ -232,6 +232,7 @@ class AccountService:
                 email=email,
                 password_hash=await auth.hash_password(password),
                 display_name=display_name,
+                display_name_key=display_name.casefold(),
                 role=role,
             )
         except IntegrityError:
@@ -349,7 +350,9 @@ class AccountService:
         user = viewer.user
         changes: dict[str, object] = {}
         if display_name is not None:
-            changes["display_name"] = validate_display_name(display_name)
+            cleaned = validate_display_name(display_name)
+            changes["display_name"] = cleaned
+            changes["display_name_key"] = cleaned.casefold()
         if bio is not None:
             changes["bio"] = validate_bio(bio)
         if is_locked is not None:

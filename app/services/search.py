@@ -18,7 +18,7 @@ class HashtagCount:
 
 def _prefix_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.lower() + "%"
+    return escaped.casefold() + "%"
 
 
 async def accounts(viewer_id: int | None, text: str, limit: int) -> list[AccountCard]:
@@ -29,7 +29,7 @@ async def accounts(viewer_id: int | None, text: str, limit: int) -> list[Account
         f"""
         SELECT {USER_COLUMNS} FROM users u
         WHERE (u.username_key LIKE :pattern ESCAPE '\\'
-               OR LOWER(u.display_name) LIKE :pattern ESCAPE '\\')
+               OR u.display_name_key LIKE :pattern ESCAPE '\\')
           AND {NOT_BLOCKED_USER}
         ORDER BY u.follower_count DESC, u.id LIMIT :limit
         """,

@@ -110,6 +110,8 @@ def ensure_data(args: argparse.Namespace, env: dict[str, str]) -> None:
     counts = asyncio.run(_counts(url))
     if counts == (args.users, args.posts):
         log(f"reusing database {args.database} ({args.users:,} users, {args.posts:,} posts)")
+        # Bring a database seeded by older code up to the current schema.
+        subprocess.run([str(BIN / "holdfast"), "migrate"], env=env, check=True, cwd=ROOT)
         return
     log(f"seeding database {args.database} ({args.users:,} users, {args.posts:,} posts)")
     asyncio.run(_recreate(args.postgres_url, args.database))

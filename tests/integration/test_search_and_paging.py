@@ -141,3 +141,21 @@ async def test_a_cursor_with_an_out_of_range_key_is_refused(gql: GraphQLClient) 
     response = await gql.post(timeline_query("publicTimeline"), {"first": 1, "after": huge})
 
     assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+
+
+async def test_search_accounts_folds_case_beyond_ascii(gql: GraphQLClient) -> None:
+    await gql.sign_up("zola", display_name="Émile Zola")
+    await gql.sign_up("strasse", display_name="STRASSE")
+    alice = await gql.sign_up("alice")
+
+    accented = await gql(SEARCH_ACCOUNTS, {"q": "émile"})
+    folded = await gql(SEARCH_ACCOUNTS, {"q": "straße"})
+    await gql(
+        'mutation { updateProfile(input: {displayName: "Ångström"}) { __typename } }',
+        token=alice.access_token,
+    )
+    renamed = await gql(SEARCH_ACCOUNTS, {"q": "åNG"})
+
+    assert [u["username"] for u in accented["searchAccounts"]] == ["zola"]
+    assert [u["username"] for u in folded["searchAccounts"]] == ["strasse"]
+    assert [u["username"] for u in renamed["searchAccounts"]] == ["alice"]

@@ -73,7 +73,7 @@ class InteractionService:
                 await notify(
                     [post.author.id], viewer.user.id, NotificationKind.REPOST, post.id, conn
                 )
-                # Into the home timelines of the reposter's followers, and the reposter's own.
+                # Into the home timelines of the reposter's followers (the author's excepted).
                 await sql.execute(
                     "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, "
                     "source_id) SELECT f.follower_id, :id, :post, :user, :user FROM follows f "

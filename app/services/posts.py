@@ -151,8 +151,8 @@ class PostService:
                 published_at=post.edited_at or post.created_at,
                 using_db=conn,
             )
-            await (
-                Post.filter(id=post.id)
+            updated = await (
+                Post.filter(id=post.id, deleted_at=None)
                 .using_db(conn)
                 .update(
                     text=text,
@@ -161,6 +161,9 @@ class PostService:
                     edited_at=_now(),
                 )
             )
+            if not updated:
+                # Deleted meanwhile: the transaction rolls back the history row too.
+                raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
             await PostTag.filter(post_id=post.id).using_db(conn).delete()
             # The post's mentions are the ones in its text now: for a DIRECT post, an account
             # no longer mentioned no longer sees it.
@@ -180,6 +183,19 @@ class PostService:
                 )
             new_mentions = [u for u in mentioned if u.id not in already]
             await self._save_entities(post.id, entities, new_mentions, conn)
+            if post.visibility is Visibility.DIRECT and new_mentions:
+                await sql.execute(
+                    "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, "
+                    "source_id) SELECT m.user_id, :post, :post, NULL, :author FROM mentions m "
+                    "WHERE m.post_id = :post AND m.user_id IN (:users) "
+                    "ON CONFLICT (owner_id, entry_id) DO NOTHING",
+                    {
+                        "post": post.id,
+                        "author": post.author_id,
+                        "users": [u.id for u in new_mentions],
+                    },
+                    conn,
+                )
             await notify(
                 [u.id for u in new_mentions],
                 viewer.user.id,

@@ -239,3 +239,18 @@ async def test_editing_a_mention_out_of_a_direct_post_ends_that_access(
     assert (await gql(node, {"id": created["id"]}, token=carol.access_token))["node"] is None
     assert texts(await timeline(gql, "homeTimeline", carol)) == []
     assert texts(await timeline(gql, "homeTimeline", bob)) == ["psst @bob"]
+
+
+async def test_editing_a_mention_into_a_direct_post_delivers_it(gql: GraphQLClient) -> None:
+    alice = await gql.sign_up("alice")
+    bob = await gql.sign_up("bob")
+    created = await post(gql, alice, "note to self", visibility="DIRECT")
+
+    await gql(
+        EDIT_POST,
+        {"input": {"id": created["id"], "text": "now for @bob"}},
+        token=alice.access_token,
+    )
+
+    assert texts(await timeline(gql, "homeTimeline", bob)) == ["now for @bob"]
+    assert await Notification.filter(kind="mention").count() == 1

@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name="User",
             name="display_name_key",
-            field=fields.CharField(default="", max_length=200),
+            field=fields.CharField(default="", db_default="", max_length=200),
         ),
         # Existing rows: as close as SQL gets; new and edited names are folded by the app.
         ops.RunSQL(

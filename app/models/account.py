@@ -23,7 +23,7 @@ class User(SnowflakeModel):
     password_hash = fields.CharField(max_length=255)
     display_name = fields.CharField(max_length=50)
     # Case-folded display name for prefix search (SQLite's LOWER folds ASCII only).
-    display_name_key = fields.CharField(max_length=200, default="")
+    display_name_key = fields.CharField(max_length=200, default="", db_default="")
     bio = fields.CharField(max_length=300, default="")
     is_locked = fields.BooleanField(default=False)
     role = fields.CharEnumField(Role, max_length=16, default=Role.USER)

@@ -12,7 +12,7 @@ once how to produce it:
   without calling a resolver;
 - PREFETCHED: a field whose resolver only loads what a page may already carry declares
   `metadata={PREFETCHED: (flag, attribute)}`; when the source's `flag` is true, its
-  `attribute` is completed as above;
+  `attribute` is used as above (leaf or object), else the resolver runs;
 - anything else takes graphql-core's ordinary path, and so does any value that would be an
   error, so errors are reported exactly as before.
 
@@ -37,7 +37,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 PREFETCHED = "holdfast.prefetched"
 
-LEAF, OBJECT, PREFETCHED_OBJECT, ORDINARY = range(4)
+LEAF, OBJECT, PREFETCHED_OBJECT, PREFETCHED_LEAF, ORDINARY = range(5)
 
 _PASSTHROUGH: dict[str, type] = {"String": str, "ID": str, "Int": int, "Boolean": bool}
 
@@ -73,6 +73,16 @@ def _make_plan(schema: Any, parent_type: GraphQLObjectType, field_name: str) -> 
     non_null = isinstance(return_type, GraphQLNonNull)
     named = _unwrap(return_type)
     prefetched = definition.metadata.get(PREFETCHED)
+    if prefetched is not None and isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
+        passthrough = _PASSTHROUGH.get(named.name) if isinstance(named, GraphQLScalarType) else None
+        return _Plan(
+            PREFETCHED_LEAF,
+            prefetched[1],
+            named.serialize,
+            passthrough,
+            non_null,
+            flag=prefetched[0],
+        )
     if prefetched is not None:
         return _Plan(PREFETCHED_OBJECT, attribute=prefetched[1], flag=prefetched[0])
     if isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
@@ -212,6 +222,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         for response_name, field_details_list in grouped_field_set.items():
             plan = plans.get(field_details_list[0].node.name.value, _ORDINARY)
             kind = plan.kind
+            if kind == PREFETCHED_LEAF:
+                kind = LEAF if getattr(source_value, plan.flag, False) else ORDINARY
             if kind == LEAF:
                 value = getattr(source_value, plan.attribute, None)
                 if value is None:

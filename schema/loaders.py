@@ -8,7 +8,7 @@ from strawberry.dataloader import DataLoader
 from app.models import User
 from app.services import Services
 from app.services.graph import FollowState
-from app.services.views import PostView, hydrate, posts_by_ids
+from app.services.views import PostView, hydrate, posts_by_ids, viewer_states
 
 
 class Loaders:
@@ -28,6 +28,15 @@ class Loaders:
             states = await services.graph.states(viewer_id, ids)
             return [states.get(user_id, FollowState.NOT_FOLLOWING) for user_id in ids]
 
+        async def load_viewer_states(ids: list[int]) -> list[tuple[bool, bool, bool]]:
+            if viewer_id is None:
+                return [(False, False, False) for _ in ids]
+            states = await viewer_states(viewer_id, ids)
+            return [states[post_id] for post_id in ids]
+
         self.user_by_id: DataLoader[int, User | None] = DataLoader(load_users)
+        self.viewer_state_by_post_id: DataLoader[int, tuple[bool, bool, bool]] = DataLoader(
+            load_viewer_states
+        )
         self.post_by_id: DataLoader[int, PostView | None] = DataLoader(load_posts)
         self.follow_state_by_user_id: DataLoader[int, FollowState] = DataLoader(load_follow_states)

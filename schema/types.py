@@ -271,13 +271,31 @@ class Post(relay.Node):
     created_at: datetime = strawberry.field(description="When it was posted.")
     edited_at: datetime | None = strawberry.field(description="When it was last edited.")
     is_deleted: bool = strawberry.field(description="Whether this is a deleted post's tombstone.")
-    viewer_has_liked: bool = strawberry.field(description="Whether the viewer likes it.")
-    viewer_has_reposted: bool = strawberry.field(description="Whether the viewer reposted it.")
-    viewer_has_bookmarked: bool = strawberry.field(description="Whether the viewer bookmarked it.")
 
     @classmethod
     def is_type_of(cls, obj: object, info: Info[Context, None]) -> bool:
         return isinstance(obj, (cls, PostView))
+
+    @strawberry.field(
+        description="Whether the viewer likes it.",
+        metadata={PREFETCHED: ("viewer_state_loaded", "viewer_has_liked")},
+    )
+    async def viewer_has_liked(self, info: Info[Context, None]) -> bool:
+        return (await _viewer_state(self, info))[0]
+
+    @strawberry.field(
+        description="Whether the viewer reposted it.",
+        metadata={PREFETCHED: ("viewer_state_loaded", "viewer_has_reposted")},
+    )
+    async def viewer_has_reposted(self, info: Info[Context, None]) -> bool:
+        return (await _viewer_state(self, info))[1]
+
+    @strawberry.field(
+        description="Whether the viewer bookmarked it.",
+        metadata={PREFETCHED: ("viewer_state_loaded", "viewer_has_bookmarked")},
+    )
+    async def viewer_has_bookmarked(self, info: Info[Context, None]) -> bool:
+        return (await _viewer_state(self, info))[2]
 
     @strawberry.field(description="Mentions, hashtags and links in the text, in order.")
     def entities(self) -> list[Entity]:
@@ -351,6 +369,12 @@ def as_user(user: UserModel | AccountCard) -> User:
 
 def as_post(post: PostView) -> Post:
     return cast("Post", post)
+
+
+async def _viewer_state(post: Any, info: Info[Context, None]) -> tuple[bool, bool, bool]:
+    if getattr(post, "viewer_state_loaded", False):
+        return (post.viewer_has_liked, post.viewer_has_reposted, post.viewer_has_bookmarked)
+    return await info.context.loaders.viewer_state_by_post_id.load(post.id)
 
 
 def _related(post: Any, info: Info[Context, None], attribute: str) -> Any:

@@ -42,8 +42,26 @@ AND NOT EXISTS (
 """
 
 
-def post_columns(p: str, u: str, prefix: str) -> str:
-    """Post `p`, its author `u` and the viewer's state, as columns named `<prefix>...`."""
+def post_columns(p: str, u: str, prefix: str, viewer_state: bool = True) -> str:
+    """Post `p`, its author `u` and (unless not asked) the viewer's state, as columns named
+    `<prefix>...`."""
+    if not viewer_state:
+        state = f"NULL AS {prefix}v_liked, NULL AS {prefix}v_reposted, NULL AS {prefix}v_bookmarked"
+        return _post_columns(p, u, prefix) + ",\n" + state
+    return (
+        _post_columns(p, u, prefix)
+        + f""",
+EXISTS (SELECT 1 FROM likes vl WHERE vl.user_id = :viewer AND vl.post_id = {p}.id)
+  AS {prefix}v_liked,
+EXISTS (SELECT 1 FROM reposts vr WHERE vr.user_id = :viewer AND vr.post_id = {p}.id)
+  AS {prefix}v_reposted,
+EXISTS (SELECT 1 FROM bookmarks vk WHERE vk.user_id = :viewer AND vk.post_id = {p}.id)
+  AS {prefix}v_bookmarked
+"""
+    )
+
+
+def _post_columns(p: str, u: str, prefix: str) -> str:
     return f"""
 {p}.id AS {prefix}id, {p}.text AS {prefix}text, {p}.content_warning AS {prefix}content_warning,
 {p}.visibility AS {prefix}visibility, {p}.entities AS {prefix}entities,
@@ -52,14 +70,7 @@ def post_columns(p: str, u: str, prefix: str) -> str:
 {p}.created_at AS {prefix}created_at, {p}.edited_at AS {prefix}edited_at,
 {p}.deleted_at AS {prefix}deleted_at, {p}.reply_to_id AS {prefix}reply_to_id,
 {p}.quote_of_id AS {prefix}quote_of_id,
-{user_columns(u, prefix + "a_")},
-EXISTS (SELECT 1 FROM likes vl WHERE vl.user_id = :viewer AND vl.post_id = {p}.id)
-  AS {prefix}v_liked,
-EXISTS (SELECT 1 FROM reposts vr WHERE vr.user_id = :viewer AND vr.post_id = {p}.id)
-  AS {prefix}v_reposted,
-EXISTS (SELECT 1 FROM bookmarks vk WHERE vk.user_id = :viewer AND vk.post_id = {p}.id)
-  AS {prefix}v_bookmarked
-"""
+{user_columns(u, prefix + "a_")}"""
 
 
 def user_columns(u: str, prefix: str) -> str:
@@ -87,8 +98,10 @@ POST_COLUMNS = post_columns("p", "u", "")
 
 # A page row also carries the post it replies to (r_...) and the one it quotes (q_...), when
 # the viewer may see them (deleted ones as tombstones): one statement for a whole page.
-PAGE_COLUMNS = f"""{POST_COLUMNS}, {post_columns("rp", "ru", "r_")},
-{post_columns("qp", "qu", "q_")}"""
+# The referred posts' viewer state is loaded only if a query asks for it (see
+# `PostView.viewer_state_loaded`): a page rarely shows it, and it is 6 lookups a row.
+PAGE_COLUMNS = f"""{POST_COLUMNS}, {post_columns("rp", "ru", "r_", viewer_state=False)},
+{post_columns("qp", "qu", "q_", viewer_state=False)}"""
 
 RELATED_JOINS = f"""
 LEFT JOIN posts rp ON rp.id = p.reply_to_id AND {audience("rp")}
@@ -138,6 +151,8 @@ class PostView:
     viewer_has_liked: bool = False
     viewer_has_reposted: bool = False
     viewer_has_bookmarked: bool = False
+    # False when the three flags above were not loaded (schema.loaders fetches them then).
+    viewer_state_loaded: bool = True
     # Timeline entries only: who reposted it into this timeline, and the entry's sort key.
     reposted_by: AccountCard | None = None
     sort_key: int = 0
@@ -234,6 +249,7 @@ def post_from_row(row: Row, prefix: str = "") -> PostView:
         viewer_has_liked=bool(liked),
         viewer_has_reposted=bool(reposted),
         viewer_has_bookmarked=bool(bookmarked),
+        viewer_state_loaded=liked is not None,
     )
 
 
@@ -281,3 +297,26 @@ async def hydrate(viewer_id: int | None, posts: list[PostView]) -> list[PostView
             post.quote_of = related.get(post.quote_of_id) if post.quote_of_id else None
         post.related_loaded = True
     return posts
+
+
+async def viewer_states(viewer_id: int, post_ids: list[int]) -> dict[int, tuple[bool, bool, bool]]:
+    """Whether the viewer likes, reposted and bookmarked each post: one statement."""
+    rows = await sql.fetch(
+        """
+        SELECT 'like' AS kind, post_id FROM likes WHERE user_id = :viewer AND post_id IN (:ids)
+        UNION ALL
+        SELECT 'repost', post_id FROM reposts WHERE user_id = :viewer AND post_id IN (:ids)
+        UNION ALL
+        SELECT 'bookmark', post_id FROM bookmarks WHERE user_id = :viewer AND post_id IN (:ids)
+        """,
+        {"viewer": viewer_id, "ids": sql.ids_param(post_ids)},
+    )
+    found = {(row["kind"], row["post_id"]) for row in rows}
+    return {
+        post_id: (
+            ("like", post_id) in found,
+            ("repost", post_id) in found,
+            ("bookmark", post_id) in found,
+        )
+        for post_id in post_ids
+    }

@@ -113,3 +113,28 @@ async def test_interactions_need_a_viewer(gql: GraphQLClient) -> None:
 
     assert data["likePost"]["code"] == "NOT_AUTHENTICATED"
     assert (await Post.get(text="hello")).like_count == 0
+
+
+async def test_viewer_state_of_referred_posts_is_loaded_when_asked(gql: GraphQLClient) -> None:
+    alice = await gql.sign_up("alice")
+    bob = await gql.sign_up("bob")
+    original = await post(gql, bob, "original")
+    await act(gql, "likePost", alice, postId=original["id"])
+    await act(gql, "bookmarkPost", alice, postId=original["id"])
+    await post(gql, bob, "quoting", quoteOf=original["id"])
+    document = (
+        "{ publicTimeline(first: 1) { edges { node { text quoteOf { text viewerHasLiked "
+        "viewerHasReposted viewerHasBookmarked } } } } }"
+    )
+
+    as_alice = await gql(document, token=alice.access_token)
+    signed_out = await gql(document)
+
+    quoted = as_alice["publicTimeline"]["edges"][0]["node"]["quoteOf"]
+    assert quoted == {
+        "text": "original",
+        "viewerHasLiked": True,
+        "viewerHasReposted": False,
+        "viewerHasBookmarked": True,
+    }
+    assert signed_out["publicTimeline"]["edges"][0]["node"]["quoteOf"]["viewerHasLiked"] is False

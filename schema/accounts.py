@@ -9,10 +9,10 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from app.errors import DomainError, ErrorCode
+from app.errors import ErrorCode
 from app.services.accounts import SessionTokens, SignedIn
 from schema.context import Context
-from schema.results import MutationTypes
+from schema.results import INPUT, MutationTypes
 from schema.types import User, as_user
 
 # --- types -------------------------------------------------------------------------------
@@ -201,15 +201,6 @@ else:
     UpdateProfileResult = UPDATE_PROFILE.result
 
 
-INPUT = strawberry.argument(description="The mutation's input.")
-
-
-def _require_viewer(info: Info[Context, None]) -> Any:
-    if info.context.viewer is None:
-        raise DomainError(ErrorCode.NOT_AUTHENTICATED, "Sign in first.")
-    return info.context.viewer
-
-
 @strawberry.type
 class AccountQuery:
     @strawberry.field(description="The signed-in account, or null when signed out.")
@@ -273,7 +264,7 @@ class AccountMutation:
     @strawberry.mutation(description="Sign out the session of this request.")
     async def log_out(self, info: Info[Context, None]) -> LogOutResult:
         async def action() -> dict[str, Any]:
-            await info.context.accounts.log_out(_require_viewer(info))
+            await info.context.accounts.log_out(info.context.require_viewer())
             return {"revoked_sessions": 1}
 
         return await LOG_OUT.run(action)
@@ -281,7 +272,7 @@ class AccountMutation:
     @strawberry.mutation(description="Sign out every session of the viewer, this one included.")
     async def log_out_everywhere(self, info: Info[Context, None]) -> LogOutEverywhereResult:
         async def action() -> dict[str, Any]:
-            revoked = await info.context.accounts.log_out_everywhere(_require_viewer(info))
+            revoked = await info.context.accounts.log_out_everywhere(info.context.require_viewer())
             return {"revoked_sessions": revoked}
 
         return await LOG_OUT_EVERYWHERE.run(action)
@@ -291,7 +282,7 @@ class AccountMutation:
         self, info: Info[Context, None], input: Annotated[ChangePasswordInput, INPUT]
     ) -> ChangePasswordResult:
         async def action() -> dict[str, Any]:
-            viewer = _require_viewer(info)
+            viewer = info.context.require_viewer()
             await info.context.accounts.change_password(
                 viewer,
                 current_password=input.current_password,
@@ -307,7 +298,7 @@ class AccountMutation:
         self, info: Info[Context, None], input: Annotated[DeleteAccountInput, INPUT]
     ) -> DeleteAccountResult:
         async def action() -> dict[str, Any]:
-            viewer = _require_viewer(info)
+            viewer = info.context.require_viewer()
             await info.context.accounts.delete_account(
                 viewer, password=input.password, client_ip=info.context.client_ip
             )
@@ -321,7 +312,7 @@ class AccountMutation:
     ) -> UpdateProfileResult:
         async def action() -> dict[str, Any]:
             user = await info.context.accounts.update_profile(
-                _require_viewer(info),
+                info.context.require_viewer(),
                 display_name=input.display_name,
                 bio=input.bio,
                 is_locked=input.is_locked,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from app.errors import DomainError, ErrorCode
 from app.services import Services
 from app.services.accounts import AccountService, Viewer
 from app.settings import Settings
@@ -34,6 +35,12 @@ class Context:
     @property
     def accounts(self) -> AccountService:
         return self.services.accounts
+
+    def require_viewer(self) -> Viewer:
+        """The signed-in viewer; NOT_AUTHENTICATED (a typed error) when signed out."""
+        if self.viewer is None:
+            raise DomainError(ErrorCode.NOT_AUTHENTICATED, "Sign in first.")
+        return self.viewer
 
     @property
     def viewer_id(self) -> int | None:

@@ -8,31 +8,12 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from app.errors import DomainError, ErrorCode
-from app.ids import parse_id
+from app.errors import ErrorCode
 from app.models import Visibility as VisibilityModel
-from app.services.accounts import Viewer
 from app.services.views import PostView
 from schema.context import Context
-from schema.results import MutationTypes
+from schema.results import INPUT, MutationTypes, decode_id
 from schema.types import Post, Visibility
-
-INPUT = strawberry.argument(description="The mutation's input.")
-
-
-def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
-    """The database id in a global ID of the given type; NOT_FOUND for any other."""
-    value = parse_id(global_id.node_id) if global_id.type_name == type_name else None
-    if value is None:
-        raise DomainError(ErrorCode.NOT_FOUND, f"No such {type_name.lower()}.", field)
-    return value
-
-
-def require_viewer(info: Info[Context, None]) -> Viewer:
-    viewer = info.context.viewer
-    if viewer is None:
-        raise DomainError(ErrorCode.NOT_AUTHENTICATED, "Sign in first.")
-    return viewer
 
 
 @strawberry.type(description="The post as it is now.")
@@ -186,7 +167,7 @@ class PostMutation:
         self, info: Info[Context, None], input: Annotated[CreatePostInput, INPUT]
     ) -> CreatePostResult:
         async def action() -> dict[str, Any]:
-            viewer = require_viewer(info)
+            viewer = info.context.require_viewer()
             return _post(
                 await info.context.services.posts.create_post(
                     viewer,
@@ -209,7 +190,7 @@ class PostMutation:
         self, info: Info[Context, None], input: Annotated[EditPostInput, INPUT]
     ) -> EditPostResult:
         async def action() -> dict[str, Any]:
-            viewer = require_viewer(info)
+            viewer = info.context.require_viewer()
             return _post(
                 await info.context.services.posts.edit_post(
                     viewer,
@@ -226,7 +207,7 @@ class PostMutation:
         self, info: Info[Context, None], input: Annotated[PostRefInput, INPUT]
     ) -> DeletePostResult:
         async def action() -> dict[str, Any]:
-            viewer = require_viewer(info)
+            viewer = info.context.require_viewer()
             deleted = await info.context.services.posts.delete_post(
                 viewer, decode_id(input.post_id, "Post", "postId")
             )
@@ -275,7 +256,7 @@ async def _interact(
     info: Info[Context, None], input: PostRefInput, types: MutationTypes, verb: str
 ) -> Any:
     async def action() -> dict[str, Any]:
-        viewer = require_viewer(info)
+        viewer = info.context.require_viewer()
         service = getattr(info.context.services.interactions, verb)
         return _post(await service(viewer, decode_id(input.post_id, "Post", "postId")))
 

@@ -1,6 +1,6 @@
-"""Result types for mutations: `<Verb>Success | <Verb>Error`, made from a payload type and
-the error codes the verb can return, so that each mutation has its own types and code enum
-without repeating their shape."""
+"""Mutation plumbing: the `input` argument, global IDs in inputs, and the result types
+`<Verb>Success | <Verb>Error`, made from a payload type and the error codes the verb can
+return, so that each mutation has its own types and code enum without repeating their shape."""
 
 from __future__ import annotations
 
@@ -9,9 +9,21 @@ from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
+from strawberry import relay
 
 from app.errors import DomainError, ErrorCode
+from app.ids import parse_id
 from schema.errors import MutationError, code, error_result
+
+INPUT = strawberry.argument(description="The mutation's input.")
+
+
+def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
+    """The database id in a global ID of the given type; NOT_FOUND for any other."""
+    value = parse_id(global_id.node_id) if global_id.type_name == type_name else None
+    if value is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"No such {type_name.lower()}.", field)
+    return value
 
 
 class MutationTypes:

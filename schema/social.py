@@ -8,12 +8,11 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from app.errors import ErrorCode
+from app.errors import DomainError, ErrorCode
 from app.services import notifications
 from app.services.paging import decode_cursor
 from schema.context import Context
-from schema.posts import INPUT, decode_id, require_viewer
-from schema.results import MutationTypes
+from schema.results import INPUT, MutationTypes, decode_id
 from schema.types import FollowState, User
 
 
@@ -137,7 +136,7 @@ async def _relation(
     info: Info[Context, None], input: UserRefInput, types: MutationTypes, verb: str, **kw: Any
 ) -> Any:
     async def action() -> dict[str, Any]:
-        viewer = require_viewer(info)
+        viewer = info.context.require_viewer()
         user_id = decode_id(input.user_id, "User", "userId")
         await getattr(info.context.services.graph, verb)(viewer, user_id, **kw)
         return {"user_id": strawberry.ID(str(input.user_id))}
@@ -149,13 +148,11 @@ async def _follow(
     info: Info[Context, None], input: UserRefInput, types: MutationTypes, verb: str
 ) -> Any:
     async def action() -> dict[str, Any]:
-        viewer = require_viewer(info)
+        viewer = info.context.require_viewer()
         user_id = decode_id(input.user_id, "User", "userId")
         state = await getattr(info.context.services.graph, verb)(viewer, user_id)
         user = (await info.context.accounts.users_by_ids(viewer.user.id, [user_id])).get(user_id)
         if user is None:
-            from app.errors import DomainError
-
             raise DomainError(ErrorCode.NOT_FOUND, "No such account.", "userId")
         return {"user": user, "follow_state": FollowState(state.value)}
 
@@ -217,7 +214,7 @@ class SocialMutation:
         self, info: Info[Context, None], input: Annotated[MarkNotificationsReadInput, INPUT]
     ) -> MarkNotificationsReadResult:
         async def action() -> dict[str, Any]:
-            viewer = require_viewer(info)
+            viewer = info.context.require_viewer()
             up_to = decode_cursor("notifications", input.up_to, "upTo")
             return {"unread_count": await notifications.mark_read(viewer.user, up_to)}
 

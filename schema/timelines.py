@@ -7,9 +7,10 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from app.errors import DomainError, ErrorCode
 from app.services import notifications, search, timelines
+from app.services.paging import MAX_PAGE
 from schema.context import Context
-from schema.posts import require_viewer
 from schema.types import (
     After,
     Before,
@@ -30,7 +31,9 @@ Limit = Annotated[int, strawberry.argument(description="At most this many (1-100
 
 
 def _limit(value: int) -> int:
-    return max(1, min(value, 100))
+    if not 1 <= value <= MAX_PAGE:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"Limits are 1 to {MAX_PAGE}.", "limit")
+    return value
 
 
 @strawberry.type
@@ -44,7 +47,7 @@ class TimelineQuery:
         last: Last = None,
         before: Before = None,
     ) -> PostConnection:
-        viewer = require_viewer(info)
+        viewer = info.context.require_viewer()
         request = page_request("home", first, after, last, before)
         big = info.context.settings.timelines.fanout_max_followers
         return PostConnection.from_page(await timelines.home(viewer.user.id, request, big))
@@ -84,7 +87,7 @@ class TimelineQuery:
         last: Last = None,
         before: Before = None,
     ) -> PostConnection:
-        viewer = require_viewer(info)
+        viewer = info.context.require_viewer()
         request = page_request("bookmarks", first, after, last, before)
         return PostConnection.from_page(await timelines.bookmarks(viewer.user.id, request))
 
@@ -97,7 +100,7 @@ class TimelineQuery:
         last: Last = None,
         before: Before = None,
     ) -> PostConnection:
-        viewer = require_viewer(info)
+        viewer = info.context.require_viewer()
         request = page_request("likes", first, after, last, before)
         return PostConnection.from_page(await timelines.likes(viewer.user.id, request))
 
@@ -110,7 +113,7 @@ class TimelineQuery:
         last: Last = None,
         before: Before = None,
     ) -> UserConnection:
-        viewer = require_viewer(info)
+        viewer = info.context.require_viewer()
         request = page_request("follow-requests", first, after, last, before)
         return UserConnection.from_page(
             await info.context.services.graph.follow_requests(viewer, request)
@@ -125,7 +128,7 @@ class TimelineQuery:
         last: Last = None,
         before: Before = None,
     ) -> NotificationConnection:
-        viewer = require_viewer(info)
+        viewer = info.context.require_viewer()
         request = page_request("notifications", first, after, last, before)
         page = await notifications.notifications(viewer.user, request)
         return NotificationConnection(
@@ -147,7 +150,7 @@ class TimelineQuery:
 
     @strawberry.field(description="How many notifications are newer than the read mark.")
     async def unread_notification_count(self, info: Info[Context, None]) -> int:
-        return await notifications.unread_count(require_viewer(info).user)
+        return await notifications.unread_count(info.context.require_viewer().user)
 
     @strawberry.field(description="Accounts whose username or display name starts so.")
     async def search_accounts(

@@ -144,7 +144,8 @@ class PostView:
     is_deleted: bool
     reply_to_id: int | None
     quote_of_id: int | None
-    # Filled by `hydrate`: the referred posts when visible (None when not, or not loaded).
+    # Filled by `page_post_from_row` or `hydrate`: the referred posts when visible (None when
+    # not, or when not loaded; `related_loaded` tells which).
     reply_to: PostView | None = None
     quote_of: PostView | None = None
     related_loaded: bool = False

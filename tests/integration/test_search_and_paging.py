@@ -159,3 +159,13 @@ async def test_search_accounts_folds_case_beyond_ascii(gql: GraphQLClient) -> No
     assert [u["username"] for u in accented["searchAccounts"]] == ["zola"]
     assert [u["username"] for u in folded["searchAccounts"]] == ["strasse"]
     assert [u["username"] for u in renamed["searchAccounts"]] == ["alice"]
+
+
+@pytest.mark.parametrize("limit", [0, 101])
+async def test_search_limits_out_of_range_are_typed_errors(gql: GraphQLClient, limit: int) -> None:
+    response = await gql.post(
+        'query($limit: Int!) { searchAccounts(query: "a", limit: $limit) { username } }',
+        {"limit": limit},
+    )
+
+    assert response.json()["errors"][0]["extensions"] == {"code": "INVALID_INPUT", "field": "limit"}

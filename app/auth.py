@@ -101,10 +101,19 @@ def _verified_claims(key: str, token: str) -> AccessClaims | None:
             audience=ACCESS_TOKEN_AUDIENCE,
             options={"require": ["sub", "sid", "exp", "aud"]},
         )
-        return AccessClaims(
-            user_id=int(payload["sub"]),
-            session_id=int(payload["sid"]),
-            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
-        )
-    except (jwt.PyJWTError, ValueError, TypeError):
+        user_id, session_id = _row_id(payload["sub"]), _row_id(payload["sid"])
+        if user_id is None or session_id is None:
+            return None
+        return AccessClaims(user_id, session_id, datetime.fromtimestamp(payload["exp"], UTC))
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError, OSError):
+        # A well-signed token with claims out of range (an `exp` past year 9999, say) is as
+        # good as no token.
         return None
+
+
+def _row_id(claim: object) -> int | None:
+    """A claim that names a row: a decimal string of a positive 64-bit integer."""
+    if not isinstance(claim, str) or not (claim.isascii() and claim.isdigit()) or len(claim) > 19:
+        return None
+    value = int(claim)
+    return value if 0 < value < 2**63 else None

@@ -13,6 +13,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from app import ids
 from app.db import tortoise_config
+from app.http import BodySizeLimit
 from app.routes.health import healthz
 from app.services import Services
 from app.settings import Settings, load_settings
@@ -41,7 +42,10 @@ def create_app(settings: Settings) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
         ],
-        middleware=[Middleware(CorrelationIdMiddleware, header_name="X-Request-ID")],
+        middleware=[
+            Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
+            Middleware(BodySizeLimit, max_bytes=settings.http.max_body_bytes),
+        ],
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -80,7 +80,20 @@ class GraphQLSettings(_Section):
     max_depth: int = Field(12, ge=1, le=64)
     max_aliases: int = Field(15, ge=0, le=1_000)
     max_tokens: int = Field(2_000, ge=100, le=100_000)
+    max_document_bytes: int = Field(32_768, ge=1_024, le=1_048_576, description="before parsing")
+    max_cost: int = Field(
+        10_000, ge=100, le=10_000_000, description="fields, multiplied by page sizes"
+    )
+    max_repeated_fields: int = Field(
+        20, ge=2, le=1_000, description="fields with one response name in one selection"
+    )
     cache_size: int = Field(1_024, ge=1, le=100_000)
+
+
+class HttpSettings(_Section):
+    max_body_bytes: int = Field(
+        1_048_576, ge=1_024, le=1_073_741_824, description="larger request bodies get 413"
+    )
 
 
 class Settings(BaseSettings):
@@ -108,6 +121,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     auth: AuthSettings = AuthSettings()
     graphql: GraphQLSettings = GraphQLSettings()
+    http: HttpSettings = HttpSettings()
     posts: PostSettings = PostSettings()
     timelines: TimelineSettings = TimelineSettings()
 

@@ -8,33 +8,29 @@ from typing import Annotated, Any
 import strawberry
 import structlog
 from graphql import GraphQLError
-from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
-    max_aliases,
-    query_depth_limiter,
-)
 from strawberry.relay.types import GlobalIDValueError
-from strawberry.types import ExecutionContext, Info
+from strawberry.types import ExecutionContext, ExecutionResult, Info
+from strawberry.types.base import StrawberryObjectDefinition
 
-from app.errors import DomainError
 from app.settings import Settings
 from schema.accounts import AccountMutation, AccountQuery
 from schema.context import Context
-from schema.executor import FastExecutionContext
+from schema.document import (
+    DocumentGuard,
+    DocumentPipeline,
+    DocumentRules,
+    is_unexpected,
+    public_error,
+)
+from schema.executor import FastExecutionContext, QuietExecutionContext
+from schema.limits import DocumentLimits
 from schema.posts import PostMutation
 from schema.social import SocialMutation
 from schema.timelines import TimelineQuery
 from schema.types import Post
 
 log = structlog.get_logger("holdfast.graphql")
-
-UNEXPECTED_ERROR_MESSAGE = "Unexpected error."
 
 
 @strawberry.type(description="Reads.")
@@ -45,13 +41,19 @@ class Query(AccountQuery, TimelineQuery):
     async def node(
         self,
         info: Info[Context, None],
-        id: Annotated[relay.GlobalID, strawberry.argument(description="A global ID.")],
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")],
     ) -> relay.Node | None:
+        # Parsed here rather than as a GlobalID argument, so that a malformed id, or one that
+        # names an interface or a type that is not a Node, is simply nothing.
         try:
-            node_type = id.resolve_type(info)
+            global_id = relay.GlobalID.from_id(id)
+            node_type = global_id.resolve_type(info)
         except GlobalIDValueError:
             return None
-        resolved = node_type.resolve_node(id.node_id, info=info, required=False)
+        definition = info.schema.get_type_by_name(global_id.type_name)
+        if not isinstance(definition, StrawberryObjectDefinition) or definition.is_interface:
+            return None
+        resolved = node_type.resolve_node(global_id.node_id, info=info, required=False)
         return await resolved if inspect.isawaitable(resolved) else resolved
 
 
@@ -60,17 +62,22 @@ class Mutation(AccountMutation, PostMutation, SocialMutation):
     pass
 
 
-def _is_unexpected(error: GraphQLError) -> bool:
-    original = error.original_error
-    return original is not None and not isinstance(original, (GraphQLError, DomainError))
-
-
 class HoldfastSchema(strawberry.Schema):
+    pipeline: DocumentPipeline  # set by build_schema
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        # Every way out passes here, including errors strawberry catches around the whole
+        # operation (which no extension sees): mask and code them once, at the end.
+        result = await super().execute(*args, **kwargs)
+        if result.errors:
+            result.errors = [public_error(error) for error in result.errors]
+        return result
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         for error in errors:
-            if _is_unexpected(error):
+            if is_unexpected(error):
                 original = error.original_error
                 log.error(
                     "graphql.unexpected_error",
@@ -81,29 +88,32 @@ class HoldfastSchema(strawberry.Schema):
                 )
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
-    """Build the schema with its limits. Validation rules are made once here, so the validation
-    cache (keyed by the rules) hits across requests."""
+def build_schema(settings: Settings) -> HoldfastSchema:
+    """Build the schema with its limits. The document pipeline (parse and validation caches,
+    rules) is made once here and shared by every request."""
     limits = settings.graphql
-    rules: list[Any] = [
-        query_depth_limiter.create_validator(limits.max_depth, None),
-        max_aliases.create_validator(limits.max_aliases),
-    ]
+    execution_context_class = FastExecutionContext
     if settings.is_production:
-        rules.append(NoSchemaIntrospectionCustomRule)
-    cache_size = limits.cache_size
-    return HoldfastSchema(
+        execution_context_class = QuietExecutionContext
+    schema = HoldfastSchema(
         query=Query,
         mutation=Mutation,
         types=[Post],
-        execution_context_class=FastExecutionContext,
-        extensions=[
-            lambda: MaxTokensLimiter(limits.max_tokens),
-            lambda: AddValidationRules(rules),
-            lambda: ParserCache(maxsize=cache_size),
-            lambda: ValidationCache(maxsize=cache_size),
-            lambda: MaskErrors(
-                should_mask_error=_is_unexpected, error_message=UNEXPECTED_ERROR_MESSAGE
-            ),
-        ],
+        execution_context_class=execution_context_class,
     )
+    rules = DocumentRules(
+        limits=DocumentLimits(
+            max_depth=limits.max_depth,
+            max_aliases=limits.max_aliases,
+            max_cost=limits.max_cost,
+            max_repeated_fields=limits.max_repeated_fields,
+        ),
+        max_bytes=limits.max_document_bytes,
+        max_tokens=limits.max_tokens,
+        production=settings.is_production,
+    )
+    pipeline = schema.pipeline = DocumentPipeline(schema._schema, rules, limits.cache_size)
+    # Extensions are made per request (they hold its execution context); what they share is
+    # built above, once.
+    schema.extensions = (lambda: DocumentGuard(pipeline),)
+    return schema

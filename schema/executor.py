@@ -340,3 +340,13 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         awaited = await gather_with_cancel(*(results[f] for f in fields))
         results.update(zip(fields, awaited, strict=True))
         return results
+
+
+class QuietExecutionContext(FastExecutionContext):
+    """In production: no "Did you mean ...?" in errors about variables and fields, so that
+    error messages do not spell out the schema when introspection is off."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        kwargs["hide_suggestions"] = True
+        return super().build(*args, **kwargs)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.types.unset import UNSET
 
+from app.http import error_response
 from app.services import Services
 from app.services.accounts import Viewer
 from schema.context import Context
@@ -40,6 +44,27 @@ class GraphQLView(GraphQL[Context, None]):
         if token:
             viewer = await self._services.accounts.resolve_viewer(token)
         return Context(request=request, services=self._services, viewer=viewer)
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as exc:
+            # strawberry answers these in plain text; clients get a GraphQL error with a code.
+            return error_response(exc.status_code, exc.reason)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "Expected a JSON object.")
+        return parsed
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:
+        parsed = await super().parse_http_body(request)
+        if isinstance(parsed, GraphQLRequestData) and not isinstance(
+            parsed.operation_name, str | None
+        ):
+            raise HTTPException(400, "The operation's `operationName` must be a string or null.")
+        return parsed
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)

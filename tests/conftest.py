@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from app.db import migrate
 from app.logs import configure_logging
 from app.main import create_app
 from app.settings import Settings
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, serve
 
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
 REQUIRE_SERVICES = os.environ.get("TEST_REQUIRE_SERVICES") == "1"
@@ -122,6 +122,13 @@ async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50_000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """A real `holdfast serve` process on the embedded defaults; its base URL."""
+    with serve(tmp_path / "data") as base:
+        yield base
 
 
 @pytest.fixture

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
 
 STRONG_PASSWORD = "correct horse battery staple"
 
@@ -109,3 +119,48 @@ class GraphQLClient:
         data = await self(VIEWER, token=token)
         viewer: dict[str, Any] | None = data["viewer"]
         return viewer
+
+
+def holdfast_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment for a `holdfast` process: ours without HOLDFAST_*, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
+    env.update({"HOLDFAST_DATA_DIR": str(data_dir), **extra})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve(data_dir: Path, **settings: str) -> Iterator[str]:
+    """`holdfast serve` as `make run` starts it (embedded defaults, migrating itself), with
+    `settings` as HOLDFAST_* variables; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [HOLDFAST, "serve", "--port", str(port)],
+        env=holdfast_env(data_dir, **settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start: {process.stderr}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stderr is not None
+        process.stderr.close()

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.support import LOG_IN, SIGN_UP, STRONG_PASSWORD, VIEWER
-
-HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
-
-
-def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
-    env.update({"HOLDFAST_DATA_DIR": str(data_dir), **extra})
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support import HOLDFAST, LOG_IN, SIGN_UP, STRONG_PASSWORD, VIEWER, holdfast_env
 
 
 def test_create_admin_after_migrate(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    env = holdfast_env(tmp_path)
     migrated = subprocess.run([HOLDFAST, "migrate"], env=env, capture_output=True, text=True)
     assert migrated.returncode == 0, migrated.stderr
 
@@ -62,7 +41,7 @@ def test_create_admin_after_migrate(tmp_path: Path) -> None:
 
 
 def test_create_admin_refuses_a_weak_password(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    env = holdfast_env(tmp_path)
     subprocess.run([HOLDFAST, "migrate"], env=env, check=True, capture_output=True)
 
     created = subprocess.run(
@@ -91,43 +70,13 @@ def test_create_admin_refuses_a_weak_password(tmp_path: Path) -> None:
 def test_unknown_setting_stops_the_command_and_names_the_key(tmp_path: Path) -> None:
     result = subprocess.run(
         [HOLDFAST, "migrate"],
-        env=_env(tmp_path, HOLDFAST_PROT="1"),
+        env=holdfast_env(tmp_path, HOLDFAST_PROT="1"),
         capture_output=True,
         text=True,
     )
 
     assert result.returncode == 2
     assert "HOLDFAST_PROT" in result.stderr
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
-    """`holdfast serve` as `make run` starts it: embedded defaults, migrating itself."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [HOLDFAST, "serve", "--port", str(port)],
-        env=_env(tmp_path / "data"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {process.stderr}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert process.stderr is not None
-        process.stderr.close()
 
 
 def test_served_api_signs_up_logs_in_and_answers_viewer(served: str, tmp_path: Path) -> None:
@@ -169,7 +118,7 @@ def test_served_api_signs_up_logs_in_and_answers_viewer(served: str, tmp_path: P
 
 
 def test_timelines_rebuild_and_trim_from_the_command_line(tmp_path: Path) -> None:
-    env = _env(tmp_path, HOLDFAST_TIMELINES__HOME_MAX_ENTRIES="20")
+    env = holdfast_env(tmp_path, HOLDFAST_TIMELINES__HOME_MAX_ENTRIES="20")
     seeded = subprocess.run(
         [HOLDFAST, "seed", "--users", "30", "--posts", "600"],
         env=env,

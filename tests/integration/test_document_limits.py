@@ -1,0 +1,225 @@
+"""Limits on documents: size, tokens, depth, aliases, cost and repeated fields, measured in
+time linear in the document, each refusal with its code; and codes on every other error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from graphql import OperationDefinitionNode, parse
+
+from app.models import Post
+from app.services import Services
+from app.settings import Environment, Settings
+from schema import build_schema
+from schema.limits import DocumentLimits, Walker, measure_document
+from schema.view import GraphQLView
+from tests.support import GraphQLClient
+
+README = Path(__file__).parents[2] / "README.md"
+LIMITS = DocumentLimits(max_depth=12, max_aliases=15, max_cost=10_000, max_repeated_fields=20)
+
+
+def fragment_chain(levels: int) -> str:
+    """Each fragment spreads the next one twice: 2^levels paths for a naive walk."""
+    parts = ["query Chain { ...F0 }"]
+    parts += [f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)]
+    parts.append(f"fragment F{levels} on Query {{ viewer {{ id }} }}")
+    return "\n".join(parts)
+
+
+def codes(body: dict[str, object]) -> list[object]:
+    errors = body.get("errors")
+    assert isinstance(errors, list)
+    return [error["extensions"]["code"] for error in errors]
+
+
+def _walk(settings: Settings, query: str) -> Walker:
+    document = parse(query)
+    walker = Walker(build_schema(settings)._schema, document, LIMITS)
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            walker.operation(definition)
+    return walker
+
+
+async def test_a_64_level_fragment_chain_is_answered(http: httpx.AsyncClient) -> None:
+    response = await http.post("/graphql", json={"query": fragment_chain(64)})
+
+    assert response.status_code == 200
+    assert response.json() == {"data": {"viewer": None}}
+
+
+@pytest.mark.parametrize("levels", [8, 16, 32, 64])
+def test_measuring_a_fragment_chain_reads_each_selection_set_once(
+    settings: Settings, levels: int
+) -> None:
+    # The depth and alias limiters this replaced walked 2^levels spreads.
+    walker = _walk(settings, fragment_chain(levels))
+
+    assert walker.selection_sets_read == levels + 3  # the operation, each fragment, `viewer`
+
+
+def test_fragments_count_towards_depth_and_aliases(settings: Settings) -> None:
+    deep = "fragment D on User { " + "f { " * 12 + "id" + " }" * 12 + " } { viewer { ...D } }"
+    aliased = (
+        "fragment A on User { " + " ".join(f"a{i}: id" for i in range(8)) + " } "
+        "{ viewer { ...A } other: viewer { ...A } }"
+    )
+    schema = build_schema(settings)._schema
+
+    deep_errors = measure_document(schema, parse(deep), LIMITS)
+    alias_errors = measure_document(schema, parse(aliased), LIMITS)
+
+    assert [e.extensions["code"] for e in deep_errors] == ["DEPTH_LIMIT_EXCEEDED"]
+    assert deep_errors[0].message == "'anonymous' exceeds maximum operation depth of 12"
+    assert [e.extensions["code"] for e in alias_errors] == ["ALIAS_LIMIT_EXCEEDED"]
+    assert alias_errors[0].message.startswith("17 aliases found")
+
+
+def test_cost_multiplies_page_sizes_through_nested_connections(settings: Settings) -> None:
+    query = """
+    query Cost($n: Int) {
+      publicTimeline(first: 5) { edges { node { id replies(first: 3) { edges { node { id } } } } } }
+      homeTimeline(first: $n) { edges { cursor } }
+      searchAccounts(text: "a") { id }
+      viewer { id }
+    }"""
+    walker = _walk(settings, query)
+    cost = walker.operation(parse(query).definitions[0])  # type: ignore[arg-type]
+
+    # publicTimeline 1 + 5 * (edges 1 + node 1 + id 1 + replies (1 + 3 * (edges, node, id)))
+    # homeTimeline: a variable page counts as the largest page, 100 * (edges, cursor);
+    # searchAccounts: its default limit of 20 * (id); viewer 1 + 1.
+    assert cost.cost == (1 + 5 * (3 + 1 + 3 * 3)) + (1 + 100 * 2) + (1 + 20 * 1) + 2
+
+
+async def test_a_million_node_query_is_refused_before_execution(gql: GraphQLClient) -> None:
+    query = """{ publicTimeline(first: 100) { edges { node { id
+      replies(first: 100) { edges { node { id
+        replies(first: 100) { edges { node { id } } } } } } } } } }"""
+
+    body = (await gql.post(query)).json()
+
+    assert codes(body) == ["COST_LIMIT_EXCEEDED"]
+    assert body["data"] is None
+
+
+def test_every_query_in_the_readme_is_within_the_limits(settings: Settings) -> None:
+    blocks = re.findall(r"```graphql\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    schema = build_schema(settings)._schema
+
+    assert blocks
+    for block in blocks:
+        assert measure_document(schema, parse(block), LIMITS) == [], block
+
+
+async def test_the_cost_limit_is_a_setting(settings: Settings) -> None:
+    strict = settings.model_copy(
+        update={"graphql": settings.graphql.model_copy(update={"max_cost": 100})}
+    )
+    view = GraphQLView(build_schema(strict), Services.from_settings(strict))
+    query = "{ publicTimeline(first: 50) { edges { node { id } } } }"
+    async with _client(view) as client:
+        refused = (await client.post("/graphql", json={"query": query})).json()
+        allowed = (await client.post("/graphql", json={"query": "{ viewer { id } }"})).json()
+
+    assert codes(refused) == ["COST_LIMIT_EXCEEDED"]
+    assert allowed == {"data": {"viewer": None}}
+
+
+async def test_many_copies_of_one_field_are_refused(http: httpx.AsyncClient) -> None:
+    # graphql-core compares every pair of same-named fields: 300 copies took it a second.
+    query = "{ " + "viewer { id } " * 300 + "}"
+
+    body = (await http.post("/graphql", json={"query": query})).json()
+
+    assert codes(body) == ["REPEATED_FIELD_LIMIT_EXCEEDED"]
+
+
+async def test_documents_over_the_byte_limit_are_refused_unparsed(
+    http: httpx.AsyncClient,
+) -> None:
+    query = "{ viewer { id } }" + " " * 40_000
+
+    body = (await http.post("/graphql", json={"query": query})).json()
+
+    assert codes(body) == ["DOCUMENT_TOO_LARGE"]
+
+
+async def test_documents_over_the_token_limit_are_refused(http: httpx.AsyncClient) -> None:
+    def query(variables: int) -> str:
+        # 4 tokens per variable definition, 12 more around them (with <SOF> and <EOF>).
+        return (
+            "query Q(" + " ".join(f"$v{i}: Int" for i in range(variables)) + ") { viewer { id } }"
+        )
+
+    within = (await http.post("/graphql", json={"query": query(497)})).json()
+    over = (await http.post("/graphql", json={"query": query(498)})).json()
+
+    assert set(codes(within)) == {"GRAPHQL_VALIDATION_FAILED"}  # the variables are unused
+    assert codes(over) == ["TOKEN_LIMIT_EXCEEDED"]
+    assert over.get("data") is None
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "code"),
+    [
+        ("{ viewer { id }", {}, "GRAPHQL_PARSE_FAILED"),
+        ("{ viewr { id } }", {}, "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "query($n: Int) { publicTimeline(first: $n) { edges { cursor } } }",
+            {"n": "x"},
+            "BAD_USER_INPUT",
+        ),
+        ("{ homeTimeline { edges { cursor } } }", {}, "NOT_AUTHENTICATED"),
+    ],
+)
+async def test_every_error_carries_a_code(
+    http: httpx.AsyncClient, query: str, variables: dict[str, object], code: str
+) -> None:
+    body = (await http.post("/graphql", json={"query": query, "variables": variables})).json()
+
+    assert codes(body) == [code]
+
+
+async def test_an_unknown_operation_name_is_a_coded_bad_request(http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        "/graphql", json={"query": "query A { viewer { id } }", "operationName": "C"}
+    )
+
+    assert response.status_code == 400
+    assert codes(response.json()) == ["BAD_REQUEST"]
+
+
+ENUM_QUERY = (
+    'mutation($v: Visibility!) { createPost(input: {text: "x", visibility: $v}) { __typename } }'
+)
+
+
+async def _suggestions(client: httpx.AsyncClient) -> list[str]:
+    field = (await client.post("/graphql", json={"query": "{ viewr { id } }"})).json()
+    value = await client.post("/graphql", json={"query": ENUM_QUERY, "variables": {"v": "PUBLC"}})
+    return [e["message"] for e in field["errors"] + value.json()["errors"]]
+
+
+async def test_production_errors_suggest_nothing(
+    http: httpx.AsyncClient, settings: Settings
+) -> None:
+    production = settings.model_copy(update={"env": Environment.PRODUCTION})
+    async with _client(
+        GraphQLView(build_schema(production), Services.from_settings(production))
+    ) as client:
+        quiet = await _suggestions(client)
+    helpful = await _suggestions(http)
+
+    assert len(quiet) == 2
+    assert all("Did you mean" not in message for message in quiet)
+    assert all("Did you mean" in message for message in helpful)  # development still helps
+    assert await Post.all().count() == 0
+
+
+def _client(view: GraphQLView) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=view), base_url="http://testserver")

@@ -93,3 +93,24 @@ def test_a_verified_token_is_still_checked_against_the_clock() -> None:
     assert auth.read_access_token(KEY, token) is not None  # verified, and remembered
     assert auth.read_access_token(KEY, token, now=expires + timedelta(seconds=1)) is None
     assert auth.read_access_token("o" * 48, token) is None  # the key is part of the check
+
+
+def _signed(claims: dict[str, object]) -> str:
+    return jwt.encode({"aud": auth.ACCESS_TOKEN_AUDIENCE, **claims}, KEY, algorithm="HS256")
+
+
+def test_well_signed_tokens_with_out_of_range_claims_are_no_token() -> None:
+    far = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp())
+    out_of_range = [
+        {"sub": "1", "sid": "2", "exp": 10**20},  # past year 9999
+        {"sub": "1" * 40, "sid": "2", "exp": far},  # beyond a 64-bit row id
+        {"sub": "1", "sid": str(2**63), "exp": far},
+        {"sub": "0", "sid": "2", "exp": far},
+        {"sub": "٣", "sid": "2", "exp": far},  # a digit, but not an ASCII one
+        {"sub": 1, "sid": "2", "exp": far},
+    ]
+
+    assert [auth.read_access_token(KEY, _signed(c)) for c in out_of_range] == [None] * 6
+    assert auth.read_access_token(KEY, _signed({"sub": "1", "sid": "2", "exp": far})) == (
+        auth.AccessClaims(1, 2, datetime.fromtimestamp(far, UTC))
+    )

@@ -7,9 +7,11 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from app.errors import ErrorCode
 from app.services import Services
 from app.services.accounts import Viewer
 from schema.context import Context
@@ -20,6 +22,14 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, token = authorization.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class _BudgetSpent(Exception):
+    """The viewer's request budget is spent: the answer is made, the operation never runs."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("request budget spent")
+        self.response = response
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -39,7 +49,43 @@ class GraphQLView(GraphQL[Context, None]):
         token = bearer_token(request.headers.get("authorization"))
         if token:
             viewer = await self._services.accounts.resolve_viewer(token)
-        return Context(request=request, services=self._services, viewer=viewer)
+        context = Context(request=request, services=self._services, viewer=viewer)
+        if isinstance(request, Request) and isinstance(response, Response):
+            await self._spend_budget(context, request, response)
+        return context
+
+    async def _spend_budget(self, context: Context, request: Request, response: Response) -> None:
+        """Count an HTTP request against its viewer's budget (the GraphiQL page is free), with
+        the RateLimit headers on the reply; refuse it with 429 once the budget is spent."""
+        if self.should_render_graphql_ide(self.request_adapter_class(request)):
+            return
+        budget = await self._services.limiter.spend_request(context.viewer_id, context.client_ip)
+        if budget is None:
+            return
+        response.headers.update(budget.headers())
+        if not budget.allowed:
+            body = {
+                "errors": [
+                    {
+                        "message": "Too many requests; try again later.",
+                        "extensions": {"code": ErrorCode.RATE_LIMITED.value},
+                    }
+                ]
+            }
+            raise _BudgetSpent(
+                Response(
+                    self.encode_json(body),
+                    status_code=429,
+                    headers=budget.headers(),
+                    media_type="application/json",
+                )
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except _BudgetSpent as spent:  # raised by get_context, before any byte was sent
+            await spent.response(scope, receive, send)
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)

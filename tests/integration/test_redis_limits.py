@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.ratelimit import LoginLimiter
+from app.ratelimit import RateLimiter
 from app.settings import Settings
 from tests.conftest import need_service
 
@@ -23,22 +23,22 @@ async def redis_settings(tmp_path: Path) -> AsyncIterator[Settings]:
         auth={"login_attempts_per_account": "3/minute", "login_attempts_per_ip": "5/minute"},
     )
     yield settings
-    cleaner = LoginLimiter.from_settings(settings)
+    cleaner = RateLimiter.from_settings(settings)
     await cleaner.reset()
     await cleaner.close()
 
 
 @pytest.fixture
-async def limiters(redis_settings: Settings) -> AsyncIterator[list[LoginLimiter]]:
+async def limiters(redis_settings: Settings) -> AsyncIterator[list[RateLimiter]]:
     """Two limiters on one Redis, as two app processes have."""
-    made = [LoginLimiter.from_settings(redis_settings) for _ in range(2)]
+    made = [RateLimiter.from_settings(redis_settings) for _ in range(2)]
     await made[0].reset()
     yield made
     for limiter in made:
         await limiter.close()
 
 
-async def test_two_processes_share_one_account_limit(limiters: list[LoginLimiter]) -> None:
+async def test_two_processes_share_one_account_limit(limiters: list[RateLimiter]) -> None:
     first, second = limiters
 
     results = [
@@ -52,7 +52,7 @@ async def test_two_processes_share_one_account_limit(limiters: list[LoginLimiter
     assert await second.allow_attempt("bob", None)
 
 
-async def test_address_limit_counts_across_accounts(limiters: list[LoginLimiter]) -> None:
+async def test_address_limit_counts_across_accounts(limiters: list[RateLimiter]) -> None:
     limiter = limiters[0]
 
     results = [await limiter.allow_attempt(f"user{i}", "198.51.100.1") for i in range(6)]
@@ -61,7 +61,7 @@ async def test_address_limit_counts_across_accounts(limiters: list[LoginLimiter]
     assert await limiter.allow_attempt("user9", "198.51.100.2")
 
 
-async def test_success_clears_the_account_count(limiters: list[LoginLimiter]) -> None:
+async def test_success_clears_the_account_count(limiters: list[RateLimiter]) -> None:
     limiter = limiters[0]
     for _ in range(3):
         await limiter.allow_attempt("alice", None)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from app.errors import ErrorCode
+from app.ratelimit import Budget
 from app.services import Services
 from app.services.accounts import Viewer
 from schema.context import Context
@@ -22,6 +24,9 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, token = authorization.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+_BUDGET = "holdfast.budget"  # the scope key of the request's spent Budget
 
 
 class _BudgetSpent(Exception):
@@ -50,19 +55,19 @@ class GraphQLView(GraphQL[Context, None]):
         if token:
             viewer = await self._services.accounts.resolve_viewer(token)
         context = Context(request=request, services=self._services, viewer=viewer)
-        if isinstance(request, Request) and isinstance(response, Response):
-            await self._spend_budget(context, request, response)
+        if isinstance(request, Request):
+            await self._spend_budget(context, request)
         return context
 
-    async def _spend_budget(self, context: Context, request: Request, response: Response) -> None:
-        """Count an HTTP request against its viewer's budget (the GraphiQL page is free), with
-        the RateLimit headers on the reply; refuse it with 429 once the budget is spent."""
+    async def _spend_budget(self, context: Context, request: Request) -> None:
+        """Count an HTTP request against its viewer's budget (the GraphiQL page is free), kept
+        for `__call__` to put in the reply's headers; refuse it with 429 once spent."""
         if self.should_render_graphql_ide(self.request_adapter_class(request)):
             return
         budget = await self._services.limiter.spend_request(context.viewer_id, context.client_ip)
         if budget is None:
             return
-        response.headers.update(budget.headers())
+        request.scope[_BUDGET] = budget
         if not budget.allowed:
             body = {
                 "errors": [
@@ -82,8 +87,15 @@ class GraphQLView(GraphQL[Context, None]):
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_budget(message: Message) -> None:
+            # On every answer to a counted request, results and transport errors (400) alike.
+            budget: Budget | None = scope.get(_BUDGET)
+            if message["type"] == "http.response.start" and budget is not None:
+                MutableHeaders(scope=message).update(budget.headers())
+            await send(message)
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send_with_budget)
         except _BudgetSpent as spent:  # raised by get_context, before any byte was sent
             await spent.response(scope, receive, send)
 

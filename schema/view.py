@@ -87,6 +87,10 @@ class GraphQLView(GraphQL[Context, None]):
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+
         async def send_with_budget(message: Message) -> None:
             # On every answer to a counted request, results and transport errors (400) alike.
             budget: Budget | None = scope.get(_BUDGET)

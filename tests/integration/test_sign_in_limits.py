@@ -160,7 +160,7 @@ async def test_sign_up_stores_one_spelling_of_the_email(gql: GraphQLClient, seco
 
 
 @pytest.fixture
-async def tight_app(app: Starlette, data_dir: Path, database_url: str) -> Starlette:
+def tight_app(app: Starlette, data_dir: Path, database_url: str) -> Starlette:
     """An app allowing 2 sign-ups an hour per address, on the test database."""
     settings = make_settings(
         data_dir,

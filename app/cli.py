@@ -112,7 +112,7 @@ def create_admin(
     """Create an account with the admin role."""
     from app.errors import DomainError
     from app.models import Role
-    from app.ratelimit import LoginLimiter
+    from app.ratelimit import RateLimiter
     from app.services.accounts import AccountService
 
     settings = _settings()
@@ -126,7 +126,7 @@ def create_admin(
 
     async def create() -> int:
         async with _database(settings):
-            accounts = AccountService(settings, LoginLimiter.from_settings(settings))
+            accounts = AccountService(settings, RateLimiter.from_settings(settings))
             user = await accounts.create_user(
                 username=username,
                 email=email,

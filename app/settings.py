@@ -11,15 +11,15 @@ import secrets
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -47,22 +47,26 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _is_rate(value: str) -> str:
+    from limits import parse
+
+    try:
+        parse(value)
+    except ValueError:
+        raise ValueError(f"not a rate like '10/minute': {value!r}") from None
+    return value
+
+
+Rate = Annotated[str, AfterValidator(_is_rate)]
+"""A rate in the `limits` notation: `10/minute`, `5/hour`, `10/15 minutes`."""
+
+
 class AuthSettings(_Section):
     access_token_ttl: int = Field(900, ge=60, le=86_400, description="seconds")
     refresh_token_ttl: int = Field(30 * 86_400, ge=3_600, le=365 * 86_400, description="seconds")
-    login_attempts_per_account: str = "10/15 minutes"
-    login_attempts_per_ip: str = "30/minute"
-
-    @field_validator("login_attempts_per_account", "login_attempts_per_ip")
-    @classmethod
-    def _is_rate(cls, value: str) -> str:
-        from limits import parse
-
-        try:
-            parse(value)
-        except ValueError:
-            raise ValueError(f"not a rate like '10/minute': {value!r}") from None
-        return value
+    login_attempts_per_account: Rate = "10/15 minutes"
+    login_attempts_per_ip: Rate = "30/minute"
+    signups_per_ip: Rate = Field("5/hour", description="sign-up attempts per client address")
 
 
 class PostSettings(_Section):
@@ -88,6 +92,9 @@ class GraphQLSettings(_Section):
         20, ge=2, le=1_000, description="fields with one response name in one selection"
     )
     cache_size: int = Field(1_024, ge=1, le=100_000)
+    requests_per_viewer: Rate = Field(
+        "600/minute", description="GraphQL HTTP requests per account, or per address signed out"
+    )
 
 
 class HttpSettings(_Section):

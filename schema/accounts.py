@@ -122,6 +122,7 @@ SIGN_UP = MutationTypes(
         ErrorCode.INVALID_EMAIL,
         ErrorCode.EMAIL_TAKEN,
         ErrorCode.WEAK_PASSWORD,
+        ErrorCode.RATE_LIMITED,
     ],
     success="The account was created and signed in.",
     failure="signUp failed; no account was created.",
@@ -230,6 +231,7 @@ class AccountMutation:
                 email=input.email,
                 password=input.password,
                 display_name=input.display_name,
+                client_ip=info.context.client_ip,
                 user_agent=info.context.user_agent,
             )
             return _signed_in_fields(signed_in, info)

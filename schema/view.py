@@ -6,14 +6,17 @@ from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
 from strawberry.types.unset import UNSET
 
 from app.http import error_response
+from app.ratelimit import Budget
 from app.services import Services
 from app.services.accounts import Viewer
 from schema.context import Context
@@ -24,6 +27,17 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, token = authorization.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+_BUDGET = "holdfast.budget"  # the scope key of the request's spent Budget
+
+
+class _BudgetSpent(Exception):
+    """The viewer's request budget is spent: the operation never runs."""
+
+    def __init__(self, budget: Budget) -> None:
+        super().__init__("request budget spent")
+        self.budget = budget
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -43,7 +57,36 @@ class GraphQLView(GraphQL[Context, None]):
         token = bearer_token(request.headers.get("authorization"))
         if token:
             viewer = await self._services.accounts.resolve_viewer(token)
-        return Context(request=request, services=self._services, viewer=viewer)
+        context = Context(request=request, services=self._services, viewer=viewer)
+        if isinstance(request, Request):
+            await self._spend_budget(context, request)
+        return context
+
+    async def _spend_budget(self, context: Context, request: Request) -> None:
+        """Count an HTTP request against its viewer's budget (the GraphiQL page is free), kept
+        for `__call__` to put in the reply's headers; refuse it with 429 once spent."""
+        if self.should_render_graphql_ide(self.request_adapter_class(request)):
+            return
+        budget = await self._services.limiter.spend_request(context.viewer_id, context.client_ip)
+        if budget is None:
+            return
+        request.scope[_BUDGET] = budget
+        if not budget.allowed:
+            raise _BudgetSpent(budget)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+
+        async def send_with_budget(message: Message) -> None:
+            # On every answer to a counted request, results and transport errors (400) alike.
+            budget: Budget | None = scope.get(_BUDGET)
+            if message["type"] == "http.response.start" and budget is not None:
+                MutableHeaders(scope=message).update(budget.headers())
+            await send(message)
+
+        await super().__call__(scope, receive, send_with_budget)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         try:
@@ -51,6 +94,10 @@ class GraphQLView(GraphQL[Context, None]):
         except HTTPException as exc:
             # strawberry answers these in plain text; clients get a GraphQL error with a code.
             return error_response(exc.status_code, exc.reason)
+        except _BudgetSpent as spent:  # raised by get_context, before the body is read
+            return error_response(
+                429, "Too many requests; try again later.", spent.budget.headers()
+            )
 
     def parse_json(self, data: str | bytes) -> Any:
         parsed = super().parse_json(data)

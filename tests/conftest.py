@@ -80,7 +80,14 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         "data_dir": data_dir,
         "database_url": database_url,
         "secret_key": TEST_SECRET,
-        "auth": {"login_attempts_per_account": "5/minute", "login_attempts_per_ip": "20/minute"},
+        "auth": {
+            "login_attempts_per_account": "5/minute",
+            "login_attempts_per_ip": "20/minute",
+            "signups_per_ip": "1000/minute",  # every test client signs up from one address
+        },
+        # High enough that no other test meets it; tests/integration/test_request_budget.py
+        # builds apps with a tiny one.
+        "graphql": {"requests_per_viewer": "100000/minute"},
     }
     values.update(overrides)
     return Settings(**values)

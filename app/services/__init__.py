@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.ratelimit import LoginLimiter
+from app.ratelimit import RateLimiter
 from app.services.accounts import AccountService
 from app.services.graph import GraphService
 from app.services.interactions import InteractionService
@@ -16,7 +16,7 @@ from app.settings import Settings
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
-    limiter: LoginLimiter
+    limiter: RateLimiter
     accounts: AccountService
     posts: PostService
     interactions: InteractionService
@@ -24,7 +24,7 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        limiter = LoginLimiter.from_settings(settings)
+        limiter = RateLimiter.from_settings(settings)
         posts = PostService(settings)
         return cls(
             settings=settings,

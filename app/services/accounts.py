@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 from app import auth, sql
 from app.errors import DomainError, ErrorCode
 from app.models import Block, RefreshToken, Role, Session, User
-from app.ratelimit import LoginLimiter
+from app.ratelimit import RateLimiter
 from app.settings import Settings
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_]{3,30}")
@@ -155,12 +155,39 @@ def validate_username(username: str) -> str:
     return username
 
 
+def _fold(value: str) -> str:
+    # NFKC_Casefold as Unicode defines it for identifiers: full-width, compatibility and
+    # upper-case spellings of a character all become one.
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+
+
+def username_key(username: str) -> str:
+    """The one spelling of a username that look-ups and uniqueness use."""
+    return _fold(username).strip()
+
+
 def normalise_email(email: str) -> str:
+    """The one spelling of an email address that is stored, compared and signed in with:
+    folded (full-width, compatibility and upper-case spellings are one), then normalised by
+    email_validator (IDNA domains in their Unicode form)."""
     try:
-        info = validate_email(email.strip(), check_deliverability=False)
+        info = validate_email(_fold(email).strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise DomainError(ErrorCode.INVALID_EMAIL, str(exc), "email") from None
-    return info.normalized.lower()
+    return info.normalized
+
+
+def login_key(login: str) -> str:
+    """The one spelling of what someone signs in with: an email as `normalise_email` has it,
+    anything else as a username key. Never fails: an unusable login keeps its folded form, so
+    it still has a counter of its own."""
+    folded = username_key(login[:PASSWORD_MAX])
+    if "@" in folded:
+        try:
+            return normalise_email(folded)
+        except DomainError:
+            return folded
+    return folded
 
 
 def validate_password(password: str, field: str = "password", *avoid: str) -> str:
@@ -202,8 +229,30 @@ def can_see_email(viewer: Viewer | None, user: User) -> bool:
     return viewer is not None and (viewer.user.id == user.id or viewer.is_admin)
 
 
+@dataclass(frozen=True, slots=True)
+class _NewAccount:
+    """Sign-up input, checked and in its stored spelling."""
+
+    username: str
+    email: str
+    password: str
+    display_name: str
+
+    @classmethod
+    def checked(cls, username: str, email: str, password: str, display_name: str) -> _NewAccount:
+        username = validate_username(username)
+        email = normalise_email(email)
+        validate_password(password, "password", username, email)
+        return cls(username, email, password, validate_display_name(display_name))
+
+
+def _account_key(user: User) -> str:
+    """The sign-in counter of an account."""
+    return f"user:{user.id}"
+
+
 class AccountService:
-    def __init__(self, settings: Settings, limiter: LoginLimiter) -> None:
+    def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
         self._key = settings.signing_key()
         self._access_ttl = timedelta(seconds=settings.auth.access_token_ttl)
         self._refresh_ttl = timedelta(seconds=settings.auth.refresh_token_ttl)
@@ -220,41 +269,38 @@ class AccountService:
         display_name: str,
         role: Role = Role.USER,
     ) -> User:
-        username = validate_username(username)
-        email = normalise_email(email)
-        validate_password(password, "password", username, email)
-        display_name = validate_display_name(display_name)
-        await self._ensure_available(username, email)
-        try:
-            return await User.create(
-                username=username,
-                username_key=username.lower(),
-                email=email,
-                password_hash=await auth.hash_password(password),
-                display_name=display_name,
-                display_name_key=display_name.casefold(),
-                role=role,
-            )
-        except IntegrityError:
-            # Lost a race with a concurrent sign-up: say which field now clashes.
-            await self._ensure_available(username, email)
-            raise
+        account = _NewAccount.checked(username, email, password, display_name)
+        return await self._insert(account, role)
 
     async def sign_up(
-        self, *, username: str, email: str, password: str, display_name: str, user_agent: str = ""
+        self,
+        *,
+        username: str,
+        email: str,
+        password: str,
+        display_name: str,
+        client_ip: str | None,
+        user_agent: str = "",
     ) -> SignedIn:
-        user = await self.create_user(
-            username=username, email=email, password=password, display_name=display_name
-        )
+        account = _NewAccount.checked(username, email, password, display_name)
+        # Counted once the input is well-formed, before the look-ups that tell whether a
+        # username or email is taken: mistyping costs nothing, probing for accounts does.
+        if not await self._limiter.allow_signup(client_ip):
+            raise DomainError(ErrorCode.RATE_LIMITED, "Too many sign-ups; try again later.")
+        user = await self._insert(account, Role.USER)
         return SignedIn(user, await self._start_session(user, user_agent))
 
     async def log_in(
         self, *, login: str, password: str, client_ip: str | None, user_agent: str = ""
     ) -> SignedIn:
-        account_key = login.strip().lower()[:PASSWORD_MAX]
+        key = login_key(login)
+        user = await self._find_by_login(key)
+        # One counter per account however it is spelled; an unknown login counts under its
+        # normalised form, so guessing logins is limited as well.
+        account_key = _account_key(user) if user is not None else f"login:{key}"
         if not await self._limiter.allow_attempt(account_key, client_ip):
             raise DomainError(ErrorCode.RATE_LIMITED, "Too many sign-in attempts; try again later.")
-        user = await self._find_by_login(account_key)
+        # With no account, a dummy hash spends the same time, so timing tells nothing.
         check = await auth.check_password(user.password_hash if user else None, password)
         if user is None or not check.ok:
             raise DomainError(ErrorCode.INVALID_CREDENTIALS, "Wrong username/email or password.")
@@ -376,32 +422,47 @@ class AccountService:
         return users
 
     async def user_by_username(self, viewer_id: int | None, username: str) -> User | None:
-        user = await User.get_or_none(username_key=username.lower())
+        user = await User.get_or_none(username_key=username_key(username))
         if user is None:
             return None
         return (await self.users_by_ids(viewer_id, [user.id])).get(user.id)
 
     # --- helpers -------------------------------------------------------------------------
 
-    async def _find_by_login(self, account_key: str) -> User | None:
-        if "@" in account_key:
-            try:
-                email = normalise_email(account_key)
-            except DomainError:
-                return None
-            return await User.get_or_none(email=email)
-        return await User.get_or_none(username_key=account_key)
+    async def _find_by_login(self, key: str) -> User | None:
+        """The account of a `login_key`, if any."""
+        if "@" in key:
+            return await User.get_or_none(email=key)
+        return await User.get_or_none(username_key=key)
 
-    async def _ensure_available(self, username: str, email: str) -> None:
-        if await User.exists(username_key=username.lower()):
+    async def _insert(self, account: _NewAccount, role: Role) -> User:
+        await self._ensure_available(account)
+        try:
+            return await User.create(
+                username=account.username,
+                username_key=username_key(account.username),
+                email=account.email,
+                password_hash=await auth.hash_password(account.password),
+                display_name=account.display_name,
+                display_name_key=account.display_name.casefold(),
+                role=role,
+            )
+        except IntegrityError:
+            # Lost a race with a concurrent sign-up: say which field now clashes.
+            await self._ensure_available(account)
+            raise
+
+    async def _ensure_available(self, account: _NewAccount) -> None:
+        if await User.exists(username_key=username_key(account.username)):
             raise DomainError(ErrorCode.USERNAME_TAKEN, "This username is taken.", "username")
-        if await User.exists(email=email):
+        if await User.exists(email=account.email):
             raise DomainError(ErrorCode.EMAIL_TAKEN, "An account with this email exists.", "email")
 
     async def _require_password(
         self, user: User, password: str, field: str, client_ip: str | None
     ) -> None:
-        if not await self._limiter.allow_attempt(user.username_key, client_ip):
+        # The same counter as signing in to this account.
+        if not await self._limiter.allow_attempt(_account_key(user), client_ip):
             raise DomainError(ErrorCode.RATE_LIMITED, "Too many attempts; try again later.")
         if not (await auth.check_password(user.password_hash, password)).ok:
             raise DomainError(ErrorCode.WRONG_PASSWORD, "The password is wrong.", field)

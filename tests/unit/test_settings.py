@@ -51,11 +51,29 @@ def test_invalid_value_is_named(monkeypatch_env: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
-def test_invalid_rate_is_named(monkeypatch_env: pytest.MonkeyPatch) -> None:
-    monkeypatch_env.setenv("HOLDFAST_AUTH__LOGIN_ATTEMPTS_PER_IP", "lots")
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "HOLDFAST_AUTH__LOGIN_ATTEMPTS_PER_IP",
+        "HOLDFAST_AUTH__SIGNUPS_PER_IP",
+        "HOLDFAST_GRAPHQL__REQUESTS_PER_VIEWER",
+    ],
+)
+def test_invalid_rate_is_named(monkeypatch_env: pytest.MonkeyPatch, variable: str) -> None:
+    monkeypatch_env.setenv(variable, "lots")
 
-    with pytest.raises(SettingsError, match="HOLDFAST_AUTH__LOGIN_ATTEMPTS_PER_IP"):
+    with pytest.raises(SettingsError, match=variable):
         load_settings()
+
+
+def test_rates_are_read_from_the_environment(monkeypatch_env: pytest.MonkeyPatch) -> None:
+    monkeypatch_env.setenv("HOLDFAST_AUTH__SIGNUPS_PER_IP", "3/day")
+    monkeypatch_env.setenv("HOLDFAST_GRAPHQL__REQUESTS_PER_VIEWER", "100/10 seconds")
+
+    settings = load_settings()
+
+    assert settings.auth.signups_per_ip == "3/day"
+    assert settings.graphql.requests_per_viewer == "100/10 seconds"
 
 
 def test_production_requires_a_secret(monkeypatch_env: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,8 @@ from app.ids import parse_id
 T = TypeVar("T")
 
 DEFAULT_PAGE, MAX_PAGE = 20, 100
+# Cursors are ~45 characters (a connection name and an id, in URL-safe base64).
+CURSOR_MAX = 100
 
 
 def encode_cursor(connection: str, key: int) -> str:
@@ -21,6 +23,8 @@ def encode_cursor(connection: str, key: int) -> str:
 
 
 def decode_cursor(connection: str, cursor: str, field: str) -> int:
+    if len(cursor) > CURSOR_MAX:
+        raise DomainError(ErrorCode.INVALID_CURSOR, "This is not a cursor.", field)
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         name, _, key = raw.rpartition(":")

@@ -46,9 +46,12 @@ def is_secret_key(key: object) -> bool:
 
 
 def truncate(text: str, limit: int = MAX_VALUE) -> str:
+    """`text` if it has at most `limit` characters; else its start and how much was cut, in
+    `limit` characters all told (so cutting again changes nothing)."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}... [{len(text) - limit} more characters]"
+    keep = limit - 40  # room for the note
+    return f"{text[:keep]}... [{len(text) - keep} more characters]"
 
 
 def _truncate_lines(text: str) -> str:

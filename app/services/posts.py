@@ -28,7 +28,7 @@ from app.models import (
 from app.services.accounts import Viewer
 from app.services.entities import Entity, parse_entities
 from app.services.notifications import notify
-from app.services.views import PostView, hydrate, posts_by_ids
+from app.services.views import PostView, hydrate, in_version_audience, posts_by_ids
 from app.settings import Settings
 from app.text import TextRule, clean_text
 
@@ -243,9 +243,7 @@ class PostService:
         if post is None:
             return []
         edits = await PostEdit.filter(post_id=post_id).order_by("id")
-        if post.visibility is not Visibility.DIRECT or post.author.id == viewer_id:
-            return edits
-        return [e for e in edits if viewer_id in (e.mentioned_ids or ())]
+        return [e for e in edits if in_version_audience(post, e.mentioned_ids, viewer_id)]
 
     # --- helpers -----------------------------------------------------------------------
 

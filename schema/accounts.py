@@ -76,14 +76,22 @@ class DeleteAccountPayload:
 @strawberry.input(description="A new account.")
 class SignUpInput:
     username: str = strawberry.field(description="3 to 30 letters, digits or underscores.")
-    email: str = strawberry.field(description="An email address of the account's owner.")
-    password: str = strawberry.field(description="8 to 1,024 characters, not a common one.")
-    display_name: str = strawberry.field(description="1 to 50 characters.")
+    email: str = strawberry.field(
+        description="An email address of the account's owner, up to 254 characters."
+    )
+    password: str = strawberry.field(
+        description="8 to 1,024 characters, not a common one, no control characters."
+    )
+    display_name: str = strawberry.field(
+        description="1 to 50 characters, some visible; no control or bidirectional characters."
+    )
 
 
 @strawberry.input(description="Credentials of an existing account.")
 class LogInInput:
-    login: str = strawberry.field(description="The username or the email address.")
+    login: str = strawberry.field(
+        description="The username or the email address (up to 254 characters)."
+    )
     password: str = strawberry.field(description="The account's password.")
 
 
@@ -95,7 +103,9 @@ class RefreshSessionInput:
 @strawberry.input(description="The current password and its replacement.")
 class ChangePasswordInput:
     current_password: str = strawberry.field(description="The password in use now.")
-    new_password: str = strawberry.field(description="8 to 1,024 characters, not a common one.")
+    new_password: str = strawberry.field(
+        description="8 to 1,024 characters, not a common one, no control characters."
+    )
 
 
 @strawberry.input(description="Confirmation of deleting the viewer's account.")
@@ -105,8 +115,14 @@ class DeleteAccountInput:
 
 @strawberry.input(description="Profile fields to change; omitted fields keep their value.")
 class UpdateProfileInput:
-    display_name: str | None = strawberry.field(default=None, description="1 to 50 characters.")
-    bio: str | None = strawberry.field(default=None, description="Up to 300 characters.")
+    display_name: str | None = strawberry.field(
+        default=None,
+        description="1 to 50 characters, some visible; no control or bidirectional characters.",
+    )
+    bio: str | None = strawberry.field(
+        default=None,
+        description="Up to 300 characters; line breaks and tabs are the only control characters.",
+    )
     is_locked: bool | None = strawberry.field(
         default=None, description="Whether follows need approval."
     )
@@ -213,7 +229,10 @@ class AccountQuery:
     async def user(
         self,
         info: Info[Context, None],
-        username: Annotated[str, strawberry.argument(description="The handle, without the @.")],
+        username: Annotated[
+            str,
+            strawberry.argument(description="The handle, without the @ (no account: null)."),
+        ],
     ) -> User | None:
         user = await info.context.accounts.user_by_username(info.context.viewer_id, username)
         return as_user(user) if user else None

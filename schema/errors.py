@@ -11,12 +11,17 @@ import strawberry
 from app.errors import DomainError, ErrorCode
 
 _DESCRIPTIONS: dict[ErrorCode, str] = {
-    ErrorCode.INVALID_INPUT: "A field of the input is not acceptable; see `field`.",
+    ErrorCode.INVALID_INPUT: (
+        "A field of the input is not acceptable (control characters, only invisible "
+        "characters, too long); see `field`."
+    ),
     ErrorCode.INVALID_USERNAME: "The username is malformed or reserved.",
     ErrorCode.USERNAME_TAKEN: "Another account has this username (ignoring case).",
     ErrorCode.INVALID_EMAIL: "The email address is malformed.",
     ErrorCode.EMAIL_TAKEN: "Another account has this email address.",
-    ErrorCode.WEAK_PASSWORD: "The password is too short, too long or too common.",
+    ErrorCode.WEAK_PASSWORD: (
+        "The password is too short, too long, too common or has control characters."
+    ),
     ErrorCode.INVALID_CREDENTIALS: "No account matches this login and password.",
     ErrorCode.WRONG_PASSWORD: "The password given to confirm this action is wrong.",
     ErrorCode.RATE_LIMITED: "Too many attempts in a short time; try again later.",

@@ -28,12 +28,16 @@ class DeletePostPayload:
 
 @strawberry.input(description="A new post.")
 class CreatePostInput:
-    text: str = strawberry.field(description="1 to 500 characters (an operator setting).")
+    text: str = strawberry.field(
+        description="1 to 500 characters (an operator setting), some visible; line breaks "
+        "and tabs are the only control characters."
+    )
     visibility: Visibility = strawberry.field(
         default=Visibility.PUBLIC, description="Who may see it."
     )
     content_warning: str | None = strawberry.field(
-        default=None, description="A warning shown before the text, up to 200 characters."
+        default=None,
+        description="A warning shown before the text, up to 200 characters on one line.",
     )
     reply_to: relay.GlobalID | None = strawberry.field(
         default=None, description="The post this replies to."
@@ -46,7 +50,7 @@ class CreatePostInput:
 @strawberry.input(description="New text for one of the viewer's posts.")
 class EditPostInput:
     id: relay.GlobalID = strawberry.field(description="The post.")
-    text: str = strawberry.field(description="The new text.")
+    text: str = strawberry.field(description="The new text, as createPost's text.")
     content_warning: str | None = strawberry.field(
         default=None, description="The new content warning; none when omitted."
     )
@@ -66,6 +70,7 @@ CREATE_POST = MutationTypes(
         ErrorCode.NOT_AUTHENTICATED,
         ErrorCode.EMPTY_TEXT,
         ErrorCode.TEXT_TOO_LONG,
+        ErrorCode.INVALID_INPUT,
         ErrorCode.NOT_FOUND,
         ErrorCode.FORBIDDEN,
     ],
@@ -79,6 +84,7 @@ EDIT_POST = MutationTypes(
         ErrorCode.NOT_AUTHENTICATED,
         ErrorCode.EMPTY_TEXT,
         ErrorCode.TEXT_TOO_LONG,
+        ErrorCode.INVALID_INPUT,
         ErrorCode.NOT_FOUND,
     ],
     success="The post was edited; its earlier version is in editHistory.",

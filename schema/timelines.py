@@ -68,7 +68,9 @@ class TimelineQuery:
     async def hashtag_timeline(
         self,
         info: Info[Context, None],
-        tag: Annotated[str, strawberry.argument(description="The tag, with or without #.")],
+        tag: Annotated[
+            str, strawberry.argument(description="The tag, with or without #; up to 100.")
+        ],
         first: First = None,
         after: After = None,
         last: Last = None,
@@ -156,7 +158,9 @@ class TimelineQuery:
     async def search_accounts(
         self,
         info: Info[Context, None],
-        query: Annotated[str, strawberry.argument(description="The start of a name.")],
+        query: Annotated[
+            str, strawberry.argument(description="The start of a name; up to 256 characters.")
+        ],
         limit: Limit = 20,
     ) -> list[User]:
         return await search.accounts(info.context.viewer_id, query, _limit(limit))  # type: ignore[return-value]
@@ -165,7 +169,9 @@ class TimelineQuery:
     async def search_posts(
         self,
         info: Info[Context, None],
-        query: Annotated[str, strawberry.argument(description="Words to find.")],
+        query: Annotated[
+            str, strawberry.argument(description="Words to find; up to 256 characters.")
+        ],
         first: First = None,
         after: After = None,
         last: Last = None,
@@ -179,7 +185,9 @@ class TimelineQuery:
     async def search_hashtags(
         self,
         info: Info[Context, None],
-        query: Annotated[str, strawberry.argument(description="The start of a tag.")],
+        query: Annotated[
+            str, strawberry.argument(description="The start of a tag; up to 256 characters.")
+        ],
         limit: Limit = 20,
     ) -> list[Hashtag]:
         found = await search.hashtags(query, _limit(limit))

@@ -68,6 +68,9 @@ class PostEdit(SnowflakeModel):
     content_warning = fields.CharField(max_length=200, default="")
     # When this version was first published (the post's creation or an earlier edit).
     published_at = fields.DatetimeField()
+    # The accounts this version mentioned (for a DIRECT post, its audience with the author);
+    # NULL on versions kept before it was recorded, which only their author sees then.
+    mentioned_ids: fields.Field[list[int] | None] = fields.JSONField(null=True)
 
     post_id: int
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -18,10 +17,24 @@ from app.errors import DomainError, ErrorCode
 from app.models import Block, RefreshToken, Role, Session, User
 from app.ratelimit import RateLimiter
 from app.settings import Settings
+from app.text import TextRule, clean_text, fold, has_forbidden_chars
 
-USERNAME_RE = re.compile(r"[A-Za-z0-9_]{3,30}")
+USERNAME_MAX = 30
+USERNAME_RE = re.compile(rf"[A-Za-z0-9_]{{3,{USERNAME_MAX}}}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 1_024
 DISPLAY_NAME_MAX, BIO_MAX = 50, 300
+# The longest email address SMTP carries (RFC 5321 path limit), hence the longest login.
+EMAIL_MAX = LOGIN_MAX = 254
+# Refresh tokens are 43 characters (256 bits, URL-safe base64); anything far longer is not one.
+REFRESH_TOKEN_MAX = 128
+DISPLAY_NAME = TextRule(
+    field="displayName",
+    label="Display names",
+    max_length=DISPLAY_NAME_MAX,
+    required=True,
+    allow_bidi=False,
+)
+BIO = TextRule(field="bio", label="Bios", max_length=BIO_MAX, multiline=True)
 RESERVED_USERNAMES = frozenset(
     (
         "abuse",
@@ -134,17 +147,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _clean_text(value: str) -> str:
-    return unicodedata.normalize("NFC", value).strip()
-
-
-def _has_control_chars(value: str, allow_newlines: bool = False) -> bool:
-    allowed = {"\n"} if allow_newlines else set()
-    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value)
-
-
 def validate_username(username: str) -> str:
-    if not USERNAME_RE.fullmatch(username):
+    if len(username) > USERNAME_MAX or not USERNAME_RE.fullmatch(username):
         raise DomainError(
             ErrorCode.INVALID_USERNAME,
             "Usernames are 3 to 30 letters, digits or underscores.",
@@ -155,23 +159,20 @@ def validate_username(username: str) -> str:
     return username
 
 
-def _fold(value: str) -> str:
-    # NFKC_Casefold as Unicode defines it for identifiers: full-width, compatibility and
-    # upper-case spellings of a character all become one.
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
-
-
 def username_key(username: str) -> str:
     """The one spelling of a username that look-ups and uniqueness use."""
-    return _fold(username).strip()
+    return fold(username).strip()
 
 
 def normalise_email(email: str) -> str:
     """The one spelling of an email address that is stored, compared and signed in with:
     folded (full-width, compatibility and upper-case spellings are one), then normalised by
     email_validator (IDNA domains in their Unicode form)."""
+    if len(email) > 2 * EMAIL_MAX or has_forbidden_chars(email):
+        # Refused before the validator works through it (and before any look-up).
+        raise DomainError(ErrorCode.INVALID_EMAIL, "This is not an email address.", "email")
     try:
-        info = validate_email(_fold(email).strip(), check_deliverability=False)
+        info = validate_email(fold(email).strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise DomainError(ErrorCode.INVALID_EMAIL, str(exc), "email") from None
     return info.normalized
@@ -197,6 +198,10 @@ def validate_password(password: str, field: str = "password", *avoid: str) -> st
         )
     if len(password) > PASSWORD_MAX:
         raise DomainError(ErrorCode.WEAK_PASSWORD, f"Use at most {PASSWORD_MAX} characters.", field)
+    if has_forbidden_chars(password):
+        raise DomainError(
+            ErrorCode.WEAK_PASSWORD, "Passwords cannot contain control characters.", field
+        )
     lowered = password.lower()
     if lowered in _common_passwords() or any(lowered == a.lower() for a in avoid if a):
         raise DomainError(
@@ -206,23 +211,32 @@ def validate_password(password: str, field: str = "password", *avoid: str) -> st
 
 
 def validate_display_name(display_name: str) -> str:
-    cleaned = _clean_text(display_name)
-    if not 1 <= len(cleaned) <= DISPLAY_NAME_MAX or _has_control_chars(cleaned):
-        raise DomainError(
-            ErrorCode.INVALID_INPUT,
-            f"Display names are 1 to {DISPLAY_NAME_MAX} printable characters.",
-            "displayName",
-        )
-    return cleaned
+    return clean_text(display_name, DISPLAY_NAME)
 
 
 def validate_bio(bio: str) -> str:
-    cleaned = _clean_text(bio)
-    if len(cleaned) > BIO_MAX or _has_control_chars(cleaned, allow_newlines=True):
-        raise DomainError(
-            ErrorCode.INVALID_INPUT, f"Bios are at most {BIO_MAX} printable characters.", "bio"
-        )
-    return cleaned
+    return clean_text(bio, BIO)
+
+
+def _could_be_password(password: str) -> bool:
+    """Whether `password` could be any account's password (checked before hashing it): not
+    longer than allowed, and encodable (a lone surrogate cannot be hashed). Control characters
+    are refused for new passwords only, so passwords set before that rule still work."""
+    return len(password) <= PASSWORD_MAX and not any("\ud800" <= ch <= "\udfff" for ch in password)
+
+
+def check_credentials(login: str, password: str) -> None:
+    """Refuse, as wrong credentials, a login or password that no account can have, before
+    any look-up: too long, or with control characters."""
+    key = login.strip()
+    if len(key) > LOGIN_MAX or has_forbidden_chars(key) or not _could_be_password(password):
+        raise DomainError(ErrorCode.INVALID_CREDENTIALS, "Wrong username/email or password.")
+
+
+def _check_confirmation(password: str, field: str) -> None:
+    """A password given to confirm an action that cannot be the account's is wrong."""
+    if not _could_be_password(password):
+        raise DomainError(ErrorCode.WRONG_PASSWORD, "The password is wrong.", field)
 
 
 def can_see_email(viewer: Viewer | None, user: User) -> bool:
@@ -293,6 +307,7 @@ class AccountService:
     async def log_in(
         self, *, login: str, password: str, client_ip: str | None, user_agent: str = ""
     ) -> SignedIn:
+        check_credentials(login, password)
         key = login_key(login)
         user = await self._find_by_login(key)
         # One counter per account however it is spelled; an unknown login counts under its
@@ -313,6 +328,8 @@ class AccountService:
     async def refresh_session(self, refresh_token: str) -> SignedIn:
         """Trade a refresh token for new tokens. A token is good once: presenting a used one
         means it was stolen or replayed, so the whole session is revoked."""
+        if len(refresh_token) > REFRESH_TOKEN_MAX or has_forbidden_chars(refresh_token):
+            raise DomainError(ErrorCode.INVALID_TOKEN, "This session has ended; sign in again.")
         token = await RefreshToken.get_or_none(
             token_hash=auth.token_digest(refresh_token)
         ).select_related("session__user")
@@ -362,6 +379,7 @@ class AccountService:
         self, viewer: Viewer, *, current_password: str, new_password: str, client_ip: str | None
     ) -> None:
         user = viewer.user
+        _check_confirmation(current_password, "currentPassword")
         await self._require_password(user, current_password, "currentPassword", client_ip)
         validate_password(new_password, "newPassword", user.username, user.email)
         new_hash = await auth.hash_password(new_password)
@@ -375,6 +393,7 @@ class AccountService:
         user.password_hash = new_hash
 
     async def delete_account(self, viewer: Viewer, *, password: str, client_ip: str | None) -> None:
+        _check_confirmation(password, "password")
         await self._require_password(viewer.user, password, "password", client_ip)
         params = {"user": viewer.user.id}
         async with in_transaction() as conn:
@@ -422,7 +441,12 @@ class AccountService:
         return users
 
     async def user_by_username(self, viewer_id: int | None, username: str) -> User | None:
-        user = await User.get_or_none(username_key=username_key(username))
+        """The account with this username (any spelling `username_key` folds to it) that the
+        viewer may see. A name no account can have finds none, without a look-up."""
+        key = username_key(username) if len(username) <= USERNAME_MAX else ""
+        if not USERNAME_RE.fullmatch(key):
+            return None
+        user = await User.get_or_none(username_key=key)
         if user is None:
             return None
         return (await self.users_by_ids(viewer_id, [user.id])).get(user.id)
@@ -430,9 +454,12 @@ class AccountService:
     # --- helpers -------------------------------------------------------------------------
 
     async def _find_by_login(self, key: str) -> User | None:
-        """The account of a `login_key`, if any."""
+        """The account of a `login_key`, if any (none, without a look-up, for a key that no
+        account can have)."""
         if "@" in key:
-            return await User.get_or_none(email=key)
+            return await User.get_or_none(email=key) if len(key) <= EMAIL_MAX else None
+        if not USERNAME_RE.fullmatch(key):
+            return None
         return await User.get_or_none(username_key=key)
 
     async def _insert(self, account: _NewAccount, role: Role) -> User:
@@ -468,7 +495,9 @@ class AccountService:
             raise DomainError(ErrorCode.WRONG_PASSWORD, "The password is wrong.", field)
 
     async def _start_session(self, user: User, user_agent: str) -> SessionTokens:
-        session = await Session.create(user=user, user_agent=user_agent[:255])
+        # A header, not an input, but stored: kept short and printable.
+        agent = "".join(ch for ch in user_agent[:255] if ch.isprintable())
+        session = await Session.create(user=user, user_agent=agent)
         return await self._issue_tokens(user, session.id, _now())
 
     async def _issue_tokens(self, user: User, session_id: int, now: datetime) -> SessionTokens:

@@ -7,8 +7,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+HASHTAG_MAX = 100  # characters of a tag, without the #
+
 _MENTION = re.compile(r"(?<![\w@/])@([A-Za-z0-9_]{3,30})(?![\w@])")
-_HASHTAG = re.compile(r"(?<![\w#&/])#(\w{1,100})(?!\w)")
+_HASHTAG = re.compile(rf"(?<![\w#&/])#(\w{{1,{HASHTAG_MAX}}})(?!\w)")
 _LINK = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
 

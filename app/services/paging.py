@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -14,6 +15,10 @@ from app.ids import parse_id
 T = TypeVar("T")
 
 DEFAULT_PAGE, MAX_PAGE = 20, 100
+# Cursors are ~45 characters (a connection name and an id, in URL-safe base64).
+CURSOR_MAX = 100
+# The decoder skips characters outside the alphabet; a cursor with any is not ours.
+_CURSOR_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def encode_cursor(connection: str, key: int) -> str:
@@ -21,6 +26,8 @@ def encode_cursor(connection: str, key: int) -> str:
 
 
 def decode_cursor(connection: str, cursor: str, field: str) -> int:
+    if len(cursor) > CURSOR_MAX or not _CURSOR_RE.fullmatch(cursor):
+        raise DomainError(ErrorCode.INVALID_CURSOR, "This is not a cursor.", field)
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         name, _, key = raw.rpartition(":")

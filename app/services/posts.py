@@ -3,7 +3,6 @@ history, delete to a tombstone."""
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -29,23 +28,34 @@ from app.models import (
 from app.services.accounts import Viewer
 from app.services.entities import Entity, parse_entities
 from app.services.notifications import notify
-from app.services.views import PostView, hydrate, posts_by_ids
+from app.services.views import PostView, hydrate, in_version_audience, posts_by_ids
 from app.settings import Settings
+from app.text import TextRule, clean_text
 
 CONTENT_WARNING_MAX = 200
+CONTENT_WARNING = TextRule(
+    field="contentWarning",
+    label="Content warnings",
+    max_length=CONTENT_WARNING_MAX,
+    too_long=ErrorCode.TEXT_TOO_LONG,
+)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _clean(text: str) -> str:
-    return unicodedata.normalize("NFC", text).strip()
-
-
 class PostService:
     def __init__(self, settings: Settings) -> None:
-        self._max_length = settings.posts.max_length
+        self._text = TextRule(
+            field="text",
+            label="Posts",
+            max_length=settings.posts.max_length,
+            required=True,
+            multiline=True,
+            too_long=ErrorCode.TEXT_TOO_LONG,
+            empty=ErrorCode.EMPTY_TEXT,
+        )
         self._big_account = settings.timelines.fanout_max_followers
 
     # --- reading one post --------------------------------------------------------------
@@ -67,23 +77,7 @@ class PostService:
     # --- writing -----------------------------------------------------------------------
 
     def _validate(self, text: str, content_warning: str | None) -> tuple[str, str]:
-        text = _clean(text)
-        if not text:
-            raise DomainError(ErrorCode.EMPTY_TEXT, "A post needs some text.", "text")
-        if len(text) > self._max_length:
-            raise DomainError(
-                ErrorCode.TEXT_TOO_LONG,
-                f"Posts are at most {self._max_length} characters.",
-                "text",
-            )
-        warning = _clean(content_warning or "")
-        if len(warning) > CONTENT_WARNING_MAX:
-            raise DomainError(
-                ErrorCode.TEXT_TOO_LONG,
-                f"Content warnings are at most {CONTENT_WARNING_MAX} characters.",
-                "contentWarning",
-            )
-        return text, warning
+        return clean_text(text, self._text), clean_text(content_warning or "", CONTENT_WARNING)
 
     async def create_post(
         self,
@@ -149,6 +143,7 @@ class PostService:
                 text=post.text,
                 content_warning=post.content_warning,
                 published_at=post.edited_at or post.created_at,
+                mentioned_ids=sorted(already),
                 using_db=conn,
             )
             updated = await (
@@ -240,10 +235,15 @@ class PostService:
         return int(post.id)
 
     async def edit_history(self, viewer_id: int | None, post_id: int) -> list[PostEdit]:
-        """Earlier versions of a visible post, oldest first."""
-        if not await posts_by_ids(viewer_id, [post_id]):
+        """Earlier versions of a visible post that the viewer was in the audience of, oldest
+        first. Only a DIRECT post's audience changes with its text (the author and the
+        accounts a version mentions), so an account mentioned by a later edit does not see
+        what was addressed to others before."""
+        post = (await posts_by_ids(viewer_id, [post_id])).get(post_id)
+        if post is None:
             return []
-        return await PostEdit.filter(post_id=post_id).order_by("id")
+        edits = await PostEdit.filter(post_id=post_id).order_by("id")
+        return [e for e in edits if in_version_audience(post, e.mentioned_ids, viewer_id)]
 
     # --- helpers -----------------------------------------------------------------------
 

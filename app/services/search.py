@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from app import sql
 from app.services.graph import NOT_BLOCKED_USER
 from app.services.views import USER_COLUMNS, AccountCard, account_from_row
+from app.text import SEARCH_QUERY_MAX, check_argument
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +22,14 @@ def _prefix_pattern(text: str) -> str:
     return escaped.casefold() + "%"
 
 
+def search_text(text: str) -> str:
+    """The search text of a `query` argument, stripped; INVALID_INPUT when too long or with
+    control characters."""
+    return check_argument(text, field="query", label="Search queries", max_length=SEARCH_QUERY_MAX)
+
+
 async def accounts(viewer_id: int | None, text: str, limit: int) -> list[AccountCard]:
-    prefix = text.strip().lstrip("@")
+    prefix = search_text(text).lstrip("@")
     if not prefix:
         return []
     rows = await sql.fetch(
@@ -39,7 +46,7 @@ async def accounts(viewer_id: int | None, text: str, limit: int) -> list[Account
 
 
 async def hashtags(text: str, limit: int) -> list[HashtagCount]:
-    prefix = text.strip().lstrip("#")
+    prefix = search_text(text).lstrip("#")
     if not prefix:
         return []
     rows = await sql.fetch(

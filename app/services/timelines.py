@@ -11,7 +11,9 @@ import re
 from typing import Any
 
 from app import sql
+from app.services.entities import HASHTAG_MAX
 from app.services.paging import Page, PageRequest, make_page
+from app.services.search import search_text
 from app.services.views import (
     NOT_MUTED,
     PAGE_COLUMNS,
@@ -25,6 +27,7 @@ from app.services.views import (
     post_from_row,
     user_columns,
 )
+from app.text import check_argument
 
 REPOSTER_COLUMNS = user_columns("rb", "rb_")
 
@@ -134,13 +137,16 @@ async def user_posts(
 
 
 async def hashtag(viewer_id: int | None, tag: str, request: PageRequest) -> Page[PostView]:
+    tag = check_argument(
+        tag.strip().lstrip("#"), field="tag", label="Hashtags", max_length=HASHTAG_MAX
+    )
     return await _posts_page(
         viewer_id,
         request,
         source="post_tags t JOIN posts p ON p.id = t.post_id",
         where="t.tag = :tag",
         sort_column="t.post_id",
-        params={"tag": tag.lstrip("#").lower()},
+        params={"tag": tag.lower()},
     )
 
 
@@ -189,6 +195,7 @@ def _fts5_query(text: str) -> str:
 
 
 async def search_posts(viewer_id: int | None, text: str, request: PageRequest) -> Page[PostView]:
+    text = search_text(text)
     if sql.dialect() == "postgres":
         where = "to_tsvector('simple', p.text) @@ plainto_tsquery('simple', :q)"
         query = text

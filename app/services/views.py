@@ -42,6 +42,18 @@ AND NOT EXISTS (
 """
 
 
+def in_version_audience(
+    post: PostView, mentioned_ids: list[int] | None, viewer_id: int | None
+) -> bool:
+    """Whether the viewer of a visible post was in the audience of one of its earlier versions
+    (`mentioned_ids`: the accounts that version mentioned). As in `audience`, only a DIRECT
+    post's audience depends on its text: the author and the accounts mentioned. A version
+    whose mentions were not recorded (NULL, kept before migration 0004) is its author's."""
+    if post.visibility is not Visibility.DIRECT or post.author.id == viewer_id:
+        return True
+    return viewer_id is not None and viewer_id in (mentioned_ids or ())
+
+
 def post_columns(p: str, u: str, prefix: str, viewer_state: bool = True) -> str:
     """Post `p`, its author `u` and (unless not asked) the viewer's state, as columns named
     `<prefix>...`."""

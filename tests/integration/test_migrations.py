@@ -30,6 +30,15 @@ async def main():
         " 'Old Timer', '', false, 'user', 0, 0, 0, '2026-01-01 00:00:00+00:00',"
         " '2026-01-01 00:00:00+00:00')"
     )
+    await connections.get("default").execute_query(
+        "INSERT INTO posts (id, author_id, text, content_warning, visibility, entities,"
+        " like_count, repost_count, reply_count, quote_count, created_at) VALUES (2, 1,"
+        " 'now', '', 'direct', '[]', 0, 0, 0, 0, '2026-01-01 00:00:00+00:00')"
+    )
+    await connections.get("default").execute_query(
+        "INSERT INTO post_edits (id, post_id, text, content_warning, published_at)"
+        " VALUES (3, 2, 'before', '', '2026-01-01 00:00:00+00:00')"
+    )
     await Tortoise.close_connections()
     await migrate(config=config)
     rows = await connections.get("default").execute_query_dict(
@@ -38,8 +47,18 @@ async def main():
     applied = await connections.get("default").execute_query_dict(
         "SELECT COUNT(*) AS n FROM tortoise_migrations"
     )
+    edits = await connections.get("default").execute_query_dict(
+        "SELECT text, mentioned_ids FROM post_edits"
+    )
     await Tortoise.close_connections()
-    print(rows[0]["username"], rows[0]["display_name_key"], applied[0]["n"], sep="|")
+    print(
+        rows[0]["username"],
+        rows[0]["display_name_key"],
+        applied[0]["n"],
+        edits[0]["text"],
+        edits[0]["mentioned_ids"],
+        sep="|",
+    )
 
 asyncio.run(main())
 """
@@ -58,7 +77,7 @@ def _upgrade(data_dir: Path, url: str) -> str:
 def test_every_migration_applies_over_existing_rows(tmp_path: Path) -> None:
     if BACKEND != "postgres":
         url = f"sqlite://{tmp_path / 'upgrade.sqlite3'}"
-        assert _upgrade(tmp_path, url) == f"Old|old timer|{MIGRATIONS}"
+        assert _upgrade(tmp_path, url) == f"Old|old timer|{MIGRATIONS}|before|None"
         return
     import asyncio
 
@@ -77,6 +96,6 @@ def test_every_migration_applies_over_existing_rows(tmp_path: Path) -> None:
     asyncio.run(admin_run(f'CREATE DATABASE "{name}"'))
     try:
         url = admin.rpartition("/")[0] + "/" + name
-        assert _upgrade(tmp_path, url) == f"Old|old timer|{MIGRATIONS}"
+        assert _upgrade(tmp_path, url) == f"Old|old timer|{MIGRATIONS}|before|None"
     finally:
         asyncio.run(admin_run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

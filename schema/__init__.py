@@ -26,6 +26,7 @@ from schema.document import (
 from schema.executor import FastExecutionContext, QuietExecutionContext
 from schema.limits import DocumentLimits
 from schema.posts import PostMutation
+from schema.results import parse_global_id
 from schema.social import SocialMutation
 from schema.timelines import TimelineQuery
 from schema.types import Post
@@ -45,8 +46,10 @@ class Query(AccountQuery, TimelineQuery):
     ) -> relay.Node | None:
         # Parsed here rather than as a GlobalID argument, so that a malformed id, or one that
         # names an interface or a type that is not a Node, is simply nothing.
+        global_id = parse_global_id(id)
+        if global_id is None:
+            return None
         try:
-            global_id = relay.GlobalID.from_id(id)
             node_type = global_id.resolve_type(info)
         except GlobalIDValueError:
             return None

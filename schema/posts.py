@@ -39,17 +39,17 @@ class CreatePostInput:
         default=None,
         description="A warning shown before the text, up to 200 characters on one line.",
     )
-    reply_to: relay.GlobalID | None = strawberry.field(
+    reply_to: strawberry.ID | None = strawberry.field(
         default=None, description="The post this replies to."
     )
-    quote_of: relay.GlobalID | None = strawberry.field(
+    quote_of: strawberry.ID | None = strawberry.field(
         default=None, description="A public post this quotes."
     )
 
 
 @strawberry.input(description="New text for one of the viewer's posts.")
 class EditPostInput:
-    id: relay.GlobalID = strawberry.field(description="The post.")
+    id: strawberry.ID = strawberry.field(description="The post.")
     text: str = strawberry.field(description="The new text, as createPost's text.")
     content_warning: str | None = strawberry.field(
         default=None, description="The new content warning; none when omitted."
@@ -58,7 +58,7 @@ class EditPostInput:
 
 @strawberry.input(description="A post to act on.")
 class PostRefInput:
-    post_id: relay.GlobalID = strawberry.field(description="The post.")
+    post_id: strawberry.ID = strawberry.field(description="The post.")
 
 
 _POST_CODES = [ErrorCode.NOT_AUTHENTICATED, ErrorCode.NOT_FOUND]

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import strawberry
 from strawberry import relay
+from strawberry.relay.types import GlobalIDValueError
 
 from app.errors import DomainError, ErrorCode
 from app.ids import parse_id
@@ -18,12 +19,23 @@ from schema.errors import MutationError, code, error_result
 INPUT = strawberry.argument(description="The mutation's input.")
 
 
-def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
-    """The database id in a global ID of the given type; NOT_FOUND for any other."""
-    value = parse_id(global_id.node_id) if global_id.type_name == type_name else None
-    if value is None:
+def parse_global_id(value: str) -> relay.GlobalID | None:
+    """A global ID as clients send it (an `ID`), or None when it is not one. Inputs take
+    `ID`s rather than strawberry's GlobalID, whose own parsing fails the whole operation."""
+    try:
+        return relay.GlobalID.from_id(value)
+    except GlobalIDValueError:
+        return None
+
+
+def decode_id(value: str, type_name: str, field: str) -> int:
+    """The database id in a global ID of the given type; NOT_FOUND for anything else."""
+    global_id = parse_global_id(value)
+    matches = global_id is not None and global_id.type_name == type_name
+    value_id = parse_id(global_id.node_id) if global_id is not None and matches else None
+    if value_id is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"No such {type_name.lower()}.", field)
-    return value
+    return value_id
 
 
 class MutationTypes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import strawberry
-from strawberry import relay
 from strawberry.types import Info
 
 from app.errors import DomainError, ErrorCode
@@ -18,7 +17,7 @@ from schema.types import FollowState, User
 
 @strawberry.input(description="An account to act on.")
 class UserRefInput:
-    user_id: relay.GlobalID = strawberry.field(description="The account.")
+    user_id: strawberry.ID = strawberry.field(description="The account.")
 
 
 @strawberry.input(description="How far the viewer has read.")

@@ -257,3 +257,16 @@ async def test_a_served_process_answers_healthz_beside_a_hostile_document(served
 
     assert hostile.json() == {"data": {"viewer": None}}
     assert health.status_code == 200
+
+
+@pytest.mark.parametrize("global_id", ["!" * 500, "x", base64.b64encode(b"User:1").decode()])
+async def test_a_malformed_or_foreign_id_in_an_input_is_not_found(
+    gql: GraphQLClient, global_id: str
+) -> None:
+    alice = await gql.sign_up("alice")
+    mutation = """mutation($id: ID!) { likePost(input: {postId: $id}) {
+        ... on LikePostError { code field } } }"""
+
+    body = (await gql.post(mutation, {"id": global_id}, alice.access_token)).json()
+
+    assert body == {"data": {"likePost": {"code": "NOT_FOUND", "field": "postId"}}}

@@ -244,18 +244,23 @@ async def test_node_of_a_crafted_id_is_null(gql: GraphQLClient) -> None:
         assert body == {"data": {"node": None}}, global_id
 
 
-async def test_a_served_process_answers_healthz_beside_a_hostile_document(served: str) -> None:
+async def test_a_served_process_answers_healthz_beside_hostile_requests(served: str) -> None:
     levels = 64
     parts = ["query { ...F0 }"]
     parts += [f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)]
     parts.append(f"fragment F{levels} on Query {{ viewer {{ id }} }}")
-    # Before, 30 levels hung the process for good; each request here has 10 s to answer.
+    search = "query($q: String!) { searchPosts(query: $q) { edges { cursor } } }"
+    # Before, 30 levels hung the process for good and a 300 KB search stalled it for seconds;
+    # each request here has 10 s to answer.
     async with httpx.AsyncClient(base_url=served, timeout=10) as client:
-        hostile, health = await asyncio.gather(
-            client.post("/graphql", json={"query": "\n".join(parts)}), client.get("/healthz")
+        fragments, searched, health = await asyncio.gather(
+            client.post("/graphql", json={"query": "\n".join(parts)}),
+            client.post("/graphql", json={"query": search, "variables": {"q": "a " * 500_000}}),
+            client.get("/healthz"),
         )
 
-    assert hostile.json() == {"data": {"viewer": None}}
+    assert fragments.json() == {"data": {"viewer": None}}
+    assert [e["extensions"]["code"] for e in searched.json()["errors"]] == ["INVALID_INPUT"]
     assert health.status_code == 200
 
 

@@ -46,7 +46,7 @@ Case = schemathesis.Case[Any]
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 LONG_RUN = bool(os.environ.get("FUZZ_EXAMPLES"))
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 12)
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 30)
 REPORT = os.environ.get("FUZZ_REPORT")
 ONLY = {label for label in os.environ.get("FUZZ_OPERATIONS", "").split(",") if label}
 
@@ -89,20 +89,31 @@ OPERATIONS: dict[str, schemathesis.APIOperation[Any, Any, Any, Any]] = {
 }
 
 
+def unexpected_failure(status: int, text: str) -> str | None:
+    """An HTTP 5xx, or a GraphQL error masked as "Unexpected error.", is a bug; any other
+    answer (data, typed errors, validation errors, 4xx, rate limits) is not."""
+    if status >= 500:
+        return f"HTTP {status}: {text[:500]}"
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return None
+    masked = [
+        e for e in errors if isinstance(e, dict) and e.get("message") == UNEXPECTED_ERROR_MESSAGE
+    ]
+    return f"masked error(s) at {[error.get('path') for error in masked]}" if masked else None
+
+
 @schemathesis.check
 def no_server_error_or_masked_error(
     ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Case
 ) -> bool | None:
-    """An HTTP 5xx, or a GraphQL error masked as "Unexpected error.", is a bug; any other
-    answer (data, typed errors, validation errors, 4xx, rate limits) is not."""
-    assert response.status_code < 500, f"HTTP {response.status_code}: {response.text[:500]}"
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    errors = body.get("errors") if isinstance(body, dict) else None
-    masked = [error for error in errors or [] if error.get("message") == UNEXPECTED_ERROR_MESSAGE]
-    assert not masked, f"masked error(s) at {[error.get('path') for error in masked]}"
+    """Schemathesis's form of `unexpected_failure`."""
+    problem = unexpected_failure(response.status_code, response.text)
+    assert problem is None, problem
     return None
 
 
@@ -216,7 +227,7 @@ async def _send(fuzzer: Fuzzer, case: Case, signed_in: bool) -> None:
         traces = fuzzer.errors.take()
         who = "signed in" if signed_in else "anonymous"
         if REPORT:
-            _report(case, who, response, traces)
+            _report(case.operation.label, who, str(case.body), response, traces)
             return
         tracebacks = "\n".join(traces) or "(none logged)"
         raise AssertionError(
@@ -240,16 +251,19 @@ def _signature(response: httpx.Response, traces: list[str]) -> str:
         for line in lines
         if line.strip().startswith("File") and any(root in line for root in OUR_CODE)
     ]
-    return f"{lines[-1]} @ {ours[-1] if ours else '(library code only)'}"
+    frames = ours or [line.strip() for line in lines if line.strip().startswith("File")]
+    return f"{lines[-1]} @ {frames[-1] if frames else '?'}"
 
 
-def _report(case: Case, who: str, response: httpx.Response, traces: list[str]) -> None:
+def _report(
+    operation: str, who: str, document: str, response: httpx.Response, traces: list[str]
+) -> None:
     assert REPORT is not None
     entry = {
-        "operation": case.operation.label,
+        "operation": operation,
         "who": who,
         "signature": _signature(response, traces),
-        "document": case.body,
+        "document": document,
         "status": response.status_code,
         "response": response.text[:2000],
         "tracebacks": traces,
@@ -293,3 +307,55 @@ def test_every_operation_is_fuzzed() -> None:
     assert kinds == {"Query", "Mutation"}
     assert "Mutation.createPost" in OPERATIONS
     assert "Query.node" in OPERATIONS
+
+
+# Request bodies as a client may send them, well-formed or not: any JSON value, a GraphQL
+# request whose members have any JSON type, or bytes that are not JSON at all.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+DOCUMENTS = st.sampled_from(
+    [
+        "{ viewer { id } }",
+        "query Q($n: Int, $a: String) { publicTimeline(first: $n, after: $a) { __typename } }",
+        "query($u: String!) { user(username: $u) { id } }",
+        "query($id: ID!) { node(id: $id) { id } }",
+        "mutation($input: CreatePostInput!) { createPost(input: $input) { __typename } }",
+        "mutation($input: LogInInput!) { logIn(input: $input) { __typename } }",
+        "query A { viewer { id } } query B { viewer { username } }",
+    ]
+)
+GRAPHQL_REQUESTS = st.fixed_dictionaries(
+    {"query": DOCUMENTS | JSON_VALUES},
+    optional={"variables": JSON_VALUES, "operationName": JSON_VALUES, "extensions": JSON_VALUES},
+)
+BODIES = st.one_of(
+    GRAPHQL_REQUESTS.map(json.dumps),
+    JSON_VALUES.map(json.dumps),
+    st.binary(max_size=40).map(lambda raw: raw.decode("latin-1")),
+)
+
+
+@FUZZ_SETTINGS
+@given(body=BODIES, content_type=st.sampled_from(["application/json", "text/plain", ""]))
+async def test_request_body_never_fails_unexpectedly(
+    fuzzer: Fuzzer, body: str, content_type: str
+) -> None:
+    fuzzer.errors.take()
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await fuzzer.http.post("/graphql", content=body.encode(), headers=headers)
+    problem = unexpected_failure(response.status_code, response.text)
+    traces = fuzzer.errors.take()
+    if problem is None:
+        return
+    if REPORT:
+        _report("POST /graphql", content_type or "no content type", body, response, traces)
+        return
+    raise AssertionError(
+        f"POST /graphql ({content_type or 'no content type'}) {body!r} failed: {problem}\n\n"
+        f"server tracebacks:\n{chr(10).join(traces) or '(none logged)'}"
+    )

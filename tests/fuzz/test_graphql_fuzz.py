@@ -46,7 +46,7 @@ Case = schemathesis.Case[Any]
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 LONG_RUN = bool(os.environ.get("FUZZ_EXAMPLES"))
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 30)
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 20)
 REPORT = os.environ.get("FUZZ_REPORT")
 ONLY = {label for label in os.environ.get("FUZZ_OPERATIONS", "").split(",") if label}
 

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test lint test-sqlite test-postgres bench schema clean
+.PHONY: run test lint test-sqlite test-postgres fuzz bench schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,18 @@ test-postgres: $(STAMP)
 	else \
 		echo "PostgreSQL pass skipped: set TEST_POSTGRES_URL to run it"; \
 	fi
+
+# A long randomised schemathesis pass over every GraphQL operation (tests/fuzz): FUZZ_EXAMPLES
+# examples each, on SQLite, then on PostgreSQL when TEST_POSTGRES_URL is set. `make test` runs a
+# short derandomised pass of the same test. FUZZ_REPORT=file surveys all failures instead.
+FUZZ_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	@status=0; \
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TEST_DATABASE=sqlite $(BIN)/pytest -m fuzz tests/fuzz || status=1; \
+	if [ -n "$$TEST_POSTGRES_URL" ]; then \
+		FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TEST_DATABASE=postgres $(BIN)/pytest -m fuzz tests/fuzz || status=1; \
+	fi; \
+	exit $$status
 
 schema: $(STAMP)
 	$(BIN)/python -m schema.export > schema.graphql

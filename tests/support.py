@@ -49,6 +49,19 @@ mutation($token: String!) {{
   }}
 }}"""
 
+
+def sign_up_input(**overrides: str) -> dict[str, dict[str, str]]:
+    """Variables for SIGN_UP: alice's, with `overrides`."""
+    values = {
+        "username": "alice",
+        "email": "alice@example.org",
+        "password": STRONG_PASSWORD,
+        "displayName": "Alice",
+    }
+    values.update(overrides)
+    return {"input": values}
+
+
 VIEWER = "{ viewer { id username email displayName bio isLocked role } }"
 
 

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from app.main import create_app
 from app.models import Session, User
 from tests.conftest import make_settings
-from tests.support import SIGN_UP, STRONG_PASSWORD, GraphQLClient
+from tests.support import SIGN_UP, STRONG_PASSWORD, GraphQLClient, sign_up_input
 
 WRONG = "not the password at all"
 
@@ -40,17 +40,6 @@ CHANGE_PASSWORD = """
 mutation($input: ChangePasswordInput!) {
   changePassword(input: $input) { __typename ... on ChangePasswordError { code field } }
 }"""
-
-
-def _sign_up_input(**overrides: str) -> dict[str, dict[str, str]]:
-    values = {
-        "username": "alice",
-        "email": "alice@example.org",
-        "password": STRONG_PASSWORD,
-        "displayName": "Alice",
-    }
-    values.update(overrides)
-    return {"input": values}
 
 
 async def test_every_spelling_of_the_login_signs_in_to_the_one_account(gql: GraphQLClient) -> None:
@@ -147,10 +136,10 @@ async def test_wrong_current_passwords_limit_sign_in(gql: GraphQLClient) -> None
     "second", ["alice@example.org", "ALICE@EXAMPLE.ORG", fw("alice@example.org")]
 )
 async def test_sign_up_stores_one_spelling_of_the_email(gql: GraphQLClient, second: str) -> None:
-    data = await gql(SIGN_UP, _sign_up_input(email=f"alice@{fw('example.org')}"))
+    data = await gql(SIGN_UP, sign_up_input(email=f"alice@{fw('example.org')}"))
     assert data["signUp"]["__typename"] == "SignUpSuccess"
 
-    again = await gql(SIGN_UP, _sign_up_input(username="alice2", email=second))
+    again = await gql(SIGN_UP, sign_up_input(username="alice2", email=second))
 
     assert again["signUp"]["code"] == "EMAIL_TAKEN"
     assert await User.all().values_list("email", flat=True) == ["alice@example.org"]
@@ -193,7 +182,7 @@ async def test_sign_ups_are_limited_per_address(
     await first.sign_up("alice")
     await first.sign_up("bob")
 
-    refused = await first(SIGN_UP, _sign_up_input(username="carol", email="carol@example.org"))
+    refused = await first(SIGN_UP, sign_up_input(username="carol", email="carol@example.org"))
 
     assert refused["signUp"] == {
         "__typename": "SignUpError",
@@ -211,13 +200,13 @@ async def test_malformed_sign_ups_are_not_counted_but_probes_are(
 ) -> None:
     first, _ = clients
     for _ in range(3):
-        weak = await first(SIGN_UP, _sign_up_input(password="password"))
+        weak = await first(SIGN_UP, sign_up_input(password="password"))
         assert weak["signUp"]["code"] == "WEAK_PASSWORD"
     await first.sign_up("alice")
-    taken = await first(SIGN_UP, _sign_up_input(email="other@example.org"))
+    taken = await first(SIGN_UP, sign_up_input(email="other@example.org"))
     assert taken["signUp"]["code"] == "USERNAME_TAKEN"
 
-    refused = await first(SIGN_UP, _sign_up_input(username="bob", email="bob@example.org"))
+    refused = await first(SIGN_UP, sign_up_input(username="bob", email="bob@example.org"))
 
     assert refused["signUp"]["code"] == "RATE_LIMITED"
     assert await User.all().values_list("username", flat=True) == ["alice"]

@@ -3,18 +3,7 @@ from __future__ import annotations
 import pytest
 
 from app.models import User
-from tests.support import SIGN_UP, STRONG_PASSWORD, GraphQLClient
-
-
-def _input(**overrides: str) -> dict[str, dict[str, str]]:
-    values = {
-        "username": "alice",
-        "email": "alice@example.org",
-        "password": STRONG_PASSWORD,
-        "displayName": "Alice",
-    }
-    values.update(overrides)
-    return {"input": values}
+from tests.support import SIGN_UP, STRONG_PASSWORD, GraphQLClient, sign_up_input
 
 
 async def test_sign_up_signs_in_and_viewer_sees_own_email(gql: GraphQLClient) -> None:
@@ -62,7 +51,7 @@ async def test_viewer_is_null_without_or_with_a_bad_token(gql: GraphQLClient) ->
 async def test_bad_sign_up_input_is_refused_and_creates_nothing(
     gql: GraphQLClient, overrides: dict[str, str], code: str, field: str
 ) -> None:
-    data = await gql(SIGN_UP, _input(**overrides))
+    data = await gql(SIGN_UP, sign_up_input(**overrides))
 
     assert data["signUp"] == {
         "__typename": "SignUpError",
@@ -75,7 +64,7 @@ async def test_bad_sign_up_input_is_refused_and_creates_nothing(
 
 
 async def test_password_of_1024_characters_is_accepted(gql: GraphQLClient) -> None:
-    data = await gql(SIGN_UP, _input(password="Zq9!" * 256))
+    data = await gql(SIGN_UP, sign_up_input(password="Zq9!" * 256))
 
     assert data["signUp"]["__typename"] == "SignUpSuccess"
 
@@ -83,7 +72,7 @@ async def test_password_of_1024_characters_is_accepted(gql: GraphQLClient) -> No
 async def test_username_that_differs_only_in_case_is_taken(gql: GraphQLClient) -> None:
     await gql.sign_up("alice")
 
-    data = await gql(SIGN_UP, _input(username="ALICE", email="other@example.org"))
+    data = await gql(SIGN_UP, sign_up_input(username="ALICE", email="other@example.org"))
 
     assert data["signUp"]["code"] == "USERNAME_TAKEN"
     assert data["signUp"]["field"] == "username"
@@ -93,7 +82,7 @@ async def test_username_that_differs_only_in_case_is_taken(gql: GraphQLClient) -
 async def test_email_is_unique_after_normalisation(gql: GraphQLClient) -> None:
     await gql.sign_up("alice", email="alice@example.org")
 
-    data = await gql(SIGN_UP, _input(username="alice2", email="ALICE@EXAMPLE.org"))
+    data = await gql(SIGN_UP, sign_up_input(username="alice2", email="ALICE@EXAMPLE.org"))
 
     assert data["signUp"]["code"] == "EMAIL_TAKEN"
     assert await User.all().count() == 1

@@ -129,6 +129,18 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+class PathWithoutQuery(logging.Filter):
+    """uvicorn's access lines carry the request target with its query string, where a GET
+    request may hold GraphQL variables (passwords, tokens): keep only the path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn logs '%s - "%s %s HTTP/%s" %d' with (client, method, target, version, status).
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].partition("?")[0], *args[3:])
+        return True
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send structlog and standard-library logs (uvicorn, tortoise) out as JSON lines."""
     structlog.configure(
@@ -148,3 +160,6 @@ def configure_logging(level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.filters[:] = [f for f in access.filters if not isinstance(f, PathWithoutQuery)]
+    access.addFilter(PathWithoutQuery())

@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 from tortoise.contrib.starlette import RegisterTortoise
 
 from app import ids
 from app.db import tortoise_config
-from app.http import BodySizeLimit
+from app.http import BodySizeLimit, http_error
 from app.routes.health import healthz
 from app.services import Services
 from app.settings import Settings, load_settings
@@ -39,13 +39,15 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
+            # No WebSocket route until there are subscriptions: graphql-transport-ws would
+            # also run queries and mutations outside the request budget and error masking.
             Route("/healthz", healthz, methods=["GET"]),
         ],
         middleware=[
             Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
             Middleware(BodySizeLimit, max_bytes=settings.http.max_body_bytes),
         ],
+        exception_handlers={404: http_error, 405: http_error},
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -4,6 +4,7 @@ request budget uses a fixed window, so that its reset time is exact for the Rate
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -14,6 +15,20 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from app.settings import Settings
+
+
+def client_key(client_ip: str) -> str:
+    """What per-address limits count under: an IPv4 address, or an IPv6 address's /64 (one
+    subscriber's network, where every host has an address of its own to rotate through)."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +110,8 @@ class RateLimiter:
         """Record one sign-in attempt; False when either limit is already spent."""
         allowed = await self._limiter.hit(self._per_account, "login-account", account_key)
         if client_ip is not None:
-            allowed = await self._limiter.hit(self._per_ip, "login-ip", client_ip) and allowed
+            address = client_key(client_ip)
+            allowed = await self._limiter.hit(self._per_ip, "login-ip", address) and allowed
         return allowed
 
     async def reset_account(self, account_key: str) -> None:
@@ -106,7 +122,7 @@ class RateLimiter:
         """Record one sign-up from an address; False when its limit is already spent."""
         if client_ip is None:
             return True
-        return await self._limiter.hit(self._signups_per_ip, "signup-ip", client_ip)
+        return await self._limiter.hit(self._signups_per_ip, "signup-ip", client_key(client_ip))
 
     # --- the request budget --------------------------------------------------------------
 
@@ -117,7 +133,7 @@ class RateLimiter:
         if user_id is not None:
             viewer_key = f"user:{user_id}"
         elif client_ip is not None:
-            viewer_key = f"ip:{client_ip}"
+            viewer_key = f"ip:{client_key(client_ip)}"
         else:
             return None
         item = self._requests

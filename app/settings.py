@@ -91,6 +91,9 @@ class GraphQLSettings(_Section):
     max_repeated_fields: int = Field(
         20, ge=2, le=1_000, description="fields with one response name in one selection"
     )
+    max_fragments: int = Field(
+        32, ge=1, le=1_000, description="fragments with fields spread in one selection"
+    )
     cache_size: int = Field(1_024, ge=1, le=100_000)
     requests_per_viewer: Rate = Field(
         "600/minute", description="GraphQL HTTP requests per account, or per address signed out"

@@ -55,6 +55,11 @@ def has_forbidden_chars(text: str, *, multiline: bool = False) -> bool:
     return False
 
 
+def has_lone_surrogates(text: str) -> bool:
+    """Whether `text` holds a surrogate code point alone (it cannot be encoded as UTF-8)."""
+    return any(unicodedata.category(ch) == "Cs" for ch in text)
+
+
 def has_bidi_controls(text: str) -> bool:
     return any(ch in BIDI_CONTROLS for ch in text)
 

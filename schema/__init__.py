@@ -110,6 +110,7 @@ def build_schema(settings: Settings) -> HoldfastSchema:
             max_aliases=limits.max_aliases,
             max_cost=limits.max_cost,
             max_repeated_fields=limits.max_repeated_fields,
+            max_fragments=limits.max_fragments,
         ),
         max_bytes=limits.max_document_bytes,
         max_tokens=limits.max_tokens,

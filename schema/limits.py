@@ -15,9 +15,10 @@ list searches; a variable counts as the largest page, since the measure is cache
 document), under any other list by `LIST_ESTIMATE`. Introspection fields (`__*`) are left to
 graphql-core's own `MaxIntrospectionDepthRule`.
 
-Repeated fields: graphql-core's OverlappingFieldsCanBeMerged compares every pair of fields
-with the same response name, so 300 copies of `viewer { id }` cost it a second. Capping the
-copies per merged selection set keeps that rule linear too.
+Repeated fields and fragments: graphql-core's OverlappingFieldsCanBeMerged compares every
+pair of fields with the same response name, and every pair of fragments spread into one
+selection set, so 300 copies of `viewer { id }` cost it a second and 185 one-field fragments
+a tenth. Capping both per merged selection set keeps that rule linear too.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ from graphql import (
 from app.services.paging import DEFAULT_PAGE, MAX_PAGE
 
 PAGE_ARGUMENTS = ("first", "last", "limit")
+# A list field that can hold more than LIST_ESTIMATE items declares its most in its metadata
+# (`strawberry.field(metadata={LIST_SIZE: n})`).
+LIST_SIZE = "holdfast.list_size"
 LIST_ESTIMATE = 10
 
 
@@ -54,6 +58,7 @@ class DocumentLimits:
     max_aliases: int
     max_cost: int
     max_repeated_fields: int
+    max_fragments: int
 
 
 class LimitCode:
@@ -61,6 +66,7 @@ class LimitCode:
     ALIASES = "ALIAS_LIMIT_EXCEEDED"
     COST = "COST_LIMIT_EXCEEDED"
     REPEATED = "REPEATED_FIELD_LIMIT_EXCEEDED"
+    FRAGMENTS = "FRAGMENT_LIMIT_EXCEEDED"
 
 
 class _LimitExceeded(Exception):
@@ -156,6 +162,7 @@ class Walker:
         without recursion, so long spread chains cannot exhaust the stack."""
         groups: dict[str, list[tuple[Any, FieldNode]]] = {}
         seen: set[str] = set()
+        selecting = 0
         stack: list[tuple[Any, SelectionSetNode]] = [(parent_type, s) for s in selection_sets]
         while stack:
             type_, selection_set = stack.pop()
@@ -174,6 +181,20 @@ class Walker:
                     if fragment is None or fragment_name in seen:
                         continue
                     seen.add(fragment_name)
+                    # Fragments that only spread others cost graphql-core little; those with
+                    # fields of their own are compared pairwise.
+                    if any(
+                        not isinstance(s, FragmentSpreadNode)
+                        for s in fragment.selection_set.selections
+                    ):
+                        selecting += 1
+                    if selecting > self._limits.max_fragments:
+                        self._fail(
+                            LimitCode.FRAGMENTS,
+                            f"More than {self._limits.max_fragments} fragments with fields of "
+                            "their own are spread into one selection.",
+                            selection,
+                        )
                     inner = self._schema.get_type(fragment.type_condition.name.value)
                     stack.append((inner, fragment.selection_set))
         return groups
@@ -192,9 +213,9 @@ class Walker:
                     fields[0][1],
                 )
             first_type, first = fields[0]
+            aliases += sum(1 for _, f in fields if f.alias is not None)
             if first.name.value.startswith("__"):
                 continue
-            aliases += sum(1 for _, f in fields if f.alias is not None)
             height = max(height, 0)
             self._check_depth(depth, first)
             definition = _field_definition(first_type, first.name.value)
@@ -233,6 +254,10 @@ def _multiplier(parent_type: Any, definition: Any, field: FieldNode) -> int:
     """How many times the field's sub-selection may be produced."""
     if definition is None:
         return 1
+    strawberry_field = definition.extensions.get("strawberry-definition")
+    declared = strawberry_field.metadata.get(LIST_SIZE) if strawberry_field else None
+    if declared is not None:
+        return int(declared)
     given = {a.name.value: a.value for a in field.arguments or ()}
     sizes: list[int] = []
     for name in PAGE_ARGUMENTS:

@@ -26,9 +26,11 @@ from app.services import timelines
 from app.services.accounts import can_see_email
 from app.services.graph import FollowState as FollowStateModel
 from app.services.paging import Page, PageRequest
+from app.services.posts import EDIT_HISTORY_MAX
 from app.services.views import AccountCard, PostView
 from schema.context import Context
 from schema.executor import PREFETCHED
+from schema.limits import LIST_SIZE
 
 # --- enums -------------------------------------------------------------------------------
 
@@ -331,11 +333,17 @@ class Post(relay.Node):
         page = await timelines.replies(info.context.viewer_id, self.id, request)
         return PostConnection.from_page(page)
 
-    @strawberry.field(description="The posts this one replies to, from the thread's root down.")
+    @strawberry.field(
+        description="The posts this one replies to, from the thread's root down (at most 200).",
+        metadata={LIST_SIZE: timelines.ANCESTORS_MAX},
+    )
     async def ancestors(self, info: Info[Context, None]) -> list[Post]:
         return await timelines.ancestors(info.context.viewer_id, self.id)  # type: ignore[return-value]
 
-    @strawberry.field(description="Earlier versions, oldest first; empty if never edited.")
+    @strawberry.field(
+        description="Earlier versions, oldest first (the latest 50); empty if never edited.",
+        metadata={LIST_SIZE: EDIT_HISTORY_MAX},
+    )
     async def edit_history(self, info: Info[Context, None]) -> list[PostVersion]:
         edits = await info.context.services.posts.edit_history(info.context.viewer_id, self.id)
         return [

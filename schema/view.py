@@ -100,9 +100,19 @@ class GraphQLView(GraphQL[Context, None]):
             )
 
     def parse_json(self, data: str | bytes) -> Any:
+        """A request body: an object (or a list, which batching refuses)."""
         parsed = super().parse_json(data)
         if not isinstance(parsed, dict | list):
             raise HTTPException(400, "Expected a JSON object.")
+        return parsed
+
+    def parse_query_params(self, params: Any) -> dict[str, Any]:
+        # `variables` and `extensions` in a query string may be `null`; strawberry checks
+        # that they are objects once parsed.
+        parsed = dict(params)
+        for key in ("variables", "extensions"):
+            if parsed.get(key):
+                parsed[key] = super().parse_json(parsed[key])
         return parsed
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:

@@ -151,13 +151,16 @@ def free_port() -> int:
 @contextmanager
 def serve(data_dir: Path, **settings: str) -> Iterator[str]:
     """`holdfast serve` as `make run` starts it (embedded defaults, migrating itself), with
-    `settings` as HOLDFAST_* variables; yields its base URL."""
+    `settings` as HOLDFAST_* variables; yields its base URL. Its log lines (stderr) go to
+    `server_log(data_dir)`."""
     port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = server_log(data_dir).open("wb")
     process = subprocess.Popen(
         [HOLDFAST, "serve", "--port", str(port)],
         env=holdfast_env(data_dir, **settings),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -169,11 +172,16 @@ def serve(data_dir: Path, **settings: str) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {process.stderr}")
+                log.flush()
+                raise AssertionError(f"server did not start: {server_log(data_dir).read_text()}")
             time.sleep(0.1)
         yield base
     finally:
         process.terminate()
         process.wait(timeout=10)
-        assert process.stderr is not None
-        process.stderr.close()
+        log.close()
+
+
+def server_log(data_dir: Path) -> Path:
+    """Where `serve(data_dir)` writes the server's log lines."""
+    return data_dir.with_name(data_dir.name + ".log")

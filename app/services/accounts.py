@@ -17,7 +17,7 @@ from app.errors import DomainError, ErrorCode
 from app.models import Block, RefreshToken, Role, Session, User
 from app.ratelimit import RateLimiter
 from app.settings import Settings
-from app.text import TextRule, clean_text, fold, has_forbidden_chars
+from app.text import TextRule, clean_text, fold, has_forbidden_chars, has_lone_surrogates
 
 USERNAME_MAX = 30
 USERNAME_RE = re.compile(rf"[A-Za-z0-9_]{{3,{USERNAME_MAX}}}")
@@ -147,8 +147,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def is_username(value: str) -> bool:
+    """Whether some account could have this username (or username key)."""
+    return len(value) <= USERNAME_MAX and USERNAME_RE.fullmatch(value) is not None
+
+
 def validate_username(username: str) -> str:
-    if len(username) > USERNAME_MAX or not USERNAME_RE.fullmatch(username):
+    if not is_username(username):
         raise DomainError(
             ErrorCode.INVALID_USERNAME,
             "Usernames are 3 to 30 letters, digits or underscores.",
@@ -222,7 +227,7 @@ def _could_be_password(password: str) -> bool:
     """Whether `password` could be any account's password (checked before hashing it): not
     longer than allowed, and encodable (a lone surrogate cannot be hashed). Control characters
     are refused for new passwords only, so passwords set before that rule still work."""
-    return len(password) <= PASSWORD_MAX and not any("\ud800" <= ch <= "\udfff" for ch in password)
+    return len(password) <= PASSWORD_MAX and not has_lone_surrogates(password)
 
 
 def check_credentials(login: str, password: str) -> None:
@@ -444,7 +449,7 @@ class AccountService:
         """The account with this username (any spelling `username_key` folds to it) that the
         viewer may see. A name no account can have finds none, without a look-up."""
         key = username_key(username) if len(username) <= USERNAME_MAX else ""
-        if not USERNAME_RE.fullmatch(key):
+        if not is_username(key):
             return None
         user = await User.get_or_none(username_key=key)
         if user is None:
@@ -458,7 +463,7 @@ class AccountService:
         account can have)."""
         if "@" in key:
             return await User.get_or_none(email=key) if len(key) <= EMAIL_MAX else None
-        if not USERNAME_RE.fullmatch(key):
+        if not is_username(key):
             return None
         return await User.get_or_none(username_key=key)
 

@@ -33,6 +33,7 @@ from app.settings import Settings
 from app.text import TextRule, clean_text
 
 CONTENT_WARNING_MAX = 200
+EDIT_HISTORY_MAX = 50  # earlier versions `edit_history` returns, the latest ones
 CONTENT_WARNING = TextRule(
     field="contentWarning",
     label="Content warnings",
@@ -130,14 +131,25 @@ class PostService:
         self, viewer: Viewer, post_id: int, *, text: str, content_warning: str | None = None
     ) -> PostView:
         text, warning = self._validate(text, content_warning)
-        post = await Post.get_or_none(id=post_id, deleted_at=None)
-        if post is None or post.author_id != viewer.user.id:
-            # Someone else's post is as good as missing to an editor.
-            raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
         entities = parse_entities(text)
         mentioned = await self._mentioned_users(entities)
-        already = set(await Mention.filter(post_id=post.id).values_list("user_id", flat=True))
         async with in_transaction() as conn:
+            # The version kept in the history is the one this edit replaces: read it, and its
+            # audience, with the row locked, so that concurrent edits each keep their own.
+            post = (
+                await Post.filter(id=post_id, deleted_at=None)
+                .select_for_update()
+                .using_db(conn)
+                .first()
+            )
+            if post is None or post.author_id != viewer.user.id:
+                # Someone else's post is as good as missing to an editor.
+                raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
+            already = set(
+                await Mention.filter(post_id=post.id)
+                .using_db(conn)
+                .values_list("user_id", flat=True)
+            )
             await PostEdit.create(
                 post_id=post.id,
                 text=post.text,
@@ -235,14 +247,15 @@ class PostService:
         return int(post.id)
 
     async def edit_history(self, viewer_id: int | None, post_id: int) -> list[PostEdit]:
-        """Earlier versions of a visible post that the viewer was in the audience of, oldest
-        first. Only a DIRECT post's audience changes with its text (the author and the
-        accounts a version mentions), so an account mentioned by a later edit does not see
-        what was addressed to others before."""
+        """The latest `EDIT_HISTORY_MAX` earlier versions of a visible post that the viewer was
+        in the audience of, oldest first. Only a DIRECT post's audience changes with its text
+        (the author and the accounts a version mentions), so an account mentioned by a later
+        edit does not see what was addressed to others before."""
         post = (await posts_by_ids(viewer_id, [post_id])).get(post_id)
         if post is None:
             return []
-        edits = await PostEdit.filter(post_id=post_id).order_by("id")
+        latest = await PostEdit.filter(post_id=post_id).order_by("-id").limit(EDIT_HISTORY_MAX)
+        edits = reversed(latest)
         return [e for e in edits if in_version_audience(post, e.mentioned_ids, viewer_id)]
 
     # --- helpers -----------------------------------------------------------------------

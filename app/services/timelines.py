@@ -37,6 +37,8 @@ _REPOSTER_NOT_MUTED = """
    SELECT 1 FROM mutes rm WHERE rm.muter_id = :viewer AND rm.muted_id = e.reposter_id))
 """
 
+ANCESTORS_MAX = 200  # posts of a thread above one post that `ancestors` returns
+
 
 async def _posts_page(
     viewer_id: int | None,
@@ -214,7 +216,9 @@ async def search_posts(viewer_id: int | None, text: str, request: PageRequest) -
     )
 
 
-async def ancestors(viewer_id: int | None, post_id: int, max_depth: int = 200) -> list[PostView]:
+async def ancestors(
+    viewer_id: int | None, post_id: int, max_depth: int = ANCESTORS_MAX
+) -> list[PostView]:
     """The posts a post replies to, root first; deleted ones as tombstones, invisible ones
     left out."""
     from app.services.views import AUDIENCE

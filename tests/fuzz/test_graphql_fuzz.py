@@ -111,7 +111,12 @@ def unexpected_failure(status: int, text: str) -> str | None:
             or (e.get("extensions") or {}).get("code") == "INTERNAL_SERVER_ERROR"
         )
     ]
-    return f"masked error(s) at {[error.get('path') for error in masked]}" if masked else None
+    if masked:
+        return f"masked error(s) at {[error.get('path') for error in masked]}"
+    uncoded = [
+        e for e in errors if not (isinstance(e, dict) and (e.get("extensions") or {}).get("code"))
+    ]
+    return f"error(s) without extensions.code: {uncoded[:3]}" if uncoded else None
 
 
 @schemathesis.check

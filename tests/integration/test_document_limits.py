@@ -19,7 +19,9 @@ from schema.view import GraphQLView
 from tests.support import GraphQLClient
 
 README = Path(__file__).parents[2] / "README.md"
-LIMITS = DocumentLimits(max_depth=12, max_aliases=15, max_cost=10_000, max_repeated_fields=20)
+LIMITS = DocumentLimits(
+    max_depth=12, max_aliases=15, max_cost=10_000, max_repeated_fields=20, max_fragments=32
+)
 
 
 def fragment_chain(levels: int) -> str:
@@ -223,3 +225,35 @@ async def test_production_errors_suggest_nothing(
 
 def _client(view: GraphQLView) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=view), base_url="http://testserver")
+
+
+def test_lists_are_costed_at_the_most_they_can_hold(settings: Settings) -> None:
+    # `ancestors` returns up to 200 posts, each nested one a query of its own.
+    once = "query($id: ID!) { node(id: $id) { ... on Post { ancestors { id } } } }"
+    nested = "query($id: ID!) { node(id: $id) { ... on Post { ancestors { ancestors { id } } } } }"
+    schema = build_schema(settings)._schema
+
+    assert measure_document(schema, parse(once), LIMITS) == []
+    errors = measure_document(schema, parse(nested), LIMITS)
+    assert [e.extensions["code"] for e in errors] == ["COST_LIMIT_EXCEEDED"]
+
+
+async def test_many_fragments_in_one_selection_are_refused(http: httpx.AsyncClient) -> None:
+    # graphql-core compares every pair of fragments spread into one selection set.
+    fragments = 185
+    spreads = " ".join(f"...G{i}" for i in range(fragments))
+    definitions = " ".join(f"fragment G{i} on User {{ id }}" for i in range(fragments))
+    aliased = " ".join(f"fragment G{i} on User {{ t{i}: __typename }}" for i in range(20))
+    aliased_spreads = " ".join(f"...G{i}" for i in range(20))
+
+    many = (
+        await http.post("/graphql", json={"query": f"{{ viewer {{ {spreads} }} }} {definitions}"})
+    ).json()
+    typenames = (
+        await http.post(
+            "/graphql", json={"query": f"{{ viewer {{ {aliased_spreads} }} }} {aliased}"}
+        )
+    ).json()
+
+    assert codes(many) == ["FRAGMENT_LIMIT_EXCEEDED"]
+    assert codes(typenames) == ["ALIAS_LIMIT_EXCEEDED"]  # aliases of __typename count too

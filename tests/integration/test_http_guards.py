@@ -275,3 +275,25 @@ async def test_a_malformed_or_foreign_id_in_an_input_is_not_found(
     body = (await gql.post(mutation, {"id": global_id}, alice.access_token)).json()
 
     assert body == {"data": {"likePost": {"code": "NOT_FOUND", "field": "postId"}}}
+
+
+async def test_unknown_paths_and_methods_get_coded_errors(http: httpx.AsyncClient) -> None:
+    missing = await http.get("/nowhere")
+    wrong_method = await http.put("/graphql", json={"query": "{ viewer { id } }"})
+
+    assert missing.status_code == 404
+    assert missing.json()["errors"][0]["extensions"] == {"code": "NOT_FOUND"}
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["errors"][0]["extensions"] == {"code": "METHOD_NOT_ALLOWED"}
+    assert "POST" in wrong_method.headers["allow"]
+
+
+async def test_get_variables_may_be_null(http: httpx.AsyncClient) -> None:
+    response = await http.get(
+        "/graphql", params={"query": "{ viewer { id } }", "variables": "null"}
+    )
+    refused = await http.get("/graphql", params={"query": "{ viewer { id } }", "variables": "5"})
+
+    assert response.json() == {"data": {"viewer": None}}
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["extensions"] == {"code": "BAD_REQUEST"}

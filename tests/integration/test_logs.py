@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
 from app.logs import MAX_VALUE, json_formatter
 from app.services.accounts import AccountService, Viewer
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, serve, server_log
 
 CHANGE_PASSWORD = """
 mutation($input: ChangePasswordInput!) {
@@ -76,3 +78,22 @@ async def test_an_unexpected_error_with_a_huge_value_is_logged_cut_and_without_s
     for event in events:
         assert all(secret not in text and huge not in text for text in _strings(event))
         assert all(len(text) <= 25_000 for text in _strings(event))
+
+
+def test_a_served_process_logs_no_query_string(tmp_path: Path) -> None:
+    # GET requests put GraphQL variables in the query string, and uvicorn logs the target.
+    variables = orjson.dumps({"input": {"login": "alice", "password": "hunter2-SECRET"}})
+    query = "mutation($input: LogInInput!) { logIn(input: $input) { __typename } }"
+    with serve(tmp_path / "data") as base:
+        refused = httpx.get(f"{base}/graphql", params={"query": query, "variables": variables})
+        answered = httpx.get(f"{base}/graphql", params={"query": "{ viewer { id } }"})
+
+    lines = server_log(tmp_path / "data").read_text().splitlines()
+    access = [
+        orjson.loads(line) for line in lines if '"uvicorn.access"' in line and "/graphql" in line
+    ]
+    assert refused.status_code == 400
+    assert answered.status_code == 200
+    assert len(access) == 2
+    assert all("GET /graphql HTTP/1.1" in a["event"] for a in access)
+    assert not any("hunter2" in line or "viewer" in line for line in lines)

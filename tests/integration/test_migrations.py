@@ -31,6 +31,13 @@ async def main():
         " '2026-01-01 00:00:00+00:00')"
     )
     await connections.get("default").execute_query(
+        "INSERT INTO users (id, username, username_key, email, password_hash, display_name,"
+        " bio, is_locked, role, follower_count, following_count, notifications_read_id,"
+        " created_at, updated_at) VALUES (4, 'Gross', 'gross', 'straße@example.org', 'x',"
+        " 'G', '', false, 'user', 0, 0, 0, '2026-01-01 00:00:00+00:00',"
+        " '2026-01-01 00:00:00+00:00')"
+    )
+    await connections.get("default").execute_query(
         "INSERT INTO posts (id, author_id, text, content_warning, visibility, entities,"
         " like_count, repost_count, reply_count, quote_count, created_at) VALUES (2, 1,"
         " 'now', '', 'direct', '[]', 0, 0, 0, 0, '2026-01-01 00:00:00+00:00')"
@@ -42,7 +49,7 @@ async def main():
     await Tortoise.close_connections()
     await migrate(config=config)
     rows = await connections.get("default").execute_query_dict(
-        "SELECT username, display_name_key FROM users"
+        "SELECT username, display_name_key, email FROM users ORDER BY id"
     )
     applied = await connections.get("default").execute_query_dict(
         "SELECT COUNT(*) AS n FROM tortoise_migrations"
@@ -57,6 +64,7 @@ async def main():
         applied[0]["n"],
         edits[0]["text"],
         edits[0]["mentioned_ids"],
+        rows[1]["email"],
         sep="|",
     )
 
@@ -77,7 +85,9 @@ def _upgrade(data_dir: Path, url: str) -> str:
 def test_every_migration_applies_over_existing_rows(tmp_path: Path) -> None:
     if BACKEND != "postgres":
         url = f"sqlite://{tmp_path / 'upgrade.sqlite3'}"
-        assert _upgrade(tmp_path, url) == f"Old|old timer|{MIGRATIONS}|before|None"
+        assert (
+            _upgrade(tmp_path, url) == f"Old|old timer|{MIGRATIONS}|before|None|strasse@example.org"
+        )
         return
     import asyncio
 
@@ -96,6 +106,8 @@ def test_every_migration_applies_over_existing_rows(tmp_path: Path) -> None:
     asyncio.run(admin_run(f'CREATE DATABASE "{name}"'))
     try:
         url = admin.rpartition("/")[0] + "/" + name
-        assert _upgrade(tmp_path, url) == f"Old|old timer|{MIGRATIONS}|before|None"
+        assert (
+            _upgrade(tmp_path, url) == f"Old|old timer|{MIGRATIONS}|before|None|strasse@example.org"
+        )
     finally:
         asyncio.run(admin_run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import DomainError, ErrorCode
+from app.ratelimit import client_key
 from app.services.accounts import login_key, normalise_email, username_key
 
 
@@ -62,3 +63,12 @@ def test_a_bad_email_is_refused_at_sign_up_but_still_has_a_login_key() -> None:
 
     assert refused.value.code is ErrorCode.INVALID_EMAIL
     assert login_key(fw("ALICE@@example.org")) == "alice@@example.org"
+
+
+def test_per_address_limits_count_an_ipv6_network_as_one_address() -> None:
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:ffff::9")
+    assert client_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:203.0.113.7") == client_key("203.0.113.7") == "203.0.113.7"
+    assert client_key("203.0.113.8") != client_key("203.0.113.7")
+    assert client_key("not an address") == "not an address"

@@ -60,3 +60,7 @@ clean:
 BENCH_ARGS ?= --users 10000 --posts 1000000 --duration 15
 bench: $(STAMP)
 	$(BIN)/python -m bench.timeline $(BENCH_ARGS)
+
+# What hostile documents cost to validate, uncached, under the default limits (bench/README.md).
+bench-documents: $(STAMP)
+	$(BIN)/python -m bench.documents

@@ -130,15 +130,19 @@ def _shared_processors() -> list[Any]:
 
 
 class PathWithoutQuery(logging.Filter):
-    """uvicorn's access lines carry the request target with its query string, where a GET
-    request may hold GraphQL variables (passwords, tokens): keep only the path."""
+    """uvicorn's access and WebSocket lines carry the request target with its query string,
+    where a GET request may hold GraphQL variables (passwords, tokens): keep only the path."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        # uvicorn logs '%s - "%s %s HTTP/%s" %d' with (client, method, target, version, status).
-        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            record.args = (args[0], args[1], args[2].partition("?")[0], *args[3:])
+        if isinstance(record.args, tuple):
+            record.args = tuple(_without_query(arg) for arg in record.args)
         return True
+
+
+def _without_query(arg: object) -> object:
+    # A request target is the one argument that starts with "/" (uvicorn passes the client,
+    # the method, the target, the HTTP version and the status separately).
+    return arg.partition("?")[0] if isinstance(arg, str) and arg.startswith("/") else arg
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -160,6 +164,7 @@ def configure_logging(level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    access = logging.getLogger("uvicorn.access")
-    access.filters[:] = [f for f in access.filters if not isinstance(f, PathWithoutQuery)]
-    access.addFilter(PathWithoutQuery())
+    for name in ("uvicorn.access", "uvicorn.error"):
+        target = logging.getLogger(name)
+        target.filters[:] = [f for f in target.filters if not isinstance(f, PathWithoutQuery)]
+        target.addFilter(PathWithoutQuery())

@@ -25,10 +25,16 @@ def client_key(client_ip: str) -> str:
     except ValueError:
         return client_ip
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:  # an IPv4 client behind a translator: count the client
+            return str(embedded)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix
 
 
 @dataclass(frozen=True, slots=True)

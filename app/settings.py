@@ -92,7 +92,7 @@ class GraphQLSettings(_Section):
         20, ge=2, le=1_000, description="fields with one response name in one selection"
     )
     max_fragments: int = Field(
-        32, ge=1, le=1_000, description="fragments with fields spread in one selection"
+        32, ge=1, le=1_000, description="fragments spread (through others too) into one selection"
     )
     cache_size: int = Field(1_024, ge=1, le=100_000)
     requests_per_viewer: Rate = Field(

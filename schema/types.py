@@ -334,7 +334,7 @@ class Post(relay.Node):
         return PostConnection.from_page(page)
 
     @strawberry.field(
-        description="The posts this one replies to, from the thread's root down (at most 200).",
+        description="The posts this one replies to, from the thread's root down (the nearest 40).",
         metadata={LIST_SIZE: timelines.ANCESTORS_MAX},
     )
     async def ancestors(self, info: Info[Context, None]) -> list[Post]:

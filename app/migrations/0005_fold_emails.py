@@ -1,7 +1,8 @@
 """Stored emails in the spelling sign-up and sign-in now share (`normalise_email`: NFKC
 case-folded, then email_validator's form), so that an account whose address has non-ASCII
-capitals or letters like ß still signs in by email. Two accounts that would fold to one
-address keep theirs as they are (the later one cannot sign in by email until it changes)."""
+capitals or letters like ß still signs in by email. When another account already has the
+folded address, the unfolded one is left as it is (it cannot sign in by email until it
+changes)."""
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops

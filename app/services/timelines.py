@@ -37,7 +37,7 @@ _REPOSTER_NOT_MUTED = """
    SELECT 1 FROM mutes rm WHERE rm.muter_id = :viewer AND rm.muted_id = e.reposter_id))
 """
 
-ANCESTORS_MAX = 200  # posts of a thread above one post that `ancestors` returns
+ANCESTORS_MAX = 40  # posts of a thread above one post that `ancestors` returns (as Mastodon)
 
 
 async def _posts_page(

@@ -54,6 +54,7 @@ def documents() -> dict[str, str]:
     )
     return {
         "README home timeline": timeline,
+        "fragment chain, 30 levels": chain(30),
         "fragment chain, 64 levels": chain(64),
         "same field 300 times": "{ " + "viewer { id } " * 300 + "}",
         "20 fields x 20 copies": "{ viewer { "
@@ -61,6 +62,11 @@ def documents() -> dict[str, str]:
         + " } }",
         "32 one-field fragments (the cap)": fragments(32),
         "185 one-field fragments": fragments(185),
+        "180 wrappers spreading one fragment": "{ viewer { "
+        + " ".join(f"...W{i}" for i in range(180))
+        + " } } "
+        + " ".join(f"fragment W{i} on User {{ ...G }}" for i in range(180))
+        + " fragment G on User { id }",
         "million-node connections": "{ publicTimeline(first: 100) { edges { node { id "
         "replies(first: 100) { edges { node { id replies(first: 100) { edges { node { id } } } "
         "} } } } } } }",

@@ -4,6 +4,7 @@ on mentions, so their whole history goes with the post."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from app.models import PostEdit
@@ -77,3 +78,37 @@ async def test_versions_kept_before_audiences_were_recorded_are_the_authors_alon
 
     assert await history(gql, bob, created["id"]) == []
     assert await history(gql, alice, created["id"]) == ["old @bob"]
+
+
+async def test_concurrent_edits_each_keep_the_version_they_replaced(gql: GraphQLClient) -> None:
+    alice, bob, carol = [await gql.sign_up(n) for n in ("alice", "bob", "carol")]
+    created = await post(gql, alice, "v1 @bob", visibility="DIRECT")
+
+    await asyncio.gather(
+        edit(gql, alice, created["id"], "v2 @carol"), edit(gql, alice, created["id"], "v3 @bob")
+    )
+
+    rows = await PostEdit.filter(post_id=db_id(created["id"])).order_by("id")
+    final = (await history_node(gql, alice, created["id"]))["text"]
+    middle = ({"v2 @carol", "v3 @bob"} - {final}).pop()
+    mentions = {
+        "v1 @bob": [db_id(bob.id)],
+        "v2 @carol": [db_id(carol.id)],
+        "v3 @bob": [db_id(bob.id)],
+    }
+    assert [row.text for row in rows] == ["v1 @bob", middle]
+    assert [row.mentioned_ids for row in rows] == [mentions["v1 @bob"], mentions[middle]]
+
+
+async def test_history_holds_the_latest_fifty_versions_oldest_first(gql: GraphQLClient) -> None:
+    alice = await gql.sign_up("alice")
+    created = await post(gql, alice, "v0")
+    for n in range(1, 52):
+        await edit(gql, alice, created["id"], f"v{n}")
+
+    assert await history(gql, alice, created["id"]) == [f"v{n}" for n in range(1, 51)]
+
+
+async def history_node(gql: GraphQLClient, viewer: Account, post_id: str) -> Any:
+    data = await gql(HISTORY, {"id": post_id}, token=viewer.access_token)
+    return data["node"]

@@ -72,3 +72,7 @@ def test_per_address_limits_count_an_ipv6_network_as_one_address() -> None:
     assert client_key("::ffff:203.0.113.7") == client_key("203.0.113.7") == "203.0.113.7"
     assert client_key("203.0.113.8") != client_key("203.0.113.7")
     assert client_key("not an address") == "not an address"
+    # IPv4 clients behind NAT64 or 6to4 are counted as themselves, not as one /64.
+    assert client_key("64:ff9b::cb00:7107") == "203.0.113.7"
+    assert client_key("64:ff9b::cb00:7108") == "203.0.113.8"
+    assert client_key("2002:cb00:7107::1") == "203.0.113.7"

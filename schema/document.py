@@ -1,7 +1,7 @@
 """Every document is bounded before work is spent on it: its size in bytes before parsing, its
-tokens while parsing, then its depth, aliases, cost and repeated fields (`schema.limits`)
-before the specification's validation rules. Parsing and validation are cached per document,
-with rules built once, so a known document costs neither again.
+tokens while parsing, then its depth, aliases, cost, repeated fields and fragments
+(`schema.limits`) before the specification's validation rules. Parsing and validation are
+cached per document, with rules built once, so a known document costs neither again.
 
 Every error leaves with an `extensions.code` (listed in the README), and unexpected ones are
 masked as `INTERNAL_SERVER_ERROR`.

@@ -1,4 +1,6 @@
-"""The GraphQL HTTP/WebSocket endpoint: builds the per-request context."""
+"""The GraphQL HTTP endpoint: builds the per-request context, spends the viewer's request
+budget, and answers every refusal as a coded GraphQL error. (No WebSocket route is mounted
+until there are subscriptions; see app/main.py.)"""
 
 from __future__ import annotations
 

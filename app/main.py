@@ -31,9 +31,11 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=tortoise_config(settings)):
+            await services.pubsub.start()
             try:
                 yield
             finally:
+                await services.pubsub.close()
                 await services.limiter.close()
 
     app = Starlette(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.changes import Changes
+from app.pubsub import PubSub, pubsub_from_url
 from app.ratelimit import RateLimiter
 from app.services.accounts import AccountService
 from app.services.graph import GraphService
@@ -17,6 +19,8 @@ from app.settings import Settings
 class Services:
     settings: Settings
     limiter: RateLimiter
+    pubsub: PubSub
+    changes: Changes
     accounts: AccountService
     posts: PostService
     interactions: InteractionService
@@ -25,12 +29,16 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         limiter = RateLimiter.from_settings(settings)
-        posts = PostService(settings)
+        pubsub = pubsub_from_url(settings.redis_url)
+        changes = Changes(pubsub)
+        posts = PostService(settings, changes)
         return cls(
             settings=settings,
             limiter=limiter,
+            pubsub=pubsub,
+            changes=changes,
             accounts=AccountService(settings, limiter),
             posts=posts,
-            interactions=InteractionService(posts),
-            graph=GraphService(),
+            interactions=InteractionService(posts, changes),
+            graph=GraphService(changes),
         )

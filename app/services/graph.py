@@ -6,9 +6,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.transactions import in_transaction
 
 from app import sql
+from app.changes import Changes
 from app.errors import DomainError, ErrorCode
 from app.ids import new_id
 from app.models import NotificationKind, User
@@ -108,12 +108,16 @@ async def _add_follow(follower: int, followee: int, conn: BaseDBAsyncClient) -> 
 
 
 class GraphService:
+    def __init__(self, changes: Changes) -> None:
+        self._changes = changes
+
     async def follow(self, viewer: Viewer, target_id: int) -> FollowState:
         me = viewer.user.id
         if target_id == me:
             raise DomainError(ErrorCode.CANNOT_FOLLOW_SELF, "You cannot follow yourself.", "userId")
         target = await _visible_user(me, target_id, "userId")
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
             if await self._state(me, target.id, conn) is FollowState.FOLLOWING:
                 return FollowState.FOLLOWING
             if target.is_locked:
@@ -132,7 +136,8 @@ class GraphService:
 
     async def unfollow(self, viewer: Viewer, target_id: int) -> FollowState:
         me = viewer.user.id
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
             await _remove_follow(me, target_id, conn)
             await sql.execute(
                 "DELETE FROM follow_requests WHERE requester_id = :me AND target_id = :target",
@@ -143,7 +148,8 @@ class GraphService:
 
     async def answer_request(self, viewer: Viewer, requester_id: int, *, accept: bool) -> None:
         me = viewer.user.id
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
             removed = await sql.execute(
                 "DELETE FROM follow_requests WHERE requester_id = :requester AND target_id = :me",
                 {"requester": requester_id, "me": me},
@@ -171,7 +177,8 @@ class GraphService:
         if not await User.exists(id=target_id):
             raise DomainError(ErrorCode.NOT_FOUND, "No such account.", "userId")
         params = {"id": new_id(), "me": me, "target": target_id}
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
             await sql.execute(
                 "INSERT INTO blocks (id, blocker_id, blocked_id) VALUES (:id, :me, :target) "
                 "ON CONFLICT (blocker_id, blocked_id) DO NOTHING",

@@ -3,9 +3,8 @@ transaction as the row they count, and only when the row really changed."""
 
 from __future__ import annotations
 
-from tortoise.transactions import in_transaction
-
 from app import sql
+from app.changes import Changes
 from app.errors import DomainError, ErrorCode
 from app.ids import new_id
 from app.models import NotificationKind, Visibility
@@ -21,12 +20,14 @@ _INSERT_ONCE = (
 
 
 class InteractionService:
-    def __init__(self, posts: PostService) -> None:
+    def __init__(self, posts: PostService, changes: Changes) -> None:
         self._posts = posts
+        self._changes = changes
 
     async def like(self, viewer: Viewer, post_id: int) -> PostView:
         post = await self._posts.visible_post(viewer.user.id, post_id, "postId")
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
             params = {"id": new_id(), "user": viewer.user.id, "post": post.id}
             if await sql.execute(_INSERT_ONCE.format(table="likes"), params, conn):
                 await sql.execute(
@@ -38,7 +39,8 @@ class InteractionService:
     async def unlike(self, viewer: Viewer, post_id: int) -> PostView:
         post = await self._posts.visible_post(viewer.user.id, post_id, "postId")
         params = {"user": viewer.user.id, "post": post.id}
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
             removed = await sql.execute(
                 "DELETE FROM likes WHERE user_id = :user AND post_id = :post", params, conn
             )
@@ -63,7 +65,8 @@ class InteractionService:
             raise DomainError(ErrorCode.FORBIDDEN, "Only public posts can be reposted.", "postId")
         repost_id = new_id()
         params = {"id": repost_id, "user": viewer.user.id, "post": post.id}
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
             if await sql.execute(_INSERT_ONCE.format(table="reposts"), params, conn):
                 await sql.execute(
                     "UPDATE posts SET repost_count = repost_count + 1 WHERE id = :post",
@@ -86,7 +89,8 @@ class InteractionService:
     async def unrepost(self, viewer: Viewer, post_id: int) -> PostView:
         post = await self._posts.visible_post(viewer.user.id, post_id, "postId")
         params = {"user": viewer.user.id, "post": post.id}
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
             removed = await sql.execute(
                 "DELETE FROM reposts WHERE user_id = :user AND post_id = :post", params, conn
             )

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.transactions import in_transaction
 
 from app import sql
+from app.changes import Changes
 from app.errors import DomainError, ErrorCode
 from app.models import (
     Bookmark,
@@ -47,7 +47,8 @@ def _now() -> datetime:
 
 
 class PostService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, changes: Changes) -> None:
+        self._changes = changes
         self._text = TextRule(
             field="text",
             label="Posts",
@@ -99,7 +100,8 @@ class PostService:
         entities = parse_entities(text)
         mentioned = await self._mentioned_users(entities)
         public = visibility is Visibility.PUBLIC
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
             post = await Post.create(
                 author_id=author.id,
                 text=text,
@@ -133,7 +135,8 @@ class PostService:
         text, warning = self._validate(text, content_warning)
         entities = parse_entities(text)
         mentioned = await self._mentioned_users(entities)
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
             # The version kept in the history is the one this edit replaces: read it, and its
             # audience, with the row locked, so that concurrent edits each keep their own.
             post = (
@@ -219,7 +222,8 @@ class PostService:
         moderator = viewer.user.role in (Role.MODERATOR, Role.ADMIN)
         if post is None or (post.author_id != viewer.user.id and not moderator):
             raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
             # Claim the deletion first so two concurrent deletes adjust counters once.
             claimed = (
                 await Post.filter(id=post.id, deleted_at=None)

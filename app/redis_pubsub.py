@@ -27,7 +27,10 @@ from app.pubsub import DEFAULT_QUEUE_SIZE, MISSED, Event, Hub, Subscription
 
 log = logging.getLogger("holdfast.pubsub")
 
-PREFIX = "holdfast:live:"
+# Pub/sub channels are global to a Redis server, not per database: the database number is part
+# of the prefix, so that deployments (and test runs) on one server sharing no database do not
+# hear each other.
+PREFIX = "holdfast:live:{db}:"
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 5.0
 
@@ -35,7 +38,8 @@ BACKOFF_MAX = 5.0
 class RedisPubSub:
     def __init__(self, url: str, *, prefix: str = PREFIX) -> None:
         self._url = url
-        self._prefix = prefix
+        db = redis.connection.parse_url(url).get("db", 0)
+        self._prefix = prefix.format(db=db)
         self.hub = Hub()
         self._client: redis.Redis | None = None
         self._pubsub: Any = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.models.account import RefreshToken, Role, Session, User
 from app.models.post import Bookmark, Like, Mention, Post, PostEdit, PostTag, Repost, Visibility
 from app.models.social import Block, Follow, FollowRequest, Mute
+from app.models.system import NodeLease
 from app.models.timeline import HomeEntry, Notification, NotificationKind
 
 MODEL_MODULES = [
@@ -12,6 +13,7 @@ MODEL_MODULES = [
     "app.models.post",
     "app.models.social",
     "app.models.timeline",
+    "app.models.system",
 ]
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "Like",
     "Mention",
     "Mute",
+    "NodeLease",
     "Notification",
     "NotificationKind",
     "Post",

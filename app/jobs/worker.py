@@ -162,10 +162,15 @@ class Worker:
             log.warning("job %s (%s) was taken over by another worker", job.id, job.name)
         except asyncio.CancelledError:
             raise  # stop() gives the job back
-        except DeadJob as exc:
-            await self._failed(job, exc, retry=False)
         except Exception as exc:
-            await self._failed(job, exc, retry=job.attempts < self.settings.max_attempts)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Being cancelled can surface as another error (on SQLite the interrupted
+                # statement takes the transaction with it, and the savepoint's rollback
+                # fails): not the job's failure; stop() gives it back.
+                raise asyncio.CancelledError from exc
+            dead = isinstance(exc, DeadJob) or job.attempts >= self.settings.max_attempts
+            await self._failed(job, exc, retry=not dead)
         else:
             log.debug("job %s (%s) done", job.id, job.name)
 

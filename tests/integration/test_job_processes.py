@@ -47,9 +47,9 @@ CREATE TRIGGER test_count AFTER INSERT ON home_entries BEGIN
 END;
 """
 # On SQLite the job's transaction holds the only write lock, so the test cannot end the wait:
-# it either never ends (a 27-billion-row join) or ends by itself (a million rows a row).
+# it either never ends (a 27-billion-row join) or ends by itself (360,000 rows a row).
 SQLITE_FOREVER = {"rows": 3000, "tables": "test_big a, test_big b, test_big c"}
-SQLITE_A_WHILE = {"rows": 1000, "tables": "test_big a, test_big b"}
+SQLITE_A_WHILE = {"rows": 600, "tables": "test_big a, test_big b"}
 
 POSTGRES_TRIGGER = """
 CREATE TABLE test_applied (owner_id BIGINT);
@@ -93,8 +93,11 @@ class ProcessDatabase:
 
     async def rows(self, query: str) -> list[tuple[Any, ...]]:
         if self.url is None:
-            with sqlite3.connect(self.sqlite_path, timeout=10) as db:
+            db = sqlite3.connect(self.sqlite_path, timeout=10)
+            try:
                 return db.execute(query).fetchall()
+            finally:
+                db.close()
         conn = await asyncpg.connect(self.url)
         try:
             return [tuple(row) for row in await conn.fetch(query)]
@@ -191,33 +194,6 @@ class ProcessDatabase:
             await self._holder.close()
 
 
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[ProcessDatabase]:
-    """A migrated, seeded database of its own (the triggers must not reach other tests)."""
-    data_dir = tmp_path / "data"
-    admin_url = name = None
-    if BACKEND == "postgres":
-        admin_url = need_service("TEST_POSTGRES_URL")
-        name = f"holdfast_jobs_{os.getpid()}_{secrets.token_hex(4)}"
-        admin = await asyncpg.connect(admin_url)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        url = f"{admin_url.rpartition('/')[0]}/{name}"
-        db = ProcessDatabase(data_dir, holdfast_env(data_dir, HOLDFAST_DATABASE_URL=url), url)
-    else:
-        db = ProcessDatabase(data_dir, holdfast_env(data_dir))
-    db.env.update(JOB_ENV)
-    try:
-        db.holdfast("seed", "--users", "10", "--posts", "200")
-        yield db
-    finally:
-        await db.close()
-        if admin_url is not None:
-            admin = await asyncpg.connect(admin_url)
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
-
-
 @dataclass(frozen=True)
 class Timeline:
     owner: int
@@ -232,18 +208,91 @@ async def entries_of(db: ProcessDatabase, owner: int) -> list[tuple[Any, ...]]:
     )
 
 
+@dataclass(frozen=True)
+class Template:
+    """A seeded database that each test copies, and the timeline its rebuild job must make."""
+
+    data_dir: Path
+    postgres: tuple[str, str] | None  # admin URL, database name
+    timeline: Timeline
+
+
+def _process_database(data_dir: Path, admin_url: str | None, name: str | None) -> ProcessDatabase:
+    if admin_url is None:
+        db = ProcessDatabase(data_dir, holdfast_env(data_dir))
+    else:
+        url = f"{admin_url.rpartition('/')[0]}/{name}"
+        db = ProcessDatabase(data_dir, holdfast_env(data_dir, HOLDFAST_DATABASE_URL=url), url)
+    db.env.update(JOB_ENV)
+    return db
+
+
+async def _admin(admin_url: str, statement: str) -> None:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def template(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Template]:
+    """Seeded once: the fullest home timeline as a rebuild makes it, then emptied (the work
+    of one `timelines.rebuild` job)."""
+    data_dir = tmp_path_factory.mktemp("template") / "data"
+    admin_url = name = None
+    if BACKEND == "postgres":
+        admin_url = need_service("TEST_POSTGRES_URL")
+        name = f"holdfast_jobs_{os.getpid()}_{secrets.token_hex(4)}"
+        await _admin(admin_url, f'CREATE DATABASE "{name}"')
+    db = _process_database(data_dir, admin_url, name)
+    try:
+        db.holdfast("seed", "--users", "10", "--posts", "200")
+        [(owner, username)] = await db.rows(
+            "SELECT u.id, u.username FROM users u JOIN home_entries h ON h.owner_id = u.id "
+            "GROUP BY u.id, u.username ORDER BY COUNT(*) DESC, u.id LIMIT 1"
+        )
+        db.holdfast("timelines", "rebuild", "--username", username)
+        expected = await entries_of(db, owner)
+        assert len(expected) >= 10
+        await db.script(f"DELETE FROM home_entries WHERE owner_id = {owner};")
+        postgres = (admin_url, name) if admin_url is not None and name is not None else None
+        yield Template(data_dir, postgres, Timeline(owner, username, expected))
+    finally:
+        if admin_url is not None:
+            await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-async def emptied(database: ProcessDatabase) -> Timeline:
-    """The fullest home timeline as a rebuild makes it, then emptied: a rebuild job's work."""
-    [(owner, username)] = await database.rows(
-        "SELECT u.id, u.username FROM users u JOIN home_entries h ON h.owner_id = u.id "
-        "GROUP BY u.id, u.username ORDER BY COUNT(*) DESC, u.id LIMIT 1"
-    )
-    database.holdfast("timelines", "rebuild", "--username", username)
-    expected = await entries_of(database, owner)
-    assert len(expected) >= 10
-    await database.script(f"DELETE FROM home_entries WHERE owner_id = {owner};")
-    return Timeline(owner, username, expected)
+async def database(template: Template, tmp_path: Path) -> AsyncIterator[ProcessDatabase]:
+    """A copy of the template of its own (its triggers must not reach other tests)."""
+    data_dir = tmp_path / "data"
+    admin_url = name = None
+    if template.postgres is None:
+        data_dir.mkdir()
+        source = sqlite3.connect(template.data_dir / "holdfast.sqlite3")
+        copy = sqlite3.connect(data_dir / "holdfast.sqlite3")
+        try:
+            source.backup(copy)  # what the WAL holds too
+        finally:
+            copy.close()
+            source.close()
+    else:
+        admin_url, source = template.postgres
+        name = f"{source}_{secrets.token_hex(2)}"
+        await _admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    db = _process_database(data_dir, admin_url, name)
+    try:
+        yield db
+    finally:
+        await db.close()
+        if admin_url is not None:
+            await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def emptied(template: Template, database: ProcessDatabase) -> Timeline:
+    return template.timeline
 
 
 async def job(db: ProcessDatabase) -> tuple[str, int, str | None]:

@@ -118,10 +118,14 @@ class ProcessDatabase:
         finally:
             await conn.close()
 
-    def holdfast(self, *args: str) -> str:
-        done = subprocess.run(
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [HOLDFAST, *args], env=self.env, capture_output=True, text=True, timeout=120
         )
+
+    def holdfast(self, *args: str) -> str:
+        """A `holdfast` command that must succeed; its output."""
+        done = self.run(*args)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -425,3 +429,23 @@ async def test_a_job_recorded_by_one_process_wakes_a_worker_in_another_over_redi
 
     await eventually(rebuilt, within=5)
     assert (await job(database))[0] == "done"
+
+
+async def test_jobs_status_and_retry_dead_from_the_command_line(
+    database: ProcessDatabase, emptied: Timeline
+) -> None:
+    database.holdfast("timelines", "rebuild", "--username", emptied.username, "--enqueue")
+    queued = database.holdfast("jobs", "status")
+    await database.script("UPDATE jobs SET state = 'dead', attempts = 8, last_error = 'x';")
+    dead = database.holdfast("jobs", "status")
+    other = database.holdfast("jobs", "retry-dead", "--name", "media.process")
+    revived = database.holdfast("jobs", "retry-dead")
+    refused = database.run("worker", "--concurrency", "0")
+
+    assert queued == "pending=1 running=0 done=0 dead=0\n"
+    assert dead == "pending=0 running=0 done=0 dead=1\n"
+    assert other == "0 dead jobs pending again\n"
+    assert revived == "1 dead jobs pending again\n"
+    assert await job(database) == ("pending", 0, None)
+    assert refused.returncode == 2
+    assert "--concurrency" in refused.stderr

@@ -57,20 +57,26 @@ class Worker:
         log.info("job worker %s started", self.owner)
 
     async def stop(self) -> None:
+        """Stop claiming, give running jobs (and a claim under way) the grace period, then
+        cancel what is left and give those jobs back."""
         self._stopping = True
-        for task in (self._listen_task, self._loop_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        self._wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_grace_seconds
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listen_task
+        if self._loop_task is not None:
+            # A claim cut short could leave rows claimed that only their lease brings back.
+            await asyncio.wait([self._loop_task], timeout=self.settings.shutdown_grace_seconds)
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
         running = [task for _, task in self._running.values()]
         if running:
-            log.info(
-                "waiting up to %ss for %d running jobs",
-                self.settings.shutdown_grace_seconds,
-                len(running),
-            )
-            await asyncio.wait(running, timeout=self.settings.shutdown_grace_seconds)
+            log.info("waiting for %d running jobs", len(running))
+            await asyncio.wait(running, timeout=max(0.0, deadline - loop.time()))
         unfinished = [(job, task) for job, task in self._running.values() if not task.done()]
         for _, task in unfinished:
             task.cancel()
@@ -115,6 +121,8 @@ class Worker:
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + self.settings.poll_seconds
                     await self._sweep()
+                if self._stopping:
+                    break
                 free = self.settings.concurrency - len(self._running)
                 claimed = await outbox.claim(self.owner, free, self.settings.lease_seconds)
                 for job in claimed:
@@ -129,7 +137,8 @@ class Worker:
                 raise
             except Exception:
                 log.exception("job worker could not reach the jobs table; retrying in %.1fs", pause)
-                await asyncio.sleep(pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), pause)  # stop() wakes it too
                 pause = min(pause * 2, ERROR_PAUSE_MAX)
 
     async def _sweep(self) -> None:

@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL at /graphql, /healthz; the lifespan opens the database."""
+"""The ASGI application: GraphQL at /graphql, /healthz; the lifespan opens the database, the
+pub/sub and (unless `jobs.work_in_web` is off) this process's job worker."""
 
 from __future__ import annotations
 
@@ -32,9 +33,13 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=tortoise_config(settings)):
             await services.pubsub.start()
+            if settings.jobs.work_in_web:
+                await services.jobs.start(services.changes)
             try:
                 yield
             finally:
+                # Before pub/sub closes: jobs finishing in the grace period still publish.
+                await services.jobs.stop()
                 await services.pubsub.close()
                 await services.limiter.close()
 

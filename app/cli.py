@@ -35,21 +35,30 @@ def _settings() -> Settings:
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
+    from app.nodes import NodeLeaseError
+
     async def wrapped() -> T:
         return await make()
 
-    return asyncio.run(wrapped())
+    try:
+        return asyncio.run(wrapped())
+    except NodeLeaseError as exc:
+        typer.echo(f"holdfast: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[None]:
+async def _database(settings: Settings, *, role: str) -> AsyncIterator[None]:
+    """The database open, and a node id held (every command here writes), for `role`."""
     from tortoise import Tortoise
 
+    from app import nodes
     from app.db import tortoise_config
 
     await Tortoise.init(config=tortoise_config(settings))
     try:
-        yield
+        async with nodes.hold(settings, role=role):
+            yield
     finally:
         await Tortoise.close_connections()
 
@@ -97,6 +106,9 @@ def serve(
         workers=workers,
         log_config=None,
         proxy_headers=True,
+        # On SIGTERM: stop accepting, let requests in flight finish for this long, then the
+        # lifespan closes (the node id is given back).
+        timeout_graceful_shutdown=settings.http.graceful_shutdown_seconds,
     )
 
 
@@ -125,7 +137,7 @@ def create_admin(
             raise typer.Exit(1)
 
     async def create() -> int:
-        async with _database(settings):
+        async with _database(settings, role="users create-admin"):
             accounts = AccountService(settings, RateLimiter.from_settings(settings))
             user = await accounts.create_user(
                 username=username,
@@ -162,7 +174,7 @@ def seed(
 
     async def fill() -> str:
         await apply(settings)
-        async with _database(settings):
+        async with _database(settings, role="seed"):
             report = await run_seed(settings, options, progress=typer.echo)
             return report.summary()
 
@@ -189,7 +201,7 @@ def rebuild_timelines(
     limits = settings.timelines
 
     async def rebuild() -> tuple[int, int]:
-        async with _database(settings):
+        async with _database(settings, role="timelines rebuild"):
             query = User.all() if username is None else User.filter(username_key=username.lower())
             owners: list[int] = [user.id for user in await query.only("id")]
             entries = 0
@@ -216,7 +228,7 @@ def trim_timelines() -> None:
     settings = _settings()
 
     async def trim() -> int:
-        async with _database(settings):
+        async with _database(settings, role="timelines trim"):
             return await fanout.trim_homes(settings.timelines.home_max_entries)
 
     typer.echo(f"trimmed {_run(trim)} entries")

@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL at /graphql, /healthz; the lifespan opens the database."""
+"""The ASGI application: GraphQL at /graphql, /healthz; the lifespan opens the database and
+holds this process's node id."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 from tortoise.contrib.starlette import RegisterTortoise
 
-from app import ids
+from app import nodes
 from app.db import tortoise_config
 from app.http import BodySizeLimit, http_error
 from app.routes.health import healthz
@@ -24,13 +25,15 @@ def create_app(settings: Settings) -> Starlette:
     from schema import build_schema
     from schema.view import GraphQLView
 
-    ids.configure(settings.node_id)
     services = Services.from_settings(settings)
     graphql = GraphQLView(build_schema(settings), services)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with RegisterTortoise(app, config=tortoise_config(settings)):
+        async with (
+            RegisterTortoise(app, config=tortoise_config(settings)),
+            nodes.hold(settings, role="serve"),
+        ):
             await services.pubsub.start()
             try:
                 yield

@@ -25,6 +25,7 @@ from tortoise import Tortoise, connections
 from app.db import migrate
 from app.logs import configure_logging
 from app.main import create_app
+from app.models import NodeLease
 from app.settings import Settings
 from tests.support import GraphQLClient, serve
 
@@ -114,7 +115,12 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         return
     application: Starlette = request.getfixturevalue("app")
     await application.state.services.limiter.reset()
-    tables = [model._meta.db_table for model in Tortoise.apps["models"].values()]
+    # The app's own node id lease stays: it is this process's, not a test's.
+    tables = [
+        model._meta.db_table
+        for model in Tortoise.apps["models"].values()
+        if model is not NodeLease
+    ]
     connection = connections.get("default")
     if BACKEND == "postgres":
         await connection.execute_script(f"TRUNCATE {', '.join(tables)} CASCADE")

@@ -3,6 +3,7 @@ holds this process's node id."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,8 @@ from app.routes.health import healthz
 from app.services import Services
 from app.settings import Settings, load_settings
 
+log = logging.getLogger("holdfast.app")
+
 
 def create_app(settings: Settings) -> Starlette:
     # Only this module imports schema/: the service layer never depends on the API layer.
@@ -32,7 +35,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
             RegisterTortoise(app, config=tortoise_config(settings)),
-            nodes.hold(settings, role="serve"),
+            _node_id(settings),
         ):
             await services.pubsub.start()
             try:
@@ -58,6 +61,17 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.services = services
     return app
+
+
+@asynccontextmanager
+async def _node_id(settings: Settings) -> AsyncIterator[None]:
+    try:
+        async with nodes.hold(settings, role="serve"):
+            yield
+    except nodes.NodeLeaseError as exc:
+        # Said on its own line: uvicorn's traceback of a failed startup is cut short in the log.
+        log.error("cannot start: %s", exc)
+        raise
 
 
 def create_app_from_env() -> Starlette:

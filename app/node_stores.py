@@ -3,8 +3,8 @@
 A lease is a node id, its holder and the end of its window `until_ms` (Unix milliseconds, in
 the holder's clock: the clock its ids are written in). A record is kept after its holder
 leaves, so that the next holder knows where the last one's ids ended: a process takes over a
-node id only once its own clock is past the recorded end, and starts its ids there, so the two
-never encode the same millisecond even when their clocks disagree.
+node id only once its own clock has reached the recorded end, and starts its ids there, so the
+two never encode the same millisecond even when their clocks disagree.
 
 Both stores take over a lease in one atomic step (a Lua script; a conditional UPDATE or an
 INSERT that the primary key lets only one process win), so two processes racing for one node
@@ -29,6 +29,13 @@ _MILLISECOND = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
+class Record:
+    node_id: int
+    holder: str
+    until_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """The node id taken, or None; `retry_at_ms` when ids may become free by waiting."""
 
@@ -40,13 +47,17 @@ class LeaseStore(Protocol):
     async def acquire(
         self, holder: str, now_ms: int, until_ms: int, candidates: Sequence[int]
     ) -> Attempt:
-        """Take the first of `candidates` that has no record or whose window ended before
+        """Take the first of `candidates` that has no record or whose window ended by
         `now_ms`, for `holder` until `until_ms`."""
         ...
 
     async def extend(self, node_id: int, holder: str, until_ms: int) -> bool:
         """Set the end of `holder`'s lease (a renewal, or a release when it is `now` or the
         last millisecond used plus one); False when `holder` no longer holds it."""
+        ...
+
+    async def records(self) -> list[Record]:
+        """Every lease recorded, by node id (the live ones end in the future)."""
         ...
 
     async def close(self) -> None: ...
@@ -68,7 +79,7 @@ for i = 5, #ARGV do
   local held = redis.call('HGET', KEYS[1], ARGV[i])
   local free
   if held then
-    free = tonumber(string.match(held, '^%d+')) < now
+    free = tonumber(string.match(held, '^%d+')) <= now
   else
     free = now >= unrecorded_free_at
   end
@@ -116,6 +127,16 @@ class RedisLeases:
     async def extend(self, node_id: int, holder: str, until_ms: int) -> bool:
         return bool(await self._extend(keys=[self._key], args=[node_id, until_ms, holder]))
 
+    async def records(self) -> list[Record]:
+        found = []
+        for field, value in (await self._client.hgetall(self._key)).items():
+            if field in (b"created", "created"):
+                continue
+            text = value.decode() if isinstance(value, bytes) else value
+            until, _, holder = text.partition(" ")
+            found.append(Record(int(field), holder, int(until)))
+        return sorted(found, key=lambda record: record.node_id)
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -149,8 +170,8 @@ class DatabaseLeases:
                 return Attempt(node)
             # The condition is checked again by the UPDATE itself: only one process that read
             # the lease as ended can take it.
-            if end < now_ms and await NodeLease.filter(
-                node_id=node, expires_at__lt=_at(now_ms)
+            if end <= now_ms and await NodeLease.filter(
+                node_id=node, expires_at__lte=_at(now_ms)
             ).update(holder=holder, expires_at=_at(until_ms)):
                 return Attempt(node)
         return Attempt(None)
@@ -160,6 +181,10 @@ class DatabaseLeases:
             expires_at=_at(until_ms)
         )
         return bool(updated)
+
+    async def records(self) -> list[Record]:
+        rows = await NodeLease.all().order_by("node_id")
+        return [Record(row.node_id, row.holder, _ms(row.expires_at)) for row in rows]
 
     async def close(self) -> None:
         return None

@@ -39,6 +39,7 @@ from app.settings import Settings
 log = logging.getLogger("holdfast.nodes")
 
 _RETRY_SECONDS = 1.0  # after a failed renewal, sooner than the renewal interval
+_RELEASE_WAIT_MS = 50
 
 
 class NodeLeaseError(Exception):
@@ -107,6 +108,8 @@ class Lease:
         if grant is None:
             return
         end = grant.start_ms if last_ms is None else last_ms + 1
+        # Recorded once this clock has reached it, the end lets the next process in at once.
+        await asyncio.sleep(min(_RELEASE_WAIT_MS, max(0, end - ids.now_ms())) / 1000)
         await self.store.extend(grant.node_id, self.holder, min(end, grant.until_ms))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,23 +55,33 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
-@pytest.fixture(scope="session")
-async def database_url(data_dir: Path) -> AsyncIterator[str]:
+@asynccontextmanager
+async def fresh_database(directory: Path, name: str = "test") -> AsyncIterator[str]:
+    """The URL of a new database of this run's backend: a SQLite file in `directory`, or a
+    PostgreSQL database dropped afterwards."""
     if BACKEND == "sqlite":
-        yield f"sqlite://{data_dir / 'test.sqlite3'}"
+        yield f"sqlite://{directory / (name + '.sqlite3')}"
         return
     if BACKEND != "postgres":
         raise RuntimeError(f"TEST_DATABASE must be sqlite or postgres, not {BACKEND!r}")
     admin_url = need_service("TEST_POSTGRES_URL")
-    name = f"holdfast_test_{os.getpid()}_{secrets.token_hex(4)}"
+    database = f"holdfast_{name}_{os.getpid()}_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(admin_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _with_database(admin_url, name)
+        await admin.execute(f'CREATE DATABASE "{database}"')
+        yield _with_database(admin_url, database)
     finally:
-        await Tortoise.close_connections()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(data_dir: Path) -> AsyncIterator[str]:
+    async with fresh_database(data_dir) as url:
+        try:
+            yield url
+        finally:
+            await Tortoise.close_connections()
 
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
@@ -89,6 +100,8 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         # High enough that no other test meets it; tests/integration/test_request_budget.py
         # builds apps with a tiny one.
         "graphql": {"requests_per_viewer": "100000/minute"},
+        # The test process leases its node id from the top; lease tests use the ids below.
+        "nodes": {"first_id": 1000, "last_id": 1023},
     }
     values.update(overrides)
     return Settings(**values)
@@ -117,9 +130,7 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     await application.state.services.limiter.reset()
     # The app's own node id lease stays: it is this process's, not a test's.
     tables = [
-        model._meta.db_table
-        for model in Tortoise.apps["models"].values()
-        if model is not NodeLease
+        model._meta.db_table for model in Tortoise.apps["models"].values() if model is not NodeLease
     ]
     connection = connections.get("default")
     if BACKEND == "postgres":

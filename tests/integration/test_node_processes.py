@@ -193,38 +193,68 @@ async def _until(check: Callable[[], Awaitable[bool]], within: float) -> None:
 
 
 def _holds(record: Record, server: Server) -> bool:
-    return f" pid {server.process.pid} " in record.holder
+    return _pid(record) == server.process.pid
+
+
+def _pid(record: Record) -> int:
+    return int(record.holder.split(" pid ", 1)[1].split()[0])
+
+
+def _live(records: dict[int, Record], at: int | None = None) -> dict[int, Record]:
+    """The leases that had not ended at `at` (now), among node ids 0..4."""
+    at = ids.now_ms() if at is None else at
+    return {n: r for n, r in records.items() if n <= 4 and r.until_ms > at}
+
+
+def _children(server: Server) -> list[int]:
+    """The child processes of a `serve --workers N`: its workers (and multiprocessing's
+    resource tracker)."""
+    pid = server.process.pid
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 async def test_live_processes_hold_pairwise_distinct_node_ids(
     shared: Shared, tmp_path: Path
 ) -> None:
-    # Five node ids for five processes starting at once: each must get a different one.
+    # Five node ids for five processes starting at once (three servers, and one serving with
+    # two worker processes, as infra/holdfast.service does): each must get a different one.
     settings = shared.settings(0, 4, lease=2)
     with _servers() as start:
-        servers = [start(tmp_path / f"server{i}", **settings) for i in range(5)]
-        for server in servers:
+        servers = [start(tmp_path / f"server{i}", **settings) for i in range(3)]
+        workers = start(tmp_path / "workers", "--workers", "2", **settings)
+        for server in [*servers, workers]:
             wait_until_up(server)
         made = [await _sign_up(server, f"user{i}") for i, server in enumerate(servers)]
+
+        async def five_held() -> bool:
+            return len(_live(await shared.records())) == 5
+
+        await _until(five_held, within=30)
         read_at = ids.now_ms()
         records = await shared.records()
+        worker_pids = _children(workers)
         sixth = shared.run(*ADMIN, stdin=STRONG_PASSWORD, **settings)
-        for server in servers:
+        for server in [*servers, workers]:
             server.process.terminate()
-        for server in servers:
+        for server in [*servers, workers]:
             server.process.wait(timeout=10)
         given_back = await shared.records()
 
     nodes = [node_of(user_id) for user_id, _ in made]
-    assert sorted(nodes) == [0, 1, 2, 3, 4]
+    assert len(set(nodes)) == 3
     for server, node in zip(servers, nodes, strict=True):
         assert _holds(records[node], server)
-        assert records[node].until_ms > read_at
+    held_by = {_pid(record) for record in _live(records, read_at).values()}
+    by_workers = held_by - {server.process.pid for server in servers}
+    assert len(held_by) == 5
+    assert len(by_workers) == 2
+    assert by_workers <= set(worker_pids)
     assert sixth.returncode == 1
     assert "every node id in 0..4 is held by a live process" in sixth.stderr
-    # A clean exit gives the node id back at once, recording where its ids ended.
+    # A clean exit gives each node id back at once, recording where its ids ended.
+    assert _live(given_back, ids.now_ms()) == {}
     for (user_id, _), node in zip(made, nodes, strict=True):
-        assert ms_of(user_id) < given_back[node].until_ms <= ids.now_ms()
+        assert ms_of(user_id) < given_back[node].until_ms
 
 
 @pytest.mark.parametrize("shared", ["database"], indirect=True)

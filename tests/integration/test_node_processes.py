@@ -1,7 +1,8 @@
-"""Node ids across real processes: `holdfast serve` processes and CLI commands on one database
-(the pass's backend) lease pairwise distinct node ids, in the database or in Redis; a killed
-process's node id frees itself when its lease ends; a paused one stops using its node id once
-another process took it over; HOLDFAST_NODE_ID is honoured by every command that writes."""
+"""Node ids across real processes: `holdfast serve` processes (one with `--workers 2`) and CLI
+commands on one database (the pass's backend) lease pairwise distinct node ids, in the database
+or in Redis; a killed process's node id frees itself when its lease ends; a paused one stops
+using its node id once another process took it over, and moves to another; HOLDFAST_NODE_ID is
+honoured by every command that writes."""
 
 from __future__ import annotations
 
@@ -117,16 +118,18 @@ def _ms(moment: datetime | str) -> int:
     return round(moment.timestamp() * 1000)
 
 
-# The database variant runs on the pass's backend; the Redis one (leases in Redis, data in
-# SQLite) in the SQLite pass only, since its database plays no part in the leases. What
-# happens after a lease ends is the same on both stores (tests/integration/test_node_leases.py
-# takes over leases on each): those process tests use the database only.
-STORES = ["database"] + (
-    [pytest.param("redis", marks=pytest.mark.redis)] if BACKEND == "sqlite" else []
-)
+def _store(name: str) -> Any:
+    return pytest.param(name, marks=pytest.mark.redis) if name == "redis" else name
 
 
-@pytest.fixture(params=STORES)
+# Each pass runs each test once, with leases in the database (the pass's backend) or in Redis,
+# the two passes between them covering both stores; the takeovers themselves are tested on
+# every store in tests/integration/test_node_leases.py.
+PASS_STORE = _store("redis" if BACKEND == "sqlite" else "database")
+OTHER_STORE = _store("database" if BACKEND == "sqlite" else "redis")
+
+
+@pytest.fixture
 async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Shared]:
     redis_url = need_service("TEST_REDIS_URL") if request.param == "redis" else None
     data_dir = tmp_path / "data"
@@ -213,6 +216,7 @@ def _children(server: Server) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+@pytest.mark.parametrize("shared", [PASS_STORE], indirect=True)
 async def test_live_processes_hold_pairwise_distinct_node_ids(
     shared: Shared, tmp_path: Path
 ) -> None:
@@ -257,7 +261,7 @@ async def test_live_processes_hold_pairwise_distinct_node_ids(
         assert ms_of(user_id) < given_back[node].until_ms
 
 
-@pytest.mark.parametrize("shared", ["database"], indirect=True)
+@pytest.mark.parametrize("shared", [OTHER_STORE], indirect=True)
 async def test_a_killed_process_keeps_its_node_id_until_its_lease_ends(
     shared: Shared, tmp_path: Path
 ) -> None:
@@ -287,7 +291,7 @@ async def test_a_killed_process_keeps_its_node_id_until_its_lease_ends(
     assert record.until_ms <= ids.now_ms()
 
 
-@pytest.mark.parametrize("shared", ["database"], indirect=True)
+@pytest.mark.parametrize("shared", [PASS_STORE], indirect=True)
 async def test_a_paused_process_whose_node_id_was_taken_over_moves_to_another(
     shared: Shared, tmp_path: Path
 ) -> None:

@@ -42,34 +42,41 @@ def _settings() -> Settings:
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
+    from app.nodes import NodeLeaseError
+
     async def wrapped() -> T:
         return await make()
 
-    return asyncio.run(wrapped())
+    try:
+        return asyncio.run(wrapped())
+    except NodeLeaseError as exc:
+        typer.echo(f"holdfast: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[None]:
+async def _database(settings: Settings, *, role: str) -> AsyncIterator[None]:
+    """The database open, and a node id held (every command here writes), for `role`."""
     from tortoise import Tortoise
 
+    from app import nodes
     from app.db import tortoise_config
 
     await Tortoise.init(config=tortoise_config(settings))
     try:
-        yield
+        async with nodes.hold(settings, role=role):
+            yield
     finally:
         await Tortoise.close_connections()
 
 
 @asynccontextmanager
-async def _services(settings: Settings) -> AsyncIterator[Services]:
+async def _services(settings: Settings, *, role: str) -> AsyncIterator[Services]:
     """The database, the services and their pub/sub, as a serving process has them."""
-    from app import ids
     from app.services import Services
 
-    ids.configure(settings.node_id)
     services = Services.from_settings(settings)
-    async with _database(settings):
+    async with _database(settings, role=role):
         await services.pubsub.start()
         try:
             yield services
@@ -121,6 +128,9 @@ def serve(
         workers=workers,
         log_config=None,
         proxy_headers=True,
+        # On SIGTERM: stop accepting, let requests in flight finish for this long, then the
+        # lifespan closes (the node id is given back).
+        timeout_graceful_shutdown=settings.http.graceful_shutdown_seconds,
     )
 
 
@@ -144,7 +154,7 @@ def worker(
     configure_logging(settings.log_level)
 
     async def work() -> None:
-        async with _services(settings) as services:
+        async with _services(settings, role="worker") as services:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -183,7 +193,7 @@ def create_admin(
             raise typer.Exit(1)
 
     async def create() -> int:
-        async with _database(settings):
+        async with _database(settings, role="users create-admin"):
             accounts = AccountService(settings, RateLimiter.from_settings(settings))
             user = await accounts.create_user(
                 username=username,
@@ -220,7 +230,7 @@ def seed(
 
     async def fill() -> str:
         await apply(settings)
-        async with _database(settings):
+        async with _database(settings, role="seed"):
             report = await run_seed(settings, options, progress=typer.echo)
             return report.summary()
 
@@ -254,12 +264,12 @@ def rebuild_timelines(
         return [user.id for user in await query.only("id")]
 
     async def record() -> tuple[int, int]:
-        async with _services(settings) as services:
+        async with _services(settings, role="timelines rebuild") as services:
             owners = await owners_of()
             return len(owners), len(await services.rebuilds.enqueue_home_rebuilds(owners))
 
     async def rebuild() -> tuple[int, int]:
-        async with _database(settings):
+        async with _database(settings, role="timelines rebuild"):
             owners = await owners_of()
             entries = 0
             for owner in owners:
@@ -288,7 +298,7 @@ def trim_timelines() -> None:
     settings = _settings()
 
     async def trim() -> int:
-        async with _database(settings):
+        async with _database(settings, role="timelines trim"):
             return await fanout.trim_homes(settings.timelines.home_max_entries)
 
     typer.echo(f"trimmed {_run(trim)} entries")
@@ -302,7 +312,7 @@ def jobs_status() -> None:
     settings = _settings()
 
     async def count() -> dict[str, int]:
-        async with _database(settings):
+        async with _database(settings, role="jobs status"):
             return await outbox.counts()
 
     counts = _run(count)
@@ -322,7 +332,7 @@ def jobs_retry_dead(
     settings = _settings()
 
     async def retry() -> int:
-        async with _services(settings) as services:
+        async with _services(settings, role="jobs retry-dead") as services:
             revived = await outbox.retry_dead(name)
             if revived:
                 await services.jobs.hand_over()

@@ -1,8 +1,10 @@
-"""The ASGI application: GraphQL at /graphql, /healthz; the lifespan opens the database, the
-pub/sub and (unless `jobs.work_in_web` is off) this process's job worker."""
+"""The ASGI application: GraphQL at /graphql, /healthz; the lifespan opens the database,
+holds this process's node id, and opens the pub/sub and (unless `jobs.work_in_web` is off)
+this process's job worker."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,12 +14,14 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 from tortoise.contrib.starlette import RegisterTortoise
 
-from app import ids
+from app import nodes
 from app.db import tortoise_config
 from app.http import BodySizeLimit, http_error
 from app.routes.health import healthz
 from app.services import Services
 from app.settings import Settings, load_settings
+
+log = logging.getLogger("holdfast.app")
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -25,13 +29,15 @@ def create_app(settings: Settings) -> Starlette:
     from schema import build_schema
     from schema.view import GraphQLView
 
-    ids.configure(settings.node_id)
     services = Services.from_settings(settings)
     graphql = GraphQLView(build_schema(settings), services)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with RegisterTortoise(app, config=tortoise_config(settings)):
+        async with (
+            RegisterTortoise(app, config=tortoise_config(settings)),
+            _node_id(settings),
+        ):
             await services.pubsub.start()
             if settings.jobs.work_in_web:
                 await services.jobs.start(services.changes)
@@ -60,6 +66,17 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.services = services
     return app
+
+
+@asynccontextmanager
+async def _node_id(settings: Settings) -> AsyncIterator[None]:
+    try:
+        async with nodes.hold(settings, role="serve"):
+            yield
+    except nodes.NodeLeaseError as exc:
+        # Said on its own line: uvicorn's traceback of a failed startup is cut short in the log.
+        log.error("cannot start: %s", exc)
+        raise
 
 
 def create_app_from_env() -> Starlette:

@@ -10,6 +10,12 @@ fill it, capped to the newest `home_max_entries` entries per account.
 Everything is generated in Python with a seeded `random.Random` (the same options make the
 same data), then loaded with COPY on PostgreSQL (asyncpg) or executemany in one transaction
 on SQLite. The database must be empty of accounts.
+
+The ids encode the past moments they stand for, with this process's node id (held through
+`app.nodes`), so they cannot meet another process's ids: no other live process holds that node
+id; ids an earlier holder of it made are in none of the seeded tables (all empty, as they
+hang off accounts); a later holder starts after the end this lease records, which `_claim`
+moves past the latest millisecond seeded.
 """
 
 from __future__ import annotations
@@ -28,18 +34,15 @@ import orjson
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from app import ids
 from app.auth import hash_password
-from app.ids import EPOCH_MS
+from app.ids import EPOCH_MS, NODE_BITS, SEQUENCE_BITS
 from app.services.entities import parse_entities
 from app.settings import Settings
 
 SEED_PASSWORD = "holdfast-seed-password"  # noqa: S105 (a published test password)
 
-# Snowflake node ids per table, so ids made from the same millisecond never collide (posts and
-# reposts share the home timeline's `entry_id` space).
-_NODE_USERS, _NODE_FOLLOWS, _NODE_POSTS, _NODE_LIKES, _NODE_REPOSTS, _NODE_BOOKMARKS = range(1, 7)
-_SEQUENCE_BITS, _NODE_BITS = 12, 10
-_MAX_SEQUENCE = (1 << _SEQUENCE_BITS) - 1
+_MAX_SEQUENCE = (1 << SEQUENCE_BITS) - 1
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_MS = 86_400_000
 
@@ -134,8 +137,9 @@ class _Snowflakes:
     millisecond; a full millisecond borrows the next one, as `app.ids` does."""
 
     def __init__(self, node: int) -> None:
-        self._node_bits = node << _SEQUENCE_BITS
+        self._node_bits = node << SEQUENCE_BITS
         self._used: dict[int, int] = {}
+        self.last_ms = -1  # the latest millisecond encoded
 
     def make(self, ms: int) -> tuple[int, int]:
         """(id, the millisecond it encodes) for an event at `ms` (Unix milliseconds)."""
@@ -145,7 +149,9 @@ class _Snowflakes:
             ms += 1
             sequence = used.get(ms, 0)
         used[ms] = sequence + 1
-        return ((ms - EPOCH_MS) << (_NODE_BITS + _SEQUENCE_BITS)) | self._node_bits | sequence, ms
+        if ms > self.last_ms:
+            self.last_ms = ms
+        return ((ms - EPOCH_MS) << (NODE_BITS + SEQUENCE_BITS)) | self._node_bits | sequence, ms
 
 
 def _at(ms: int) -> datetime:
@@ -185,8 +191,11 @@ class _Posts:
 
 
 class _Generator:
-    def __init__(self, options: SeedOptions, now_ms: int) -> None:
+    def __init__(self, options: SeedOptions, now_ms: int, node: int) -> None:
         self.o = options
+        # One sequence per millisecond for every table: the ids are unique across all of them
+        # (posts and reposts share the home timeline's `entry_id` space).
+        self.snowflakes = _Snowflakes(node)
         self.rng = random.Random(options.seed)  # noqa: S311 (synthetic data, not secrets)
         self.now_ms = now_ms
         # Posts fall in [window_start, now); accounts are older. Snowflakes start at EPOCH_MS.
@@ -206,7 +215,7 @@ class _Generator:
         newest = self.window_start
         oldest = max(EPOCH_MS, newest - 365 * _DAY_MS)
         created = sorted(rng.randrange(oldest, newest) for _ in range(n))
-        snowflakes = _Snowflakes(_NODE_USERS)
+        snowflakes = self.snowflakes
         ids, created_ms = [], []
         for ms in created:
             user_id, at = snowflakes.make(ms)
@@ -257,7 +266,7 @@ class _Generator:
 
     def follow_rows(self, users: _Users) -> Iterator[tuple[Any, ...]]:
         rng = self.rng
-        snowflakes = _Snowflakes(_NODE_FOLLOWS)
+        snowflakes = self.snowflakes
         for follower, theirs in enumerate(users.followees):
             for followee in theirs:
                 since = max(users.created_ms[follower], users.created_ms[followee])
@@ -270,7 +279,7 @@ class _Generator:
         o, rng = self.o, self.rng
         n, m = o.users, o.posts
         times = sorted(rng.randrange(self.window_start, self.now_ms) for _ in range(m))
-        snowflakes = _Snowflakes(_NODE_POSTS)
+        snowflakes = self.snowflakes
         ids, ms = [], []
         for t in times:
             post_id, at = snowflakes.make(t)
@@ -333,7 +342,6 @@ class _Generator:
         users: _Users,
         posts: _Posts,
         per_post: float,
-        node: int,
         *,
         public_only: bool,
         counter: list[int] | None,
@@ -359,7 +367,7 @@ class _Generator:
         cap = max(1, n // 3)
         population, engagement = range(n), self._engagement
         followers = users.followers
-        snowflakes = _Snowflakes(node)
+        snowflakes = self.snowflakes
         random_, choices, sample, expovariate = rng.random, rng.choices, rng.sample, rng.expovariate
         mean_delay = 1 / (6 * 3_600_000)
         rows: list[tuple[int, int, int]] = []
@@ -735,6 +743,17 @@ async def _reset_session(raw: Any) -> None:
 # --- the entry point ---------------------------------------------------------------------
 
 
+def _claim(held: ids.IdGenerator, last_ms: int) -> None:
+    """Make sure the ids generated up to `last_ms` are this process's to make (its node id's
+    lease covers them), and that its later ids, and the next holder's, come after them."""
+    if held.until_ms is not None and last_ms >= held.until_ms:
+        raise SeedError(
+            "the generated ids reach past this process's node id lease (a `now` in the "
+            "future, or the lease lapsed?); nothing was written"
+        )
+    held.cover(last_ms)
+
+
 async def seed(
     settings: Settings,
     options: SeedOptions,
@@ -762,8 +781,9 @@ async def seed(
         if progress:
             progress(f"{name}: {report.phases[name]:.1f} s")
 
+    held = ids.current()
     now_ms = int((now or datetime.now(UTC)).timestamp() * 1000)
-    generator = _Generator(options, now_ms)
+    generator = _Generator(options, now_ms, held.node_id)
     password_hash = await hash_password(options.password)
     users = generator.users()
     posts = generator.posts(users)
@@ -771,7 +791,6 @@ async def seed(
         users,
         posts,
         options.likes_per_post,
-        _NODE_LIKES,
         public_only=False,
         counter=posts.like_count,
     )
@@ -779,7 +798,6 @@ async def seed(
         users,
         posts,
         options.reposts_per_post,
-        _NODE_REPOSTS,
         public_only=True,
         counter=posts.repost_count,
     )
@@ -787,10 +805,11 @@ async def seed(
         users,
         posts,
         options.bookmarks_per_post,
-        _NODE_BOOKMARKS,
         public_only=False,
         counter=None,
     )
+    follows = sorted(generator.follow_rows(users))
+    _claim(held, generator.snowflakes.last_ms)
     phase("generate graph and interactions")
 
     postgres = client.capabilities.dialect == "postgres"
@@ -812,6 +831,7 @@ async def seed(
                 loader,
                 users,
                 posts,
+                follows,
                 likes,
                 reposts,
                 bookmarks,
@@ -858,6 +878,7 @@ async def _load(
     loader: _Loader,
     users: _Users,
     posts: _Posts,
+    follows: list[tuple[Any, ...]],
     likes: list[tuple[int, int, int]],
     reposts: list[tuple[int, int, int]],
     bookmarks: list[tuple[int, int, int]],
@@ -892,8 +913,6 @@ async def _load(
 
     await loader.copy("users", USER_COLUMNS, user_rows())
     report.users = len(users.ids)
-    follows = list(generator.follow_rows(users))
-    follows.sort()
     await loader.copy("follows", ("id", "follower_id", "followee_id"), follows)
     report.follows = len(follows)
     phase("users and follows")

@@ -126,6 +126,30 @@ class HttpSettings(_Section):
     max_body_bytes: int = Field(
         1_048_576, ge=1_024, le=1_073_741_824, description="larger request bodies get 413"
     )
+    graceful_shutdown_seconds: int = Field(
+        30, ge=0, le=3_600, description="how long requests in flight may finish after SIGTERM"
+    )
+
+
+class NodeSettings(_Section):
+    """Leases of snowflake node ids (see app/nodes.py)."""
+
+    lease_seconds: float = Field(
+        30, ge=0.5, le=3_600, description="how long a lease lasts unless renewed"
+    )
+    renew_seconds: float = Field(
+        10, ge=0.1, le=1_800, description="how often a process renews its lease"
+    )
+    first_id: int = Field(0, ge=0, le=1023, description="lowest node id to lease")
+    last_id: int = Field(1023, ge=0, le=1023, description="highest node id to lease")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.renew_seconds * 2 > self.lease_seconds:
+            raise ValueError("renew_seconds must be at most half of lease_seconds")
+        if self.first_id > self.last_id:
+            raise ValueError("first_id must not be above last_id")
+        return self
 
 
 class Settings(BaseSettings):
@@ -146,7 +170,7 @@ class Settings(BaseSettings):
         None, description="token signing key; required in production"
     )
     node_id: int | None = Field(
-        None, ge=0, le=1023, description="unique per process for ID generation"
+        None, ge=0, le=1023, description="this process's node id, instead of leasing one"
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65_535)
@@ -154,6 +178,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     graphql: GraphQLSettings = GraphQLSettings()
     http: HttpSettings = HttpSettings()
+    nodes: NodeSettings = NodeSettings()
     posts: PostSettings = PostSettings()
     timelines: TimelineSettings = TimelineSettings()
     jobs: JobSettings = JobSettings()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tortoise import Tortoise, connections
 from app.db import migrate
 from app.logs import configure_logging
 from app.main import create_app
+from app.models import NodeLease
 from app.settings import Settings
 from tests.support import GraphQLClient, serve
 
@@ -53,23 +55,33 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
-@pytest.fixture(scope="session")
-async def database_url(data_dir: Path) -> AsyncIterator[str]:
+@asynccontextmanager
+async def fresh_database(directory: Path, name: str = "test") -> AsyncIterator[str]:
+    """The URL of a new database of this run's backend: a SQLite file in `directory`, or a
+    PostgreSQL database dropped afterwards."""
     if BACKEND == "sqlite":
-        yield f"sqlite://{data_dir / 'test.sqlite3'}"
+        yield f"sqlite://{directory / (name + '.sqlite3')}"
         return
     if BACKEND != "postgres":
         raise RuntimeError(f"TEST_DATABASE must be sqlite or postgres, not {BACKEND!r}")
     admin_url = need_service("TEST_POSTGRES_URL")
-    name = f"holdfast_test_{os.getpid()}_{secrets.token_hex(4)}"
+    database = f"holdfast_{name}_{os.getpid()}_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(admin_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _with_database(admin_url, name)
+        await admin.execute(f'CREATE DATABASE "{database}"')
+        yield _with_database(admin_url, database)
     finally:
-        await Tortoise.close_connections()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(data_dir: Path) -> AsyncIterator[str]:
+    async with fresh_database(data_dir) as url:
+        try:
+            yield url
+        finally:
+            await Tortoise.close_connections()
 
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
@@ -91,6 +103,8 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         # The shared app works no jobs: job tests build their own queues and workers (with
         # short leases and backoffs), which must be the only ones claiming from the table.
         "jobs": {"work_in_web": False},
+        # The test process leases its node id from the top; lease tests use the ids below.
+        "nodes": {"first_id": 1000, "last_id": 1023},
     }
     values.update(overrides)
     return Settings(**values)
@@ -117,7 +131,10 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         return
     application: Starlette = request.getfixturevalue("app")
     await application.state.services.limiter.reset()
-    tables = [model._meta.db_table for model in Tortoise.apps["models"].values()]
+    # The app's own node id lease stays: it is this process's, not a test's.
+    tables = [
+        model._meta.db_table for model in Tortoise.apps["models"].values() if model is not NodeLease
+    ]
     connection = connections.get("default")
     if BACKEND == "postgres":
         await connection.execute_script(f"TRUNCATE {', '.join(tables)} CASCADE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -141,6 +142,11 @@ def holdfast_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+async def sleep_until(ms: int) -> None:
+    """Sleep until the wall clock reaches `ms` (Unix milliseconds, as leases are written)."""
+    await asyncio.sleep(max(0, ms - time.time_ns() // 1_000_000) / 1000 + 0.005)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -148,38 +154,68 @@ def free_port() -> int:
         return port
 
 
+@dataclass
+class Server:
+    """A `holdfast serve` process; its log lines (stderr) go to `log`."""
+
+    process: subprocess.Popen[bytes]
+    base: str
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(data_dir: Path, *args: str, log: Path | None = None, **settings: str) -> Server:
+    """`holdfast serve` started with `args` and `settings` as HOLDFAST_* variables, not yet
+    answering (`wait_until_up`)."""
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = log or server_log(data_dir)
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [HOLDFAST, "serve", "--port", str(port), *args],
+            env=holdfast_env(data_dir, **settings),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    return Server(process, f"http://127.0.0.1:{port}", log)
+
+
+def wait_until_up(server: Server, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{server.base}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"server did not start: {server.log_text()}")
+        time.sleep(0.05)
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
 @contextmanager
 def serve(data_dir: Path, **settings: str) -> Iterator[str]:
     """`holdfast serve` as `make run` starts it (embedded defaults, migrating itself), with
     `settings` as HOLDFAST_* variables; yields its base URL. Its log lines (stderr) go to
     `server_log(data_dir)`."""
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = server_log(data_dir).open("wb")
-    process = subprocess.Popen(
-        [HOLDFAST, "serve", "--port", str(port)],
-        env=holdfast_env(data_dir, **settings),
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = start_server(data_dir, **settings)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                raise AssertionError(f"server did not start: {server_log(data_dir).read_text()}")
-            time.sleep(0.1)
-        yield base
+        wait_until_up(server)
+        yield server.base
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        stop_server(server)
 
 
 def server_log(data_dir: Path) -> Path:

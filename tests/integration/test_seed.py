@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,8 @@ import pytest
 from starlette.applications import Starlette
 from tortoise import connections
 
-from app.ids import EPOCH_MS
+from app import ids
+from app.ids import EPOCH_MS, ms_of, new_id, node_of
 from app.seed import SEED_PASSWORD, SeedError, SeedOptions, seed
 from app.services.entities import parse_entities
 from app.settings import Settings
@@ -299,6 +300,31 @@ async def test_seed_refuses_a_database_with_accounts(
     assert await scalar("SELECT COUNT(*) FROM users") == 50
 
 
+async def test_seeded_ids_carry_this_processes_node_id_and_later_ids_follow(
+    seeded: SeedOptions,
+) -> None:
+    made = [
+        r["id"]
+        for table in ("users", "follows", "posts", "likes", "reposts", "bookmarks")
+        for r in await rows(f"SELECT id FROM {table}")
+    ]
+
+    assert {node_of(i) for i in made} == {ids.current().node_id}
+    assert len(set(made)) == len(made)
+    assert new_id() > max(made)
+
+
+async def test_seed_refuses_ids_its_node_id_lease_does_not_cover(
+    app: Starlette, settings: Settings
+) -> None:
+    # Ids for moments after the lease's end could meet the next holder's.
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+
+    with pytest.raises(SeedError, match="reach past this process's node id lease"):
+        await seed(settings, SeedOptions(users=5, posts=5), now=tomorrow)
+    assert await scalar("SELECT COUNT(*) FROM users") == 0
+
+
 def test_seed_command_seeds_once_then_refuses(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
     env["HOLDFAST_DATA_DIR"] = str(tmp_path)
@@ -312,7 +338,14 @@ def test_seed_command_seeds_once_then_refuses(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "holdfast.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM posts").fetchone() == (200,)
         hashes = db.execute("SELECT DISTINCT password_hash FROM users").fetchall()
+        seeded_ids = [i for (i,) in db.execute("SELECT id FROM users UNION SELECT id FROM likes")]
+        leases = db.execute("SELECT node_id, holder, expires_at FROM node_leases").fetchall()
     assert len(hashes) == 1
+    # The command leased a node id, made the ids with it, and gave it back ending after them.
+    [(node, holder, end)] = leases
+    assert holder.startswith("seed ")
+    assert {node_of(i) for i in seeded_ids} == {node}
+    assert max(ms_of(i) for i in seeded_ids) < millis(end)
 
     again = subprocess.run(command, env=env, capture_output=True, text=True)
 

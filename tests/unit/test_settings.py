@@ -142,3 +142,35 @@ def test_job_settings_are_nested_and_bounded(monkeypatch_env: pytest.MonkeyPatch
     assert settings.jobs.max_attempts == 8
     with pytest.raises(SettingsError, match="HOLDFAST_JOBS__CONCURRENCY"):
         load_settings()
+
+
+def test_node_lease_settings_are_read_and_checked(monkeypatch_env: pytest.MonkeyPatch) -> None:
+    monkeypatch_env.setenv("HOLDFAST_NODES__LEASE_SECONDS", "12")
+    monkeypatch_env.setenv("HOLDFAST_NODES__RENEW_SECONDS", "4")
+    monkeypatch_env.setenv("HOLDFAST_HTTP__GRACEFUL_SHUTDOWN_SECONDS", "5")
+
+    settings = load_settings()
+
+    assert (settings.nodes.lease_seconds, settings.nodes.renew_seconds) == (12, 4)
+    assert (settings.nodes.first_id, settings.nodes.last_id) == (0, 1023)
+    assert settings.http.graceful_shutdown_seconds == 5
+    assert settings.node_id is None  # leased unless an operator assigns one
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"HOLDFAST_NODES__RENEW_SECONDS": "20"}, "renew_seconds must be at most half"),
+        ({"HOLDFAST_NODES__FIRST_ID": "9", "HOLDFAST_NODES__LAST_ID": "3"}, "first_id"),
+        ({"HOLDFAST_NODES__LAST_ID": "1024"}, "HOLDFAST_NODES__LAST_ID"),
+        ({"HOLDFAST_NODE_ID": "1024"}, "HOLDFAST_NODE_ID"),
+    ],
+)
+def test_inconsistent_node_settings_are_refused(
+    monkeypatch_env: pytest.MonkeyPatch, variables: dict[str, str], problem: str
+) -> None:
+    for key, value in variables.items():
+        monkeypatch_env.setenv(key, value)
+
+    with pytest.raises(SettingsError, match=problem):
+        load_settings()

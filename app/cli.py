@@ -110,8 +110,10 @@ def create_admin(
     ] = False,
 ) -> None:
     """Create an account with the admin role."""
+    from app.changes import Changes
     from app.errors import DomainError
     from app.models import Role
+    from app.pubsub import LocalPubSub
     from app.ratelimit import RateLimiter
     from app.services.accounts import AccountService
 
@@ -126,7 +128,9 @@ def create_admin(
 
     async def create() -> int:
         async with _database(settings):
-            accounts = AccountService(settings, RateLimiter.from_settings(settings))
+            # A new account has no sessions: nothing to announce to anyone.
+            changes = Changes(LocalPubSub())
+            accounts = AccountService(settings, RateLimiter.from_settings(settings), changes)
             user = await accounts.create_user(
                 username=username,
                 email=email,

@@ -96,13 +96,37 @@ class GraphQLSettings(_Section):
     )
     cache_size: int = Field(1_024, ge=1, le=100_000)
     requests_per_viewer: Rate = Field(
-        "600/minute", description="GraphQL HTTP requests per account, or per address signed out"
+        "600/minute",
+        description="GraphQL HTTP requests and WebSocket operations per account, or per "
+        "address signed out",
     )
 
 
 class HttpSettings(_Section):
     max_body_bytes: int = Field(
         1_048_576, ge=1_024, le=1_073_741_824, description="larger request bodies get 413"
+    )
+
+
+class LiveSettings(_Section):
+    """Subscriptions over WebSocket (README: Live updates)."""
+
+    queue_size: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="messages waiting to be sent on one connection (and events waiting in "
+        "one subscription); a client that lets it fill is disconnected",
+    )
+    max_subscriptions: int = Field(
+        20, ge=1, le=1_000, description="operations running at once on one connection"
+    )
+    ping_interval: float = Field(20.0, gt=0, le=3_600, description="seconds between pings")
+    ping_timeout: float = Field(
+        20.0, gt=0, le=3_600, description="seconds a pong may take before the socket closes"
+    )
+    init_timeout: float = Field(
+        10.0, gt=0, le=600, description="seconds a client has to send connection_init"
     )
 
 
@@ -134,6 +158,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     posts: PostSettings = PostSettings()
     timelines: TimelineSettings = TimelineSettings()
+    live: LiveSettings = LiveSettings()
 
     @classmethod
     def settings_customise_sources(

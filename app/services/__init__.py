@@ -37,7 +37,7 @@ class Services:
             limiter=limiter,
             pubsub=pubsub,
             changes=changes,
-            accounts=AccountService(settings, limiter),
+            accounts=AccountService(settings, limiter, changes),
             posts=posts,
             interactions=InteractionService(posts, changes),
             graph=GraphService(changes),

@@ -31,11 +31,31 @@ from app.text import check_argument
 
 REPOSTER_COLUMNS = user_columns("rb", "rb_")
 
-# Filtered before the LIMIT, so that entries left out never shorten a page.
-_REPOSTER_NOT_MUTED = """
+
+def reposter_not_muted(viewer: str = ":viewer") -> str:
+    """A home entry `e` that came in as a repost is left out when the viewer muted the
+    reposter (filtered before the LIMIT, so that entries left out never shorten a page)."""
+    return f"""
 (e.reposter_id IS NULL OR NOT EXISTS (
-   SELECT 1 FROM mutes rm WHERE rm.muter_id = :viewer AND rm.muted_id = e.reposter_id))
+   SELECT 1 FROM mutes rm WHERE rm.muter_id = {viewer} AND rm.muted_id = e.reposter_id))
 """
+
+
+def merged_home_post(viewer: str = ":viewer") -> str:
+    """Post `p` belongs in the viewer's home timeline at read time (not fanned out): its
+    author is an account the viewer follows with more than :big followers, and it is no
+    reply to someone else."""
+    return f"""
+p.author_id IN (
+    SELECT f.followee_id FROM follows f JOIN users big ON big.id = f.followee_id
+    WHERE f.follower_id = {viewer} AND big.follower_count > :big)
+AND (p.reply_to_id IS NULL OR p.reply_to_id IN (
+    SELECT own.id FROM posts own WHERE own.author_id = p.author_id))
+"""
+
+
+_REPOSTER_NOT_MUTED = reposter_not_muted()
+_MERGED_HOME_POST = merged_home_post()
 
 ANCESTORS_MAX = 40  # posts of a thread above one post that `ancestors` returns (as Mastodon)
 
@@ -85,11 +105,7 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
           SELECT * FROM (
             SELECT p.id AS sort_key, p.id AS post_id, CAST(NULL AS BIGINT) AS reposter_id
             FROM posts p
-            WHERE p.author_id IN (
-                SELECT f.followee_id FROM follows f JOIN users big ON big.id = f.followee_id
-                WHERE f.follower_id = :viewer AND big.follower_count > :big)
-              AND (p.reply_to_id IS NULL OR p.reply_to_id IN (
-                SELECT own.id FROM posts own WHERE own.author_id = p.author_id))
+            WHERE {_MERGED_HOME_POST}
               AND {big_condition} AND {VISIBLE} AND {NOT_MUTED}
             ORDER BY {big_order} LIMIT :limit
           ) merged

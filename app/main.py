@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
 from app import ids
@@ -35,14 +35,18 @@ def create_app(settings: Settings) -> Starlette:
             try:
                 yield
             finally:
+                # uvicorn has already closed its sockets with 1012 on SIGTERM; this is for
+                # servers that shut the application down first.
+                await graphql.close_sockets(1012, "Server restarting")
                 await services.pubsub.close()
                 await services.limiter.close()
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            # No WebSocket route until there are subscriptions: graphql-transport-ws would
-            # also run queries and mutations outside the request budget and error masking.
+            # Subscriptions (and any operation a client sends over the socket), under the
+            # same limits, budget and masking as HTTP (schema/protocols.py).
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         middleware=[

@@ -128,6 +128,9 @@ class LiveSettings(_Section):
     init_timeout: float = Field(
         10.0, gt=0, le=600, description="seconds a client has to send connection_init"
     )
+    allowed_origins: tuple[str, ...] = Field(
+        ("*",), description="origins whose pages may connect (browsers send Origin)"
+    )
 
 
 class Settings(BaseSettings):

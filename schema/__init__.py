@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Annotated, Any
 
 import strawberry
@@ -28,6 +30,7 @@ from schema.limits import DocumentLimits
 from schema.posts import PostMutation
 from schema.results import parse_global_id
 from schema.social import SocialMutation
+from schema.subscriptions import Subscription
 from schema.timelines import TimelineQuery
 from schema.types import Post
 
@@ -76,6 +79,15 @@ class HoldfastSchema(strawberry.Schema):
             result.errors = [public_error(error) for error in result.errors]
         return result
 
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """What both WebSocket protocols run every operation with: each operation on a
+        connection gets its own copy of the connection's context, and every result is
+        masked and coded as `execute` does it."""
+        context = kwargs.get("context_value")
+        if isinstance(context, Context):
+            kwargs["context_value"] = context.for_operation()
+        return _public_results(await super().stream(*args, **kwargs))
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -91,6 +103,16 @@ class HoldfastSchema(strawberry.Schema):
                 )
 
 
+async def _public_results(results: Any) -> AsyncGenerator[Any, None]:
+    async with aclosing(results):
+        async for result in results:
+            # The result objects are kept (strawberry tells a PreExecutionError by its type).
+            errors = getattr(result, "errors", None)
+            if errors:
+                result.errors = [public_error(error) for error in errors]
+            yield result
+
+
 def build_schema(settings: Settings) -> HoldfastSchema:
     """Build the schema with its limits. The document pipeline (parse and validation caches,
     rules) is made once here and shared by every request."""
@@ -101,6 +123,7 @@ def build_schema(settings: Settings) -> HoldfastSchema:
     schema = HoldfastSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Post],
         execution_context_class=execution_context_class,
     )

@@ -11,6 +11,7 @@ from app.ratelimit import RateLimiter
 from app.services.accounts import AccountService
 from app.services.graph import GraphService
 from app.services.interactions import InteractionService
+from app.services.live import LiveService
 from app.services.posts import PostService
 from app.settings import Settings
 
@@ -25,6 +26,7 @@ class Services:
     posts: PostService
     interactions: InteractionService
     graph: GraphService
+    live: LiveService
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -41,4 +43,5 @@ class Services:
             posts=posts,
             interactions=InteractionService(posts, changes),
             graph=GraphService(changes),
+            live=LiveService(settings, pubsub),
         )

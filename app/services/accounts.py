@@ -281,8 +281,8 @@ async def _end_sessions(change: Change, sessions: Q) -> int:
     )  # type: ignore[assignment]
     if not ids:
         return 0
-    ended = await Session.filter(id__in=ids, revoked_at=None).using_db(conn).update(
-        revoked_at=_now()
+    ended = (
+        await Session.filter(id__in=ids, revoked_at=None).using_db(conn).update(revoked_at=_now())
     )
     live.publish_sessions_ended(change, ids)
     return ended

@@ -32,7 +32,8 @@ def audience(p: str, viewer: str = ":viewer") -> str:
   {p}.visibility = 'public'
   OR {p}.author_id = {viewer}
   OR ({p}.visibility = 'followers' AND EXISTS (
-        SELECT 1 FROM follows vf WHERE vf.follower_id = {viewer} AND vf.followee_id = {p}.author_id))
+        SELECT 1 FROM follows vf
+        WHERE vf.follower_id = {viewer} AND vf.followee_id = {p}.author_id))
   OR ({p}.visibility = 'direct' AND EXISTS (
         SELECT 1 FROM mentions vm WHERE vm.post_id = {p}.id AND vm.user_id = {viewer}))
 )

@@ -97,6 +97,11 @@ def serve(
         workers=workers,
         log_config=None,
         proxy_headers=True,
+        # Keep-alive for subscriptions: uvicorn pings, and closes a socket whose pong is late.
+        ws_ping_interval=settings.live.ping_interval,
+        ws_ping_timeout=settings.live.ping_timeout,
+        # A WebSocket message is held to what a request body is.
+        ws_max_size=settings.http.max_body_bytes,
     )
 
 

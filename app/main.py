@@ -58,6 +58,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.settings = settings
     app.state.services = services
+    app.state.graphql = graphql
     return app
 
 

@@ -4,6 +4,7 @@ the `websockets` library, and an app served by a real uvicorn server in the test
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -111,7 +112,13 @@ async def served_in_loop(app: Starlette, **config: Any) -> AsyncIterator[str]:
     URL. Sockets are real; the database and services are the test's own."""
     port = free_port()
     server_config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_config=None, access_log=False, **config
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        **config,
     )
     server_config.load()
     server = uvicorn.Server(server_config)
@@ -129,3 +136,19 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = WAIT
     while not await check():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+def db_id(global_id: str) -> int:
+    """The database id in a Relay global ID."""
+    return int(base64.b64decode(global_id).decode().rpartition(":")[2])
+
+
+async def subscribed(app: Starlette, *channels: str) -> None:
+    """Wait until this process's pub/sub has subscribers on `channels` (an event published
+    before that reaches nobody)."""
+    hub = app.state.services.pubsub.hub
+
+    async def ready() -> bool:
+        return all(channel in hub.channels for channel in channels)
+
+    await eventually(ready)

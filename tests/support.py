@@ -153,11 +153,20 @@ def serve(data_dir: Path, **settings: str) -> Iterator[str]:
     """`holdfast serve` as `make run` starts it (embedded defaults, migrating itself), with
     `settings` as HOLDFAST_* variables; yields its base URL. Its log lines (stderr) go to
     `server_log(data_dir)`."""
+    with serve_process(data_dir, **settings) as (base, _):
+        yield base
+
+
+@contextmanager
+def serve_process(
+    data_dir: Path, *options: str, **settings: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As `serve` (with extra `holdfast serve` options), yielding the process too."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = server_log(data_dir).open("wb")
     process = subprocess.Popen(
-        [HOLDFAST, "serve", "--port", str(port)],
+        [HOLDFAST, "serve", "--port", str(port), *options],
         env=holdfast_env(data_dir, **settings),
         stdout=subprocess.DEVNULL,
         stderr=log,
@@ -175,7 +184,7 @@ def serve(data_dir: Path, **settings: str) -> Iterator[str]:
                 log.flush()
                 raise AssertionError(f"server did not start: {server_log(data_dir).read_text()}")
             time.sleep(0.1)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         process.wait(timeout=10)

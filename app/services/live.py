@@ -47,7 +47,7 @@ from app.settings import Settings
 T = TypeVar("T")
 
 # How long the first subscriber of an event waits for the others to ask for it too.
-BATCH_WINDOW = 0.005
+BATCH_WINDOW = 0.002
 # Viewers per statement (bound parameters stay far below both databases' limits).
 BATCH_MAX = 2_048
 # The viewer of a batched statement, as a column; no rule fragment uses this alias.

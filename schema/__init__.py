@@ -14,6 +14,7 @@ from strawberry import relay
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.execution import PreExecutionError
 
 from app.settings import Settings
 from schema.accounts import AccountMutation, AccountQuery
@@ -86,7 +87,29 @@ class HoldfastSchema(strawberry.Schema):
         context = kwargs.get("context_value")
         if isinstance(context, Context):
             kwargs["context_value"] = context.for_operation()
-        return _public_results(await super().stream(*args, **kwargs))
+        return self._public_results(await super().stream(*args, **kwargs))
+
+    async def _public_results(self, results: Any) -> AsyncGenerator[Any, None]:
+        started = False
+        try:
+            async with aclosing(results):
+                async for result in results:
+                    started = True
+                    # The result objects are kept: strawberry tells a PreExecutionError by type.
+                    errors = getattr(result, "errors", None)
+                    if errors:
+                        result.errors = [public_error(error) for error in errors]
+                    yield result
+        except Exception as exc:
+            if started:
+                raise
+            # Raised before execution where `execute` would have made it a result: by the
+            # document guard (over a limit, unparsable), or a fault of ours.
+            error = (
+                exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)
+            )
+            self.process_errors([error])
+            yield PreExecutionError(data=None, errors=[public_error(error)])
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -101,16 +124,6 @@ class HoldfastSchema(strawberry.Schema):
                     if original
                     else None,
                 )
-
-
-async def _public_results(results: Any) -> AsyncGenerator[Any, None]:
-    async with aclosing(results):
-        async for result in results:
-            # The result objects are kept (strawberry tells a PreExecutionError by its type).
-            errors = getattr(result, "errors", None)
-            if errors:
-                result.errors = [public_error(error) for error in errors]
-            yield result
 
 
 def build_schema(settings: Settings) -> HoldfastSchema:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
@@ -30,7 +29,8 @@ from app import live
 from app.pubsub import SlowConsumer, Subscription
 from app.services import Services
 
-log = logging.getLogger("holdfast.live")
+# Seconds a close frame may wait for a client to read what is queued before it.
+CLOSE_TIMEOUT = 1.0
 
 
 class CloseCode(IntEnum):
@@ -74,11 +74,14 @@ class LiveSocket:
         self._writer = asyncio.create_task(self._write(), name="holdfast-socket-writer")
 
     async def finish(self) -> None:
-        """The connection is over: stop the watch, the timers and the writer."""
+        """The connection is over: stop the watch, the timers and the writer (given a moment
+        to write a close frame asked for last)."""
         self.closing = True
         for timer in self._timers:
             timer.cancel()
         await self._stack.aclose()
+        if self._close is not None and self._writer is not None:
+            await asyncio.wait([self._writer], timeout=CLOSE_TIMEOUT)
         tasks = [*self._tasks, *([self._writer] if self._writer else [])]
         for task in tasks:
             task.cancel()
@@ -116,7 +119,7 @@ class LiveSocket:
         self._close = (code, reason)
         self._wake.set()
         if self._stop_operations is not None:
-            self._spawn(self._stop_operations())
+            self._spawn(self._stop_operations)
 
     async def _write(self) -> None:
         try:
@@ -132,9 +135,9 @@ class LiveSocket:
             # The client went away first; the protocol handler sees it and finishes.
             self.closing = True
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Callable[[], Awaitable[None]]) -> None:
         async def run() -> None:
-            await work
+            await work()
 
         task = asyncio.create_task(run())
         self._tasks.add(task)
@@ -148,7 +151,7 @@ class LiveSocket:
         events: Subscription = await self._stack.enter_async_context(
             self.services.pubsub.subscribe([live.session_channel(session_id)], max_queue=8)
         )
-        self._spawn(self._watch(session_id, events))
+        self._spawn(lambda: self._watch(session_id, events))
 
     async def _watch(self, session_id: int, events: Subscription) -> None:
         accounts = self.services.accounts

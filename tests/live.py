@@ -40,11 +40,11 @@ class LiveClient:
     async def send(self, message: object) -> None:
         await self.ws.send(message if isinstance(message, str | bytes) else json.dumps(message))
 
-    async def receive(self, timeout: float = WAIT) -> dict[str, Any]:
+    async def receive(self, within: float = WAIT) -> dict[str, Any]:
         """The next message that is not a keep-alive; `Closed` when the socket closes."""
         while True:
             try:
-                raw = await asyncio.wait_for(self.ws.recv(), timeout)
+                raw = await asyncio.wait_for(self.ws.recv(), within)
             except ConnectionClosed as closed:
                 frame = closed.rcvd
                 raise Closed(frame.code if frame else None, frame.reason if frame else "") from None
@@ -69,9 +69,9 @@ class LiveClient:
         kind = "complete" if self.protocol == TRANSPORT_WS else "stop"
         await self.send({"id": operation_id, "type": kind})
 
-    async def next_data(self, operation_id: str, timeout: float = WAIT) -> dict[str, Any]:
+    async def next_data(self, operation_id: str, within: float = WAIT) -> dict[str, Any]:
         """The data of the next result for `operation_id` (which must carry no errors)."""
-        message = await self.receive(timeout)
+        message = await self.receive(within)
         assert message.get("id") == operation_id, message
         assert message["type"] in ("next", "data"), message
         assert "errors" not in message["payload"], message
@@ -86,9 +86,9 @@ class LiveClient:
             return
         raise AssertionError(f"unexpected message {message}")
 
-    async def closed(self, timeout: float = WAIT) -> Closed:
+    async def closed(self, within: float = WAIT) -> Closed:
         """Read until the socket closes; its close code and reason."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             try:
                 await self.receive(max(0.01, deadline - time.monotonic()))
@@ -130,9 +130,9 @@ async def served_in_loop(app: Starlette, **config: Any) -> AsyncIterator[str]:
         await server.shutdown()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> None:
-    """Poll `check` until it holds (short sleeps; fails after `timeout`)."""
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = WAIT) -> None:
+    """Poll `check` until it holds (short sleeps; fails after `within` seconds)."""
+    deadline = time.monotonic() + within
     while not await check():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)

@@ -78,13 +78,16 @@ class LiveClient:
         data: dict[str, Any] = message["payload"]["data"]
         return data
 
-    async def nothing_for(self, seconds: float) -> None:
-        """Assert that no message arrives for `seconds`."""
-        try:
-            message = await self.receive(seconds)
-        except TimeoutError:
-            return
-        raise AssertionError(f"unexpected message {message}")
+    async def results(self, count: int, within: float = WAIT) -> dict[str, dict[str, Any]]:
+        """The data of the next `count` results, by operation id (operations on one
+        connection deliver in no fixed order between them)."""
+        found: dict[str, dict[str, Any]] = {}
+        for _ in range(count):
+            message = await self.receive(within)
+            assert message["type"] in ("next", "data"), message
+            assert "errors" not in message["payload"], message
+            found[message["id"]] = message["payload"]["data"]
+        return found
 
     async def closed(self, within: float = WAIT) -> Closed:
         """Read until the socket closes; its close code and reason."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -162,33 +162,53 @@ def serve_process(
     data_dir: Path, *options: str, **settings: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """As `serve` (with extra `holdfast serve` options), yielding the process too."""
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = server_log(data_dir).open("wb")
-    process = subprocess.Popen(
-        [HOLDFAST, "serve", "--port", str(port), *options],
-        env=holdfast_env(data_dir, **settings),
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{port}"
+    with serve_processes((data_dir, options, settings)) as [served]:
+        yield served
+
+
+@contextmanager
+def serve_processes(
+    *specs: tuple[Path, tuple[str, ...], dict[str, str]],
+) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    """Several `holdfast serve` processes (data dir, options, settings each), started at
+    once; their base URLs and processes."""
+    started: list[tuple[Path, str, subprocess.Popen[bytes], IO[bytes]]] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                raise AssertionError(f"server did not start: {server_log(data_dir).read_text()}")
-            time.sleep(0.1)
-        yield base, process
+        for data_dir, options, settings in specs:
+            port = free_port()
+            data_dir.mkdir(parents=True, exist_ok=True)
+            log = server_log(data_dir).open("wb")
+            process = subprocess.Popen(
+                [HOLDFAST, "serve", "--port", str(port), *options],
+                env=holdfast_env(data_dir, **settings),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+            started.append((data_dir, f"http://127.0.0.1:{port}", process, log))
+        for data_dir, base, process, log in started:
+            _wait_until_healthy(data_dir, base, process, log)
+        yield [(base, process) for _, base, process, _ in started]
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        for _, _, process, log in started:
+            process.terminate()
+            process.wait(timeout=10)
+            log.close()
+
+
+def _wait_until_healthy(
+    data_dir: Path, base: str, process: subprocess.Popen[bytes], log: IO[bytes]
+) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            log.flush()
+            raise AssertionError(f"server did not start: {server_log(data_dir).read_text()}")
+        time.sleep(0.1)
 
 
 def server_log(data_dir: Path) -> Path:

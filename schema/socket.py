@@ -48,7 +48,7 @@ class LiveSocket:
         self,
         websocket: WebSocket,
         services: Services,
-        on_finish: Callable[[LiveSocket], None] = lambda socket: None,
+        registry: set[LiveSocket] | None = None,
     ) -> None:
         self.websocket = websocket
         self.services = services
@@ -61,7 +61,7 @@ class LiveSocket:
         self._timers: list[asyncio.TimerHandle] = []
         self._stack = AsyncExitStack()
         self._stop_operations: Callable[[], Awaitable[None]] | None = None
-        self._on_finish = on_finish
+        self._registry = registry if registry is not None else set()
         self.closing = False
         self.initialised = False  # connection_init was answered
         self.close_code: int | None = None
@@ -69,9 +69,11 @@ class LiveSocket:
     # --- lifetime ------------------------------------------------------------------------
 
     def start(self, stop_operations: Callable[[], Awaitable[None]]) -> None:
-        """Start writing; `stop_operations` ends every running operation (on close)."""
+        """Start writing (the protocol handler starts); `stop_operations` ends every running
+        operation (on close). From now until `finish`, the socket is in the registry."""
         self._stop_operations = stop_operations
         self._writer = asyncio.create_task(self._write(), name="holdfast-socket-writer")
+        self._registry.add(self)
 
     async def finish(self) -> None:
         """The connection is over: stop the watch, the timers and the writer (given a moment
@@ -88,7 +90,11 @@ class LiveSocket:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._on_finish(self)
+        self._registry.discard(self)
+
+    @property
+    def started(self) -> bool:
+        return self._writer is not None
 
     async def closed(self) -> None:
         """Wait until the close frame is written (or the client is gone)."""
@@ -210,5 +216,9 @@ class SocketAdapter(ASGIWebSocketAdapter):
         self.socket.send(encoded.decode() if isinstance(encoded, bytes) else encoded)
 
     async def close(self, code: int, reason: str) -> None:
+        if not self.socket.started:
+            # No protocol handler runs (strawberry refuses the subprotocol): close it here.
+            await super().close(code, reason)
+            return
         # strawberry closes on protocol errors, after answering some of them: flush first.
         self.socket.close_soon(code, reason, flush=True)

@@ -114,9 +114,7 @@ class GraphQLView(GraphQL[Context, None]):
         self, request: WebSocket, subprotocol: str | None
     ) -> WebSocket:
         websocket = await super().create_websocket_response(request, subprotocol)
-        socket = LiveSocket(websocket, self._services, on_finish=self.sockets.discard)
-        websocket.scope[SCOPE_KEY] = socket
-        self.sockets.add(socket)
+        websocket.scope[SCOPE_KEY] = LiveSocket(websocket, self._services, self.sockets)
         return websocket
 
     async def on_ws_connect(self, context: Context) -> UnsetType:

@@ -556,3 +556,13 @@ async def test_a_client_that_stops_reading_is_cut_off_and_slows_nobody_else(
     assert closed.code == 4008
     assert received < published < 200
     assert slowest < 1.0
+
+
+async def test_an_unknown_subprotocol_is_closed_with_4406_and_leaves_nothing_behind(
+    app: Starlette, live_server: str
+) -> None:
+    async with live_client(live_server, "graphql-over-carrier-pigeon") as client:
+        closed = await client.closed()
+
+    assert closed.code == 4406
+    assert app.state.graphql.sockets == set()

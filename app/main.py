@@ -22,6 +22,7 @@ from app.settings import Settings, load_settings
 def create_app(settings: Settings) -> Starlette:
     # Only this module imports schema/: the service layer never depends on the API layer.
     from schema import build_schema
+    from schema.socket import CloseCode
     from schema.view import GraphQLView
 
     ids.configure(settings.node_id)
@@ -37,7 +38,7 @@ def create_app(settings: Settings) -> Starlette:
             finally:
                 # uvicorn has already closed its sockets with 1012 on SIGTERM; this is for
                 # servers that shut the application down first.
-                await graphql.close_sockets(1012, "Server restarting")
+                await graphql.close_sockets(CloseCode.SERVICE_RESTART, "Server restarting")
                 await services.pubsub.close()
                 await services.limiter.close()
 

@@ -566,3 +566,18 @@ async def test_an_unknown_subprotocol_is_closed_with_4406_and_leaves_nothing_beh
 
     assert closed.code == 4406
     assert app.state.graphql.sockets == set()
+
+
+async def test_shutting_the_application_down_closes_its_sockets_with_1012(
+    server_with: ServerWith,
+) -> None:
+    # What the lifespan does on the way out (uvicorn itself closes with 1012 on SIGTERM
+    # first: see test_live_processes).
+    async with server_with() as server, live_client(server.base) as client:
+        await client.init()
+        await client.subscribe("1", PUBLIC)
+        await eventually(lambda: _running(server, 1))
+        await server.app.state.graphql.close_sockets(1012, "Server restarting")
+        closed = await client.closed()
+
+    assert (closed.code, closed.reason) == (1012, "Server restarting")

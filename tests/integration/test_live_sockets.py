@@ -19,6 +19,7 @@ import pytest
 from starlette.applications import Starlette
 
 from app import auth, live
+from app.pubsub import Event
 from app.main import create_app
 from schema.socket import LiveSocket
 from tests.conftest import TEST_SECRET, make_settings
@@ -581,3 +582,22 @@ async def test_shutting_the_application_down_closes_its_sockets_with_1012(
         closed = await client.closed()
 
     assert (closed.code, closed.reason) == (1012, "Server restarting")
+
+
+async def test_a_subscription_whose_events_pile_up_closes_its_socket_with_4008(
+    server_with: ServerWith,
+) -> None:
+    async with server_with(live={"queue_size": 2}) as server, live_client(server.base) as client:
+        author = await server.gql.sign_up("author")
+        created = await post(server.gql, author, "again and again")
+        await client.init()
+        await client.subscribe("1", PUBLIC)
+        await eventually(lambda: _running(server, 1))
+        # A burst faster than the subscription loads its events: in-process pub/sub offers
+        # all of them before the subscriber runs once.
+        event = Event(live.Kind.POST_CREATED, {"id": db_id(created["id"])})
+        pubsub = server.app.state.services.pubsub
+        await pubsub.publish_many([(live.PUBLIC, event)] * 10)
+        closed = await client.closed()
+
+    assert (closed.code, closed.reason) == (4008, "Too slow: events were not read")

@@ -1,17 +1,22 @@
-"""The `holdfast` command: serve, migrate, users create-admin, seed, timelines rebuild/trim."""
+"""The `holdfast` command: serve, worker, migrate, users create-admin, seed, timelines
+rebuild/trim, jobs status/retry-dead."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from app.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 T = TypeVar("T")
 
@@ -24,6 +29,8 @@ users_cli = typer.Typer(help="Manage accounts.")
 cli.add_typer(users_cli, name="users")
 timelines_cli = typer.Typer(help="Maintain home timelines.")
 cli.add_typer(timelines_cli, name="timelines")
+jobs_cli = typer.Typer(help="Inspect background jobs.")
+cli.add_typer(jobs_cli, name="jobs")
 
 
 def _settings() -> Settings:
@@ -52,6 +59,23 @@ async def _database(settings: Settings) -> AsyncIterator[None]:
         yield
     finally:
         await Tortoise.close_connections()
+
+
+@asynccontextmanager
+async def _services(settings: Settings) -> AsyncIterator[Services]:
+    """The database, the services and their pub/sub, as a serving process has them."""
+    from app import ids
+    from app.services import Services
+
+    ids.configure(settings.node_id)
+    services = Services.from_settings(settings)
+    async with _database(settings):
+        await services.pubsub.start()
+        try:
+            yield services
+        finally:
+            await services.pubsub.close()
+            await services.limiter.close()
 
 
 @cli.command()
@@ -103,6 +127,40 @@ def serve(
         # A WebSocket message is held to what a request body is.
         ws_max_size=settings.http.max_body_bytes,
     )
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs at once (default: HOLDFAST_JOBS__CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run background jobs (no HTTP) until SIGTERM or SIGINT, then stop gracefully: running
+    jobs get HOLDFAST_JOBS__SHUTDOWN_GRACE_SECONDS to finish, the rest go back to the queue."""
+    from app.logs import configure_logging
+
+    settings = _settings()
+    if concurrency is not None:
+        if concurrency < 1:
+            typer.echo("holdfast: --concurrency must be at least 1", err=True)
+            raise typer.Exit(2)
+        jobs = settings.jobs.model_copy(update={"concurrency": concurrency})
+        settings = settings.model_copy(update={"jobs": jobs})
+    configure_logging(settings.log_level)
+
+    async def work() -> None:
+        async with _services(settings) as services:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            await services.jobs.start(services.changes)
+            try:
+                await stop.wait()
+            finally:
+                await services.jobs.stop()
+
+    _run(work)
 
 
 @users_cli.command("create-admin")
@@ -189,6 +247,9 @@ def rebuild_timelines(
     username: Annotated[
         str | None, typer.Option(help="One account's home timeline (default: every account).")
     ] = None,
+    enqueue: Annotated[
+        bool, typer.Option(help="Record one background job per account instead of waiting.")
+    ] = False,
 ) -> None:
     """Rebuild home timelines from the follow graph (after a restore, or a fan-out fault)."""
     from app.models import User
@@ -197,10 +258,18 @@ def rebuild_timelines(
     settings = _settings()
     limits = settings.timelines
 
+    async def owners_of() -> list[int]:
+        query = User.all() if username is None else User.filter(username_key=username.lower())
+        return [user.id for user in await query.only("id")]
+
+    async def record() -> tuple[int, int]:
+        async with _services(settings) as services:
+            owners = await owners_of()
+            return len(owners), len(await services.rebuilds.enqueue_home_rebuilds(owners))
+
     async def rebuild() -> tuple[int, int]:
         async with _database(settings):
-            query = User.all() if username is None else User.filter(username_key=username.lower())
-            owners: list[int] = [user.id for user in await query.only("id")]
+            owners = await owners_of()
             entries = 0
             for owner in owners:
                 entries += await fanout.rebuild_home(
@@ -210,11 +279,14 @@ def rebuild_timelines(
                 )
             return len(owners), entries
 
-    accounts, entries = _run(rebuild)
+    accounts, count = _run(record if enqueue else rebuild)
     if username is not None and accounts == 0:
         typer.echo(f"holdfast: no account {username!r}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"rebuilt {accounts} home timelines ({entries} entries)")
+    if enqueue:
+        typer.echo(f"queued {count} home timeline rebuilds")
+    else:
+        typer.echo(f"rebuilt {accounts} home timelines ({count} entries)")
 
 
 @timelines_cli.command("trim")
@@ -229,6 +301,43 @@ def trim_timelines() -> None:
             return await fanout.trim_homes(settings.timelines.home_max_entries)
 
     typer.echo(f"trimmed {_run(trim)} entries")
+
+
+@jobs_cli.command("status")
+def jobs_status() -> None:
+    """How many jobs are pending, running, done (kept a while) and dead."""
+    from app.jobs import outbox
+
+    settings = _settings()
+
+    async def count() -> dict[str, int]:
+        async with _database(settings):
+            return await outbox.counts()
+
+    counts = _run(count)
+    typer.echo(" ".join(f"{state}={counts.get(state, 0)}" for state in STATES))
+
+
+STATES = ("pending", "running", "done", "dead")
+
+
+@jobs_cli.command("retry-dead")
+def jobs_retry_dead(
+    name: Annotated[str | None, typer.Option(help="Only jobs of this name.")] = None,
+) -> None:
+    """Give dead jobs (after the fault that killed them is fixed) a fresh set of attempts."""
+    from app.jobs import outbox
+
+    settings = _settings()
+
+    async def retry() -> int:
+        async with _services(settings) as services:
+            revived = await outbox.retry_dead(name)
+            if revived:
+                await services.jobs.hand_over()
+            return revived
+
+    typer.echo(f"{_run(retry)} dead jobs pending again")
 
 
 def main() -> None:

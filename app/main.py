@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL at /graphql, /healthz; the lifespan opens the database."""
+"""The ASGI application: GraphQL at /graphql, /healthz; the lifespan opens the database, the
+pub/sub and (unless `jobs.work_in_web` is off) this process's job worker."""
 
 from __future__ import annotations
 
@@ -33,12 +34,16 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=tortoise_config(settings)):
             await services.pubsub.start()
+            if settings.jobs.work_in_web:
+                await services.jobs.start(services.changes)
             try:
                 yield
             finally:
                 # uvicorn has already closed its sockets with 1012 on SIGTERM; this is for
                 # servers that shut the application down first.
                 await graphql.close_sockets(CloseCode.SERVICE_RESTART, "Server restarting")
+                # Before pub/sub closes: jobs finishing in the grace period still publish.
+                await services.jobs.stop()
                 await services.pubsub.close()
                 await services.limiter.close()
 

@@ -102,6 +102,28 @@ class GraphQLSettings(_Section):
     )
 
 
+class JobSettings(_Section):
+    work_in_web: bool = Field(
+        True, description="`holdfast serve` processes run jobs too (off: only `holdfast worker`)"
+    )
+    concurrency: int = Field(4, ge=1, le=256, description="jobs a process runs at once")
+    max_attempts: int = Field(8, ge=1, le=100, description="then the job is dead")
+    lease_seconds: float = Field(
+        30.0, ge=0.2, le=3_600, description="after this, a job whose worker vanished runs again"
+    )
+    backoff_first_seconds: float = Field(2.0, ge=0.01, le=3_600, description="first retry delay")
+    backoff_max_seconds: float = Field(600.0, ge=0.01, le=86_400, description="longest delay")
+    poll_seconds: float = Field(
+        2.0, ge=0.05, le=300, description="how often a worker looks for jobs without a wake-up"
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0, ge=0, le=3_600, description="on SIGTERM, how long running jobs may take to finish"
+    )
+    keep_done_seconds: int = Field(
+        86_400, ge=0, le=90 * 86_400, description="how long finished jobs stay in the table"
+    )
+
+
 class HttpSettings(_Section):
     max_body_bytes: int = Field(
         1_048_576, ge=1_024, le=1_073_741_824, description="larger request bodies get 413"
@@ -162,6 +184,7 @@ class Settings(BaseSettings):
     posts: PostSettings = PostSettings()
     timelines: TimelineSettings = TimelineSettings()
     live: LiveSettings = LiveSettings()
+    jobs: JobSettings = JobSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -89,6 +89,9 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         # High enough that no other test meets it; tests/integration/test_request_budget.py
         # builds apps with a tiny one.
         "graphql": {"requests_per_viewer": "100000/minute"},
+        # The shared app works no jobs: job tests build their own queues and workers (with
+        # short leases and backoffs), which must be the only ones claiming from the table.
+        "jobs": {"work_in_web": False},
     }
     values.update(overrides)
     return Settings(**values)

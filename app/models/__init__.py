@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.models.account import RefreshToken, Role, Session, User
 from app.models.post import Bookmark, Like, Mention, Post, PostEdit, PostTag, Repost, Visibility
 from app.models.social import Block, Follow, FollowRequest, Mute
-from app.models.system import NodeLease
+from app.models.system import Job, JobState, NodeLease
 from app.models.timeline import HomeEntry, Notification, NotificationKind
 
 MODEL_MODULES = [
@@ -23,6 +23,8 @@ __all__ = [
     "Follow",
     "FollowRequest",
     "HomeEntry",
+    "Job",
+    "JobState",
     "Like",
     "Mention",
     "Mute",

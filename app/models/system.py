@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Any
+
 from tortoise import fields
+from tortoise.indexes import Index
 from tortoise.models import Model
+
+from app.models.base import SnowflakeModel
 
 
 class NodeLease(Model):
@@ -16,3 +22,32 @@ class NodeLease(Model):
 
     class Meta:
         table = "node_leases"
+
+
+class JobState(StrEnum):
+    PENDING = "pending"  # waiting for `run_after`
+    RUNNING = "running"  # claimed by `lease_owner` until `lease_expires_at`
+    DONE = "done"  # committed together with its handler's effects
+    DEAD = "dead"  # gave up after its last attempt; `last_error` says why
+
+
+class Job(SnowflakeModel):
+    """Work a committed change owes (the transactional outbox): written in the change's own
+    transaction, run at least once by a worker (app/jobs)."""
+
+    name = fields.CharField(max_length=100)
+    payload: fields.Field[dict[str, Any]] = fields.JSONField()
+    state = fields.CharEnumField(JobState, max_length=16, default=JobState.PENDING)
+    attempts = fields.IntField(default=0)
+    run_after = fields.DatetimeField()
+    lease_owner = fields.CharField(max_length=200, null=True)
+    lease_expires_at = fields.DatetimeField(null=True)
+    last_error = fields.CharField(max_length=1_000, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "jobs"
+        # Claiming (pending by due time), lease expiry (running) and purging (done) all read
+        # one state's rows in due-time order.
+        indexes = (Index(fields=("state", "run_after")),)

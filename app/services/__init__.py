@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.changes import Changes
+from app.jobs import JobQueue
 from app.pubsub import PubSub, pubsub_from_url
 from app.ratelimit import RateLimiter
 from app.services.accounts import AccountService
@@ -13,6 +14,7 @@ from app.services.graph import GraphService
 from app.services.interactions import InteractionService
 from app.services.live import LiveService
 from app.services.posts import PostService
+from app.services.rebuilds import REBUILD_HOME, RebuildService
 from app.settings import Settings
 
 
@@ -22,26 +24,34 @@ class Services:
     limiter: RateLimiter
     pubsub: PubSub
     changes: Changes
+    jobs: JobQueue
     accounts: AccountService
     posts: PostService
     interactions: InteractionService
     graph: GraphService
     live: LiveService
+    rebuilds: RebuildService
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         limiter = RateLimiter.from_settings(settings)
         pubsub = pubsub_from_url(settings.redis_url)
-        changes = Changes(pubsub)
+        jobs = JobQueue(settings.jobs, pubsub)
+        changes = Changes(pubsub, jobs)
         posts = PostService(settings, changes)
+        rebuilds = RebuildService(settings, changes)
+        # Every job kind and its handler, here and nowhere else.
+        jobs.register(REBUILD_HOME, rebuilds.rebuild_home)
         return cls(
             settings=settings,
             limiter=limiter,
             pubsub=pubsub,
             changes=changes,
+            jobs=jobs,
             accounts=AccountService(settings, limiter, changes),
             posts=posts,
             interactions=InteractionService(posts, changes),
             graph=GraphService(changes),
             live=LiveService(settings, pubsub),
+            rebuilds=rebuilds,
         )

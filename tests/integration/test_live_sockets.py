@@ -19,8 +19,8 @@ import pytest
 from starlette.applications import Starlette
 
 from app import auth, live
-from app.pubsub import Event
 from app.main import create_app
+from app.pubsub import Event
 from schema.socket import LiveSocket
 from tests.conftest import TEST_SECRET, make_settings
 from tests.live import (

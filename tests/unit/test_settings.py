@@ -128,3 +128,17 @@ def test_unknown_key_in_toml_is_named(monkeypatch_env: pytest.MonkeyPatch, tmp_p
 
     with pytest.raises(SettingsError, match="prot"):
         load_settings()
+
+
+def test_job_settings_are_nested_and_bounded(monkeypatch_env: pytest.MonkeyPatch) -> None:
+    monkeypatch_env.setenv("HOLDFAST_JOBS__WORK_IN_WEB", "false")
+    monkeypatch_env.setenv("HOLDFAST_JOBS__LEASE_SECONDS", "90")
+
+    settings = load_settings()
+    monkeypatch_env.setenv("HOLDFAST_JOBS__CONCURRENCY", "0")
+
+    assert settings.jobs.work_in_web is False
+    assert settings.jobs.lease_seconds == 90
+    assert settings.jobs.max_attempts == 8
+    with pytest.raises(SettingsError, match="HOLDFAST_JOBS__CONCURRENCY"):
+        load_settings()

@@ -131,6 +131,11 @@ def serve(
         # On SIGTERM: stop accepting, let requests in flight finish for this long, then the
         # lifespan closes (the node id is given back).
         timeout_graceful_shutdown=settings.http.graceful_shutdown_seconds,
+        # Keep-alive for subscriptions: uvicorn pings, and closes a socket whose pong is late.
+        ws_ping_interval=settings.live.ping_interval,
+        ws_ping_timeout=settings.live.ping_timeout,
+        # A WebSocket message is held to what a request body is.
+        ws_max_size=settings.http.max_body_bytes,
     )
 
 
@@ -178,8 +183,10 @@ def create_admin(
     ] = False,
 ) -> None:
     """Create an account with the admin role."""
+    from app.changes import Changes
     from app.errors import DomainError
     from app.models import Role
+    from app.pubsub import LocalPubSub
     from app.ratelimit import RateLimiter
     from app.services.accounts import AccountService
 
@@ -194,7 +201,9 @@ def create_admin(
 
     async def create() -> int:
         async with _database(settings, role="users create-admin"):
-            accounts = AccountService(settings, RateLimiter.from_settings(settings))
+            # A new account has no sessions: nothing to announce to anyone.
+            changes = Changes(LocalPubSub())
+            accounts = AccountService(settings, RateLimiter.from_settings(settings), changes)
             user = await accounts.create_user(
                 username=username,
                 email=email,

@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     EMPTY_TEXT = "EMPTY_TEXT"
     CANNOT_FOLLOW_SELF = "CANNOT_FOLLOW_SELF"
     BLOCKED = "BLOCKED"
+    EVENTS_MISSED = "EVENTS_MISSED"
 
 
 class DomainError(Exception):

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
 from app import nodes
@@ -27,6 +27,7 @@ log = logging.getLogger("holdfast.app")
 def create_app(settings: Settings) -> Starlette:
     # Only this module imports schema/: the service layer never depends on the API layer.
     from schema import build_schema
+    from schema.socket import CloseCode
     from schema.view import GraphQLView
 
     services = Services.from_settings(settings)
@@ -44,6 +45,9 @@ def create_app(settings: Settings) -> Starlette:
             try:
                 yield
             finally:
+                # uvicorn has already closed its sockets with 1012 on SIGTERM; this is for
+                # servers that shut the application down first.
+                await graphql.close_sockets(CloseCode.SERVICE_RESTART, "Server restarting")
                 # Before pub/sub closes: jobs finishing in the grace period still publish.
                 await services.jobs.stop()
                 await services.pubsub.close()
@@ -52,8 +56,9 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            # No WebSocket route until there are subscriptions: graphql-transport-ws would
-            # also run queries and mutations outside the request budget and error masking.
+            # Subscriptions (and any operation a client sends over the socket), under the
+            # same limits, budget and masking as HTTP (schema/protocols.py).
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         middleware=[
@@ -65,6 +70,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.settings = settings
     app.state.services = services
+    app.state.graphql = graphql
     return app
 
 

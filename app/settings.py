@@ -96,7 +96,9 @@ class GraphQLSettings(_Section):
     )
     cache_size: int = Field(1_024, ge=1, le=100_000)
     requests_per_viewer: Rate = Field(
-        "600/minute", description="GraphQL HTTP requests per account, or per address signed out"
+        "600/minute",
+        description="GraphQL HTTP requests and WebSocket operations per account, or per "
+        "address signed out",
     )
 
 
@@ -152,6 +154,31 @@ class NodeSettings(_Section):
         return self
 
 
+class LiveSettings(_Section):
+    """Subscriptions over WebSocket (README: Live updates)."""
+
+    queue_size: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="messages waiting to be sent on one connection (and events waiting in "
+        "one subscription); a client that lets it fill is disconnected",
+    )
+    max_subscriptions: int = Field(
+        20, ge=1, le=1_000, description="operations running at once on one connection"
+    )
+    ping_interval: float = Field(20.0, gt=0, le=3_600, description="seconds between pings")
+    ping_timeout: float = Field(
+        20.0, gt=0, le=3_600, description="seconds a pong may take before the socket closes"
+    )
+    init_timeout: float = Field(
+        10.0, gt=0, le=600, description="seconds a client has to send connection_init"
+    )
+    allowed_origins: tuple[str, ...] = Field(
+        ("*",), description="origins whose pages may connect (browsers send Origin)"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -181,6 +208,7 @@ class Settings(BaseSettings):
     nodes: NodeSettings = NodeSettings()
     posts: PostSettings = PostSettings()
     timelines: TimelineSettings = TimelineSettings()
+    live: LiveSettings = LiveSettings()
     jobs: JobSettings = JobSettings()
 
     @classmethod

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Annotated, Any
 
 import strawberry
@@ -12,6 +14,7 @@ from strawberry import relay
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.execution import PreExecutionError
 
 from app.settings import Settings
 from schema.accounts import AccountMutation, AccountQuery
@@ -28,6 +31,7 @@ from schema.limits import DocumentLimits
 from schema.posts import PostMutation
 from schema.results import parse_global_id
 from schema.social import SocialMutation
+from schema.subscriptions import Subscription
 from schema.timelines import TimelineQuery
 from schema.types import Post
 
@@ -76,6 +80,37 @@ class HoldfastSchema(strawberry.Schema):
             result.errors = [public_error(error) for error in result.errors]
         return result
 
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """What both WebSocket protocols run every operation with: each operation on a
+        connection gets its own copy of the connection's context, and every result is
+        masked and coded as `execute` does it."""
+        context = kwargs.get("context_value")
+        if isinstance(context, Context):
+            kwargs["context_value"] = context.for_operation()
+        return self._public_results(await super().stream(*args, **kwargs))
+
+    async def _public_results(self, results: Any) -> AsyncGenerator[Any, None]:
+        started = False
+        try:
+            async with aclosing(results):
+                async for result in results:
+                    started = True
+                    # The result objects are kept: strawberry tells a PreExecutionError by type.
+                    errors = getattr(result, "errors", None)
+                    if errors:
+                        result.errors = [public_error(error) for error in errors]
+                    yield result
+        except Exception as exc:
+            if started:
+                raise
+            # Raised before execution where `execute` would have made it a result: by the
+            # document guard (over a limit, unparsable), or a fault of ours.
+            error = (
+                exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)
+            )
+            self.process_errors([error])
+            yield PreExecutionError(data=None, errors=[public_error(error)])
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -101,6 +136,7 @@ def build_schema(settings: Settings) -> HoldfastSchema:
     schema = HoldfastSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Post],
         execution_context_class=execution_context_class,
     )

@@ -1,8 +1,15 @@
-"""The per-request context: the request, the signed-in viewer, services and loaders."""
+"""The per-request context: the request, the signed-in viewer, services and loaders.
+
+Over a WebSocket, strawberry builds one context per connection; every operation on it runs
+with its own copy (`for_operation`), so that one operation's loaders (and a viewer it signs
+in) never leak into another, and a subscription takes fresh loaders for every event it
+delivers (`fresh_loaders`), so that nothing it caches outlives the event.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.websockets import WebSocket
@@ -12,6 +19,7 @@ from app.services import Services
 from app.services.accounts import AccountService, Viewer
 from app.settings import Settings
 from schema.loaders import Loaders
+from schema.socket import LiveSocket
 
 
 @dataclass(slots=True)
@@ -19,7 +27,16 @@ class Context:
     request: Request | WebSocket
     services: Services
     viewer: Viewer | None
+    socket: LiveSocket | None = None  # over a WebSocket: the connection
+    connection_params: Any = None  # over a WebSocket: the connection_init payload
     _loaders: Loaders | None = field(default=None, init=False)
+
+    def for_operation(self) -> Context:
+        """A copy for one operation on a WebSocket connection."""
+        return Context(self.request, self.services, self.viewer, self.socket)
+
+    def fresh_loaders(self) -> None:
+        self._loaders = None
 
     @property
     def loaders(self) -> Loaders:

@@ -36,6 +36,9 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.EMPTY_TEXT: "The text is empty.",
     ErrorCode.CANNOT_FOLLOW_SELF: "An account cannot follow itself.",
     ErrorCode.BLOCKED: "The viewer blocks this account; unblock it first.",
+    ErrorCode.EVENTS_MISSED: (
+        "A live stream may have lost events: refetch the query it mirrors, then subscribe again."
+    ),
 }
 
 

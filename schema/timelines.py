@@ -135,16 +135,7 @@ class TimelineQuery:
         page = await notifications.notifications(viewer.user, request)
         return NotificationConnection(
             edges=[
-                NotificationEdge(
-                    cursor=page.cursor(i),
-                    node=Notification(
-                        id=strawberry.ID(str(item.id)),
-                        kind=item.kind,  # type: ignore[arg-type]
-                        actor=item.actor,  # type: ignore[arg-type]
-                        post=item.post,  # type: ignore[arg-type]
-                        is_read=item.is_read,
-                    ),
-                )
+                NotificationEdge(cursor=page.cursor(i), node=Notification.from_view(item))
                 for i, item in enumerate(page.items)
             ],
             page_info=page_info(page),

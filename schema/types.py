@@ -25,6 +25,7 @@ from app.models import Visibility as VisibilityModel
 from app.services import timelines
 from app.services.accounts import can_see_email
 from app.services.graph import FollowState as FollowStateModel
+from app.services.notifications import NotificationView
 from app.services.paging import Page, PageRequest
 from app.services.posts import EDIT_HISTORY_MAX
 from app.services.views import AccountCard, PostView
@@ -434,6 +435,16 @@ class Notification:
     actor: User = strawberry.field(description="Who did it.")
     post: Post | None = strawberry.field(description="The post it is about, if any.")
     is_read: bool = strawberry.field(description="Whether it is at or before the read mark.")
+
+    @classmethod
+    def from_view(cls, item: NotificationView) -> Notification:
+        return cls(
+            id=strawberry.ID(str(item.id)),
+            kind=item.kind,  # type: ignore[arg-type]
+            actor=item.actor,  # type: ignore[arg-type]
+            post=item.post,  # type: ignore[arg-type]
+            is_read=item.is_read,
+        )
 
 
 @strawberry.type(description="A notification in the list.")

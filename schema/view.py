@@ -1,9 +1,13 @@
-"""The GraphQL HTTP endpoint: builds the per-request context, spends the viewer's request
-budget, and answers every refusal as a coded GraphQL error. (No WebSocket route is mounted
-until there are subscriptions; see app/main.py.)"""
+"""The GraphQL endpoint. Over HTTP: builds the per-request context, spends the viewer's
+request budget, and answers every refusal as a coded GraphQL error. Over WebSocket
+(graphql-transport-ws and the legacy graphql-ws): authenticates the connection in
+connection_init and runs its operations under the same limits (schema/protocols.py,
+schema/socket.py)."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -14,14 +18,17 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
 from app.http import error_response
 from app.ratelimit import Budget
 from app.services import Services
 from app.services.accounts import Viewer
 from schema.context import Context
+from schema.protocols import LegacyWSHandler, TransportWSHandler
+from schema.socket import SCOPE_KEY, LiveSocket, SocketAdapter, socket_of
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -31,6 +38,7 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+_NO_ACK_PAYLOAD: UnsetType = UNSET  # connection_ack without a payload
 _BUDGET = "holdfast.budget"  # the scope key of the request's spent Budget
 
 
@@ -42,27 +50,108 @@ class _BudgetSpent(Exception):
         self.budget = budget
 
 
+def _rejected(message: str) -> ConnectionRejectionError:
+    # The legacy protocol sends this payload as connection_error; graphql-transport-ws only
+    # closes with 4403.
+    return ConnectionRejectionError({"message": message, "extensions": {"code": "FORBIDDEN"}})
+
+
+def connection_token(params: object) -> str | None:
+    """The access token of a connection_init payload `{"authorization": "Bearer <token>"}`
+    (None: signed out); a payload that names one badly is refused."""
+    if not isinstance(params, dict):
+        return None
+    value = params.get("authorization", params.get("Authorization"))
+    if value is None:
+        return None
+    token = bearer_token(value) if isinstance(value, str) else None
+    if token is None:
+        raise _rejected('authorization must be "Bearer <access token>".')
+    return token
+
+
 class GraphQLView(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = SocketAdapter
+
     def __init__(self, schema: Any, services: Services) -> None:
+        settings = services.settings
         super().__init__(
             schema,
-            graphql_ide=None if services.settings.is_production else "graphiql",
+            graphql_ide=None if settings.is_production else "graphiql",
             allow_queries_via_get=True,
             multipart_uploads_enabled=False,
+            # strawberry's `ka` messages are not needed: uvicorn pings at the WebSocket level.
+            keep_alive=False,
+            connection_init_wait_timeout=timedelta(seconds=settings.live.init_timeout),
+            # Ours (schema/protocols.py) answers first, with a code; this is a backstop.
+            max_subscriptions_per_connection=settings.live.max_subscriptions,
+            # A connection is signed in by the token in its connection_init, never by cookies,
+            # so a page on another origin gains nothing a script could not do anyway.
+            allowed_origins=settings.live.allowed_origins,
         )
         self._services = services
+        self.sockets: set[LiveSocket] = set()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        if isinstance(request, WebSocket):
+            # Signed in (or not) by connection_init: see on_ws_connect.
+            return Context(
+                request=request, services=self._services, viewer=None, socket=socket_of(request)
+            )
         viewer: Viewer | None = None
         token = bearer_token(request.headers.get("authorization"))
         if token:
             viewer = await self._services.accounts.resolve_viewer(token)
         context = Context(request=request, services=self._services, viewer=viewer)
-        if isinstance(request, Request):
-            await self._spend_budget(context, request)
+        await self._spend_budget(context, request)
         return context
+
+    async def create_websocket_response(
+        self, request: WebSocket, subprotocol: str | None
+    ) -> WebSocket:
+        websocket = await super().create_websocket_response(request, subprotocol)
+        websocket.scope[SCOPE_KEY] = LiveSocket(websocket, self._services, self.sockets)
+        return websocket
+
+    async def on_ws_connect(self, context: Context) -> UnsetType:
+        """Sign the connection in with the access token of its connection_init payload (none:
+        signed out, public streams only). A bad or expired token is refused (4403)."""
+        socket = context.socket
+        assert socket is not None
+        if socket.initialised:
+            raise _rejected("The connection is already initialised.")
+        token = connection_token(context.connection_params)
+        if token is None:
+            return _NO_ACK_PAYLOAD
+        accounts = self._services.accounts
+        claims = accounts.access_claims(token)
+        if claims is None:
+            raise _rejected("The access token is invalid or expired.")
+        # Listening before the session is checked: an end announced in between is not lost.
+        await socket.watch_session(claims.session_id)
+        viewer = await accounts.resolve_viewer(token)
+        if viewer is None:
+            raise _rejected("The session has ended.")
+        context.viewer = viewer
+        socket.expire_at(viewer.access_expires_at)
+        return _NO_ACK_PAYLOAD
+
+    async def close_sockets(self, code: int, reason: str) -> None:
+        """Close every open connection with `code`, giving the close frames a second to go
+        out."""
+        sockets = list(self.sockets)
+        for socket in sockets:
+            socket.close_soon(code, reason)
+        if not sockets:
+            return
+        waiters = [asyncio.ensure_future(socket.closed()) for socket in sockets]
+        _, late = await asyncio.wait(waiters, timeout=1.0)
+        for waiter in late:
+            waiter.cancel()
 
     async def _spend_budget(self, context: Context, request: Request) -> None:
         """Count an HTTP request against its viewer's budget (the GraphiQL page is free), kept

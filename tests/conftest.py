@@ -28,6 +28,7 @@ from app.logs import configure_logging
 from app.main import create_app
 from app.models import NodeLease
 from app.settings import Settings
+from tests.live import served_in_loop
 from tests.support import GraphQLClient, serve
 
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
@@ -149,6 +150,14 @@ async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50_000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+async def live_server(app: Starlette) -> AsyncIterator[str]:
+    """The test app behind a real uvicorn server in the test loop (WebSocket clients connect
+    to it); its base URL."""
+    async with served_in_loop(app) as base:
+        yield base
 
 
 @pytest.fixture

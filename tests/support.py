@@ -210,12 +210,35 @@ def serve(data_dir: Path, **settings: str) -> Iterator[str]:
     """`holdfast serve` as `make run` starts it (embedded defaults, migrating itself), with
     `settings` as HOLDFAST_* variables; yields its base URL. Its log lines (stderr) go to
     `server_log(data_dir)`."""
-    server = start_server(data_dir, **settings)
+    with serve_process(data_dir, **settings) as (base, _):
+        yield base
+
+
+@contextmanager
+def serve_process(
+    data_dir: Path, *options: str, **settings: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As `serve` (with extra `holdfast serve` options), yielding the process too."""
+    with serve_processes((data_dir, options, settings)) as [served]:
+        yield served
+
+
+@contextmanager
+def serve_processes(
+    *specs: tuple[Path, tuple[str, ...], dict[str, str]],
+) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    """Several `holdfast serve` processes (data dir, options, settings each), started at
+    once; their base URLs and processes."""
+    servers: list[Server] = []
     try:
-        wait_until_up(server)
-        yield server.base
+        for data_dir, options, settings in specs:
+            servers.append(start_server(data_dir, *options, **settings))
+        for server in servers:
+            wait_until_up(server)
+        yield [(server.base, server.process) for server in servers]
     finally:
-        stop_server(server)
+        for server in servers:
+            stop_server(server)
 
 
 def server_log(data_dir: Path) -> Path:

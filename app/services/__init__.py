@@ -12,6 +12,7 @@ from app.ratelimit import RateLimiter
 from app.services.accounts import AccountService
 from app.services.graph import GraphService
 from app.services.interactions import InteractionService
+from app.services.live import LiveService
 from app.services.posts import PostService
 from app.services.rebuilds import REBUILD_HOME, RebuildService
 from app.settings import Settings
@@ -28,6 +29,7 @@ class Services:
     posts: PostService
     interactions: InteractionService
     graph: GraphService
+    live: LiveService
     rebuilds: RebuildService
 
     @classmethod
@@ -46,9 +48,10 @@ class Services:
             pubsub=pubsub,
             changes=changes,
             jobs=jobs,
-            accounts=AccountService(settings, limiter),
+            accounts=AccountService(settings, limiter, changes),
             posts=posts,
             interactions=InteractionService(posts, changes),
             graph=GraphService(changes),
+            live=LiveService(settings, pubsub),
             rebuilds=rebuilds,
         )

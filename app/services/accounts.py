@@ -10,9 +10,9 @@ from functools import cache
 from email_validator import EmailNotValidError, validate_email
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
 
-from app import auth, sql
+from app import auth, live, sql
+from app.changes import Change, Changes
 from app.errors import DomainError, ErrorCode
 from app.models import Block, RefreshToken, Role, Session, User
 from app.ratelimit import RateLimiter
@@ -118,6 +118,8 @@ class Viewer:
 
     user: User
     session_id: int
+    # When the access token it presented stops working (None: not known here).
+    access_expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -270,12 +272,29 @@ def _account_key(user: User) -> str:
     return f"user:{user.id}"
 
 
+async def _end_sessions(change: Change, sessions: Q) -> int:
+    """Revoke the open sessions matching `sessions` in the change's transaction; their sockets
+    close, in every process, once it commits. Returns how many ended."""
+    conn = change.conn
+    ids: list[int] = await (
+        Session.filter(sessions, revoked_at=None).using_db(conn).values_list("id", flat=True)
+    )  # type: ignore[assignment]
+    if not ids:
+        return 0
+    ended = (
+        await Session.filter(id__in=ids, revoked_at=None).using_db(conn).update(revoked_at=_now())
+    )
+    live.publish_sessions_ended(change, ids)
+    return ended
+
+
 class AccountService:
-    def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(self, settings: Settings, limiter: RateLimiter, changes: Changes) -> None:
         self._key = settings.signing_key()
         self._access_ttl = timedelta(seconds=settings.auth.access_token_ttl)
         self._refresh_ttl = timedelta(seconds=settings.auth.refresh_token_ttl)
         self._limiter = limiter
+        self._changes = changes
 
     # --- sign-up and sign-in -------------------------------------------------------------
 
@@ -343,7 +362,8 @@ class AccountService:
         now = _now()
         claimed = await RefreshToken.filter(id=token.id, used_at=None).update(used_at=now)
         if not claimed:
-            await Session.filter(id=token.session_id).update(revoked_at=now)
+            async with self._changes.begin() as change:
+                await _end_sessions(change, Q(id=token.session_id))
             raise DomainError(
                 ErrorCode.TOKEN_REUSED, "This refresh token was already used; sign in again."
             )
@@ -354,6 +374,10 @@ class AccountService:
         return SignedIn(session.user, await self._issue_tokens(session.user, session.id, now))
 
     # --- the signed-in viewer ------------------------------------------------------------
+
+    def access_claims(self, access_token: str) -> auth.AccessClaims | None:
+        """The claims of a valid, unexpired access token (its session is not checked)."""
+        return auth.read_access_token(self._key, access_token)
 
     async def resolve_viewer(self, access_token: str) -> Viewer | None:
         """The viewer of a valid access token whose session is still open: one statement, on
@@ -369,16 +393,19 @@ class AccountService:
         if not rows:
             return None
         # Built the way the ORM builds a fetched row, so services can save it as usual.
-        return Viewer(User._init_from_db(**rows[0]), claims.session_id)
+        return Viewer(User._init_from_db(**rows[0]), claims.session_id, claims.expires_at)
+
+    async def session_is_open(self, session_id: int) -> bool:
+        return await Session.exists(id=session_id, revoked_at=None)
 
     async def log_out(self, viewer: Viewer) -> None:
-        await Session.filter(id=viewer.session_id, revoked_at=None).update(revoked_at=_now())
+        async with self._changes.begin() as change:
+            await _end_sessions(change, Q(id=viewer.session_id))
 
     async def log_out_everywhere(self, viewer: Viewer) -> int:
         """Revoke every session of the viewer, this one included; returns how many."""
-        return await Session.filter(user_id=viewer.user.id, revoked_at=None).update(
-            revoked_at=_now()
-        )
+        async with self._changes.begin() as change:
+            return await _end_sessions(change, Q(user_id=viewer.user.id))
 
     async def change_password(
         self, viewer: Viewer, *, current_password: str, new_password: str, client_ip: str | None
@@ -388,20 +415,22 @@ class AccountService:
         await self._require_password(user, current_password, "currentPassword", client_ip)
         validate_password(new_password, "newPassword", user.username, user.email)
         new_hash = await auth.hash_password(new_password)
-        async with in_transaction():
-            await User.filter(id=user.id).update(password_hash=new_hash, updated_at=_now())
+        async with self._changes.begin() as change:
             await (
-                Session.filter(user_id=user.id, revoked_at=None)
-                .exclude(id=viewer.session_id)
-                .update(revoked_at=_now())
+                User.filter(id=user.id)
+                .using_db(change.conn)
+                .update(password_hash=new_hash, updated_at=_now())
             )
+            await _end_sessions(change, Q(user_id=user.id) & ~Q(id=viewer.session_id))
         user.password_hash = new_hash
 
     async def delete_account(self, viewer: Viewer, *, password: str, client_ip: str | None) -> None:
         _check_confirmation(password, "password")
         await self._require_password(viewer.user, password, "password", client_ip)
         params = {"user": viewer.user.id}
-        async with in_transaction() as conn:
+        async with self._changes.begin() as change:
+            conn = change.conn
+            await _end_sessions(change, Q(user_id=viewer.user.id))
             # The rows of this account go with it (foreign keys cascade); first take them out
             # of the counters they are counted in on other accounts and posts.
             for statement in _UNCOUNT_ACCOUNT:

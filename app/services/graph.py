@@ -7,8 +7,8 @@ from enum import StrEnum
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from app import sql
-from app.changes import Changes
+from app import live, sql
+from app.changes import Change, Changes
 from app.errors import DomainError, ErrorCode
 from app.ids import new_id
 from app.models import NotificationKind, User
@@ -82,7 +82,8 @@ async def _remove_follow(follower: int, followee: int, conn: BaseDBAsyncClient) 
     return bool(removed)
 
 
-async def _add_follow(follower: int, followee: int, conn: BaseDBAsyncClient) -> bool:
+async def _add_follow(follower: int, followee: int, change: Change) -> bool:
+    conn = change.conn
     params = {"id": new_id(), "follower": follower, "followee": followee, "limit": BACKFILL}
     added = await sql.execute(
         "INSERT INTO follows (id, follower_id, followee_id) VALUES (:id, :follower, :followee) "
@@ -92,18 +93,19 @@ async def _add_follow(follower: int, followee: int, conn: BaseDBAsyncClient) -> 
     )
     if added:
         await _adjust_counts(follower, followee, 1, conn)
-        await notify([followee], follower, NotificationKind.FOLLOW, None, conn)
+        await notify([followee], follower, NotificationKind.FOLLOW, None, change)
         # The new follower's home timeline gets the account's recent posts straight away.
-        await sql.execute(
+        entries = await sql.fetch(
             "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
             "SELECT :follower, p.id, p.id, NULL, :followee FROM posts p "
             "WHERE p.author_id = :followee AND p.deleted_at IS NULL AND p.reply_to_id IS NULL "
             "AND p.visibility IN ('public', 'followers') "
             "AND p.id NOT IN (SELECT entry_id FROM home_entries WHERE owner_id = :follower) "
-            "ORDER BY p.id DESC LIMIT :limit",
+            "ORDER BY p.id DESC LIMIT :limit" + live.HOME_ENTRY_RETURNING,
             params,
             conn,
         )
+        live.publish_home_entries(change, map(live.HomeEntryRef.from_row, entries))
     return bool(added)
 
 
@@ -129,9 +131,9 @@ class GraphService:
                     conn,
                 )
                 if added:
-                    await notify([target.id], me, NotificationKind.FOLLOW_REQUEST, None, conn)
+                    await notify([target.id], me, NotificationKind.FOLLOW_REQUEST, None, change)
                 return FollowState.REQUESTED
-            await _add_follow(me, target.id, conn)
+            await _add_follow(me, target.id, change)
         return FollowState.FOLLOWING
 
     async def unfollow(self, viewer: Viewer, target_id: int) -> FollowState:
@@ -166,7 +168,7 @@ class GraphService:
                 conn,
             )
             if accept:
-                await _add_follow(requester_id, me, conn)
+                await _add_follow(requester_id, me, change)
 
     async def block(self, viewer: Viewer, target_id: int) -> None:
         """Blocking removes follows and requests both ways; each then sees nothing of the

@@ -3,7 +3,7 @@ transaction as the row they count, and only when the row really changed."""
 
 from __future__ import annotations
 
-from app import sql
+from app import live, sql
 from app.changes import Changes
 from app.errors import DomainError, ErrorCode
 from app.ids import new_id
@@ -33,7 +33,10 @@ class InteractionService:
                 await sql.execute(
                     "UPDATE posts SET like_count = like_count + 1 WHERE id = :post", params, conn
                 )
-                await notify([post.author.id], viewer.user.id, NotificationKind.LIKE, post.id, conn)
+                await notify(
+                    [post.author.id], viewer.user.id, NotificationKind.LIKE, post.id, change
+                )
+                live.publish_post_changed(change, post.id)
         return await self._posts.reload(viewer.user.id, post.id)
 
     async def unlike(self, viewer: Viewer, post_id: int) -> PostView:
@@ -57,6 +60,7 @@ class InteractionService:
                     params,
                     conn,
                 )
+                live.publish_post_changed(change, post.id)
         return await self._posts.reload(viewer.user.id, post.id)
 
     async def repost(self, viewer: Viewer, post_id: int) -> PostView:
@@ -74,16 +78,19 @@ class InteractionService:
                     conn,
                 )
                 await notify(
-                    [post.author.id], viewer.user.id, NotificationKind.REPOST, post.id, conn
+                    [post.author.id], viewer.user.id, NotificationKind.REPOST, post.id, change
                 )
                 # Into the home timelines of the reposter's followers (the author's excepted).
-                await sql.execute(
+                entries = await sql.fetch(
                     "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, "
                     "source_id) SELECT f.follower_id, :id, :post, :user, :user FROM follows f "
-                    "WHERE f.followee_id = :user AND f.follower_id <> :author",
+                    "WHERE f.followee_id = :user AND f.follower_id <> :author"
+                    + live.HOME_ENTRY_RETURNING,
                     {**params, "author": post.author.id},
                     conn,
                 )
+                live.publish_home_entries(change, map(live.HomeEntryRef.from_row, entries))
+                live.publish_post_changed(change, post.id)
         return await self._posts.reload(viewer.user.id, post.id)
 
     async def unrepost(self, viewer: Viewer, post_id: int) -> PostView:
@@ -112,6 +119,7 @@ class InteractionService:
                     params,
                     conn,
                 )
+                live.publish_post_changed(change, post.id)
         return await self._posts.reload(viewer.user.id, post.id)
 
     async def bookmark(self, viewer: Viewer, post_id: int) -> PostView:

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from app import sql
+from app import live, sql
+from app.changes import Change
 from app.models import Notification, NotificationKind, User
 from app.services.paging import Page, PageRequest, make_page
 from app.services.views import (
+    USER_COLUMNS,
     VISIBLE,
     AccountCard,
     PostView,
@@ -35,18 +37,21 @@ async def notify(
     actor_id: int,
     kind: NotificationKind,
     post_id: int | None,
-    conn: BaseDBAsyncClient,
+    change: Change,
 ) -> None:
     """Notify each recipient who may see the post and is not blocked by or blocking the
-    actor. Mutes apply when notifications are read, so unmuting brings them back."""
+    actor, in the change's transaction (announced live once it commits). Mutes apply when
+    notifications are read, so unmuting brings them back."""
+    conn = change.conn
     for recipient in dict.fromkeys(recipients):
         if recipient == actor_id or await blocked_either_way(recipient, actor_id, conn):
             continue
         if post_id is not None and not await sees_post(recipient, post_id, conn):
             continue
-        await Notification.create(
+        notification = await Notification.create(
             recipient_id=recipient, actor_id=actor_id, kind=kind, post_id=post_id, using_db=conn
         )
+        live.publish_notification(change, recipient, notification.id)
 
 
 async def sees_post(viewer_id: int, post_id: int, conn: BaseDBAsyncClient | None = None) -> bool:
@@ -78,14 +83,14 @@ AND (n.post_id IS NULL OR EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id A
 """.replace("{visible}", VISIBLE)
 
 
+_COLUMNS = f"n.id, n.kind, n.post_id, {USER_COLUMNS}"
+
+
 async def notifications(viewer: User, request: PageRequest) -> Page[NotificationView]:
     condition, order = request.keyset("n.id")
     rows = await sql.fetch(
         f"""
-        SELECT n.id, n.kind, n.post_id, u.id AS a_id, u.username AS a_username,
-               u.display_name AS a_display_name, u.bio AS a_bio, u.is_locked AS a_is_locked,
-               u.role AS a_role, u.email AS a_email, u.created_at AS a_created_at,
-               u.follower_count AS a_follower_count, u.following_count AS a_following_count
+        SELECT {_COLUMNS}
         FROM notifications n JOIN users u ON u.id = n.actor_id
         WHERE {_READABLE} AND {condition}
         ORDER BY {order} LIMIT :limit
@@ -93,10 +98,27 @@ async def notifications(viewer: User, request: PageRequest) -> Page[Notification
         {**request.params(), "viewer": viewer.id},
     )
     page = make_page(request, rows, [row["id"] for row in rows])
-    post_ids = [row["post_id"] for row in page.items if row["post_id"] is not None]
+    items = await _views(viewer, page.items)
+    return Page(items, page.keys, page.has_next, page.has_previous, page.connection)
+
+
+async def notification_for(viewer: User, notification_id: int) -> NotificationView | None:
+    """One notification as its recipient reads it now; None once it is gone or unreadable
+    (its actor muted or blocked, its post deleted or hidden)."""
+    rows = await sql.fetch(
+        f"SELECT {_COLUMNS} FROM notifications n JOIN users u ON u.id = n.actor_id "
+        f"WHERE n.id = :id AND {_READABLE}",
+        {"id": notification_id, "viewer": viewer.id},
+    )
+    views = await _views(viewer, rows)
+    return views[0] if views else None
+
+
+async def _views(viewer: User, rows: list[sql.Row]) -> list[NotificationView]:
+    post_ids = [row["post_id"] for row in rows if row["post_id"] is not None]
     posts = await posts_by_ids(viewer.id, post_ids)
     await hydrate(viewer.id, list(posts.values()))
-    items = [
+    return [
         NotificationView(
             id=row["id"],
             kind=NotificationKind(row["kind"]),
@@ -105,9 +127,8 @@ async def notifications(viewer: User, request: PageRequest) -> Page[Notification
             created_id=row["id"],
             is_read=row["id"] <= viewer.notifications_read_id,
         )
-        for row in page.items
+        for row in rows
     ]
-    return Page(items, page.keys, page.has_next, page.has_previous, page.connection)
 
 
 async def unread_count(viewer: User) -> int:

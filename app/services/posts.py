@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from app import sql
-from app.changes import Changes
+from app import live, sql
+from app.changes import Change, Changes
 from app.errors import DomainError, ErrorCode
 from app.models import (
     Bookmark,
@@ -112,21 +112,24 @@ class PostService:
                 entities=[e.as_json() for e in entities],
                 using_db=conn,
             )
-            await self._save_entities(post.id, entities, mentioned, conn)
+            tags = await self._save_entities(post.id, entities, mentioned, conn)
             if parent is not None and public:
                 await sql.execute(
                     "UPDATE posts SET reply_count = reply_count + 1 WHERE id = :id",
                     {"id": parent.id},
                     conn,
                 )
+                live.publish_post_changed(change, parent.id)
             if quoted is not None and public:
                 await sql.execute(
                     "UPDATE posts SET quote_count = quote_count + 1 WHERE id = :id",
                     {"id": quoted.id},
                     conn,
                 )
-            await self._notify_new_post(post, parent, quoted, mentioned, conn)
-            await self._fan_out(post, parent, conn)
+                live.publish_post_changed(change, quoted.id)
+            await self._notify_new_post(post, parent, quoted, mentioned, change)
+            live.publish_home_entries(change, await self._fan_out(post, parent, conn))
+            live.publish_new_post(change, post.id, author.id, visibility, tags)
         return await self.reload(author.id, post.id)
 
     async def edit_post(
@@ -194,11 +197,11 @@ class PostService:
             new_mentions = [u for u in mentioned if u.id not in already]
             await self._save_entities(post.id, entities, new_mentions, conn)
             if post.visibility is Visibility.DIRECT and new_mentions:
-                await sql.execute(
+                entries = await sql.fetch(
                     "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, "
                     "source_id) SELECT m.user_id, :post, :post, NULL, :author FROM mentions m "
                     "WHERE m.post_id = :post AND m.user_id IN (:users) "
-                    "ON CONFLICT (owner_id, entry_id) DO NOTHING",
+                    "ON CONFLICT (owner_id, entry_id) DO NOTHING" + live.HOME_ENTRY_RETURNING,
                     {
                         "post": post.id,
                         "author": post.author_id,
@@ -206,13 +209,15 @@ class PostService:
                     },
                     conn,
                 )
+                live.publish_home_entries(change, map(live.HomeEntryRef.from_row, entries))
             await notify(
                 [u.id for u in new_mentions],
                 viewer.user.id,
                 NotificationKind.MENTION,
                 post.id,
-                conn,
+                change,
             )
+            live.publish_post_changed(change, post.id)
         return await self.reload(viewer.user.id, post.id)
 
     async def delete_post(self, viewer: Viewer, post_id: int) -> int:
@@ -244,10 +249,12 @@ class PostService:
                             {"id": target},
                             conn,
                         )
+                        live.publish_post_changed(change, target)
             for model in (PostEdit, PostTag, Mention, Like, Repost, Bookmark, HomeEntry):
                 await model.filter(post_id=post.id).using_db(conn).delete()
             await Notification.filter(post_id=post.id).using_db(conn).delete()
             await Post.filter(id=post.id).using_db(conn).update(like_count=0, repost_count=0)
+            live.publish_post_deleted(change, post.id)
         return int(post.id)
 
     async def edit_history(self, viewer_id: int | None, post_id: int) -> list[PostEdit]:
@@ -278,7 +285,8 @@ class PostService:
 
     async def _save_entities(
         self, post_id: int, entities: list[Entity], mentioned: list[User], conn: BaseDBAsyncClient
-    ) -> None:
+    ) -> list[str]:
+        """Save the post's hashtags and mentions; returns its tags."""
         tags = sorted({e.value for e in entities if e.kind == "hashtag"})
         if tags:
             await PostTag.bulk_create(
@@ -288,6 +296,7 @@ class PostService:
             await Mention.bulk_create(
                 [Mention(post_id=post_id, user_id=user.id) for user in mentioned], using_db=conn
             )
+        return tags
 
     async def _notify_new_post(
         self,
@@ -295,42 +304,47 @@ class PostService:
         parent: PostView | None,
         quoted: PostView | None,
         mentioned: list[User],
-        conn: BaseDBAsyncClient,
+        change: Change,
     ) -> None:
         author_id = post.author_id
         if parent is not None:
-            await notify([parent.author.id], author_id, NotificationKind.REPLY, post.id, conn)
+            await notify([parent.author.id], author_id, NotificationKind.REPLY, post.id, change)
         if quoted is not None:
-            await notify([quoted.author.id], author_id, NotificationKind.QUOTE, post.id, conn)
+            await notify([quoted.author.id], author_id, NotificationKind.QUOTE, post.id, change)
         already = {parent.author.id if parent else None, quoted.author.id if quoted else None}
         await notify(
             [u.id for u in mentioned if u.id not in already],
             author_id,
             NotificationKind.MENTION,
             post.id,
-            conn,
+            change,
         )
 
-    async def _fan_out(self, post: Post, parent: PostView | None, conn: BaseDBAsyncClient) -> None:
-        """Write the post into the home timelines it belongs in, in the same transaction."""
+    async def _fan_out(
+        self, post: Post, parent: PostView | None, conn: BaseDBAsyncClient
+    ) -> list[live.HomeEntryRef]:
+        """Write the post into the home timelines it belongs in, in the same transaction;
+        returns the entries written."""
         params = {"post": post.id, "author": post.author_id}
-        await sql.execute(
-            "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
-            "VALUES (:author, :post, :post, NULL, :author)",
-            params,
-            conn,
-        )
-        if post.visibility is Visibility.DIRECT:
-            await sql.execute(
+        rows = list(
+            await sql.fetch(
                 "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
-                "SELECT m.user_id, :post, :post, NULL, :author FROM mentions m "
-                "WHERE m.post_id = :post AND m.user_id <> :author",
+                "VALUES (:author, :post, :post, NULL, :author)" + live.HOME_ENTRY_RETURNING,
                 params,
                 conn,
             )
-            return
+        )
+        if post.visibility is Visibility.DIRECT:
+            rows += await sql.fetch(
+                "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
+                "SELECT m.user_id, :post, :post, NULL, :author FROM mentions m "
+                "WHERE m.post_id = :post AND m.user_id <> :author" + live.HOME_ENTRY_RETURNING,
+                params,
+                conn,
+            )
+            return [live.HomeEntryRef.from_row(row) for row in rows]
         if post.visibility not in (Visibility.PUBLIC, Visibility.FOLLOWERS):
-            return
+            return [live.HomeEntryRef.from_row(row) for row in rows]
         # Big accounts are merged in at read time instead.
         big = await sql.fetch(
             "SELECT 1 AS big FROM users WHERE id = :author AND follower_count > :limit",
@@ -338,7 +352,7 @@ class PostService:
             conn,
         )
         if big:
-            return
+            return [live.HomeEntryRef.from_row(row) for row in rows]
         # A reply reaches only followers who also follow the account replied to.
         replies_filter = ""
         if parent is not None and parent.author.id != post.author_id:
@@ -347,10 +361,11 @@ class PostService:
                 "AND f2.followee_id = :parent_author)"
             )
             params["parent_author"] = parent.author.id
-        await sql.execute(
+        rows += await sql.fetch(
             "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
             "SELECT f.follower_id, :post, :post, NULL, :author FROM follows f "
-            f"WHERE f.followee_id = :author {replies_filter}",
+            f"WHERE f.followee_id = :author {replies_filter}" + live.HOME_ENTRY_RETURNING,
             params,
             conn,
         )
+        return [live.HomeEntryRef.from_row(row) for row in rows]

@@ -27,15 +27,42 @@ from app.services.views import (
     post_from_row,
     user_columns,
 )
+from app.sql import Row
 from app.text import check_argument
 
 REPOSTER_COLUMNS = user_columns("rb", "rb_")
 
-# Filtered before the LIMIT, so that entries left out never shorten a page.
-_REPOSTER_NOT_MUTED = """
+
+def reposter_not_muted(viewer: str = ":viewer") -> str:
+    """A home entry `e` that came in as a repost is left out when the viewer muted the
+    reposter (filtered before the LIMIT, so that entries left out never shorten a page)."""
+    return f"""
 (e.reposter_id IS NULL OR NOT EXISTS (
-   SELECT 1 FROM mutes rm WHERE rm.muter_id = :viewer AND rm.muted_id = e.reposter_id))
+   SELECT 1 FROM mutes rm WHERE rm.muter_id = {viewer} AND rm.muted_id = e.reposter_id))
 """
+
+
+def big_followees(viewer: str = ":viewer") -> str:
+    """The accounts the viewer follows that have more than :big followers: their posts are
+    not fanned out but merged into the viewer's home timeline at read time."""
+    return f"""
+SELECT f.followee_id FROM follows f JOIN users big ON big.id = f.followee_id
+WHERE f.follower_id = {viewer} AND big.follower_count > :big
+"""
+
+
+def merged_home_post(viewer: str = ":viewer") -> str:
+    """Post `p` belongs in the viewer's home timeline at read time: by one of
+    `big_followees`, and no reply to someone else."""
+    return f"""
+p.author_id IN ({big_followees(viewer)})
+AND (p.reply_to_id IS NULL OR p.reply_to_id IN (
+    SELECT own.id FROM posts own WHERE own.author_id = p.author_id))
+"""
+
+
+_REPOSTER_NOT_MUTED = reposter_not_muted()
+_MERGED_HOME_POST = merged_home_post()
 
 ANCESTORS_MAX = 40  # posts of a thread above one post that `ancestors` returns (as Mastodon)
 
@@ -85,11 +112,7 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
           SELECT * FROM (
             SELECT p.id AS sort_key, p.id AS post_id, CAST(NULL AS BIGINT) AS reposter_id
             FROM posts p
-            WHERE p.author_id IN (
-                SELECT f.followee_id FROM follows f JOIN users big ON big.id = f.followee_id
-                WHERE f.follower_id = :viewer AND big.follower_count > :big)
-              AND (p.reply_to_id IS NULL OR p.reply_to_id IN (
-                SELECT own.id FROM posts own WHERE own.author_id = p.author_id))
+            WHERE {_MERGED_HOME_POST}
               AND {big_condition} AND {VISIBLE} AND {NOT_MUTED}
             ORDER BY {big_order} LIMIT :limit
           ) merged
@@ -103,13 +126,17 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
         """,
         {**request.params(), "viewer": viewer_id, "big": big_account},
     )
-    posts = []
-    for row in rows:
-        post = page_post_from_row(row)
-        if row["reposter_id"] is not None:
-            post.reposted_by = account_from_row(row, "rb_")
-        posts.append(post)
+    posts = [home_post_from_row(row) for row in rows]
     return make_page(request, posts, [p.sort_key for p in posts])
+
+
+def home_post_from_row(row: Row) -> PostView:
+    """A home timeline row: a page row with its sort key, `reposter_id` and the reposter's
+    REPOSTER_COLUMNS."""
+    post = page_post_from_row(row)
+    if row["reposter_id"] is not None:
+        post.reposted_by = account_from_row(row, "rb_")
+    return post
 
 
 async def public(viewer_id: int | None, request: PageRequest) -> Page[PostView]:
@@ -138,17 +165,23 @@ async def user_posts(
     )
 
 
-async def hashtag(viewer_id: int | None, tag: str, request: PageRequest) -> Page[PostView]:
-    tag = check_argument(
+def hashtag_key(tag: str) -> str:
+    """A tag as given (with or without #) in the spelling posts store; INVALID_INPUT when
+    it cannot be one."""
+    checked = check_argument(
         tag.strip().lstrip("#"), field="tag", label="Hashtags", max_length=HASHTAG_MAX
     )
+    return checked.lower()
+
+
+async def hashtag(viewer_id: int | None, tag: str, request: PageRequest) -> Page[PostView]:
     return await _posts_page(
         viewer_id,
         request,
         source="post_tags t JOIN posts p ON p.id = t.post_id",
         where="t.tag = :tag",
         sort_column="t.post_id",
-        params={"tag": tag.lower()},
+        params={"tag": hashtag_key(tag)},
     )
 
 

@@ -22,23 +22,38 @@ from app.models import Role, Visibility
 from app.sql import Row
 
 
-def audience(p: str) -> str:
-    """The audience of post `p` includes :viewer (NULL when signed out) when neither side
-    blocks the other and its visibility lets them in. SUBSCRIBERS posts are the author's alone
-    until premium subscriptions exist."""
+def audience(p: str, viewer: str = ":viewer") -> str:
+    """The audience of post `p` includes the viewer (`viewer`: the parameter :viewer, NULL when
+    signed out, or a column when one statement checks many viewers) when neither side blocks
+    the other and its visibility lets them in. SUBSCRIBERS posts are the author's alone until
+    premium subscriptions exist."""
     return f"""
 (
   {p}.visibility = 'public'
-  OR {p}.author_id = :viewer
+  OR {p}.author_id = {viewer}
   OR ({p}.visibility = 'followers' AND EXISTS (
-        SELECT 1 FROM follows vf WHERE vf.follower_id = :viewer AND vf.followee_id = {p}.author_id))
+        SELECT 1 FROM follows vf
+        WHERE vf.follower_id = {viewer} AND vf.followee_id = {p}.author_id))
   OR ({p}.visibility = 'direct' AND EXISTS (
-        SELECT 1 FROM mentions vm WHERE vm.post_id = {p}.id AND vm.user_id = :viewer))
+        SELECT 1 FROM mentions vm WHERE vm.post_id = {p}.id AND vm.user_id = {viewer}))
 )
 AND NOT EXISTS (
   SELECT 1 FROM blocks vb
-  WHERE (vb.blocker_id = :viewer AND vb.blocked_id = {p}.author_id)
-     OR (vb.blocker_id = {p}.author_id AND vb.blocked_id = :viewer))
+  WHERE (vb.blocker_id = {viewer} AND vb.blocked_id = {p}.author_id)
+     OR (vb.blocker_id = {p}.author_id AND vb.blocked_id = {viewer}))
+"""
+
+
+def visible(p: str = "p", viewer: str = ":viewer") -> str:
+    """Visible: in the audience and not deleted. A deleted post shows as a tombstone (in
+    threads) only to its audience, so even its existence stays private."""
+    return f"{p}.deleted_at IS NULL AND " + audience(p, viewer)
+
+
+def not_muted(p: str = "p", viewer: str = ":viewer") -> str:
+    """Timelines and notifications also leave out accounts the viewer muted."""
+    return f"""
+NOT EXISTS (SELECT 1 FROM mutes vmu WHERE vmu.muter_id = {viewer} AND vmu.muted_id = {p}.author_id)
 """
 
 
@@ -54,7 +69,9 @@ def in_version_audience(
     return viewer_id is not None and viewer_id in (mentioned_ids or ())
 
 
-def post_columns(p: str, u: str, prefix: str, viewer_state: bool = True) -> str:
+def post_columns(
+    p: str, u: str, prefix: str, viewer_state: bool = True, viewer: str = ":viewer"
+) -> str:
     """Post `p`, its author `u` and (unless not asked) the viewer's state, as columns named
     `<prefix>...`."""
     if not viewer_state:
@@ -63,11 +80,11 @@ def post_columns(p: str, u: str, prefix: str, viewer_state: bool = True) -> str:
     return (
         _post_columns(p, u, prefix)
         + f""",
-EXISTS (SELECT 1 FROM likes vl WHERE vl.user_id = :viewer AND vl.post_id = {p}.id)
+EXISTS (SELECT 1 FROM likes vl WHERE vl.user_id = {viewer} AND vl.post_id = {p}.id)
   AS {prefix}v_liked,
-EXISTS (SELECT 1 FROM reposts vr WHERE vr.user_id = :viewer AND vr.post_id = {p}.id)
+EXISTS (SELECT 1 FROM reposts vr WHERE vr.user_id = {viewer} AND vr.post_id = {p}.id)
   AS {prefix}v_reposted,
-EXISTS (SELECT 1 FROM bookmarks vk WHERE vk.user_id = :viewer AND vk.post_id = {p}.id)
+EXISTS (SELECT 1 FROM bookmarks vk WHERE vk.user_id = {viewer} AND vk.post_id = {p}.id)
   AS {prefix}v_bookmarked
 """
     )
@@ -95,32 +112,32 @@ def user_columns(u: str, prefix: str) -> str:
 """
 
 
-AUDIENCE = audience("p")
-
-# Visible: in the audience and not deleted. A deleted post shows as a tombstone (in threads)
-# only to its audience, so even its existence stays private.
-VISIBLE = "p.deleted_at IS NULL AND " + AUDIENCE
-
-# Timelines and notifications also leave out accounts the viewer muted.
-NOT_MUTED = """
-NOT EXISTS (SELECT 1 FROM mutes vmu WHERE vmu.muter_id = :viewer AND vmu.muted_id = p.author_id)
-"""
-
-POST_COLUMNS = post_columns("p", "u", "")
-
-# A page row also carries the post it replies to (r_...) and the one it quotes (q_...), when
-# the viewer may see them (deleted ones as tombstones): one statement for a whole page.
-# The referred posts' viewer state is loaded only if a query asks for it (see
-# `PostView.viewer_state_loaded`): a page rarely shows it, and it is 6 lookups a row.
-PAGE_COLUMNS = f"""{POST_COLUMNS}, {post_columns("rp", "ru", "r_", viewer_state=False)},
+def page_columns(viewer: str = ":viewer") -> str:
+    """A page row: post `p` (author `u`) with the post it replies to (r_...) and the one it
+    quotes (q_...), when the viewer may see them (deleted ones as tombstones), joined by
+    `related_joins`: one statement for a whole page. The referred posts' viewer state is
+    loaded only if a query asks for it (see `PostView.viewer_state_loaded`): a page rarely
+    shows it, and it is 6 lookups a row."""
+    return f"""{post_columns("p", "u", "", viewer=viewer)},
+{post_columns("rp", "ru", "r_", viewer_state=False)},
 {post_columns("qp", "qu", "q_", viewer_state=False)}"""
 
-RELATED_JOINS = f"""
-LEFT JOIN posts rp ON rp.id = p.reply_to_id AND {audience("rp")}
+
+def related_joins(viewer: str = ":viewer") -> str:
+    return f"""
+LEFT JOIN posts rp ON rp.id = p.reply_to_id AND {audience("rp", viewer)}
 LEFT JOIN users ru ON ru.id = rp.author_id
-LEFT JOIN posts qp ON qp.id = p.quote_of_id AND {audience("qp")}
+LEFT JOIN posts qp ON qp.id = p.quote_of_id AND {audience("qp", viewer)}
 LEFT JOIN users qu ON qu.id = qp.author_id
 """
+
+
+AUDIENCE = audience("p")
+VISIBLE = visible()
+NOT_MUTED = not_muted()
+POST_COLUMNS = post_columns("p", "u", "")
+PAGE_COLUMNS = page_columns()
+RELATED_JOINS = related_joins()
 
 USER_COLUMNS = user_columns("u", "a_")
 

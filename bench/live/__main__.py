@@ -55,7 +55,8 @@ mutation($input: CreatePostInput!) {
     ... on CreatePostError { code message }
   }
 }"""
-SUBSCRIBE = "subscription { homeTimeline { id } }"
+# homeTimeline yields the query's edges: the post is their node.
+SUBSCRIBE = "subscription { homeTimeline { node { id } } }"
 
 
 def log(message: str) -> None:
@@ -172,7 +173,7 @@ async def read(sub: Subscriber) -> None:
             message = json.loads(raw)
             if message.get("type") == "next":
                 data = message["payload"].get("data") or {}
-                post = data.get("homeTimeline")
+                post = (data.get("homeTimeline") or {}).get("node")
                 if post:
                     sub.received.setdefault(post["id"], now)
             elif message.get("type") == "ping":

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import logging
-import socket
 from collections.abc import Iterator
 
 import httpx
@@ -300,18 +299,3 @@ async def test_get_variables_may_be_null(http: httpx.AsyncClient) -> None:
     assert response.json() == {"data": {"viewer": None}}
     assert refused.status_code == 400
     assert refused.json()["errors"][0]["extensions"] == {"code": "BAD_REQUEST"}
-
-
-def test_a_served_process_has_no_websocket_endpoint_yet(served: str) -> None:
-    # Until there are subscriptions: graphql-transport-ws would run queries and mutations
-    # outside the request budget and the error masking.
-    host, port = served.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"GET /graphql HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-            b"Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
-        )
-        status_line = sock.recv(1024).split(b"\r\n", 1)[0]
-
-    assert status_line == b"HTTP/1.1 403 Forbidden"

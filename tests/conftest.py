@@ -168,8 +168,9 @@ def served(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def gql(http: httpx.AsyncClient) -> GraphQLClient:
-    return GraphQLClient(http)
+def gql(app: Starlette, http: httpx.AsyncClient) -> GraphQLClient:
+    services = app.state.services
+    return GraphQLClient(http, settle=lambda: services.jobs.run_due(services.changes))
 
 
 @pytest.fixture

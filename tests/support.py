@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,16 +75,26 @@ class Account:
 
 
 class GraphQLClient:
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    """GraphQL over `http`. `settle`, when given, runs after every request: the shared app's
+    fixture passes one that runs the jobs the request's changes recorded (fan-out,
+    notifications), so a test sees what a real worker makes of them a moment later."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, settle: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
         self.http = http
+        self.settle = settle
 
     async def post(
         self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return await self.http.post(
+        response = await self.http.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
         )
+        if self.settle is not None:
+            await self.settle()
+        return response
 
     async def __call__(
         self, query: str, variables: dict[str, Any] | None = None, token: str | None = None

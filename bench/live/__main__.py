@@ -113,9 +113,9 @@ async def create_data(url: str, args: argparse.Namespace) -> Data:
         rows = []
         for subscriber in subscribers:
             follows[subscriber] = chosen = rng.sample(authors, args.follows)
-            rows += [(ids.new_id(), subscriber, author, now) for author in chosen]
+            rows += [(ids.new_id(), subscriber, author) for author in chosen]
         await conn.copy_records_to_table(
-            "follows", columns=["id", "follower_id", "followee_id", "created_at"], records=rows
+            "follows", columns=["id", "follower_id", "followee_id"], records=rows
         )
         await conn.execute(
             "UPDATE users u SET follower_count = (SELECT COUNT(*) FROM follows f "
@@ -128,6 +128,30 @@ async def create_data(url: str, args: argparse.Namespace) -> Data:
             columns=["id", "user_id", "created_at", "last_used_at", "revoked_at", "user_agent"],
             records=sessions,
         )
+        # A history (`--history` posts per author, in their followers' home timelines), so
+        # that the tables are not empty when the servers plan their statements.
+        history = [
+            (ids.new_id(), author, f"history {i}", now)
+            for author in authors
+            for i in range(args.history)
+        ]
+        await conn.copy_records_to_table(
+            "posts",
+            columns=[
+                "id", "author_id", "text", "created_at", "content_warning", "visibility",
+                "entities", "like_count", "repost_count", "reply_count", "quote_count",
+            ],
+            records=[(*row, "", "public", "[]", 0, 0, 0, 0) for row in history],
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
+            "SELECT f.follower_id, p.id, p.id, CAST(NULL AS BIGINT), p.author_id FROM posts p "
+            "JOIN follows f ON f.followee_id = p.author_id "
+            "UNION ALL SELECT p.author_id, p.id, p.id, NULL, p.author_id FROM posts p"
+        )
+        # Statistics, as a database in service has them: without, the planner takes the
+        # fresh tables for empty and the delivery statements scan them (~1 s each).
+        await conn.execute("ANALYZE")
         return Data({s[1]: s[0] for s in sessions}, authors, follows)
     finally:
         await conn.close()
@@ -332,6 +356,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--authors", type=int, default=50)
     parser.add_argument("--follows", type=int, default=5)
     parser.add_argument("--posts", type=int, default=200)
+    parser.add_argument("--history", type=int, default=40, help="earlier posts per author")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=30.0)
@@ -365,6 +390,12 @@ def main() -> None:
         "HOLDFAST_LOG_LEVEL": "WARNING",
         "HOLDFAST_GRAPHQL__REQUESTS_PER_VIEWER": "1000000/minute",
         "HOLDFAST_DATA_DIR": "/tmp/holdfast-bench-live",
+        # The servers lease node ids below the one this script writes its rows with.
+        "HOLDFAST_NODES__LAST_ID": "1000",
+        # The database is flushed above: a short lease, so the servers' wait for node ids
+        # after losing the lease records is short too.
+        "HOLDFAST_NODES__LEASE_SECONDS": "4",
+        "HOLDFAST_NODES__RENEW_SECONDS": "1",
     }
     asyncio.run(_recreate(args.postgres_url))
     subprocess.run([str(BIN / "holdfast"), "migrate"], env=env, check=True, cwd=ROOT)

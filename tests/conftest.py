@@ -114,6 +114,12 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         return
     application: Starlette = request.getfixturevalue("app")
     await application.state.services.limiter.reset()
+    await empty_database()
+
+
+async def empty_database() -> None:
+    """Delete every row of every table (between tests, and between a property test's
+    examples)."""
     tables = [model._meta.db_table for model in Tortoise.apps["models"].values()]
     connection = connections.get("default")
     if BACKEND == "postgres":

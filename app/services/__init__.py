@@ -39,6 +39,6 @@ class Services:
             changes=changes,
             accounts=AccountService(settings, limiter),
             posts=posts,
-            interactions=InteractionService(posts, changes),
-            graph=GraphService(changes),
+            interactions=InteractionService(settings, posts, changes),
+            graph=GraphService(settings, changes),
         )

@@ -8,10 +8,12 @@ from app.changes import Changes
 from app.errors import DomainError, ErrorCode
 from app.ids import new_id
 from app.models import NotificationKind, Visibility
+from app.services import home
 from app.services.accounts import Viewer
 from app.services.notifications import notify
 from app.services.posts import PostService
 from app.services.views import PostView
+from app.settings import Settings
 
 _INSERT_ONCE = (
     "INSERT INTO {table} (id, user_id, post_id) VALUES (:id, :user, :post) "
@@ -20,9 +22,10 @@ _INSERT_ONCE = (
 
 
 class InteractionService:
-    def __init__(self, posts: PostService, changes: Changes) -> None:
+    def __init__(self, settings: Settings, posts: PostService, changes: Changes) -> None:
         self._posts = posts
         self._changes = changes
+        self._big_account = settings.timelines.fanout_max_followers
 
     async def like(self, viewer: Viewer, post_id: int) -> PostView:
         post = await self._posts.visible_post(viewer.user.id, post_id, "postId")
@@ -76,14 +79,7 @@ class InteractionService:
                 await notify(
                     [post.author.id], viewer.user.id, NotificationKind.REPOST, post.id, conn
                 )
-                # Into the home timelines of the reposter's followers (the author's excepted).
-                await sql.execute(
-                    "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, "
-                    "source_id) SELECT f.follower_id, :id, :post, :user, :user FROM follows f "
-                    "WHERE f.followee_id = :user AND f.follower_id <> :author",
-                    {**params, "author": post.author.id},
-                    conn,
-                )
+                await home.fan_out_repost(conn, repost_id, big=self._big_account)
         return await self._posts.reload(viewer.user.id, post.id)
 
     async def unrepost(self, viewer: Viewer, post_id: int) -> PostView:
@@ -91,8 +87,10 @@ class InteractionService:
         params = {"user": viewer.user.id, "post": post.id}
         async with self._changes.begin() as change:
             conn = change.conn
-            removed = await sql.execute(
-                "DELETE FROM reposts WHERE user_id = :user AND post_id = :post", params, conn
+            removed = await sql.fetch(
+                "DELETE FROM reposts WHERE user_id = :user AND post_id = :post RETURNING id",
+                params,
+                conn,
             )
             if removed:
                 await sql.execute(
@@ -101,10 +99,8 @@ class InteractionService:
                     params,
                     conn,
                 )
-                await sql.execute(
-                    "DELETE FROM home_entries WHERE reposter_id = :user AND post_id = :post",
-                    params,
-                    conn,
+                await home.retract_repost(
+                    conn, removed[0]["id"], viewer.user.id, post.id, big=self._big_account
                 )
                 await sql.execute(
                     "DELETE FROM notifications WHERE actor_id = :user AND post_id = :post "

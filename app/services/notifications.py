@@ -10,6 +10,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from app import sql
 from app.models import Notification, NotificationKind, User
 from app.services.paging import Page, PageRequest, make_page
+from app.services.relations import blocked, blocked_either_way, muted
 from app.services.views import (
     VISIBLE,
     AccountCard,
@@ -58,24 +59,12 @@ async def sees_post(viewer_id: int, post_id: int, conn: BaseDBAsyncClient | None
     return bool(rows)
 
 
-async def blocked_either_way(a: int, b: int, conn: BaseDBAsyncClient | None = None) -> bool:
-    rows = await sql.fetch(
-        "SELECT 1 AS blocked FROM blocks WHERE (blocker_id = :a AND blocked_id = :b) "
-        "OR (blocker_id = :b AND blocked_id = :a)",
-        {"a": a, "b": b},
-        conn,
-    )
-    return bool(rows)
-
-
-_READABLE = """
+_READABLE = f"""
 n.recipient_id = :viewer
-AND NOT EXISTS (SELECT 1 FROM mutes nm WHERE nm.muter_id = :viewer AND nm.muted_id = n.actor_id)
-AND NOT EXISTS (SELECT 1 FROM blocks nb
-  WHERE (nb.blocker_id = :viewer AND nb.blocked_id = n.actor_id)
-     OR (nb.blocker_id = n.actor_id AND nb.blocked_id = :viewer))
-AND (n.post_id IS NULL OR EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND {visible}))
-""".replace("{visible}", VISIBLE)
+AND NOT {muted(":viewer", "n.actor_id", "nm")}
+AND NOT {blocked(":viewer", "n.actor_id", "nb")}
+AND (n.post_id IS NULL OR EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND {VISIBLE}))
+"""
 
 
 async def notifications(viewer: User, request: PageRequest) -> Page[NotificationView]:

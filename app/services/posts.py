@@ -25,6 +25,7 @@ from app.models import (
     User,
     Visibility,
 )
+from app.services import home
 from app.services.accounts import Viewer
 from app.services.entities import Entity, parse_entities
 from app.services.notifications import notify
@@ -126,7 +127,7 @@ class PostService:
                     conn,
                 )
             await self._notify_new_post(post, parent, quoted, mentioned, conn)
-            await self._fan_out(post, parent, conn)
+            await self._fan_out(post, conn)
         return await self.reload(author.id, post.id)
 
     async def edit_post(
@@ -148,11 +149,10 @@ class PostService:
             if post is None or post.author_id != viewer.user.id:
                 # Someone else's post is as good as missing to an editor.
                 raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
-            already = set(
-                await Mention.filter(post_id=post.id)
-                .using_db(conn)
-                .values_list("user_id", flat=True)
-            )
+            already: set[int] = {
+                row["user_id"]
+                for row in await Mention.filter(post_id=post.id).using_db(conn).values("user_id")
+            }
             await PostEdit.create(
                 post_id=post.id,
                 text=post.text,
@@ -184,28 +184,10 @@ class PostService:
                 .using_db(conn)
                 .delete()
             )
-            if post.visibility is Visibility.DIRECT:
-                await (
-                    HomeEntry.filter(post_id=post.id)
-                    .exclude(owner_id__in=[*still, post.author_id])
-                    .using_db(conn)
-                    .delete()
-                )
             new_mentions = [u for u in mentioned if u.id not in already]
             await self._save_entities(post.id, entities, new_mentions, conn)
-            if post.visibility is Visibility.DIRECT and new_mentions:
-                await sql.execute(
-                    "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, "
-                    "source_id) SELECT m.user_id, :post, :post, NULL, :author FROM mentions m "
-                    "WHERE m.post_id = :post AND m.user_id IN (:users) "
-                    "ON CONFLICT (owner_id, entry_id) DO NOTHING",
-                    {
-                        "post": post.id,
-                        "author": post.author_id,
-                        "users": [u.id for u in new_mentions],
-                    },
-                    conn,
-                )
+            # For a DIRECT post, the accounts mentioned or no longer mentioned gain or lose it.
+            await home.refresh_post(conn, post.id, sorted(already ^ still), big=self._big_account)
             await notify(
                 [u.id for u in new_mentions],
                 viewer.user.id,
@@ -311,46 +293,6 @@ class PostService:
             conn,
         )
 
-    async def _fan_out(self, post: Post, parent: PostView | None, conn: BaseDBAsyncClient) -> None:
+    async def _fan_out(self, post: Post, conn: BaseDBAsyncClient) -> list[home.Entry]:
         """Write the post into the home timelines it belongs in, in the same transaction."""
-        params = {"post": post.id, "author": post.author_id}
-        await sql.execute(
-            "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
-            "VALUES (:author, :post, :post, NULL, :author)",
-            params,
-            conn,
-        )
-        if post.visibility is Visibility.DIRECT:
-            await sql.execute(
-                "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
-                "SELECT m.user_id, :post, :post, NULL, :author FROM mentions m "
-                "WHERE m.post_id = :post AND m.user_id <> :author",
-                params,
-                conn,
-            )
-            return
-        if post.visibility not in (Visibility.PUBLIC, Visibility.FOLLOWERS):
-            return
-        # Big accounts are merged in at read time instead.
-        big = await sql.fetch(
-            "SELECT 1 AS big FROM users WHERE id = :author AND follower_count > :limit",
-            {**params, "limit": self._big_account},
-            conn,
-        )
-        if big:
-            return
-        # A reply reaches only followers who also follow the account replied to.
-        replies_filter = ""
-        if parent is not None and parent.author.id != post.author_id:
-            replies_filter = (
-                "AND EXISTS (SELECT 1 FROM follows f2 WHERE f2.follower_id = f.follower_id "
-                "AND f2.followee_id = :parent_author)"
-            )
-            params["parent_author"] = parent.author.id
-        await sql.execute(
-            "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
-            "SELECT f.follower_id, :post, :post, NULL, :author FROM follows f "
-            f"WHERE f.followee_id = :author {replies_filter}",
-            params,
-            conn,
-        )
+        return await home.fan_out_post(conn, post.id, big=self._big_account)

@@ -1,8 +1,8 @@
 """Timelines, newest first, as index range scans on a cursor; each page is one statement
 (with the replied-to and quoted posts joined in, see `views.PAGE_COLUMNS`).
 
-The home timeline reads the fan-out table `home_entries` (written when a post or repost is
-made), merged at read time with the posts of followed accounts too big to fan out.
+The home timeline reads the fan-out table `home_entries`, merged at read time with the posts
+of followed accounts too big to fan out; both halves are the rule of `home`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Any
 
 from app import sql
 from app.services.entities import HASHTAG_MAX
+from app.services.home import merged_posts
 from app.services.paging import Page, PageRequest, make_page
+from app.services.relations import muted
 from app.services.search import search_text
 from app.services.views import (
     NOT_MUTED,
@@ -31,11 +33,11 @@ from app.text import check_argument
 
 REPOSTER_COLUMNS = user_columns("rb", "rb_")
 
+# Posts of followed accounts too big to fan out, merged into the home timeline as it is read.
+_MERGED = merged_posts(":viewer")
+
 # Filtered before the LIMIT, so that entries left out never shorten a page.
-_REPOSTER_NOT_MUTED = """
-(e.reposter_id IS NULL OR NOT EXISTS (
-   SELECT 1 FROM mutes rm WHERE rm.muter_id = :viewer AND rm.muted_id = e.reposter_id))
-"""
+_REPOSTER_NOT_MUTED = f"(e.reposter_id IS NULL OR NOT {muted(':viewer', 'e.reposter_id', 'rm')})"
 
 ANCESTORS_MAX = 40  # posts of a thread above one post that `ancestors` returns (as Mastodon)
 
@@ -85,12 +87,7 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
           SELECT * FROM (
             SELECT p.id AS sort_key, p.id AS post_id, CAST(NULL AS BIGINT) AS reposter_id
             FROM posts p
-            WHERE p.author_id IN (
-                SELECT f.followee_id FROM follows f JOIN users big ON big.id = f.followee_id
-                WHERE f.follower_id = :viewer AND big.follower_count > :big)
-              AND (p.reply_to_id IS NULL OR p.reply_to_id IN (
-                SELECT own.id FROM posts own WHERE own.author_id = p.author_id))
-              AND {big_condition} AND {VISIBLE} AND {NOT_MUTED}
+            WHERE {_MERGED} AND {big_condition} AND {VISIBLE} AND {NOT_MUTED}
             ORDER BY {big_order} LIMIT :limit
           ) merged
         ) h

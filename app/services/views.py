@@ -19,6 +19,7 @@ import orjson
 
 from app import sql
 from app.models import Role, Visibility
+from app.services.relations import blocked, muted
 from app.sql import Row
 
 
@@ -35,10 +36,7 @@ def audience(p: str) -> str:
   OR ({p}.visibility = 'direct' AND EXISTS (
         SELECT 1 FROM mentions vm WHERE vm.post_id = {p}.id AND vm.user_id = :viewer))
 )
-AND NOT EXISTS (
-  SELECT 1 FROM blocks vb
-  WHERE (vb.blocker_id = :viewer AND vb.blocked_id = {p}.author_id)
-     OR (vb.blocker_id = {p}.author_id AND vb.blocked_id = :viewer))
+AND NOT {blocked(":viewer", f"{p}.author_id", "vb")}
 """
 
 
@@ -102,9 +100,7 @@ AUDIENCE = audience("p")
 VISIBLE = "p.deleted_at IS NULL AND " + AUDIENCE
 
 # Timelines and notifications also leave out accounts the viewer muted.
-NOT_MUTED = """
-NOT EXISTS (SELECT 1 FROM mutes vmu WHERE vmu.muter_id = :viewer AND vmu.muted_id = p.author_id)
-"""
+NOT_MUTED = f"NOT {muted(':viewer', 'p.author_id', 'vmu')}"
 
 POST_COLUMNS = post_columns("p", "u", "")
 

@@ -122,6 +122,10 @@ async def seed(
                 phase,
             )
             limits = settings.timelines
+            if isinstance(loader, PostgresLoader):
+                # The home rule's subqueries are planned per row or hashed by the tables'
+                # sizes: without statistics the planner guesses them empty.
+                await raw.execute("ANALYZE " + ", ".join(SEEDED_TABLES))
             await loader.fill_home(
                 owner_ranges(users, posts, HOME_CHUNK_ROWS if postgres else 0),
                 limits.fanout_max_followers,

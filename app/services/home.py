@@ -376,14 +376,14 @@ async def follow_changed(
 # --- rebuilding --------------------------------------------------------------------------
 
 
-def _capped(owners: str) -> str:
+def _capped(owner: str, owners: str) -> str:
     """Every entry the rule stores for the accounts `users o WHERE {owners}`, the newest :cap
-    of each owner."""
+    of each; `owner` is the owner's id as the rule reads it (a parameter when there is one
+    owner: PostgreSQL then plans its subqueries for that account alone)."""
     candidates = f"""
-    SELECT s.owner_id, p.id AS entry_id, p.id AS post_id, CAST(NULL AS BIGINT) AS reposter_id,
-           p.author_id AS source_id
+    SELECT {_original(owner, "p")}
     FROM (
-      SELECT o.id AS owner_id, op.id AS post_id
+      SELECT o.id, op.id AS post_id
       FROM users o JOIN posts op ON op.author_id = o.id WHERE {owners}
       UNION
       SELECT o.id, om.post_id FROM users o JOIN mentions om ON om.user_id = o.id WHERE {owners}
@@ -391,13 +391,13 @@ def _capped(owners: str) -> str:
       SELECT o.id, fp.id FROM users o JOIN follows fo ON fo.follower_id = o.id
       JOIN posts fp ON fp.author_id = fo.followee_id
       WHERE {owners} AND NOT {is_big("fo.followee_id", "hbs")}
-    ) s JOIN posts p ON p.id = s.post_id
-    WHERE {stores_post("s.owner_id", "p")}
+    ) o JOIN posts p ON p.id = o.post_id
+    WHERE {stores_post(owner, "p")}
     UNION ALL
-    SELECT {_reposted("o.id", "r")}
+    SELECT {_reposted(owner, "r")}
     FROM users o JOIN follows ro ON ro.follower_id = o.id
     JOIN reposts r ON r.user_id = ro.followee_id JOIN posts p ON p.id = r.post_id
-    WHERE {owners} AND {admits_repost("o.id", "r", "p")}
+    WHERE {owners} AND {admits_repost(owner, "r", "p")}
     """
     return f"""
 INSERT INTO home_entries ({_COLUMNS})
@@ -409,10 +409,10 @@ WHERE position <= :cap
 """
 
 
-_REBUILD = _capped("o.id = :owner")
+_REBUILD = _capped(_OWNER, "o.id = :owner")
 
 # The seed's bulk fill: parameters :lo and :hi (a range of owner ids), :big and :cap.
-FILL_STATEMENT = _capped("o.id BETWEEN :lo AND :hi")
+FILL_STATEMENT = _capped("o.id", "o.id BETWEEN :lo AND :hi")
 
 
 async def rebuild(conn: BaseDBAsyncClient, owner_id: int, *, big: int, cap: int) -> int:

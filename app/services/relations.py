@@ -52,6 +52,18 @@ async def blocked_either_way(a: int, b: int, conn: BaseDBAsyncClient | None = No
     return bool(await blockers_between(a, b, conn))
 
 
+async def blocked_among(
+    viewer: int, accounts: list[int], conn: BaseDBAsyncClient | None = None
+) -> frozenset[int]:
+    """The accounts among `accounts` that block `viewer` or that it blocks."""
+    rows = await sql.fetch(
+        f"SELECT u.id FROM users u WHERE u.id IN (:accounts) AND {blocked(':viewer', 'u.id')}",
+        {"viewer": viewer, "accounts": sql.ids_param(accounts)},
+        conn,
+    )
+    return frozenset(row["id"] for row in rows)
+
+
 async def mutes(muter: int, account: int, conn: BaseDBAsyncClient | None = None) -> bool:
     """Whether `muter` mutes `account` (for deliveries that check one event at a time)."""
     rows = await sql.fetch(

@@ -16,7 +16,7 @@ author (1-3) or the reposter (4).
 Stored or merged. Under 3, posts of accounts with more than `fanout_max_followers`
 followers (:big) are not written to followers' rows (one row per follower is too many): the
 read path merges them in (`merged_posts`). Everything else is stored in `home_entries`, a
-cache of the rule: `rebuild` rewrites one owner from it, `fill_statement` (the seed) fills
+cache of the rule: `rebuild` rewrites one owner from it, `FILL_STATEMENT` (the seed) fills
 ranges of owners, and each change keeps the rows equal to what a rebuild would write:
 - `fan_out_post`: a new post, to every owner it belongs to;
 - `fan_out_repost` and `retract_repost`: a repost made or taken back;
@@ -29,7 +29,8 @@ ranges of owners, and each change keeps the rows equal to what a rebuild would w
   in all its followers' rows.
 The caps make the only differences from a rebuild: `BACKFILL` (a follow brings in that much
 history, as Mastodon's merge does) and `home_max_entries` (rebuild and the seed keep the
-newest that many per owner; `fanout.trim_homes` cuts the others down to it).
+newest that many per owner; `fanout.trim_homes` cuts the others down to it). A post the
+rule admits as itself never comes in as a repost, even when its own entry is beyond a cap.
 
 Blocks and mutes are applied when reading (`relations`), not here. Blocking removes follows
 both ways, and with them (through `follow_changed`) what they brought; what remains (a
@@ -37,10 +38,10 @@ DIRECT post, a third account's repost of a blocked author's post) stays stored, 
 `views.VISIBLE`, and shows again after unblocking, as a rebuild would have it. Mutes hide
 entries whose author or reposter is muted; they never choose another entry for a post.
 
-Every function takes the connection (transaction) to run in and is idempotent: it writes
-what the rule says of the current rows, so running it again changes nothing, and the order
-in which such calls run does not matter. The fan-out functions return the entries they
-inserted, for live updates.
+Every function takes the connection (transaction) to run in and is idempotent: it makes the
+rows in its scope what the rule says of the current state, so running it again changes
+nothing (they can become job handlers that run at least once). The fan-out functions return
+the entries they inserted, for live updates.
 """
 
 from __future__ import annotations

@@ -8,10 +8,9 @@ against its viewer's permissions at that moment, with the rules the queries use.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Protocol
 
 from app.changes import Change
 from app.models import Visibility
@@ -59,22 +58,15 @@ class Kind(StrEnum):
     SESSION_ENDED = "session.ended"  # {"id"}
 
 
-@dataclass(frozen=True, slots=True)
-class HomeEntryRef:
-    """A row written into `home_entries` (what the fan-out returns)."""
+class HomeEntry(Protocol):
+    """A row written into `home_entries` (what `app.services.home`'s functions return)."""
 
-    owner_id: int
-    entry_id: int
-    post_id: int
-    reposter_id: int | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> HomeEntryRef:
-        return cls(row["owner_id"], row["entry_id"], row["post_id"], row["reposter_id"])
-
-
-# What an INSERT INTO home_entries returns, for `HomeEntryRef.from_row`.
-HOME_ENTRY_RETURNING = " RETURNING owner_id, entry_id, post_id, reposter_id"
+    @property
+    def owner_id(self) -> int: ...
+    @property
+    def entry_id(self) -> int: ...
+    @property
+    def post_id(self) -> int: ...
 
 
 def publish_new_post(
@@ -97,7 +89,7 @@ def publish_post_deleted(change: Change, post_id: int) -> None:
     change.publish(post_channel(post_id), Event(Kind.POST_DELETED, {"id": post_id}))
 
 
-def publish_home_entries(change: Change, entries: Iterable[HomeEntryRef]) -> None:
+def publish_home_entries(change: Change, entries: Iterable[HomeEntry]) -> None:
     for entry in entries:
         change.publish(
             home_channel(entry.owner_id),

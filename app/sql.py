@@ -69,8 +69,13 @@ def _values(order: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:
 def prepare(
     sql: str, params: Mapping[str, Any], conn: BaseDBAsyncClient | None = None
 ) -> tuple[str, list[Any]]:
+    return prepare_for(dialect(conn) == "postgres", sql, params)
+
+
+def prepare_for(postgres: bool, sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """`prepare` for a dialect, for raw driver connections (the seed's bulk loads)."""
     sizes = tuple(sorted((k, len(v)) for k, v in params.items() if isinstance(v, (list, tuple))))
-    text, order = _compile(sql, dialect(conn) == "postgres", sizes)
+    text, order = _compile(sql, postgres, sizes)
     return text, _values(order, params)
 
 

@@ -132,7 +132,12 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         return
     application: Starlette = request.getfixturevalue("app")
     await application.state.services.limiter.reset()
-    # The app's own node id lease stays: it is this process's, not a test's.
+    await empty_database()
+
+
+async def empty_database() -> None:
+    """Delete every row of every table (between tests, and between a property test's
+    examples); the app's own node id lease stays: it is this process's, not a test's."""
     tables = [
         model._meta.db_table for model in Tortoise.apps["models"].values() if model is not NodeLease
     ]

@@ -10,9 +10,11 @@ from app.jobs import JobQueue
 from app.pubsub import PubSub, pubsub_from_url
 from app.ratelimit import RateLimiter
 from app.services.accounts import AccountService
+from app.services.fanout import FanOutService
 from app.services.graph import GraphService
 from app.services.interactions import InteractionService
 from app.services.live import LiveService
+from app.services.notifications import NOTIFY, create_notifications
 from app.services.posts import PostService
 from app.services.rebuilds import REBUILD_HOME, RebuildService
 from app.settings import Settings
@@ -42,6 +44,8 @@ class Services:
         rebuilds = RebuildService(settings, changes)
         # Every job kind and its handler, here and nowhere else.
         jobs.register(REBUILD_HOME, rebuilds.rebuild_home)
+        FanOutService(settings).register(jobs)
+        jobs.register(NOTIFY, create_notifications)
         return cls(
             settings=settings,
             limiter=limiter,
@@ -51,7 +55,7 @@ class Services:
             accounts=AccountService(settings, limiter, changes),
             posts=posts,
             interactions=InteractionService(posts, changes),
-            graph=GraphService(changes),
+            graph=GraphService(settings, changes),
             live=LiveService(settings, pubsub),
             rebuilds=rebuilds,
         )

@@ -14,8 +14,9 @@ from tortoise.expressions import Q
 from app import auth, live, sql
 from app.changes import Change, Changes
 from app.errors import DomainError, ErrorCode
-from app.models import Block, RefreshToken, Role, Session, User
+from app.models import RefreshToken, Role, Session, User
 from app.ratelimit import RateLimiter
+from app.services.relations import blocked_among
 from app.settings import Settings
 from app.text import TextRule, clean_text, fold, has_forbidden_chars, has_lone_surrogates
 
@@ -467,11 +468,8 @@ class AccountService:
         """The accounts among `ids` that the viewer may see (blocks hide both ways)."""
         users = {user.id: user for user in await User.filter(id__in=ids)}
         if viewer_id is not None and users:
-            for blocker, blocked in await Block.filter(
-                Q(blocker_id=viewer_id, blocked_id__in=list(users))
-                | Q(blocked_id=viewer_id, blocker_id__in=list(users))
-            ).values_list("blocker_id", "blocked_id"):
-                users.pop(blocked if blocker == viewer_id else blocker, None)
+            for hidden in await blocked_among(viewer_id, list(users)):
+                users.pop(hidden)
         return users
 
     async def user_by_username(self, viewer_id: int | None, username: str) -> User | None:

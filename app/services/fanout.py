@@ -1,49 +1,25 @@
-"""Maintenance of the home-timeline fan-out table: it is a cache of the follow graph, so it can
-be trimmed to a length and rebuilt from the graph at any time."""
+"""Maintenance of the home-timeline fan-out table: it is a cache of the rule in `home`, so it can
+be trimmed to a length and rebuilt from the rule at any time."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from tortoise.transactions import in_transaction
 
-from app import sql
+from app import live, sql
+from app.changes import Change
+from app.jobs import DeadJob, JobQueue
+from app.services import home
+from app.settings import Settings
 
 
 async def rebuild_home(owner_id: int, *, max_entries: int, big_account: int) -> int:
-    """Rewrite one account's home timeline from its own posts, the posts of the accounts it
-    follows (except those merged at read time) and their reposts; returns its new length."""
-    params = {"owner": owner_id, "cap": max_entries, "big": big_account}
+    """Rewrite one account's home timeline from the rule (`home`), in its own transaction;
+    returns its new length."""
     async with in_transaction() as conn:
-        await sql.execute("DELETE FROM home_entries WHERE owner_id = :owner", params, conn)
-        return await sql.execute(
-            """
-            INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id)
-            SELECT :owner, entry_id, post_id, reposter_id, source_id FROM (
-              SELECT p.id AS entry_id, p.id AS post_id, CAST(NULL AS BIGINT) AS reposter_id,
-                     p.author_id AS source_id
-              FROM posts p
-              WHERE p.deleted_at IS NULL AND (
-                p.author_id = :owner
-                OR (p.visibility = 'direct' AND EXISTS (
-                      SELECT 1 FROM mentions m WHERE m.post_id = p.id AND m.user_id = :owner))
-                OR (p.visibility IN ('public', 'followers') AND p.author_id IN (
-                      SELECT f.followee_id FROM follows f JOIN users u ON u.id = f.followee_id
-                      WHERE f.follower_id = :owner AND u.follower_count <= :big)
-                    AND (p.reply_to_id IS NULL OR EXISTS (
-                      SELECT 1 FROM posts parent JOIN follows pf
-                        ON pf.followee_id = parent.author_id AND pf.follower_id = :owner
-                      WHERE parent.id = p.reply_to_id)
-                      OR p.reply_to_id IN (
-                        SELECT own.id FROM posts own WHERE own.author_id = p.author_id))))
-              UNION ALL
-              SELECT r.id, r.post_id, r.user_id, r.user_id
-              FROM reposts r JOIN follows f ON f.followee_id = r.user_id
-              WHERE f.follower_id = :owner
-            ) candidates
-            ORDER BY entry_id DESC LIMIT :cap
-            """,
-            params,
-            conn,
-        )
+        return await home.rebuild(conn, owner_id, big=big_account, cap=max_entries)
 
 
 async def trim_homes(max_entries: int) -> int:
@@ -60,3 +36,76 @@ async def trim_homes(max_entries: int) -> int:
         """,
         {"cap": max_entries},
     )
+
+
+# --- the fan-out as owed work ------------------------------------------------------------
+# A change that affects home timelines records one of these jobs in its own transaction
+# (`change.enqueue`); a worker runs it after the commit, in the job's transaction, and the
+# live home streams hear of each entry written once that commits. Each handler makes rows
+# what the rule says now, so running one twice, or late, or after the next change, is
+# harmless: a post deleted meanwhile fans out to nobody.
+
+FAN_OUT_POST = "home.fan_out_post"  # {"post"}
+FAN_OUT_REPOST = "home.fan_out_repost"  # {"repost"}
+RETRACT_REPOST = "home.retract_repost"  # {"repost", "reposter", "post"}
+REFRESH_POST = "home.refresh_post"  # {"post", "owners"}
+FOLLOW_CHANGED = "home.follow_changed"  # {"owner", "account", "followers"}
+
+
+def _id(payload: Mapping[str, Any], key: str) -> int:
+    value = payload.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise DeadJob(f"the payload needs a positive integer {key!r}, not {value!r}")
+    return value
+
+
+class FanOutService:
+    def __init__(self, settings: Settings) -> None:
+        self._big = settings.timelines.fanout_max_followers
+
+    def register(self, queue: JobQueue) -> None:
+        queue.register(FAN_OUT_POST, self.fan_out_post)
+        queue.register(FAN_OUT_REPOST, self.fan_out_repost)
+        queue.register(RETRACT_REPOST, self.retract_repost)
+        queue.register(REFRESH_POST, self.refresh_post)
+        queue.register(FOLLOW_CHANGED, self.follow_changed)
+
+    async def fan_out_post(self, change: Change, payload: dict[str, Any]) -> None:
+        entries = await home.fan_out_post(change.conn, _id(payload, "post"), big=self._big)
+        live.publish_home_entries(change, entries)
+
+    async def fan_out_repost(self, change: Change, payload: dict[str, Any]) -> None:
+        entries = await home.fan_out_repost(change.conn, _id(payload, "repost"), big=self._big)
+        live.publish_home_entries(change, entries)
+
+    async def retract_repost(self, change: Change, payload: dict[str, Any]) -> None:
+        entries = await home.retract_repost(
+            change.conn,
+            _id(payload, "repost"),
+            _id(payload, "reposter"),
+            _id(payload, "post"),
+            big=self._big,
+        )
+        live.publish_home_entries(change, entries)
+
+    async def refresh_post(self, change: Change, payload: dict[str, Any]) -> None:
+        owners = payload.get("owners")
+        if not isinstance(owners, list) or not all(
+            isinstance(o, int) and not isinstance(o, bool) for o in owners
+        ):
+            raise DeadJob(f"the payload needs a list of owner ids, not {owners!r}")
+        entries = await home.refresh_post(change.conn, _id(payload, "post"), owners, big=self._big)
+        live.publish_home_entries(change, entries)
+
+    async def follow_changed(self, change: Change, payload: dict[str, Any]) -> None:
+        followers = payload.get("followers")
+        if not isinstance(followers, int) or isinstance(followers, bool) or followers < 0:
+            raise DeadJob(f"the payload needs the follower count, not {followers!r}")
+        entries = await home.follow_changed(
+            change.conn,
+            _id(payload, "owner"),
+            _id(payload, "account"),
+            followers=followers,
+            big=self._big,
+        )
+        live.publish_home_entries(change, entries)

@@ -7,18 +7,18 @@ from enum import StrEnum
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from app import live, sql
+from app import sql
 from app.changes import Change, Changes
 from app.errors import DomainError, ErrorCode
 from app.ids import new_id
 from app.models import NotificationKind, User
+from app.services import fanout
 from app.services.accounts import Viewer
 from app.services.notifications import notify
 from app.services.paging import Page, PageRequest, make_page
+from app.services.relations import blocked, blockers_between
 from app.services.views import USER_COLUMNS, AccountCard, account_from_row
-
-# How many of an account's latest posts a new follower's home timeline receives.
-BACKFILL = 40
+from app.settings import Settings
 
 
 class FollowState(StrEnum):
@@ -28,90 +28,77 @@ class FollowState(StrEnum):
 
 
 # Accounts that block :viewer or that :viewer blocks are invisible to each other.
-NOT_BLOCKED_USER = """
-NOT EXISTS (SELECT 1 FROM blocks ub
-  WHERE (ub.blocker_id = :viewer AND ub.blocked_id = u.id)
-     OR (ub.blocker_id = u.id AND ub.blocked_id = :viewer))
-"""
+NOT_BLOCKED_USER = f"NOT {blocked(':viewer', 'u.id', 'ub')}"
 
 
 async def _visible_user(viewer_id: int, user_id: int, field: str) -> User:
     """The account, unless it is missing or blocks the viewer (both look the same: missing);
     an account the viewer blocks is BLOCKED, so they know to unblock first."""
     user = await User.get_or_none(id=user_id)
-    if user is None or await sql.fetch(
-        "SELECT 1 AS b FROM blocks WHERE blocker_id = :user AND blocked_id = :viewer",
-        {"user": user_id, "viewer": viewer_id},
-    ):
+    blockers = await blockers_between(viewer_id, user_id) if user is not None else frozenset()
+    if user is None or user_id in blockers:
         raise DomainError(ErrorCode.NOT_FOUND, "No such account.", field)
-    if await sql.fetch(
-        "SELECT 1 AS b FROM blocks WHERE blocker_id = :viewer AND blocked_id = :user",
-        {"user": user_id, "viewer": viewer_id},
-    ):
+    if viewer_id in blockers:
         raise DomainError(ErrorCode.BLOCKED, "You block this account; unblock it first.", field)
     return user
 
 
-async def _adjust_counts(follower: int, followee: int, delta: int, conn: BaseDBAsyncClient) -> None:
+async def _adjust_counts(follower: int, followee: int, delta: int, conn: BaseDBAsyncClient) -> int:
+    """Move both counters by `delta`; returns the followee's follower count now."""
     await sql.execute(
         "UPDATE users SET following_count = following_count + :delta WHERE id = :follower",
         {"delta": delta, "follower": follower},
         conn,
     )
-    await sql.execute(
-        "UPDATE users SET follower_count = follower_count + :delta WHERE id = :followee",
+    rows = await sql.fetch(
+        "UPDATE users SET follower_count = follower_count + :delta WHERE id = :followee "
+        "RETURNING follower_count",
         {"delta": delta, "followee": followee},
         conn,
     )
+    return int(rows[0]["follower_count"])
 
 
-async def _remove_follow(follower: int, followee: int, conn: BaseDBAsyncClient) -> bool:
-    params = {"follower": follower, "followee": followee}
-    removed = await sql.execute(
-        "DELETE FROM follows WHERE follower_id = :follower AND followee_id = :followee",
-        params,
-        conn,
+async def _follow_changed(change: Change, owner: int, account: int, followers: int) -> None:
+    """Owe the home timelines what a follow added or removed (`fanout.FOLLOW_CHANGED`), with
+    the account's follower count as this change left it (the threshold between stored and
+    merged is crossed by one follow)."""
+    await change.enqueue(
+        fanout.FOLLOW_CHANGED, {"owner": owner, "account": account, "followers": followers}
     )
-    if removed:
-        await _adjust_counts(follower, followee, -1, conn)
-        await sql.execute(
-            "DELETE FROM home_entries WHERE owner_id = :follower AND source_id = :followee",
-            params,
-            conn,
-        )
-    return bool(removed)
-
-
-async def _add_follow(follower: int, followee: int, change: Change) -> bool:
-    conn = change.conn
-    params = {"id": new_id(), "follower": follower, "followee": followee, "limit": BACKFILL}
-    added = await sql.execute(
-        "INSERT INTO follows (id, follower_id, followee_id) VALUES (:id, :follower, :followee) "
-        "ON CONFLICT (follower_id, followee_id) DO NOTHING",
-        params,
-        conn,
-    )
-    if added:
-        await _adjust_counts(follower, followee, 1, conn)
-        await notify([followee], follower, NotificationKind.FOLLOW, None, change)
-        # The new follower's home timeline gets the account's recent posts straight away.
-        entries = await sql.fetch(
-            "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
-            "SELECT :follower, p.id, p.id, NULL, :followee FROM posts p "
-            "WHERE p.author_id = :followee AND p.deleted_at IS NULL AND p.reply_to_id IS NULL "
-            "AND p.visibility IN ('public', 'followers') "
-            "AND p.id NOT IN (SELECT entry_id FROM home_entries WHERE owner_id = :follower) "
-            "ORDER BY p.id DESC LIMIT :limit" + live.HOME_ENTRY_RETURNING,
-            params,
-            conn,
-        )
-        live.publish_home_entries(change, map(live.HomeEntryRef.from_row, entries))
-    return bool(added)
 
 
 class GraphService:
-    def __init__(self, changes: Changes) -> None:
+    def __init__(self, settings: Settings, changes: Changes) -> None:
         self._changes = changes
+
+    async def _remove_follow(self, follower: int, followee: int, change: Change) -> bool:
+        conn = change.conn
+        removed = await sql.execute(
+            "DELETE FROM follows WHERE follower_id = :follower AND followee_id = :followee",
+            {"follower": follower, "followee": followee},
+            conn,
+        )
+        if removed:
+            followers = await _adjust_counts(follower, followee, -1, conn)
+            await _follow_changed(change, follower, followee, followers)
+        return bool(removed)
+
+    async def _add_follow(self, follower: int, followee: int, change: Change) -> bool:
+        conn = change.conn
+        added = await sql.execute(
+            "INSERT INTO follows (id, follower_id, followee_id) "
+            "VALUES (:id, :follower, :followee) "
+            "ON CONFLICT (follower_id, followee_id) DO NOTHING",
+            {"id": new_id(), "follower": follower, "followee": followee},
+            conn,
+        )
+        if added:
+            followers = await _adjust_counts(follower, followee, 1, conn)
+            await notify([followee], follower, NotificationKind.FOLLOW, None, change)
+            # The new follower's home timeline gets the account's recent posts.
+            await _follow_changed(change, follower, followee, followers)
+        return bool(added)
 
     async def follow(self, viewer: Viewer, target_id: int) -> FollowState:
         me = viewer.user.id
@@ -133,14 +120,14 @@ class GraphService:
                 if added:
                     await notify([target.id], me, NotificationKind.FOLLOW_REQUEST, None, change)
                 return FollowState.REQUESTED
-            await _add_follow(me, target.id, change)
+            await self._add_follow(me, target.id, change)
         return FollowState.FOLLOWING
 
     async def unfollow(self, viewer: Viewer, target_id: int) -> FollowState:
         me = viewer.user.id
         async with self._changes.begin() as change:
             conn = change.conn
-            await _remove_follow(me, target_id, conn)
+            await self._remove_follow(me, target_id, change)
             await sql.execute(
                 "DELETE FROM follow_requests WHERE requester_id = :me AND target_id = :target",
                 {"me": me, "target": target_id},
@@ -168,11 +155,12 @@ class GraphService:
                 conn,
             )
             if accept:
-                await _add_follow(requester_id, me, change)
+                await self._add_follow(requester_id, me, change)
 
     async def block(self, viewer: Viewer, target_id: int) -> None:
         """Blocking removes follows and requests both ways; each then sees nothing of the
-        other anywhere, and neither can interact with the other."""
+        other anywhere (`relations`: applied when reading, so unblocking undoes it), and
+        neither can interact with the other."""
         me = viewer.user.id
         if target_id == me:
             raise DomainError(ErrorCode.INVALID_INPUT, "You cannot block yourself.", "userId")
@@ -187,17 +175,11 @@ class GraphService:
                 params,
                 conn,
             )
-            await _remove_follow(me, target_id, conn)
-            await _remove_follow(target_id, me, conn)
+            await self._remove_follow(me, target_id, change)
+            await self._remove_follow(target_id, me, change)
             await sql.execute(
                 "DELETE FROM follow_requests WHERE (requester_id = :me AND target_id = :target) "
                 "OR (requester_id = :target AND target_id = :me)",
-                params,
-                conn,
-            )
-            await sql.execute(
-                "DELETE FROM home_entries WHERE (owner_id = :me AND source_id = :target) "
-                "OR (owner_id = :target AND source_id = :me)",
                 params,
                 conn,
             )

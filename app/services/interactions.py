@@ -8,6 +8,7 @@ from app.changes import Changes
 from app.errors import DomainError, ErrorCode
 from app.ids import new_id
 from app.models import NotificationKind, Visibility
+from app.services import fanout
 from app.services.accounts import Viewer
 from app.services.notifications import notify
 from app.services.posts import PostService
@@ -80,16 +81,7 @@ class InteractionService:
                 await notify(
                     [post.author.id], viewer.user.id, NotificationKind.REPOST, post.id, change
                 )
-                # Into the home timelines of the reposter's followers (the author's excepted).
-                entries = await sql.fetch(
-                    "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, "
-                    "source_id) SELECT f.follower_id, :id, :post, :user, :user FROM follows f "
-                    "WHERE f.followee_id = :user AND f.follower_id <> :author"
-                    + live.HOME_ENTRY_RETURNING,
-                    {**params, "author": post.author.id},
-                    conn,
-                )
-                live.publish_home_entries(change, map(live.HomeEntryRef.from_row, entries))
+                await change.enqueue(fanout.FAN_OUT_REPOST, {"repost": repost_id})
                 live.publish_post_changed(change, post.id)
         return await self._posts.reload(viewer.user.id, post.id)
 
@@ -98,8 +90,10 @@ class InteractionService:
         params = {"user": viewer.user.id, "post": post.id}
         async with self._changes.begin() as change:
             conn = change.conn
-            removed = await sql.execute(
-                "DELETE FROM reposts WHERE user_id = :user AND post_id = :post", params, conn
+            removed = await sql.fetch(
+                "DELETE FROM reposts WHERE user_id = :user AND post_id = :post RETURNING id",
+                params,
+                conn,
             )
             if removed:
                 await sql.execute(
@@ -108,10 +102,9 @@ class InteractionService:
                     params,
                     conn,
                 )
-                await sql.execute(
-                    "DELETE FROM home_entries WHERE reposter_id = :user AND post_id = :post",
-                    params,
-                    conn,
+                await change.enqueue(
+                    fanout.RETRACT_REPOST,
+                    {"repost": removed[0]["id"], "reposter": viewer.user.id, "post": post.id},
                 )
                 await sql.execute(
                     "DELETE FROM notifications WHERE actor_id = :user AND post_id = :post "

@@ -23,13 +23,13 @@ from app import live, sql
 from app.errors import DomainError, ErrorCode
 from app.models import User
 from app.pubsub import MISSED, Event, PubSub
+from app.services.home import merged_posts
 from app.services.notifications import NotificationView, notification_for
 from app.services.timelines import (
     REPOSTER_COLUMNS,
     big_followees,
     hashtag_key,
     home_post_from_row,
-    merged_home_post,
     reposter_not_muted,
 )
 from app.services.views import (
@@ -105,7 +105,7 @@ MERGED_HOME_POST = Delivery(
     columns=lambda viewer: f"{page_columns(viewer)}, p.id AS sort_key",
     source=lambda viewer: f"{_POST} {related_joins(viewer)}",
     where=lambda viewer: (
-        f"p.id = :post AND {merged_home_post(viewer)} AND {visible('p', viewer)} "
+        f"p.id = :post AND {merged_posts(viewer)} AND {visible('p', viewer)} "
         f"AND {not_muted('p', viewer)}"
     ),
     convert=page_post_from_row,

@@ -1,16 +1,20 @@
-"""Notifications: written with the action that causes them, read with mutes, blocks and
-post visibility applied, so a notification never shows what its reader may not see."""
+"""Notifications: owed by the action that causes them (a job recorded in its transaction,
+created once it commits), read with mutes, blocks and post visibility applied, so a
+notification never shows what its reader may not see."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from app import live, sql
 from app.changes import Change
+from app.jobs import DeadJob
 from app.models import Notification, NotificationKind, User
 from app.services.paging import Page, PageRequest, make_page
+from app.services.relations import blocked, blocked_either_way, muted
 from app.services.views import (
     USER_COLUMNS,
     VISIBLE,
@@ -32,6 +36,9 @@ class NotificationView:
     is_read: bool
 
 
+NOTIFY = "notifications.create"  # {"recipients", "actor", "kind", "post"}
+
+
 async def notify(
     recipients: list[int],
     actor_id: int,
@@ -39,14 +46,57 @@ async def notify(
     post_id: int | None,
     change: Change,
 ) -> None:
-    """Notify each recipient who may see the post and is not blocked by or blocking the
-    actor, in the change's transaction (announced live once it commits). Mutes apply when
-    notifications are read, so unmuting brings them back."""
+    """Owe the recipients a notification: a job recorded in the change's transaction, which
+    creates them after it commits (`create_notifications`)."""
+    wanted = [r for r in dict.fromkeys(recipients) if r != actor_id]
+    if wanted:
+        payload = {"recipients": wanted, "actor": actor_id, "kind": kind.value, "post": post_id}
+        await change.enqueue(NOTIFY, payload)
+
+
+# Whether what a notification tells of still holds when its job runs: a like taken back, a
+# follow undone or a request answered before the worker came to it notifies nobody. (A
+# post's deletion is covered by its visibility.)
+_CAUSE_HOLDS = {
+    NotificationKind.LIKE: (
+        "EXISTS (SELECT 1 FROM likes WHERE user_id = :actor AND post_id = :post)"
+    ),
+    NotificationKind.REPOST: (
+        "EXISTS (SELECT 1 FROM reposts WHERE user_id = :actor AND post_id = :post)"
+    ),
+    NotificationKind.FOLLOW: (
+        "EXISTS (SELECT 1 FROM follows WHERE follower_id = :actor AND followee_id = :recipient)"
+    ),
+    NotificationKind.FOLLOW_REQUEST: (
+        "EXISTS (SELECT 1 FROM follow_requests "
+        "WHERE requester_id = :actor AND target_id = :recipient)"
+    ),
+}
+
+
+async def create_notifications(change: Change, payload: dict[str, Any]) -> None:
+    """The `notifications.create` job: notify each recipient who may see the post, is not
+    blocked by or blocking the actor, and whose cause still holds; announced live once the
+    job's transaction commits. Mutes apply when notifications are read, so unmuting brings
+    them back."""
+    try:
+        recipients = [int(r) for r in payload["recipients"]]
+        actor_id = int(payload["actor"])
+        kind = NotificationKind(payload["kind"])
+        post_id = None if payload.get("post") is None else int(payload["post"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DeadJob(f"a malformed {NOTIFY} payload: {exc}") from None
     conn = change.conn
+    cause = _CAUSE_HOLDS.get(kind)
     for recipient in dict.fromkeys(recipients):
         if recipient == actor_id or await blocked_either_way(recipient, actor_id, conn):
             continue
         if post_id is not None and not await sees_post(recipient, post_id, conn):
+            continue
+        params = {"actor": actor_id, "recipient": recipient, "post": post_id}
+        if cause is not None and not await sql.fetch(
+            f"SELECT 1 AS holds WHERE {cause}", params, conn
+        ):
             continue
         notification = await Notification.create(
             recipient_id=recipient, actor_id=actor_id, kind=kind, post_id=post_id, using_db=conn
@@ -63,24 +113,12 @@ async def sees_post(viewer_id: int, post_id: int, conn: BaseDBAsyncClient | None
     return bool(rows)
 
 
-async def blocked_either_way(a: int, b: int, conn: BaseDBAsyncClient | None = None) -> bool:
-    rows = await sql.fetch(
-        "SELECT 1 AS blocked FROM blocks WHERE (blocker_id = :a AND blocked_id = :b) "
-        "OR (blocker_id = :b AND blocked_id = :a)",
-        {"a": a, "b": b},
-        conn,
-    )
-    return bool(rows)
-
-
-_READABLE = """
+_READABLE = f"""
 n.recipient_id = :viewer
-AND NOT EXISTS (SELECT 1 FROM mutes nm WHERE nm.muter_id = :viewer AND nm.muted_id = n.actor_id)
-AND NOT EXISTS (SELECT 1 FROM blocks nb
-  WHERE (nb.blocker_id = :viewer AND nb.blocked_id = n.actor_id)
-     OR (nb.blocker_id = n.actor_id AND nb.blocked_id = :viewer))
-AND (n.post_id IS NULL OR EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND {visible}))
-""".replace("{visible}", VISIBLE)
+AND NOT {muted(":viewer", "n.actor_id", "nm")}
+AND NOT {blocked(":viewer", "n.actor_id", "nb")}
+AND (n.post_id IS NULL OR EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND {VISIBLE}))
+"""
 
 
 _COLUMNS = f"n.id, n.kind, n.post_id, {USER_COLUMNS}"

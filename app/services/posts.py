@@ -25,6 +25,7 @@ from app.models import (
     User,
     Visibility,
 )
+from app.services import fanout
 from app.services.accounts import Viewer
 from app.services.entities import Entity, parse_entities
 from app.services.notifications import notify
@@ -58,7 +59,6 @@ class PostService:
             too_long=ErrorCode.TEXT_TOO_LONG,
             empty=ErrorCode.EMPTY_TEXT,
         )
-        self._big_account = settings.timelines.fanout_max_followers
 
     # --- reading one post --------------------------------------------------------------
 
@@ -128,7 +128,8 @@ class PostService:
                 )
                 live.publish_post_changed(change, quoted.id)
             await self._notify_new_post(post, parent, quoted, mentioned, change)
-            live.publish_home_entries(change, await self._fan_out(post, parent, conn))
+            # Fan-out is owed work: a job recorded with the post, run once it has committed.
+            await change.enqueue(fanout.FAN_OUT_POST, {"post": post.id})
             live.publish_new_post(change, post.id, author.id, visibility, tags)
         return await self.reload(author.id, post.id)
 
@@ -151,11 +152,10 @@ class PostService:
             if post is None or post.author_id != viewer.user.id:
                 # Someone else's post is as good as missing to an editor.
                 raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
-            already = set(
-                await Mention.filter(post_id=post.id)
-                .using_db(conn)
-                .values_list("user_id", flat=True)
-            )
+            already: set[int] = {
+                row["user_id"]
+                for row in await Mention.filter(post_id=post.id).using_db(conn).values("user_id")
+            }
             await PostEdit.create(
                 post_id=post.id,
                 text=post.text,
@@ -187,29 +187,12 @@ class PostService:
                 .using_db(conn)
                 .delete()
             )
-            if post.visibility is Visibility.DIRECT:
-                await (
-                    HomeEntry.filter(post_id=post.id)
-                    .exclude(owner_id__in=[*still, post.author_id])
-                    .using_db(conn)
-                    .delete()
-                )
             new_mentions = [u for u in mentioned if u.id not in already]
             await self._save_entities(post.id, entities, new_mentions, conn)
-            if post.visibility is Visibility.DIRECT and new_mentions:
-                entries = await sql.fetch(
-                    "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, "
-                    "source_id) SELECT m.user_id, :post, :post, NULL, :author FROM mentions m "
-                    "WHERE m.post_id = :post AND m.user_id IN (:users) "
-                    "ON CONFLICT (owner_id, entry_id) DO NOTHING" + live.HOME_ENTRY_RETURNING,
-                    {
-                        "post": post.id,
-                        "author": post.author_id,
-                        "users": [u.id for u in new_mentions],
-                    },
-                    conn,
-                )
-                live.publish_home_entries(change, map(live.HomeEntryRef.from_row, entries))
+            # For a DIRECT post, the accounts mentioned or no longer mentioned gain or lose it.
+            changed = sorted(already ^ still)
+            if changed:
+                await change.enqueue(fanout.REFRESH_POST, {"post": post.id, "owners": changed})
             await notify(
                 [u.id for u in new_mentions],
                 viewer.user.id,
@@ -319,53 +302,3 @@ class PostService:
             post.id,
             change,
         )
-
-    async def _fan_out(
-        self, post: Post, parent: PostView | None, conn: BaseDBAsyncClient
-    ) -> list[live.HomeEntryRef]:
-        """Write the post into the home timelines it belongs in, in the same transaction;
-        returns the entries written."""
-        params = {"post": post.id, "author": post.author_id}
-        rows = list(
-            await sql.fetch(
-                "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
-                "VALUES (:author, :post, :post, NULL, :author)" + live.HOME_ENTRY_RETURNING,
-                params,
-                conn,
-            )
-        )
-        if post.visibility is Visibility.DIRECT:
-            rows += await sql.fetch(
-                "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
-                "SELECT m.user_id, :post, :post, NULL, :author FROM mentions m "
-                "WHERE m.post_id = :post AND m.user_id <> :author" + live.HOME_ENTRY_RETURNING,
-                params,
-                conn,
-            )
-            return [live.HomeEntryRef.from_row(row) for row in rows]
-        if post.visibility not in (Visibility.PUBLIC, Visibility.FOLLOWERS):
-            return [live.HomeEntryRef.from_row(row) for row in rows]
-        # Big accounts are merged in at read time instead.
-        big = await sql.fetch(
-            "SELECT 1 AS big FROM users WHERE id = :author AND follower_count > :limit",
-            {**params, "limit": self._big_account},
-            conn,
-        )
-        if big:
-            return [live.HomeEntryRef.from_row(row) for row in rows]
-        # A reply reaches only followers who also follow the account replied to.
-        replies_filter = ""
-        if parent is not None and parent.author.id != post.author_id:
-            replies_filter = (
-                "AND EXISTS (SELECT 1 FROM follows f2 WHERE f2.follower_id = f.follower_id "
-                "AND f2.followee_id = :parent_author)"
-            )
-            params["parent_author"] = parent.author.id
-        rows += await sql.fetch(
-            "INSERT INTO home_entries (owner_id, entry_id, post_id, reposter_id, source_id) "
-            "SELECT f.follower_id, :post, :post, NULL, :author FROM follows f "
-            f"WHERE f.followee_id = :author {replies_filter}" + live.HOME_ENTRY_RETURNING,
-            params,
-            conn,
-        )
-        return [live.HomeEntryRef.from_row(row) for row in rows]

@@ -1,8 +1,8 @@
 """Timelines, newest first, as index range scans on a cursor; each page is one statement
 (with the replied-to and quoted posts joined in, see `views.PAGE_COLUMNS`).
 
-The home timeline reads the fan-out table `home_entries` (written when a post or repost is
-made), merged at read time with the posts of followed accounts too big to fan out.
+The home timeline reads the fan-out table `home_entries`, merged at read time with the posts
+of followed accounts too big to fan out; both halves are the rule of `home`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Any
 
 from app import sql
 from app.services.entities import HASHTAG_MAX
+from app.services.home import is_big, merged_posts
 from app.services.paging import Page, PageRequest, make_page
+from app.services.relations import muted
 from app.services.search import search_text
 from app.services.views import (
     NOT_MUTED,
@@ -36,33 +38,22 @@ REPOSTER_COLUMNS = user_columns("rb", "rb_")
 def reposter_not_muted(viewer: str = ":viewer") -> str:
     """A home entry `e` that came in as a repost is left out when the viewer muted the
     reposter (filtered before the LIMIT, so that entries left out never shorten a page)."""
-    return f"""
-(e.reposter_id IS NULL OR NOT EXISTS (
-   SELECT 1 FROM mutes rm WHERE rm.muter_id = {viewer} AND rm.muted_id = e.reposter_id))
-"""
+    return f"(e.reposter_id IS NULL OR NOT {muted(viewer, 'e.reposter_id', 'rm')})"
 
 
 def big_followees(viewer: str = ":viewer") -> str:
     """The accounts the viewer follows that have more than :big followers: their posts are
-    not fanned out but merged into the viewer's home timeline at read time."""
-    return f"""
-SELECT f.followee_id FROM follows f JOIN users big ON big.id = f.followee_id
-WHERE f.follower_id = {viewer} AND big.follower_count > :big
-"""
-
-
-def merged_home_post(viewer: str = ":viewer") -> str:
-    """Post `p` belongs in the viewer's home timeline at read time: by one of
-    `big_followees`, and no reply to someone else."""
-    return f"""
-p.author_id IN ({big_followees(viewer)})
-AND (p.reply_to_id IS NULL OR p.reply_to_id IN (
-    SELECT own.id FROM posts own WHERE own.author_id = p.author_id))
-"""
+    not fanned out but merged into the viewer's home timeline at read time (the home rule,
+    `home.merged_posts`)."""
+    return (
+        "SELECT f.followee_id FROM follows f "
+        f"WHERE f.follower_id = {viewer} AND {is_big('f.followee_id', 'hbf')}"
+    )
 
 
 _REPOSTER_NOT_MUTED = reposter_not_muted()
-_MERGED_HOME_POST = merged_home_post()
+# Posts of followed accounts too big to fan out, merged into the home timeline as it is read.
+_MERGED = merged_posts(":viewer")
 
 ANCESTORS_MAX = 40  # posts of a thread above one post that `ancestors` returns (as Mastodon)
 
@@ -112,8 +103,7 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
           SELECT * FROM (
             SELECT p.id AS sort_key, p.id AS post_id, CAST(NULL AS BIGINT) AS reposter_id
             FROM posts p
-            WHERE {_MERGED_HOME_POST}
-              AND {big_condition} AND {VISIBLE} AND {NOT_MUTED}
+            WHERE {_MERGED} AND {big_condition} AND {VISIBLE} AND {NOT_MUTED}
             ORDER BY {big_order} LIMIT :limit
           ) merged
         ) h

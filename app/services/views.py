@@ -19,6 +19,7 @@ import orjson
 
 from app import sql
 from app.models import Role, Visibility
+from app.services.relations import blocked, muted
 from app.sql import Row
 
 
@@ -37,10 +38,7 @@ def audience(p: str, viewer: str = ":viewer") -> str:
   OR ({p}.visibility = 'direct' AND EXISTS (
         SELECT 1 FROM mentions vm WHERE vm.post_id = {p}.id AND vm.user_id = {viewer}))
 )
-AND NOT EXISTS (
-  SELECT 1 FROM blocks vb
-  WHERE (vb.blocker_id = {viewer} AND vb.blocked_id = {p}.author_id)
-     OR (vb.blocker_id = {p}.author_id AND vb.blocked_id = {viewer}))
+AND NOT {blocked(viewer, f"{p}.author_id", "vb")}
 """
 
 
@@ -53,7 +51,7 @@ def visible(p: str = "p", viewer: str = ":viewer") -> str:
 def not_muted(p: str = "p", viewer: str = ":viewer") -> str:
     """Timelines and notifications also leave out accounts the viewer muted."""
     return f"""
-NOT EXISTS (SELECT 1 FROM mutes vmu WHERE vmu.muter_id = {viewer} AND vmu.muted_id = {p}.author_id)
+NOT {muted(viewer, f"{p}.author_id", "vmu")}
 """
 
 

@@ -69,8 +69,11 @@ entries AS (
       WHERE p.author_id IN (
           SELECT f.followee_id FROM follows f JOIN users big ON big.id = f.followee_id
           WHERE f.follower_id = (SELECT id FROM viewer) AND big.follower_count > $3)
-        AND (p.reply_to_id IS NULL OR p.reply_to_id IN (
-          SELECT own.id FROM posts own WHERE own.author_id = p.author_id))
+        AND (p.reply_to_id IS NULL OR EXISTS (
+          SELECT 1 FROM posts hp WHERE hp.id = p.reply_to_id AND (
+            hp.author_id = p.author_id OR hp.author_id = $2 OR EXISTS (
+              SELECT 1 FROM follows hfp
+              WHERE hfp.follower_id = $2 AND hfp.followee_id = hp.author_id))))
         AND p.deleted_at IS NULL
         AND (p.visibility = 'public' OR p.author_id = $2
              OR (p.visibility = 'followers' AND EXISTS (

@@ -18,6 +18,7 @@ from app.models import (
     Post,
     Repost,
 )
+from app.services import relations
 from tests.authz import (
     ancestor_texts,
     db_id,
@@ -122,13 +123,15 @@ async def _blocked_world(gql: GraphQLClient) -> dict[str, Any]:
     for name in ("alice", "bob"):
         reposted = await act(gql, "repostPost", carol, postId=posts[name]["id"])
         assert reposted["__typename"] == "RepostPostSuccess"
-    # Before the block each sees the other's post, directly and through carol's repost.
+    # Before the block each sees the other's post, once: directly, not again through carol's
+    # repost. After it, carol's repost is what would bring it (the follow is gone).
     for viewer, other in ((alice, bob), (bob, alice)):
         home = (await timeline(gql, "homeTimeline", viewer))["edges"]
-        brought = {
+        brought = [
             (e["node"]["author"]["username"], (e["repostedBy"] or {}).get("username")) for e in home
-        }
-        assert {(other.username, None), (other.username, "carol")} <= brought
+        ]
+        assert (other.username, None) in brought
+        assert (other.username, "carol") not in brought
     await must(gql, "blockUser", alice, bob)
     return {"alice": alice, "bob": bob, "carol": carol, "posts": posts}
 
@@ -433,3 +436,45 @@ async def test_mute_hides_an_accounts_notifications_until_unmuted(gql: GraphQLCl
     await must(gql, "unmuteUser", alice, bob)
 
     assert await notifications(gql, alice) == (everything, 5)
+
+
+async def test_a_block_hides_third_party_reposts_of_the_other_until_unblocked(
+    gql: GraphQLClient,
+) -> None:
+    alice, bob, carol = await trio(gql)
+    await follow(gql, alice, bob)
+    await follow(gql, alice, carol)
+    shared = await post(gql, bob, "bob's thought")
+    await act(gql, "repostPost", carol, postId=shared["id"])
+    assert _reposts(await timeline(gql, "homeTimeline", alice)) == [("bob's thought", None)]
+
+    await must(gql, "blockUser", alice, bob)
+    assert _reposts(await timeline(gql, "homeTimeline", alice)) == []
+
+    # Blocks apply when reading: unblocking shows again what is still addressed to alice
+    # (carol's repost), not what the follow brought (the block ended it).
+    await must(gql, "unblockUser", alice, bob)
+    assert _reposts(await timeline(gql, "homeTimeline", alice)) == [("bob's thought", "carol")]
+
+
+def _reposts(connection: dict[str, Any]) -> list[tuple[str, str | None]]:
+    return [
+        (edge["node"]["text"], (edge["repostedBy"] or {}).get("username"))
+        for edge in connection["edges"]
+    ]
+
+
+async def test_block_and_mute_checks_read_one_definition(gql: GraphQLClient) -> None:
+    alice, bob, carol = await trio(gql)
+    a, b, c = db_id(alice.id), db_id(bob.id), db_id(carol.id)
+    await must(gql, "blockUser", alice, bob)
+    await must(gql, "muteUser", alice, carol)
+
+    assert await relations.blockers_between(a, b) == {a}
+    assert await relations.blockers_between(b, a) == {a}
+    assert await relations.blocked_either_way(b, a)
+    assert not await relations.blocked_either_way(a, c)
+    await must(gql, "blockUser", bob, alice)
+    assert await relations.blockers_between(b, a) == {a, b}
+    assert await relations.mutes(a, c)
+    assert not await relations.mutes(c, a)

@@ -1,5 +1,6 @@
 """`holdfast seed`: a synthetic data set whose denormalised counters, ids and home timelines
-are exactly what the services would have written."""
+are exactly what the services would have written (the home timelines: what the home rule
+stores, as a rebuild writes it)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from tortoise import connections
 from app import ids
 from app.ids import EPOCH_MS, ms_of, new_id, node_of
 from app.seed import SEED_PASSWORD, SeedError, SeedOptions, seed
+from app.services import fanout
 from app.services.entities import parse_entities
 from app.settings import Settings
 from tests.conftest import make_settings
+from tests.home_model import expected_home, stored_entries
 from tests.support import GraphQLClient
 
 HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
@@ -166,75 +169,31 @@ async def test_entities_tags_and_mentions_are_what_posting_would_store(
     assert {"public", "followers", "direct"} <= kinds
 
 
-async def _expected_home(big: int, cap: int) -> set[tuple[Any, ...]]:
-    """The fan-out of PostService._fan_out and InteractionService.repost, recomputed in
-    Python from the seeded rows, newest `cap` per account."""
-    follows = await rows("SELECT follower_id, followee_id FROM follows")
-    following = {(f["follower_id"], f["followee_id"]) for f in follows}
-    followers: dict[int, list[int]] = defaultdict(list)
-    for f in follows:
-        followers[f["followee_id"]].append(f["follower_id"])
-    counts = {
-        u["id"]: u["follower_count"] for u in await rows("SELECT id, follower_count FROM users")
-    }
-    posts = {
-        p["id"]: p for p in await rows("SELECT id, author_id, visibility, reply_to_id FROM posts")
-    }
-    mentions: dict[int, list[int]] = defaultdict(list)
-    for m in await rows("SELECT post_id, user_id FROM mentions"):
-        mentions[m["post_id"]].append(m["user_id"])
-    entries: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
-    for post in posts.values():
-        pid, author = post["id"], post["author_id"]
-        entries[author].append((author, pid, pid, None, author))
-        if post["visibility"] == "direct":
-            for user in mentions[pid]:
-                if user != author:
-                    entries[user].append((user, pid, pid, None, author))
-            continue
-        if post["visibility"] not in ("public", "followers") or counts[author] > big:
-            continue
-        parent = posts[post["reply_to_id"]] if post["reply_to_id"] else None
-        for follower in followers[author]:
-            if (
-                parent is None
-                or parent["author_id"] == author
-                or (follower, parent["author_id"]) in following
-            ):
-                entries[follower].append((follower, pid, pid, None, author))
-    for repost in await rows("SELECT id, user_id, post_id FROM reposts"):
-        author = posts[repost["post_id"]]["author_id"]
-        for follower in followers[repost["user_id"]]:
-            if follower != author:
-                entries[follower].append(
-                    (
-                        follower,
-                        repost["id"],
-                        repost["post_id"],
-                        repost["user_id"],
-                        repost["user_id"],
-                    )
-                )
-    expected: set[tuple[Any, ...]] = set()
-    for owned in entries.values():
-        expected.update(sorted(owned, key=lambda e: e[1], reverse=True)[:cap])
-    return expected
-
-
-async def _home_entries() -> set[tuple[Any, ...]]:
-    return {
-        (e["owner_id"], e["entry_id"], e["post_id"], e["reposter_id"], e["source_id"])
-        for e in await rows(
-            "SELECT owner_id, entry_id, post_id, reposter_id, source_id FROM home_entries"
-        )
-    }
-
-
-async def test_home_entries_are_the_capped_fan_out(seeded: SeedOptions, settings: Settings) -> None:
+async def test_home_entries_are_the_capped_rule(seeded: SeedOptions, settings: Settings) -> None:
     limits = settings.timelines
-    expected = await _expected_home(limits.fanout_max_followers, limits.home_max_entries)
-    assert await _home_entries() == expected
+    expected = await expected_home(limits.fanout_max_followers, limits.home_max_entries)
+    assert await stored_entries() == expected
     assert any(e[3] is not None for e in expected)  # reposts came in too
+
+
+async def test_home_entries_are_what_a_rebuild_writes(
+    seeded: SeedOptions, settings: Settings
+) -> None:
+    limits = settings.timelines
+    seeded_rows = await stored_entries()
+    owners = [row["id"] for row in await rows("SELECT id FROM users")]
+    await connections.get("default").execute_script("DELETE FROM home_entries")
+
+    for owner in owners:
+        await fanout.rebuild_home(
+            owner, max_entries=limits.home_max_entries, big_account=limits.fanout_max_followers
+        )
+
+    assert await stored_entries() == seeded_rows
+    # Replies and reposts are among them, not only top-level posts.
+    assert any(e[3] is not None for e in seeded_rows)
+    replies = {r["id"] for r in await rows("SELECT id FROM posts WHERE reply_to_id IS NOT NULL")}
+    assert any(e[2] in replies and e[0] != e[4] for e in seeded_rows)
 
 
 async def test_big_accounts_are_not_fanned_out_and_timelines_are_capped(
@@ -246,8 +205,8 @@ async def test_big_accounts_are_not_fanned_out_and_timelines_are_capped(
     await seed(tight, SeedOptions(users=40, posts=600, seed=3))
     big = await rows("SELECT id FROM users WHERE follower_count > 8")
     assert big, "the data set should have accounts above the threshold"
-    expected = await _expected_home(8, 20)
-    actual = await _home_entries()
+    expected = await expected_home(8, 20)
+    actual = await stored_entries()
     assert actual == expected
     per_owner: dict[int, int] = defaultdict(int)
     for entry in actual:

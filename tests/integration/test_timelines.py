@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from tests.social import follow, post, texts, timeline
+from typing import Any
+
+from tests.authz import edit_post
+from tests.social import act, follow, post, texts, timeline
 from tests.support import GraphQLClient
 
 
@@ -20,8 +23,6 @@ async def test_home_timeline_has_own_and_followed_posts_newest_first(gql: GraphQ
 
 
 async def test_reposts_by_a_muted_account_do_not_shorten_home_pages(gql: GraphQLClient) -> None:
-    from tests.social import act
-
     viewer = await gql.sign_up("viewer")
     author = await gql.sign_up("author")
     reposter = await gql.sign_up("reposter")
@@ -39,3 +40,99 @@ async def test_reposts_by_a_muted_account_do_not_shorten_home_pages(gql: GraphQL
 
     assert texts(page) == ["newer from author", "old from author"]
     assert page["pageInfo"]["hasNextPage"] is False
+
+
+def _brought(connection: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(text, reposter) of each entry, newest first."""
+    return [
+        (edge["node"]["text"], (edge["repostedBy"] or {}).get("username"))
+        for edge in connection["edges"]
+    ]
+
+
+async def test_a_follow_brings_in_threads_replies_to_followed_accounts_and_reposts(
+    gql: GraphQLClient,
+) -> None:
+    alice, bob, carol, dave = [await gql.sign_up(n) for n in ("alice", "bob", "carol", "dave")]
+    await follow(gql, alice, carol)
+    root = await post(gql, bob, "bob root")
+    await post(gql, bob, "bob continues", replyTo=root["id"])
+    await post(gql, bob, "bob answers carol", replyTo=(await post(gql, carol, "carol asks"))["id"])
+    await post(gql, bob, "bob answers dave", replyTo=(await post(gql, dave, "dave asks"))["id"])
+    await act(gql, "repostPost", bob, postId=(await post(gql, dave, "dave shares"))["id"])
+
+    await follow(gql, alice, bob)
+
+    assert _brought(await timeline(gql, "homeTimeline", alice)) == [
+        ("dave shares", "bob"),
+        ("bob answers carol", None),
+        ("carol asks", None),
+        ("bob continues", None),
+        ("bob root", None),
+    ]
+
+
+async def test_following_the_account_replied_to_brings_in_replies_and_unfollowing_takes_them(
+    gql: GraphQLClient,
+) -> None:
+    alice, bob, carol = [await gql.sign_up(n) for n in ("alice", "bob", "carol")]
+    await follow(gql, alice, bob)
+    asked = await post(gql, carol, "carol asks")
+    await post(gql, bob, "bob answers carol", replyTo=asked["id"])
+    assert texts(await timeline(gql, "homeTimeline", alice)) == []
+
+    await follow(gql, alice, carol)
+    assert texts(await timeline(gql, "homeTimeline", alice)) == ["bob answers carol", "carol asks"]
+
+    await act(gql, "unfollowUser", alice, userId=carol.id)
+    assert texts(await timeline(gql, "homeTimeline", alice)) == []
+
+
+async def test_replies_to_the_owner_reach_them_from_accounts_they_follow(
+    gql: GraphQLClient,
+) -> None:
+    alice, bob, carol = [await gql.sign_up(n) for n in ("alice", "bob", "carol")]
+    await follow(gql, alice, bob)
+    mine = await post(gql, alice, "alice asks")
+    await post(gql, bob, "bob answers alice", replyTo=mine["id"])
+    await post(gql, carol, "carol answers alice", replyTo=mine["id"])  # not followed
+
+    assert texts(await timeline(gql, "homeTimeline", alice)) == ["bob answers alice", "alice asks"]
+
+
+async def test_a_post_comes_in_once_by_the_earliest_repost_of_a_followed_account(
+    gql: GraphQLClient,
+) -> None:
+    alice, bob, carol, dave = [await gql.sign_up(n) for n in ("alice", "bob", "carol", "dave")]
+    await follow(gql, alice, bob)
+    await follow(gql, alice, carol)
+    shared = await post(gql, dave, "dave shares")
+    await act(gql, "repostPost", carol, postId=shared["id"])
+    await act(gql, "repostPost", bob, postId=shared["id"])
+    assert _brought(await timeline(gql, "homeTimeline", alice)) == [("dave shares", "carol")]
+
+    await act(gql, "unrepostPost", carol, postId=shared["id"])
+    assert _brought(await timeline(gql, "homeTimeline", alice)) == [("dave shares", "bob")]
+
+    # Once alice follows the author, the post is there as itself, at its own place.
+    await follow(gql, alice, dave)
+    assert _brought(await timeline(gql, "homeTimeline", alice)) == [("dave shares", None)]
+    await act(gql, "unfollowUser", alice, userId=dave.id)
+    assert _brought(await timeline(gql, "homeTimeline", alice)) == [("dave shares", "bob")]
+    # Nor does anyone's repost bring the owner's own post back to them.
+    await act(gql, "repostPost", bob, postId=(await post(gql, alice, "alice's own"))["id"])
+    assert _brought(await timeline(gql, "homeTimeline", alice))[0] == ("alice's own", None)
+
+
+async def test_an_edit_changing_a_direct_posts_mentions_moves_it_between_timelines(
+    gql: GraphQLClient,
+) -> None:
+    alice, bob, carol = [await gql.sign_up(n) for n in ("alice", "bob", "carol")]
+    created = await post(gql, alice, "psst @bob", visibility="DIRECT")
+    assert texts(await timeline(gql, "homeTimeline", bob)) == ["psst @bob"]
+
+    await edit_post(gql, alice, created["id"], "psst @carol")
+
+    assert texts(await timeline(gql, "homeTimeline", bob)) == []
+    assert texts(await timeline(gql, "homeTimeline", carol)) == ["psst @carol"]
+    assert texts(await timeline(gql, "homeTimeline", alice)) == ["psst @carol"]

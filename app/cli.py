@@ -115,6 +115,18 @@ def serve(
     from app.logs import configure_logging
 
     settings = _settings()
+    if workers < 1:
+        typer.echo("holdfast: --workers must be at least 1", err=True)
+        raise typer.Exit(2)
+    if settings.node_id is not None and workers > 1:
+        # Every worker process reads the same environment, so all would make ids with one node
+        # id: the same id twice in one millisecond.
+        typer.echo(
+            f"holdfast: HOLDFAST_NODE_ID gives all {workers} --workers the same node id; "
+            "unset it (each worker then leases its own) or run one process per assigned id",
+            err=True,
+        )
+        raise typer.Exit(2)
     configure_logging(settings.log_level)
     if migrate_first is None:
         migrate_first = settings.effective_database_url.startswith("sqlite://")

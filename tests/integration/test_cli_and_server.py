@@ -79,6 +79,21 @@ def test_unknown_setting_stops_the_command_and_names_the_key(tmp_path: Path) -> 
     assert "HOLDFAST_PROT" in result.stderr
 
 
+def test_serve_refuses_one_assigned_node_id_for_several_workers(tmp_path: Path) -> None:
+    # Each worker process would make ids with the same node id.
+    refused = subprocess.run(
+        [HOLDFAST, "serve", "--workers", "2", "--no-migrate"],
+        env=holdfast_env(tmp_path, HOLDFAST_NODE_ID="7"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert refused.returncode == 2
+    assert "HOLDFAST_NODE_ID" in refused.stderr
+    assert "--workers" in refused.stderr
+
+
 def test_served_api_signs_up_logs_in_and_answers_viewer(served: str, tmp_path: Path) -> None:
     with httpx.Client(base_url=served) as client:
         page = client.get("/graphql", headers={"accept": "text/html"})

@@ -124,7 +124,9 @@ class Worker:
                 if self._stopping:
                     break
                 free = self.settings.concurrency - len(self._running)
-                claimed = await outbox.claim(self.owner, free, self.settings.lease_seconds)
+                claimed = await outbox.claim(
+                    self.owner, free, self.settings.lease_seconds, names=self.queue.names
+                )
                 for job in claimed:
                     self._run(job)
                 pause = ERROR_PAUSE_FIRST

@@ -225,11 +225,12 @@ async def expire_leases(max_attempts: int, limit: int = 100) -> int:
 
 
 async def purge_done(keep_seconds: int, limit: int = 1_000) -> int:
-    """Delete up to `limit` done jobs due more than `keep_seconds` ago."""
+    """Delete up to `limit` done jobs that finished more than `keep_seconds` ago (not by due
+    time: a job due long ago may have finished just now, after retries or a long queue)."""
     cutoff = now() - timedelta(seconds=keep_seconds)
     return await sql.execute(
         "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 'done' "
-        "AND run_after < :cutoff LIMIT :limit)",
+        "AND finished_at < :cutoff LIMIT :limit)",
         {"cutoff": cutoff, "limit": limit},
     )
 

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -470,3 +471,21 @@ async def test_a_payload_that_is_not_an_object_kills_its_job_only(
     assert dead.last_error == "BadPayload: the payload is a JSON list, not an object"
     assert dead.finished_at is not None
     assert await Job.filter(state=JobState.RUNNING).count() == 3
+
+
+async def test_done_jobs_are_purged_by_when_they_finished(user: User) -> None:
+    queue, changes = make_queue()
+    queue.register("test.bio", lambda change, payload: asyncio.sleep(0))
+    long_ago = outbox.now() - timedelta(days=3)
+    async with changes.begin() as change:
+        # Due long ago, but finished just now (after retries, or a long queue): kept.
+        recent = await change.enqueue("test.bio", {})
+        old = await change.enqueue("test.bio", {})
+    await Job.filter(id__in=[recent, old]).update(run_after=long_ago)
+    await Job.filter(id=recent).update(state=JobState.DONE, finished_at=outbox.now())
+    await Job.filter(id=old).update(state=JobState.DONE, finished_at=long_ago + timedelta(hours=1))
+
+    purged = await outbox.purge_done(keep_seconds=86_400)
+
+    assert purged == 1
+    assert [job.id for job in await Job.all()] == [recent]

@@ -55,8 +55,9 @@ def _run(make: Callable[[], Awaitable[T]]) -> T:
 
 
 @asynccontextmanager
-async def _database(settings: Settings, *, role: str) -> AsyncIterator[None]:
-    """The database open, and a node id held (every command here writes), for `role`."""
+async def _database(settings: Settings, *, role: str | None) -> AsyncIterator[None]:
+    """The database open, and a node id held for `role`; None for a command that makes no
+    ids (it would only keep a node id from others, and fail when all are held)."""
     from tortoise import Tortoise
 
     from app import nodes
@@ -64,14 +65,17 @@ async def _database(settings: Settings, *, role: str) -> AsyncIterator[None]:
 
     await Tortoise.init(config=tortoise_config(settings))
     try:
-        async with nodes.hold(settings, role=role):
+        if role is None:
             yield
+        else:
+            async with nodes.hold(settings, role=role):
+                yield
     finally:
         await Tortoise.close_connections()
 
 
 @asynccontextmanager
-async def _services(settings: Settings, *, role: str) -> AsyncIterator[Services]:
+async def _services(settings: Settings, *, role: str | None) -> AsyncIterator[Services]:
     """The database, the services and their pub/sub, as a serving process has them."""
     from app.services import Services
 
@@ -310,7 +314,7 @@ def trim_timelines() -> None:
     settings = _settings()
 
     async def trim() -> int:
-        async with _database(settings, role="timelines trim"):
+        async with _database(settings, role=None):  # deletes only
             return await fanout.trim_homes(settings.timelines.home_max_entries)
 
     typer.echo(f"trimmed {_run(trim)} entries")
@@ -324,7 +328,7 @@ def jobs_status() -> None:
     settings = _settings()
 
     async def count() -> dict[str, int]:
-        async with _database(settings, role="jobs status"):
+        async with _database(settings, role=None):  # reads only
             return await outbox.counts()
 
     counts = _run(count)
@@ -344,7 +348,8 @@ def jobs_retry_dead(
     settings = _settings()
 
     async def retry() -> int:
-        async with _services(settings, role="jobs retry-dead") as services:
+        # Updates rows and wakes workers: no ids made.
+        async with _services(settings, role=None) as services:
             revived = await outbox.retry_dead(name)
             if revived:
                 await services.jobs.hand_over()

@@ -1,8 +1,8 @@
 """Node ids for snowflake ids: every process that makes ids holds one that no other live
 process holds.
 
-`hold(settings, role=...)` is what every command that writes runs inside (serve's lifespan,
-seed, users create-admin, timelines, the worker): with `HOLDFAST_NODE_ID` set it uses that id
+`hold(settings, role=...)` is what every command that makes ids runs inside (serve's lifespan,
+seed, users create-admin, timelines rebuild, the worker): with `HOLDFAST_NODE_ID` set it uses that id
 (operators who assign ids themselves); otherwise it leases one from `HOLDFAST_NODES__FIRST_ID`
 to `..LAST_ID`, in Redis when `HOLDFAST_REDIS_URL` is set, else in the database, and renews
 the lease every `HOLDFAST_NODES__RENEW_SECONDS` while the process runs. On a clean exit the

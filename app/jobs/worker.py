@@ -26,6 +26,9 @@ log = logging.getLogger("holdfast.jobs")
 
 ERROR_PAUSE_FIRST = 0.1
 ERROR_PAUSE_MAX = 10.0
+# After the grace period: how long cancelled jobs may take to roll back before they are given
+# back (part of the longest stop, which infra/*.service's TimeoutStopSec must cover).
+CANCEL_WAIT_SECONDS = 10.0
 
 
 class _LostClaim(Exception):
@@ -84,7 +87,7 @@ class Worker:
             # Cancelling leaves a running SQLite statement going in aiosqlite's thread.
             with contextlib.suppress(Exception):
                 await outbox.interrupt_sqlite()
-            await asyncio.wait([task for _, task in unfinished], timeout=10)
+            await asyncio.wait([task for _, task in unfinished], timeout=CANCEL_WAIT_SECONDS)
             try:
                 released = await outbox.release([job for job, _ in unfinished])
                 log.info("gave %d unfinished jobs back to the queue", released)

@@ -324,6 +324,7 @@ def trim_timelines() -> None:
 def jobs_status() -> None:
     """How many jobs are pending, running, done (kept a while) and dead."""
     from app.jobs import outbox
+    from app.models import JobState
 
     settings = _settings()
 
@@ -332,10 +333,7 @@ def jobs_status() -> None:
             return await outbox.counts()
 
     counts = _run(count)
-    typer.echo(" ".join(f"{state}={counts.get(state, 0)}" for state in STATES))
-
-
-STATES = ("pending", "running", "done", "dead")
+    typer.echo(" ".join(f"{state.value}={counts.get(state.value, 0)}" for state in JobState))
 
 
 @jobs_cli.command("retry-dead")

@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -16,6 +13,7 @@ from redis.exceptions import RedisError
 
 from app.jobs import outbox
 from app.jobs.queue import JOBS_CHANNEL, DeadJob, backoff
+from app.nodes import process_name
 from app.pubsub import SlowConsumer
 
 if TYPE_CHECKING:
@@ -35,16 +33,12 @@ class _LostClaim(Exception):
     """The job was taken over by another worker after this one's lease ran out."""
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
 class Worker:
     def __init__(self, queue: JobQueue, changes: Changes, *, owner: str | None = None) -> None:
         self.queue = queue
         self.settings = queue.settings
         self.changes = changes
-        self.owner = owner or worker_name()
+        self.owner = owner or process_name("jobs")
         self._wake = asyncio.Event()
         self._stopping = False
         self._running: dict[int, tuple[outbox.Claimed, asyncio.Task[None]]] = {}
@@ -57,7 +51,7 @@ class Worker:
     async def start(self) -> None:
         self._listen_task = asyncio.create_task(self._listen(), name="holdfast-jobs-wakeups")
         self._loop_task = asyncio.create_task(self._work(), name="holdfast-jobs-worker")
-        log.info("job worker %s started", self.owner)
+        log.info("job worker started: %s", self.owner)
 
     async def stop(self) -> None:
         """Stop claiming, give running jobs (and a claim under way) the grace period, then
@@ -94,7 +88,7 @@ class Worker:
             except Exception:
                 # Their leases run out and another worker takes them.
                 log.exception("could not give %d jobs back", len(unfinished))
-        log.info("job worker %s stopped", self.owner)
+        log.info("job worker stopped: %s", self.owner)
 
     async def _listen(self) -> None:
         """Turn wake-ups from every process into this worker's event; resubscribe after a gap
@@ -205,6 +199,8 @@ class Worker:
             log.error(
                 "job %s (%s) is dead after attempt %d: %s", job.id, job.name, job.attempts, error
             )
+        # The traceback only at DEBUG: its frames may quote secrets that `describe` cuts out.
+        log.debug("job %s (%s) failed", job.id, job.name, exc_info=exc)
         try:
             await outbox.fail(job, error, retry_at)
         except Exception:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -489,3 +490,32 @@ async def test_done_jobs_are_purged_by_when_they_finished(user: User) -> None:
 
     assert purged == 1
     assert [job.id for job in await Job.all()] == [recent]
+
+
+async def test_a_failed_jobs_traceback_is_logged_at_debug_only(
+    user: User, running: list[JobQueue], caplog: pytest.LogCaptureFixture
+) -> None:
+    queue, changes = make_queue(max_attempts=1)
+
+    async def handler(change: Change, payload: dict[str, Any]) -> None:
+        raise ConnectionError("refused postgres://admin:hunter2@db.internal/x")
+
+    queue.register("test.leaky", handler)
+    with caplog.at_level(logging.DEBUG, logger="holdfast.jobs"):
+        await queue.start(changes)
+        running.append(queue)
+        async with changes.begin() as change:
+            job_id = await change.enqueue("test.leaky", {})
+        await eventually(lambda: state_is(job_id, JobState.DEAD))
+        await eventually(lambda: _logged_traceback(caplog))
+
+    [traced] = [r for r in caplog.records if r.exc_info and r.name == "holdfast.jobs"]
+    louder = [r for r in caplog.records if r.levelno >= logging.INFO and r.name == "holdfast.jobs"]
+    assert traced.levelno == logging.DEBUG
+    assert "hunter2" in str(traced.exc_info[1] if traced.exc_info else None)
+    assert louder
+    assert all("hunter2" not in r.getMessage() and not r.exc_info for r in louder)
+
+
+async def _logged_traceback(caplog: pytest.LogCaptureFixture) -> bool:
+    return any(r.exc_info for r in caplog.records if r.name == "holdfast.jobs")

@@ -55,8 +55,9 @@ def _run(make: Callable[[], Awaitable[T]]) -> T:
 
 
 @asynccontextmanager
-async def _database(settings: Settings, *, role: str) -> AsyncIterator[None]:
-    """The database open, and a node id held (every command here writes), for `role`."""
+async def _database(settings: Settings, *, role: str | None) -> AsyncIterator[None]:
+    """The database open, and a node id held for `role`; None for a command that makes no
+    ids (it would only keep a node id from others, and fail when all are held)."""
     from tortoise import Tortoise
 
     from app import nodes
@@ -64,14 +65,17 @@ async def _database(settings: Settings, *, role: str) -> AsyncIterator[None]:
 
     await Tortoise.init(config=tortoise_config(settings))
     try:
-        async with nodes.hold(settings, role=role):
+        if role is None:
             yield
+        else:
+            async with nodes.hold(settings, role=role):
+                yield
     finally:
         await Tortoise.close_connections()
 
 
 @asynccontextmanager
-async def _services(settings: Settings, *, role: str) -> AsyncIterator[Services]:
+async def _services(settings: Settings, *, role: str | None) -> AsyncIterator[Services]:
     """The database, the services and their pub/sub, as a serving process has them."""
     from app.services import Services
 
@@ -115,6 +119,18 @@ def serve(
     from app.logs import configure_logging
 
     settings = _settings()
+    if workers < 1:
+        typer.echo("holdfast: --workers must be at least 1", err=True)
+        raise typer.Exit(2)
+    if settings.node_id is not None and workers > 1:
+        # Every worker process reads the same environment, so all would make ids with one node
+        # id: the same id twice in one millisecond.
+        typer.echo(
+            f"holdfast: HOLDFAST_NODE_ID gives all {workers} --workers the same node id; "
+            "unset it (each worker then leases its own) or run one process per assigned id",
+            err=True,
+        )
+        raise typer.Exit(2)
     configure_logging(settings.log_level)
     if migrate_first is None:
         migrate_first = settings.effective_database_url.startswith("sqlite://")
@@ -307,7 +323,7 @@ def trim_timelines() -> None:
     settings = _settings()
 
     async def trim() -> int:
-        async with _database(settings, role="timelines trim"):
+        async with _database(settings, role=None):  # deletes only
             return await fanout.trim_homes(settings.timelines.home_max_entries)
 
     typer.echo(f"trimmed {_run(trim)} entries")
@@ -317,18 +333,16 @@ def trim_timelines() -> None:
 def jobs_status() -> None:
     """How many jobs are pending, running, done (kept a while) and dead."""
     from app.jobs import outbox
+    from app.models import JobState
 
     settings = _settings()
 
     async def count() -> dict[str, int]:
-        async with _database(settings, role="jobs status"):
+        async with _database(settings, role=None):  # reads only
             return await outbox.counts()
 
     counts = _run(count)
-    typer.echo(" ".join(f"{state}={counts.get(state, 0)}" for state in STATES))
-
-
-STATES = ("pending", "running", "done", "dead")
+    typer.echo(" ".join(f"{state.value}={counts.get(state.value, 0)}" for state in JobState))
 
 
 @jobs_cli.command("retry-dead")
@@ -341,7 +355,8 @@ def jobs_retry_dead(
     settings = _settings()
 
     async def retry() -> int:
-        async with _services(settings, role="jobs retry-dead") as services:
+        # Updates rows and wakes workers: no ids made.
+        async with _services(settings, role=None) as services:
             revived = await outbox.retry_dead(name)
             if revived:
                 await services.jobs.hand_over()

@@ -63,11 +63,32 @@ class LeaseStore(Protocol):
     async def close(self) -> None: ...
 
 
+# Both scripts first check that the hash was written by this very Redis run. Its `run_id`
+# (INFO server) is stamped in the hash: a different one means the data came from elsewhere (a
+# restart from a snapshot or AOF older than the latest writes, a failover to a replica that may
+# lag), so the records may miss leases granted or renewed since, and a renewal could succeed for
+# a process whose node id was taken over meanwhile. Such a hash is dropped and started anew, as
+# when Redis comes back empty (below). A hash with records but no `run_id` (written before
+# `run_id` was kept) is adopted as it is, so that upgrading does not cut every lease.
+_SAME_RUN = """
+local info = redis.call('INFO', 'server')
+local run = string.match(info, 'run_id:(%x+)')
+local stamped = redis.call('HGET', KEYS[1], 'run_id')
+if stamped ~= run then
+  if stamped or not redis.call('HGET', KEYS[1], 'created') then
+    redis.call('DEL', KEYS[1])
+  end
+  redis.call('HSET', KEYS[1], 'run_id', run)
+end
+"""
+
 # KEYS[1] the hash; ARGV now_ms, until_ms, holder, lease_ms, candidates... Fields are node ids
 # with "<until_ms> <holder>". A missing hash means Redis lost its data (or this is the first
-# lease ever): whoever held node ids before may still be making ids for up to one lease, so a
-# node id with no record is free only one lease after the hash was (re)created.
-_ACQUIRE = """
+# lease ever): whoever held node ids before may still be making ids for up to one lease, so no
+# node id is free until one lease after the hash was (re)created.
+_ACQUIRE = (
+    _SAME_RUN
+    + """
 local now = tonumber(ARGV[1])
 local created = redis.call('HGET', KEYS[1], 'created')
 if not created then
@@ -75,30 +96,33 @@ if not created then
   created = ARGV[1]
 end
 local unrecorded_free_at = tonumber(created) + tonumber(ARGV[4])
+if now < unrecorded_free_at then
+  return {-1, unrecorded_free_at}
+end
 for i = 5, #ARGV do
   local held = redis.call('HGET', KEYS[1], ARGV[i])
-  local free
-  if held then
-    free = tonumber(string.match(held, '^%d+')) <= now
-  else
-    free = now >= unrecorded_free_at
-  end
-  if free then
+  if not held or tonumber(string.match(held, '^%d+')) <= now then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[2] .. ' ' .. ARGV[3])
     return {tonumber(ARGV[i]), 0}
   end
 end
-return {-1, unrecorded_free_at}
+return {-1, 0}
 """
+)
 
 # KEYS[1] the hash; ARGV node id, until_ms, holder.
-_EXTEND = """
+_EXTEND = (
+    _SAME_RUN
+    + """
 local held = redis.call('HGET', KEYS[1], ARGV[1])
 if not held then return 0 end
 if string.sub(held, string.find(held, ' ', 1, true) + 1) ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
 return 1
 """
+)
+
+_NOT_NODES = {"created", "run_id"}
 
 
 class RedisLeases:
@@ -130,11 +154,12 @@ class RedisLeases:
     async def records(self) -> list[Record]:
         found = []
         for field, value in (await self._client.hgetall(self._key)).items():
-            if field in (b"created", "created"):
+            name = field.decode() if isinstance(field, bytes) else field
+            if name in _NOT_NODES:
                 continue
             text = value.decode() if isinstance(value, bytes) else value
             until, _, holder = text.partition(" ")
-            found.append(Record(int(field), holder, int(until)))
+            found.append(Record(int(name), holder, int(until)))
         return sorted(found, key=lambda record: record.node_id)
 
     async def close(self) -> None:

@@ -1,12 +1,12 @@
 """Node ids for snowflake ids: every process that makes ids holds one that no other live
 process holds.
 
-`hold(settings, role=...)` is what every command that writes runs inside (serve's lifespan,
-seed, users create-admin, timelines, the worker): with `HOLDFAST_NODE_ID` set it uses that id
-(operators who assign ids themselves); otherwise it leases one from `HOLDFAST_NODES__FIRST_ID`
-to `..LAST_ID`, in Redis when `HOLDFAST_REDIS_URL` is set, else in the database, and renews
-the lease every `HOLDFAST_NODES__RENEW_SECONDS` while the process runs. On a clean exit the
-lease is given back, ending where this process's last id ended.
+`hold(settings, role=...)` is what every command that makes ids runs inside (serve's
+lifespan, seed, users create-admin, timelines rebuild, the worker): with `HOLDFAST_NODE_ID` set
+it uses that id (operators who assign ids themselves); otherwise it leases one from
+`HOLDFAST_NODES__FIRST_ID` to `..LAST_ID`, in Redis when `HOLDFAST_REDIS_URL` is set, else in
+the database, and renews the lease every `HOLDFAST_NODES__RENEW_SECONDS` while the process
+runs. On a clean exit the lease is given back, ending where this process's last id ended.
 
 A lease covers ids up to its end (`until_ms`): the generator refuses to encode a later
 millisecond, so a process that could not renew in time (paused, cut off from the store) stops
@@ -123,9 +123,9 @@ def _lease_ms(settings: Settings) -> int:
     return round(settings.nodes.lease_seconds * 1000)
 
 
-def _holder(role: str) -> str:
-    # Who holds it, for operators reading the records; the token tells two leases of one
-    # process apart.
+def process_name(role: str) -> str:
+    """Who holds a node id lease or a job's claim, for operators reading the records; the
+    token tells two holders in one process apart. At most 200 characters (the columns')."""
     return f"{role} {socket.gethostname()} pid {os.getpid()} {secrets.token_hex(4)}"[:200]
 
 
@@ -165,7 +165,7 @@ async def _leased(settings: Settings, role: str) -> AsyncIterator[int]:
     store = store_for(settings)
     lease = Lease(
         store,
-        holder=_holder(role),
+        holder=process_name(role),
         lease_ms=_lease_ms(settings),
         candidates=range(nodes.first_id, nodes.last_id + 1),
     )

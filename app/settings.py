@@ -102,11 +102,19 @@ class GraphQLSettings(_Section):
     )
 
 
+DEFAULT_JOB_CONCURRENCY = 4
+
+
 class JobSettings(_Section):
     work_in_web: bool = Field(
         True, description="`holdfast serve` processes run jobs too (off: only `holdfast worker`)"
     )
-    concurrency: int = Field(4, ge=1, le=256, description="jobs a process runs at once")
+    concurrency: int = Field(
+        DEFAULT_JOB_CONCURRENCY,
+        ge=1,
+        le=256,
+        description="jobs a process runs at once (default 1 on SQLite)",
+    )
     max_attempts: int = Field(8, ge=1, le=100, description="then the job is dead")
     lease_seconds: float = Field(
         30.0, ge=0.2, le=3_600, description="after this, a job whose worker vanished runs again"
@@ -222,6 +230,25 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = os.environ.get(CONFIG_FILE_ENV, "holdfast.toml")
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_job_at_a_time_on_sqlite(cls, data: Any) -> Any:
+        # Tortoise's SQLite client runs one transaction at a time on its one connection:
+        # jobs beyond the first would only wait for it, and the node-id lease's renewal waits
+        # behind every one of them. An explicit setting still wins.
+        if not isinstance(data, dict):
+            return data
+        url = data.get("database_url")
+        if url is not None and not str(url).startswith("sqlite://"):
+            return data
+        jobs = data.get("jobs")
+        if isinstance(jobs, JobSettings):
+            if "concurrency" not in jobs.model_fields_set:
+                data = {**data, "jobs": jobs.model_copy(update={"concurrency": 1})}
+        elif jobs is None or (isinstance(jobs, dict) and "concurrency" not in jobs):
+            data = {**data, "jobs": {**(jobs or {}), "concurrency": 1}}
+        return data
 
     @model_validator(mode="after")
     def _production_needs_secret(self) -> Self:

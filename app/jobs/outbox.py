@@ -12,9 +12,10 @@ is skipped by lease expiry too. SQLite has one writer at a time, which gives the
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from app import sql
 from app.ids import new_id
 from app.logs import truncate
+
+log = logging.getLogger("holdfast.jobs")
 
 MAX_ERROR = 1_000  # characters of `last_error` (the column's size)
 _CREDENTIALS_IN_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]*:[^/\s@]*@")
@@ -64,41 +67,73 @@ async def record(
     return job_id
 
 
+class BadPayload(ValueError):
+    """A stored payload that is not a JSON object: no handler can run it."""
+
+
 def _decode(payload: Any) -> dict[str, Any]:
-    value = orjson.loads(payload) if isinstance(payload, (str, bytes)) else payload
-    return dict(value)
+    try:
+        value = orjson.loads(payload) if isinstance(payload, (str, bytes)) else payload
+    except orjson.JSONDecodeError as exc:
+        raise BadPayload(f"the payload is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadPayload(f"the payload is a JSON {type(value).__name__}, not an object")
+    return value
 
 
-async def claim(owner: str, limit: int, lease_seconds: float) -> list[Claimed]:
-    """Take up to `limit` due pending jobs, oldest due first, leased to `owner`."""
-    if limit <= 0:
+async def claim(
+    owner: str, limit: int, lease_seconds: float, *, names: Sequence[str]
+) -> list[Claimed]:
+    """Take up to `limit` due pending jobs named one of `names` (those this process has
+    handlers for: during a rolling deploy an older worker leaves newer kinds of job to the
+    workers that know them), oldest due first, leased to `owner`. A claimed row whose payload
+    is not a JSON object is marked dead at once and not returned."""
+    if limit <= 0 or not names:
         return []
     at = now()
+    # MATERIALIZED: the locking subquery runs exactly once, so the UPDATE takes at most `limit`
+    # rows (a subquery inside `IN (...)` may be planned as a join that runs it again).
     rows = await sql.fetch(
+        "WITH due AS MATERIALIZED (SELECT id FROM jobs WHERE state = 'pending' "
+        "AND run_after <= :now AND name IN (:names) "
+        f"ORDER BY run_after LIMIT :limit{_lock_clause()}) "
         "UPDATE jobs SET state = 'running', lease_owner = :owner, "
         "lease_expires_at = :lease, attempts = attempts + 1 "
-        "WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND run_after <= :now "
-        f"ORDER BY run_after LIMIT :limit{_lock_clause()}) "
+        "WHERE id IN (SELECT id FROM due) "
         "RETURNING id, name, payload, attempts",
         {
             "owner": owner,
             "lease": at + timedelta(seconds=lease_seconds),
             "now": at,
             "limit": limit,
+            "names": list(names),
         },
     )
-    claimed = [
-        Claimed(
+    claimed: list[Claimed] = []
+    for row in rows:
+        job = Claimed(
             id=int(row["id"]),
             name=str(row["name"]),
-            payload=_decode(row["payload"]),
+            payload={},
             attempts=int(row["attempts"]),
             owner=owner,
         )
-        for row in rows
-    ]
+        # Row by row: one bad payload must not leave the rest of the batch claimed but unrun.
+        try:
+            claimed.append(replace(job, payload=_decode(row["payload"])))
+        except BadPayload as exc:
+            await _bury(job, exc)
     claimed.sort(key=lambda job: job.id)
     return claimed
+
+
+async def _bury(job: Claimed, error: BadPayload) -> None:
+    log.error("job %s (%s) is dead: %s", job.id, job.name, error)
+    try:
+        await fail(job, describe(error), None)
+    except Exception:
+        # Its lease runs out, and the next claim finds it bad again.
+        log.exception("could not mark job %s dead", job.id)
 
 
 _MINE = "id = :id AND state = 'running' AND lease_owner = :owner AND attempts = :attempts"
@@ -190,11 +225,12 @@ async def expire_leases(max_attempts: int, limit: int = 100) -> int:
 
 
 async def purge_done(keep_seconds: int, limit: int = 1_000) -> int:
-    """Delete up to `limit` done jobs due more than `keep_seconds` ago."""
+    """Delete up to `limit` done jobs that finished more than `keep_seconds` ago (not by due
+    time: a job due long ago may have finished just now, after retries or a long queue)."""
     cutoff = now() - timedelta(seconds=keep_seconds)
     return await sql.execute(
         "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 'done' "
-        "AND run_after < :cutoff LIMIT :limit)",
+        "AND finished_at < :cutoff LIMIT :limit)",
         {"cutoff": cutoff, "limit": limit},
     )
 

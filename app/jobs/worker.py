@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -16,6 +13,7 @@ from redis.exceptions import RedisError
 
 from app.jobs import outbox
 from app.jobs.queue import JOBS_CHANNEL, DeadJob, backoff
+from app.nodes import process_name
 from app.pubsub import SlowConsumer
 
 if TYPE_CHECKING:
@@ -26,14 +24,13 @@ log = logging.getLogger("holdfast.jobs")
 
 ERROR_PAUSE_FIRST = 0.1
 ERROR_PAUSE_MAX = 10.0
+# After the grace period: how long cancelled jobs may take to roll back before they are given
+# back (part of the longest stop, which infra/*.service's TimeoutStopSec must cover).
+CANCEL_WAIT_SECONDS = 10.0
 
 
 class _LostClaim(Exception):
     """The job was taken over by another worker after this one's lease ran out."""
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Worker:
@@ -41,7 +38,7 @@ class Worker:
         self.queue = queue
         self.settings = queue.settings
         self.changes = changes
-        self.owner = owner or worker_name()
+        self.owner = owner or process_name("jobs")
         self._wake = asyncio.Event()
         self._stopping = False
         self._running: dict[int, tuple[outbox.Claimed, asyncio.Task[None]]] = {}
@@ -54,7 +51,7 @@ class Worker:
     async def start(self) -> None:
         self._listen_task = asyncio.create_task(self._listen(), name="holdfast-jobs-wakeups")
         self._loop_task = asyncio.create_task(self._work(), name="holdfast-jobs-worker")
-        log.info("job worker %s started", self.owner)
+        log.info("job worker started: %s", self.owner)
 
     async def stop(self) -> None:
         """Stop claiming, give running jobs (and a claim under way) the grace period, then
@@ -84,14 +81,14 @@ class Worker:
             # Cancelling leaves a running SQLite statement going in aiosqlite's thread.
             with contextlib.suppress(Exception):
                 await outbox.interrupt_sqlite()
-            await asyncio.wait([task for _, task in unfinished], timeout=10)
+            await asyncio.wait([task for _, task in unfinished], timeout=CANCEL_WAIT_SECONDS)
             try:
                 released = await outbox.release([job for job, _ in unfinished])
                 log.info("gave %d unfinished jobs back to the queue", released)
             except Exception:
                 # Their leases run out and another worker takes them.
                 log.exception("could not give %d jobs back", len(unfinished))
-        log.info("job worker %s stopped", self.owner)
+        log.info("job worker stopped: %s", self.owner)
 
     async def run_due(self) -> int:
         """Run the jobs due now, one at a time, until none is (those they record included);
@@ -134,7 +131,9 @@ class Worker:
                 if self._stopping:
                     break
                 free = self.settings.concurrency - len(self._running)
-                claimed = await outbox.claim(self.owner, free, self.settings.lease_seconds)
+                claimed = await outbox.claim(
+                    self.owner, free, self.settings.lease_seconds, names=self.queue.names
+                )
                 for job in claimed:
                     self._run(job)
                 pause = ERROR_PAUSE_FIRST
@@ -210,6 +209,8 @@ class Worker:
             log.error(
                 "job %s (%s) is dead after attempt %d: %s", job.id, job.name, job.attempts, error
             )
+        # The traceback only at DEBUG: its frames may quote secrets that `describe` cuts out.
+        log.debug("job %s (%s) failed", job.id, job.name, exc_info=exc)
         try:
             await outbox.fail(job, error, retry_at)
         except Exception:

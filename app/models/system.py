@@ -48,6 +48,7 @@ class Job(SnowflakeModel):
 
     class Meta:
         table = "jobs"
-        # Claiming (pending by due time), lease expiry (running) and purging (done) all read
-        # one state's rows in due-time order.
-        indexes = (Index(fields=("state", "run_after")),)
+        # Claiming (pending by due time) and lease expiry (running) read one state's rows in
+        # due-time order; purging reads done rows by when they finished (a job due long ago
+        # may have finished just now, after retries or a long wait).
+        indexes = (Index(fields=("state", "run_after")), Index(fields=("state", "finished_at")))

@@ -79,6 +79,45 @@ def test_unknown_setting_stops_the_command_and_names_the_key(tmp_path: Path) -> 
     assert "HOLDFAST_PROT" in result.stderr
 
 
+def test_serve_refuses_one_assigned_node_id_for_several_workers(tmp_path: Path) -> None:
+    # Each worker process would make ids with the same node id.
+    refused = subprocess.run(
+        [HOLDFAST, "serve", "--workers", "2", "--no-migrate"],
+        env=holdfast_env(tmp_path, HOLDFAST_NODE_ID="7"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert refused.returncode == 2
+    assert "HOLDFAST_NODE_ID" in refused.stderr
+    assert "--workers" in refused.stderr
+
+
+def test_commands_that_make_no_ids_hold_no_node_id(tmp_path: Path) -> None:
+    env = holdfast_env(tmp_path, HOLDFAST_NODES__FIRST_ID="5", HOLDFAST_NODES__LAST_ID="5")
+    subprocess.run([HOLDFAST, "migrate"], env=env, check=True, capture_output=True)
+    held = (5, "another process", "2999-01-01 00:00:00+00:00")
+    with sqlite3.connect(tmp_path / "holdfast.sqlite3") as db:
+        db.execute("INSERT INTO node_leases VALUES (?, ?, ?)", held)
+
+    # Every node id is held, yet these run: they need none.
+    results = [
+        subprocess.run([HOLDFAST, *command], env=env, capture_output=True, text=True, timeout=60)
+        for command in (("jobs", "status"), ("jobs", "retry-dead"), ("timelines", "trim"))
+    ]
+    writing = subprocess.run(
+        [HOLDFAST, "timelines", "rebuild"], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    assert results[0].stdout == "pending=0 running=0 done=0 dead=0\n"
+    assert writing.returncode == 1
+    assert "every node id in 5..5 is held" in writing.stderr
+    with sqlite3.connect(tmp_path / "holdfast.sqlite3") as db:
+        assert db.execute("SELECT * FROM node_leases").fetchall() == [held]
+
+
 def test_served_api_signs_up_logs_in_and_answers_viewer(served: str, tmp_path: Path) -> None:
     with httpx.Client(base_url=served) as client:
         page = client.get("/graphql", headers={"accept": "text/html"})

@@ -28,6 +28,11 @@ from tests.conftest import BACKEND, need_service
 from tests.support import HOLDFAST, free_port, holdfast_env
 
 JOB_ENV = {
+    # Short node leases: a lease store seen for the first time (an empty Redis, as in a fresh
+    # CI) makes the first process wait one node lease before it gets an id, and `start` gives
+    # up after 30 s; the default lease is 30 s.
+    "HOLDFAST_NODES__LEASE_SECONDS": "2",
+    "HOLDFAST_NODES__RENEW_SECONDS": "0.5",
     "HOLDFAST_JOBS__LEASE_SECONDS": "1",
     "HOLDFAST_JOBS__POLL_SECONDS": "0.2",
     "HOLDFAST_JOBS__BACKOFF_FIRST_SECONDS": "0.1",

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -237,7 +239,7 @@ async def test_a_lease_that_runs_out_is_taken_again(user: User, running: list[Jo
     async with changes.begin() as change:
         job_id = await change.enqueue("test.bio", {"user": user.id})
     # A worker claims the job and dies before running it: nothing but its lease is left.
-    [lost] = await outbox.claim("dead-worker", 10, lease_seconds=0.3)
+    [lost] = await outbox.claim("dead-worker", 10, lease_seconds=0.3, names=["test.bio"])
     assert lost.id == job_id
 
     await queue.start(changes)
@@ -261,7 +263,7 @@ async def test_a_job_whose_workers_keep_dying_ends_dead(
         job_id = await change.enqueue("test.never", {})
     for _ in range(2):
         await eventually(lambda: state_is(job_id, JobState.PENDING))
-        assert await outbox.claim("dying-worker", 10, lease_seconds=0.2)
+        assert await outbox.claim("dying-worker", 10, lease_seconds=0.2, names=["test.never"])
         await asyncio.sleep(0.25)
         await outbox.expire_leases(max_attempts=2)
 
@@ -315,7 +317,10 @@ async def test_simultaneous_claims_never_share_a_job(app: Starlette) -> None:
     claimed: list[int] = []
     while True:
         batches = await asyncio.gather(
-            *(outbox.claim(f"worker-{n}", 7, lease_seconds=60) for n in range(8))
+            *(
+                outbox.claim(f"worker-{n}", 7, lease_seconds=60, names=["test.race"])
+                for n in range(8)
+            )
         )
         if not any(batches):
             break
@@ -416,3 +421,101 @@ async def test_bad_jobs_are_refused_before_anything_is_written(user: User) -> No
 
     assert await Job.all().count() == 0
     assert await bio(user.id) == ""
+
+
+async def test_a_worker_claims_only_jobs_it_has_handlers_for(
+    user: User, running: list[JobQueue]
+) -> None:
+    # A rolling deploy: a newer process records a kind of job that older workers do not know.
+    newer, newer_changes = make_queue()
+    newer.register("test.bio", lambda change, payload: append_to_bio(change, payload["user"]))
+    newer.register("test.new", lambda change, payload: append_to_bio(change, payload["user"]))
+    older, older_changes = make_queue()
+    older.register("test.bio", lambda change, payload: append_to_bio(change, payload["user"]))
+    await older.start(older_changes)
+    running.append(older)
+
+    async with newer_changes.begin() as change:
+        known = await change.enqueue("test.bio", {"user": user.id})
+        unknown = await change.enqueue("test.new", {"user": user.id})
+    await eventually(lambda: state_is(known, JobState.DONE))
+    await asyncio.sleep(0.5)  # several polls
+
+    left = await job_row(unknown)
+    assert (left.state, left.attempts, left.last_error) == (JobState.PENDING, 0, None)
+    assert await bio(user.id) == "x"
+
+    await newer.start(newer_changes)
+    running.append(newer)
+    await eventually(lambda: state_is(unknown, JobState.DONE))
+    assert await bio(user.id) == "xx"
+
+
+async def test_a_payload_that_is_not_an_object_kills_its_job_only(
+    user: User, running: list[JobQueue]
+) -> None:
+    queue, changes = make_queue()
+    queue.register("test.bio", lambda change, payload: append_to_bio(change, payload["user"]))
+    async with changes.begin() as change:
+        good = [await change.enqueue("test.bio", {"user": user.id}) for _ in range(3)]
+        bad = await change.enqueue("test.bio", {"user": user.id})
+    # Written by hand (an old version, an operator): handlers take objects only.
+    await sql.execute(
+        "UPDATE jobs SET payload = :payload WHERE id = :id", {"payload": "[1, 2]", "id": bad}
+    )
+
+    claimed = await outbox.claim("one-worker", 10, lease_seconds=60, names=["test.bio"])
+
+    assert sorted(job.id for job in claimed) == good
+    dead = await job_row(bad)
+    assert dead.state is JobState.DEAD
+    assert dead.last_error == "BadPayload: the payload is a JSON list, not an object"
+    assert dead.finished_at is not None
+    assert await Job.filter(state=JobState.RUNNING).count() == 3
+
+
+async def test_done_jobs_are_purged_by_when_they_finished(user: User) -> None:
+    queue, changes = make_queue()
+    queue.register("test.bio", lambda change, payload: asyncio.sleep(0))
+    long_ago = outbox.now() - timedelta(days=3)
+    async with changes.begin() as change:
+        # Due long ago, but finished just now (after retries, or a long queue): kept.
+        recent = await change.enqueue("test.bio", {})
+        old = await change.enqueue("test.bio", {})
+    await Job.filter(id__in=[recent, old]).update(run_after=long_ago)
+    await Job.filter(id=recent).update(state=JobState.DONE, finished_at=outbox.now())
+    await Job.filter(id=old).update(state=JobState.DONE, finished_at=long_ago + timedelta(hours=1))
+
+    purged = await outbox.purge_done(keep_seconds=86_400)
+
+    assert purged == 1
+    assert [job.id for job in await Job.all()] == [recent]
+
+
+async def test_a_failed_jobs_traceback_is_logged_at_debug_only(
+    user: User, running: list[JobQueue], caplog: pytest.LogCaptureFixture
+) -> None:
+    queue, changes = make_queue(max_attempts=1)
+
+    async def handler(change: Change, payload: dict[str, Any]) -> None:
+        raise ConnectionError("refused postgres://admin:hunter2@db.internal/x")
+
+    queue.register("test.leaky", handler)
+    with caplog.at_level(logging.DEBUG, logger="holdfast.jobs"):
+        await queue.start(changes)
+        running.append(queue)
+        async with changes.begin() as change:
+            job_id = await change.enqueue("test.leaky", {})
+        await eventually(lambda: state_is(job_id, JobState.DEAD))
+        await eventually(lambda: _logged_traceback(caplog))
+
+    [traced] = [r for r in caplog.records if r.exc_info and r.name == "holdfast.jobs"]
+    louder = [r for r in caplog.records if r.levelno >= logging.INFO and r.name == "holdfast.jobs"]
+    assert traced.levelno == logging.DEBUG
+    assert "hunter2" in str(traced.exc_info[1] if traced.exc_info else None)
+    assert louder
+    assert all("hunter2" not in r.getMessage() and not r.exc_info for r in louder)
+
+
+async def _logged_traceback(caplog: pytest.LogCaptureFixture) -> bool:
+    return any(r.exc_info for r in caplog.records if r.name == "holdfast.jobs")

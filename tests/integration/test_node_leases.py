@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as redis
 from starlette.applications import Starlette
 
-from app.ids import IdGenerator, ms_of
+from app.ids import IdGenerator, ms_of, now_ms
 from app.models import NodeLease
 from app.node_stores import DatabaseLeases, LeaseStore, RedisLeases
 from app.nodes import Grant, Lease, NodeLeaseError
@@ -152,3 +152,67 @@ async def test_a_new_redis_hash_makes_the_first_holder_wait_one_lease() -> None:
     assert first.node_id == 1
     assert waited >= SHORT_MS / 1000
     assert again < SHORT_MS / 1000
+
+
+@pytest.mark.redis
+async def test_a_hash_from_another_redis_run_is_started_anew() -> None:
+    # Redis restarted from a snapshot older than its last writes, or a lagging replica took
+    # over: the hash may lack leases granted or renewed since, so it counts as new (nobody gets
+    # a node id for one lease, and no lease in it can be renewed). A rewritten `run_id` is what
+    # such a hash looks like to this Redis.
+    url = need_service("TEST_REDIS_URL")
+    key = f"holdfast:nodes:test:{secrets.token_hex(4)}"
+    leases = RedisLeases(url, lease_ms=SHORT_MS, key=key)
+    client = redis.Redis.from_url(url)
+    other_run = "0" * 40
+    try:
+        holder = lease(leases, "holder", 1, lease_ms=SHORT_MS)
+        await holder.acquire()  # a new hash: after one lease
+        assert await holder.renew() is not None
+        await sleep_until(now_ms() + SHORT_MS)  # the hash is older than one lease now
+
+        await client.hset(key, "run_id", other_run)
+        started = time.monotonic()
+        second = await lease(leases, "second", 2, lease_ms=SHORT_MS).acquire()
+        waited = time.monotonic() - started
+        await client.hset(key, "run_id", other_run)
+        renewed = await holder.renew()
+        stamped = await client.hget(key, "run_id")
+        run_id = (await client.info("server"))["run_id"]
+    finally:
+        await leases.close()
+        await client.delete(key)
+        await client.aclose()
+
+    assert second.node_id == 2
+    assert waited >= SHORT_MS / 1000
+    assert renewed is None
+    assert holder.grant is None
+    assert stamped is not None
+    assert stamped.decode() == run_id
+
+
+@pytest.mark.redis
+async def test_a_hash_written_before_run_ids_were_kept_is_adopted() -> None:
+    # Upgrading must not cut the leases of processes running the previous version.
+    url = need_service("TEST_REDIS_URL")
+    key = f"holdfast:nodes:test:{secrets.token_hex(4)}"
+    leases = RedisLeases(url, lease_ms=SHORT_MS, key=key)
+    client = redis.Redis.from_url(url)
+    now = now_ms()
+    try:
+        await client.hset(
+            key, mapping={"created": now - 10 * SHORT_MS, "5": f"{now + LONG_MS} old"}
+        )
+        started = time.monotonic()
+        taken = await lease(leases, "new", 5, 6, lease_ms=SHORT_MS).acquire()
+        waited = time.monotonic() - started
+        kept = await leases.extend(5, "old", now + LONG_MS)
+    finally:
+        await leases.close()
+        await client.delete(key)
+        await client.aclose()
+
+    assert taken.node_id == 6
+    assert waited < SHORT_MS / 1000
+    assert kept

@@ -144,6 +144,32 @@ def test_job_settings_are_nested_and_bounded(monkeypatch_env: pytest.MonkeyPatch
         load_settings()
 
 
+@pytest.mark.parametrize(
+    ("url", "configured", "expected"),
+    [
+        (None, None, 1),
+        ("sqlite:///tmp/x.sqlite3", None, 1),
+        ("postgres://db/holdfast", None, 4),
+        (None, "3", 3),
+        ("postgres://db/holdfast", "2", 2),
+    ],
+)
+def test_job_concurrency_defaults_to_one_on_sqlite(
+    monkeypatch_env: pytest.MonkeyPatch, url: str | None, configured: str | None, expected: int
+) -> None:
+    # SQLite runs one transaction at a time; an explicit setting still wins.
+    if url is not None:
+        monkeypatch_env.setenv("HOLDFAST_DATABASE_URL", url)
+    if configured is not None:
+        monkeypatch_env.setenv("HOLDFAST_JOBS__CONCURRENCY", configured)
+    monkeypatch_env.setenv("HOLDFAST_JOBS__LEASE_SECONDS", "90")
+
+    settings = load_settings()
+
+    assert settings.jobs.concurrency == expected
+    assert settings.jobs.lease_seconds == 90
+
+
 def test_node_lease_settings_are_read_and_checked(monkeypatch_env: pytest.MonkeyPatch) -> None:
     monkeypatch_env.setenv("HOLDFAST_NODES__LEASE_SECONDS", "12")
     monkeypatch_env.setenv("HOLDFAST_NODES__RENEW_SECONDS", "4")

@@ -104,8 +104,11 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         # The shared app works no jobs: job tests build their own queues and workers (with
         # short leases and backoffs), which must be the only ones claiming from the table.
         "jobs": {"work_in_web": False},
-        # The test process leases its node id from the top; lease tests use the ids below.
-        "nodes": {"first_id": 1000, "last_id": 1023},
+        # The test process's apps use an assigned node id: a leased one is renewed by a task
+        # of the loop that started the app, which is idle while other tests' loops run, so
+        # the lease would lapse mid-run. Lease tests use the ids below it.
+        "node_id": 1023,
+        "nodes": {"first_id": 1000, "last_id": 1022},
     }
     values.update(overrides)
     return Settings(**values)
@@ -174,8 +177,7 @@ def served(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def gql(app: Starlette, http: httpx.AsyncClient) -> GraphQLClient:
-    services = app.state.services
-    return GraphQLClient(http, settle=lambda: services.jobs.run_due(services.changes))
+    return GraphQLClient.settling(http, app)
 
 
 @pytest.fixture

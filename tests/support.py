@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 
 HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
 
@@ -106,6 +107,12 @@ class GraphQLClient:
         assert "errors" not in body, body["errors"]
         data: dict[str, Any] = body["data"]
         return data
+
+    @classmethod
+    def settling(cls, http: httpx.AsyncClient, app: Starlette) -> GraphQLClient:
+        """A client of `app` that runs the app's due jobs after every request."""
+        services = app.state.services
+        return cls(http, settle=lambda: services.jobs.run_due(services.changes))
 
     async def sign_up(
         self,

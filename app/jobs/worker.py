@@ -94,7 +94,8 @@ class Worker:
         """Run the jobs due now, one at a time, until none is (those they record included);
         returns how many ran. Failed ones are retried later, as by a worker."""
         ran = 0
-        while claimed := await outbox.claim(self.owner, 1, self.settings.lease_seconds):
+        lease = self.settings.lease_seconds
+        while claimed := await outbox.claim(self.owner, 1, lease, names=self.queue.names):
             for job in claimed:
                 await self._attempt(job)
                 ran += 1

@@ -67,7 +67,7 @@ def server_with(app: Starlette, data_dir: Path, database_url: str) -> ServerWith
             served_in_loop(application) as base,
             httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
         ):
-            yield Server(base, application, GraphQLClient(http))
+            yield Server(base, application, GraphQLClient.settling(http, application))
 
     return make
 

@@ -10,6 +10,7 @@ that never ends on SQLite (one writer at a time: no lock for a second process to
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 import signal
@@ -22,10 +23,25 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
+from app.seed import SEED_PASSWORD
 from tests.conftest import BACKEND, need_service
-from tests.support import HOLDFAST, free_port, holdfast_env
+from tests.support import (
+    HOLDFAST,
+    GraphQLClient,
+    free_port,
+    holdfast_env,
+    start_server,
+    stop_server,
+    wait_until_up,
+)
+
+CREATE_POST = """
+mutation($input: CreatePostInput!) {
+  createPost(input: $input) { ... on CreatePostSuccess { post { id } } }
+}"""
 
 JOB_ENV = {
     # Short node leases: a lease store seen for the first time (an empty Redis, as in a fresh
@@ -454,3 +470,55 @@ async def test_jobs_status_and_retry_dead_from_the_command_line(
     assert await job(database) == ("pending", 0, None)
     assert refused.returncode == 2
     assert "--concurrency" in refused.stderr
+
+
+async def test_a_worker_killed_mid_fan_out_leaves_every_timeline_complete_once(
+    database: ProcessDatabase,
+) -> None:
+    """The issue's case: a post is committed and its fan-out job recorded; the worker running
+    the fan-out is SIGKILLed after writing some followers' entries; after a restart every
+    follower's timeline has the post, each exactly once."""
+    [(author, username)] = await database.rows(
+        "SELECT u.id, u.username FROM users u JOIN follows f ON f.followee_id = u.id "
+        "GROUP BY u.id, u.username ORDER BY COUNT(*) DESC, u.id LIMIT 1"
+    )
+    followers = {r[0] for r in await database.rows(
+        f"SELECT follower_id FROM follows WHERE followee_id = {author}"
+    )}  # fmt: skip
+    assert len(followers) >= 4  # more entries than the trigger lets through before it blocks
+    settings = {k: v for k, v in database.env.items() if k.startswith("HOLDFAST_")}
+    web = start_server(database.data_dir, HOLDFAST_JOBS__WORK_IN_WEB="false", **settings)
+    try:
+        wait_until_up(web)
+        async with httpx.AsyncClient(base_url=web.base, timeout=30) as http:
+            gql = GraphQLClient(http)
+            token = (await gql.log_in(username, SEED_PASSWORD))["session"]["accessToken"]
+            data = await gql(CREATE_POST, {"input": {"text": "to every follower"}}, token=token)
+    finally:
+        stop_server(web)
+    post = int(base64.b64decode(data["createPost"]["post"]["id"]).decode().partition(":")[2])
+    # Committed and readable; its fan-out is owed, not done.
+    assert await database.rows(f"SELECT author_id FROM posts WHERE id = {post}") == [(author,)]
+    assert await database.rows("SELECT name, state FROM jobs") == [("home.fan_out_post", "pending")]
+    assert await database.rows(f"SELECT owner_id FROM home_entries WHERE post_id = {post}") == []
+
+    await database.block_rebuilds()  # the trigger holds any job after its third row
+    first = database.start("worker", "fan-out-1.log")
+    await wait_until_blocked(database)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert (await job(database))[:2] == ("running", 1)
+    assert await applied(database) == 0  # the rows it wrote died with its transaction
+
+    await database.unblock_rebuilds()
+    second = database.start("worker", "fan-out-2.log")
+
+    async def done() -> bool:
+        return (await job(database))[0] == "done"
+
+    await eventually(done)
+    owners = await database.rows(f"SELECT owner_id FROM home_entries WHERE post_id = {post}")
+    assert sorted(o for (o,) in owners) == sorted(followers | {author})  # once each
+    assert await applied(database) == len(followers) + 1  # nothing inserted twice
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=20) == 0

@@ -345,6 +345,19 @@ def jobs_status() -> None:
     typer.echo(" ".join(f"{state.value}={counts.get(state.value, 0)}" for state in JobState))
 
 
+@jobs_cli.command("run")
+def jobs_run() -> None:
+    """Work every job that is due now in the foreground, then exit (a drain before
+    maintenance, or cron on a small install); failed ones wait for their retry."""
+    settings = _settings()
+
+    async def work() -> int:
+        async with _services(settings, role="jobs run") as services:
+            return await services.jobs.run_due(services.changes)
+
+    typer.echo(f"ran {_run(work)} jobs")
+
+
 @jobs_cli.command("retry-dead")
 def jobs_retry_dead(
     name: Annotated[str | None, typer.Option(help="Only jobs of this name.")] = None,

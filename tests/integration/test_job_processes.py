@@ -471,6 +471,12 @@ async def test_jobs_status_and_retry_dead_from_the_command_line(
     assert refused.returncode == 2
     assert "--concurrency" in refused.stderr
 
+    # `jobs run` works what is due in the foreground: the rebuild, then nothing more.
+    assert database.holdfast("jobs", "run") == "ran 1 jobs\n"
+    assert (await job(database))[0] == "done"
+    assert await entries_of(database, emptied.owner) == emptied.entries
+    assert database.holdfast("jobs", "run") == "ran 0 jobs\n"
+
 
 async def test_a_worker_killed_mid_fan_out_leaves_every_timeline_complete_once(
     database: ProcessDatabase,

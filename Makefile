@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test lint test-sqlite test-postgres fuzz bench bench-documents schema clean
+.PHONY: run test lint test-sqlite test-postgres fuzz bench bench-documents bench-live schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,3 +64,9 @@ bench: $(STAMP)
 # What hostile documents cost to validate, uncached, under the default limits (bench/README.md).
 bench-documents: $(STAMP)
 	$(BIN)/python -m bench.documents
+
+# Live updates under load: subscribers over two processes on PostgreSQL and Redis, a burst of
+# posts, latency from the mutation's response to receipt, memory per idle connection.
+LIVE_ARGS ?= --subscribers 1000 --processes 2 --posts 200 --max-idle 5000
+bench-live: $(STAMP)
+	$(BIN)/python -m bench.live $(LIVE_ARGS)

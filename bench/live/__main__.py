@@ -285,7 +285,9 @@ async def run(args: argparse.Namespace, urls: list[str], pids: list[int]) -> dic
     _, warm_missing = await wait_deliveries(subs, warm, args.timeout)
     for s in subs:
         s.received.clear()
+    burst_started = time.perf_counter()
     burst = await post_burst(urls, author_tokens, args.posts, args.concurrency, "burst")
+    burst_seconds = time.perf_counter() - burst_started
     latencies, missing = await wait_deliveries(subs, burst, args.timeout)
     result: dict[str, Any] = {
         "processes": len(urls),
@@ -293,6 +295,7 @@ async def run(args: argparse.Namespace, urls: list[str], pids: list[int]) -> dic
         "authors": len(authors),
         "follows_each": args.follows,
         "posts": args.posts,
+        "burst_seconds": burst_seconds,
         "deliveries": len(latencies),
         "missing": missing,
         "warm_up_missing": warm_missing,
@@ -430,7 +433,8 @@ def report(result: dict[str, Any]) -> None:
     log(
         f"{result['subscribers']} subscribers over {result['processes']} processes, "
         f"{result['posts']} posts by {result['authors']} authors ({result['follows_each']} "
-        f"followed each): {result['deliveries']:,} deliveries, {result['missing']} missing"
+        f"followed each) in {result['burst_seconds']:.1f} s: {result['deliveries']:,} "
+        f"deliveries, {result['missing']} missing"
     )
     log(
         f"mutation response -> receipt: p50 {result['p50_ms']:.1f} ms, p90 {result['p90_ms']:.1f} "

@@ -59,6 +59,32 @@ def _id(payload: Mapping[str, Any], key: str) -> int:
     return value
 
 
+# On PostgreSQL (READ COMMITTED, several workers) a fan-out could read a row that a concurrent
+# undo is deleting and insert entries after the undo's own clean-up ran, which could not see
+# them: the entries would stay. So a fan-out first takes share locks on the rows it fans out
+# from (the post or repost, and the follows it reads); the undo's DELETE then waits for the
+# fan-out to commit, and the clean-up that the undo records runs after, seeing its rows. And
+# the follow maintenance of one owner runs one job at a time (a lock on the owner's row).
+# SQLite has one writer at a time: nothing interleaves there.
+_SHARE_POST = (
+    "SELECT 1 AS held FROM posts WHERE id = :post FOR SHARE",
+    "SELECT 1 AS held FROM follows f JOIN posts p ON p.author_id = f.followee_id "
+    "WHERE p.id = :post FOR SHARE OF f",
+)
+_SHARE_REPOST = (
+    "SELECT 1 AS held FROM reposts WHERE id = :repost FOR SHARE",
+    "SELECT 1 AS held FROM follows f JOIN reposts r ON r.user_id = f.followee_id "
+    "WHERE r.id = :repost FOR SHARE OF f",
+)
+_LOCK_OWNER = ("SELECT 1 AS held FROM users WHERE id = :owner FOR UPDATE",)
+
+
+async def _hold(change: Change, statements: tuple[str, ...], params: Mapping[str, Any]) -> None:
+    if sql.dialect(change.conn) == "postgres":
+        for statement in statements:
+            await sql.fetch(statement, params, change.conn)
+
+
 class FanOutService:
     def __init__(self, settings: Settings) -> None:
         self._big = settings.timelines.fanout_max_followers
@@ -71,11 +97,15 @@ class FanOutService:
         queue.register(FOLLOW_CHANGED, self.follow_changed)
 
     async def fan_out_post(self, change: Change, payload: dict[str, Any]) -> None:
-        entries = await home.fan_out_post(change.conn, _id(payload, "post"), big=self._big)
+        post = _id(payload, "post")
+        await _hold(change, _SHARE_POST, {"post": post})
+        entries = await home.fan_out_post(change.conn, post, big=self._big)
         live.publish_home_entries(change, entries)
 
     async def fan_out_repost(self, change: Change, payload: dict[str, Any]) -> None:
-        entries = await home.fan_out_repost(change.conn, _id(payload, "repost"), big=self._big)
+        repost = _id(payload, "repost")
+        await _hold(change, _SHARE_REPOST, {"repost": repost})
+        entries = await home.fan_out_repost(change.conn, repost, big=self._big)
         live.publish_home_entries(change, entries)
 
     async def retract_repost(self, change: Change, payload: dict[str, Any]) -> None:
@@ -101,9 +131,11 @@ class FanOutService:
         followers = payload.get("followers")
         if not isinstance(followers, int) or isinstance(followers, bool) or followers < 0:
             raise DeadJob(f"the payload needs the follower count, not {followers!r}")
+        owner = _id(payload, "owner")
+        await _hold(change, _LOCK_OWNER, {"owner": owner})
         entries = await home.follow_changed(
             change.conn,
-            _id(payload, "owner"),
+            owner,
             _id(payload, "account"),
             followers=followers,
             big=self._big,

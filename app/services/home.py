@@ -407,6 +407,7 @@ SELECT {_COLUMNS} FROM (
   FROM ({candidates}) c
 ) ranked
 WHERE position <= :cap
+ON CONFLICT (owner_id, entry_id) DO NOTHING
 """
 
 

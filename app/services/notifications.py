@@ -55,23 +55,44 @@ async def notify(
 
 
 # Whether what a notification tells of still holds when its job runs: a like taken back, a
-# follow undone or a request answered before the worker came to it notifies nobody. (A
-# post's deletion is covered by its visibility.)
+# follow undone, a request answered or a mention edited away before the worker came to it
+# notifies nobody (a post's deletion is covered by its visibility). On PostgreSQL the cause's
+# row is share-locked, so an undo committing meanwhile waits, and then removes what this job
+# wrote.
 _CAUSE_HOLDS = {
     NotificationKind.LIKE: (
-        "EXISTS (SELECT 1 FROM likes WHERE user_id = :actor AND post_id = :post)"
+        "SELECT 1 AS holds FROM likes WHERE user_id = :actor AND post_id = :post"
     ),
     NotificationKind.REPOST: (
-        "EXISTS (SELECT 1 FROM reposts WHERE user_id = :actor AND post_id = :post)"
+        "SELECT 1 AS holds FROM reposts WHERE user_id = :actor AND post_id = :post"
     ),
     NotificationKind.FOLLOW: (
-        "EXISTS (SELECT 1 FROM follows WHERE follower_id = :actor AND followee_id = :recipient)"
+        "SELECT 1 AS holds FROM follows WHERE follower_id = :actor AND followee_id = :recipient"
     ),
     NotificationKind.FOLLOW_REQUEST: (
-        "EXISTS (SELECT 1 FROM follow_requests "
-        "WHERE requester_id = :actor AND target_id = :recipient)"
+        "SELECT 1 AS holds FROM follow_requests "
+        "WHERE requester_id = :actor AND target_id = :recipient"
+    ),
+    NotificationKind.MENTION: (
+        "SELECT 1 AS holds FROM mentions WHERE post_id = :post AND user_id = :recipient"
     ),
 }
+# Liking, unliking and liking again before the job runs owes two jobs for one like: one
+# notification of each (kind, actor, post) at most.
+_ONCE = frozenset(
+    (
+        NotificationKind.LIKE,
+        NotificationKind.REPOST,
+        NotificationKind.FOLLOW,
+        NotificationKind.FOLLOW_REQUEST,
+    )
+)
+_ALREADY = (
+    "SELECT 1 AS found FROM notifications WHERE recipient_id = :recipient "
+    "AND actor_id = :actor AND kind = :kind AND (post_id = :post OR (post_id IS NULL "
+    "AND CAST(:post AS BIGINT) IS NULL))"
+)
+_RECIPIENT_EXISTS = "SELECT 1 AS found FROM users WHERE id = :recipient"
 
 
 async def create_notifications(change: Change, payload: dict[str, Any]) -> None:
@@ -88,15 +109,20 @@ async def create_notifications(change: Change, payload: dict[str, Any]) -> None:
         raise DeadJob(f"a malformed {NOTIFY} payload: {exc}") from None
     conn = change.conn
     cause = _CAUSE_HOLDS.get(kind)
+    if cause is not None and sql.dialect(conn) == "postgres":
+        cause += " FOR SHARE"
     for recipient in dict.fromkeys(recipients):
         if recipient == actor_id or await blocked_either_way(recipient, actor_id, conn):
             continue
+        params = {"actor": actor_id, "recipient": recipient, "post": post_id, "kind": kind.value}
+        # An account deleted since is nobody to notify (and one job serves every recipient).
+        if not await sql.fetch(_RECIPIENT_EXISTS, params, conn):
+            continue
         if post_id is not None and not await sees_post(recipient, post_id, conn):
             continue
-        params = {"actor": actor_id, "recipient": recipient, "post": post_id}
-        if cause is not None and not await sql.fetch(
-            f"SELECT 1 AS holds WHERE {cause}", params, conn
-        ):
+        if cause is not None and not await sql.fetch(cause, params, conn):
+            continue
+        if kind in _ONCE and await sql.fetch(_ALREADY, params, conn):
             continue
         notification = await Notification.create(
             recipient_id=recipient, actor_id=actor_id, kind=kind, post_id=post_id, using_db=conn

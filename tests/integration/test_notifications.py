@@ -111,3 +111,35 @@ async def test_notifications_need_a_viewer(gql: GraphQLClient) -> None:
 
     error = response.json()["errors"][0]
     assert error["extensions"] == {"code": "NOT_AUTHENTICATED", "field": None}
+
+
+async def test_notification_jobs_that_run_late_notify_for_what_still_stands(
+    gql: GraphQLClient,
+) -> None:
+    """The notifications an action owes are created by a job after it commits: one that
+    runs after the action was undone, repeated or edited away notifies accordingly."""
+    alice, bob, carol = [await gql.sign_up(name) for name in ("alice", "bob", "carol")]
+    liked = await post(gql, alice, "like me")
+    unsettled = GraphQLClient(gql.http)  # the jobs wait until the end
+    mentioning = await post(unsettled, bob, "hello @carol")
+    # Bob likes, unlikes and likes again; Carol follows Alice and unfollows her; Bob edits his
+    # mention of Carol away; all before any job runs.
+    for verb in ("likePost", "unlikePost", "likePost"):
+        await act(unsettled, verb, bob, postId=liked["id"])
+    await follow(unsettled, carol, alice)
+    await act(unsettled, "unfollowUser", carol, userId=alice.id)
+    await unsettled(
+        "mutation($input: EditPostInput!) { editPost(input: $input) { __typename } }",
+        {"input": {"id": mentioning["id"], "text": "hello everyone"}},
+        token=bob.access_token,
+    )
+    assert (await _notifications(unsettled, alice))["notifications"]["edges"] == []
+
+    assert gql.settle is not None
+    await gql.settle()
+
+    alice_sees = (await _notifications(gql, alice))["notifications"]["edges"]
+    assert [(e["node"]["kind"], e["node"]["actor"]["username"]) for e in alice_sees] == [
+        ("LIKE", "bob")
+    ]
+    assert (await _notifications(gql, carol))["notifications"]["edges"] == []

@@ -276,11 +276,16 @@ async def test_seeded_ids_carry_this_processes_node_id_and_later_ids_follow(
 async def test_seed_refuses_ids_its_node_id_lease_does_not_cover(
     app: Starlette, settings: Settings
 ) -> None:
-    # Ids for moments after the lease's end could meet the next holder's.
+    # Ids for moments after the lease's end could meet the next holder's. (The test apps
+    # use an assigned node id, which has no end: this test holds a leased one's window.)
     tomorrow = datetime.now(UTC) + timedelta(days=1)
-
-    with pytest.raises(SeedError, match="reach past this process's node id lease"):
-        await seed(settings, SeedOptions(users=5, posts=5), now=tomorrow)
+    assigned = ids.current()
+    ids.configure(assigned.node_id, until_ms=ids.now_ms() + 60_000)
+    try:
+        with pytest.raises(SeedError, match="reach past this process's node id lease"):
+            await seed(settings, SeedOptions(users=5, posts=5), now=tomorrow)
+    finally:
+        ids.configure(assigned.node_id, start_ms=ids.now_ms() + 1)  # after what it made
     assert await scalar("SELECT COUNT(*) FROM users") == 0
 
 

@@ -72,6 +72,9 @@ class Shared:
             "HOLDFAST_NODES__LAST_ID": str(last),
             "HOLDFAST_NODES__LEASE_SECONDS": str(lease),
             "HOLDFAST_NODES__RENEW_SECONDS": str(lease / 4),
+            # No job workers: a process SIGSTOPped while its worker holds SQLite's write lock
+            # would stop every other process writing; these tests are about ids.
+            "HOLDFAST_JOBS__WORK_IN_WEB": "false",
             **extra,
         }
         if self.redis_url:

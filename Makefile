@@ -23,10 +23,14 @@ lint: $(STAMP)
 
 # The whole suite on SQLite; again on PostgreSQL when TEST_POSTGRES_URL is set (CI sets it,
 # and TEST_REDIS_URL for the Redis tests; with TEST_REQUIRE_SERVICES=1 a skip is a failure).
-test: lint test-sqlite test-postgres
+# The two passes run side by side (much of a pass waits on real servers starting and
+# stopping); the SQLite pass uses the Redis database TEST_SQLITE_REDIS_URL when it is set, so
+# that the passes never share one.
+test: lint
+	$(MAKE) -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: $(STAMP)
-	TEST_DATABASE=sqlite $(BIN)/pytest
+	TEST_DATABASE=sqlite TEST_REDIS_URL="$${TEST_SQLITE_REDIS_URL:-$$TEST_REDIS_URL}" $(BIN)/pytest
 
 test-postgres: $(STAMP)
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \

@@ -355,9 +355,10 @@ _RESIZE_INSERT = _insert(
 async def follow_changed(
     conn: BaseDBAsyncClient, owner_id: int, account_id: int, *, followers: int, big: int
 ) -> list[Entry]:
-    """After `owner_id` started or stopped following `account_id`, which that left with
-    `followers` followers: make the owner's timeline what the rule says for what the follow
-    touches, and, at the threshold, the account's followers' timelines too."""
+    """After `owner_id` started or stopped following `account_id`: make the owner's entries
+    that the follow touches what the rule says, and bring in the account's recent history.
+    `followers` is the account's follower count as the change left it: at the threshold,
+    the account's posts also move in or out of all its followers' stored rows."""
     params: dict[str, object] = {
         "owner": owner_id,
         "account": account_id,

@@ -159,8 +159,8 @@ class GraphService:
 
     async def block(self, viewer: Viewer, target_id: int) -> None:
         """Blocking removes follows and requests both ways; each then sees nothing of the
-        other anywhere (`relations`: applied when reading, so unblocking undoes it), and
-        neither can interact with the other."""
+        other anywhere, and neither can interact with the other. The rest is applied when
+        reading (`relations`), so unblocking shows again what the block hid."""
         me = viewer.user.id
         if target_id == me:
             raise DomainError(ErrorCode.INVALID_INPUT, "You cannot block yourself.", "userId")

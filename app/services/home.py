@@ -46,7 +46,7 @@ the entries they inserted, for live updates.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -92,17 +92,24 @@ def is_big(account: str, alias: str = "hb") -> str:
     )
 
 
-def admits_post(owner: str, p: str) -> str:
-    """Post `p` belongs in owner's home timeline as itself (1-3), stored or merged."""
+def admits_post(owner: str, p: str, replied_to: str | None = None) -> str:
+    """Post `p` belongs in owner's home timeline as itself (1-3), stored or merged.
+    `replied_to`: the author of the post `p` replies to, when the statement has it joined
+    (bulk statements: a hash join instead of a look-up per row); otherwise looked up."""
+    if replied_to is None:
+        reply = f"""EXISTS (
+        SELECT 1 FROM posts hp WHERE hp.id = {p}.reply_to_id AND (
+          hp.author_id = {p}.author_id OR hp.author_id = {owner}
+          OR {follows(owner, "hp.author_id", "hfp")}))"""
+    else:
+        reply = f"""({replied_to} = {p}.author_id OR {replied_to} = {owner}
+          OR {follows(owner, replied_to, "hfp")})"""
     return f"""({p}.deleted_at IS NULL AND (
   {p}.author_id = {owner}
   OR ({p}.visibility = 'direct' AND EXISTS (
         SELECT 1 FROM mentions hm WHERE hm.post_id = {p}.id AND hm.user_id = {owner}))
   OR ({p}.visibility IN ('public', 'followers') AND {follows(owner, f"{p}.author_id", "hfa")}
-      AND ({p}.reply_to_id IS NULL OR EXISTS (
-        SELECT 1 FROM posts hp WHERE hp.id = {p}.reply_to_id AND (
-          hp.author_id = {p}.author_id OR hp.author_id = {owner}
-          OR {follows(owner, "hp.author_id", "hfp")}))))))"""
+      AND ({p}.reply_to_id IS NULL OR {reply}))))"""
 
 
 def merged_at_read(owner: str, p: str) -> str:
@@ -114,15 +121,15 @@ def merged_at_read(owner: str, p: str) -> str:
     )
 
 
-def stores_post(owner: str, p: str) -> str:
-    return f"({admits_post(owner, p)} AND NOT {merged_at_read(owner, p)})"
+def stores_post(owner: str, p: str, replied_to: str | None = None) -> str:
+    return f"({admits_post(owner, p, replied_to)} AND NOT {merged_at_read(owner, p)})"
 
 
-def admits_repost(owner: str, r: str, p: str) -> str:
+def admits_repost(owner: str, r: str, p: str, replied_to: str | None = None) -> str:
     """Repost `r` of post `p` belongs in owner's home timeline (4); always stored."""
     return f"""({r}.post_id = {p}.id AND {p}.deleted_at IS NULL AND {p}.author_id <> {owner}
   AND {follows(owner, f"{r}.user_id", "hfr")}
-  AND NOT {admits_post(owner, p)}
+  AND NOT {admits_post(owner, p, replied_to)}
   AND NOT EXISTS (
     SELECT 1 FROM reposts hre WHERE hre.post_id = {p}.id AND hre.id < {r}.id
       AND {follows(owner, "hre.user_id", "hfe")}))"""
@@ -355,9 +362,10 @@ _RESIZE_INSERT = _insert(
 async def follow_changed(
     conn: BaseDBAsyncClient, owner_id: int, account_id: int, *, followers: int, big: int
 ) -> list[Entry]:
-    """After `owner_id` started or stopped following `account_id`, which that left with
-    `followers` followers: make the owner's timeline what the rule says for what the follow
-    touches, and, at the threshold, the account's followers' timelines too."""
+    """After `owner_id` started or stopped following `account_id`: make the owner's entries
+    that the follow touches what the rule says, and bring in the account's recent history.
+    `followers` is the account's follower count as the change left it: at the threshold,
+    the account's posts also move in or out of all its followers' stored rows."""
     params: dict[str, object] = {
         "owner": owner_id,
         "account": account_id,
@@ -377,33 +385,53 @@ async def follow_changed(
 # --- rebuilding --------------------------------------------------------------------------
 
 
-def _capped(owner: str, owners: str) -> str:
-    """Every entry the rule stores for the accounts `users o WHERE {owners}`, the newest :cap
-    of each; `owner` is the owner's id as the rule reads it (a parameter when there is one
-    owner: PostgreSQL then plans its subqueries for that account alone)."""
-    candidates = f"""
-    SELECT {_original(owner, "p")}
-    FROM (
-      SELECT o.id, op.id AS post_id
-      FROM users o JOIN posts op ON op.author_id = o.id WHERE {owners}
-      UNION
-      SELECT o.id, om.post_id FROM users o JOIN mentions om ON om.user_id = o.id WHERE {owners}
-      UNION
-      SELECT o.id, fp.id FROM users o JOIN follows fo ON fo.follower_id = o.id
-      JOIN posts fp ON fp.author_id = fo.followee_id
-      WHERE {owners} AND NOT {is_big("fo.followee_id", "hbs")}
-    ) o JOIN posts p ON p.id = o.post_id
-    WHERE {stores_post(owner, "p")}
-    UNION ALL
-    SELECT {_reposted(owner, "r")}
-    FROM users o JOIN follows ro ON ro.follower_id = o.id
-    JOIN reposts r ON r.user_id = ro.followee_id JOIN posts p ON p.id = r.post_id
-    WHERE {owners} AND {admits_repost(owner, "r", "p")}
-    """
+def _capped(owners: Callable[[str], str], owner: Callable[[str], str]) -> str:
+    """Every entry the rule stores for some owners, the newest :cap of each: `owners(column)`
+    is the condition on the owner's id in `column`; `owner(column)` is the owner's id as the
+    rule reads it (a parameter when there is one owner: PostgreSQL then plans its
+    subqueries for that account alone)."""
+
+    def branch(column: str, select: str, source: str, condition: str) -> str:
+        return f"SELECT {select} FROM {source} WHERE {owners(column)} AND {condition}"
+
+    # A post that mentions its author, or a followed account's post that mentions the owner,
+    # comes from two branches: the rank counts it once and the insert writes it once.
+    candidates = " UNION ALL ".join(
+        [
+            branch(
+                "op.author_id",
+                _original(owner("op.author_id"), "op"),
+                "posts op LEFT JOIN posts oq ON oq.id = op.reply_to_id",
+                stores_post(owner("op.author_id"), "op", "oq.author_id"),
+            ),
+            branch(
+                "om.user_id",
+                _original(owner("om.user_id"), "mp"),
+                "mentions om JOIN posts mp ON mp.id = om.post_id "
+                "LEFT JOIN posts mq ON mq.id = mp.reply_to_id",
+                stores_post(owner("om.user_id"), "mp", "mq.author_id"),
+            ),
+            branch(
+                "fo.follower_id",
+                _original(owner("fo.follower_id"), "fp"),
+                "follows fo JOIN posts fp ON fp.author_id = fo.followee_id "
+                "LEFT JOIN posts fq ON fq.id = fp.reply_to_id",
+                f"NOT {is_big('fo.followee_id', 'hbs')} "
+                f"AND {stores_post(owner('fo.follower_id'), 'fp', 'fq.author_id')}",
+            ),
+            branch(
+                "ro.follower_id",
+                _reposted(owner("ro.follower_id"), "r"),
+                "follows ro JOIN reposts r ON r.user_id = ro.followee_id "
+                "JOIN posts p ON p.id = r.post_id LEFT JOIN posts rq ON rq.id = p.reply_to_id",
+                admits_repost(owner("ro.follower_id"), "r", "p", "rq.author_id"),
+            ),
+        ]
+    )
     return f"""
 INSERT INTO home_entries ({_COLUMNS})
 SELECT {_COLUMNS} FROM (
-  SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.owner_id ORDER BY c.entry_id DESC) AS position
+  SELECT c.*, DENSE_RANK() OVER (PARTITION BY c.owner_id ORDER BY c.entry_id DESC) AS position
   FROM ({candidates}) c
 ) ranked
 WHERE position <= :cap
@@ -411,10 +439,10 @@ ON CONFLICT (owner_id, entry_id) DO NOTHING
 """
 
 
-_REBUILD = _capped(_OWNER, "o.id = :owner")
+_REBUILD = _capped(lambda column: f"{column} = :owner", lambda column: _OWNER)
 
 # The seed's bulk fill: parameters :lo and :hi (a range of owner ids), :big and :cap.
-FILL_STATEMENT = _capped("o.id", "o.id BETWEEN :lo AND :hi")
+FILL_STATEMENT = _capped(lambda column: f"{column} BETWEEN :lo AND :hi", lambda column: column)
 
 
 async def rebuild(conn: BaseDBAsyncClient, owner_id: int, *, big: int, cap: int) -> int:

@@ -27,7 +27,6 @@ from app.models import Post, Repost, User, Visibility
 from app.services import Services, fanout, home, timelines
 from app.services.accounts import Viewer
 from app.services.paging import PageRequest
-from app.settings import Settings
 from tests.conftest import empty_database, make_settings
 from tests.home_model import expected_home, stored_entries
 
@@ -157,8 +156,11 @@ async def replay_maintenance(users: list[User]) -> list[home.Entry]:
     return inserted
 
 
-async def make_world(settings: Settings) -> World:
+async def make_world(data_dir: Path, database_url: str) -> World:
+    """Four accounts on an empty database, and services with a follower threshold of one."""
     await empty_database()
+    limits = {"fanout_max_followers": BIG, "home_max_entries": MAX_ENTRIES}
+    settings = make_settings(data_dir, database_url, timelines=limits)
     services = Services.from_settings(settings)
     users = [
         await User.create(
@@ -211,8 +213,7 @@ async def test_rebuilding_gives_what_the_live_path_gave(
     follows: list[tuple[int, int]],
     history: list[tuple[Any, ...]],
 ) -> None:
-    limits = {"fanout_max_followers": BIG, "home_max_entries": MAX_ENTRIES}
-    world = await make_world(make_settings(data_dir, database_url, timelines=limits))
+    world = await make_world(data_dir, database_url)
     note(f"follows={follows!r}\nhistory={history!r}")  # the arguments, readable
     for follower, followee in follows:
         await apply(world, ("follow", follower, followee, 0, PUBLIC, frozenset(), False))
@@ -235,11 +236,6 @@ async def test_rebuilding_gives_what_the_live_path_gave(
         assert await read_home(user.id) == live[user.id], user.username
 
 
-async def _world(data_dir: Path, database_url: str) -> World:
-    limits = {"fanout_max_followers": BIG, "home_max_entries": MAX_ENTRIES}
-    return await make_world(make_settings(data_dir, database_url, timelines=limits))
-
-
 def _act(kind: str, actor: int, other: int = 0, **fields: Any) -> tuple[Any, ...]:
     return (
         kind,
@@ -255,7 +251,7 @@ def _act(kind: str, actor: int, other: int = 0, **fields: Any) -> tuple[Any, ...
 async def test_an_account_crossing_the_threshold_moves_between_stored_and_merged(
     app: Starlette, data_dir: Path, database_url: str
 ) -> None:
-    world = await _world(data_dir, database_url)
+    world = await make_world(data_dir, database_url)
     reader, author, other = (user.id for user in world.users[:3])
     await apply(world, _act("post", 1))
     await apply(world, _act("follow", 0, 1))
@@ -285,7 +281,7 @@ async def test_an_account_crossing_the_threshold_moves_between_stored_and_merged
 async def test_fan_out_returns_the_entries_it_inserted_and_nothing_the_second_time(
     app: Starlette, data_dir: Path, database_url: str
 ) -> None:
-    world = await _world(data_dir, database_url)
+    world = await make_world(data_dir, database_url)
     ids = [user.id for user in world.users]
     await apply(world, _act("follow", 1, 0))
     await apply(world, _act("follow", 2, 3))

@@ -99,6 +99,10 @@ async def _terminated_during_an_edit(
         HOLDFAST_DATABASE_URL=database_url,
         HOLDFAST_SECRET_KEY=TEST_SECRET,
         HOLDFAST_HTTP__GRACEFUL_SHUTDOWN_SECONDS=str(grace),
+        # No job worker: the post's fan-out job would wait on the row lock the test holds,
+        # and the shutdown on it (these tests are about requests; tests/integration/
+        # test_job_processes.py stops workers mid-job).
+        HOLDFAST_JOBS__WORK_IN_WEB="false",
     )
     lock = await asyncpg.connect(database_url)
     try:

@@ -55,7 +55,7 @@ class Services:
             accounts=AccountService(settings, limiter, changes),
             posts=posts,
             interactions=InteractionService(posts, changes),
-            graph=GraphService(settings, changes),
+            graph=GraphService(changes),
             live=LiveService(settings, pubsub),
             rebuilds=rebuilds,
         )

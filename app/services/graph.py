@@ -18,7 +18,6 @@ from app.services.notifications import notify
 from app.services.paging import Page, PageRequest, make_page
 from app.services.relations import blocked, blockers_between
 from app.services.views import USER_COLUMNS, AccountCard, account_from_row
-from app.settings import Settings
 
 
 class FollowState(StrEnum):
@@ -69,7 +68,7 @@ async def _follow_changed(change: Change, owner: int, account: int, followers: i
 
 
 class GraphService:
-    def __init__(self, settings: Settings, changes: Changes) -> None:
+    def __init__(self, changes: Changes) -> None:
         self._changes = changes
 
     async def _remove_follow(self, follower: int, followee: int, change: Change) -> bool:

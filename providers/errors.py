@@ -17,3 +17,12 @@ class Declined(ProviderError):
 
 class Unavailable(ProviderError):
     """The vendor could not be reached or answered with a transient failure; retry later."""
+
+
+class InvalidKey(ProviderError):
+    """The key is not one this provider stores: empty, too long, a NUL, or one that would
+    escape its root (`..`, an absolute path)."""
+
+
+class ConfigurationError(ProviderError):
+    """A provider was named or configured wrongly; the message names the bad key."""

@@ -187,6 +187,33 @@ class LiveSettings(_Section):
     )
 
 
+class StorageBackendSettings(_Section):
+    """One storage configuration: a provider by registry name and its options (checked
+    against the provider's own options when the application starts)."""
+
+    provider: str = Field(description="`local`, `s3`, `libcloud`, or one a package adds")
+    options: dict[str, Any] = Field(default_factory=dict, description="the provider's options")
+
+
+DEFAULT_STORAGE_BACKEND = "local"
+
+
+class StorageSettings(_Section):
+    """Where stored objects (media) live (README: Storage)."""
+
+    default: str = Field(
+        DEFAULT_STORAGE_BACKEND, description="the backend new objects are written to"
+    )
+    backends: dict[str, StorageBackendSettings] = Field(
+        default_factory=dict,
+        description="named storage configurations; `local` (data_dir/media) is always there "
+        "unless configured otherwise",
+    )
+    move_concurrency: int = Field(
+        8, ge=1, le=256, description="objects `holdfast storage migrate` copies at once"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -218,6 +245,7 @@ class Settings(BaseSettings):
     timelines: TimelineSettings = TimelineSettings()
     live: LiveSettings = LiveSettings()
     jobs: JobSettings = JobSettings()
+    storage: StorageSettings = StorageSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -249,6 +277,25 @@ class Settings(BaseSettings):
         elif jobs is None or (isinstance(jobs, dict) and "concurrency" not in jobs):
             data = {**data, "jobs": {**(jobs or {}), "concurrency": 1}}
         return data
+
+    @model_validator(mode="after")
+    def _storage_backends(self) -> Self:
+        backends = self.storage.backends
+        if DEFAULT_STORAGE_BACKEND not in backends:
+            local = StorageBackendSettings(
+                provider="local", options={"root": str(self.data_dir / "media")}
+            )
+            backends = {DEFAULT_STORAGE_BACKEND: local, **backends}
+            # Frozen: the filled-in section replaces the one read.
+            object.__setattr__(
+                self, "storage", self.storage.model_copy(update={"backends": backends})
+            )
+        if self.storage.default not in self.storage.backends:
+            known = ", ".join(sorted(self.storage.backends))
+            raise ValueError(
+                f"storage.default names no backend: {self.storage.default!r} (known: {known})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_secret(self) -> Self:

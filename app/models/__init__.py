@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.models.account import RefreshToken, Role, Session, User
 from app.models.post import Bookmark, Like, Mention, Post, PostEdit, PostTag, Repost, Visibility
 from app.models.social import Block, Follow, FollowRequest, Mute
+from app.models.storage import MoveState, StorageMove, StoredObject
 from app.models.system import Job, JobState, NodeLease
 from app.models.timeline import HomeEntry, Notification, NotificationKind
 
@@ -14,6 +15,7 @@ MODEL_MODULES = [
     "app.models.social",
     "app.models.timeline",
     "app.models.system",
+    "app.models.storage",
 ]
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "JobState",
     "Like",
     "Mention",
+    "MoveState",
     "Mute",
     "NodeLease",
     "Notification",
@@ -38,6 +41,8 @@ __all__ = [
     "Repost",
     "Role",
     "Session",
+    "StorageMove",
+    "StoredObject",
     "User",
     "Visibility",
 ]

@@ -195,6 +195,10 @@ def _process_open(
     _check_pixels(image, frame_count, max_pixels)
 
     if frame_count == 1:
+        if image.format in ("JPEG", "MPO"):
+            # libjpeg can decode at 1/2, 1/4 or 1/8 scale, reading the whole stream all the
+            # same (truncation is still caught): never below the full rendition's size.
+            image.draft(image.mode, _fitted_size(image.size, full_size))
         image.load()
         still = _fit(_to_srgb(_upright(image)), full_size)
         frames = [still]
@@ -323,12 +327,18 @@ def _apply_profile(colour: Image.Image, icc: bytes) -> Image.Image | None:
 
 def _fit(image: Image.Image, longest: int) -> Image.Image:
     """Scaled down (never up) so that its longer side is at most `longest`."""
-    width, height = image.size
-    if max(width, height) <= longest:
+    size = _fitted_size(image.size, longest)
+    if size == image.size:
         return image
-    scale = longest / max(width, height)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _fitted_size(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    width, height = size
+    if max(width, height) <= longest:
+        return size
+    scale = longest / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _encode_still(image: Image.Image) -> bytes:

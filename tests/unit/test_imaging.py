@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import time
 import zlib
@@ -90,6 +91,50 @@ def _png(width: int, height: int, bit_depth: int, colour_type: int, idat: bytes)
     )
 
 
+def _linear_rgb_profile() -> bytes:
+    """An ICC v2 display profile with sRGB's primaries but linear (gamma 1.0) curves."""
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ \0\0\0\0" + s15(x) + s15(y) + s15(z)
+
+    curve = b"curv\0\0\0\0" + struct.pack(">I", 0)  # no entries: the identity
+    name = b"linear\0"
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(name)) + name + b"\0" * 78
+    tags = [
+        (b"desc", desc),
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
+        (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)),
+        (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for signature, data in tags:
+        padded = data + b"\0" * (-len(data) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(padded))
+        body += padded
+    header = (
+        struct.pack(">I", offset + len(body))
+        + b"\0" * 4
+        + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ "
+        + b"\0" * 12
+        + b"acsp"
+        + b"\0" * 28
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + b"\0" * 48
+    )
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
 def _noise(size: tuple[int, int], seed: int = 0) -> Image.Image:
     """Incompressible content, so truncating the encoded file really cuts into the pixels."""
     return Image.frombytes(
@@ -157,7 +202,19 @@ def test_exif_orientation_is_applied_and_no_metadata_survives(tmp_path: Path) ->
     assert blue > 200 > red
 
 
-def test_a_profiled_image_is_converted_and_the_profile_dropped(tmp_path: Path) -> None:
+def test_a_profiled_image_is_converted_to_srgb(tmp_path: Path) -> None:
+    # Mid grey in linear light is much lighter once sRGB-encoded: 128 -> about 188.
+    image = Image.new("RGB", (40, 40), (128, 128, 128))
+    path = _save(tmp_path, "linear.jpg", image, "JPEG", icc_profile=_linear_rgb_profile())
+    assert _source(path).info.get("icc_profile")
+
+    full = _open(_rendition(_run(path), "full"))
+
+    assert "icc_profile" not in full.info
+    assert _near(full.convert("RGB").getpixel((20, 20)), (188, 188, 188), 6)
+
+
+def test_an_srgb_profile_changes_nothing(tmp_path: Path) -> None:
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     image = Image.new("RGB", (40, 40), (200, 30, 30))
     path = _save(tmp_path, "profiled.png", image, "PNG", icc_profile=srgb)
@@ -213,6 +270,15 @@ def test_palette_transparency_becomes_alpha(tmp_path: Path) -> None:
     assert full.mode == "RGBA"
     assert full.getpixel((2, 10))[3] == 0  # type: ignore[index]
     assert full.getpixel((17, 10))[:2] == (255, 0)  # type: ignore[index]
+
+
+def test_a_profile_for_other_pixels_is_ignored(tmp_path: Path) -> None:
+    cmyk = Image.new("CMYK", (40, 40), (0, 255, 255, 0))
+    path = _save(tmp_path, "mismatch.jpg", cmyk, "JPEG", icc_profile=_linear_rgb_profile())
+
+    full = _open(_rendition(_run(path), "full"))
+
+    assert _near(full.getpixel((20, 20)), (255, 0, 0), 30)
 
 
 def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
@@ -456,6 +522,17 @@ def test_truncated_jpeg_is_corrupt(tmp_path: Path) -> None:
     data = _encoded(_noise((200, 200)), "JPEG", quality=95)
     assert not ImageFile.LOAD_TRUNCATED_IMAGES
     assert _refused(_write(tmp_path, "cut.jpg", data[: len(data) // 2])) == ImageErrorCode.CORRUPT
+
+
+def test_a_big_jpeg_is_decoded_at_reduced_scale_and_still_checked_whole(tmp_path: Path) -> None:
+    # 4200x2100 lets libjpeg decode at half scale (2100x1050, still above 2048x1024).
+    data = _encoded(Image.frombytes("RGB", (4200, 2100), os.urandom(4200 * 2100 * 3)), "JPEG")
+
+    result = _run(_write(tmp_path, "big.jpg", data))
+    cut = _write(tmp_path, "cut.jpg", data[: len(data) * 9 // 10])
+
+    assert (result.width, result.height) == (2048, 1024)
+    assert _refused(cut) == ImageErrorCode.CORRUPT
 
 
 def test_truncated_png_is_corrupt(tmp_path: Path) -> None:

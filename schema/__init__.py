@@ -28,6 +28,7 @@ from schema.document import (
 )
 from schema.executor import FastExecutionContext, QuietExecutionContext
 from schema.limits import DocumentLimits
+from schema.media import MediaMutation
 from schema.posts import PostMutation
 from schema.results import parse_global_id
 from schema.social import SocialMutation
@@ -65,7 +66,7 @@ class Query(AccountQuery, TimelineQuery):
 
 
 @strawberry.type(description="Writes. Each takes one input and returns a result union.")
-class Mutation(AccountMutation, PostMutation, SocialMutation):
+class Mutation(AccountMutation, PostMutation, SocialMutation, MediaMutation):
     pass
 
 

@@ -76,9 +76,7 @@ class StorageProvider(Protocol):
     kind: ClassVar[str]
     """The registry name of the implementation (`local`, `s3`, `libcloud`)."""
 
-    async def put(
-        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str
-    ) -> ObjectInfo:
+    async def put(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> ObjectInfo:
         """Store the bytes of `chunks` under `key`, replacing any object there, and return
         its info (size and SHA-256 computed while streaming). The object appears whole or
         not at all: a failure part-way leaves no partial object under `key`."""

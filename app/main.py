@@ -69,8 +69,7 @@ def create_app(settings: Settings) -> Starlette:
                 max_bytes=settings.http.max_body_bytes,
                 # Uploads through the application (GraphQL multipart requests): the file
                 # and, beside it, a form as large as any other request.
-                multipart_max_bytes=settings.media.max_upload_bytes
-                + settings.http.max_body_bytes,
+                multipart_max_bytes=settings.media.max_upload_bytes + settings.http.max_body_bytes,
                 multipart_paths=("/graphql",),
             ),
         ],

@@ -236,7 +236,7 @@ else:
     UpdateProfileResult = UPDATE_PROFILE.result
 
 
-def _profile_media(value: str | None | UnsetType, field: str) -> int | None | Unchanged:
+def _profile_media(value: str | UnsetType | None, field: str) -> int | Unchanged | None:
     if value is UNSET or isinstance(value, UnsetType):
         return UNCHANGED
     return decode_id(value, "Media", field) if value is not None else None

@@ -46,8 +46,8 @@ class Loaders:
         # Only for posts loaded through the visibility rule: their media go with them.
         self.media_by_post_id: DataLoader[int, list[MediaView]] = DataLoader(load_post_media)
         # (avatar, header) of each account.
-        self.profile_media_by_user_id: DataLoader[int, tuple[MediaView | None, ...]] = (
-            DataLoader(load_profile_media)
+        self.profile_media_by_user_id: DataLoader[int, tuple[MediaView | None, ...]] = DataLoader(
+            load_profile_media
         )
         self.user_by_id: DataLoader[int, User | None] = DataLoader(load_users)
         self.viewer_state_by_post_id: DataLoader[int, tuple[bool, bool, bool]] = DataLoader(

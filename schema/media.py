@@ -14,12 +14,13 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from app.errors import DomainError, ErrorCode
+from app.ids import parse_id
 from app.models import MediaPurpose as MediaPurposeModel
 from app.models import MediaState as MediaStateModel
 from app.services.media import Focus, MediaView
 from app.services.media_processing import UPLOAD_MISSING
 from schema.context import Context
-from schema.results import INPUT, MutationTypes, decode_id
+from schema.results import INPUT, MutationTypes, decode_id, parse_global_id
 
 UPLOAD_CHUNK = 256 * 1024
 
@@ -130,7 +131,7 @@ class Media:
     @strawberry.field(description="Why processing refused the file; null unless failed.")
     def error_code(self) -> MediaErrorCode | None:
         code = cast("MediaView", self).error_code
-        return MediaErrorCode(code) if code in _ERROR_CODES else None
+        return MediaErrorCode[code.upper()] if code in _ERROR_CODES else None
 
     @strawberry.field(
         description="The full image (re-encoded, at most the operator's full size), once "
@@ -146,7 +147,7 @@ class Media:
         return _media_url(info, view.thumb_key, view)
 
 
-_ERROR_CODES = {member.value for member in MediaErrorCode}
+_ERROR_CODES = {member.name.lower() for member in MediaErrorCode}
 
 
 def as_media(view: MediaView) -> Media:
@@ -161,8 +162,7 @@ def as_media(view: MediaView) -> Media:
 class CreateUploadInput:
     purpose: MediaPurpose = strawberry.field(description="What it is for.")
     content_type: str = strawberry.field(
-        description="image/jpeg, image/png, image/webp or image/gif (checked again on the "
-        "content)."
+        description="image/jpeg, image/png, image/webp or image/gif (checked again on the content)."
     )
     byte_size: int = strawberry.field(
         description="The file's size in bytes, up to the upload limit (an operator setting)."
@@ -330,6 +330,26 @@ async def _file_chunks(file: Any) -> AsyncIterator[bytes]:
 
 
 @strawberry.type
+class MediaQuery:
+    @strawberry.field(
+        description="One of the viewer's media (to follow its processing), or null when it "
+        "is not the viewer's or the viewer is signed out."
+    )
+    async def media(
+        self,
+        info: Info[Context, None],
+        id: Annotated[strawberry.ID, strawberry.argument(description="The medium.")],
+    ) -> Media | None:
+        viewer = info.context.viewer
+        parsed = parse_global_id(id)
+        if viewer is None or parsed is None or parsed.type_name != "Media":
+            return None
+        node_id = parse_id(parsed.node_id)
+        view = await info.context.services.media.own_media(viewer, node_id) if node_id else None
+        return as_media(view) if view else None
+
+
+@strawberry.type
 class MediaMutation:
     @strawberry.mutation(
         description="Start an upload: a pending medium and, where storage takes them, a URL "
@@ -342,7 +362,7 @@ class MediaMutation:
             viewer = info.context.require_viewer()
             view, upload = await info.context.services.media.create_upload(
                 viewer,
-                purpose=MediaPurposeModel(input.purpose.value),
+                purpose=MediaPurposeModel(input.purpose.name.lower()),
                 content_type=input.content_type,
                 byte_size=input.byte_size,
                 alt_text=input.alt_text,
@@ -386,7 +406,7 @@ class MediaMutation:
                 chunks=_file_chunks(file),
                 content_type=getattr(file, "content_type", None) or "application/octet-stream",
                 size=getattr(file, "size", None),
-                purpose=MediaPurposeModel(input.purpose.value),
+                purpose=MediaPurposeModel(input.purpose.name.lower()),
                 media_id=media_id(input.id, "id") if input.id is not None else None,
                 alt_text=input.alt_text,
                 focus=_focus(input.focus),
@@ -410,4 +430,3 @@ class MediaMutation:
             return {"media": as_media(view)}
 
         return await UPDATE_MEDIA.run(action)
-

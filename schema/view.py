@@ -196,6 +196,10 @@ class GraphQLView(GraphQL[Context, None]):
             return error_response(
                 429, "Too many requests; try again later.", spent.budget.headers()
             )
+        finally:
+            if isinstance(request, Request):
+                # A multipart request's files (spooled to disk past 1 MiB) go now.
+                await request.close()
 
     def parse_json(self, data: str | bytes) -> Any:
         """A request body: an object (or a list, which batching refuses)."""

@@ -62,9 +62,7 @@ async def media(request: Request) -> Response:
     except ProviderError:
         return error_response(503, "Storage is unavailable; try again.", code="UNAVAILABLE")
     headers["Content-Length"] = str(obj.size)
-    return StreamingResponse(
-        _chain(first, chunks), media_type=obj.content_type, headers=headers
-    )
+    return StreamingResponse(_chain(first, chunks), media_type=obj.content_type, headers=headers)
 
 
 async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

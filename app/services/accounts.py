@@ -446,8 +446,8 @@ class AccountService:
         display_name: str | None = None,
         bio: str | None = None,
         is_locked: bool | None = None,
-        avatar_id: int | None | Unchanged = UNCHANGED,
-        header_id: int | None | Unchanged = UNCHANGED,
+        avatar_id: int | Unchanged | None = UNCHANGED,
+        header_id: int | Unchanged | None = UNCHANGED,
     ) -> User:
         """Change the given fields; a field left as None keeps its value (the avatar and
         header: left UNCHANGED; None removes them)."""

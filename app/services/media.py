@@ -8,6 +8,7 @@ them into re-encoded renditions or refused them; they are never served.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -132,7 +133,9 @@ def _view(row: sql.Row) -> MediaView:
     )
 
 
-async def media_by_ids(ids: Sequence[int], conn: BaseDBAsyncClient | None = None) -> list[MediaView]:
+async def media_by_ids(
+    ids: Sequence[int], conn: BaseDBAsyncClient | None = None
+) -> list[MediaView]:
     if not ids:
         return []
     rows = await sql.fetch(f"{_SELECT} WHERE m.id IN (:ids)", {"ids": sql.ids_param(ids)}, conn)
@@ -223,8 +226,7 @@ async def attach_to_post(
         raise DomainError(ErrorCode.INVALID_INPUT, "A medium is listed twice.", "mediaIds")
     # Locked, so that two posts cannot both take one medium.
     found = {
-        m.id: m
-        for m in await Media.filter(id__in=media_ids).select_for_update().using_db(conn)
+        m.id: m for m in await Media.filter(id__in=media_ids).select_for_update().using_db(conn)
     }
     for media_id in media_ids:
         media = found.get(media_id)
@@ -429,6 +431,14 @@ class MediaService:
         await self._save_settings(media_id, alt, focus)
         return await self._reload(media_id)
 
+    async def own_media(self, viewer: Viewer, media_id: int) -> MediaView | None:
+        """One of the viewer's media, in whatever state."""
+        found = await sql.fetch(
+            f"{_SELECT} WHERE m.id = :id AND m.owner_id = :owner",
+            {"id": media_id, "owner": viewer.user.id},
+        )
+        return _view(found[0]) if found else None
+
     async def inflight_upload_keys(self) -> set[str]:
         """Upload keys whose bytes are still wanted (media pending or processing): not
         orphans, whatever `holdfast storage orphans` finds without a stored_objects row."""
@@ -453,9 +463,7 @@ class MediaService:
 
     def _too_large(self, field: str) -> DomainError:
         limit = self.settings.max_upload_bytes
-        return DomainError(
-            ErrorCode.MEDIA_TOO_LARGE, f"Files are at most {limit} bytes.", field
-        )
+        return DomainError(ErrorCode.MEDIA_TOO_LARGE, f"Files are at most {limit} bytes.", field)
 
     @staticmethod
     def _settings_input(
@@ -505,7 +513,6 @@ class MediaService:
         return (await media_by_ids([media_id]))[0]
 
     async def _delete_quietly(self, backend: str, key: str) -> None:
-        try:
+        # Failing, it is an orphan that `holdfast storage orphans` finds.
+        with contextlib.suppress(ProviderError):
             await self.storage.provider(backend).delete(key)
-        except ProviderError:
-            pass  # an orphan: `holdfast storage orphans` finds it

@@ -52,6 +52,8 @@ UPDATE_PROFILE = _mutation(
     f"user {{ username avatar {{ {MEDIA_FIELDS} }} header {{ {MEDIA_FIELDS} }} }}",
 )
 
+MEDIA = f"query($id: ID!) {{ media(id: $id) {{ {MEDIA_FIELDS} }} }}"
+
 HTML = b"<html><body><script>alert(document.cookie)</script></body></html>"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><rect width="9"/></svg>'
 GIF_HTML_POLYGLOT = b"GIF89a" + HTML

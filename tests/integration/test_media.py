@@ -162,7 +162,8 @@ async def test_an_uploaded_jpeg_is_served_as_webp_without_its_metadata(
         served = await http.get(path_of(url))
         assert served.status_code == 200
         assert served.headers["content-type"] == "image/webp"
-        assert served.content[:4] == b"RIFF" and served.content[8:12] == b"WEBP"
+        assert served.content[:4] == b"RIFF"
+        assert served.content[8:12] == b"WEBP"
         assert b"Exif" not in served.content
         assert b"SecretCam" not in served.content
         assert b"my home address" not in served.content
@@ -216,7 +217,8 @@ async def test_hostile_uploads_fail_with_a_typed_error_and_nothing_stored(
     assert media["state"] == "FAILED"
     assert media["errorCode"] == code
     assert media["errorMessage"]
-    assert media["url"] is None and media["thumbnailUrl"] is None
+    assert media["url"] is None
+    assert media["thumbnailUrl"] is None
     assert not await StoredObject.exists()
     assert stored_files(media_root) == before
 
@@ -284,7 +286,7 @@ async def test_only_multipart_requests_may_be_larger_than_the_body_limit(
 async def test_a_json_upload_variable_is_a_typed_error(gql: GraphQLClient) -> None:
     alice = await gql.sign_up("alice")
     data = await gql(
-        "mutation { uploadMedia(input: {file: \"not a file\"}) { __typename "
+        'mutation { uploadMedia(input: {file: "not a file"}) { __typename '
         "... on UploadMediaError { code field } } }",
         token=alice.access_token,
     )
@@ -346,7 +348,9 @@ async def test_up_to_the_limit_of_media_attach_to_a_post_in_order(
 
     # Editing with a fifth one is refused and changes nothing; an edit can reorder and drop.
     over = await gql(
-        EDIT_POST, {"input": {"id": post_id, "text": "more", "mediaIds": ids}}, token=alice.access_token
+        EDIT_POST,
+        {"input": {"id": post_id, "text": "more", "mediaIds": ids}},
+        token=alice.access_token,
     )
     assert over["editPost"]["code"] == "TOO_MANY_ATTACHMENTS"
     data = await gql(POST, {"id": post_id}, token=alice.access_token)
@@ -394,7 +398,7 @@ async def test_media_that_cannot_be_attached_are_refused_and_nothing_is_posted(
     assert await Media.filter(post_id__not_isnull=True).count() == 1
 
 
-# --- serving and who may see what ------------------------------------------------------------------
+# --- serving and who may see what ---------------------------------------------------------
 
 
 async def test_public_post_media_are_served_to_anyone(
@@ -406,7 +410,8 @@ async def test_public_post_media_are_served_to_anyone(
 
     anonymous = await gql(POST, {"id": post["id"]})
     url = anonymous["node"]["media"][0]["url"]
-    assert "sig=" not in url and "?" not in url
+    assert "sig=" not in url
+    assert "?" not in url
     served = await http.get(path_of(url))
     assert served.status_code == 200
     assert served.headers["x-content-type-options"] == "nosniff"
@@ -433,7 +438,8 @@ async def test_followers_post_media_need_a_valid_signature(
     seen = await gql(POST, {"id": post["id"]}, token=bob.access_token)
     url = seen["node"]["media"][0]["url"]
     path, _, query = path_of(url).partition("?")
-    assert query.startswith("exp=") and "&sig=" in query
+    assert query.startswith("exp=")
+    assert "&sig=" in query
 
     served = await http.get(path_of(url))
     assert served.status_code == 200
@@ -448,7 +454,9 @@ async def test_followers_post_media_need_a_valid_signature(
     thumb_path = path_of(seen["node"]["media"][0]["thumbnailUrl"]).split("?")[0]
     assert (await http.get(f"{thumb_path}?{query}")).status_code == 404
     links = app.state.services.media.links
-    expired = links.url(path[len("/media/") :], origin="http://t", public=False, now=time.time() - 7_200)
+    expired = links.url(
+        path[len("/media/") :], origin="http://t", public=False, now=time.time() - 7_200
+    )
     assert (await http.get(path_of(expired))).status_code == 404
     # Someone outside the audience never sees the post, so never gets a URL.
     assert (await gql(POST, {"id": post["id"]}, token=carol.access_token))["node"] is None
@@ -479,7 +487,9 @@ async def test_media_of_a_deleted_account_are_not_served(
     media = await _ready(http, gql, app, alice)
     post = (await _post(gql, alice, [media["id"]]))["post"]
     avatar = await _ready(http, gql, app, alice, purpose="AVATAR")
-    profile = await gql(UPDATE_PROFILE, {"input": {"avatarId": avatar["id"]}}, token=alice.access_token)
+    profile = await gql(
+        UPDATE_PROFILE, {"input": {"avatarId": avatar["id"]}}, token=alice.access_token
+    )
     urls = [post["media"][0]["url"], profile["updateProfile"]["user"]["avatar"]["url"]]
     for url in urls:
         assert (await http.get(path_of(url))).status_code == 200
@@ -521,9 +531,10 @@ async def test_avatars_and_headers_are_public_once_in_use(
         token=alice.access_token,
     )
     user = data["updateProfile"]["user"]
-    assert user["avatar"]["id"] == avatar["id"] and user["header"]["id"] == header["id"]
+    assert user["avatar"]["id"] == avatar["id"]
+    assert user["header"]["id"] == header["id"]
     anonymous = await gql(
-        "query { user(username: \"alice\") { avatar { url } header { thumbnailUrl } } }"
+        'query { user(username: "alice") { avatar { url } header { thumbnailUrl } } }'
     )
     for url in (anonymous["user"]["avatar"]["url"], anonymous["user"]["header"]["thumbnailUrl"]):
         assert "sig=" not in url

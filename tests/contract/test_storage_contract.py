@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import httpx
 import pytest
@@ -272,6 +273,23 @@ async def test_failed_put_leaves_nothing(storage: StorageProvider, fail_after: i
         await storage.put("broken", failing(), content_type="text/plain")
     with pytest.raises(NotFound):
         await storage.head("broken")
+    assert await keys(storage) == []
+
+
+async def test_cancelled_put_leaves_nothing(storage: StorageProvider) -> None:
+    never = anyio.Event()
+
+    async def stalled() -> AsyncIterator[bytes]:
+        for _ in range(6):  # past a part, so that a multipart upload is under way
+            yield os.urandom(MiB)
+        await never.wait()
+        yield b"never sent"
+
+    with anyio.move_on_after(1) as scope:
+        await storage.put("stalled", stalled(), content_type="text/plain")
+    assert scope.cancelled_caught
+    with pytest.raises(NotFound):
+        await storage.head("stalled")
     assert await keys(storage) == []
 
 

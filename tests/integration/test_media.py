@@ -552,3 +552,23 @@ def _db_id(global_id: str) -> int:
     import base64
 
     return int(base64.b64decode(global_id).decode().split(":")[1])
+
+
+async def test_inflight_upload_keys_are_those_of_pending_and_processing_media(
+    http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
+) -> None:
+    alice = await gql.sign_up("alice")
+    media = app.state.services.media
+    ready = await _ready(http, gql, app, alice)
+    processing = await _upload_ok(http, alice.access_token)
+    created = await gql(
+        CREATE_UPLOAD,
+        {"input": {"purpose": "AVATAR", "contentType": "image/webp", "byteSize": 10}},
+        token=alice.access_token,
+    )
+    pending = created["createUpload"]["media"]
+
+    keys = await media.inflight_upload_keys()
+
+    assert keys == {f"uploads/{_db_id(processing['id'])}", f"uploads/{_db_id(pending['id'])}"}
+    assert f"uploads/{_db_id(ready['id'])}" not in keys

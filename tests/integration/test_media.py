@@ -560,13 +560,13 @@ async def test_inflight_upload_keys_are_those_of_pending_and_processing_media(
     alice = await gql.sign_up("alice")
     media = app.state.services.media
     ready = await _ready(http, gql, app, alice)
-    processing = await _upload_ok(http, alice.access_token)
     created = await gql(
         CREATE_UPLOAD,
         {"input": {"purpose": "AVATAR", "contentType": "image/webp", "byteSize": 10}},
         token=alice.access_token,
     )
     pending = created["createUpload"]["media"]
+    processing = await _upload_ok(http, alice.access_token)  # its job not run yet
 
     keys = await media.inflight_upload_keys()
 

@@ -8,7 +8,7 @@ from strawberry.dataloader import DataLoader
 from app.models import User
 from app.services import Services
 from app.services.graph import FollowState
-from app.services.media import MediaView, media_by_posts, profile_media
+from app.services.media_reads import MediaView, media_by_posts, profile_media
 from app.services.views import PostView, hydrate, posts_by_ids, viewer_states
 
 

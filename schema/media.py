@@ -17,8 +17,9 @@ from app.errors import DomainError, ErrorCode
 from app.ids import parse_id
 from app.models import MediaPurpose as MediaPurposeModel
 from app.models import MediaState as MediaStateModel
-from app.services.media import Focus, MediaView
+from app.services.media import Focus
 from app.services.media_processing import UPLOAD_MISSING
+from app.services.media_reads import MediaView
 from schema.context import Context
 from schema.results import INPUT, MutationTypes, decode_id, parse_global_id
 

@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 
 from app.http import error_response
 from app.services import Services
-from app.services.media import served_rendition
+from app.services.media_reads import served_rendition
 from providers.errors import NotFound, ProviderError
 from providers.storage.base import MAX_KEY_LENGTH
 

@@ -85,8 +85,7 @@ async def _services(settings: Settings, *, role: str | None) -> AsyncIterator[Se
         try:
             yield services
         finally:
-            await services.pubsub.close()
-            await services.limiter.close()
+            await services.close()
 
 
 @cli.command()

@@ -39,19 +39,43 @@ class _BodyTooLarge(Exception):
 
 class BodySizeLimit:
     """Refuse request bodies over `max_bytes` with 413: at once when Content-Length says so,
-    else as soon as the streamed body passes the limit, so no oversized body is ever held."""
+    else as soon as the streamed body passes the limit, so no oversized body is ever held.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A multipart/form-data POST to one of `multipart_paths` (uploads through GraphQL) may
+    have up to `multipart_max_bytes` instead."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        multipart_max_bytes: int | None = None,
+        multipart_paths: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.multipart_max_bytes = multipart_max_bytes
+        self.multipart_paths = frozenset(multipart_paths)
+
+    def limit(self, scope: Scope) -> int:
+        """The body limit of this request."""
+        if (
+            self.multipart_max_bytes is not None
+            and scope["method"] == "POST"
+            and scope["path"] in self.multipart_paths
+            and _is_multipart(scope)
+        ):
+            return self.multipart_max_bytes
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit(scope)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         received = 0
         started = False
@@ -61,7 +85,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _BodyTooLarge
             return message
 
@@ -75,12 +99,19 @@ class BodySizeLimit:
         except _BodyTooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = f"The request body is larger than {self.max_bytes} bytes."
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        message = f"The request body is larger than {limit} bytes."
         response = error_response(413, message, headers={"connection": "close"})
         await response(scope, receive, send)
+
+
+def _is_multipart(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bool(value.split(b";", 1)[0].strip().lower() == b"multipart/form-data")
+    return False
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -1,4 +1,4 @@
-"""The ASGI application: GraphQL at /graphql, /healthz; the lifespan opens the database,
+"""The ASGI application: GraphQL at /graphql, /healthz, /media; the lifespan opens the database,
 holds this process's node id, and opens the pub/sub and (unless `jobs.work_in_web` is off)
 this process's job worker."""
 
@@ -18,6 +18,7 @@ from app import nodes
 from app.db import tortoise_config
 from app.http import BodySizeLimit, http_error
 from app.routes.health import healthz
+from app.routes.media import media
 from app.services import Services
 from app.settings import Settings, load_settings
 
@@ -50,8 +51,7 @@ def create_app(settings: Settings) -> Starlette:
                 await graphql.close_sockets(CloseCode.SERVICE_RESTART, "Server restarting")
                 # Before pub/sub closes: jobs finishing in the grace period still publish.
                 await services.jobs.stop()
-                await services.pubsub.close()
-                await services.limiter.close()
+                await services.close()
 
     app = Starlette(
         routes=[
@@ -60,10 +60,18 @@ def create_app(settings: Settings) -> Starlette:
             # same limits, budget and masking as HTTP (schema/protocols.py).
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/media/{key:path}", media, methods=["GET"]),
         ],
         middleware=[
             Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
-            Middleware(BodySizeLimit, max_bytes=settings.http.max_body_bytes),
+            Middleware(
+                BodySizeLimit,
+                max_bytes=settings.http.max_body_bytes,
+                # Uploads through the application (GraphQL multipart requests): the file
+                # and, beside it, a form as large as any other request.
+                multipart_max_bytes=settings.media.max_upload_bytes + settings.http.max_body_bytes,
+                multipart_paths=("/graphql",),
+            ),
         ],
         exception_handlers={404: http_error, 405: http_error},
         lifespan=lifespan,

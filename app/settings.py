@@ -214,6 +214,39 @@ class StorageSettings(_Section):
     )
 
 
+class MediaSettings(_Section):
+    """Uploaded images (README: Media)."""
+
+    base_url: str | None = Field(
+        None,
+        description="where media URLs point (a CDN or an alias host, without a trailing "
+        "slash); default: this server's /media",
+    )
+    max_upload_bytes: int = Field(
+        10 * 1024 * 1024, ge=1_024, le=1_073_741_824, description="largest upload accepted"
+    )
+    max_pixels: int = Field(
+        40_000_000, ge=1_000, le=1_000_000_000, description="largest image (width x height)"
+    )
+    max_attachments: int = Field(4, ge=0, le=100, description="media attached to one post")
+    full_size: int = Field(2048, ge=16, le=16_384, description="longest side of the full image")
+    thumb_size: int = Field(400, ge=16, le=4_096, description="longest side of the thumbnail")
+    signed_url_ttl: int = Field(
+        3_600, ge=60, le=7 * 86_400, description="seconds a signed media URL works"
+    )
+    upload_url_ttl: int = Field(
+        900, ge=60, le=86_400, description="seconds a direct-upload URL works"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.base_url is not None and not self.base_url.startswith(("https://", "http://")):
+            raise ValueError("base_url must be an http(s) URL")
+        if self.thumb_size > self.full_size:
+            raise ValueError("thumb_size must not be above full_size")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -246,6 +279,7 @@ class Settings(BaseSettings):
     live: LiveSettings = LiveSettings()
     jobs: JobSettings = JobSettings()
     storage: StorageSettings = StorageSettings()
+    media: MediaSettings = MediaSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -28,6 +28,7 @@ from schema.document import (
 )
 from schema.executor import FastExecutionContext, QuietExecutionContext
 from schema.limits import DocumentLimits
+from schema.media import MediaMutation, MediaQuery
 from schema.posts import PostMutation
 from schema.results import parse_global_id
 from schema.social import SocialMutation
@@ -39,7 +40,7 @@ log = structlog.get_logger("holdfast.graphql")
 
 
 @strawberry.type(description="Reads.")
-class Query(AccountQuery, TimelineQuery):
+class Query(AccountQuery, TimelineQuery, MediaQuery):
     @strawberry.field(
         description="The object with this global ID, or null if the viewer may not see it."
     )
@@ -65,7 +66,7 @@ class Query(AccountQuery, TimelineQuery):
 
 
 @strawberry.type(description="Writes. Each takes one input and returns a result union.")
-class Mutation(AccountMutation, PostMutation, SocialMutation):
+class Mutation(AccountMutation, PostMutation, SocialMutation, MediaMutation):
     pass
 
 

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
+from strawberry.types.unset import UNSET, UnsetType
 
 from app.errors import ErrorCode
 from app.services.accounts import SessionTokens, SignedIn
+from app.services.media import UNCHANGED, Unchanged
 from schema.context import Context
-from schema.results import INPUT, MutationTypes
+from schema.results import INPUT, MutationTypes, decode_id
 from schema.types import User, as_user
 
 # --- types -------------------------------------------------------------------------------
@@ -126,6 +128,16 @@ class UpdateProfileInput:
     is_locked: bool | None = strawberry.field(
         default=None, description="Whether follows need approval."
     )
+    avatar_id: strawberry.ID | None = strawberry.field(
+        default=UNSET,
+        description="A ready medium of the viewer's uploaded as an avatar; null removes the "
+        "avatar, omitted keeps it.",
+    )
+    header_id: strawberry.ID | None = strawberry.field(
+        default=UNSET,
+        description="A ready medium of the viewer's uploaded as a header; null removes the "
+        "header, omitted keeps it.",
+    )
 
 
 SIGN_UP = MutationTypes(
@@ -193,7 +205,13 @@ DELETE_ACCOUNT = MutationTypes(
 UPDATE_PROFILE = MutationTypes(
     "updateProfile",
     UserPayload,
-    [ErrorCode.NOT_AUTHENTICATED, ErrorCode.INVALID_INPUT],
+    [
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.WRONG_MEDIA_PURPOSE,
+        ErrorCode.MEDIA_NOT_READY,
+    ],
     success="The profile changed.",
     failure="updateProfile failed; nothing changed.",
 )
@@ -216,6 +234,12 @@ else:
     ChangePasswordResult = CHANGE_PASSWORD.result
     DeleteAccountResult = DELETE_ACCOUNT.result
     UpdateProfileResult = UPDATE_PROFILE.result
+
+
+def _profile_media(value: str | UnsetType | None, field: str) -> int | Unchanged | None:
+    if value is UNSET or isinstance(value, UnsetType):
+        return UNCHANGED
+    return decode_id(value, "Media", field) if value is not None else None
 
 
 @strawberry.type
@@ -337,6 +361,8 @@ class AccountMutation:
                 display_name=input.display_name,
                 bio=input.bio,
                 is_locked=input.is_locked,
+                avatar_id=_profile_media(input.avatar_id, "avatarId"),
+                header_id=_profile_media(input.header_id, "headerId"),
             )
             return {"user": user}
 

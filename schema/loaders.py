@@ -8,6 +8,7 @@ from strawberry.dataloader import DataLoader
 from app.models import User
 from app.services import Services
 from app.services.graph import FollowState
+from app.services.media_reads import MediaView, media_by_posts, profile_media
 from app.services.views import PostView, hydrate, posts_by_ids, viewer_states
 
 
@@ -34,6 +35,20 @@ class Loaders:
             states = await viewer_states(viewer_id, ids)
             return [states[post_id] for post_id in ids]
 
+        async def load_post_media(ids: list[int]) -> list[list[MediaView]]:
+            found = await media_by_posts(ids)
+            return [found[post_id] for post_id in ids]
+
+        async def load_profile_media(ids: list[int]) -> list[tuple[MediaView | None, ...]]:
+            found = await profile_media(ids)
+            return [found[user_id] for user_id in ids]
+
+        # Only for posts loaded through the visibility rule: their media go with them.
+        self.media_by_post_id: DataLoader[int, list[MediaView]] = DataLoader(load_post_media)
+        # (avatar, header) of each account.
+        self.profile_media_by_user_id: DataLoader[int, tuple[MediaView | None, ...]] = DataLoader(
+            load_profile_media
+        )
         self.user_by_id: DataLoader[int, User | None] = DataLoader(load_users)
         self.viewer_state_by_post_id: DataLoader[int, tuple[bool, bool, bool]] = DataLoader(
             load_viewer_states

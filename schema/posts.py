@@ -45,6 +45,11 @@ class CreatePostInput:
     quote_of: strawberry.ID | None = strawberry.field(
         default=None, description="A public post this quotes."
     )
+    media_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="Ready media of the viewer's, uploaded for posts and on no other post, "
+        "in order (at most 4, an operator setting).",
+    )
 
 
 @strawberry.input(description="New text for one of the viewer's posts.")
@@ -54,6 +59,11 @@ class EditPostInput:
     content_warning: str | None = strawberry.field(
         default=None, description="The new content warning; none when omitted."
     )
+    media_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="The post's media from now on, as createPost's mediaIds (an empty list "
+        "removes them); null keeps them.",
+    )
 
 
 @strawberry.input(description="A post to act on.")
@@ -62,6 +72,12 @@ class PostRefInput:
 
 
 _POST_CODES = [ErrorCode.NOT_AUTHENTICATED, ErrorCode.NOT_FOUND]
+_ATTACH_CODES = [
+    ErrorCode.TOO_MANY_ATTACHMENTS,
+    ErrorCode.MEDIA_NOT_READY,
+    ErrorCode.MEDIA_IN_USE,
+    ErrorCode.WRONG_MEDIA_PURPOSE,
+]
 
 CREATE_POST = MutationTypes(
     "createPost",
@@ -73,6 +89,7 @@ CREATE_POST = MutationTypes(
         ErrorCode.INVALID_INPUT,
         ErrorCode.NOT_FOUND,
         ErrorCode.FORBIDDEN,
+        *_ATTACH_CODES,
     ],
     success="The post was published.",
     failure="createPost failed; nothing was published.",
@@ -86,6 +103,7 @@ EDIT_POST = MutationTypes(
         ErrorCode.TEXT_TOO_LONG,
         ErrorCode.INVALID_INPUT,
         ErrorCode.NOT_FOUND,
+        *_ATTACH_CODES,
     ],
     success="The post was edited; its earlier version is in editHistory.",
     failure="editPost failed; the post is unchanged.",
@@ -162,6 +180,12 @@ else:
     UnbookmarkPostResult = UNBOOKMARK_POST.result
 
 
+def _media_ids(values: list[strawberry.ID] | None) -> list[int] | None:
+    if values is None:
+        return None
+    return [decode_id(value, "Media", "mediaIds") for value in values]
+
+
 def _post(view: PostView) -> dict[str, Any]:
     return {"post": view}
 
@@ -186,6 +210,7 @@ class PostMutation:
                     quote_of_id=decode_id(input.quote_of, "Post", "quoteOf")
                     if input.quote_of
                     else None,
+                    media_ids=_media_ids(input.media_ids),
                 )
             )
 
@@ -203,6 +228,7 @@ class PostMutation:
                     decode_id(input.id, "Post", "id"),
                     text=input.text,
                     content_warning=input.content_warning,
+                    media_ids=_media_ids(input.media_ids),
                 )
             )
 

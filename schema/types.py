@@ -32,6 +32,10 @@ from app.services.views import AccountCard, PostView
 from schema.context import Context
 from schema.executor import PREFETCHED
 from schema.limits import LIST_SIZE
+from schema.media import Media, as_media
+
+# A post's media, as the cost of a query counts them (the default of media.max_attachments).
+MEDIA_LIST_SIZE = 4
 
 # --- enums -------------------------------------------------------------------------------
 
@@ -151,6 +155,16 @@ class User(relay.Node):
     def email(self, info: Info[Context, None]) -> str | None:
         root = cast("UserModel", self)
         return root.email if can_see_email(info.context.viewer, root) else None
+
+    @strawberry.field(description="The account's picture, if it has one.")
+    async def avatar(self, info: Info[Context, None]) -> Media | None:
+        avatar, _ = await info.context.loaders.profile_media_by_user_id.load(self.id)
+        return as_media(avatar) if avatar else None
+
+    @strawberry.field(description="The account's header image, if it has one.")
+    async def header(self, info: Info[Context, None]) -> Media | None:
+        _, header = await info.context.loaders.profile_media_by_user_id.load(self.id)
+        return as_media(header) if header else None
 
     @strawberry.field(description="Whether the viewer follows it, or asked to.")
     async def viewer_follow_state(self, info: Info[Context, None]) -> FollowState | None:
@@ -299,6 +313,16 @@ class Post(relay.Node):
     )
     async def viewer_has_bookmarked(self, info: Info[Context, None]) -> bool:
         return (await _viewer_state(self, info))[2]
+
+    @strawberry.field(
+        description="Images attached to it, in order; none on a deleted post.",
+        metadata={LIST_SIZE: MEDIA_LIST_SIZE},
+    )
+    async def media(self, info: Info[Context, None]) -> list[Media]:
+        post = cast("PostView", self)
+        if post.is_deleted:
+            return []
+        return [as_media(m) for m in await info.context.loaders.media_by_post_id.load(post.id)]
 
     @strawberry.field(description="Mentions, hashtags and links in the text, in order.")
     def entities(self) -> list[Entity]:

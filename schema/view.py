@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.http import error_response
@@ -37,6 +38,10 @@ def bearer_token(authorization: str | None) -> str | None:
     scheme, _, token = authorization.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
+
+# Headers a browser sends only after a CORS preflight, so a form on another origin cannot
+# (the Apollo convention for multipart uploads).
+PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name")
 
 _NO_ACK_PAYLOAD: UnsetType = UNSET  # connection_ack without a payload
 _BUDGET = "holdfast.budget"  # the scope key of the request's spent Budget
@@ -81,7 +86,9 @@ class GraphQLView(GraphQL[Context, None]):
             schema,
             graphql_ide=None if settings.is_production else "graphiql",
             allow_queries_via_get=True,
-            multipart_uploads_enabled=False,
+            # Uploads through the application (uploadMedia), under the CSRF rule of
+            # parse_http_body.
+            multipart_uploads_enabled=True,
             # strawberry's `ka` messages are not needed: uvicorn pings at the WebSocket level.
             keep_alive=False,
             connection_init_wait_timeout=timedelta(seconds=settings.live.init_timeout),
@@ -189,6 +196,10 @@ class GraphQLView(GraphQL[Context, None]):
             return error_response(
                 429, "Too many requests; try again later.", spent.budget.headers()
             )
+        finally:
+            if isinstance(request, Request):
+                # A multipart request's files (spooled to disk past 1 MiB) go now.
+                await request.close()
 
     def parse_json(self, data: str | bytes) -> Any:
         """A request body: an object (or a list, which batching refuses)."""
@@ -207,6 +218,17 @@ class GraphQLView(GraphQL[Context, None]):
         return parsed
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:
+        content_type, _ = parse_content_type(request.content_type or "")
+        if content_type == "multipart/form-data" and not any(
+            request.headers.get(name) for name in PREFLIGHT_HEADERS
+        ):
+            # A page on another origin can post a form (a CORS "simple" request) with the
+            # viewer's cookies; it cannot add a custom header without a preflight.
+            raise HTTPException(
+                400,
+                "Multipart requests need an Apollo-Require-Preflight (or "
+                "X-Apollo-Operation-Name) header.",
+            )
         parsed = await super().parse_http_body(request)
         if isinstance(parsed, GraphQLRequestData) and not isinstance(
             parsed.operation_name, str | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.models.account import RefreshToken, Role, Session, User
+from app.models.media import Media, MediaPurpose, MediaState
 from app.models.post import Bookmark, Like, Mention, Post, PostEdit, PostTag, Repost, Visibility
 from app.models.social import Block, Follow, FollowRequest, Mute
 from app.models.storage import MoveState, StorageMove, StoredObject
@@ -16,6 +17,7 @@ MODEL_MODULES = [
     "app.models.timeline",
     "app.models.system",
     "app.models.storage",
+    "app.models.media",
 ]
 
 __all__ = [
@@ -28,6 +30,9 @@ __all__ = [
     "Job",
     "JobState",
     "Like",
+    "Media",
+    "MediaPurpose",
+    "MediaState",
     "Mention",
     "MoveState",
     "Mute",

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 
 from app.models.base import SnowflakeModel
+
+if TYPE_CHECKING:
+    from app.models.media import Media
 
 
 class Role(StrEnum):
@@ -33,9 +37,18 @@ class User(SnowflakeModel):
     following_count = fields.IntField(default=0)
     # Notifications up to this id have been read.
     notifications_read_id = fields.BigIntField(default=0)
+    # Ready media of purpose avatar and header (app/services/media.py).
+    avatar: fields.ForeignKeyNullableRelation[Media] = fields.ForeignKeyField(
+        "models.Media", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    header: fields.ForeignKeyNullableRelation[Media] = fields.ForeignKeyField(
+        "models.Media", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
+    avatar_id: int | None
+    header_id: int | None
     sessions: fields.ReverseRelation[Session]
 
     class Meta:

@@ -14,10 +14,13 @@ from app.services.fanout import FanOutService
 from app.services.graph import GraphService
 from app.services.interactions import InteractionService
 from app.services.live import LiveService
+from app.services.media import PROCESS_MEDIA, MediaService
+from app.services.media_processing import MediaProcessor
 from app.services.notifications import NOTIFY, create_notifications
 from app.services.posts import PostService
 from app.services.rebuilds import REBUILD_HOME, RebuildService
 from app.settings import Settings
+from app.storage import Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,8 @@ class Services:
     graph: GraphService
     live: LiveService
     rebuilds: RebuildService
+    storage: Storage
+    media: MediaService
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -40,12 +45,14 @@ class Services:
         pubsub = pubsub_from_url(settings.redis_url)
         jobs = JobQueue(settings.jobs, pubsub)
         changes = Changes(pubsub, jobs)
+        storage = Storage(settings.storage)
         posts = PostService(settings, changes)
         rebuilds = RebuildService(settings, changes)
         # Every job kind and its handler, here and nowhere else.
         jobs.register(REBUILD_HOME, rebuilds.rebuild_home)
         FanOutService(settings).register(jobs)
         jobs.register(NOTIFY, create_notifications)
+        jobs.register(PROCESS_MEDIA, MediaProcessor(settings.media, storage).process)
         return cls(
             settings=settings,
             limiter=limiter,
@@ -58,4 +65,13 @@ class Services:
             graph=GraphService(changes),
             live=LiveService(settings, pubsub),
             rebuilds=rebuilds,
+            storage=storage,
+            media=MediaService(settings, changes, storage),
         )
+
+    async def close(self) -> None:
+        """Release what the services hold open (pub/sub, rate-limit storage, storage
+        backends)."""
+        await self.pubsub.close()
+        await self.limiter.close()
+        await self.storage.close()

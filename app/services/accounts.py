@@ -14,8 +14,9 @@ from tortoise.expressions import Q
 from app import auth, live, sql
 from app.changes import Change, Changes
 from app.errors import DomainError, ErrorCode
-from app.models import RefreshToken, Role, Session, User
+from app.models import MediaPurpose, RefreshToken, Role, Session, User
 from app.ratelimit import RateLimiter
+from app.services.media import UNCHANGED, Unchanged, check_profile_media
 from app.services.relations import blocked_among
 from app.settings import Settings
 from app.text import TextRule, clean_text, fold, has_forbidden_chars, has_lone_surrogates
@@ -445,10 +446,22 @@ class AccountService:
         display_name: str | None = None,
         bio: str | None = None,
         is_locked: bool | None = None,
+        avatar_id: int | Unchanged | None = UNCHANGED,
+        header_id: int | Unchanged | None = UNCHANGED,
     ) -> User:
-        """Change the given fields; a field left as None keeps its value."""
+        """Change the given fields; a field left as None keeps its value (the avatar and
+        header: left UNCHANGED; None removes them)."""
         user = viewer.user
         changes: dict[str, object] = {}
+        for column, value, purpose, field in (
+            ("avatar_id", avatar_id, MediaPurpose.AVATAR, "avatarId"),
+            ("header_id", header_id, MediaPurpose.HEADER, "headerId"),
+        ):
+            if value is UNCHANGED:
+                continue
+            if value is not None:
+                await check_profile_media(user.id, value, purpose, field)
+            changes[column] = value
         if display_name is not None:
             cleaned = validate_display_name(display_name)
             changes["display_name"] = cleaned

@@ -28,6 +28,7 @@ from app.models import (
 from app.services import fanout
 from app.services.accounts import Viewer
 from app.services.entities import Entity, parse_entities
+from app.services.media import attach_to_post
 from app.services.notifications import notify
 from app.services.views import PostView, hydrate, in_version_audience, posts_by_ids
 from app.settings import Settings
@@ -50,6 +51,7 @@ def _now() -> datetime:
 class PostService:
     def __init__(self, settings: Settings, changes: Changes) -> None:
         self._changes = changes
+        self._max_attachments = settings.media.max_attachments
         self._text = TextRule(
             field="text",
             label="Posts",
@@ -90,6 +92,7 @@ class PostService:
         content_warning: str | None = None,
         reply_to_id: int | None = None,
         quote_of_id: int | None = None,
+        media_ids: list[int] | None = None,
     ) -> PostView:
         text, warning = self._validate(text, content_warning)
         author = viewer.user
@@ -113,6 +116,15 @@ class PostService:
                 using_db=conn,
             )
             tags = await self._save_entities(post.id, entities, mentioned, conn)
+            if media_ids:
+                # A refusal rolls the whole post back.
+                await attach_to_post(
+                    conn,
+                    author_id=author.id,
+                    post_id=post.id,
+                    media_ids=media_ids,
+                    limit=self._max_attachments,
+                )
             if parent is not None and public:
                 await sql.execute(
                     "UPDATE posts SET reply_count = reply_count + 1 WHERE id = :id",
@@ -134,8 +146,16 @@ class PostService:
         return await self.reload(author.id, post.id)
 
     async def edit_post(
-        self, viewer: Viewer, post_id: int, *, text: str, content_warning: str | None = None
+        self,
+        viewer: Viewer,
+        post_id: int,
+        *,
+        text: str,
+        content_warning: str | None = None,
+        media_ids: list[int] | None = None,
     ) -> PostView:
+        """New text for a post; `media_ids`, when given, become its media (None keeps
+        them)."""
         text, warning = self._validate(text, content_warning)
         entities = parse_entities(text)
         mentioned = await self._mentioned_users(entities)
@@ -189,6 +209,14 @@ class PostService:
             )
             new_mentions = [u for u in mentioned if u.id not in already]
             await self._save_entities(post.id, entities, new_mentions, conn)
+            if media_ids is not None:
+                await attach_to_post(
+                    conn,
+                    author_id=viewer.user.id,
+                    post_id=post.id,
+                    media_ids=media_ids,
+                    limit=self._max_attachments,
+                )
             # For a DIRECT post, the accounts mentioned or no longer mentioned gain or lose it.
             changed = sorted(already ^ still)
             if changed:

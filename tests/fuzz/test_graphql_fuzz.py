@@ -79,6 +79,12 @@ schemathesis.graphql.scalar(
     ),
 )
 
+# A JSON request carries no file: whatever it sends as an Upload is refused as input
+# (uploadMedia's INVALID_INPUT); files come in multipart requests (tests/integration/test_media.py).
+schemathesis.graphql.scalar(
+    "Upload", st.one_of(st.text().map(nodes.String), st.integers().map(nodes.Int))
+)
+
 SCHEMA = schemathesis.graphql.from_path(SCHEMA_FILE)
 OPERATIONS: dict[str, schemathesis.APIOperation[Any, Any, Any, Any]] = {
     f"{root}.{name}": operations[name]

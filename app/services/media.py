@@ -1,0 +1,371 @@
+"""Media: uploads (direct to the storage vendor, or through the application), their
+settings (alt text, focus point), attaching them to posts and profiles (reading them:
+app/services/media_reads.py).
+
+An upload goes pending -> processing -> ready | failed. The original bytes wait under
+`uploads/<id>` until the job `media.process` (app/services/media_processing.py) has turned
+them into re-encoded renditions or refused them; they are never served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from app.changes import Changes
+from app.errors import DomainError, ErrorCode
+from app.ids import new_id
+from app.models import Media, MediaPurpose, MediaState
+from app.services.media_links import MediaLinks
+from app.services.media_reads import MediaView, media_by_ids
+from app.settings import Settings
+from app.storage import Storage
+from app.text import TextRule, clean_text
+from providers.errors import NotFound, ProviderError
+from providers.storage.base import PresignedUpload
+
+if TYPE_CHECKING:
+    from app.services.accounts import Viewer
+
+PROCESS_MEDIA = "media.process"
+ACCEPTED_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
+ALT_TEXT_MAX = 1_500
+ALT_TEXT = TextRule(
+    field="altText",
+    label="Alt text",
+    max_length=ALT_TEXT_MAX,
+    multiline=True,
+    too_long=ErrorCode.TEXT_TOO_LONG,
+)
+
+
+class Unchanged(Enum):
+    """A profile field left as it is (None would clear it)."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = Unchanged.UNCHANGED
+
+
+def upload_key(media_id: int) -> str:
+    return f"uploads/{media_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Focus:
+    """The point to keep in view when an image is cropped: x and y in -1..1, (0, 0) the
+    centre, (-1, 1) the top left corner."""
+
+    x: float
+    y: float
+
+
+async def attach_to_post(
+    conn: BaseDBAsyncClient, *, author_id: int, post_id: int, media_ids: list[int], limit: int
+) -> None:
+    """Make `media_ids`, in this order, the media of the post (in the change that writes the
+    post): each ready, the author's, uploaded for a post and on no other post. Media the post
+    had and `media_ids` lacks are detached. A DomainError leaves the caller's change to roll
+    back, so nothing changes."""
+    if len(media_ids) > limit:
+        raise DomainError(
+            ErrorCode.TOO_MANY_ATTACHMENTS, f"A post has at most {limit} media.", "mediaIds"
+        )
+    if len(set(media_ids)) != len(media_ids):
+        raise DomainError(ErrorCode.INVALID_INPUT, "A medium is listed twice.", "mediaIds")
+    # Locked, so that two posts cannot both take one medium.
+    found = {
+        m.id: m for m in await Media.filter(id__in=media_ids).select_for_update().using_db(conn)
+    }
+    for media_id in media_ids:
+        media = found.get(media_id)
+        if media is None or media.owner_id != author_id:
+            raise DomainError(ErrorCode.NOT_FOUND, "No such media of yours.", "mediaIds")
+        if media.purpose is not MediaPurpose.POST:
+            raise DomainError(
+                ErrorCode.WRONG_MEDIA_PURPOSE, "This media was uploaded for a profile.", "mediaIds"
+            )
+        if media.state is not MediaState.READY:
+            raise DomainError(ErrorCode.MEDIA_NOT_READY, "This media is not ready.", "mediaIds")
+        if media.post_id is not None and media.post_id != post_id:
+            raise DomainError(
+                ErrorCode.MEDIA_IN_USE, "This media is attached to another post.", "mediaIds"
+            )
+    await (
+        Media.filter(post_id=post_id)
+        .exclude(id__in=media_ids)
+        .using_db(conn)
+        .update(post_id=None, position=0)
+    )
+    for position, media_id in enumerate(media_ids):
+        await Media.filter(id=media_id).using_db(conn).update(post_id=post_id, position=position)
+
+
+async def check_profile_media(
+    owner_id: int, media_id: int, purpose: MediaPurpose, field: str
+) -> None:
+    """A medium the account may show as its avatar or header: its own, ready, uploaded for
+    that purpose."""
+    media = await Media.get_or_none(id=media_id, owner_id=owner_id)
+    if media is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such media of yours.", field)
+    if media.purpose is not purpose:
+        raise DomainError(
+            ErrorCode.WRONG_MEDIA_PURPOSE, f"This media was not uploaded as a {purpose}.", field
+        )
+    if media.state is not MediaState.READY:
+        raise DomainError(ErrorCode.MEDIA_NOT_READY, "This media is not ready.", field)
+
+
+class _Capped:
+    """The chunks of an upload, refused past `limit` bytes (`exceeded` then says so, however
+    the provider wraps the error)."""
+
+    def __init__(self, chunks: AsyncIterable[bytes], limit: int) -> None:
+        self.chunks = chunks
+        self.limit = limit
+        self.exceeded = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self.chunks:
+            size += len(chunk)
+            if size > self.limit:
+                self.exceeded = True
+                raise DomainError(ErrorCode.MEDIA_TOO_LARGE, "The file is too large.", "file")
+            yield chunk
+
+
+class MediaService:
+    def __init__(self, settings: Settings, changes: Changes, storage: Storage) -> None:
+        self.settings = settings.media
+        self.storage = storage
+        self.links = MediaLinks(settings)
+        self._changes = changes
+
+    # --- uploads -----------------------------------------------------------------------
+
+    async def create_upload(
+        self,
+        viewer: Viewer,
+        *,
+        purpose: MediaPurpose,
+        content_type: str,
+        byte_size: int,
+        alt_text: str | None = None,
+        focus: Focus | None = None,
+    ) -> tuple[MediaView, PresignedUpload | None]:
+        """A pending medium and, where the storage vendor has them, a URL to upload its bytes
+        to directly (then `finalize_upload`); without one, the client sends the bytes with
+        `upload(media_id=...)`."""
+        self._check_declared(content_type, byte_size)
+        alt, focus = self._settings_input(alt_text, focus)
+        media_id = new_id()
+        key = upload_key(media_id)
+        backend, direct = await self.storage.presigned_upload(
+            key,
+            content_type=content_type,
+            max_size=self.settings.max_upload_bytes,
+            expires_in=self.settings.upload_url_ttl,
+        )
+        await Media.create(
+            id=media_id,
+            owner_id=viewer.user.id,
+            purpose=purpose,
+            upload_key=key,
+            upload_backend=backend,
+            declared_type=content_type,
+            declared_size=byte_size,
+            alt_text=alt or "",
+            focus_x=focus.x if focus else 0.0,
+            focus_y=focus.y if focus else 0.0,
+        )
+        return await self._reload(media_id), direct
+
+    async def finalize_upload(self, viewer: Viewer, media_id: int) -> MediaView:
+        """The bytes of a pending upload have arrived: process them. Finalizing again
+        changes nothing."""
+        media = await self._own(viewer, media_id, "id")
+        if media.state is not MediaState.PENDING:
+            return await self._reload(media_id)
+        provider = self.storage.provider(media.upload_backend)
+        try:
+            info = await provider.head(media.upload_key)
+        except NotFound:
+            raise DomainError(
+                ErrorCode.UPLOAD_MISSING, "No file was uploaded for this media yet.", "id"
+            ) from None
+        if info.size > self.settings.max_upload_bytes:
+            # Refused and gone; the media stays pending for a smaller file.
+            await provider.delete(media.upload_key)
+            raise self._too_large("id")
+        await self._start_processing(media_id, media.upload_backend, info.size)
+        return await self._reload(media_id)
+
+    async def upload(
+        self,
+        viewer: Viewer,
+        *,
+        chunks: AsyncIterable[bytes],
+        content_type: str,
+        size: int | None = None,
+        purpose: MediaPurpose = MediaPurpose.POST,
+        media_id: int | None = None,
+        alt_text: str | None = None,
+        focus: Focus | None = None,
+    ) -> MediaView:
+        """Store the bytes of an upload sent through the application (a new medium, or the
+        pending one `media_id`) and process them. Over the size limit nothing is kept."""
+        self._check_declared(content_type, size or 0)
+        alt, focus = self._settings_input(alt_text, focus)
+        media: Media | None = None
+        if media_id is not None:
+            media = await self._own(viewer, media_id, "id")
+            if media.state is not MediaState.PENDING:
+                raise DomainError(
+                    ErrorCode.UPLOAD_NOT_PENDING, "This media was already uploaded.", "id"
+                )
+            key = media.upload_key
+        else:
+            media_id = new_id()
+            key = upload_key(media_id)
+        capped = _Capped(chunks, self.settings.max_upload_bytes)
+        try:
+            written = await self.storage.put(key, capped, content_type=content_type)
+        except Exception:
+            if not capped.exceeded:
+                raise
+            # put leaves nothing behind by contract; this is for a provider that did.
+            await self._delete_quietly(await self.storage.write_target(), key)
+            raise self._too_large("file") from None
+        async with self._changes.begin() as change:
+            conn = change.conn
+            if media is None:
+                await Media.create(
+                    id=media_id,
+                    owner_id=viewer.user.id,
+                    purpose=purpose,
+                    state=MediaState.PROCESSING,
+                    upload_key=key,
+                    upload_backend=written.backend,
+                    declared_type=content_type,
+                    declared_size=written.info.size,
+                    alt_text=alt or "",
+                    focus_x=focus.x if focus else 0.0,
+                    focus_y=focus.y if focus else 0.0,
+                    using_db=conn,
+                )
+                started = 1
+            else:
+                await self._save_settings(media_id, alt, focus, conn)
+                started = await (
+                    Media.filter(id=media_id, state=MediaState.PENDING)
+                    .using_db(conn)
+                    .update(
+                        state=MediaState.PROCESSING,
+                        upload_backend=written.backend,
+                        declared_size=written.info.size,
+                    )
+                )
+            if started:
+                await change.enqueue(PROCESS_MEDIA, {"media": media_id})
+        return await self._reload(media_id)
+
+    async def update_media(
+        self, viewer: Viewer, media_id: int, *, alt_text: str | None, focus: Focus | None
+    ) -> MediaView:
+        """Change a medium's alt text and focus point (None keeps each)."""
+        await self._own(viewer, media_id, "id")
+        alt, focus = self._settings_input(alt_text, focus)
+        await self._save_settings(media_id, alt, focus)
+        return await self._reload(media_id)
+
+    async def own_media(self, viewer: Viewer, media_id: int) -> MediaView | None:
+        """One of the viewer's media, in whatever state."""
+        found = await media_by_ids([media_id])
+        return found[0] if found and found[0].owner_id == viewer.user.id else None
+
+    async def inflight_upload_keys(self) -> set[str]:
+        """Upload keys whose bytes are still wanted (media pending or processing): not
+        orphans, whatever `holdfast storage orphans` finds without a stored_objects row."""
+        keys: list[str] = await Media.filter(
+            state__in=[MediaState.PENDING, MediaState.PROCESSING]
+        ).values_list("upload_key", flat=True)  # type: ignore[assignment]
+        return set(keys)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _check_declared(self, content_type: str, size: int) -> None:
+        if content_type not in ACCEPTED_TYPES:
+            raise DomainError(
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                "Only JPEG, PNG, WebP and GIF images are accepted.",
+                "contentType",
+            )
+        if size < 0:
+            raise DomainError(ErrorCode.INVALID_INPUT, "A size is not negative.", "byteSize")
+        if size > self.settings.max_upload_bytes:
+            raise self._too_large("byteSize")
+
+    def _too_large(self, field: str) -> DomainError:
+        limit = self.settings.max_upload_bytes
+        return DomainError(ErrorCode.MEDIA_TOO_LARGE, f"Files are at most {limit} bytes.", field)
+
+    @staticmethod
+    def _settings_input(
+        alt_text: str | None, focus: Focus | None
+    ) -> tuple[str | None, Focus | None]:
+        alt = clean_text(alt_text, ALT_TEXT) if alt_text is not None else None
+        if focus is not None and not all(
+            math.isfinite(v) and -1.0 <= v <= 1.0 for v in (focus.x, focus.y)
+        ):
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, "A focus point has x and y in -1..1.", "focus"
+            )
+        return alt, focus
+
+    async def _save_settings(
+        self,
+        media_id: int,
+        alt: str | None,
+        focus: Focus | None,
+        conn: BaseDBAsyncClient | None = None,
+    ) -> None:
+        changes: dict[str, Any] = {}
+        if alt is not None:
+            changes["alt_text"] = alt
+        if focus is not None:
+            changes["focus_x"], changes["focus_y"] = focus.x, focus.y
+        if changes:
+            await Media.filter(id=media_id).using_db(conn).update(**changes)
+
+    async def _own(self, viewer: Viewer, media_id: int, field: str) -> Media:
+        media = await Media.get_or_none(id=media_id, owner_id=viewer.user.id)
+        if media is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "No such media of yours.", field)
+        return media
+
+    async def _start_processing(self, media_id: int, backend: str, size: int) -> None:
+        async with self._changes.begin() as change:
+            started = (
+                await Media.filter(id=media_id, state=MediaState.PENDING)
+                .using_db(change.conn)
+                .update(state=MediaState.PROCESSING, upload_backend=backend, declared_size=size)
+            )
+            if started:
+                await change.enqueue(PROCESS_MEDIA, {"media": media_id})
+
+    async def _reload(self, media_id: int) -> MediaView:
+        return (await media_by_ids([media_id]))[0]
+
+    async def _delete_quietly(self, backend: str, key: str) -> None:
+        # Failing, it is an orphan that `holdfast storage orphans` finds.
+        with contextlib.suppress(ProviderError):
+            await self.storage.provider(backend).delete(key)

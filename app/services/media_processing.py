@@ -1,0 +1,174 @@
+"""The job `media.process`: an upload's bytes become re-encoded renditions, or a typed refusal.
+
+Idempotent, as every job (it runs at least once): a medium that is no longer processing is
+left alone; renditions go to deterministic keys (`media/<id>/full.webp`, `.../thumb.webp`),
+so a second run overwrites what a failed first one wrote. Their stored_objects rows and the
+medium's new state commit with the job; the upload's original bytes are deleted only after
+that commit. A refused image (`ImageError`) fails the medium with its code and keeps nothing;
+a storage failure raises, so the job is retried, with nothing recorded.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from app import imaging
+from app.changes import Change
+from app.jobs import DeadJob
+from app.models import Media, MediaState
+from app.settings import MediaSettings
+from app.storage import Storage, Written
+from providers.errors import NotFound, ProviderError
+
+log = logging.getLogger("holdfast.media")
+
+UPLOAD_MISSING = "upload_missing"  # an error code beside imaging's: the bytes never came
+_EXTENSIONS = {"image/webp": "webp", "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
+
+
+def rendition_key(media_id: int, name: str, content_type: str) -> str:
+    return f"media/{media_id}/{name}.{_EXTENSIONS.get(content_type, 'bin')}"
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class MediaProcessor:
+    def __init__(self, settings: MediaSettings, storage: Storage) -> None:
+        self.settings = settings
+        self.storage = storage
+
+    async def process(self, change: Change, payload: dict[str, Any]) -> None:
+        """The handler of `media.process` ({"media": id})."""
+        media_id = payload.get("media")
+        if not isinstance(media_id, int):
+            raise DeadJob(f"not a media id: {media_id!r}")
+        conn = change.conn
+        media = await Media.filter(id=media_id).select_for_update().using_db(conn).first()
+        if media is None or media.state is not MediaState.PROCESSING:
+            return  # done by an earlier run, or gone with its account
+        try:
+            processed = await self._process(media)
+        except _Refused as refused:
+            await self._fail(change, media, refused.code, refused.message)
+            return
+        written: list[Written] = []
+        try:
+            for rendition in processed.renditions:
+                key = rendition_key(media.id, rendition.name, rendition.content_type)
+                written.append(
+                    await self.storage.put(
+                        key, _chunks(rendition.data), content_type=rendition.content_type
+                    )
+                )
+            recorded = {
+                w.info.key: await self.storage.record(conn, w, owner_id=media.owner_id)
+                for w in written
+            }
+        except Exception:
+            # Nothing half-stored: what this run wrote goes (the retry writes it again).
+            for done in written:
+                await self._delete_quietly(done.backend, done.info.key)
+            raise
+        by_name = {
+            r.name: recorded[rendition_key(media.id, r.name, r.content_type)]
+            for r in processed.renditions
+        }
+        await (
+            Media.filter(id=media.id)
+            .using_db(conn)
+            .update(
+                state=MediaState.READY,
+                width=processed.width,
+                height=processed.height,
+                blurhash=processed.blurhash,
+                animated=processed.animated,
+                full_id=by_name["full"].id,
+                thumb_id=by_name["thumb"].id,
+                error_code=None,
+                error_message=None,
+            )
+        )
+        self._delete_upload_after(change, media)
+
+    async def _process(self, media: Media) -> imaging.ProcessedImage:
+        """The upload's bytes, fetched to a temporary file (at most the limit and one byte
+        more), decoded and re-encoded in a worker thread."""
+        directory = Path(tempfile.mkdtemp(prefix="holdfast-media-"))
+        try:
+            path = directory / "upload"
+            await self._fetch(media, path)
+            try:
+                return await anyio.to_thread.run_sync(
+                    functools.partial(
+                        imaging.process,
+                        path,
+                        max_bytes=self.settings.max_upload_bytes,
+                        max_pixels=self.settings.max_pixels,
+                        full_size=self.settings.full_size,
+                        thumb_size=self.settings.thumb_size,
+                    )
+                )
+            except imaging.ImageError as exc:
+                raise _Refused(exc.code.value, exc.message) from None
+        finally:
+            await anyio.to_thread.run_sync(
+                functools.partial(shutil.rmtree, directory, ignore_errors=True)
+            )
+
+    async def _fetch(self, media: Media, path: Path) -> None:
+        limit = self.settings.max_upload_bytes
+        size = 0
+        provider = self.storage.provider(media.upload_backend)
+        try:
+            async with await anyio.open_file(path, "wb") as file:
+                async for chunk in provider.get(media.upload_key, length=limit + 1):
+                    size += len(chunk)
+                    if size > limit:
+                        raise _Refused(
+                            imaging.ImageErrorCode.TOO_LARGE.value,
+                            f"Files are at most {limit} bytes.",
+                        )
+                    await file.write(chunk)
+        except NotFound:
+            raise _Refused(UPLOAD_MISSING, "The uploaded file is gone; upload it again.") from None
+
+    async def _fail(self, change: Change, media: Media, code: str, message: str) -> None:
+        await (
+            Media.filter(id=media.id)
+            .using_db(change.conn)
+            .update(state=MediaState.FAILED, error_code=code, error_message=message[:300])
+        )
+        self._delete_upload_after(change, media)
+
+    def _delete_upload_after(self, change: Change, media: Media) -> None:
+        """The original bytes are never served: once the outcome is committed they go (if
+        this fails, the upload is an orphan for `holdfast storage orphans`)."""
+
+        async def delete() -> None:
+            await self._delete_quietly(media.upload_backend, media.upload_key)
+
+        change.after_commit(delete)
+
+    async def _delete_quietly(self, backend: str, key: str) -> None:
+        try:
+            await self.storage.provider(backend).delete(key)
+        except (ProviderError, LookupError) as exc:
+            log.warning("could not delete %s from %s: %s", key, backend, exc)

@@ -20,6 +20,15 @@ Handler = Callable[["Change", dict[str, Any]], Awaitable[None]]
 transaction that also marks the job done) and publishes through `change`. It may run more than
 once for one job (a retry after a failure), so it must be idempotent."""
 
+Commit = Callable[["Change"], Awaitable[None]]
+Stage = Callable[[dict[str, Any]], Awaitable[Commit]]
+"""`async def stage(payload) -> commit`: a job whose slow part (a vendor's I/O, decoding an
+image) must not hold a database transaction open (on SQLite it would stop every other write).
+The stage runs first, outside any transaction, and returns `commit(change)`, which runs in the
+transaction that marks the job done. Both may run more than once, and a stage may run while
+another worker's stage of the same job runs (after a lease expired): the commit step decides,
+under its row locks, whether the stage's work still applies."""
+
 # Wake-ups for workers in every process; what they carry does not matter (a worker looks in the
 # jobs table), so a lost one only delays a job until the next poll.
 JOBS_CHANNEL = "jobs"
@@ -54,26 +63,47 @@ class JobQueue:
         self.settings = settings
         self.pubsub = pubsub
         self._handlers: dict[str, Handler] = {}
+        self._stages: dict[str, Stage] = {}
         self.worker: Worker | None = None
 
     def register(self, name: str, handler: Handler) -> None:
-        if not name or len(name) > MAX_NAME:
-            raise ValueError(f"a job name has 1 to {MAX_NAME} characters: {name!r}")
-        if name in self._handlers:
-            raise ValueError(f"a handler for {name!r} is registered already")
+        self._check_new(name)
         self._handlers[name] = handler
 
-    def handler(self, name: str) -> Handler | None:
-        return self._handlers.get(name)
+    def register_staged(self, name: str, stage: Stage) -> None:
+        """Register a job whose work starts outside the transaction (`Stage`)."""
+        self._check_new(name)
+        self._stages[name] = stage
+
+    def _check_new(self, name: str) -> None:
+        if not name or len(name) > MAX_NAME:
+            raise ValueError(f"a job name has 1 to {MAX_NAME} characters: {name!r}")
+        if name in self._handlers or name in self._stages:
+            raise ValueError(f"a handler for {name!r} is registered already")
+
+    async def prepare(self, name: str, payload: dict[str, Any]) -> Commit:
+        """What runs in the job's transaction: a staged job's stage is run first (outside
+        any transaction) for it. LookupError for a name without a handler."""
+        stage = self._stages.get(name)
+        if stage is not None:
+            return await stage(payload)
+        handler = self._handlers.get(name)
+        if handler is None:
+            raise LookupError(f"no handler for job {name!r} in this process")
+
+        async def commit(change: Change) -> None:
+            await handler(change, payload)
+
+        return commit
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._handlers)
+        return sorted([*self._handlers, *self._stages])
 
     def encode(self, name: str, payload: Mapping[str, Any]) -> str:
         """The payload as stored, for a job that can be run: an unknown name or a payload that
         is not small JSON is a programming error, refused before anything is written."""
-        if name not in self._handlers:
+        if name not in self._handlers and name not in self._stages:
             raise ValueError(f"no handler is registered for job {name!r}")
         try:
             encoded = orjson.dumps(dict(payload))

@@ -168,14 +168,12 @@ class Worker:
         task.add_done_callback(finished)
 
     async def _attempt(self, job: outbox.Claimed) -> None:
-        handler = self.queue.handler(job.name)
         try:
-            if handler is None:
-                raise LookupError(f"no handler for job {job.name!r} in this process")
+            commit = await self.queue.prepare(job.name, job.payload)
             async with self.changes.begin() as change:
                 if not await outbox.hold(change.conn, job):
                     raise _LostClaim
-                await handler(change, job.payload)
+                await commit(change)
                 await outbox.complete(change.conn, job)
         except _LostClaim:
             log.warning("job %s (%s) was taken over by another worker", job.id, job.name)

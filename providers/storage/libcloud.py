@@ -202,21 +202,18 @@ class LibcloudStorage:
         end = obj.size if length is None else min(obj.size, offset + length)
         if offset >= end:
             return
-        skip = 0
-        in_place = self.options.driver in _WRITES_IN_PLACE
+        whole = offset == 0 and end == obj.size
+        # The local driver's ranged read loads the whole file: read from the start, skipping.
+        skip = offset if self.options.driver in _WRITES_IN_PLACE else 0
 
         def open_stream() -> Iterator[bytes]:
             driver, _ = self._driver()
-            if offset == 0 and end == obj.size:
-                return iter(driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE))
-            if in_place:
+            if whole or skip:
                 return iter(driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE))
             return iter(
                 driver.download_object_range_as_stream(obj, offset, end, chunk_size=CHUNK_SIZE)
             )
 
-        if in_place:
-            skip = offset
         stream = await self._run("get", open_stream)
         remaining = end - offset
         try:

@@ -52,7 +52,7 @@ class Services:
         jobs.register(REBUILD_HOME, rebuilds.rebuild_home)
         FanOutService(settings).register(jobs)
         jobs.register(NOTIFY, create_notifications)
-        jobs.register(PROCESS_MEDIA, MediaProcessor(settings.media, storage).process)
+        jobs.register_staged(PROCESS_MEDIA, MediaProcessor(settings.media, storage).stage)
         return cls(
             settings=settings,
             limiter=limiter,

@@ -23,6 +23,7 @@ from app.errors import DomainError, ErrorCode
 from app.ids import new_id
 from app.models import Media, MediaPurpose, MediaState
 from app.services.media_links import MediaLinks
+from app.services.media_processing import rendition_prefix
 from app.services.media_reads import MediaView, media_by_ids
 from app.settings import Settings
 from app.storage import Storage
@@ -293,12 +294,18 @@ class MediaService:
         return found[0] if found and found[0].owner_id == viewer.user.id else None
 
     async def inflight_upload_keys(self) -> set[str]:
-        """Upload keys whose bytes are still wanted (media pending or processing): not
-        orphans, whatever `holdfast storage orphans` finds without a stored_objects row."""
-        keys: list[str] = await Media.filter(
+        """Keys whose bytes are still wanted though no stored_objects row names them yet, for
+        `holdfast storage orphans`: the upload keys of media pending or processing, and the
+        rendition prefix (ending in `/`) of those processing (a job stores renditions before
+        it records them)."""
+        rows = await Media.filter(
             state__in=[MediaState.PENDING, MediaState.PROCESSING]
-        ).values_list("upload_key", flat=True)  # type: ignore[assignment]
-        return set(keys)
+        ).values_list("id", "upload_key", "state")
+        keys = {upload_key for _, upload_key, _ in rows}
+        keys.update(
+            rendition_prefix(id_) for id_, _, state in rows if state == MediaState.PROCESSING
+        )
+        return keys
 
     # --- helpers -----------------------------------------------------------------------
 

@@ -1,17 +1,21 @@
 """The job `media.process`: an upload's bytes become re-encoded renditions, or a typed refusal.
 
-Idempotent, as every job (it runs at least once): a medium that is no longer processing is
-left alone; renditions go to deterministic keys (`media/<id>/full.webp`, `.../thumb.webp`),
-so a second run overwrites what a failed first one wrote. Their stored_objects rows and the
-medium's new state commit with the job; the upload's original bytes are deleted only after
-that commit. A refused image (`ImageError`) fails the medium with its code and keeps nothing;
-a storage failure raises, so the job is retried, with nothing recorded.
+A staged job (app/jobs/queue.py `Stage`): fetching, decoding, re-encoding and storing run
+before any transaction opens (on SQLite an open transaction stops every other write), and only
+the outcome commits with the job. Idempotent, as every job (it runs at least once): a medium
+that is no longer processing is left alone. Each run writes its renditions under keys of its
+own (`media/<id>/<run>-full.webp`), so a run never overwrites what another run recorded; the
+commit step records them only if the medium is still processing, and otherwise (or if it fails)
+deletes them. The upload's original bytes are deleted only after the outcome committed. A
+refused image (`ImageError`) fails the medium with its code and keeps nothing; a storage
+failure raises, so the job is retried, with nothing recorded.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -24,6 +28,7 @@ import anyio.to_thread
 from app import imaging
 from app.changes import Change
 from app.jobs import DeadJob
+from app.jobs.queue import Commit
 from app.models import Media, MediaState
 from app.settings import MediaSettings
 from app.storage import Storage, Written
@@ -35,8 +40,13 @@ UPLOAD_MISSING = "upload_missing"  # an error code beside imaging's: the bytes n
 _EXTENSIONS = {"image/webp": "webp", "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
 
 
-def rendition_key(media_id: int, name: str, content_type: str) -> str:
-    return f"media/{media_id}/{name}.{_EXTENSIONS.get(content_type, 'bin')}"
+def rendition_prefix(media_id: int) -> str:
+    """Where a medium's renditions are stored: every run's keys start with it."""
+    return f"media/{media_id}/"
+
+
+def rendition_key(media_id: int, run: str, name: str, content_type: str) -> str:
+    return f"{rendition_prefix(media_id)}{run}-{name}.{_EXTENSIONS.get(content_type, 'bin')}"
 
 
 class _Refused(Exception):
@@ -50,47 +60,72 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+async def _nothing(change: Change) -> None:
+    return None
+
+
 class MediaProcessor:
     def __init__(self, settings: MediaSettings, storage: Storage) -> None:
         self.settings = settings
         self.storage = storage
 
-    async def process(self, change: Change, payload: dict[str, Any]) -> None:
-        """The handler of `media.process` ({"media": id})."""
+    async def stage(self, payload: dict[str, Any]) -> Commit:
+        """The stage of `media.process` ({"media": id}): the renditions stored, and the step
+        that records them."""
         media_id = payload.get("media")
         if not isinstance(media_id, int):
             raise DeadJob(f"not a media id: {media_id!r}")
-        conn = change.conn
-        media = await Media.filter(id=media_id).select_for_update().using_db(conn).first()
+        media = await Media.filter(id=media_id).first()
         if media is None or media.state is not MediaState.PROCESSING:
-            return  # done by an earlier run, or gone with its account
+            return _nothing  # done by an earlier run, or gone with its account
         try:
             processed = await self._process(media)
         except _Refused as refused:
-            await self._fail(change, media, refused.code, refused.message)
-            return
+            return functools.partial(
+                self._fail, media=media, code=refused.code, message=refused.message
+            )
+        run = secrets.token_hex(4)
         written: list[Written] = []
         try:
             for rendition in processed.renditions:
-                key = rendition_key(media.id, rendition.name, rendition.content_type)
+                key = rendition_key(media.id, run, rendition.name, rendition.content_type)
                 written.append(
                     await self.storage.put(
                         key, _chunks(rendition.data), content_type=rendition.content_type
                     )
                 )
-            recorded = {
-                w.info.key: await self.storage.record(conn, w, owner_id=media.owner_id)
-                for w in written
-            }
-        except Exception:
-            # Nothing half-stored: what this run wrote goes (the retry writes it again).
-            for done in written:
-                await self._delete_quietly(done.backend, done.info.key)
+        except BaseException:
+            # Nothing half-stored: what this run wrote goes (the retry writes anew).
+            await self._forget(written)
             raise
-        by_name = {
-            r.name: recorded[rendition_key(media.id, r.name, r.content_type)]
-            for r in processed.renditions
-        }
+
+        async def commit(change: Change) -> None:
+            try:
+                recorded = await self._record(change, media, processed, written)
+            except BaseException:
+                await self._forget(written)
+                raise
+            if not recorded:
+                change.after_commit(functools.partial(self._forget, written))
+
+        return commit
+
+    async def _record(
+        self,
+        change: Change,
+        media: Media,
+        processed: imaging.ProcessedImage,
+        written: list[Written],
+    ) -> bool:
+        """Record the renditions and the medium ready, if it is still processing (under its
+        row lock); False when another run or a deletion came first."""
+        conn = change.conn
+        current = await Media.filter(id=media.id).select_for_update().using_db(conn).first()
+        if current is None or current.state is not MediaState.PROCESSING:
+            return False
+        by_name = {}
+        for rendition, done in zip(processed.renditions, written, strict=True):
+            by_name[rendition.name] = await self.storage.record(conn, done, owner_id=media.owner_id)
         await (
             Media.filter(id=media.id)
             .using_db(conn)
@@ -107,6 +142,11 @@ class MediaProcessor:
             )
         )
         self._delete_upload_after(change, media)
+        return True
+
+    async def _forget(self, written: list[Written]) -> None:
+        for done in written:
+            await self._delete_quietly(done.backend, done.info.key)
 
     async def _process(self, media: Media) -> imaging.ProcessedImage:
         """The upload's bytes, fetched to a temporary file (at most the limit and one byte
@@ -150,13 +190,14 @@ class MediaProcessor:
         except NotFound:
             raise _Refused(UPLOAD_MISSING, "The uploaded file is gone; upload it again.") from None
 
-    async def _fail(self, change: Change, media: Media, code: str, message: str) -> None:
-        await (
-            Media.filter(id=media.id)
+    async def _fail(self, change: Change, *, media: Media, code: str, message: str) -> None:
+        updated = await (
+            Media.filter(id=media.id, state=MediaState.PROCESSING)
             .using_db(change.conn)
             .update(state=MediaState.FAILED, error_code=code, error_message=message[:300])
         )
-        self._delete_upload_after(change, media)
+        if updated:
+            self._delete_upload_after(change, media)
 
     def _delete_upload_after(self, change: Change, media: Media) -> None:
         """The original bytes are never served: once the outcome is committed they go (if

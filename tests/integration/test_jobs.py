@@ -5,6 +5,7 @@ again when its worker's lease runs out, and is never run by two workers at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
@@ -141,6 +142,63 @@ async def test_a_committed_job_runs_once_and_commits_with_its_effects(
     assert await bio(user.id) == "x"
     assert (job.attempts, job.lease_owner, job.last_error) == (1, None, None)
     assert job.finished_at is not None
+
+
+async def test_a_staged_job_works_outside_a_transaction_then_commits_its_outcome(
+    user: User, running: list[JobQueue]
+) -> None:
+    queue, changes = make_queue()
+    stages = 0
+
+    async def stage(payload: dict[str, Any]) -> Callable[[Change], Awaitable[None]]:
+        nonlocal stages
+        stages += 1
+        # No transaction is open while a stage runs: a write of another change commits at
+        # once (on SQLite's one connection it would wait for the open one, here for ever).
+        async with changes.begin() as other:
+            await sql.execute(
+                "UPDATE users SET display_name = :name WHERE id = :id",
+                {"name": f"stage {stages}", "id": payload["user"]},
+                other.conn,
+            )
+
+        async def commit(change: Change) -> None:
+            await append_to_bio(change, payload["user"])
+            if stages == 1:
+                raise RuntimeError("the first commit fails: the stage runs again")
+
+        return commit
+
+    queue.register_staged("test.staged", stage)
+    await queue.start(changes)
+    running.append(queue)
+
+    async with changes.begin() as change:
+        job_id = await change.enqueue("test.staged", {"user": user.id})
+    await asyncio.wait_for(eventually(lambda: state_is(job_id, JobState.DONE)), 10)
+
+    stored = await User.get(id=user.id)
+    assert stages == 2
+    assert stored.display_name == "stage 2"
+    assert stored.bio == "x"  # the failed commit rolled back with its job's attempt
+    assert (await job_row(job_id)).attempts == 2
+
+
+def test_a_job_name_takes_one_handler_plain_or_staged() -> None:
+    queue, _ = make_queue()
+
+    async def handler(change: Change, payload: dict[str, Any]) -> None:
+        return None
+
+    async def stage(payload: dict[str, Any]) -> Callable[[Change], Awaitable[None]]:
+        return functools.partial(handler, payload=payload)
+
+    queue.register("test.one", handler)
+    with pytest.raises(ValueError, match="registered already"):
+        queue.register_staged("test.one", stage)
+    queue.register_staged("test.two", stage)
+    assert queue.names == ["test.one", "test.two"]
+    assert queue.encode("test.two", {"a": 1}) == '{"a":1}'
 
 
 async def test_hand_over_wakes_the_worker_before_its_next_poll(

@@ -74,7 +74,7 @@ async def test_media_urls_use_the_configured_base_url(
         media = data["createPost"]["post"]["media"][0]
 
         assert media["url"].startswith(f"{base}/media/")
-        assert media["url"].endswith("/full.webp")
+        assert media["url"].endswith("-full.webp")
         assert media["thumbnailUrl"].startswith(f"{base}/media/")
         # The CDN fetches from this server's /media route: same path below the base.
         assert (await http.get("/media" + media["url"][len(base) :])).status_code == 200

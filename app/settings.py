@@ -327,7 +327,8 @@ class Settings(BaseSettings):
         if self.storage.default not in self.storage.backends:
             known = ", ".join(sorted(self.storage.backends))
             raise ValueError(
-                f"storage.default names no backend: {self.storage.default!r} (known: {known})"
+                f"storage.default (HOLDFAST_STORAGE__DEFAULT) names no backend: "
+                f"{self.storage.default!r} (known: {known})"
             )
         return self
 
@@ -381,11 +382,34 @@ def load_settings(**overrides: Any) -> Settings:
     if unknown:
         raise SettingsError(f"unknown setting {', '.join(unknown)}")
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "settings"
+            if not error["loc"]:  # a check across settings names its keys itself
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
+            key = ".".join(str(part) for part in error["loc"])
             env_name = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{key} ({env_name}): {error['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    _check_providers(settings)
+    return settings
+
+
+def _check_providers(settings: Settings) -> None:
+    """Every configured provider exists and takes the options given (a start-up error
+    naming the key, before anything is opened)."""
+    from providers.errors import ConfigurationError
+    from providers.registry import parse_options
+
+    for name, backend in settings.storage.backends.items():
+        try:
+            parse_options(
+                "storage",
+                backend.provider,
+                backend.options,
+                where=f"storage.backends.{name}.options",
+            )
+        except ConfigurationError as exc:
+            raise SettingsError(f"storage.backends.{name}: {exc}") from None

@@ -74,6 +74,15 @@ def load(kind: str, name: str, options: Mapping[str, Any], *, where: str = "") -
     the message points at the setting to fix.
     """
     cls = provider_class(kind, name)
+    return cls(parse_options(kind, name, options, where=where))
+
+
+def parse_options(
+    kind: str, name: str, options: Mapping[str, Any], *, where: str = ""
+) -> BaseModel:
+    """`options` checked against provider `name`'s `Options`, without making the provider
+    (nothing is connected or created): ConfigurationError naming each bad key."""
+    cls = provider_class(kind, name)
     options_model: type[BaseModel] = cls.Options
     try:
         parsed = options_model.model_validate(dict(options))
@@ -85,4 +94,4 @@ def load(kind: str, name: str, options: Mapping[str, Any], *, where: str = "") -
         raise ConfigurationError(
             f"invalid options for {kind} provider {name!r}: " + "; ".join(problems)
         ) from None
-    return cls(parsed)
+    return parsed

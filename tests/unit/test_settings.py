@@ -200,3 +200,67 @@ def test_inconsistent_node_settings_are_refused(
 
     with pytest.raises(SettingsError, match=problem):
         load_settings()
+
+
+def test_storage_defaults_to_a_local_backend_in_the_data_dir(
+    monkeypatch_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch_env.setenv("HOLDFAST_DATA_DIR", str(tmp_path / "d"))
+
+    storage = load_settings().storage
+
+    assert storage.default == "local"
+    assert storage.backends["local"].provider == "local"
+    assert storage.backends["local"].options == {"root": str(tmp_path / "d" / "media")}
+
+
+def test_storage_backends_are_named_configurations_from_the_environment(
+    monkeypatch_env: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch_env.setenv("HOLDFAST_STORAGE__DEFAULT", "r2")
+    monkeypatch_env.setenv("HOLDFAST_STORAGE__BACKENDS__R2__PROVIDER", "s3")
+    monkeypatch_env.setenv("HOLDFAST_STORAGE__BACKENDS__R2__OPTIONS__BUCKET", "media")
+    monkeypatch_env.setenv(
+        "HOLDFAST_STORAGE__BACKENDS__R2__OPTIONS__ENDPOINT_URL", "https://acct.r2.example"
+    )
+
+    storage = load_settings().storage
+
+    assert storage.default == "r2"
+    assert set(storage.backends) == {"local", "r2"}
+    assert storage.backends["r2"].options == {
+        "bucket": "media",
+        "endpoint_url": "https://acct.r2.example",
+    }
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"HOLDFAST_STORAGE__DEFAULT": "nope"}, "HOLDFAST_STORAGE__DEFAULT.*'nope'"),
+        (
+            {"HOLDFAST_STORAGE__BACKENDS__B__PROVIDER": "floppy"},
+            r"storage.backends.b: unknown storage provider 'floppy' \(known: .*s3",
+        ),
+        (
+            {
+                "HOLDFAST_STORAGE__BACKENDS__B__PROVIDER": "s3",
+                "HOLDFAST_STORAGE__BACKENDS__B__OPTIONS__BUCKET": "x",
+                "HOLDFAST_STORAGE__BACKENDS__B__OPTIONS__BUKET": "x",
+            },
+            r"storage.backends.b.options.buket: Extra inputs",
+        ),
+        (
+            {"HOLDFAST_STORAGE__BACKENDS__B__PROVIDER": "s3"},
+            r"storage.backends.b.options.bucket: Field required",
+        ),
+    ],
+)
+def test_a_bad_storage_setting_stops_start_up_naming_the_key(
+    monkeypatch_env: pytest.MonkeyPatch, variables: dict[str, str], message: str
+) -> None:
+    for key, value in variables.items():
+        monkeypatch_env.setenv(key, value)
+
+    with pytest.raises(SettingsError, match=message):
+        load_settings()

@@ -3,7 +3,6 @@ a storage backend's directory holds."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import random
@@ -202,8 +201,3 @@ async def post_with_media(
     )
     result: dict[str, Any] = data["createPost"]
     return result
-
-
-def db_id(global_id: str) -> int:
-    """The database id inside a Relay global id."""
-    return int(base64.b64decode(global_id).decode().split(":")[1])

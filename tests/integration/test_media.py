@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from app.models import Media, StoredObject
 from app.settings import Settings
+from tests.authz import db_id
 from tests.media import (
     CREATE_UPLOAD,
     EDIT_POST,
@@ -23,7 +24,6 @@ from tests.media import (
     SVG,
     UPDATE_MEDIA,
     UPDATE_PROFILE,
-    db_id,
     jpeg_with_gps,
     media_of,
     path_of,

@@ -237,6 +237,20 @@ class MediaSettings(_Section):
     upload_url_ttl: int = Field(
         900, ge=60, le=86_400, description="seconds a direct-upload URL works"
     )
+    pending_ttl: int = Field(
+        3_600,
+        ge=60,
+        le=7 * 86_400,
+        description="seconds after its upload URL expired that a createUpload medium still "
+        "waiting for its bytes is deleted",
+    )
+    unattached_ttl: int = Field(
+        86_400,
+        ge=60,
+        le=365 * 86_400,
+        description="seconds after it became ready (or failed) that a medium on no post and "
+        "not an avatar or header is deleted",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -15,6 +15,8 @@ import httpx
 from PIL import ExifTags, Image
 from starlette.applications import Starlette
 
+from tests.support import Account, GraphQLClient
+
 MEDIA_FIELDS = """
 id state purpose url thumbnailUrl width height blurhash altText animated errorCode errorMessage
 focus { x y }
@@ -152,3 +154,50 @@ def path_of(url: str) -> str:
     """The path and query of a media URL, for the in-process client."""
     parsed = httpx.URL(url)
     return parsed.raw_path.decode()
+
+
+async def upload_ok(
+    http: httpx.AsyncClient, token: str, data: bytes | None = None, **fields: Any
+) -> dict[str, Any]:
+    """uploadMedia that must succeed (a PNG unless `data`); the medium, not processed yet."""
+    response = await upload(http, token, data if data is not None else png(), **fields)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["data"]["uploadMedia"]
+    assert result["__typename"] == "UploadMediaSuccess", result
+    media: dict[str, Any] = result["media"]
+    return media
+
+
+async def media_of(gql: GraphQLClient, account: Account, media_id: str) -> dict[str, Any]:
+    data = await gql(MEDIA, {"id": media_id}, token=account.access_token)
+    media: dict[str, Any] = data["media"]
+    return media
+
+
+async def ready_media(
+    http: httpx.AsyncClient,
+    gql: GraphQLClient,
+    app: Starlette,
+    account: Account,
+    data: bytes | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A processed medium of the account's."""
+    created = await upload_ok(http, account.access_token, data, **fields)
+    await settle(app)
+    media = await media_of(gql, account, created["id"])
+    assert media["state"] == "READY", media
+    return media
+
+
+async def post_with_media(
+    gql: GraphQLClient, account: Account, media_ids: list[str], visibility: str = "PUBLIC"
+) -> dict[str, Any]:
+    """createPost with `media_ids`: its result (success or error)."""
+    data = await gql(
+        CREATE_POST,
+        {"input": {"text": "look", "visibility": visibility, "mediaIds": media_ids}},
+        token=account.access_token,
+    )
+    result: dict[str, Any] = data["createPost"]
+    return result

@@ -16,6 +16,7 @@ from app.services.interactions import InteractionService
 from app.services.live import LiveService
 from app.services.media import PROCESS_MEDIA, MediaService
 from app.services.media_processing import MediaProcessor
+from app.services.media_purge import DELETE_OBJECTS, EXPIRE_MEDIA, MediaPurger
 from app.services.notifications import NOTIFY, create_notifications
 from app.services.posts import PostService
 from app.services.rebuilds import REBUILD_HOME, RebuildService
@@ -53,6 +54,9 @@ class Services:
         FanOutService(settings).register(jobs)
         jobs.register(NOTIFY, create_notifications)
         jobs.register_staged(PROCESS_MEDIA, MediaProcessor(settings.media, storage).stage)
+        purger = MediaPurger(storage)
+        jobs.register_staged(DELETE_OBJECTS, purger.delete_objects)
+        jobs.register(EXPIRE_MEDIA, purger.expire)
         return cls(
             settings=settings,
             limiter=limiter,

@@ -17,6 +17,7 @@ from app.errors import DomainError, ErrorCode
 from app.models import MediaPurpose, RefreshToken, Role, Session, User
 from app.ratelimit import RateLimiter
 from app.services.media import UNCHANGED, Unchanged, check_profile_media
+from app.services.media_purge import purge_media
 from app.services.relations import blocked_among
 from app.settings import Settings
 from app.text import TextRule, clean_text, fold, has_forbidden_chars, has_lone_surrogates
@@ -437,6 +438,8 @@ class AccountService:
             # of the counters they are counted in on other accounts and posts.
             for statement in _UNCOUNT_ACCOUNT:
                 await sql.execute(statement, params, conn)
+            # Its media are found through their rows, so purged before the cascade takes them.
+            await purge_media(change, owner_id=viewer.user.id)
             await User.filter(id=viewer.user.id).using_db(conn).delete()
 
     async def update_profile(
@@ -450,18 +453,10 @@ class AccountService:
         header_id: int | Unchanged | None = UNCHANGED,
     ) -> User:
         """Change the given fields; a field left as None keeps its value (the avatar and
-        header: left UNCHANGED; None removes them)."""
+        header: left UNCHANGED; None removes them, and an avatar or header replaced or removed
+        is purged)."""
         user = viewer.user
         changes: dict[str, object] = {}
-        for column, value, purpose, field in (
-            ("avatar_id", avatar_id, MediaPurpose.AVATAR, "avatarId"),
-            ("header_id", header_id, MediaPurpose.HEADER, "headerId"),
-        ):
-            if value is UNCHANGED:
-                continue
-            if value is not None:
-                await check_profile_media(user.id, value, purpose, field)
-            changes[column] = value
         if display_name is not None:
             cleaned = validate_display_name(display_name)
             changes["display_name"] = cleaned
@@ -470,9 +465,38 @@ class AccountService:
             changes["bio"] = validate_bio(bio)
         if is_locked is not None:
             changes["is_locked"] = is_locked
-        if changes:
-            user.update_from_dict(changes)
-            await user.save(update_fields=[*changes, "updated_at"])
+        async with self._changes.begin() as change:
+            conn = change.conn
+            profile: dict[str, int | None] = {}
+            for column, value, purpose, field in (
+                ("avatar_id", avatar_id, MediaPurpose.AVATAR, "avatarId"),
+                ("header_id", header_id, MediaPurpose.HEADER, "headerId"),
+            ):
+                if value is UNCHANGED:
+                    continue
+                if value is not None:
+                    await check_profile_media(conn, user.id, value, purpose, field)
+                profile[column] = value
+            if not changes and not profile:
+                return user
+            # The media in use now, read under the row lock: concurrent updates each purge
+            # only what they replaced.
+            current = (
+                await User.filter(id=user.id)
+                .select_for_update()
+                .using_db(conn)
+                .first()
+                .values("avatar_id", "header_id")
+            )
+            user.update_from_dict({**changes, **profile})
+            await user.save(update_fields=[*changes, *profile, "updated_at"], using_db=conn)
+            replaced = [
+                old
+                for column, new in profile.items()
+                if current is not None and (old := current[column]) is not None and old != new
+            ]
+            if replaced:
+                await purge_media(change, id__in=replaced)
         return user
 
     # --- look-ups ------------------------------------------------------------------------

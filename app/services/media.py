@@ -4,7 +4,9 @@ app/services/media_reads.py).
 
 An upload goes pending -> processing -> ready | failed. The original bytes wait under
 `uploads/<id>` until the job `media.process` (app/services/media_processing.py) has turned
-them into re-encoded renditions or refused them; they are never served.
+them into re-encoded renditions or refused them; they are never served. When a medium's use
+ends (its post deleted, dropped by an edit, its account deleted, replaced as avatar or
+header) or it was never used, it is purged: app/services/media_purge.py.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from app.changes import Changes
+from app.changes import Change, Changes
 from app.errors import DomainError, ErrorCode
 from app.ids import new_id
 from app.models import Media, MediaPurpose, MediaState
 from app.services.media_links import MediaLinks
 from app.services.media_processing import rendition_prefix
+from app.services.media_purge import EXPIRE_MEDIA, purge_media
 from app.services.media_reads import MediaView, media_by_ids
 from app.settings import Settings
 from app.storage import Storage
@@ -69,12 +72,13 @@ class Focus:
 
 
 async def attach_to_post(
-    conn: BaseDBAsyncClient, *, author_id: int, post_id: int, media_ids: list[int], limit: int
+    change: Change, *, author_id: int, post_id: int, media_ids: list[int], limit: int
 ) -> None:
     """Make `media_ids`, in this order, the media of the post (in the change that writes the
     post): each ready, the author's, uploaded for a post and on no other post. Media the post
-    had and `media_ids` lacks are detached. A DomainError leaves the caller's change to roll
-    back, so nothing changes."""
+    had and `media_ids` lacks are purged (edit history keeps no media). A DomainError leaves
+    the caller's change to roll back, so nothing changes."""
+    conn = change.conn
     if len(media_ids) > limit:
         raise DomainError(
             ErrorCode.TOO_MANY_ATTACHMENTS, f"A post has at most {limit} media.", "mediaIds"
@@ -99,22 +103,30 @@ async def attach_to_post(
             raise DomainError(
                 ErrorCode.MEDIA_IN_USE, "This media is attached to another post.", "mediaIds"
             )
-    await (
+    dropped = await (
         Media.filter(post_id=post_id)
         .exclude(id__in=media_ids)
         .using_db(conn)
-        .update(post_id=None, position=0)
+        .values_list("id", flat=True)
     )
+    if dropped:
+        await purge_media(change, id__in=list(dropped))
     for position, media_id in enumerate(media_ids):
         await Media.filter(id=media_id).using_db(conn).update(post_id=post_id, position=position)
 
 
 async def check_profile_media(
-    owner_id: int, media_id: int, purpose: MediaPurpose, field: str
+    conn: BaseDBAsyncClient, owner_id: int, media_id: int, purpose: MediaPurpose, field: str
 ) -> None:
     """A medium the account may show as its avatar or header: its own, ready, uploaded for
-    that purpose."""
-    media = await Media.get_or_none(id=media_id, owner_id=owner_id)
+    that purpose. Locked for the rest of the transaction `conn`, so that `media.expire` cannot
+    purge it meanwhile."""
+    media = (
+        await Media.filter(id=media_id, owner_id=owner_id)
+        .select_for_update()
+        .using_db(conn)
+        .first()
+    )
     if media is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such media of yours.", field)
     if media.purpose is not purpose:
@@ -176,18 +188,27 @@ class MediaService:
             max_size=self.settings.max_upload_bytes,
             expires_in=self.settings.upload_url_ttl,
         )
-        await Media.create(
-            id=media_id,
-            owner_id=viewer.user.id,
-            purpose=purpose,
-            upload_key=key,
-            upload_backend=backend,
-            declared_type=content_type,
-            declared_size=byte_size,
-            alt_text=alt or "",
-            focus_x=focus.x if focus else 0.0,
-            focus_y=focus.y if focus else 0.0,
-        )
+        async with self._changes.begin() as change:
+            await Media.create(
+                id=media_id,
+                owner_id=viewer.user.id,
+                purpose=purpose,
+                upload_key=key,
+                upload_backend=backend,
+                declared_type=content_type,
+                declared_size=byte_size,
+                alt_text=alt or "",
+                focus_x=focus.x if focus else 0.0,
+                focus_y=focus.y if focus else 0.0,
+                using_db=change.conn,
+            )
+            # Bytes that never come: the medium (and any partial upload) goes once the URL
+            # has expired and a slow upload begun just before had time to finish.
+            await change.enqueue(
+                EXPIRE_MEDIA,
+                {"media": media_id, "state": MediaState.PENDING.value},
+                delay=self.settings.upload_url_ttl + self.settings.pending_ttl,
+            )
         return await self._reload(media_id), direct
 
     async def finalize_upload(self, viewer: Viewer, media_id: int) -> MediaView:
@@ -277,6 +298,9 @@ class MediaService:
                 )
             if started:
                 await change.enqueue(PROCESS_MEDIA, {"media": media_id})
+        if not started and not await Media.exists(id=media_id):
+            # Expired (or its account deleted) while the bytes streamed in: nothing wants them.
+            await self._delete_quietly(written.backend, key)
         return await self._reload(media_id)
 
     async def update_media(
@@ -370,7 +394,11 @@ class MediaService:
                 await change.enqueue(PROCESS_MEDIA, {"media": media_id})
 
     async def _reload(self, media_id: int) -> MediaView:
-        return (await media_by_ids([media_id]))[0]
+        found = await media_by_ids([media_id])
+        if not found:
+            # Purged meanwhile (expired, or its account deleted).
+            raise DomainError(ErrorCode.NOT_FOUND, "No such media of yours.", "id")
+        return found[0]
 
     async def _delete_quietly(self, backend: str, key: str) -> None:
         # Failing, it is an orphan that `holdfast storage orphans` finds.

@@ -8,7 +8,8 @@ own (`media/<id>/<run>-full.webp`), so a run never overwrites what another run r
 commit step records them only if the medium is still processing, and otherwise (or if it fails)
 deletes them. The upload's original bytes are deleted only after the outcome committed. A
 refused image (`ImageError`) fails the medium with its code and keeps nothing; a storage
-failure raises, so the job is retried, with nothing recorded.
+failure raises, so the job is retried, with nothing recorded. A medium that became ready or
+failed is expired (`media.expire`) if still unused `unattached_ttl` seconds later.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from app.changes import Change
 from app.jobs import DeadJob
 from app.jobs.queue import Commit
 from app.models import Media, MediaState
+from app.services.media_purge import EXPIRE_MEDIA
 from app.settings import MediaSettings
 from app.storage import Storage, Written
 from providers.errors import NotFound, ProviderError
@@ -142,6 +144,7 @@ class MediaProcessor:
             )
         )
         self._delete_upload_after(change, media)
+        await self._expire_unused(change, media, MediaState.READY)
         return True
 
     async def _forget(self, written: list[Written]) -> None:
@@ -198,6 +201,16 @@ class MediaProcessor:
         )
         if updated:
             self._delete_upload_after(change, media)
+            await self._expire_unused(change, media, MediaState.FAILED)
+
+    async def _expire_unused(self, change: Change, media: Media, state: MediaState) -> None:
+        """A medium nobody puts to use (on a post, as an avatar or header) in
+        `unattached_ttl` seconds is purged then (app/services/media_purge.py)."""
+        await change.enqueue(
+            EXPIRE_MEDIA,
+            {"media": media.id, "state": state.value},
+            delay=self.settings.unattached_ttl,
+        )
 
     def _delete_upload_after(self, change: Change, media: Media) -> None:
         """The original bytes are never served: once the outcome is committed they go (if

@@ -29,6 +29,7 @@ from app.services import fanout
 from app.services.accounts import Viewer
 from app.services.entities import Entity, parse_entities
 from app.services.media import attach_to_post
+from app.services.media_purge import purge_media
 from app.services.notifications import notify
 from app.services.views import PostView, hydrate, in_version_audience, posts_by_ids
 from app.settings import Settings
@@ -119,7 +120,7 @@ class PostService:
             if media_ids:
                 # A refusal rolls the whole post back.
                 await attach_to_post(
-                    conn,
+                    change,
                     author_id=author.id,
                     post_id=post.id,
                     media_ids=media_ids,
@@ -211,7 +212,7 @@ class PostService:
             await self._save_entities(post.id, entities, new_mentions, conn)
             if media_ids is not None:
                 await attach_to_post(
-                    conn,
+                    change,
                     author_id=viewer.user.id,
                     post_id=post.id,
                     media_ids=media_ids,
@@ -232,8 +233,9 @@ class PostService:
         return await self.reload(viewer.user.id, post.id)
 
     async def delete_post(self, viewer: Viewer, post_id: int) -> int:
-        """Leave a tombstone: the content, edits, entities, interactions and notifications go;
-        replies stay in their thread. Authors delete their own posts; moderators any."""
+        """Leave a tombstone: the content, edits, entities, interactions, notifications and
+        media go; replies stay in their thread. Authors delete their own posts; moderators
+        any."""
         post = await Post.get_or_none(id=post_id, deleted_at=None)
         moderator = viewer.user.role in (Role.MODERATOR, Role.ADMIN)
         if post is None or (post.author_id != viewer.user.id and not moderator):
@@ -264,6 +266,7 @@ class PostService:
             for model in (PostEdit, PostTag, Mention, Like, Repost, Bookmark, HomeEntry):
                 await model.filter(post_id=post.id).using_db(conn).delete()
             await Notification.filter(post_id=post.id).using_db(conn).delete()
+            await purge_media(change, post_id=post.id)
             await Post.filter(id=post.id).using_db(conn).update(like_count=0, repost_count=0)
             live.publish_post_deleted(change, post.id)
         return int(post.id)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -15,28 +14,31 @@ from starlette.applications import Starlette
 
 from app.models import Media, StoredObject
 from app.settings import Settings
+from tests.authz import db_id
 from tests.media import (
-    CREATE_POST,
     CREATE_UPLOAD,
     EDIT_POST,
     GIF_HTML_POLYGLOT,
     HTML,
-    MEDIA,
     POST,
     SVG,
     UPDATE_MEDIA,
     UPDATE_PROFILE,
     jpeg_with_gps,
+    media_of,
     path_of,
     pixel_bomb_png,
     png,
+    post_with_media,
+    ready_media,
     settle,
     stored_files,
     truncated_jpeg,
     upload,
+    upload_ok,
 )
 from tests.social import action
-from tests.support import Account, GraphQLClient
+from tests.support import GraphQLClient
 
 DELETE_POST = action("deletePost", "PostRefInput", "deletedPostId")
 FOLLOW = action("followUser", "UserRefInput", "followState")
@@ -46,50 +48,6 @@ DELETE_ACCOUNT = action("deleteAccount", "DeleteAccountInput", "deletedUserId")
 @pytest.fixture
 def media_root(settings: Settings) -> Path:
     return settings.data_dir / "media"
-
-
-async def _upload_ok(
-    http: httpx.AsyncClient, token: str, data: bytes | None = None, **fields: Any
-) -> dict[str, Any]:
-    response = await upload(http, token, data if data is not None else png(), **fields)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()["data"]["uploadMedia"]
-    assert result["__typename"] == "UploadMediaSuccess", result
-    return result["media"]
-
-
-async def _media(gql: GraphQLClient, account: Account, media_id: str) -> dict[str, Any]:
-    data = await gql(MEDIA, {"id": media_id}, token=account.access_token)
-    media: dict[str, Any] = data["media"]
-    return media
-
-
-async def _ready(
-    http: httpx.AsyncClient,
-    gql: GraphQLClient,
-    app: Starlette,
-    account: Account,
-    data: bytes | None = None,
-    **fields: Any,
-) -> dict[str, Any]:
-    """A processed medium of the account's."""
-    created = await _upload_ok(http, account.access_token, data, **fields)
-    await settle(app)
-    media = await _media(gql, account, created["id"])
-    assert media["state"] == "READY", media
-    return media
-
-
-async def _post(
-    gql: GraphQLClient, account: Account, media_ids: list[str], visibility: str = "PUBLIC"
-) -> dict[str, Any]:
-    data = await gql(
-        CREATE_POST,
-        {"input": {"text": "look", "visibility": visibility, "mediaIds": media_ids}},
-        token=account.access_token,
-    )
-    result: dict[str, Any] = data["createPost"]
-    return result
 
 
 # --- uploads and processing ------------------------------------------------------------------
@@ -136,18 +94,18 @@ async def test_an_uploaded_jpeg_is_served_as_webp_without_its_metadata(
 ) -> None:
     alice = await gql.sign_up("alice")
 
-    created = await _upload_ok(
+    created = await upload_ok(
         http, alice.access_token, jpeg_with_gps(), altText="A blue field", focus={"x": 0.5, "y": -1}
     )
     assert created["state"] == "PROCESSING"
     assert created["url"] is None
-    upload_key = f"uploads/{_db_id(created['id'])}"
+    upload_key = f"uploads/{db_id(created['id'])}"
     assert (media_root / upload_key).exists()
     # The original bytes are never served, even while they wait.
     assert (await http.get(f"/media/{upload_key}")).status_code == 404
 
     assert await settle(app) == 1
-    media = await _media(gql, alice, created["id"])
+    media = await media_of(gql, alice, created["id"])
 
     assert media["state"] == "READY"
     assert (media["width"], media["height"]) == (300, 200)
@@ -174,7 +132,7 @@ async def test_an_uploaded_jpeg_is_served_as_webp_without_its_metadata(
     assert not (media_root / upload_key).exists()
     assert (await http.get(f"/media/{upload_key}")).status_code == 404
     rows = await StoredObject.all().order_by("key")
-    prefix = f"media/{_db_id(created['id'])}/"
+    prefix = f"media/{db_id(created['id'])}/"
     assert [row.key.removeprefix(prefix).split("-", 1)[1] for row in rows] == [
         "full.webp",
         "thumb.webp",
@@ -210,11 +168,11 @@ async def test_hostile_uploads_fail_with_a_typed_error_and_nothing_stored(
     alice = await gql.sign_up("alice")
     before = stored_files(media_root)
 
-    created = await _upload_ok(
+    created = await upload_ok(
         http, alice.access_token, data, filename=filename, content_type=content_type
     )
     await settle(app)
-    media = await _media(gql, alice, created["id"])
+    media = await media_of(gql, alice, created["id"])
 
     assert media["state"] == "FAILED"
     assert media["errorCode"] == code
@@ -303,7 +261,7 @@ async def test_alt_text_and_focus_can_be_changed_by_the_owner_only(
     http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
 ) -> None:
     alice, bob = await gql.sign_up("alice"), await gql.sign_up("bob")
-    media = await _ready(http, gql, app, alice)
+    media = await ready_media(http, gql, app, alice)
 
     data = await gql(
         UPDATE_MEDIA,
@@ -325,8 +283,8 @@ async def test_alt_text_and_focus_can_be_changed_by_the_owner_only(
         UPDATE_MEDIA, {"input": {"id": media["id"], "altText": "mine"}}, token=bob.access_token
     )
     assert others["updateMedia"]["code"] == "NOT_FOUND"
-    assert (await _media(gql, bob, media["id"])) is None
-    assert (await _media(gql, alice, media["id"]))["altText"] == "A red square"
+    assert (await media_of(gql, bob, media["id"])) is None
+    assert (await media_of(gql, alice, media["id"]))["altText"] == "A red square"
 
 
 # --- attachments -------------------------------------------------------------------------------
@@ -336,14 +294,14 @@ async def test_up_to_the_limit_of_media_attach_to_a_post_in_order(
     http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
 ) -> None:
     alice = await gql.sign_up("alice")
-    media = [await _ready(http, gql, app, alice) for _ in range(5)]
+    media = [await ready_media(http, gql, app, alice) for _ in range(5)]
     ids = [m["id"] for m in media]
 
-    refused = await _post(gql, alice, ids)
+    refused = await post_with_media(gql, alice, ids)
     assert (refused["code"], refused["field"]) == ("TOO_MANY_ATTACHMENTS", "mediaIds")
     assert not await Media.filter(post_id__not_isnull=True).exists()
 
-    created = await _post(gql, alice, list(reversed(ids[:4])))
+    created = await post_with_media(gql, alice, list(reversed(ids[:4])))
     assert created["__typename"] == "CreatePostSuccess", created
     assert [m["id"] for m in created["post"]["media"]] == list(reversed(ids[:4]))
     post_id = created["post"]["id"]
@@ -370,10 +328,10 @@ async def test_media_that_cannot_be_attached_are_refused_and_nothing_is_posted(
     http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
 ) -> None:
     alice, bob = await gql.sign_up("alice"), await gql.sign_up("bob")
-    bobs = await _ready(http, gql, app, bob)
-    avatar = await _ready(http, gql, app, alice, purpose="AVATAR")
-    failed = await _upload_ok(http, alice.access_token, HTML)
-    mine = await _ready(http, gql, app, alice)  # settles `failed` too
+    bobs = await ready_media(http, gql, app, bob)
+    avatar = await ready_media(http, gql, app, alice, purpose="AVATAR")
+    failed = await upload_ok(http, alice.access_token, HTML)
+    mine = await ready_media(http, gql, app, alice)  # settles `failed` too
     created = await gql(
         CREATE_UPLOAD,
         {"input": {"purpose": "POST", "contentType": "image/png", "byteSize": 100}},
@@ -382,7 +340,7 @@ async def test_media_that_cannot_be_attached_are_refused_and_nothing_is_posted(
     pending = created["createUpload"]["media"]
     assert pending["state"] == "PENDING"
     assert created["createUpload"]["upload"] is None  # local storage: send it with uploadMedia
-    on_a_post = await _post(gql, alice, [mine["id"]])
+    on_a_post = await post_with_media(gql, alice, [mine["id"]])
     assert on_a_post["__typename"] == "CreatePostSuccess"
     posts_before = await gql("{ publicTimeline(first: 10) { edges { cursor } } }")
 
@@ -394,7 +352,7 @@ async def test_media_that_cannot_be_attached_are_refused_and_nothing_is_posted(
         (mine["id"], "MEDIA_IN_USE"),
         ("UG9zdDox", "NOT_FOUND"),
     ):
-        refused = await _post(gql, alice, [media_id])
+        refused = await post_with_media(gql, alice, [media_id])
         assert (refused["code"], refused["field"]) == (code, "mediaIds"), media_id
     assert await gql("{ publicTimeline(first: 10) { edges { cursor } } }") == posts_before
     assert await Media.filter(post_id__not_isnull=True).count() == 1
@@ -407,8 +365,8 @@ async def test_public_post_media_are_served_to_anyone(
     http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
 ) -> None:
     alice = await gql.sign_up("alice")
-    media = await _ready(http, gql, app, alice)
-    post = (await _post(gql, alice, [media["id"]]))["post"]
+    media = await ready_media(http, gql, app, alice)
+    post = (await post_with_media(gql, alice, [media["id"]]))["post"]
 
     anonymous = await gql(POST, {"id": post["id"]})
     url = anonymous["node"]["media"][0]["url"]
@@ -434,8 +392,8 @@ async def test_followers_post_media_need_a_valid_signature(
     alice, bob, carol = [await gql.sign_up(name) for name in ("alice", "bob", "carol")]
     follows = await gql(FOLLOW, {"input": {"userId": alice.id}}, token=bob.access_token)
     assert follows["followUser"]["followState"] == "FOLLOWING"
-    media = await _ready(http, gql, app, alice)
-    post = (await _post(gql, alice, [media["id"]], visibility="FOLLOWERS"))["post"]
+    media = await ready_media(http, gql, app, alice)
+    post = (await post_with_media(gql, alice, [media["id"]], visibility="FOLLOWERS"))["post"]
 
     seen = await gql(POST, {"id": post["id"]}, token=bob.access_token)
     url = seen["node"]["media"][0]["url"]
@@ -469,8 +427,8 @@ async def test_media_of_a_deleted_post_are_not_served(
     http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
 ) -> None:
     alice = await gql.sign_up("alice")
-    media = await _ready(http, gql, app, alice)
-    post = (await _post(gql, alice, [media["id"]]))["post"]
+    media = await ready_media(http, gql, app, alice)
+    post = (await post_with_media(gql, alice, [media["id"]]))["post"]
     url = post["media"][0]["url"]
     assert (await http.get(path_of(url))).status_code == 200
 
@@ -486,9 +444,9 @@ async def test_media_of_a_deleted_account_are_not_served(
     http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
 ) -> None:
     alice = await gql.sign_up("alice")
-    media = await _ready(http, gql, app, alice)
-    post = (await _post(gql, alice, [media["id"]]))["post"]
-    avatar = await _ready(http, gql, app, alice, purpose="AVATAR")
+    media = await ready_media(http, gql, app, alice)
+    post = (await post_with_media(gql, alice, [media["id"]]))["post"]
+    avatar = await ready_media(http, gql, app, alice, purpose="AVATAR")
     profile = await gql(
         UPDATE_PROFILE, {"input": {"avatarId": avatar["id"]}}, token=alice.access_token
     )
@@ -511,9 +469,9 @@ async def test_avatars_and_headers_are_public_once_in_use(
     http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
 ) -> None:
     alice = await gql.sign_up("alice")
-    avatar = await _ready(http, gql, app, alice, purpose="AVATAR")
-    header = await _ready(http, gql, app, alice, purpose="HEADER")
-    for_a_post = await _ready(http, gql, app, alice)
+    avatar = await ready_media(http, gql, app, alice, purpose="AVATAR")
+    header = await ready_media(http, gql, app, alice, purpose="HEADER")
+    for_a_post = await ready_media(http, gql, app, alice)
 
     wrong = await gql(
         UPDATE_PROFILE, {"input": {"avatarId": header["id"]}}, token=alice.access_token
@@ -550,32 +508,26 @@ async def test_avatars_and_headers_are_public_once_in_use(
     assert (await http.get(path_of(anonymous["user"]["avatar"]["url"]))).status_code == 404
 
 
-def _db_id(global_id: str) -> int:
-    import base64
-
-    return int(base64.b64decode(global_id).decode().split(":")[1])
-
-
-async def test_inflight_keys_are_those_of_pending_and_processing_media(
+async def test_inflight_keys_are_those_of_pending_and_processingmedia_of(
     http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
 ) -> None:
     alice = await gql.sign_up("alice")
     media = app.state.services.media
-    ready = await _ready(http, gql, app, alice)
+    ready = await ready_media(http, gql, app, alice)
     created = await gql(
         CREATE_UPLOAD,
         {"input": {"purpose": "AVATAR", "contentType": "image/webp", "byteSize": 10}},
         token=alice.access_token,
     )
     pending = created["createUpload"]["media"]
-    processing = await _upload_ok(http, alice.access_token)  # its job not run yet
+    processing = await upload_ok(http, alice.access_token)  # its job not run yet
 
     keys = await media.inflight_upload_keys()
 
     assert keys == {
-        f"uploads/{_db_id(processing['id'])}",
-        f"uploads/{_db_id(pending['id'])}",
+        f"uploads/{db_id(processing['id'])}",
+        f"uploads/{db_id(pending['id'])}",
         # Its job stores renditions before it records them: not orphans meanwhile.
-        f"media/{_db_id(processing['id'])}/",
+        f"media/{db_id(processing['id'])}/",
     }
-    assert f"uploads/{_db_id(ready['id'])}" not in keys
+    assert f"uploads/{db_id(ready['id'])}" not in keys

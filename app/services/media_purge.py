@@ -1,0 +1,170 @@
+"""Purging media: a medium's rows go in the change that ends its use, its bytes just after.
+
+What purges, and when:
+- in the change that ends the use: a deleted post's media (`delete_post`), the media an edit
+  drops from a post (`edit_post`: edit history keeps no media), the avatar or header an
+  account replaces or removes (`update_profile`), every medium of a deleted account;
+- the job `media.expire` ({"media": id, "state": s}), recorded with a delay: by `createUpload`
+  (a medium still pending `upload_url_ttl + pending_ttl` seconds later never got its bytes),
+  and when a medium becomes ready or fails (one still unused `unattached_ttl` seconds later:
+  on no post, not its owner's avatar or header). It checks, under the medium's row lock, that
+  the medium is still in state `s` and unused, so a late or repeated run is harmless.
+
+Rows first, bytes after. `purge_media` deletes the media rows and their renditions'
+`stored_objects` rows in the caller's transaction and, in that same transaction, records the
+job `media.delete_objects` carrying each object's backend and key (the rows are gone by then,
+and after an account's deletion nothing would lead to its objects any more: `Media.owner`
+cascades, `StoredObject.owner` is SET NULL). The job deletes the bytes outside any transaction
+(a staged job) and is retried while a backend fails. So no instant, crash or vendor outage
+ever leaves a row naming bytes that are gone (served as missing, "missing" for `holdfast
+storage verify`): the worst outcome, a job that ran out of attempts, is bytes without a row,
+an orphan that `holdfast storage orphans --delete` removes (or `holdfast jobs retry-dead`,
+once the backend is back). Deleting bytes first and rows after would leave rows pointing at
+nothing whenever the job stopped between the two.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from tortoise.expressions import Q
+
+from app.changes import Change
+from app.jobs import DeadJob
+from app.jobs.queue import MAX_PAYLOAD, Commit
+from app.models import Media, MediaState, StoredObject, User
+from app.storage import Storage
+from providers.errors import ProviderError
+
+log = logging.getLogger("holdfast.media")
+
+EXPIRE_MEDIA = "media.expire"
+DELETE_OBJECTS = "media.delete_objects"
+
+# Media purged per round of statements (bounded parameter lists on both databases).
+_CHUNK = 500
+# Bytes of [backend, key] pairs per `media.delete_objects` job, under the payload limit with
+# room for the envelope.
+_BATCH_BYTES = MAX_PAYLOAD - 256
+
+
+class ObjectsNotDeleted(Exception):
+    """Some objects could not be deleted: the job is retried (deleting again what is already
+    gone is harmless)."""
+
+
+async def purge_media(change: Change, **filters: Any) -> int:
+    """Purge the media matching `filters` (Tortoise filters on `Media`, e.g. `post_id=...`)
+    in the change: their rows and their objects' rows now, their bytes by `media.delete_objects`
+    once it commits. Returns how many media were purged."""
+    conn = change.conn
+    purged = 0
+    while True:
+        rows = (
+            await Media.filter(**filters)
+            .order_by("id")
+            .limit(_CHUNK)
+            .using_db(conn)
+            .values("id", "state", "upload_backend", "upload_key", "full_id", "thumb_id")
+        )
+        if not rows:
+            return purged
+        object_ids = [r[c] for r in rows for c in ("full_id", "thumb_id") if r[c] is not None]
+        objects = (
+            await StoredObject.filter(id__in=object_ids).using_db(conn).values("backend", "key")
+            if object_ids
+            else []
+        )
+        targets = [(o["backend"], o["key"]) for o in objects]
+        # An upload's original bytes are wanted until its outcome commits, which then deletes
+        # them: only those of media not yet processed are still owed.
+        targets += [
+            (r["upload_backend"], r["upload_key"])
+            for r in rows
+            if r["state"] in (MediaState.PENDING, MediaState.PROCESSING)
+        ]
+        await Media.filter(id__in=[r["id"] for r in rows]).using_db(conn).delete()
+        if object_ids:
+            await StoredObject.filter(id__in=object_ids).using_db(conn).delete()
+        for batch in _batches(targets):
+            await change.enqueue(DELETE_OBJECTS, {"objects": batch})
+        purged += len(rows)
+
+
+def _batches(targets: list[tuple[str, str]]) -> list[list[list[str]]]:
+    """[backend, key] pairs in payloads under the job payload limit (a key has at most 512
+    characters, so a single pair always fits)."""
+    batches: list[list[list[str]]] = []
+    batch: list[list[str]] = []
+    size = 0
+    for backend, key in targets:
+        item = [backend, key]
+        item_size = len(orjson.dumps(item)) + 1
+        if batch and size + item_size > _BATCH_BYTES:
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(item)
+        size += item_size
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+async def _nothing(change: Change) -> None:
+    return None
+
+
+class MediaPurger:
+    """The handlers of `media.delete_objects` and `media.expire`."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    async def delete_objects(self, payload: dict[str, Any]) -> Commit:
+        """The stage of `media.delete_objects` ({"objects": [[backend, key], ...]}): delete
+        each object's bytes (a missing one is not an error), outside any transaction. A
+        backend that fails, or is no longer configured, fails the job after the others were
+        tried, so that it is retried."""
+        objects = payload.get("objects")
+        if not isinstance(objects, list) or not all(
+            isinstance(o, list) and len(o) == 2 and all(isinstance(v, str) for v in o)
+            for o in objects
+        ):
+            raise DeadJob(f"not a list of [backend, key]: {objects!r}")
+        failed: list[str] = []
+        for backend, key in objects:
+            try:
+                await self.storage.provider(backend).delete(key)
+            except (ProviderError, LookupError, OSError) as exc:
+                failed.append(f"{key} in {backend}: {exc}")
+        if failed:
+            raise ObjectsNotDeleted(
+                f"{len(failed)} of {len(objects)} objects not deleted, e.g. {failed[0]}"
+            )
+        return _nothing
+
+    async def expire(self, change: Change, payload: dict[str, Any]) -> None:
+        """`media.expire` ({"media": id, "state": s}): purge the medium if it is still in
+        state `s` and unused."""
+        media_id, state = payload.get("media"), payload.get("state")
+        if not isinstance(media_id, int) or state not in tuple(MediaState):
+            raise DeadJob(f"not a media id and state: {payload!r}")
+        # Locked as `attach_to_post` and `update_profile` lock it to put it to use: whichever
+        # comes second sees what the first did.
+        media = await Media.filter(id=media_id).select_for_update().using_db(change.conn).first()
+        if media is None or media.state != state or await _in_use(change, media):
+            return
+        log.info("media %s expired (%s and unused)", media_id, state)
+        await purge_media(change, id=media_id)
+
+
+async def _in_use(change: Change, media: Media) -> bool:
+    if media.post_id is not None:
+        return True
+    return (
+        await User.filter(Q(avatar_id=media.id) | Q(header_id=media.id))
+        .using_db(change.conn)
+        .exists()
+    )

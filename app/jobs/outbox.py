@@ -153,6 +153,16 @@ async def hold(conn: BaseDBAsyncClient, job: Claimed) -> bool:
     return changed == 1
 
 
+async def extend(job: Claimed, lease_seconds: float) -> bool:
+    """Renew the lease of a job whose work runs outside a transaction (a staged job's
+    stage), so it is not taken for lost; False when the claim is no longer ours."""
+    changed = await sql.execute(
+        f"UPDATE jobs SET lease_expires_at = :lease WHERE {_MINE}",
+        {**_claim_params(job), "lease": now() + timedelta(seconds=lease_seconds)},
+    )
+    return changed == 1
+
+
 async def complete(conn: BaseDBAsyncClient, job: Claimed) -> None:
     """Mark the job done in its handler's transaction, so effects and completion commit as one."""
     await sql.execute(

@@ -25,9 +25,11 @@ Stage = Callable[[dict[str, Any]], Awaitable[Commit]]
 """`async def stage(payload) -> commit`: a job whose slow part (a vendor's I/O, decoding an
 image) must not hold a database transaction open (on SQLite it would stop every other write).
 The stage runs first, outside any transaction, and returns `commit(change)`, which runs in the
-transaction that marks the job done. Both may run more than once, and a stage may run while
-another worker's stage of the same job runs (after a lease expired): the commit step decides,
-under its row locks, whether the stage's work still applies."""
+transaction that marks the job done. The worker renews the job's lease while the stage runs.
+Both may run more than once, and a stage may run while another worker's stage of the same job
+runs (after the lease expired all the same: a worker cut off from the database): the commit
+step decides, under its row locks, whether the stage's work still applies. A stage whose claim
+was lost never has its commit run."""
 
 # Wake-ups for workers in every process; what they carry does not matter (a worker looks in the
 # jobs table), so a lost one only delays a job until the next poll.
@@ -80,6 +82,9 @@ class JobQueue:
             raise ValueError(f"a job name has 1 to {MAX_NAME} characters: {name!r}")
         if name in self._handlers or name in self._stages:
             raise ValueError(f"a handler for {name!r} is registered already")
+
+    def is_staged(self, name: str) -> bool:
+        return name in self._stages
 
     async def prepare(self, name: str, payload: dict[str, Any]) -> Commit:
         """What runs in the job's transaction: a staged job's stage is run first (outside

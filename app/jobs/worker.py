@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -169,7 +170,8 @@ class Worker:
 
     async def _attempt(self, job: outbox.Claimed) -> None:
         try:
-            commit = await self.queue.prepare(job.name, job.payload)
+            async with self._renewing(job):
+                commit = await self.queue.prepare(job.name, job.payload)
             async with self.changes.begin() as change:
                 if not await outbox.hold(change.conn, job):
                     raise _LostClaim
@@ -190,6 +192,32 @@ class Worker:
             await self._failed(job, exc, retry=not dead)
         else:
             log.debug("job %s (%s) done", job.id, job.name)
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self, job: outbox.Claimed) -> AsyncIterator[None]:
+        """Renew the job's lease while its stage runs: no row lock holds it then, and a
+        stage may outlast a lease (a slow vendor, a big image)."""
+        if not self.queue.is_staged(job.name):
+            yield
+            return
+        lease = self.settings.lease_seconds
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(lease / 3)
+                try:
+                    if not await outbox.extend(job, lease):
+                        return  # taken over: the commit step's hold() will say so
+                except Exception:
+                    log.warning("could not renew the lease of job %s", job.id, exc_info=True)
+
+        renewal = asyncio.create_task(renew(), name=f"holdfast-job-{job.id}-lease")
+        try:
+            yield
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
 
     async def _failed(self, job: outbox.Claimed, exc: Exception, *, retry: bool) -> None:
         error = outbox.describe(exc)

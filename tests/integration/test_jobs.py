@@ -184,6 +184,36 @@ async def test_a_staged_job_works_outside_a_transaction_then_commits_its_outcome
     assert (await job_row(job_id)).attempts == 2
 
 
+async def test_a_stage_longer_than_the_lease_keeps_its_claim(
+    user: User, running: list[JobQueue]
+) -> None:
+    queue, changes = make_queue(lease_seconds=0.5, poll_seconds=0.05)
+    stages = 0
+
+    async def stage(payload: dict[str, Any]) -> Callable[[Change], Awaitable[None]]:
+        nonlocal stages
+        stages += 1
+        await asyncio.sleep(1.6)  # three leases: only renewals keep it from being taken back
+
+        async def commit(change: Change) -> None:
+            await append_to_bio(change, payload["user"])
+
+        return commit
+
+    queue.register_staged("test.slow", stage)
+    await queue.start(changes)
+    running.append(queue)
+
+    async with changes.begin() as change:
+        job_id = await change.enqueue("test.slow", {"user": user.id})
+    await eventually(lambda: state_is(job_id, JobState.DONE))
+
+    job = await job_row(job_id)
+    assert stages == 1
+    assert (job.attempts, job.last_error) == (1, None)
+    assert await bio(user.id) == "x"
+
+
 def test_a_job_name_takes_one_handler_plain_or_staged() -> None:
     queue, _ = make_queue()
 

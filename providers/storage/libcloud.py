@@ -1,0 +1,425 @@
+"""Any apache-libcloud storage driver (Azure Blobs, Google Storage, Swift, S3, local, ...).
+
+The only module that imports libcloud. Its drivers are synchronous and not thread-safe:
+each worker thread gets its own driver (`threading.local`), and every call runs in a worker
+thread through this provider's limiters.
+
+Two things libcloud's API cannot do, and how this provider does them:
+- Metadata written after the bytes. Drivers take metadata when an upload starts, before the
+  SHA-256 of a streamed object is known, and libcloud has no copy-in-place to add it later
+  (and its local driver drops metadata altogether). So the SHA-256 and content type live in
+  a small JSON sidecar object `.holdfast/meta/<key>` (keys under `.holdfast/` are reserved,
+  never listed), together with the object's size and the driver's version hash of it
+  (ETag, or the local driver's mtime hash): a sidecar that does not match the object in
+  front of it is stale and ignored, so `head` never reports a wrong hash.
+- A streamed upload that fails part-way leaving nothing. The S3 family aborts its multipart
+  upload and block-blob stores never commit; libcloud's local driver writes the file in
+  place, so for it a failed upload's remains are deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from typing import Any, ClassVar, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+import requests.exceptions
+from libcloud.common.exceptions import RateLimitReachedError
+from libcloud.common.types import InvalidCredsError, LibcloudError, ServiceUnavailableError
+from libcloud.common.types import ProviderError as LibcloudProviderError
+from libcloud.storage.base import Container, Object, StorageDriver
+from libcloud.storage.drivers.s3 import S3StorageDriver
+from libcloud.storage.providers import get_driver
+from libcloud.storage.types import (
+    ContainerAlreadyExistsError,
+    ContainerDoesNotExistError,
+    ObjectDoesNotExistError,
+    Provider,
+)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from providers.errors import ConfigurationError, NotFound, ProviderError, Unavailable
+from providers.storage.base import CHUNK_SIZE, ObjectInfo, ObjectPage, PresignedUpload
+from providers.storage.keys import RESERVED_SEGMENT, check_key, check_prefix, check_range
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+SIDECAR_PREFIX = f"{RESERVED_SEGMENT}/meta/"
+
+_WRITES_IN_PLACE = frozenset({"LOCAL"})
+"""Drivers whose streamed upload overwrites the target as it goes (and whose ranged read
+loads the whole file: ranges are read by skipping instead)."""
+
+T = TypeVar("T")
+
+
+class LibcloudStorage:
+    """A `StorageProvider` on one container of a libcloud storage driver."""
+
+    kind: ClassVar[str] = "libcloud"
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        driver: str
+        """A libcloud `Provider` constant name: S3, AZURE_BLOBS, GOOGLE_STORAGE, LOCAL, ..."""
+        container: str
+        key: str
+        """The driver's first argument: an access key, an account name, or for LOCAL the
+        base directory."""
+        secret: SecretStr | None = None
+        driver_options: dict[str, Any] = Field(default_factory=dict)
+        """Passed to the driver's constructor: host, port, secure, region, ..."""
+        create_container: bool = False
+        max_concurrency: int = Field(default=8, ge=1)
+        """Uploads at once, and other calls at once (each their own budget, so that copies,
+        which read while they upload, cannot starve each other)."""
+
+        @field_validator("driver")
+        @classmethod
+        def _known_driver(cls, value: str) -> str:
+            if not value.isupper() or not hasattr(Provider, value):
+                raise ValueError(f"unknown libcloud storage driver {value!r}")
+            return value
+
+    def __init__(self, options: LibcloudStorage.Options) -> None:
+        self.options = options
+        self._driver_class: type[StorageDriver] = get_driver(getattr(Provider, options.driver))
+        self._local = threading.local()
+        self._container_checked = False
+        self._uploads = anyio.CapacityLimiter(options.max_concurrency)
+        self._calls = anyio.CapacityLimiter(options.max_concurrency)
+
+    # -- the interface ------------------------------------------------------------------
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> ObjectInfo:
+        check_key(key)
+        hasher = hashlib.sha256()
+        size = 0
+        iterator = aiter(chunks)
+
+        def stream() -> Iterator[bytes]:
+            # Pulled by the driver in its worker thread, one chunk at a time from the event
+            # loop: memory stays at the driver's own part buffer.
+            nonlocal size
+            while True:
+                try:
+                    anyio.from_thread.check_cancelled()
+                except BaseException:
+                    raise _Cancelled from None
+                try:
+                    chunk = anyio.from_thread.run(_next_chunk, iterator)
+                except BaseException as exc:
+                    raise _SourceFailed(exc) from exc
+                if chunk is None:
+                    return
+                hasher.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        def upload() -> Object:
+            driver, container = self._driver()
+            return driver.upload_object_via_stream(
+                stream(), container, key, extra={"content_type": content_type}
+            )
+
+        try:
+            uploaded = await self._run("put", upload, limiter=self._uploads)
+        except _SourceFailed as failure:
+            await _close(iterator)
+            await self._discard_failed(key)
+            raise failure.error from None
+        except _Cancelled:
+            await self._discard_failed(key)
+            await anyio.lowlevel.checkpoint()  # raises the pending cancellation
+            raise
+        except BaseException:
+            await self._discard_failed(key)
+            raise
+        info = ObjectInfo(key=key, size=size, sha256=hasher.hexdigest(), content_type=content_type)
+        sidecar = json.dumps(
+            {
+                "sha256": info.sha256,
+                "content_type": content_type,
+                "size": size,
+                "version": _version(uploaded),
+            }
+        ).encode()
+
+        def upload_sidecar() -> None:
+            driver, container = self._driver()
+            driver.upload_object_via_stream(
+                iter([sidecar]),
+                container,
+                SIDECAR_PREFIX + key,
+                extra={"content_type": "application/json"},
+            )
+
+        await self._run("put", upload_sidecar)
+        return info
+
+    async def get(
+        self, key: str, *, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        check_key(key)
+        check_range(offset, length)
+        obj = await self._run("get", lambda: self._get_object(key))
+        end = obj.size if length is None else min(obj.size, offset + length)
+        if offset >= end:
+            return
+        skip = 0
+        in_place = self.options.driver in _WRITES_IN_PLACE
+
+        def open_stream() -> Iterator[bytes]:
+            driver, _ = self._driver()
+            if offset == 0 and end == obj.size:
+                return iter(driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE))
+            if in_place:
+                return iter(driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE))
+            return iter(
+                driver.download_object_range_as_stream(obj, offset, end, chunk_size=CHUNK_SIZE)
+            )
+
+        if in_place:
+            skip = offset
+        stream = await self._run("get", open_stream)
+        remaining = end - offset
+        try:
+            while remaining > 0:
+                data = await self._run("get", lambda: next(stream, b""))
+                if not data:
+                    return
+                if skip:
+                    dropped = min(skip, len(data))
+                    data = data[dropped:]
+                    skip -= dropped
+                for start in range(0, min(len(data), remaining), CHUNK_SIZE):
+                    piece = data[start : min(start + CHUNK_SIZE, remaining)]
+                    remaining -= len(piece)
+                    yield piece
+                    if remaining <= 0:
+                        break
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+    async def head(self, key: str) -> ObjectInfo:
+        check_key(key)
+        obj = await self._run("head", lambda: self._get_object(key))
+        sidecar = await self._read_sidecar(key)
+        sha256: str | None = None
+        content_type = (obj.extra or {}).get("content_type") or DEFAULT_CONTENT_TYPE
+        if sidecar.get("size") == obj.size and sidecar.get("version") == _version(obj):
+            recorded = sidecar.get("sha256")
+            sha256 = recorded if isinstance(recorded, str) else None
+            if isinstance(sidecar.get("content_type"), str):
+                content_type = sidecar["content_type"]
+        return ObjectInfo(key, obj.size, sha256, content_type, _extra(obj))
+
+    async def delete(self, key: str) -> None:
+        check_key(key)
+        await self._run("delete", lambda: self._delete_object(key))
+        await self._run("delete", lambda: self._delete_object(SIDECAR_PREFIX + key))
+
+    async def list(
+        self, prefix: str = "", *, token: str | None = None, limit: int = 1000
+    ) -> ObjectPage:
+        """libcloud lists from the start of the prefix each time (it has no start marker in
+        its API): a page further on costs the listing of the pages before it."""
+        check_prefix(prefix)
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit must be between 1 and 1000")
+
+        def page() -> ObjectPage:
+            driver, container = self._driver()
+            found: list[ObjectInfo] = []
+            for obj in driver.iterate_container_objects(container, prefix=prefix or None):
+                name: str = obj.name
+                if name.startswith(RESERVED_SEGMENT + "/") or (token is not None and name <= token):
+                    continue
+                if len(found) == limit:
+                    return ObjectPage(tuple(found), found[-1].key)
+                found.append(ObjectInfo(name, obj.size, None, DEFAULT_CONTENT_TYPE, _extra(obj)))
+            return ObjectPage(tuple(found), None)
+
+        return await self._run("list", page)
+
+    async def copy(self, source_key: str, dest_key: str) -> ObjectInfo:
+        """Streamed through this process (libcloud has no server-side copy)."""
+        check_key(dest_key)
+        source = await self.head(source_key)
+        return await self.put(dest_key, self.get(source_key), content_type=source.content_type)
+
+    async def presigned_upload(
+        self, key: str, *, content_type: str, max_size: int, expires_in: int
+    ) -> PresignedUpload | None:
+        """None: libcloud signs only bare URLs, which could bind neither the content type
+        nor a size limit."""
+        check_key(key)
+        return None
+
+    async def presigned_download(
+        self, key: str, *, expires_in: int, content_type: str | None = None
+    ) -> str | None:
+        """A SigV4 presigned GET for the S3 drivers (the object's stored content type is
+        served: libcloud cannot sign a response override); None for other drivers."""
+        check_key(key)
+        if not issubclass(self._driver_class, S3StorageDriver):
+            return None
+
+        def sign() -> str:
+            driver, container = self._driver()
+            obj = Object(key, 0, None, {}, {}, container, driver)
+            url: str = driver.get_object_cdn_url(obj, ex_expiry=expires_in / 3600)
+            return url
+
+        return await self._run("presign", sign)
+
+    async def close(self) -> None:
+        # Drivers belong to the worker threads that made them and go with those threads.
+        return None
+
+    # -- in worker threads -------------------------------------------------------------------
+
+    def _driver(self) -> tuple[StorageDriver, Container]:
+        """This thread's driver and container."""
+        driver: StorageDriver | None = getattr(self._local, "driver", None)
+        if driver is None:
+            options = self.options
+            secret = None if options.secret is None else options.secret.get_secret_value()
+            driver = self._driver_class(options.key, secret, **options.driver_options)
+            self._local.driver = driver
+            self._local.container = self._container(driver)
+        return driver, self._local.container
+
+    def _container(self, driver: StorageDriver) -> Container:
+        name = self.options.container
+        try:
+            return driver.get_container(name)
+        except ContainerDoesNotExistError:
+            if not self.options.create_container:
+                raise ConfigurationError(f"libcloud container {name!r} does not exist") from None
+        try:
+            return driver.create_container(name)
+        except ContainerAlreadyExistsError:
+            return driver.get_container(name)
+
+    def _get_object(self, key: str) -> Object:
+        driver, container = self._driver()
+        try:
+            return driver.get_object(container.name, key)
+        except ObjectDoesNotExistError:
+            raise NotFound(f"no object {key[:200]!r}") from None
+
+    def _delete_object(self, key: str) -> None:
+        driver, container = self._driver()
+        try:
+            obj = driver.get_object(container.name, key)
+        except ObjectDoesNotExistError:
+            return
+        with contextlib.suppress(ObjectDoesNotExistError):
+            driver.delete_object(obj)
+
+    async def _read_sidecar(self, key: str) -> dict[str, Any]:
+        def read() -> bytes:
+            driver, container = self._driver()
+            try:
+                obj = driver.get_object(container.name, SIDECAR_PREFIX + key)
+            except ObjectDoesNotExistError:
+                return b""
+            if obj.size > 4096:
+                return b""
+            return b"".join(driver.download_object_as_stream(obj))
+
+        raw = await self._run("head", read)
+        try:
+            sidecar = json.loads(raw) if raw else {}
+        except ValueError:
+            return {}
+        return sidecar if isinstance(sidecar, dict) else {}
+
+    async def _discard_failed(self, key: str) -> None:
+        """After a failed upload, delete what a driver that writes in place left behind."""
+        if self.options.driver not in _WRITES_IN_PLACE:
+            return
+        with anyio.CancelScope(shield=True):
+            for name in (key, SIDECAR_PREFIX + key):
+                with contextlib.suppress(ProviderError):
+                    await self._run("put", lambda name=name: self._delete_object(name))
+
+    async def _run(
+        self,
+        operation: str,
+        function: Callable[[], T],
+        *,
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> T:
+        try:
+            return await anyio.to_thread.run_sync(function, limiter=limiter or self._calls)
+        except (ProviderError, _SourceFailed, _Cancelled):
+            raise
+        except ObjectDoesNotExistError:
+            raise NotFound(f"libcloud {operation}: no such object") from None
+        except (
+            RateLimitReachedError,
+            ServiceUnavailableError,
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+        ) as exc:
+            raise Unavailable(f"libcloud {operation}: {type(exc).__name__}") from None
+        except InvalidCredsError:
+            raise ProviderError(f"libcloud {operation}: credentials refused") from None
+        except LibcloudProviderError as exc:
+            error: type[ProviderError] = Unavailable if exc.http_code >= 500 else ProviderError
+            raise error(f"libcloud {operation}: HTTP {exc.http_code}") from None
+        except (LibcloudError, OSError, ValueError, KeyError) as exc:
+            # libcloud's messages embed the driver's repr: name the type only.
+            raise ProviderError(f"libcloud {operation}: {type(exc).__name__}") from None
+
+
+class _SourceFailed(Exception):
+    """The caller's chunk iterator raised: carried through the driver untouched."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__("the chunk source failed")
+        self.error = error
+
+
+class _Cancelled(Exception):
+    """The put was cancelled; an Exception (not a BaseException) so that drivers run their
+    clean-up (abort the multipart upload) on the way out."""
+
+
+async def _next_chunk(iterator: AsyncIterator[bytes]) -> bytes | None:
+    while True:
+        try:
+            chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return None
+        if chunk:
+            return chunk
+
+
+async def _close(iterator: AsyncIterator[bytes]) -> None:
+    """Finish the caller's generator in this task: it was advanced from others."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        with anyio.CancelScope(shield=True):
+            await aclose()
+
+
+def _version(obj: Object) -> str | None:
+    value = obj.hash
+    return None if value is None else str(value).strip('"')
+
+
+def _extra(obj: Object) -> dict[str, Any]:
+    extra = obj.extra or {}
+    return {name: extra[name] for name in ("etag", "last_modified", "modify_time") if name in extra}

@@ -1,0 +1,458 @@
+"""S3 and the S3-compatibles (R2, B2, MinIO, Wasabi, ...) through boto3.
+
+The only module that imports boto3 or botocore. boto3 is synchronous: every call runs in a
+worker thread, bounded by one `CapacityLimiter`, on one client (boto3 clients are
+thread-safe; sessions are not, so the session is used only here, once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, ClassVar, Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+import boto3
+import botocore.config
+import botocore.exceptions
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from providers.errors import ConfigurationError, NotFound, ProviderError, Unavailable
+from providers.storage.base import CHUNK_SIZE, ObjectInfo, ObjectPage, PresignedUpload
+from providers.storage.keys import check_key, check_prefix, check_range
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+SHA256_META = "sha256"
+
+_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+_TRANSIENT = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "ServiceUnavailable",
+        "InternalError",
+        "503",
+        "500",
+    }
+)
+
+T = TypeVar("T")
+
+
+class S3Storage:
+    """A `StorageProvider` on one S3 bucket."""
+
+    kind: ClassVar[str] = "s3"
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        bucket: str
+        endpoint_url: str | None = None
+        """For S3-compatibles, e.g. `https://<account>.r2.cloudflarestorage.com`."""
+        region: str = "us-east-1"
+        addressing_style: Literal["auto", "path", "virtual"] = "auto"
+        access_key_id: SecretStr | None = None
+        """With `secret_access_key`; both unset: boto3's default chain (environment,
+        profile, instance role)."""
+        secret_access_key: SecretStr | None = None
+        session_token: SecretStr | None = None
+        checksum_when_required: bool = True
+        """Send and check botocore's CRC checksums only where S3 requires them: R2, B2 and
+        MinIO reject the default ones."""
+        part_size: int = Field(default=8 * 1024 * 1024, ge=MIN_PART_SIZE)
+        max_concurrency: int = Field(default=16, ge=1)
+        """Worker threads in use at once for this provider's calls."""
+        create_bucket: bool = False
+        """Create the bucket at first use when missing (development and tests)."""
+
+    def __init__(self, options: S3Storage.Options) -> None:
+        if (options.access_key_id is None) != (options.secret_access_key is None):
+            raise ConfigurationError(
+                "access_key_id and secret_access_key are given together or not at all"
+            )
+        self.options = options
+        self._bucket = options.bucket
+        config = botocore.config.Config(
+            region_name=options.region,
+            signature_version="s3v4",
+            s3={"addressing_style": options.addressing_style},
+            max_pool_connections=options.max_concurrency,
+            retries={"mode": "standard", "max_attempts": 3},
+            **(
+                {
+                    "request_checksum_calculation": "when_required",
+                    "response_checksum_validation": "when_required",
+                }
+                if options.checksum_when_required
+                else {}
+            ),
+        )
+        session = boto3.session.Session(
+            aws_access_key_id=_reveal(options.access_key_id),
+            aws_secret_access_key=_reveal(options.secret_access_key),
+            aws_session_token=_reveal(options.session_token),
+            region_name=options.region,
+        )
+        self._client: Any = session.client("s3", endpoint_url=options.endpoint_url, config=config)
+        self._limiter = anyio.CapacityLimiter(options.max_concurrency)
+        self._bucket_ready = not options.create_bucket
+
+    # -- the interface ------------------------------------------------------------------
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> ObjectInfo:
+        check_key(key)
+        await self._ensure_bucket()
+        part_size = self.options.part_size
+        hasher = hashlib.sha256()
+        size = 0
+        buffer = bytearray()
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+        try:
+            async for chunk in chunks:
+                hasher.update(chunk)
+                size += len(chunk)
+                buffer += chunk
+                while len(buffer) >= part_size:
+                    if upload_id is None:
+                        upload_id = await self._create_multipart(key, content_type)
+                    part = bytes(buffer[:part_size])
+                    del buffer[:part_size]
+                    parts.append(await self._upload_part(key, upload_id, len(parts) + 1, part))
+            sha256 = hasher.hexdigest()
+            if upload_id is None:
+                body = bytes(buffer)
+                buffer.clear()
+                await self._call(
+                    "put",
+                    key,
+                    self._client.put_object,
+                    Bucket=self._bucket,
+                    Key=key,
+                    Body=body,
+                    ContentType=content_type,
+                    Metadata={SHA256_META: sha256},
+                )
+            else:
+                if buffer:
+                    part = bytes(buffer)
+                    buffer.clear()
+                    parts.append(await self._upload_part(key, upload_id, len(parts) + 1, part))
+                completed = await self._call(
+                    "put",
+                    key,
+                    self._client.complete_multipart_upload,
+                    Bucket=self._bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+                upload_id = None
+                await self._record_sha256(key, completed["ETag"], content_type, sha256)
+        except BaseException:
+            if upload_id is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._abort_multipart(key, upload_id)
+            raise
+        return ObjectInfo(key=key, size=size, sha256=sha256, content_type=content_type)
+
+    async def get(
+        self, key: str, *, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        check_key(key)
+        check_range(offset, length)
+        await self._ensure_bucket()
+        if length == 0:
+            await self.head(key)
+            return
+        arguments: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
+        if offset or length is not None:
+            end = "" if length is None else str(offset + length - 1)
+            arguments["Range"] = f"bytes={offset}-{end}"
+        try:
+            response = await self._call("get", key, self._client.get_object, **arguments)
+        except _RangeNotSatisfiable:
+            return  # an offset at or past the end: no bytes, like a read past a file's end
+        body = response["Body"]
+        try:
+            while True:
+                data = await self._run("get", key, body.read, CHUNK_SIZE)
+                if not data:
+                    return
+                yield data
+        finally:
+            body.close()
+
+    async def head(self, key: str) -> ObjectInfo:
+        check_key(key)
+        await self._ensure_bucket()
+        response = await self._call(
+            "head", key, self._client.head_object, Bucket=self._bucket, Key=key
+        )
+        sha256 = response.get("Metadata", {}).get(SHA256_META)
+        return ObjectInfo(
+            key=key,
+            size=response["ContentLength"],
+            sha256=sha256 or None,
+            content_type=response.get("ContentType") or DEFAULT_CONTENT_TYPE,
+            extra=_extra(response),
+        )
+
+    async def delete(self, key: str) -> None:
+        check_key(key)
+        await self._ensure_bucket()
+        await self._call("delete", key, self._client.delete_object, Bucket=self._bucket, Key=key)
+
+    async def list(
+        self, prefix: str = "", *, token: str | None = None, limit: int = 1000
+    ) -> ObjectPage:
+        check_prefix(prefix)
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit must be between 1 and 1000")
+        await self._ensure_bucket()
+        arguments: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix, "MaxKeys": limit}
+        if token is not None:
+            arguments["ContinuationToken"] = token
+        response = await self._call("list", prefix, self._client.list_objects_v2, **arguments)
+        objects = tuple(
+            ObjectInfo(
+                key=item["Key"],
+                size=item["Size"],
+                sha256=None,
+                content_type=DEFAULT_CONTENT_TYPE,
+                extra=_extra(item),
+            )
+            for item in response.get("Contents", [])
+        )
+        next_token = response.get("NextContinuationToken") if response.get("IsTruncated") else None
+        return ObjectPage(objects, next_token)
+
+    async def copy(self, source_key: str, dest_key: str) -> ObjectInfo:
+        """A server-side CopyObject, which S3 limits to 5 GB sources (larger ones would need
+        UploadPartCopy: not supported here)."""
+        check_key(source_key)
+        check_key(dest_key)
+        await self._ensure_bucket()
+        await self._call(
+            "copy",
+            source_key,
+            self._client.copy_object,
+            Bucket=self._bucket,
+            Key=dest_key,
+            CopySource={"Bucket": self._bucket, "Key": source_key},
+            MetadataDirective="COPY",
+        )
+        info = await self.head(dest_key)
+        return ObjectInfo(dest_key, info.size, info.sha256, info.content_type, info.extra)
+
+    async def presigned_upload(
+        self, key: str, *, content_type: str, max_size: int, expires_in: int
+    ) -> PresignedUpload | None:
+        check_key(key)
+        await self._ensure_bucket()
+        post = await self._run(
+            "presign",
+            key,
+            partial(
+                self._client.generate_presigned_post,
+                Bucket=self._bucket,
+                Key=key,
+                Fields={"Content-Type": content_type},
+                Conditions=[
+                    {"Content-Type": content_type},
+                    ["content-length-range", 0, max_size],
+                ],
+                ExpiresIn=expires_in,
+            ),
+        )
+        return PresignedUpload(
+            url=post["url"],
+            method="POST",
+            expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
+            fields=dict(post["fields"]),
+        )
+
+    async def presigned_download(
+        self, key: str, *, expires_in: int, content_type: str | None = None
+    ) -> str | None:
+        check_key(key)
+        params: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
+        if content_type is not None:
+            params["ResponseContentType"] = content_type
+        url: str = await self._run(
+            "presign",
+            key,
+            partial(
+                self._client.generate_presigned_url,
+                "get_object",
+                Params=params,
+                ExpiresIn=expires_in,
+            ),
+        )
+        return url
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self._client.close)
+
+    # -- multipart -----------------------------------------------------------------------
+
+    async def _create_multipart(self, key: str, content_type: str) -> str:
+        response = await self._call(
+            "put",
+            key,
+            self._client.create_multipart_upload,
+            Bucket=self._bucket,
+            Key=key,
+            ContentType=content_type,
+        )
+        upload_id: str = response["UploadId"]
+        return upload_id
+
+    async def _upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes
+    ) -> dict[str, Any]:
+        response = await self._call(
+            "put",
+            key,
+            self._client.upload_part,
+            Bucket=self._bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    async def _abort_multipart(self, key: str, upload_id: str) -> None:
+        # On failure, the bucket's lifecycle rule for incomplete uploads is the backstop.
+        with contextlib.suppress(ProviderError):
+            await self._call(
+                "abort",
+                key,
+                self._client.abort_multipart_upload,
+                Bucket=self._bucket,
+                Key=key,
+                UploadId=upload_id,
+            )
+
+    async def _record_sha256(self, key: str, etag: str, content_type: str, sha256: str) -> None:
+        """Add the SHA-256 to a finished multipart object's metadata.
+
+        CreateMultipartUpload takes the metadata before the first byte, when the hash is not
+        known yet, and S3 has no full-object SHA-256 of its own for multipart uploads (its
+        SHA-256 checksums are composites of the parts). So the object is copied onto itself
+        with the metadata replaced: a server-side copy, no bytes through us, but S3 rewrites
+        the object once more (time in proportion to its size, and CopyObject's 5 GB limit).
+        Until the copy lands, `head` shows the object with `sha256` None, never a wrong
+        hash. `CopySourceIfMatch` makes the copy apply only to the object this upload made:
+        if another writer replaced the key meanwhile, theirs stands untouched.
+        """
+        try:
+            await self._call(
+                "put",
+                key,
+                self._client.copy_object,
+                Bucket=self._bucket,
+                Key=key,
+                CopySource={"Bucket": self._bucket, "Key": key},
+                CopySourceIfMatch=etag,
+                MetadataDirective="REPLACE",
+                ContentType=content_type,
+                Metadata={SHA256_META: sha256},
+            )
+        except _PreconditionFailed:
+            return
+        except BaseException:
+            # The put fails as a whole: leave no object that the caller believes unwritten.
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(ProviderError):
+                    await self.delete(key)
+            raise
+
+    # -- calls in threads ------------------------------------------------------------------
+
+    async def _ensure_bucket(self) -> None:
+        if self._bucket_ready:
+            return
+        try:
+            await self._call("create bucket", "", self._client.head_bucket, Bucket=self._bucket)
+        except NotFound:
+            try:
+                await self._call(
+                    "create bucket", "", self._client.create_bucket, Bucket=self._bucket
+                )
+            except ProviderError as exc:
+                if "BucketAlreadyOwnedByYou" not in str(exc):
+                    raise
+        self._bucket_ready = True
+
+    async def _call(self, operation: str, key: str, method: Callable[..., T], **kwargs: Any) -> T:
+        return await self._run(operation, key, partial(method, **kwargs))
+
+    async def _run(self, operation: str, key: str, function: Callable[..., T], *args: Any) -> T:
+        try:
+            return await anyio.to_thread.run_sync(function, *args, limiter=self._limiter)
+        except botocore.exceptions.ClientError as exc:
+            raise _client_error(operation, key, exc) from None
+        except (
+            botocore.exceptions.ConnectionError,
+            botocore.exceptions.HTTPClientError,
+        ) as exc:
+            raise Unavailable(
+                f"s3 {operation}: cannot reach the endpoint ({type(exc).__name__})"
+            ) from None
+        except botocore.exceptions.NoCredentialsError:
+            raise ConfigurationError(f"s3 {operation}: no credentials found") from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise ProviderError(f"s3 {operation}: {type(exc).__name__}") from None
+
+
+class _RangeNotSatisfiable(ProviderError):
+    pass
+
+
+class _PreconditionFailed(ProviderError):
+    pass
+
+
+def _client_error(operation: str, key: str, exc: botocore.exceptions.ClientError) -> ProviderError:
+    """Our error for an S3 error response, named by its code and status only: S3's messages
+    may quote request details, never worth the risk of a credential in a log."""
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    where = f"s3 {operation} {key[:200]!r}: {code or 'error'} (HTTP {status})"
+    if code in _NOT_FOUND or (status == 404 and code != "NoSuchBucket"):
+        return NotFound(where)
+    if code == "InvalidRange" or status == 416:
+        return _RangeNotSatisfiable(where)
+    if code == "PreconditionFailed" or status == 412:
+        return _PreconditionFailed(where)
+    if code in _TRANSIENT or status >= 500 or status == 429:
+        return Unavailable(where)
+    return ProviderError(where)
+
+
+def _extra(response: dict[str, Any]) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if "ETag" in response:
+        extra["etag"] = response["ETag"]
+    modified = response.get("LastModified")
+    if modified is not None:
+        extra["last_modified"] = modified
+    if "StorageClass" in response:
+        extra["storage_class"] = response["StorageClass"]
+    return extra
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()

@@ -1,0 +1,499 @@
+"""The storage contract: every `StorageProvider` passes these same cases against a real
+backend (a directory, moto's S3 server), so that switching providers by configuration is
+proven rather than hoped for."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import tracemalloc
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import httpx
+import pytest
+
+from providers import registry
+from providers.errors import InvalidKey, NotFound
+from providers.storage.base import CHUNK_SIZE, MAX_KEY_LENGTH, ObjectInfo, StorageProvider
+from tests.servers import MotoServer
+
+MiB = 1024 * 1024
+PART_SIZE = 5 * MiB
+
+PROVIDERS = ["local", "s3", "libcloud-s3", "libcloud-local"]
+PRESIGNED_UPLOADS = {"s3"}
+PRESIGNED_DOWNLOADS = {"s3", "libcloud-s3"}
+WRITES_IN_PLACE = {"libcloud-local"}
+"""Providers on which a failed replace loses the previous object (documented)."""
+
+
+class SourceBroke(Exception):
+    pass
+
+
+def options_for(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Any]:
+    bucket = f"contract-{secrets.token_hex(6)}"
+    if name == "local":
+        return "local", {"root": tmp_path / "objects"}
+    if name == "libcloud-local":
+        base = tmp_path / "libcloud"
+        base.mkdir()
+        return "libcloud", {
+            "driver": "LOCAL",
+            "container": "objects",
+            "key": str(base),
+            "create_container": True,
+        }
+    moto: MotoServer = request.getfixturevalue("moto_server")
+    if name == "s3":
+        return "s3", {
+            "bucket": bucket,
+            "endpoint_url": moto.endpoint,
+            "addressing_style": "path",
+            "access_key_id": "testing",
+            "secret_access_key": "testing",
+            "part_size": PART_SIZE,
+            "create_bucket": True,
+        }
+    assert name == "libcloud-s3"
+    return "libcloud", {
+        "driver": "S3",
+        "container": bucket,
+        "key": "testing",
+        "secret": "testing",
+        "driver_options": {
+            "host": "127.0.0.1",
+            "port": moto.port,
+            "secure": False,
+            "region": "us-east-1",
+        },
+        "create_container": True,
+    }
+
+
+@pytest.fixture(params=PROVIDERS)
+def provider_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+async def storage(
+    provider_name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[StorageProvider]:
+    kind, options = options_for(provider_name, request, tmp_path)
+    provider: StorageProvider = registry.load("storage", kind, options)
+    try:
+        yield provider
+    finally:
+        await provider.close()
+        if "moto_server" in request.fixturenames:
+            moto: MotoServer = request.getfixturevalue("moto_server")
+            await anyio.to_thread.run_sync(moto.reset)
+
+
+async def stream(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def read(storage: StorageProvider, key: str, **kwargs: Any) -> bytes:
+    chunks = [chunk async for chunk in storage.get(key, **kwargs)]
+    assert all(len(chunk) <= CHUNK_SIZE for chunk in chunks)
+    return b"".join(chunks)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def keys(storage: StorageProvider, prefix: str = "") -> list[str]:
+    found: list[str] = []
+    token = None
+    while True:
+        page = await storage.list(prefix, token=token)
+        found.extend(info.key for info in page.objects)
+        token = page.next_token
+        if token is None:
+            return found
+
+
+async def test_is_a_storage_provider(storage: StorageProvider) -> None:
+    assert isinstance(storage, StorageProvider)
+    assert storage.kind in {"local", "s3", "libcloud"}
+
+
+async def test_put_head_get_round_trip(storage: StorageProvider) -> None:
+    data = os.urandom(300_000)
+    info = await storage.put("photos/one.jpg", stream(data), content_type="image/jpeg")
+    assert info == ObjectInfo("photos/one.jpg", len(data), sha256(data), "image/jpeg")
+
+    head = await storage.head("photos/one.jpg")
+    assert (head.key, head.size, head.sha256, head.content_type) == (
+        "photos/one.jpg",
+        len(data),
+        sha256(data),
+        "image/jpeg",
+    )
+    assert await read(storage, "photos/one.jpg") == data
+
+
+async def test_empty_object(storage: StorageProvider) -> None:
+    info = await storage.put("empty", stream(b""), content_type="text/plain")
+    assert (info.size, info.sha256) == (0, sha256(b""))
+    head = await storage.head("empty")
+    assert (head.size, head.sha256, head.content_type) == (0, sha256(b""), "text/plain")
+    assert await read(storage, "empty") == b""
+
+
+async def test_object_larger_than_a_part(storage: StorageProvider) -> None:
+    data = os.urandom(12 * MiB + 123)
+    info = await storage.put("big/blob.bin", stream(data, 100_000), content_type="video/mp4")
+    assert (info.size, info.sha256) == (len(data), sha256(data))
+    head = await storage.head("big/blob.bin")
+    assert (head.size, head.sha256, head.content_type) == (len(data), sha256(data), "video/mp4")
+    assert await read(storage, "big/blob.bin") == data
+
+
+@pytest.mark.parametrize(
+    ("offset", "length"),
+    [(0, 10), (10, None), (990, 100), (1000, None), (1500, None), (5, 0), (0, None)],
+)
+async def test_ranged_get(storage: StorageProvider, offset: int, length: int | None) -> None:
+    data = os.urandom(1000)
+    await storage.put("ranged", stream(data, 7), content_type="application/octet-stream")
+    end = None if length is None else offset + length
+    assert await read(storage, "ranged", offset=offset, length=length) == data[offset:end]
+
+
+async def test_ranged_get_across_chunks(storage: StorageProvider) -> None:
+    data = os.urandom(3 * MiB)
+    await storage.put("ranged-big", stream(data, MiB), content_type="application/octet-stream")
+    got = await read(storage, "ranged-big", offset=MiB + 17, length=MiB + 5)
+    assert got == data[MiB + 17 : 2 * MiB + 22]
+
+
+async def test_missing_key(storage: StorageProvider) -> None:
+    with pytest.raises(NotFound):
+        await read(storage, "no/such/key")
+    with pytest.raises(NotFound):
+        await read(storage, "no/such/key", offset=3, length=4)
+    with pytest.raises(NotFound):
+        await storage.head("no/such/key")
+
+
+async def test_delete(storage: StorageProvider) -> None:
+    await storage.put("doomed", stream(b"bye"), content_type="text/plain")
+    await storage.put("doomed-not", stream(b"stay"), content_type="text/plain")
+    await storage.delete("doomed")
+    with pytest.raises(NotFound):
+        await storage.head("doomed")
+    with pytest.raises(NotFound):
+        await read(storage, "doomed")
+    await storage.delete("doomed")
+    await storage.delete("never/was")
+    assert await keys(storage) == ["doomed-not"]
+
+
+async def test_put_replaces(storage: StorageProvider) -> None:
+    await storage.put("avatar", stream(b"first version"), content_type="image/png")
+    info = await storage.put("avatar", stream(b"second"), content_type="image/webp")
+    assert (info.size, info.sha256) == (6, sha256(b"second"))
+    head = await storage.head("avatar")
+    assert (head.size, head.sha256, head.content_type) == (6, sha256(b"second"), "image/webp")
+    assert await read(storage, "avatar") == b"second"
+    assert await keys(storage) == ["avatar"]
+
+
+async def test_list_by_prefix_in_pages(storage: StorageProvider) -> None:
+    names = ["list/c", "list/a", "list/e", "list/b", "list/d"]
+    for name in names:
+        await storage.put(name, stream(name.encode()), content_type="text/plain")
+    for other in ["lis", "list-x", "other/list/a"]:
+        await storage.put(other, stream(b"other"), content_type="text/plain")
+
+    pages = []
+    token = None
+    while True:
+        page = await storage.list("list/", token=token, limit=2)
+        pages.append([info.key for info in page.objects])
+        assert all(info.size == 6 for info in page.objects)
+        token = page.next_token
+        if token is None:
+            break
+        assert len(pages) < 5, "pagination does not end"
+    assert pages == [["list/a", "list/b"], ["list/c", "list/d"], ["list/e"]]
+
+
+async def test_list_orders_keys_as_strings(storage: StorageProvider) -> None:
+    # '-' sorts before '/', which sorts before letters: a naive directory walk gets this wrong.
+    names = ["ab", "a/c/d", "a-c", "a/b", "a/c-e"]
+    for name in names:
+        await storage.put(name, stream(b"x"), content_type="text/plain")
+    assert await keys(storage) == sorted(names)
+    assert await keys(storage, "a/") == ["a/b", "a/c-e", "a/c/d"]
+    assert await keys(storage, "a/c") == ["a/c-e", "a/c/d"]
+    assert await keys(storage, "zz") == []
+
+
+async def test_copy(storage: StorageProvider) -> None:
+    data = os.urandom(70_000)
+    await storage.put("source", stream(data), content_type="audio/ogg")
+    info = await storage.copy("source", "copies/dest")
+    assert (info.key, info.size, info.sha256, info.content_type) == (
+        "copies/dest",
+        len(data),
+        sha256(data),
+        "audio/ogg",
+    )
+    head = await storage.head("copies/dest")
+    assert (head.size, head.sha256, head.content_type) == (len(data), sha256(data), "audio/ogg")
+    assert await read(storage, "copies/dest") == data
+    assert await read(storage, "source") == data
+    with pytest.raises(NotFound):
+        await storage.copy("no-source", "copies/none")
+    assert await keys(storage) == ["copies/dest", "source"]
+
+
+@pytest.mark.parametrize("fail_after", [1000, 6 * MiB], ids=["small", "past-a-part"])
+async def test_failed_put_leaves_nothing(storage: StorageProvider, fail_after: int) -> None:
+    async def failing() -> AsyncIterator[bytes]:
+        sent = 0
+        while sent < fail_after:
+            yield b"x" * 500
+            sent += 500
+        raise SourceBroke("the client went away")
+
+    with pytest.raises(SourceBroke):
+        await storage.put("broken", failing(), content_type="text/plain")
+    with pytest.raises(NotFound):
+        await storage.head("broken")
+    assert await keys(storage) == []
+
+
+async def test_failed_replace_keeps_the_previous_object(
+    storage: StorageProvider, provider_name: str
+) -> None:
+    await storage.put("kept", stream(b"old"), content_type="text/plain")
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"new new new"
+        raise SourceBroke
+
+    with pytest.raises(SourceBroke):
+        await storage.put("kept", failing(), content_type="text/plain")
+    if provider_name in WRITES_IN_PLACE:
+        with pytest.raises(NotFound):
+            await storage.head("kept")
+        return
+    head = await storage.head("kept")
+    assert (head.size, head.sha256) == (3, sha256(b"old"))
+    assert await read(storage, "kept") == b"old"
+
+
+async def test_presigned_upload(storage: StorageProvider, provider_name: str) -> None:
+    upload = await storage.presigned_upload(
+        "direct/upload.png", content_type="image/png", max_size=10_000, expires_in=300
+    )
+    if upload is None:
+        assert provider_name not in PRESIGNED_UPLOADS
+        return
+    assert upload.method == "POST"
+    body = os.urandom(5000)
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            upload.url,
+            data=dict(upload.fields),
+            files={"file": ("upload.png", body, "image/png")},
+        )
+    assert response.status_code in (200, 201, 204), response.text
+    head = await storage.head("direct/upload.png")
+    assert (head.size, head.content_type) == (len(body), "image/png")
+    assert await read(storage, "direct/upload.png") == body
+
+
+async def test_presigned_download(storage: StorageProvider, provider_name: str) -> None:
+    data = os.urandom(20_000)
+    await storage.put("shared/file.pdf", stream(data), content_type="application/pdf")
+    url = await storage.presigned_download("shared/file.pdf", expires_in=300)
+    if url is None:
+        assert provider_name not in PRESIGNED_DOWNLOADS
+        return
+    async with httpx.AsyncClient() as client:
+        response = await client.get(url)
+    assert response.status_code == 200
+    assert response.content == data
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["dossier/été 2024/photo #1 - ü 🎉.jpg", "with space", "a+b=c&d?e.txt", "percent%20kept"],
+)
+async def test_unusual_but_valid_keys(storage: StorageProvider, key: str) -> None:
+    data = key.encode() * 3
+    await storage.put(key, stream(data), content_type="text/plain; charset=utf-8")
+    head = await storage.head(key)
+    assert (head.key, head.size, head.sha256) == (key, len(data), sha256(data))
+    assert head.content_type == "text/plain; charset=utf-8"
+    assert await read(storage, key) == data
+    assert await keys(storage) == [key]
+    await storage.delete(key)
+    assert await keys(storage) == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "a\x00b",
+        "é" * (MAX_KEY_LENGTH // 2 + 1),
+        "../x",
+        "/etc/passwd",
+        "a/../../x",
+        "a/./b",
+        "a//b",
+        "trailing/",
+        "back\\slash",
+        "line\nbreak",
+        ".holdfast/meta/x",
+    ],
+)
+async def test_invalid_keys(storage: StorageProvider, key: str) -> None:
+    consumed = False
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal consumed
+        consumed = True
+        yield b"data"
+
+    with pytest.raises(InvalidKey):
+        await storage.put(key, chunks(), content_type="text/plain")
+    assert not consumed
+    with pytest.raises(InvalidKey):
+        await read(storage, key)
+    with pytest.raises(InvalidKey):
+        await storage.head(key)
+    with pytest.raises(InvalidKey):
+        await storage.delete(key)
+    with pytest.raises(InvalidKey):
+        await storage.copy(key, "fine")
+    await storage.put("fine", stream(b"ok"), content_type="text/plain")
+    with pytest.raises(InvalidKey):
+        await storage.copy("fine", key)
+    assert await keys(storage) == ["fine"]
+
+
+async def test_longest_key_is_accepted(storage: StorageProvider) -> None:
+    # Segments of at most 255 bytes: local filesystems cap a file name there.
+    key = "/".join(["k" * 128] * 4)[:MAX_KEY_LENGTH]
+    assert len(key.encode()) == MAX_KEY_LENGTH
+    await storage.put(key, stream(b"long"), content_type="text/plain")
+    assert (await storage.head(key)).size == 4
+    assert await keys(storage) == [key]
+
+
+@pytest.mark.parametrize("provider_name", ["local", "s3", "libcloud-s3"], indirect=True)
+async def test_memory_stays_bounded(storage: StorageProvider) -> None:
+    size = 64 * MiB
+    block = os.urandom(MiB)
+    expected = hashlib.sha256()
+
+    async def generated() -> AsyncIterable[bytes]:
+        for index in range(size // MiB):
+            chunk = index.to_bytes(8, "big") + block[8:]
+            expected.update(chunk)
+            yield chunk
+
+    tracemalloc.start()
+    try:
+        info = await storage.put("huge", generated(), content_type="application/octet-stream")
+        got = hashlib.sha256()
+        total = 0
+        async for chunk in storage.get("huge"):
+            got.update(chunk)
+            total += len(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (info.size, info.sha256) == (size, expected.hexdigest())
+    assert (total, got.hexdigest()) == (size, expected.hexdigest())
+    assert peak < 32 * MiB, f"peak {peak / MiB:.1f} MiB"
+
+
+# -- the local disk's own guarantees ---------------------------------------------------------
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> StorageProvider:
+    provider: StorageProvider = registry.load("storage", "local", {"root": tmp_path / "root"})
+    return provider
+
+
+async def test_local_refuses_symlinks_out_of_root(local: StorageProvider, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"do not read")
+    root = tmp_path / "root"
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    (root / "file-link").symlink_to(outside / "secret")
+    (root / "real").mkdir()
+    (root / "real" / "nested-link").symlink_to(outside, target_is_directory=True)
+
+    for key in ["link/secret", "file-link", "real/nested-link/secret"]:
+        with pytest.raises(InvalidKey):
+            await read(local, key)
+        with pytest.raises(InvalidKey):
+            await local.head(key)
+    for key in ["link/new", "link/deeper/new", "real/nested-link/new"]:
+        with pytest.raises(InvalidKey):
+            await local.put(key, stream(b"escaped"), content_type="text/plain")
+    with pytest.raises(InvalidKey):
+        await local.delete("link/secret")
+    assert sorted(path.name for path in outside.iterdir()) == ["secret"]
+    assert (outside / "secret").read_bytes() == b"do not read"
+    assert await keys(local) == []
+
+
+async def test_local_leaves_no_temporary_files(local: StorageProvider, tmp_path: Path) -> None:
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"part"
+        raise SourceBroke
+
+    await local.put("a/b", stream(b"whole"), content_type="text/plain")
+    with pytest.raises(SourceBroke):
+        await local.put("a/c", failing(), content_type="text/plain")
+    files = sorted(
+        str(path.relative_to(tmp_path / "root"))
+        for path in (tmp_path / "root").rglob("*")
+        if path.is_file()
+    )
+    assert files == [".holdfast/meta/a/b", "a/b"]
+
+
+async def test_local_ignores_a_stale_sidecar(local: StorageProvider, tmp_path: Path) -> None:
+    await local.put("doc", stream(b"original"), content_type="text/plain")
+    # Replaced behind the provider's back (or a crash between the rename and the sidecar):
+    # the sidecar describes another file, so it must not be believed.
+    target = tmp_path / "root" / "doc"
+    replacement = tmp_path / "root" / "replacement"
+    replacement.write_bytes(b"replaced")
+    replacement.replace(target)
+    head = await local.head("doc")
+    assert (head.size, head.sha256, head.content_type) == (8, None, "application/octet-stream")
+
+
+async def test_local_key_under_an_object_is_refused(local: StorageProvider) -> None:
+    await local.put("a", stream(b"file"), content_type="text/plain")
+    with pytest.raises(InvalidKey):
+        await local.put("a/b", stream(b"under a file"), content_type="text/plain")
+    with pytest.raises(NotFound):
+        await local.head("a/b")
+    await local.put("d/e", stream(b"x"), content_type="text/plain")
+    with pytest.raises(InvalidKey):
+        await local.put("d", stream(b"over a prefix"), content_type="text/plain")
+    with pytest.raises(NotFound):
+        await local.head("d")

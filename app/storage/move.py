@@ -5,7 +5,8 @@ target (`Storage.write_target`), in every process, so the set of objects left at
 backends only shrinks. The move walks the rows of `stored_objects` not yet at the target (in
 id order, a page at a time) and, several objects at once, streams each from its backend into
 the target, checks the size and SHA-256 the target computed against the row, confirms them
-with a `head` at the target, then switches the row with a conditional UPDATE. Reads follow
+with a `head` at the target, then switches the row with a conditional UPDATE (`WHERE backend =
+<source>`, verified copies a batch at a time). Reads follow
 the row, so every object stays readable throughout: from the old backend until its row
 switches, from the target afterwards.
 
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 
 from tortoise.functions import Count, Sum
 
+from app import sql
 from app.models import MoveState, StorageMove, StoredObject
 from app.storage import Storage
 from providers.errors import ConfigurationError, InvalidKey, NotFound, ProviderError
@@ -34,6 +36,12 @@ from providers.storage.base import StorageProvider
 
 PAGE_SIZE = 500
 """Rows read per keyset page; a page's copies overlap the next page's read."""
+
+SWITCH_BATCH = 100
+SWITCH_SECONDS = 0.2
+"""Verified copies are recorded together, by one UPDATE, when this many are waiting or the
+oldest waited this long: a commit per object would cost more than a small object's copy. An
+interruption loses at most those copies' records (a rerun copies them again)."""
 
 RETRY_DELAYS = (0.5, 2.0, 5.0)
 """Seconds before each retry of an object whose copy failed with a provider error."""
@@ -242,6 +250,8 @@ class _Copier:
         self.total_objects, self.total_bytes = total
         self.done_objects = 0
         self.done_bytes = 0
+        self.verified: list[_Row] = []
+        self.flushed_at = time.monotonic()
 
     async def run(self) -> None:
         slots = asyncio.Semaphore(self.concurrency)
@@ -251,6 +261,7 @@ class _Copier:
                 await slots.acquire()
                 task = tasks.create_task(self._move_one(row))
                 task.add_done_callback(lambda _: slots.release())
+        await self._flush()
 
     async def _rows(self) -> AsyncIterator[_Row]:
         after = 0
@@ -306,15 +317,37 @@ class _Copier:
         _check(row, head.size, head.sha256, f"at {self.target}")
 
     async def _switch(self, row: _Row) -> None:
-        switched = await StoredObject.filter(id=row.id, backend=row.backend).update(
-            backend=self.target
-        )
-        if not switched and not await StoredObject.filter(key=row.key).exists():
-            # Deleted while it was copied: the copy would be an orphan.
-            await self._discard(row.key)
-        self.report.copied += 1
-        self.report.copied_bytes += row.size
-        self._done(row)
+        """Queue the row's switch; written with others in one statement (`_flush`)."""
+        self.verified.append(row)
+        if (
+            len(self.verified) >= SWITCH_BATCH
+            or time.monotonic() - self.flushed_at >= SWITCH_SECONDS
+        ):
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self.verified = self.verified, []
+        self.flushed_at = time.monotonic()
+        by_source: dict[str, list[_Row]] = {}
+        for row in batch:
+            by_source.setdefault(row.backend, []).append(row)
+        for source, rows in by_source.items():
+            switched = {
+                record["id"]
+                for record in await sql.fetch(
+                    "UPDATE stored_objects SET backend = :target "
+                    "WHERE backend = :source AND id IN (:ids) RETURNING id",
+                    {"target": self.target, "source": source, "ids": [row.id for row in rows]},
+                )
+            }
+            for row in rows:
+                if row.id in switched:
+                    self.report.copied += 1
+                    self.report.copied_bytes += row.size
+                elif not await StoredObject.filter(key=row.key).exists():
+                    # Deleted while it was copied: the copy would be an orphan.
+                    await self._discard(row.key)
+                self._done(row)
 
     async def _discard(self, key: str) -> None:
         # Should it fail: an orphan for `holdfast storage orphans --delete`.

@@ -44,13 +44,27 @@ def names(kind: str) -> list[str]:
 def provider_class(kind: str, name: str) -> type[Any]:
     """The class registered for `name` of `kind`; ConfigurationError naming it if none is."""
     target = BUILTINS.get(kind, {}).get(name)
-    if target is not None:
-        module_name, _, attribute = target.partition(":")
-        return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
-    for ep in entry_points(group=ENTRY_POINT_GROUP.format(kind=kind), name=name):
-        return ep.load()  # type: ignore[no-any-return]
-    known = ", ".join(names(kind)) or "none"
-    raise ConfigurationError(f"unknown {kind} provider {name!r} (known: {known})")
+    try:
+        if target is not None:
+            module_name, _, attribute = target.partition(":")
+            cls = getattr(importlib.import_module(module_name), attribute)
+        else:
+            for ep in entry_points(group=ENTRY_POINT_GROUP.format(kind=kind), name=name):
+                target = ep.value
+                cls = ep.load()
+                break
+            else:
+                known = ", ".join(names(kind)) or "none"
+                raise ConfigurationError(f"unknown {kind} provider {name!r} (known: {known})")
+    except (ImportError, AttributeError) as exc:
+        # A missing SDK or a broken plug-in package: name the provider, keep the cause.
+        raise ConfigurationError(
+            f"{kind} provider {name!r} ({target}) cannot be loaded: {exc}"
+        ) from exc
+    options = getattr(cls, "Options", None)
+    if not (isinstance(options, type) and issubclass(options, BaseModel)):
+        raise ConfigurationError(f"{kind} provider {name!r} ({target}) has no pydantic Options")
+    return cls  # type: ignore[no-any-return]
 
 
 def load(kind: str, name: str, options: Mapping[str, Any], *, where: str = "") -> Any:

@@ -99,8 +99,9 @@ class StorageProvider(Protocol):
         self, prefix: str = "", *, token: str | None = None, limit: int = 1000
     ) -> ObjectPage:
         """Objects whose keys start with `prefix`, in key order, at most `limit` (1..1000)
-        per page; pass the returned `next_token` to continue. `sha256` may be None here
-        (vendors do not list metadata): `head` has it."""
+        per page; pass the returned `next_token` to continue. `sha256` may be None and
+        `content_type` the generic `application/octet-stream` here (vendors do not list
+        metadata): `head` has them."""
         ...
 
     async def copy(self, source_key: str, dest_key: str) -> ObjectInfo:

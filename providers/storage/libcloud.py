@@ -24,6 +24,7 @@ import hashlib
 import json
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import anyio
@@ -55,6 +56,10 @@ SIDECAR_PREFIX = f"{RESERVED_SEGMENT}/meta/"
 _WRITES_IN_PLACE = frozenset({"LOCAL"})
 """Drivers whose streamed upload overwrites the target as it goes (and whose ranged read
 loads the whole file: ranges are read by skipping instead)."""
+
+_FILTERS_LISTS_ITSELF = frozenset({"LOCAL", "BACKBLAZE_B2", "ATMOS", "DUMMY"})
+"""Drivers that list everything and filter by prefix in Python, with a warning: this
+provider filters instead, without the warning."""
 
 T = TypeVar("T")
 
@@ -102,23 +107,39 @@ class LibcloudStorage:
         check_key(key)
         hasher = hashlib.sha256()
         size = 0
-        iterator = aiter(chunks)
+        # The caller's chunks are read by a task of this loop (so cancelling the put stops
+        # it) into a channel of two chunks, which the driver drains in its worker thread:
+        # memory stays at the driver's own part buffer plus two chunks.
+        send, receive = anyio.create_memory_object_stream[bytes](max_buffer_size=2)
+        source = _Source()
+
+        async def produce() -> None:
+            async with send:
+                try:
+                    async for chunk in chunks:
+                        if chunk:
+                            await send.send(chunk)
+                except anyio.BrokenResourceError:
+                    return  # the upload ended (failed) before the source did
+                except Exception as exc:
+                    source.error = exc
+                    return
+                source.complete = True
 
         def stream() -> Iterator[bytes]:
-            # Pulled by the driver in its worker thread, one chunk at a time from the event
-            # loop: memory stays at the driver's own part buffer.
             nonlocal size
             while True:
                 try:
-                    anyio.from_thread.check_cancelled()
+                    chunk = anyio.from_thread.run(receive.receive)
+                except anyio.EndOfStream:
+                    if source.complete:
+                        return
+                    # Raised through the driver, which aborts its upload on the way out.
+                    raise _SourceFailed from None
                 except BaseException:
-                    raise _Cancelled from None
-                try:
-                    chunk = anyio.from_thread.run(_next_chunk, iterator)
-                except BaseException as exc:
-                    raise _SourceFailed(exc) from exc
-                if chunk is None:
-                    return
+                    # The put was cancelled (anyio cancels this receive with it): an
+                    # Exception, not the cancellation itself, so that drivers clean up.
+                    raise _SourceFailed from None
                 hasher.update(chunk)
                 size += len(chunk)
                 yield chunk
@@ -129,19 +150,27 @@ class LibcloudStorage:
                 stream(), container, key, extra={"content_type": content_type}
             )
 
-        try:
-            uploaded = await self._run("put", upload, limiter=self._uploads)
-        except _SourceFailed as failure:
-            await _close(iterator)
-            await self._discard_failed(key)
-            raise failure.error from None
-        except _Cancelled:
-            await self._discard_failed(key)
-            await anyio.lowlevel.checkpoint()  # raises the pending cancellation
-            raise
-        except BaseException:
-            await self._discard_failed(key)
-            raise
+        # The task group's body must not raise (anyio would wrap it in an ExceptionGroup):
+        # the upload's outcome is kept and acted on after it.
+        outcome: Object | Exception
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(produce)
+            try:
+                outcome = await self._run("put", upload, limiter=self._uploads)
+            except Exception as exc:
+                outcome = exc
+                # Here, not after the group: a cancelled put's group exit raises at once.
+                await self._discard_failed(key)
+            finally:
+                receive.close()
+        if isinstance(outcome, Exception):
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            if isinstance(outcome, _SourceFailed):
+                if source.error is not None:
+                    raise source.error
+                raise ProviderError("libcloud put: the chunk source ended early")
+            raise outcome
+        uploaded = outcome
         info = ObjectInfo(key=key, size=size, sha256=hasher.hexdigest(), content_type=content_type)
         sidecar = json.dumps(
             {
@@ -173,38 +202,33 @@ class LibcloudStorage:
         end = obj.size if length is None else min(obj.size, offset + length)
         if offset >= end:
             return
-        skip = 0
-        in_place = self.options.driver in _WRITES_IN_PLACE
+        whole = offset == 0 and end == obj.size
+        # The local driver's ranged read loads the whole file: read from the start, skipping.
+        skip = offset if self.options.driver in _WRITES_IN_PLACE else 0
 
         def open_stream() -> Iterator[bytes]:
             driver, _ = self._driver()
-            if offset == 0 and end == obj.size:
-                return iter(driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE))
-            if in_place:
+            if whole or skip:
                 return iter(driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE))
             return iter(
                 driver.download_object_range_as_stream(obj, offset, end, chunk_size=CHUNK_SIZE)
             )
 
-        if in_place:
-            skip = offset
         stream = await self._run("get", open_stream)
         remaining = end - offset
         try:
             while remaining > 0:
-                data = await self._run("get", lambda: next(stream, b""))
-                if not data:
+                data = await self._run("get", lambda: next(stream, None))
+                if data is None:
                     return
                 if skip:
                     dropped = min(skip, len(data))
                     data = data[dropped:]
                     skip -= dropped
-                for start in range(0, min(len(data), remaining), CHUNK_SIZE):
-                    piece = data[start : min(start + CHUNK_SIZE, remaining)]
-                    remaining -= len(piece)
-                    yield piece
-                    if remaining <= 0:
-                        break
+                data = data[:remaining]
+                remaining -= len(data)
+                for start in range(0, len(data), CHUNK_SIZE):
+                    yield data[start : start + CHUNK_SIZE]
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
@@ -237,12 +261,19 @@ class LibcloudStorage:
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
 
+        filters_itself = self.options.driver in _FILTERS_LISTS_ITSELF
+
         def page() -> ObjectPage:
             driver, container = self._driver()
             found: list[ObjectInfo] = []
-            for obj in driver.iterate_container_objects(container, prefix=prefix or None):
+            native_prefix = prefix if prefix and not filters_itself else None
+            for obj in driver.iterate_container_objects(container, prefix=native_prefix):
                 name: str = obj.name
-                if name.startswith(RESERVED_SEGMENT + "/") or (token is not None and name <= token):
+                if (
+                    not name.startswith(prefix)
+                    or name.startswith(RESERVED_SEGMENT + "/")
+                    or (token is not None and name <= token)
+                ):
                     continue
                 if len(found) == limit:
                     return ObjectPage(tuple(found), found[-1].key)
@@ -276,7 +307,8 @@ class LibcloudStorage:
 
         def sign() -> str:
             driver, container = self._driver()
-            obj = Object(key, 0, None, {}, {}, container, driver)
+            assert isinstance(driver, S3StorageDriver)
+            obj = Object(key, 0, "", {}, {}, container, driver)
             url: str = driver.get_object_cdn_url(obj, ex_expiry=expires_in / 3600)
             return url
 
@@ -352,7 +384,7 @@ class LibcloudStorage:
         with anyio.CancelScope(shield=True):
             for name in (key, SIDECAR_PREFIX + key):
                 with contextlib.suppress(ProviderError):
-                    await self._run("put", lambda name=name: self._delete_object(name))
+                    await self._run("put", partial(self._delete_object, name))
 
     async def _run(
         self,
@@ -363,7 +395,7 @@ class LibcloudStorage:
     ) -> T:
         try:
             return await anyio.to_thread.run_sync(function, limiter=limiter or self._calls)
-        except (ProviderError, _SourceFailed, _Cancelled):
+        except (ProviderError, _SourceFailed):
             raise
         except ObjectDoesNotExistError:
             raise NotFound(f"libcloud {operation}: no such object") from None
@@ -385,34 +417,15 @@ class LibcloudStorage:
 
 
 class _SourceFailed(Exception):
-    """The caller's chunk iterator raised: carried through the driver untouched."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__("the chunk source failed")
-        self.error = error
+    """The caller's chunks failed or stopped: raised inside the driver so that it cleans up."""
 
 
-class _Cancelled(Exception):
-    """The put was cancelled; an Exception (not a BaseException) so that drivers run their
-    clean-up (abort the multipart upload) on the way out."""
+class _Source:
+    """How the caller's chunk iterator ended, for the worker thread reading its chunks."""
 
-
-async def _next_chunk(iterator: AsyncIterator[bytes]) -> bytes | None:
-    while True:
-        try:
-            chunk = await anext(iterator)
-        except StopAsyncIteration:
-            return None
-        if chunk:
-            return chunk
-
-
-async def _close(iterator: AsyncIterator[bytes]) -> None:
-    """Finish the caller's generator in this task: it was advanced from others."""
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        with anyio.CancelScope(shield=True):
-            await aclose()
+    def __init__(self) -> None:
+        self.complete = False
+        self.error: Exception | None = None
 
 
 def _version(obj: Object) -> str | None:

@@ -26,6 +26,8 @@ from providers.storage.base import CHUNK_SIZE, ObjectInfo, ObjectPage, Presigned
 from providers.storage.keys import check_key, check_prefix, check_range
 
 MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_COPY_SIZE = 5 * 1024**3
+"""CopyObject's limit; beyond it S3 needs UploadPartCopy, which this provider does not do."""
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 SHA256_META = "sha256"
 
@@ -157,7 +159,10 @@ class S3Storage:
                     MultipartUpload={"Parts": parts},
                 )
                 upload_id = None
-                await self._record_sha256(key, completed["ETag"], content_type, sha256)
+                if size <= MAX_COPY_SIZE:
+                    await self._record_sha256(key, completed["ETag"], content_type, sha256)
+                # Larger objects keep no `sha256` in S3 (head says None); the caller's own
+                # record of the returned info is the one that counts anyway.
         except BaseException:
             if upload_id is not None:
                 with anyio.CancelScope(shield=True):

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import httpx
 import pytest
@@ -263,15 +264,33 @@ async def test_copy(storage: StorageProvider) -> None:
 async def test_failed_put_leaves_nothing(storage: StorageProvider, fail_after: int) -> None:
     async def failing() -> AsyncIterator[bytes]:
         sent = 0
+        step = min(fail_after, 64 * 1024)
         while sent < fail_after:
-            yield b"x" * 500
-            sent += 500
+            yield b"x" * step
+            sent += step
         raise SourceBroke("the client went away")
 
     with pytest.raises(SourceBroke):
         await storage.put("broken", failing(), content_type="text/plain")
     with pytest.raises(NotFound):
         await storage.head("broken")
+    assert await keys(storage) == []
+
+
+async def test_cancelled_put_leaves_nothing(storage: StorageProvider) -> None:
+    never = anyio.Event()
+
+    async def stalled() -> AsyncIterator[bytes]:
+        for _ in range(6):  # past a part, so that a multipart upload is under way
+            yield os.urandom(MiB)
+        await never.wait()
+        yield b"never sent"
+
+    with anyio.move_on_after(1) as scope:
+        await storage.put("stalled", stalled(), content_type="text/plain")
+    assert scope.cancelled_caught
+    with pytest.raises(NotFound):
+        await storage.head("stalled")
     assert await keys(storage) == []
 
 

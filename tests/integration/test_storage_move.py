@@ -55,10 +55,9 @@ def _faulty_registered(faults_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def backends(tmp_path: Path, moto: MotoServer) -> dict[str, Any]:
-    """`local`, `s3` (boto3) and `libcloud` (its S3 driver), in a directory and two buckets
-    of their own."""
+    """`local`, `s3` (boto3) and `libcloud` (its S3 driver, against the same moto), in a
+    directory and two buckets of their own."""
     tag = secrets.token_hex(4)
-    (tmp_path / "libcloud").mkdir(exist_ok=True)
     return {
         "local": {"provider": "local", "options": {"root": str(tmp_path / "local")}},
         "s3": {
@@ -72,14 +71,19 @@ def backends(tmp_path: Path, moto: MotoServer) -> dict[str, Any]:
                 "create_bucket": True,
             },
         },
-        # libcloud's LOCAL driver: its S3 driver yields a whole object as one chunk, which
-        # the provider re-chunks wrongly past 1 MiB (reported on the `providers` branch).
         "libcloud": {
             "provider": "libcloud",
             "options": {
-                "driver": "LOCAL",
+                "driver": "S3",
                 "container": f"move-lc-{tag}",
-                "key": str(tmp_path / "libcloud"),
+                "key": "testing",
+                "secret": "testing",
+                "driver_options": {
+                    "host": "127.0.0.1",
+                    "port": moto.port,
+                    "secure": False,
+                    "region": "us-east-1",
+                },
                 "create_container": True,
             },
         },

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test lint test-sqlite test-postgres fuzz bench bench-documents bench-live schema clean
+.PHONY: run test lint test-sqlite test-postgres fuzz bench bench-documents bench-live bench-storage schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,3 +74,9 @@ bench-documents: $(STAMP)
 LIVE_ARGS ?= --subscribers 1000 --processes 2 --posts 200 --max-idle 5000
 bench-live: $(STAMP)
 	$(BIN)/python -m bench.live $(LIVE_ARGS)
+
+# Moving objects between two moto S3 servers: `holdfast storage migrate` beside `rclone copy`
+# at the same concurrency (bench/README.md). Needs rclone (`apt-get install -y rclone`).
+STORAGE_ARGS ?= --objects 2000 --concurrency 8
+bench-storage: $(STAMP)
+	$(BIN)/python -m bench.storage $(STORAGE_ARGS)

@@ -1,5 +1,5 @@
 """The `holdfast` command: serve, worker, migrate, users create-admin, seed, timelines
-rebuild/trim, jobs status/retry-dead."""
+rebuild/trim, jobs status/retry-dead, storage migrate/verify/orphans/status."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ import typer
 from app.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from app.models import StorageMove
     from app.services import Services
+    from app.storage import Storage
+    from app.storage.audit import Audit, BackendTotal, Orphan
+    from app.storage.move import MoveReport
 
 T = TypeVar("T")
 
@@ -31,6 +35,8 @@ timelines_cli = typer.Typer(help="Maintain home timelines.")
 cli.add_typer(timelines_cli, name="timelines")
 jobs_cli = typer.Typer(help="Inspect background jobs.")
 cli.add_typer(jobs_cli, name="jobs")
+storage_cli = typer.Typer(help="Stored objects: move them to another backend, check them.")
+cli.add_typer(storage_cli, name="storage")
 
 
 def _settings() -> Settings:
@@ -375,6 +381,278 @@ def jobs_retry_dead(
             return revived
 
     typer.echo(f"{_run(retry)} dead jobs pending again")
+
+
+@asynccontextmanager
+async def _storage(settings: Settings, *, role: str | None) -> AsyncIterator[Storage]:
+    """The database open and every configured storage backend."""
+    from app.storage import Storage
+    from providers.errors import ConfigurationError
+
+    try:
+        # Opening the backends checks their providers and options.
+        storage = Storage(settings.storage)
+    except ConfigurationError as exc:
+        typer.echo(f"holdfast: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        async with _database(settings, role=role):
+            yield storage
+    finally:
+        await storage.close()
+
+
+def _size(count: int) -> str:
+    if count < 1000:
+        return f"{count:,} B"
+    value = count / 1000
+    units = ["KB", "MB", "GB"]
+    while value >= 1000 and len(units) > 1:
+        value /= 1000
+        units.pop(0)
+    return f"{value:,.1f} {units[0]}"
+
+
+@storage_cli.command("migrate")
+def storage_migrate(
+    to: Annotated[str, typer.Option("--to", help="The backend (a name in storage.backends).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would move; change nothing.")
+    ] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Objects copied at once (default: storage.move_concurrency)."),
+    ] = None,
+    abandon: Annotated[
+        bool,
+        typer.Option(
+            "--abandon",
+            help="Give up the running move to this backend: new writes go to the default "
+            "again (objects already moved stay readable where they are).",
+        ),
+    ] = False,
+) -> None:
+    """Copy every stored object to another backend, verified (size and SHA-256), switching
+    each object's record as its copy is confirmed. Safe to interrupt at any moment: run it
+    again to resume. New writes go to that backend as soon as the move starts."""
+    from rich.console import Console, Group
+    from rich.live import Live
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from app.storage.move import MoveError, MoveProgress, move
+    from app.storage.move import abandon as give_up
+
+    settings = _settings()
+
+    if abandon:
+
+        async def stop() -> bool:
+            async with _storage(settings, role=None):  # updates one row, makes no id
+                return await give_up(to)
+
+        if not _run(stop):
+            typer.echo(f"holdfast: no move to {to!r} is running", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"move to {to} abandoned: new objects go to {settings.storage.default}")
+        return
+
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    volume = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def show(state: MoveProgress) -> None:
+        if not tasks:
+            tasks["objects"] = progress.add_task("objects", total=state.total_objects, failed=0)
+            tasks["bytes"] = volume.add_task("bytes  ", total=state.total_bytes)
+        progress.update(tasks["objects"], completed=state.done_objects, failed=state.failed)
+        volume.update(tasks["bytes"], completed=state.done_bytes)
+
+    async def run() -> MoveReport:
+        async with _storage(settings, role=None if dry_run else "storage migrate") as storage:
+            if dry_run:
+                return await move(storage, to, dry_run=True)
+            with Live(Group(progress, volume), console=console, refresh_per_second=4):
+                return await move(storage, to, concurrency=concurrency, on_progress=show)
+
+    try:
+        report = _run(run)
+    except MoveError as exc:
+        typer.echo(f"holdfast: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted: every object recorded at {to} was verified there, the rest are "
+            f"where they were; run `holdfast storage migrate --to {to}` again to resume",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    _print_move_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_move_report(report: MoveReport) -> None:
+    target = report.target
+    if report.dry_run:
+        typer.echo(
+            f"dry run: {report.remaining:,} objects ({_size(report.remaining_bytes)}) would be "
+            f"copied to {target}; {report.skipped:,} are there already"
+        )
+        return
+    typer.echo(
+        f"copied {report.copied:,} objects ({_size(report.copied_bytes)}) to {target} in "
+        f"{report.elapsed:.1f} s: {report.objects_per_second:,.1f} objects/s, "
+        f"{report.megabytes_per_second:,.1f} MB/s"
+    )
+    typer.echo(f"already at {target}: {report.skipped:,}")
+    typer.echo(f"failed: {len(report.failed):,}")
+    for failure in report.failed:
+        typer.echo(f"  {failure.key} (at {failure.backend}): {failure.reason}")
+    typer.echo(f"left elsewhere: {report.remaining:,} ({_size(report.remaining_bytes)})")
+    typer.echo(
+        "source objects were not deleted: after `holdfast storage verify`, remove them with "
+        "`holdfast storage orphans --delete`, or close the old account"
+    )
+    if report.finished:
+        step = report.next_step()
+        typer.echo(
+            f"move finished; last step: {step}"
+            if step
+            else f"move finished; {target} is the default already"
+        )
+    else:
+        typer.echo(
+            f"move not finished: new objects go to {target}; run "
+            f"`holdfast storage migrate --to {target}` again"
+        )
+
+
+@storage_cli.command("verify")
+def storage_verify(
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Read every object and hash it (not only its head).")
+    ] = False,
+) -> None:
+    """Check every record against its backend and every backend against the records: lists
+    missing, differing and orphaned objects; exits 1 when there is any."""
+    from app.storage.audit import verify
+
+    settings = _settings()
+
+    async def check() -> Audit:
+        async with _storage(settings, role=None) as storage:  # reads only
+            return await verify(storage, deep=deep)
+
+    audit = _run(check)
+    for missing in audit.missing:
+        typer.echo(f"missing    {missing.backend}  {missing.key}: {missing.reason}")
+    for differing in audit.differing:
+        typer.echo(
+            f"differing  {differing.backend}  {differing.key}: {differing.size} bytes, "
+            f"SHA-256 {differing.sha256 or 'unknown'} (recorded: {differing.recorded_size} "
+            f"bytes, SHA-256 {differing.recorded_sha256})"
+        )
+    for orphan in audit.orphans:
+        typer.echo(_orphan_line(orphan))
+    typer.echo(
+        f"checked {audit.checked:,} objects: {len(audit.missing):,} missing, "
+        f"{len(audit.differing):,} differing, {len(audit.orphans):,} orphaned"
+    )
+    if not audit.clean:
+        raise typer.Exit(1)
+
+
+def _orphan_line(orphan: Orphan) -> str:
+    where = (
+        f" (recorded in {orphan.recorded_in}: a copy left by a move)"
+        if orphan.recorded_in
+        else " (no record)"
+    )
+    return f"orphan     {orphan.backend}  {orphan.key}: {_size(orphan.size)}{where}"
+
+
+@storage_cli.command("orphans")
+def storage_orphans(
+    delete: Annotated[bool, typer.Option("--delete", help="Delete them.")] = False,
+) -> None:
+    """List objects no record places where they are (a crash between upload and record, or
+    copies a move left at the old backend); `--delete` removes them."""
+    from app.storage.audit import delete_orphans, find_orphans
+
+    settings = _settings()
+
+    async def clean() -> tuple[list[Orphan], list[Orphan]]:
+        async with _storage(settings, role=None) as storage:  # deletes only
+            found = await find_orphans(storage)
+            deleted = await delete_orphans(storage, found) if delete else []
+            return found, deleted
+
+    found, deleted = _run(clean)
+    for orphan in found:
+        typer.echo(_orphan_line(orphan))
+    if delete:
+        typer.echo(f"deleted {len(deleted):,} of {len(found):,} orphans")
+    else:
+        typer.echo(f"{len(found):,} orphans")
+
+
+@storage_cli.command("status")
+def storage_status() -> None:
+    """Objects and bytes recorded per backend, the default, and the move in progress."""
+    from app.storage.audit import totals
+    from app.storage.move import running_move
+
+    settings = _settings()
+
+    async def read() -> tuple[list[BackendTotal], StorageMove | None, str]:
+        async with _storage(settings, role=None) as storage:  # reads only
+            return await totals(), await running_move(), await storage.write_target()
+
+    counts, running, write_target = _run(read)
+    recorded = {total.backend: total for total in counts}
+    for name in sorted(settings.storage.backends.keys() | recorded.keys()):
+        total = recorded.get(name)
+        objects, size = (total.objects, total.bytes) if total else (0, 0)
+        notes = []
+        if name == settings.storage.default:
+            notes.append("default")
+        if name == write_target:
+            notes.append("new objects go here")
+        if name not in settings.storage.backends:
+            notes.append("NOT CONFIGURED")
+        note = f"  ({', '.join(notes)})" if notes else ""
+        typer.echo(f"{name:<16} {objects:>10,} objects {_size(size):>12}{note}")
+    if running is not None:
+        typer.echo(
+            f"move to {running.target} running since {running.started_at:%Y-%m-%d %H:%M} UTC "
+            f"(`holdfast storage migrate --to {running.target}` resumes it)"
+        )
+    else:
+        typer.echo("no move running")
 
 
 def main() -> None:

@@ -104,13 +104,21 @@ def test_commands_that_make_no_ids_hold_no_node_id(tmp_path: Path) -> None:
     # Every node id is held, yet these run: they need none.
     results = [
         subprocess.run([HOLDFAST, *command], env=env, capture_output=True, text=True, timeout=60)
-        for command in (("jobs", "status"), ("jobs", "retry-dead"), ("timelines", "trim"))
+        for command in (
+            ("jobs", "status"),
+            ("jobs", "retry-dead"),
+            ("timelines", "trim"),
+            ("storage", "status"),
+            ("storage", "verify"),
+            ("storage", "orphans"),
+            ("storage", "migrate", "--to", "local", "--dry-run"),
+        )
     ]
     writing = subprocess.run(
         [HOLDFAST, "timelines", "rebuild"], env=env, capture_output=True, text=True, timeout=60
     )
 
-    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    assert [r.returncode for r in results] == [0] * 7, [r.stderr for r in results]
     assert results[0].stdout == "pending=0 running=0 done=0 dead=0\n"
     assert writing.returncode == 1
     assert "every node id in 5..5 is held" in writing.stderr

@@ -1,0 +1,253 @@
+"""Checking the records against the backends (`holdfast storage verify`, `orphans`, `status`).
+
+- *missing*: a row whose backend has no object under its key;
+- *differing*: the backend's object has another size or SHA-256 than the row (the SHA-256
+  the provider kept at `put`; `deep` reads the bytes and hashes them);
+- *orphan*: an object in a configured backend that no row places there: a crash between
+  `Storage.put` and `Storage.record`, or the copy a move left at the backend it moved from
+  (`recorded_in` then names where the row is). Not orphans: the keys `keep` returns (uploads
+  in flight, which have no row yet) and, while a move runs, copies at its target whose row
+  still names the source (the move records them once verified).
+
+Each backend's listing is held in memory as key -> size while the check runs (about 100
+bytes an object).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from tortoise.functions import Count, Sum
+
+from app.models import StorageMove, StoredObject
+from app.storage import Storage
+from app.storage.move import running_move
+from providers.errors import NotFound, ProviderError
+
+KeepKeys = Callable[[], Awaitable[set[str]]]
+"""Keys that must never count as orphans (the media service's uploads in flight)."""
+
+_PAGE = 1000
+_LOOKUP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    key: str
+    backend: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Differing:
+    key: str
+    backend: str
+    recorded_size: int
+    recorded_sha256: str
+    size: int
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    backend: str
+    key: str
+    size: int
+    recorded_in: str | None
+    """The backend the object's row names, when it has one elsewhere (a copy a move left
+    behind); None for an object with no row at all."""
+
+
+@dataclass(slots=True)
+class Audit:
+    checked: int = 0
+    missing: list[Missing] = field(default_factory=list)
+    differing: list[Differing] = field(default_factory=list)
+    orphans: list[Orphan] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.differing or self.orphans)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendTotal:
+    backend: str
+    objects: int
+    bytes: int
+
+
+async def verify(
+    storage: Storage,
+    *,
+    deep: bool = False,
+    keep: KeepKeys | None = None,
+    concurrency: int | None = None,
+) -> Audit:
+    """Every row checked against its backend, and every backend's objects against the
+    rows."""
+    listings = await _listings(storage)
+    audit = Audit()
+    recorded: dict[str, set[str]] = {name: set() for name in storage.backends}
+    slots = asyncio.Semaphore(concurrency or storage.settings.move_concurrency)
+
+    async with asyncio.TaskGroup() as tasks:
+        async for row in _all_rows():
+            audit.checked += 1
+            recorded.setdefault(row.backend, set()).add(row.key)
+            await slots.acquire()
+            task = tasks.create_task(_check(storage, row, deep, audit))
+            task.add_done_callback(lambda _: slots.release())
+    audit.orphans = await _orphans(listings, recorded, keep)
+    audit.missing.sort(key=lambda item: (item.backend, item.key))
+    audit.differing.sort(key=lambda item: (item.backend, item.key))
+    return audit
+
+
+async def find_orphans(storage: Storage, *, keep: KeepKeys | None = None) -> list[Orphan]:
+    """The objects of every configured backend that no row places there."""
+    listings = await _listings(storage)
+    recorded: dict[str, set[str]] = {name: set() for name in storage.backends}
+    async for row in _all_rows():
+        recorded.setdefault(row.backend, set()).add(row.key)
+    return await _orphans(listings, recorded, keep)
+
+
+async def delete_orphans(
+    storage: Storage, orphans: Iterable[Orphan], *, keep: KeepKeys | None = None
+) -> list[Orphan]:
+    """Delete `orphans` that are orphans still (each is checked again against the rows, the
+    running move and `keep` just before); the ones deleted."""
+    candidates = list(orphans)
+    by_backend: dict[str, dict[str, int]] = {}
+    for orphan in candidates:
+        by_backend.setdefault(orphan.backend, {})[orphan.key] = orphan.size
+    recorded: dict[str, set[str]] = {name: set() for name in by_backend}
+    still = await _orphans(by_backend, recorded, keep)
+    deleted = []
+    for orphan in still:
+        try:
+            await storage.provider(orphan.backend).delete(orphan.key)
+        except (ProviderError, LookupError):
+            continue
+        deleted.append(orphan)
+    return deleted
+
+
+async def totals() -> list[BackendTotal]:
+    """Objects and bytes recorded per backend."""
+    rows = (
+        await StoredObject.annotate(objects=Count("id"), bytes=Sum("size"))
+        .group_by("backend")
+        .order_by("backend")
+        .values("backend", "objects", "bytes")
+    )
+    return [
+        BackendTotal(row["backend"], int(row["objects"]), int(row["bytes"] or 0)) for row in rows
+    ]
+
+
+async def _listings(storage: Storage) -> dict[str, dict[str, int]]:
+    listings: dict[str, dict[str, int]] = {}
+    for name, provider in storage.backends.items():
+        sizes: dict[str, int] = {}
+        token: str | None = None
+        while True:
+            page = await provider.list(token=token, limit=1000)
+            for info in page.objects:
+                sizes[info.key] = info.size
+            token = page.next_token
+            if token is None:
+                break
+        listings[name] = sizes
+    return listings
+
+
+async def _all_rows() -> AsyncIterator[StoredObject]:
+    after = 0
+    while True:
+        page = (
+            await StoredObject.filter(id__gt=after)
+            .order_by("id")
+            .limit(_PAGE)
+            .only("id", "key", "backend", "size", "sha256")
+        )
+        for row in page:
+            yield row
+        if len(page) < _PAGE:
+            return
+        after = page[-1].id
+
+
+async def _check(
+    storage: Storage,
+    row: StoredObject,
+    deep: bool,
+    audit: Audit,
+) -> None:
+    try:
+        provider = storage.provider(row.backend)
+    except LookupError:
+        audit.missing.append(Missing(row.key, row.backend, "backend not configured"))
+        return
+    sha256: str | None
+    try:
+        if deep:
+            size, sha256 = await _hash(provider.get(row.key))
+        else:
+            info = await provider.head(row.key)
+            size, sha256 = info.size, info.sha256
+    except NotFound:
+        audit.missing.append(Missing(row.key, row.backend, "no object"))
+        return
+    except ProviderError as exc:
+        audit.missing.append(Missing(row.key, row.backend, f"{type(exc).__name__}: {exc}"))
+        return
+    if size != row.size or sha256 != row.sha256:
+        audit.differing.append(Differing(row.key, row.backend, row.size, row.sha256, size, sha256))
+
+
+async def _hash(chunks: AsyncIterator[bytes]) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        digest.update(chunk)
+    return size, digest.hexdigest()
+
+
+async def _orphans(
+    listings: dict[str, dict[str, int]],
+    recorded: dict[str, set[str]],
+    keep: KeepKeys | None,
+) -> list[Orphan]:
+    candidates = [
+        (backend, key, size)
+        for backend, sizes in listings.items()
+        for key, size in sizes.items()
+        if key not in recorded.get(backend, set())
+    ]
+    if not candidates:
+        return []
+    kept = await keep() if keep is not None else set()
+    move: StorageMove | None = await running_move()
+    # Rows recorded (or switched by a move) after the walk that collected `recorded`.
+    rows: dict[str, str] = {}
+    keys = sorted({key for _, key, _ in candidates})
+    for start in range(0, len(keys), _LOOKUP_BATCH):
+        batch = keys[start : start + _LOOKUP_BATCH]
+        for key, backend in await StoredObject.filter(key__in=batch).values_list("key", "backend"):
+            rows[key] = backend
+    orphans = []
+    for backend, key, size in candidates:
+        row_backend = rows.get(key)
+        if row_backend == backend or key in kept:
+            continue
+        if move is not None and move.target == backend and row_backend is not None:
+            continue  # copied by the running move, recorded once verified
+        orphans.append(Orphan(backend, key, size, row_backend))
+    orphans.sort(key=lambda item: (item.backend, item.key))
+    return orphans

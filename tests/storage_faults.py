@@ -1,0 +1,109 @@
+"""A storage provider that fails and slows down on purpose, for the move tests.
+
+`FaultyStorage` delegates to a real provider (any registry name with its options) and raises
+`Unavailable` for the keys in `fail_keys` on their first `failures` calls of `fail_on`, and
+waits `delay` seconds before every `put`. It is configured like any backend, so it also works
+in a `holdfast` subprocess: `entry_point_dir` writes a distribution's metadata that registers
+it under the entry-point group `holdfast.providers.storage` as `faulty`; put that directory on
+the path (sys.path, or PYTHONPATH for a subprocess).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from providers import registry
+from providers.errors import Unavailable
+from providers.storage.base import ObjectInfo, ObjectPage, PresignedUpload, StorageProvider
+
+NAME = "faulty"
+
+
+def entry_point_dir(directory: Path) -> Path:
+    """`directory` holding the metadata that registers `FaultyStorage` as `faulty`."""
+    info = directory / "holdfast_test_faults-0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: holdfast-test-faults\nVersion: 0\n"
+    )
+    (info / "entry_points.txt").write_text(
+        f"[holdfast.providers.storage]\n{NAME} = tests.storage_faults:FaultyStorage\n"
+    )
+    return directory
+
+
+class FaultyStorage:
+    kind: ClassVar[str] = NAME
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        provider: str
+        options: dict[str, Any] = {}
+        fail_keys: list[str] = []
+        failures: int = 0
+        fail_on: Literal["put", "get"] = "put"
+        delay: float = 0.0
+
+    def __init__(self, options: FaultyStorage.Options) -> None:
+        self.options = options
+        self.inner: StorageProvider = registry.load("storage", options.provider, options.options)
+        self.left = dict.fromkeys(options.fail_keys, options.failures)
+        self.calls: dict[str, int] = {}
+
+    def _maybe_fail(self, operation: str, key: str) -> None:
+        if operation != self.options.fail_on:
+            return
+        self.calls[key] = self.calls.get(key, 0) + 1
+        if self.left.get(key, 0) > 0:
+            self.left[key] -= 1
+            raise Unavailable(f"injected failure of {operation} {key}")
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> ObjectInfo:
+        if self.options.delay:
+            await asyncio.sleep(self.options.delay)
+        self._maybe_fail("put", key)
+        return await self.inner.put(key, chunks, content_type=content_type)
+
+    async def get(
+        self, key: str, *, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        self._maybe_fail("get", key)
+        async for chunk in self.inner.get(key, offset=offset, length=length):
+            yield chunk
+
+    async def head(self, key: str) -> ObjectInfo:
+        return await self.inner.head(key)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+    async def list(
+        self, prefix: str = "", *, token: str | None = None, limit: int = 1000
+    ) -> ObjectPage:
+        return await self.inner.list(prefix, token=token, limit=limit)
+
+    async def copy(self, source_key: str, dest_key: str) -> ObjectInfo:
+        return await self.inner.copy(source_key, dest_key)
+
+    async def presigned_upload(
+        self, key: str, *, content_type: str, max_size: int, expires_in: int
+    ) -> PresignedUpload | None:
+        return await self.inner.presigned_upload(
+            key, content_type=content_type, max_size=max_size, expires_in=expires_in
+        )
+
+    async def presigned_download(
+        self, key: str, *, expires_in: int, content_type: str | None = None
+    ) -> str | None:
+        return await self.inner.presigned_download(
+            key, expires_in=expires_in, content_type=content_type
+        )
+
+    async def close(self) -> None:
+        await self.inner.close()

@@ -559,13 +559,14 @@ def storage_verify(
 ) -> None:
     """Check every record against its backend and every backend against the records: lists
     missing, differing and orphaned objects; exits 1 when there is any."""
+    from app.services.media import inflight_keys
     from app.storage.audit import verify
 
     settings = _settings()
 
     async def check() -> Audit:
         async with _storage(settings, role=None) as storage:  # reads only
-            return await verify(storage, deep=deep)
+            return await verify(storage, deep=deep, keep=inflight_keys)
 
     audit = _run(check)
     for missing in audit.missing:
@@ -601,14 +602,15 @@ def storage_orphans(
 ) -> None:
     """List objects no record places where they are (a crash between upload and record, or
     copies a move left at the old backend); `--delete` removes them."""
+    from app.services.media import inflight_keys
     from app.storage.audit import delete_orphans, find_orphans
 
     settings = _settings()
 
     async def clean() -> tuple[list[Orphan], list[Orphan]]:
         async with _storage(settings, role=None) as storage:  # deletes only
-            found = await find_orphans(storage)
-            deleted = await delete_orphans(storage, found) if delete else []
+            found = await find_orphans(storage, keep=inflight_keys)
+            deleted = await delete_orphans(storage, found, keep=inflight_keys) if delete else []
             return found, deleted
 
     found, deleted = _run(clean)

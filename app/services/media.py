@@ -318,18 +318,7 @@ class MediaService:
         return found[0] if found and found[0].owner_id == viewer.user.id else None
 
     async def inflight_upload_keys(self) -> set[str]:
-        """Keys whose bytes are still wanted though no stored_objects row names them yet, for
-        `holdfast storage orphans`: the upload keys of media pending or processing, and the
-        rendition prefix (ending in `/`) of those processing (a job stores renditions before
-        it records them)."""
-        rows = await Media.filter(
-            state__in=[MediaState.PENDING, MediaState.PROCESSING]
-        ).values_list("id", "upload_key", "state")
-        keys = {upload_key for _, upload_key, _ in rows}
-        keys.update(
-            rendition_prefix(id_) for id_, _, state in rows if state == MediaState.PROCESSING
-        )
-        return keys
+        return await inflight_keys()
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -404,3 +393,16 @@ class MediaService:
         # Failing, it is an orphan that `holdfast storage orphans` finds.
         with contextlib.suppress(ProviderError):
             await self.storage.provider(backend).delete(key)
+
+
+async def inflight_keys() -> set[str]:
+    """Keys whose bytes are still wanted though no stored_objects row names them yet, for
+    `holdfast storage verify` and `orphans`: the upload keys of media pending or processing,
+    and the rendition prefix (ending in `/`) of those processing (a job stores renditions
+    before it records them)."""
+    rows = await Media.filter(state__in=[MediaState.PENDING, MediaState.PROCESSING]).values_list(
+        "id", "upload_key", "state"
+    )
+    keys = {upload_key for _, upload_key, _ in rows}
+    keys.update(rendition_prefix(id_) for id_, _, state in rows if state == MediaState.PROCESSING)
+    return keys

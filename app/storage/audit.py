@@ -6,8 +6,9 @@
 - *orphan*: an object in a configured backend that no row places there: a crash between
   `Storage.put` and `Storage.record`, or the copy a move left at the backend it moved from
   (`recorded_in` then names where the row is). Not orphans: the keys `keep` returns (uploads
-  in flight, which have no row yet) and, while a move runs, copies at its target whose row
-  still names the source (the move records them once verified).
+  in flight, which have no row yet; an entry ending in `/` keeps every key under it) and,
+  while a move runs, copies at its target whose row still names the source (the move
+  records them once verified).
 
 Each backend's listing is held in memory as key -> size while the check runs (about 100
 bytes an object).
@@ -233,6 +234,7 @@ async def _orphans(
     if not candidates:
         return []
     kept = await keep() if keep is not None else set()
+    kept_prefixes = tuple(entry for entry in kept if entry.endswith("/"))
     move: StorageMove | None = await running_move()
     # Rows recorded (or switched by a move) after the walk that collected `recorded`.
     rows: dict[str, str] = {}
@@ -244,7 +246,7 @@ async def _orphans(
     orphans = []
     for backend, key, size in candidates:
         row_backend = rows.get(key)
-        if row_backend == backend or key in kept:
+        if row_backend == backend or key in kept or key.startswith(kept_prefixes):
             continue
         if move is not None and move.target == backend and row_backend is not None:
             continue  # copied by the running move, recorded once verified

@@ -355,10 +355,11 @@ async def test_verify_and_orphans(
     (tmp_path / "local" / rewritten).write_bytes(b"y" * 3_000)  # behind the provider's back
     await local.put("media/orphan.bin", chunked(b"o"), content_type="text/plain")
     await local.put("uploads/inflight.bin", chunked(b"i"), content_type="text/plain")
+    await local.put("media/7/run-full.webp", chunked(b"r"), content_type="image/webp")
     await storage.provider("s3").put("stray.bin", chunked(b"s"), content_type="text/plain")
 
     async def inflight() -> set[str]:
-        return {"uploads/inflight.bin"}
+        return {"uploads/inflight.bin", "media/7/"}  # a key, and a prefix
 
     audit = await verify(storage, keep=inflight)
 
@@ -377,7 +378,10 @@ async def test_verify_and_orphans(
 
     assert [o.key for o in deleted] == ["media/orphan.bin", "stray.bin"]
     assert (await verify(storage, keep=inflight)).orphans == []
-    assert [o.key for o in await find_orphans(storage)] == ["uploads/inflight.bin"]
+    assert [o.key for o in await find_orphans(storage)] == [
+        "media/7/run-full.webp",
+        "uploads/inflight.bin",
+    ]
 
 
 async def test_a_copy_in_flight_is_no_orphan(

@@ -41,8 +41,8 @@ class BodySizeLimit:
     """Refuse request bodies over `max_bytes` with 413: at once when Content-Length says so,
     else as soon as the streamed body passes the limit, so no oversized body is ever held.
 
-    A multipart/form-data POST to one of `multipart_paths` (uploads through GraphQL) may
-    have up to `multipart_max_bytes` instead."""
+    A multipart/form-data POST to one of `multipart_paths` (uploads through GraphQL; paths
+    below the application's `root_path`) may have up to `multipart_max_bytes` instead."""
 
     def __init__(
         self,
@@ -62,7 +62,7 @@ class BodySizeLimit:
         if (
             self.multipart_max_bytes is not None
             and scope["method"] == "POST"
-            and scope["path"] in self.multipart_paths
+            and _route_path(scope) in self.multipart_paths
             and _is_multipart(scope)
         ):
             return self.multipart_max_bytes
@@ -105,6 +105,16 @@ class BodySizeLimit:
         message = f"The request body is larger than {limit} bytes."
         response = error_response(413, message, headers={"connection": "close"})
         await response(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The request's path below the application's mount point: ASGI servers put `root_path`
+    (uvicorn --root-path, a mount) in front of `path`, as Starlette's routing strips it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and (path == root or path.startswith(root.rstrip("/") + "/")):
+        return path[len(root.rstrip("/")) :] or "/"
+    return path
 
 
 def _is_multipart(scope: Scope) -> bool:

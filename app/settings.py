@@ -6,9 +6,10 @@ invalid setting is a start-up error that names the key (`SettingsError`).
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -32,6 +33,9 @@ from pydantic_settings import (
 ENV_PREFIX = "HOLDFAST_"
 CONFIG_FILE_ENV = "HOLDFAST_CONFIG_FILE"
 SECRET_FILE_NAME = "secret_key"  # noqa: S105 (a file name)
+# Seconds added to the longest a media.process job can take through its retries
+# (Settings.processing_timeout).
+PROCESSING_MARGIN = 3_600
 
 
 class SettingsError(Exception):
@@ -131,6 +135,21 @@ class JobSettings(_Section):
         86_400, ge=0, le=90 * 86_400, description="how long finished jobs stay in the table"
     )
 
+    def longest_retries(self) -> float:
+        """Seconds from a job's first claim until it is dead at the latest, when each attempt
+        fails only as its lease runs out: `max_attempts` leases and the longest backoff before
+        each retry (app/jobs/queue.py `backoff`). A stage that renews its lease can take
+        longer; callers add a margin."""
+        waits = sum(self.backoff_ceiling(attempt) for attempt in range(1, self.max_attempts))
+        return self.max_attempts * self.lease_seconds + waits
+
+    def backoff_ceiling(self, attempt: int) -> float:
+        """The longest wait before retrying after failed attempt number `attempt` (1, 2, ...):
+        doubling from `backoff_first_seconds` up to `backoff_max_seconds`."""
+        return min(
+            self.backoff_max_seconds, self.backoff_first_seconds * 2.0 ** min(attempt - 1, 60)
+        )
+
 
 class HttpSettings(_Section):
     max_body_bytes: int = Field(
@@ -187,12 +206,42 @@ class LiveSettings(_Section):
     )
 
 
+_SECRET_WORDS = ("secret", "password", "token", "key")
+MASKED = "**********"
+
+
+def is_secret_option(name: str) -> bool:
+    """Whether a provider option's name says it holds a credential (`secret_access_key`,
+    `password`, `api_token`, `key`), not an identifier (`access_key_id`)."""
+    lowered = name.lower()
+    return not lowered.endswith("_id") and any(word in lowered for word in _SECRET_WORDS)
+
+
+def _masked(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: MASKED
+        if is_secret_option(str(name))
+        else _masked(value)
+        if isinstance(value, Mapping)
+        else value
+        for name, value in options.items()
+    }
+
+
 class StorageBackendSettings(_Section):
     """One storage configuration: a provider by registry name and its options (checked
-    against the provider's own options when the application starts)."""
+    against the provider's own options when the application starts).
+
+    The options go to the provider as given, credentials included; its `repr` and `str`
+    (and so those of `Settings`, in a log line or a traceback) mask the values of options
+    whose name says they are secret."""
 
     provider: str = Field(description="`local`, `s3`, `libcloud`, or one a package adds")
     options: dict[str, Any] = Field(default_factory=dict, description="the provider's options")
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, _masked(value) if name == "options" else value
 
 
 DEFAULT_STORAGE_BACKEND = "local"
@@ -250,6 +299,14 @@ class MediaSettings(_Section):
         le=365 * 86_400,
         description="seconds after it became ready (or failed) that a medium on no post and "
         "not an avatar or header is deleted",
+    )
+    processing_timeout: int | None = Field(
+        None,
+        ge=60,
+        le=30 * 86_400,
+        description="seconds after its file arrived that a medium still processing (its job "
+        "died) fails with PROCESSING_FAILED; default: the longest every attempt of its job can "
+        "take (jobs.max_attempts leases and backoffs) plus an hour",
     )
 
     @model_validator(mode="after")
@@ -361,6 +418,14 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite://{self.data_dir / 'holdfast.sqlite3'}"
+
+    def processing_timeout(self) -> int:
+        """Seconds a medium may stay processing before it fails (`media.processing_timeout`,
+        else one hour more than its job can take through every retry, so that the check
+        never fails a medium whose job may still succeed)."""
+        if self.media.processing_timeout is not None:
+            return self.media.processing_timeout
+        return math.ceil(self.jobs.longest_retries()) + PROCESSING_MARGIN
 
     def signing_key(self) -> str:
         """The token signing key: configured, or generated once and kept in the data dir."""

@@ -34,7 +34,7 @@ from schema.results import parse_global_id
 from schema.social import SocialMutation
 from schema.subscriptions import Subscription
 from schema.timelines import TimelineQuery
-from schema.types import Post
+from schema.types import MEDIA_LIST_SIZE, Post
 
 log = structlog.get_logger("holdfast.graphql")
 
@@ -148,6 +148,7 @@ def build_schema(settings: Settings) -> HoldfastSchema:
             max_cost=limits.max_cost,
             max_repeated_fields=limits.max_repeated_fields,
             max_fragments=limits.max_fragments,
+            list_sizes={MEDIA_LIST_SIZE.name: settings.media.max_attachments},
         ),
         max_bytes=limits.max_document_bytes,
         max_tokens=limits.max_tokens,

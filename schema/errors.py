@@ -39,11 +39,14 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: "Only JPEG, PNG, WebP and GIF images are accepted.",
     ErrorCode.MEDIA_TOO_LARGE: "The file is larger than the upload limit (an operator setting).",
     ErrorCode.UPLOAD_MISSING: "No file was uploaded for this media yet.",
-    ErrorCode.UPLOAD_NOT_PENDING: "This media was already uploaded (it is processed or failed).",
+    ErrorCode.UPLOAD_NOT_PENDING: (
+        "This media was already uploaded (it is being processed, processed or failed)."
+    ),
     ErrorCode.MEDIA_NOT_READY: "The media is not processed (yet, or it failed).",
     ErrorCode.MEDIA_IN_USE: "The media is attached to another post.",
     ErrorCode.WRONG_MEDIA_PURPOSE: "The media was uploaded for another use (post, avatar, header).",
     ErrorCode.TOO_MANY_ATTACHMENTS: "More media than a post may have (an operator setting).",
+    ErrorCode.UNAVAILABLE: "A service this needs (storage) is unavailable; try again later.",
     ErrorCode.EVENTS_MISSED: (
         "A live stream may have lost events: refetch the query it mirrors, then subscribe again."
     ),

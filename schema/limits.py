@@ -24,7 +24,8 @@ selection set keeps that rule linear too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -48,9 +49,20 @@ from app.services.paging import DEFAULT_PAGE, MAX_PAGE
 
 PAGE_ARGUMENTS = ("first", "last", "limit")
 # A list field that can hold more than LIST_ESTIMATE items declares its most in its metadata
-# (`strawberry.field(metadata={LIST_SIZE: n})`).
+# (`strawberry.field(metadata={LIST_SIZE: n})`), or, when a setting bounds it, names that
+# setting (`{LIST_SIZE: SettingSize("media.max_attachments", 4)}`: DocumentLimits.list_sizes
+# gives its value).
 LIST_SIZE = "holdfast.list_size"
 LIST_ESTIMATE = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSize:
+    """The most items of a list, as an operator setting (`name`) has it; `default` when the
+    limits do not give it."""
+
+    name: str
+    default: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +72,8 @@ class DocumentLimits:
     max_cost: int
     max_repeated_fields: int
     max_fragments: int
+    # The values of the settings that bound lists (SettingSize.name -> most items).
+    list_sizes: Mapping[str, int] = field(default_factory=dict)
 
 
 class LimitCode:
@@ -219,7 +233,9 @@ class Walker:
                 named = get_named_type(field_type) if field_type is not None else None
                 sub_parent = named if named is not None and is_composite_type(named) else None
                 below = self._selection(sub_parent, sub_sets, depth + 1)
-            multiplier = max(_multiplier(first_type, definition, f) for _, f in fields)
+            multiplier = max(
+                _multiplier(first_type, definition, f, limits.list_sizes) for _, f in fields
+            )
             cost += 1 + multiplier * below.cost
             aliases += below.aliases
             height = max(height, below.height + 1)
@@ -243,12 +259,16 @@ class Walker:
             )
 
 
-def _multiplier(parent_type: Any, definition: Any, field: FieldNode) -> int:
+def _multiplier(
+    parent_type: Any, definition: Any, field: FieldNode, list_sizes: Mapping[str, int]
+) -> int:
     """How many times the field's sub-selection may be produced."""
     if definition is None:
         return 1
     strawberry_field = definition.extensions.get("strawberry-definition")
     declared = strawberry_field.metadata.get(LIST_SIZE) if strawberry_field else None
+    if isinstance(declared, SettingSize):
+        return max(1, list_sizes.get(declared.name, declared.default))
     if declared is not None:
         return int(declared)
     given = {a.name.value: a.value for a in field.arguments or ()}

@@ -19,6 +19,7 @@ from app.models import MediaPurpose as MediaPurposeModel
 from app.models import MediaState as MediaStateModel
 from app.services.media import Focus
 from app.services.media_processing import UPLOAD_MISSING
+from app.services.media_purge import PROCESSING_FAILED
 from app.services.media_reads import MediaView
 from schema.context import Context
 from schema.results import INPUT, MutationTypes, decode_id, parse_global_id
@@ -39,7 +40,8 @@ class MediaState(Enum):
     )
     FAILED = strawberry.enum_value(
         MediaStateModel.FAILED.value,
-        description="The file was refused (see errorCode); nothing of it was kept.",
+        description="The file was refused or could not be processed (see errorCode); nothing "
+        "of it was kept.",
     )
 
 
@@ -54,7 +56,7 @@ class MediaPurpose(Enum):
     )
 
 
-@strawberry.enum(description="Why processing refused a file.")
+@strawberry.enum(description="Why processing refused a file, or did not finish.")
 class MediaErrorCode(Enum):
     UNSUPPORTED_TYPE = strawberry.enum_value(
         "unsupported_type", description="Not a JPEG, PNG, WebP or GIF image (by its content)."
@@ -68,6 +70,11 @@ class MediaErrorCode(Enum):
     CORRUPT = strawberry.enum_value("corrupt", description="Damaged or truncated image data.")
     UPLOAD_MISSING = strawberry.enum_value(
         UPLOAD_MISSING, description="The uploaded file disappeared before processing."
+    )
+    PROCESSING_FAILED = strawberry.enum_value(
+        PROCESSING_FAILED,
+        description="Processing did not finish in time (storage failed throughout); upload "
+        "the file again.",
     )
 
 
@@ -163,7 +170,8 @@ def as_media(view: MediaView) -> Media:
 class CreateUploadInput:
     purpose: MediaPurpose = strawberry.field(description="What it is for.")
     content_type: str = strawberry.field(
-        description="image/jpeg, image/png, image/webp or image/gif (checked again on the content)."
+        description="image/jpeg, image/png, image/webp or image/gif (checked again on the "
+        "content); bound into the direct-upload URL's policy."
     )
     byte_size: int = strawberry.field(
         description="The file's size in bytes, up to the upload limit (an operator setting)."
@@ -185,7 +193,8 @@ class FinalizeUploadInput:
 class UploadMediaInput:
     file: Upload = strawberry.field(
         description="The file, by the GraphQL multipart request spec; the request needs an "
-        "Apollo-Require-Preflight header."
+        "Apollo-Require-Preflight header. A part typed application/octet-stream (or not "
+        "typed) is judged by its content alone."
     )
     purpose: MediaPurpose = strawberry.field(
         default=MediaPurpose.POST, description="What it is for (ignored with `id`)."
@@ -254,6 +263,7 @@ CREATE_UPLOAD = MutationTypes(
         ErrorCode.NOT_AUTHENTICATED,
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         ErrorCode.MEDIA_TOO_LARGE,
+        ErrorCode.UNAVAILABLE,
         *_SETTINGS_CODES,
     ],
     success="A pending medium, and where to send its file.",
@@ -267,6 +277,7 @@ FINALIZE_UPLOAD = MutationTypes(
         ErrorCode.NOT_FOUND,
         ErrorCode.UPLOAD_MISSING,
         ErrorCode.MEDIA_TOO_LARGE,
+        ErrorCode.UNAVAILABLE,
     ],
     success="The file is being processed (poll the medium's state).",
     failure="finalizeUpload failed; the medium is still pending.",
@@ -280,6 +291,7 @@ UPLOAD_MEDIA = MutationTypes(
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         ErrorCode.MEDIA_TOO_LARGE,
         ErrorCode.UPLOAD_NOT_PENDING,
+        ErrorCode.UNAVAILABLE,
         *_SETTINGS_CODES,
     ],
     success="The file is stored and being processed (poll the medium's state).",

@@ -31,11 +31,12 @@ from app.services.posts import EDIT_HISTORY_MAX
 from app.services.views import AccountCard, PostView
 from schema.context import Context
 from schema.executor import PREFETCHED
-from schema.limits import LIST_SIZE
+from schema.limits import LIST_SIZE, SettingSize
 from schema.media import Media, as_media
 
-# A post's media, as the cost of a query counts them (the default of media.max_attachments).
-MEDIA_LIST_SIZE = 4
+# A post's media, as the cost of a query counts them: media.max_attachments (build_schema
+# gives its value).
+MEDIA_LIST_SIZE = SettingSize("media.max_attachments", 4)
 
 # --- enums -------------------------------------------------------------------------------
 

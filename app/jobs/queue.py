@@ -51,10 +51,7 @@ def backoff(
     """Seconds before retrying after failed attempt number `attempt` (1, 2, ...): doubling from
     `backoff_first_seconds` up to `backoff_max_seconds`, each drawn from its upper half so that
     jobs that failed together do not retry together."""
-    ceiling = min(
-        settings.backoff_max_seconds, settings.backoff_first_seconds * 2.0 ** min(attempt - 1, 60)
-    )
-    return ceiling * (0.5 + rand() / 2)
+    return settings.backoff_ceiling(attempt) * (0.5 + rand() / 2)
 
 
 class JobQueue:

@@ -54,7 +54,7 @@ class Services:
         FanOutService(settings).register(jobs)
         jobs.register(NOTIFY, create_notifications)
         jobs.register_staged(PROCESS_MEDIA, MediaProcessor(settings.media, storage).stage)
-        purger = MediaPurger(storage)
+        purger = MediaPurger(storage, settings.media)
         jobs.register_staged(DELETE_OBJECTS, purger.delete_objects)
         jobs.register(EXPIRE_MEDIA, purger.expire)
         return cls(

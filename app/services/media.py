@@ -12,8 +12,10 @@ header) or it was never used, it is purged: app/services/media_purge.py.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-from collections.abc import AsyncIterable, AsyncIterator
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -25,8 +27,7 @@ from app.errors import DomainError, ErrorCode
 from app.ids import new_id
 from app.models import Media, MediaPurpose, MediaState
 from app.services.media_links import MediaLinks
-from app.services.media_processing import rendition_prefix
-from app.services.media_purge import EXPIRE_MEDIA, purge_media
+from app.services.media_purge import EXPIRE_MEDIA, purge_media, rendition_prefix
 from app.services.media_reads import MediaView, media_by_ids
 from app.settings import Settings
 from app.storage import Storage
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 
 PROCESS_MEDIA = "media.process"
 ACCEPTED_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
+# Types that say nothing of a file (a part sent without a type, or as bytes): uploadMedia
+# leaves them to the job, which decides by the file's magic bytes.
+GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 ALT_TEXT_MAX = 1_500
 ALT_TEXT = TextRule(
     field="altText",
@@ -58,8 +62,24 @@ class Unchanged(Enum):
 UNCHANGED = Unchanged.UNCHANGED
 
 
-def upload_key(media_id: int) -> str:
-    return f"uploads/{media_id}"
+def upload_key(media_id: int, attempt: str | None = None) -> str:
+    """Where an upload's original bytes wait: `uploads/<id>` (a new medium, a createUpload
+    one), or `uploads/<id>.<attempt>` for uploadMedia on a pending medium, so that an upload
+    losing a race with another (or with finalizeUpload) never overwrites the bytes that won."""
+    return f"uploads/{media_id}" if attempt is None else f"uploads/{media_id}.{attempt}"
+
+
+STORAGE_UNAVAILABLE = "Storage is unavailable; try again."
+
+
+@contextlib.contextmanager
+def _storage_call(field: str | None = None) -> Iterator[None]:
+    """A storage vendor's failure (or a backend no longer configured) as the typed
+    UNAVAILABLE error of the mutation."""
+    try:
+        yield
+    except (ProviderError, LookupError) as exc:
+        raise DomainError(ErrorCode.UNAVAILABLE, STORAGE_UNAVAILABLE, field) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +179,7 @@ class _Capped:
 class MediaService:
     def __init__(self, settings: Settings, changes: Changes, storage: Storage) -> None:
         self.settings = settings.media
+        self.processing_timeout = settings.processing_timeout()
         self.storage = storage
         self.links = MediaLinks(settings)
         self._changes = changes
@@ -182,12 +203,13 @@ class MediaService:
         alt, focus = self._settings_input(alt_text, focus)
         media_id = new_id()
         key = upload_key(media_id)
-        backend, direct = await self.storage.presigned_upload(
-            key,
-            content_type=content_type,
-            max_size=self.settings.max_upload_bytes,
-            expires_in=self.settings.upload_url_ttl,
-        )
+        with _storage_call():
+            backend, direct = await self.storage.presigned_upload(
+                key,
+                content_type=content_type,
+                max_size=self.settings.max_upload_bytes,
+                expires_in=self.settings.upload_url_ttl,
+            )
         async with self._changes.begin() as change:
             await Media.create(
                 id=media_id,
@@ -217,17 +239,18 @@ class MediaService:
         media = await self._own(viewer, media_id, "id")
         if media.state is not MediaState.PENDING:
             return await self._reload(media_id)
-        provider = self.storage.provider(media.upload_backend)
-        try:
-            info = await provider.head(media.upload_key)
-        except NotFound:
-            raise DomainError(
-                ErrorCode.UPLOAD_MISSING, "No file was uploaded for this media yet.", "id"
-            ) from None
-        if info.size > self.settings.max_upload_bytes:
-            # Refused and gone; the media stays pending for a smaller file.
-            await provider.delete(media.upload_key)
-            raise self._too_large("id")
+        with _storage_call():
+            provider = self.storage.provider(media.upload_backend)
+            try:
+                info = await provider.head(media.upload_key)
+            except NotFound:
+                raise DomainError(
+                    ErrorCode.UPLOAD_MISSING, "No file was uploaded for this media yet.", "id"
+                ) from None
+            if info.size > self.settings.max_upload_bytes:
+                # Refused and gone; the media stays pending for a smaller file.
+                await provider.delete(media.upload_key)
+                raise self._too_large("id")
         await self._start_processing(media_id, media.upload_backend, info.size)
         return await self._reload(media_id)
 
@@ -244,29 +267,33 @@ class MediaService:
         focus: Focus | None = None,
     ) -> MediaView:
         """Store the bytes of an upload sent through the application (a new medium, or the
-        pending one `media_id`) and process them. Over the size limit nothing is kept."""
-        self._check_declared(content_type, size or 0)
+        pending one `media_id`) and process them. Over the size limit nothing is kept. A
+        declared type that says nothing (`GENERIC_TYPES`: a part sent without one) is left to
+        the job, which decides by the file's content."""
+        self._check_declared(content_type, size or 0, check_type=content_type not in GENERIC_TYPES)
         alt, focus = self._settings_input(alt_text, focus)
         media: Media | None = None
         if media_id is not None:
             media = await self._own(viewer, media_id, "id")
             if media.state is not MediaState.PENDING:
-                raise DomainError(
-                    ErrorCode.UPLOAD_NOT_PENDING, "This media was already uploaded.", "id"
-                )
-            key = media.upload_key
+                raise self._not_pending()
+            # A key of this upload's own: the medium may stop being pending while the bytes
+            # stream in (another upload, finalizeUpload), and those bytes must stay as they are.
+            key = upload_key(media_id, secrets.token_hex(4))
         else:
             media_id = new_id()
             key = upload_key(media_id)
         capped = _Capped(chunks, self.settings.max_upload_bytes)
         try:
             written = await self.storage.put(key, capped, content_type=content_type)
-        except Exception:
-            if not capped.exceeded:
-                raise
-            # put leaves nothing behind by contract; this is for a provider that did.
-            await self._delete_quietly(await self.storage.write_target(), key)
-            raise self._too_large("file") from None
+        except Exception as exc:
+            if capped.exceeded:
+                # put leaves nothing behind by contract; this is for a provider that did.
+                await self._delete_quietly(await self.storage.write_target(), key)
+                raise self._too_large("file") from None
+            if isinstance(exc, (ProviderError, LookupError)):
+                raise DomainError(ErrorCode.UNAVAILABLE, STORAGE_UNAVAILABLE) from exc
+            raise
         async with self._changes.begin() as change:
             conn = change.conn
             if media is None:
@@ -286,21 +313,33 @@ class MediaService:
                 )
                 started = 1
             else:
-                await self._save_settings(media_id, alt, focus, conn)
                 started = await (
                     Media.filter(id=media_id, state=MediaState.PENDING)
                     .using_db(conn)
                     .update(
                         state=MediaState.PROCESSING,
+                        upload_key=key,
                         upload_backend=written.backend,
                         declared_size=written.info.size,
                     )
                 )
+                if started:
+                    await self._save_settings(media_id, alt, focus, conn)
+                    # Whatever waited under the pending medium's own key (a direct upload
+                    # begun, then abandoned for this one) is wanted no more.
+                    change.after_commit(
+                        functools.partial(
+                            self._delete_quietly, media.upload_backend, media.upload_key
+                        )
+                    )
             if started:
-                await change.enqueue(PROCESS_MEDIA, {"media": media_id})
-        if not started and not await Media.exists(id=media_id):
-            # Expired (or its account deleted) while the bytes streamed in: nothing wants them.
+                await self._process(change, media_id)
+        if not started:
+            # Not pending any more (another upload or finalizeUpload came first, or it expired
+            # or its account was deleted while the bytes streamed in): nothing wants them.
             await self._delete_quietly(written.backend, key)
+            await self._reload(media_id)  # NOT_FOUND when it is gone
+            raise self._not_pending()
         return await self._reload(media_id)
 
     async def update_media(
@@ -322,8 +361,8 @@ class MediaService:
 
     # --- helpers -----------------------------------------------------------------------
 
-    def _check_declared(self, content_type: str, size: int) -> None:
-        if content_type not in ACCEPTED_TYPES:
+    def _check_declared(self, content_type: str, size: int, *, check_type: bool = True) -> None:
+        if check_type and content_type not in ACCEPTED_TYPES:
             raise DomainError(
                 ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                 "Only JPEG, PNG, WebP and GIF images are accepted.",
@@ -333,6 +372,10 @@ class MediaService:
             raise DomainError(ErrorCode.INVALID_INPUT, "A size is not negative.", "byteSize")
         if size > self.settings.max_upload_bytes:
             raise self._too_large("byteSize")
+
+    @staticmethod
+    def _not_pending() -> DomainError:
+        return DomainError(ErrorCode.UPLOAD_NOT_PENDING, "This media was already uploaded.", "id")
 
     def _too_large(self, field: str) -> DomainError:
         limit = self.settings.max_upload_bytes
@@ -380,7 +423,17 @@ class MediaService:
                 .update(state=MediaState.PROCESSING, upload_backend=backend, declared_size=size)
             )
             if started:
-                await change.enqueue(PROCESS_MEDIA, {"media": media_id})
+                await self._process(change, media_id)
+
+    async def _process(self, change: Change, media_id: int) -> None:
+        """Record the job that processes a medium that just became processing, and the check
+        that fails it if that job dies (app/services/media_purge.py)."""
+        await change.enqueue(PROCESS_MEDIA, {"media": media_id})
+        await change.enqueue(
+            EXPIRE_MEDIA,
+            {"media": media_id, "state": MediaState.PROCESSING.value},
+            delay=self.processing_timeout,
+        )
 
     async def _reload(self, media_id: int) -> MediaView:
         found = await media_by_ids([media_id])
@@ -391,7 +444,7 @@ class MediaService:
 
     async def _delete_quietly(self, backend: str, key: str) -> None:
         # Failing, it is an orphan that `holdfast storage orphans` finds.
-        with contextlib.suppress(ProviderError):
+        with contextlib.suppress(ProviderError, LookupError):
             await self.storage.provider(backend).delete(key)
 
 

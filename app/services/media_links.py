@@ -18,6 +18,8 @@ from urllib.parse import quote
 from app.settings import Settings
 
 MEDIA_PATH = "/media"
+SIGNATURE_LENGTH = 64  # hex digits of an HMAC-SHA256
+_HEX_DIGITS = "0123456789abcdef"
 
 
 class MediaLinks:
@@ -51,9 +53,13 @@ class MediaLinks:
     def check(self, key: str, exp: str | None, sig: str | None, now: float | None = None) -> int:
         """Seconds the signature `sig` of `key` until `exp` is still good for (0: it is
         missing, malformed, wrong or expired)."""
-        if not exp or not sig or len(exp) > 12 or not exp.isdigit():
+        # ASCII only: str.isdigit() takes other scripts' digits and superscripts, which int()
+        # refuses, and compare_digest() refuses non-ASCII strings: a query string is anything.
+        if not exp or not sig or len(exp) > 12 or not (exp.isascii() and exp.isdigit()):
+            return 0
+        if len(sig) != SIGNATURE_LENGTH or sig.strip(_HEX_DIGITS):
             return 0
         expected = self.signature(key, int(exp))
-        if not hmac.compare_digest(expected, sig):
+        if not hmac.compare_digest(expected.encode(), sig.encode()):
             return 0
         return max(0, int(exp) - int(now if now is not None else time.time()))

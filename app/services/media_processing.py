@@ -8,8 +8,11 @@ own (`media/<id>/<run>-full.webp`), so a run never overwrites what another run r
 commit step records them only if the medium is still processing, and otherwise (or if it fails)
 deletes them. The upload's original bytes are deleted only after the outcome committed. A
 refused image (`ImageError`) fails the medium with its code and keeps nothing; a storage
-failure raises, so the job is retried, with nothing recorded. A medium that became ready or
-failed is expired (`media.expire`) if still unused `unattached_ttl` seconds later.
+failure (a backend no longer configured included) raises, so the job is retried, with nothing
+recorded. A job that dies that way (or whose worker vanished on its last attempt) leaves the
+medium processing until the `media.expire` check recorded with the job fails it
+(`PROCESSING_FAILED`, app/services/media_purge.py). A medium that became ready or failed is
+expired (`media.expire`) if still unused `unattached_ttl` seconds later.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from app.changes import Change
 from app.jobs import DeadJob
 from app.jobs.queue import Commit
 from app.models import Media, MediaState
-from app.services.media_purge import EXPIRE_MEDIA
+from app.services.media_purge import EXPIRE_MEDIA, rendition_prefix
 from app.settings import MediaSettings
 from app.storage import Storage, Written
 from providers.errors import NotFound, ProviderError
@@ -42,13 +45,12 @@ UPLOAD_MISSING = "upload_missing"  # an error code beside imaging's: the bytes n
 _EXTENSIONS = {"image/webp": "webp", "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
 
 
-def rendition_prefix(media_id: int) -> str:
-    """Where a medium's renditions are stored: every run's keys start with it."""
-    return f"media/{media_id}/"
-
-
 def rendition_key(media_id: int, run: str, name: str, content_type: str) -> str:
     return f"{rendition_prefix(media_id)}{run}-{name}.{_EXTENSIONS.get(content_type, 'bin')}"
+
+
+class BackendMissing(Exception):
+    """The upload's backend is not configured (any more): the job fails and is retried."""
 
 
 class _Refused(Exception):
@@ -179,7 +181,12 @@ class MediaProcessor:
     async def _fetch(self, media: Media, path: Path) -> None:
         limit = self.settings.max_upload_bytes
         size = 0
-        provider = self.storage.provider(media.upload_backend)
+        try:
+            provider = self.storage.provider(media.upload_backend)
+        except LookupError as exc:
+            # A backend removed from the settings may come back: a failure like a vendor's,
+            # retried; if it does not, the processing timeout fails the medium.
+            raise BackendMissing(str(exc)) from None
         try:
             async with await anyio.open_file(path, "wb") as file:
                 async for chunk in provider.get(media.upload_key, length=limit + 1):

@@ -10,6 +10,14 @@ What purges, and when:
   on no post, not its owner's avatar or header). It checks, under the medium's row lock, that
   the medium is still in state `s` and unused, so a late or repeated run is harmless.
 
+`media.expire` with state `processing` is recorded when a medium's file arrives (finalizeUpload,
+uploadMedia), `Settings.processing_timeout()` seconds later: by then its `media.process` job
+has succeeded, been refused, or died (every attempt failed, e.g. on a storage outage or a
+backend no longer configured). A medium still processing then is not purged but fails with
+`PROCESSING_FAILED` (its owner is told to upload again); its upload and whatever a dead run
+left under its renditions prefix are deleted after the commit, and it expires like any
+failed medium `unattached_ttl` seconds later.
+
 Rows first, bytes after. `purge_media` deletes the media rows and their renditions'
 `stored_objects` rows in the caller's transaction and, in that same transaction, records the
 job `media.delete_objects` carrying each object's backend and key (the rows are gone by then,
@@ -35,6 +43,7 @@ from app.changes import Change
 from app.jobs import DeadJob
 from app.jobs.queue import MAX_PAYLOAD, Commit
 from app.models import Media, MediaState, StoredObject, User
+from app.settings import MediaSettings
 from app.storage import Storage
 from providers.errors import ProviderError
 
@@ -42,12 +51,22 @@ log = logging.getLogger("holdfast.media")
 
 EXPIRE_MEDIA = "media.expire"
 DELETE_OBJECTS = "media.delete_objects"
+# The error code of a medium whose processing never finished (beside imaging's codes and
+# media_processing's UPLOAD_MISSING).
+PROCESSING_FAILED = "processing_failed"
+PROCESSING_FAILED_MESSAGE = "Processing failed; upload the file again."
 
 # Media purged per round of statements (bounded parameter lists on both databases).
 _CHUNK = 500
 # Bytes of [backend, key] pairs per `media.delete_objects` job, under the payload limit with
 # room for the envelope.
 _BATCH_BYTES = MAX_PAYLOAD - 256
+
+
+def rendition_prefix(media_id: int) -> str:
+    """Where a medium's renditions are stored: every run of `media.process` writes its keys
+    under it (app/services/media_processing.py)."""
+    return f"media/{media_id}/"
 
 
 class ObjectsNotDeleted(Exception):
@@ -119,8 +138,9 @@ async def _nothing(change: Change) -> None:
 class MediaPurger:
     """The handlers of `media.delete_objects` and `media.expire`."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, settings: MediaSettings) -> None:
         self.storage = storage
+        self.settings = settings
 
     async def delete_objects(self, payload: dict[str, Any]) -> Commit:
         """The stage of `media.delete_objects` ({"objects": [[backend, key], ...]}): delete
@@ -147,17 +167,72 @@ class MediaPurger:
 
     async def expire(self, change: Change, payload: dict[str, Any]) -> None:
         """`media.expire` ({"media": id, "state": s}): purge the medium if it is still in
-        state `s` and unused."""
+        state `s` and unused; a medium still processing fails instead."""
         media_id, state = payload.get("media"), payload.get("state")
         if not isinstance(media_id, int) or state not in tuple(MediaState):
             raise DeadJob(f"not a media id and state: {payload!r}")
-        # Locked as `attach_to_post` and `update_profile` lock it to put it to use: whichever
-        # comes second sees what the first did.
+        # Locked as `attach_to_post` and `update_profile` lock it to put it to use, and as
+        # `media.process` locks it to record its outcome: whichever comes second sees what
+        # the first did.
         media = await Media.filter(id=media_id).select_for_update().using_db(change.conn).first()
-        if media is None or media.state != state or await _in_use(change, media):
+        if media is None or media.state != state:
+            return
+        if media.state is MediaState.PROCESSING:
+            await self._processing_failed(change, media)
+            return
+        if await _in_use(change, media):
             return
         log.info("media %s expired (%s and unused)", media_id, state)
         await purge_media(change, id=media_id)
+
+    async def _processing_failed(self, change: Change, media: Media) -> None:
+        """The medium's job never finished: it fails, and what it may have left goes."""
+        log.warning("media %s still processing after its timeout: failed", media.id)
+        await (
+            Media.filter(id=media.id)
+            .using_db(change.conn)
+            .update(
+                state=MediaState.FAILED,
+                error_code=PROCESSING_FAILED,
+                error_message=PROCESSING_FAILED_MESSAGE,
+            )
+        )
+        await change.enqueue(
+            EXPIRE_MEDIA,
+            {"media": media.id, "state": MediaState.FAILED.value},
+            delay=self.settings.unattached_ttl,
+        )
+        backend, key, prefix = media.upload_backend, media.upload_key, rendition_prefix(media.id)
+
+        async def delete() -> None:
+            # Best effort, as after any outcome of media.process: what is left is an orphan
+            # for `holdfast storage orphans`. A run still going stores renditions after this,
+            # but its commit step finds the medium failed and deletes them.
+            await self._delete_quietly(backend, key)
+            for name in self.storage.backends:
+                await self._delete_prefix_quietly(name, prefix)
+
+        change.after_commit(delete)
+
+    async def _delete_quietly(self, backend: str, key: str) -> None:
+        try:
+            await self.storage.provider(backend).delete(key)
+        except (ProviderError, LookupError, OSError) as exc:
+            log.warning("could not delete %s from %s: %s", key, backend, exc)
+
+    async def _delete_prefix_quietly(self, backend: str, prefix: str) -> None:
+        provider = self.storage.provider(backend)
+        token: str | None = None
+        try:
+            while True:
+                page = await provider.list(prefix, token=token)
+                for obj in page.objects:
+                    await provider.delete(obj.key)
+                token = page.next_token
+                if token is None:
+                    return
+        except (ProviderError, OSError) as exc:
+            log.warning("could not delete %s* from %s: %s", prefix, backend, exc)
 
 
 async def _in_use(change: Change, media: Media) -> bool:

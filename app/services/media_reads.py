@@ -2,7 +2,8 @@
 stored rendition may be served (and to whom).
 
 Whether everyone may see a medium (`PUBLIC`) is decided here once, for the URLs the API
-hands out and for the media route that serves them.
+hands out and for the media route that serves them, from the rule of who may see a post
+(app/services/views.py) for a signed-out viewer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from app import sql
 from app.ids import parse_id
 from app.models import MediaPurpose, MediaState, StoredObject, User
+from app.services.views import visible
 
 
 @dataclass(slots=True)
@@ -40,11 +42,12 @@ class MediaView:
     public: bool
 
 
-# Whether everyone may see a medium: the post it is attached to is public and not deleted, or
-# it is its owner's avatar or header. Media `m`, its post `p` (LEFT JOIN), its owner `ou`.
-# The media route and the URLs the API hands out both use it.
-PUBLIC = """(
-  (p.id IS NOT NULL AND p.visibility = 'public' AND p.deleted_at IS NULL)
+# Whether everyone may see a medium: a signed-out viewer may see the post it is attached to
+# (`views.visible` with no viewer: public and not deleted), or it is its owner's avatar or
+# header. Media `m`, its post `p` (LEFT JOIN), its owner `ou`. The media route and the URLs
+# the API hands out both use it.
+PUBLIC = f"""(
+  (p.id IS NOT NULL AND {visible("p", "NULL")})
   OR (m.post_id IS NULL AND (ou.avatar_id = m.id OR ou.header_id = m.id))
 )"""
 

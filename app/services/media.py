@@ -72,14 +72,20 @@ def upload_key(media_id: int, attempt: str | None = None) -> str:
 STORAGE_UNAVAILABLE = "Storage is unavailable; try again."
 
 
+# What a storage call raises when the backend fails: the vendor's error, LookupError for a
+# backend no longer configured, and OSError, which a provider should have wrapped (local
+# disks; as media.delete_objects, taken as a failure of the backend all the same).
+_STORAGE_FAILURES = (ProviderError, LookupError, OSError)
+
+
 @contextlib.contextmanager
-def _storage_call(field: str | None = None) -> Iterator[None]:
-    """A storage vendor's failure (or a backend no longer configured) as the typed
-    UNAVAILABLE error of the mutation."""
+def _storage_call() -> Iterator[None]:
+    """A storage backend's failure as the typed UNAVAILABLE error of the mutation, not an
+    unexpected (masked) one."""
     try:
         yield
-    except (ProviderError, LookupError) as exc:
-        raise DomainError(ErrorCode.UNAVAILABLE, STORAGE_UNAVAILABLE, field) from exc
+    except _STORAGE_FAILURES as exc:
+        raise DomainError(ErrorCode.UNAVAILABLE, STORAGE_UNAVAILABLE) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +297,7 @@ class MediaService:
                 # put leaves nothing behind by contract; this is for a provider that did.
                 await self._delete_quietly(await self.storage.write_target(), key)
                 raise self._too_large("file") from None
-            if isinstance(exc, (ProviderError, LookupError)):
+            if isinstance(exc, _STORAGE_FAILURES):
                 raise DomainError(ErrorCode.UNAVAILABLE, STORAGE_UNAVAILABLE) from exc
             raise
         async with self._changes.begin() as change:
@@ -444,7 +450,7 @@ class MediaService:
 
     async def _delete_quietly(self, backend: str, key: str) -> None:
         # Failing, it is an orphan that `holdfast storage orphans` finds.
-        with contextlib.suppress(ProviderError, LookupError):
+        with contextlib.suppress(*_STORAGE_FAILURES):
             await self.storage.provider(backend).delete(key)
 
 

@@ -231,5 +231,5 @@ class MediaProcessor:
     async def _delete_quietly(self, backend: str, key: str) -> None:
         try:
             await self.storage.provider(backend).delete(key)
-        except (ProviderError, LookupError) as exc:
+        except (ProviderError, LookupError, OSError) as exc:
             log.warning("could not delete %s from %s: %s", key, backend, exc)

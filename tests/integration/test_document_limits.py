@@ -101,6 +101,25 @@ def test_cost_multiplies_page_sizes_through_nested_connections(settings: Setting
     assert cost.cost == (1 + 5 * (3 + 1 + 3 * 3)) + (1 + 100 * 2) + (1 + 20 * 1) + 2
 
 
+@pytest.mark.parametrize("max_attachments", [0, 4, 16, 100])
+def test_the_cost_of_a_posts_media_follows_max_attachments(
+    settings: Settings, max_attachments: int
+) -> None:
+    configured = settings.model_copy(
+        update={"media": settings.media.model_copy(update={"max_attachments": max_attachments})}
+    )
+    schema = build_schema(configured)
+    query = "{ publicTimeline(first: 10) { edges { node { media { url thumbnailUrl } } } } }"
+    document = parse(query)
+    walker = Walker(schema._schema, document, schema.pipeline.rules.limits)
+
+    cost = walker.operation(document.definitions[0])  # type: ignore[arg-type]
+
+    # publicTimeline 1 + 10 * (edges 1 + node 1 + media (1 + max_attachments * 2)); an
+    # empty list still counts its selection once.
+    assert cost.cost == 1 + 10 * (2 + 1 + max(1, max_attachments) * 2)
+
+
 async def test_a_million_node_query_is_refused_before_execution(gql: GraphQLClient) -> None:
     query = """{ publicTimeline(first: 100) { edges { node { id
       replies(first: 100) { edges { node { id

@@ -4,7 +4,9 @@ processing job, what is served and to whom, attachments to posts and profiles.""
 from __future__ import annotations
 
 import io
+import json
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -12,10 +14,14 @@ import pytest
 from PIL import Image
 from starlette.applications import Starlette
 
-from app.models import Media, StoredObject
+from app.errors import DomainError, ErrorCode
+from app.models import Media, MediaState, StoredObject
+from app.services.media_reads import PUBLIC
+from app.services.views import visible
 from app.settings import Settings
 from tests.authz import db_id
 from tests.media import (
+    CREATE_POST,
     CREATE_UPLOAD,
     EDIT_POST,
     GIF_HTML_POLYGLOT,
@@ -24,6 +30,7 @@ from tests.media import (
     SVG,
     UPDATE_MEDIA,
     UPDATE_PROFILE,
+    UPLOAD_MEDIA,
     jpeg_with_gps,
     media_of,
     path_of,
@@ -43,6 +50,7 @@ from tests.support import GraphQLClient
 DELETE_POST = action("deletePost", "PostRefInput", "deletedPostId")
 FOLLOW = action("followUser", "UserRefInput", "followState")
 DELETE_ACCOUNT = action("deleteAccount", "DeleteAccountInput", "deletedUserId")
+BLOCK = action("blockUser", "UserRefInput", "userId")
 
 
 @pytest.fixture
@@ -531,3 +539,212 @@ async def test_inflight_keys_are_those_of_pending_and_processingmedia_of(
         f"media/{db_id(processing['id'])}/",
     }
     assert f"uploads/{db_id(ready['id'])}" not in keys
+
+
+# --- review fixes -----------------------------------------------------------------------------
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _multipart_without_part_type(token: str, data: bytes) -> tuple[bytes, dict[str, str]]:
+    """uploadMedia whose file part has no Content-Type at all."""
+    boundary = "holdfast-test-boundary"
+    operations = json.dumps(
+        {"query": UPLOAD_MEDIA, "variables": {"input": {"file": None}}}
+    ).encode()
+    body = b"".join(
+        [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n'.encode(),
+            operations,
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n'.encode(),
+            b'{"0": ["variables.input.file"]}',
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="0"; '
+            'filename="upload"\r\n\r\n'.encode(),
+            data,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Apollo-Require-Preflight": "true",
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+    }
+    return body, headers
+
+
+async def test_a_file_part_without_an_image_type_is_judged_by_its_content(
+    http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
+) -> None:
+    alice = await gql.sign_up("alice")
+    generic = "application/octet-stream"
+    photo = await upload_ok(http, alice.access_token, jpeg_with_gps(), content_type=generic)
+    page = await upload_ok(http, alice.access_token, HTML, filename="a", content_type=generic)
+    body, headers = _multipart_without_part_type(alice.access_token, png())
+    untyped = await http.post("/graphql", content=body, headers=headers)
+    assert untyped.status_code == 200, untyped.text
+    result = untyped.json()["data"]["uploadMedia"]
+    assert result["__typename"] == "UploadMediaSuccess", result
+
+    await settle(app)
+
+    assert (await media_of(gql, alice, photo["id"]))["state"] == "READY"
+    assert (await media_of(gql, alice, result["media"]["id"]))["state"] == "READY"
+    refused = await media_of(gql, alice, page["id"])
+    assert (refused["state"], refused["errorCode"]) == ("FAILED", "UNSUPPORTED_TYPE")
+    # createUpload keeps the check: the type is bound into the direct-upload policy.
+    created = await gql(
+        CREATE_UPLOAD,
+        {"input": {"purpose": "POST", "contentType": generic, "byteSize": 100}},
+        token=alice.access_token,
+    )
+    assert created["createUpload"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+async def test_an_upload_losing_the_race_for_a_pending_medium_is_refused_and_dropped(
+    http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette, media_root: Path
+) -> None:
+    alice = await gql.sign_up("alice")
+    created = await gql(
+        CREATE_UPLOAD,
+        {"input": {"purpose": "POST", "contentType": "image/png", "byteSize": 100}},
+        token=alice.access_token,
+    )
+    global_id = created["createUpload"]["media"]["id"]
+    media_id = db_id(global_id)
+    services = app.state.services
+    viewer = await services.accounts.resolve_viewer(alice.access_token)
+    assert viewer is not None
+    winner = png(colour=(0, 200, 0))
+
+    async def losing_chunks() -> AsyncIterator[bytes]:
+        yield b"\x89PNG\r\n\x1a\n"
+        # While these bytes stream in, another upload of the same medium gets there first.
+        won = await services.media.upload(
+            viewer, chunks=_chunks(winner), content_type="image/png", media_id=media_id
+        )
+        assert won.state is MediaState.PROCESSING
+        yield HTML
+
+    with pytest.raises(DomainError) as refused:
+        await services.media.upload(
+            viewer, chunks=losing_chunks(), content_type="image/png", media_id=media_id
+        )
+
+    assert (refused.value.code, refused.value.field) == (ErrorCode.UPLOAD_NOT_PENDING, "id")
+    row = await Media.get(id=media_id)
+    assert row.state is MediaState.PROCESSING
+    # The winner's bytes are untouched, and nothing of the loser's is left.
+    assert (media_root / row.upload_key).read_bytes() == winner
+    uploads = {p for p in stored_files(media_root) if p.startswith(f"uploads/{media_id}")}
+    assert uploads == {row.upload_key}
+    # Sent again afterwards, over GraphQL: a typed error too.
+    again = await upload(http, alice.access_token, png(), id=global_id)
+    result = again.json()["data"]["uploadMedia"]
+    assert (result["__typename"], result["code"]) == ("UploadMediaError", "UPLOAD_NOT_PENDING")
+    assert (media_root / row.upload_key).read_bytes() == winner
+
+    await settle(app)
+    media = await media_of(gql, alice, global_id)
+    assert media["state"] == "READY", media
+    assert not {p for p in stored_files(media_root) if p.startswith(f"uploads/{media_id}")}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("exp=%C2%B2&sig=" + "0" * 64, id="superscript-exp"),
+        pytest.param("exp=%D9%A1%D9%A2&sig=" + "0" * 64, id="arabic-indic-exp"),
+        pytest.param("exp={exp}&sig=%C3%A9", id="non-ascii-sig"),
+        pytest.param("exp={exp}&sig=" + "%C3%A9" * 64, id="64-non-ascii-sig"),
+        pytest.param("exp={exp}&sig={upper}", id="upper-case-sig"),
+        pytest.param("exp={exp}&sig={sig}0", id="long-sig"),
+    ],
+)
+async def test_crafted_signatures_are_a_404_not_a_500(
+    http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette, query: str
+) -> None:
+    alice = await gql.sign_up("alice")
+    media = await ready_media(http, gql, app, alice)  # on no post: signed URLs only
+    path, _, signed = path_of(media["url"]).partition("?")
+    params = dict(part.split("=", 1) for part in signed.split("&"))
+    assert (await http.get(f"{path}?{signed}")).status_code == 200
+
+    crafted = query.format(exp=params["exp"], sig=params["sig"], upper=params["sig"].upper())
+    response = await http.get(f"{path}?{crafted}")
+
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_who_sees_media_is_the_rule_of_who_sees_posts() -> None:
+    # The signed-out case of the one visibility rule, not a restatement of it.
+    assert visible("p", "NULL") in PUBLIC
+
+
+async def test_direct_post_media_reach_only_its_audience(
+    http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
+) -> None:
+    alice, bob, dave = [await gql.sign_up(name) for name in ("alice", "bob", "dave")]
+    media = await ready_media(http, gql, app, alice)
+    created = await gql(
+        CREATE_POST,
+        {"input": {"text": "@bob @dave look", "visibility": "DIRECT", "mediaIds": [media["id"]]}},
+        token=alice.access_token,
+    )
+    post = created["createPost"]["post"]
+    blocked = await gql(BLOCK, {"input": {"userId": dave.id}}, token=alice.access_token)
+    assert blocked["blockUser"]["__typename"] == "BlockUserSuccess", blocked
+
+    seen = await gql(POST, {"id": post["id"]}, token=bob.access_token)
+    url = seen["node"]["media"][0]["url"]
+    assert "sig=" in url
+    assert (await http.get(path_of(url))).status_code == 200
+    assert (await http.get(path_of(url).split("?")[0])).status_code == 404
+    # Mentioned but blocked, or signed out: the post is not theirs to see, so neither is a URL.
+    assert (await gql(POST, {"id": post["id"]}, token=dave.access_token))["node"] is None
+    assert (await gql(POST, {"id": post["id"]}))["node"] is None
+
+
+async def test_an_upload_is_never_served_while_pending_or_processing(
+    http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette, media_root: Path
+) -> None:
+    alice = await gql.sign_up("alice")
+    services = app.state.services
+    links = services.media.links
+    created = await gql(
+        CREATE_UPLOAD,
+        {"input": {"purpose": "POST", "contentType": "image/png", "byteSize": 100}},
+        token=alice.access_token,
+    )
+    pending_id = db_id(created["createUpload"]["media"]["id"])
+    pending_key = f"uploads/{pending_id}"
+    await services.storage.provider("local").put(
+        pending_key, _chunks(png()), content_type="image/png"
+    )
+    processing = await upload_ok(http, alice.access_token)  # its job not run yet
+    processing_key = f"uploads/{db_id(processing['id'])}"
+
+    for key in (pending_key, processing_key):
+        assert (media_root / key).exists()
+        assert (await http.get(f"/media/{key}")).status_code == 404
+        # Not even with a good signature for the key.
+        signed = links.url(key, origin="http://testserver", public=False)
+        assert (await http.get(path_of(signed))).status_code == 404
+    assert (await Media.get(id=pending_id)).state is MediaState.PENDING
+    assert (await Media.get(id=db_id(processing["id"]))).state is MediaState.PROCESSING
+
+
+async def test_a_medium_on_no_post_has_signed_urls_for_its_owner(
+    http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette
+) -> None:
+    alice = await gql.sign_up("alice")
+    media = await ready_media(http, gql, app, alice)
+
+    for url in (media["url"], media["thumbnailUrl"]):
+        path, _, query = path_of(url).partition("?")
+        assert query.startswith("exp=")
+        assert "&sig=" in query
+        assert (await http.get(path_of(url))).status_code == 200
+        assert (await http.get(path)).status_code == 404

@@ -17,12 +17,14 @@ from starlette.applications import Starlette
 
 from app.jobs import outbox
 from app.models import Job, JobState, Media, MediaState, StoredObject
+from app.services.media import PROCESS_MEDIA
 from app.services.media_purge import DELETE_OBJECTS, EXPIRE_MEDIA
 from app.settings import Settings
 from tests.authz import db_id
 from tests.media import (
     CREATE_UPLOAD,
     EDIT_POST,
+    FINALIZE_UPLOAD,
     HTML,
     UPDATE_PROFILE,
     media_of,
@@ -394,3 +396,77 @@ async def test_a_medium_never_used_expires_and_one_in_use_is_kept(
         "query($id: ID!) { node(id: $id) { ... on Post { media { url } } } }", {"id": post["id"]}
     )
     assert (await http.get(path_of(served["node"]["media"][0]["url"]))).status_code == 200
+
+
+# --- processing that never finishes ----------------------------------------------------------
+
+
+async def test_a_medium_whose_processing_job_died_fails_after_the_timeout(
+    http: httpx.AsyncClient,
+    gql: GraphQLClient,
+    app: Starlette,
+    media_root: Path,
+    settings: Settings,
+) -> None:
+    alice = await gql.sign_up("alice")
+    before = outbox.now()
+    created = await upload_ok(http, alice.access_token)  # over HTTP: no job runs yet
+    media_id = db_id(created["id"])
+    # Its job dies (every attempt failed on a storage outage), after a run that crashed had
+    # stored a rendition it never recorded.
+    died = await Job.filter(name=PROCESS_MEDIA).update(
+        state=JobState.DEAD, last_error="Unavailable: storage is down"
+    )
+    assert died == 1
+    storage = app.state.services.storage
+    await storage.provider("local").put(
+        f"media/{media_id}/0badf00d-full.webp", _chunks(b"RIFF...."), content_type="image/webp"
+    )
+    [check] = await _expiries(media=media_id, state="processing")
+    timeout = timedelta(seconds=settings.processing_timeout())
+    assert before + timeout <= check.run_after <= outbox.now() + timeout
+    assert await settle(app) == 0  # not due yet
+    assert (await media_of(gql, alice, created["id"]))["state"] == "PROCESSING"
+
+    await _make_due(id=check.id)
+    assert await settle(app) == 1
+
+    media = await media_of(gql, alice, created["id"])
+    assert (media["state"], media["errorCode"], media["errorMessage"]) == (
+        "FAILED",
+        "PROCESSING_FAILED",
+        "Processing failed; upload the file again.",
+    )
+    assert media["url"] is None
+    assert files_of(media_root, media_id) == set()
+    assert not await StoredObject.exists()
+    # Revived once storage works again (`holdfast jobs retry-dead`), the job changes nothing.
+    await Job.filter(name=PROCESS_MEDIA).update(state=JobState.PENDING, run_after=outbox.now())
+    assert await settle(app) == 1
+    assert (await Media.get(id=media_id)).state is MediaState.FAILED
+    assert files_of(media_root, media_id) == set()
+    # Then it expires as any failed medium nobody used.
+    [expiry] = await _expiries(media=media_id, state="failed")
+    await _make_due(id=expiry.id)
+    await settle(app)
+    await assert_purged(media_root, media_id)
+
+
+async def test_a_finalized_upload_gets_its_processing_timeout_too(
+    gql: GraphQLClient, app: Starlette
+) -> None:
+    alice = await gql.sign_up("alice")
+    pending_id = await _pending_upload(gql, app, alice)
+    assert not await _expiries(media=db_id(pending_id), state="processing")
+
+    finalized = await gql(FINALIZE_UPLOAD, {"input": {"id": pending_id}}, token=alice.access_token)
+    assert finalized["finalizeUpload"]["__typename"] == "FinalizeUploadSuccess"
+
+    [check] = await _expiries(media=db_id(pending_id), state="processing")
+    # Its job ran (and refused a few bytes that are no image); the check, once due, leaves
+    # the outcome alone.
+    assert (await Media.get(id=db_id(pending_id))).error_code == "unsupported_type"
+    await _make_due(id=check.id)
+    assert await settle(app) == 1
+    media = await Media.get(id=db_id(pending_id))
+    assert (media.state, media.error_code) == (MediaState.FAILED, "unsupported_type")

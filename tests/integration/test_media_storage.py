@@ -4,6 +4,7 @@ server), and a storage failure while processing."""
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,9 @@ from starlette.applications import Starlette
 from app.jobs import outbox
 from app.main import create_app
 from app.models import Job, JobState, Media, MediaState, StoredObject
+from app.services.media_purge import EXPIRE_MEDIA
+from providers.errors import Unavailable
+from tests.authz import db_id
 from tests.conftest import make_settings
 from tests.media import (
     CREATE_POST,
@@ -195,3 +199,91 @@ async def test_a_storage_failure_while_processing_is_retried_with_nothing_record
         assert media["state"] == "READY"
         assert await StoredObject.all().count() == 2
         assert f"uploads/{row.id}" not in stored_files(root)
+
+
+async def test_a_failing_storage_backend_is_a_typed_unavailable_error(
+    app: Starlette, data_dir: Path, database_url: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "objects"
+    storage = {"backends": {"local": {"provider": "local", "options": {"root": str(root)}}}}
+    async with _variant(app, data_dir, database_url, storage=storage) as (_, http, gql):
+        alice = await gql.sign_up("alice")
+        created = await gql(
+            CREATE_UPLOAD,
+            {"input": {"purpose": "POST", "contentType": "image/png", "byteSize": 100}},
+            token=alice.access_token,
+        )
+        pending_id = created["createUpload"]["media"]["id"]
+        # The backend's root becomes a symbolic link, which the local provider never follows:
+        # every read and write fails.
+        elsewhere = tmp_path / "elsewhere"
+        shutil.move(root, elsewhere)
+        root.symlink_to(elsewhere)
+
+        sent = await upload(http, alice.access_token, png())
+        assert sent.status_code == 200, sent.text
+        assert "errors" not in sent.json()
+        result = sent.json()["data"]["uploadMedia"]
+        assert (result["__typename"], result["code"]) == ("UploadMediaError", "UNAVAILABLE")
+        assert result["message"] == "Storage is unavailable; try again."
+        to_pending = await upload(http, alice.access_token, png(), id=pending_id)
+        assert to_pending.json()["data"]["uploadMedia"]["code"] == "UNAVAILABLE"
+        finalized = await gql(
+            FINALIZE_UPLOAD, {"input": {"id": pending_id}}, token=alice.access_token
+        )
+        assert finalized["finalizeUpload"]["code"] == "UNAVAILABLE"
+
+        assert [m.state for m in await Media.all()] == [MediaState.PENDING]
+
+
+async def test_a_vendor_refusing_direct_uploads_is_a_typed_unavailable_error(
+    app: Starlette, gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await gql.sign_up("alice")
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise Unavailable("the vendor is down")
+
+    monkeypatch.setattr(app.state.services.storage.provider("local"), "presigned_upload", down)
+    created = await gql(
+        CREATE_UPLOAD,
+        {"input": {"purpose": "POST", "contentType": "image/png", "byteSize": 100}},
+        token=alice.access_token,
+    )
+
+    assert created["createUpload"]["code"] == "UNAVAILABLE"
+    assert not await Media.exists()
+
+
+async def test_a_backend_no_longer_configured_is_retried_until_the_timeout_fails_it(
+    app: Starlette, http: httpx.AsyncClient, gql: GraphQLClient
+) -> None:
+    alice = await gql.sign_up("alice")
+    created = await gql(
+        CREATE_UPLOAD,
+        {"input": {"purpose": "POST", "contentType": "image/png", "byteSize": 100}},
+        token=alice.access_token,
+    )
+    pending_id = created["createUpload"]["media"]["id"]
+    sent = (await upload(http, alice.access_token, png())).json()["data"]["uploadMedia"]
+    media_id = sent["media"]["id"]  # over HTTP: its job has not run yet
+    # Both uploads wait in a backend since removed from the settings.
+    await Media.all().update(upload_backend="gone")
+
+    finalized = await gql(FINALIZE_UPLOAD, {"input": {"id": pending_id}}, token=alice.access_token)
+    assert finalized["finalizeUpload"]["code"] == "UNAVAILABLE"
+
+    job = await Job.get(name="media.process")
+    assert job.state is JobState.PENDING  # failed, to be retried like a vendor's failure
+    assert job.attempts == 1
+    assert "not configured" in (job.last_error or "")
+    [check] = [
+        j
+        for j in await Job.filter(name=EXPIRE_MEDIA)
+        if j.payload == {"media": db_id(media_id), "state": "processing"}
+    ]
+    await Job.filter(id__in=[job.id, check.id]).update(run_after=outbox.now())
+    await settle(app)
+
+    media = (await gql(MEDIA, {"id": media_id}, token=alice.access_token))["media"]
+    assert (media["state"], media["errorCode"]) == ("FAILED", "PROCESSING_FAILED")

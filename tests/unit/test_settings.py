@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Environment, SettingsError, load_settings
+from app.settings import Environment, SettingsError, is_secret_option, load_settings
 
 
 def test_defaults_are_the_embedded_development_setup(
@@ -264,3 +264,55 @@ def test_a_bad_storage_setting_stops_start_up_naming_the_key(
 
     with pytest.raises(SettingsError, match=message):
         load_settings()
+
+
+def test_storage_credentials_are_masked_in_the_settings_repr(
+    monkeypatch_env: pytest.MonkeyPatch,
+) -> None:
+    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+    monkeypatch_env.setenv("HOLDFAST_STORAGE__BACKENDS__X__PROVIDER", "s3")
+    monkeypatch_env.setenv("HOLDFAST_STORAGE__BACKENDS__X__OPTIONS__BUCKET", "media")
+    monkeypatch_env.setenv("HOLDFAST_STORAGE__BACKENDS__X__OPTIONS__ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch_env.setenv("HOLDFAST_STORAGE__BACKENDS__X__OPTIONS__SECRET_ACCESS_KEY", secret)
+
+    settings = load_settings()
+
+    for shown in (repr(settings), str(settings), repr(settings.storage.backends["x"])):
+        assert secret not in shown
+        assert "secret_access_key" in shown
+        assert "AKIDEXAMPLE" in shown  # an identifier, not a secret
+        assert "'bucket': 'media'" in shown
+    # The provider still gets the options as given.
+    assert settings.storage.backends["x"].options["secret_access_key"] == secret
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("secret_access_key", True),
+        ("password", True),
+        ("api_token", True),
+        ("key", True),
+        ("access_key_id", False),
+        ("bucket", False),
+        ("endpoint_url", False),
+    ],
+)
+def test_which_storage_options_are_secret(name: str, secret: bool) -> None:
+    assert is_secret_option(name) is secret
+
+
+def test_the_processing_timeout_covers_every_retry_of_the_job(
+    monkeypatch_env: pytest.MonkeyPatch,
+) -> None:
+    default = load_settings()
+    # 8 attempts of 30 s leases, the backoffs 2, 4, ... 128 s between them, and an hour.
+    assert default.processing_timeout() == 8 * 30 + (2 + 4 + 8 + 16 + 32 + 64 + 128) + 3_600
+
+    monkeypatch_env.setenv("HOLDFAST_JOBS__MAX_ATTEMPTS", "20")
+    monkeypatch_env.setenv("HOLDFAST_JOBS__BACKOFF_MAX_SECONDS", "3600")
+    patient = load_settings()
+    assert patient.processing_timeout() > patient.jobs.longest_retries() > 9 * 3_600
+
+    monkeypatch_env.setenv("HOLDFAST_MEDIA__PROCESSING_TIMEOUT", "600")
+    assert load_settings().processing_timeout() == 600

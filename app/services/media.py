@@ -64,9 +64,16 @@ UNCHANGED = Unchanged.UNCHANGED
 
 def upload_key(media_id: int, attempt: str | None = None) -> str:
     """Where an upload's original bytes wait: `uploads/<id>` (a new medium, a createUpload
-    one), or `uploads/<id>.<attempt>` for uploadMedia on a pending medium, so that an upload
-    losing a race with another (or with finalizeUpload) never overwrites the bytes that won."""
-    return f"uploads/{media_id}" if attempt is None else f"uploads/{media_id}.{attempt}"
+    one), or a key of its own under `attempts_prefix` for uploadMedia on a pending medium, so
+    that an upload losing a race with another (or with finalizeUpload) never overwrites the
+    bytes that won."""
+    return f"uploads/{media_id}" if attempt is None else f"{attempts_prefix(media_id)}{attempt}"
+
+
+def attempts_prefix(media_id: int) -> str:
+    """Where uploadMedia streams the bytes of the pending medium `media_id` before it knows
+    whether they will be the ones processed."""
+    return f"uploads/sent/{media_id}/"
 
 
 STORAGE_UNAVAILABLE = "Storage is unavailable; try again."
@@ -457,11 +464,12 @@ class MediaService:
 async def inflight_keys() -> set[str]:
     """Keys whose bytes are still wanted though no stored_objects row names them yet, for
     `holdfast storage verify` and `orphans`: the upload keys of media pending or processing,
-    and the rendition prefix (ending in `/`) of those processing (a job stores renditions
-    before it records them)."""
+    the prefix (ending in `/`) where uploadMedia streams the bytes of a pending one, and the
+    rendition prefix of those processing (a job stores renditions before it records them)."""
     rows = await Media.filter(state__in=[MediaState.PENDING, MediaState.PROCESSING]).values_list(
         "id", "upload_key", "state"
     )
     keys = {upload_key for _, upload_key, _ in rows}
+    keys.update(attempts_prefix(id_) for id_, _, state in rows if state == MediaState.PENDING)
     keys.update(rendition_prefix(id_) for id_, _, state in rows if state == MediaState.PROCESSING)
     return keys

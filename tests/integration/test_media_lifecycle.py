@@ -54,7 +54,9 @@ def files_of(root: Path, media_id: int) -> set[str]:
     return {
         path
         for path in stored_files(root)
-        if f"media/{media_id}/" in path or path.endswith(f"uploads/{media_id}")
+        if f"media/{media_id}/" in path
+        or f"uploads/sent/{media_id}/" in path
+        or path.endswith(f"uploads/{media_id}")
     }
 
 

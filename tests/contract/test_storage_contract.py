@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import secrets
+import signal
+import sys
+import threading
 import tracemalloc
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -18,8 +23,9 @@ import httpx
 import pytest
 
 from providers import registry
-from providers.errors import InvalidKey, NotFound
+from providers.errors import InvalidKey, NotFound, ProviderError
 from providers.storage.base import CHUNK_SIZE, MAX_KEY_LENGTH, ObjectInfo, StorageProvider
+from providers.storage.keys import MAX_SEGMENT_LENGTH
 from tests.servers import MotoServer
 
 MiB = 1024 * 1024
@@ -370,6 +376,8 @@ async def test_unusual_but_valid_keys(storage: StorageProvider, key: str) -> Non
         "",
         "a\x00b",
         "é" * (MAX_KEY_LENGTH // 2 + 1),
+        "s" * (MAX_SEGMENT_LENGTH + 1),
+        "dir/" + "é" * (MAX_SEGMENT_LENGTH // 2 + 1) + "/file",
         "../x",
         "/etc/passwd",
         "a/../../x",
@@ -408,7 +416,7 @@ async def test_invalid_keys(storage: StorageProvider, key: str) -> None:
 
 async def test_longest_key_is_accepted(storage: StorageProvider) -> None:
     # Segments of at most 255 bytes: local filesystems cap a file name there.
-    key = "/".join(["k" * 128] * 4)[:MAX_KEY_LENGTH]
+    key = "/".join(["k" * MAX_SEGMENT_LENGTH, "é" * 127, "k"])
     assert len(key.encode()) == MAX_KEY_LENGTH
     await storage.put(key, stream(b"long"), content_type="text/plain")
     assert (await storage.head(key)).size == 4
@@ -441,6 +449,34 @@ async def test_memory_stays_bounded(storage: StorageProvider) -> None:
     assert (info.size, info.sha256) == (size, expected.hexdigest())
     assert (total, got.hexdigest()) == (size, expected.hexdigest())
     assert peak < 32 * MiB, f"peak {peak / MiB:.1f} MiB"
+
+
+async def test_put_hashes_off_the_event_loop(
+    storage: StorageProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hashing a part takes 10-15 ms per 8 MiB: every provider does it in a worker thread,
+    never on the event loop's thread."""
+    loop_thread = threading.get_ident()
+    hashed_on: set[int] = set()
+
+    class Recording:
+        def __init__(self) -> None:
+            self._hash = hashlib.sha256()
+
+        def update(self, data: bytes) -> None:
+            hashed_on.add(threading.get_ident())
+            self._hash.update(data)
+
+        def hexdigest(self) -> str:
+            return self._hash.hexdigest()
+
+    module = sys.modules[type(storage).__module__]
+    monkeypatch.setattr(module, "hashlib", SimpleNamespace(sha256=Recording))
+    data = os.urandom(PART_SIZE + 300_000)
+    info = await storage.put("hashed", stream(data), content_type="text/plain")
+    assert info.sha256 == sha256(data)
+    assert hashed_on
+    assert loop_thread not in hashed_on
 
 
 # -- the local disk's own guarantees ---------------------------------------------------------
@@ -516,3 +552,186 @@ async def test_local_key_under_an_object_is_refused(local: StorageProvider) -> N
         await local.put("d", stream(b"over a prefix"), content_type="text/plain")
     with pytest.raises(NotFound):
         await local.head("d")
+
+
+# -- S3's own options and races ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def s3_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, moto_server: MotoServer
+) -> AsyncIterator[Any]:
+    """`make(**options)`: an S3 provider on moto with `options` over the contract's."""
+    made: list[StorageProvider] = []
+
+    def make(**extra: Any) -> Any:
+        _, options = options_for("s3", request, tmp_path)
+        provider: Any = registry.load("storage", "s3", {**options, **extra})
+        made.append(provider)
+        return provider
+
+    try:
+        yield make
+    finally:
+        for provider in made:
+            await provider.close()
+        await anyio.to_thread.run_sync(moto_server.reset)
+
+
+async def test_s3_direct_upload_by_presigned_put(s3_factory: Any) -> None:
+    storage = s3_factory(direct_upload="put")
+    upload = await storage.presigned_upload(
+        "direct/put.png", content_type="image/png", max_size=10_000, expires_in=300
+    )
+    assert upload is not None
+    assert (upload.method, dict(upload.headers), dict(upload.fields)) == (
+        "PUT",
+        {"Content-Type": "image/png"},
+        {},
+    )
+    body = os.urandom(5000)
+    async with httpx.AsyncClient() as client:
+        response = await client.put(upload.url, content=body, headers=dict(upload.headers))
+    assert response.status_code == 200, response.text
+    head = await storage.head("direct/put.png")
+    assert (head.size, head.content_type, head.sha256) == (len(body), "image/png", None)
+    assert await read(storage, "direct/put.png") == body
+
+
+async def test_s3_direct_upload_off(s3_factory: Any) -> None:
+    storage = s3_factory(direct_upload="off")
+    upload = await storage.presigned_upload(
+        "direct/none.png", content_type="image/png", max_size=10_000, expires_in=300
+    )
+    assert upload is None
+
+
+async def test_s3_put_that_loses_the_metadata_race_fails(s3_factory: Any) -> None:
+    """Another writer replaces the key between our multipart upload's completion and the
+    self-copy that records its SHA-256: the put must not report our hash for their object.
+
+    S3 answers that copy `412 PreconditionFailed` (CopySourceIfMatch); moto 5.2.5 ignores
+    the condition, so the other writer's object is really written on moto and the 412 S3
+    would give is raised by a wrapper around the client's copy_object."""
+    import botocore.exceptions
+
+    storage = s3_factory()
+    client = storage._client
+    complete = client.complete_multipart_upload
+    copy_object = client.copy_object
+    theirs = b"the other writer's bytes"
+
+    def complete_then_replaced(**kwargs: Any) -> Any:
+        result = complete(**kwargs)
+        client.put_object(Bucket=kwargs["Bucket"], Key=kwargs["Key"], Body=theirs)
+        return result
+
+    def copy_with_precondition(**kwargs: Any) -> Any:
+        if "CopySourceIfMatch" in kwargs:
+            head = client.head_object(Bucket=kwargs["Bucket"], Key=kwargs["Key"])
+            if head["ETag"] != kwargs["CopySourceIfMatch"]:
+                raise botocore.exceptions.ClientError(
+                    {
+                        "Error": {"Code": "PreconditionFailed", "Message": "At least one"},
+                        "ResponseMetadata": {"HTTPStatusCode": 412},
+                    },
+                    "CopyObject",
+                )
+        return copy_object(**kwargs)
+
+    client.complete_multipart_upload = complete_then_replaced
+    client.copy_object = copy_with_precondition
+    data = os.urandom(PART_SIZE + 1000)
+    with pytest.raises(ProviderError, match="another writer"):
+        await storage.put("raced", stream(data, MiB), content_type="video/mp4")
+    head = await storage.head("raced")
+    assert (head.size, head.sha256) == (len(theirs), None)
+    assert await read(storage, "raced") == theirs
+
+
+async def test_local_reads_no_fifo(local: StorageProvider, tmp_path: Path) -> None:
+    """A FIFO under the root is no object, and reading it must not block: a blocking open
+    would wait for a writer forever. If one does block, a watchdog opens the FIFOs for
+    writing every 5 s (so that the test fails rather than hangs)."""
+    root = tmp_path / "root"
+    (root / "dir").mkdir()
+    await local.put("plain", stream(b"ok"), content_type="text/plain")
+    sidecar = root / ".holdfast" / "meta" / "plain"
+    sidecar.unlink()
+    fifos = [root / "pipe", root / "dir" / "pipe", sidecar]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+
+    unblocked: list[Path] = []
+
+    def unblock() -> None:
+        for fifo in fifos:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                continue  # ENXIO: no reader waiting on it
+            unblocked.append(fifo)
+
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(5):
+            unblock()
+
+    watchdog = threading.Thread(target=watch, daemon=True)
+    watchdog.start()
+    try:
+        for key in ["pipe", "dir/pipe"]:
+            with pytest.raises(NotFound):
+                await local.head(key)
+            with pytest.raises(NotFound):
+                await read(local, key)
+        head = await local.head("plain")
+    finally:
+        stop.set()
+        watchdog.join()
+    assert unblocked == [], "a read blocked on a FIFO"
+    assert (head.size, head.sha256) == (2, None)
+    assert await keys(local) == ["plain"]
+
+
+async def test_local_wraps_os_errors(local: StorageProvider, tmp_path: Path) -> None:
+    """A disk that fails (here: a file where the provider's own directory must be, then a
+    write refused for its size) surfaces as ProviderError, never a raw OSError."""
+    root = tmp_path / "root"
+    tmp_dir = root / ".holdfast" / "tmp"
+    tmp_dir.rmdir()
+    tmp_dir.write_bytes(b"not a directory")
+    with pytest.raises(ProviderError) as caught:
+        await local.put("a", stream(b"data"), content_type="text/plain")
+    assert not isinstance(caught.value, InvalidKey)  # the key is fine; the disk is not
+    tmp_dir.unlink()
+    tmp_dir.mkdir()
+
+    # A write that fails part-way (as with a full disk): RLIMIT_FSIZE makes write() fail
+    # with EFBIG once the file would pass 64 KiB (SIGXFSZ ignored, as it would kill us).
+    await local.put("kept", stream(b"old"), content_type="text/plain")
+    previous_signal = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    previous_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, previous_limit[1]))
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await local.put("kept", stream(os.urandom(MiB)), content_type="text/plain")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, previous_limit)
+        signal.signal(signal.SIGXFSZ, previous_signal)
+    assert "errno" in str(caught.value)
+    head = await local.head("kept")
+    assert (head.size, head.sha256) == (3, sha256(b"old"))
+    assert os.listdir(tmp_dir) == []
+
+
+async def test_local_failed_sidecar_fails_the_put(local: StorageProvider, tmp_path: Path) -> None:
+    """A sidecar that cannot be written (a directory planted where it goes) fails the put,
+    and the object it would have described is not left behind."""
+    (tmp_path / "root" / ".holdfast" / "meta" / "doc" / "planted").mkdir(parents=True)
+    with pytest.raises(ProviderError):
+        await local.put("doc", stream(b"bytes"), content_type="text/plain")
+    with pytest.raises(NotFound):
+        await local.head("doc")
+    assert await keys(local) == []

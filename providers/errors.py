@@ -24,5 +24,10 @@ class InvalidKey(ProviderError):
     escape its root (`..`, an absolute path)."""
 
 
+class DigestMismatch(ProviderError):
+    """The bytes are not the ones expected: their SHA-256 differs from the one the caller
+    gave, or the vendor refused them against the checksum sent with them."""
+
+
 class ConfigurationError(ProviderError):
     """A provider was named or configured wrongly; the message names the bad key."""

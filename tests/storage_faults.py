@@ -64,11 +64,18 @@ class FaultyStorage:
             self.left[key] -= 1
             raise Unavailable(f"injected failure of {operation} {key}")
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> ObjectInfo:
+    async def put(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str,
+        sha256: str | None = None,
+    ) -> ObjectInfo:
         if self.options.delay:
             await asyncio.sleep(self.options.delay)
         self._maybe_fail("put", key)
-        return await self.inner.put(key, chunks, content_type=content_type)
+        return await self.inner.put(key, chunks, content_type=content_type, sha256=sha256)
 
     async def get(
         self, key: str, *, offset: int = 0, length: int | None = None

@@ -5,10 +5,16 @@ target (`Storage.write_target`), in every process, so the set of objects left at
 backends only shrinks. The move walks the rows of `stored_objects` not yet at the target (in
 id order, a page at a time) and, several objects at once, streams each from its backend into
 the target, checks the size and SHA-256 the target computed against the row, confirms them
-with a `head` at the target, then switches the row with a conditional UPDATE (`WHERE backend =
-<source>`, verified copies a batch at a time). Reads follow
-the row, so every object stays readable throughout: from the old backend until its row
-switches, from the target afterwards.
+at the target, then switches the row with a conditional UPDATE (`WHERE backend = <source>`,
+verified copies a batch at a time). Reads follow the row, so every object stays readable
+throughout: from the old backend until its row switches, from the target afterwards.
+
+Each copy is checked at the destination without being read back where the vendor can check
+it for us: the put is given the row's SHA-256 (`put(sha256=...)`: it fails, leaving nothing,
+when the streamed bytes differ), and S3-compatibles receive the SHA-256 with the upload and
+refuse bytes that do not match it (`ObjectInfo.checksum_confirmed`). Other targets (local
+disk, libcloud), or S3 with `send_checksums` off, are confirmed by a `head` after the put:
+its size and SHA-256 must be the row's.
 
 Interrupting a move at any instant (Ctrl-C, SIGKILL, a lost machine) loses nothing: a row
 switches only after its copy was verified, and a rerun copies whatever is left, overwriting
@@ -31,7 +37,13 @@ from tortoise.functions import Count, Sum
 from app import sql
 from app.models import MoveState, StorageMove, StoredObject
 from app.storage import Storage
-from providers.errors import ConfigurationError, InvalidKey, NotFound, ProviderError
+from providers.errors import (
+    ConfigurationError,
+    DigestMismatch,
+    InvalidKey,
+    NotFound,
+    ProviderError,
+)
 from providers.storage.base import StorageProvider
 
 PAGE_SIZE = 500
@@ -311,10 +323,20 @@ class _Copier:
 
     async def _copy(self, source: StorageProvider, row: _Row) -> None:
         target = self.target_provider
-        info = await target.put(row.key, source.get(row.key), content_type=row.content_type)
+        try:
+            info = await target.put(
+                row.key,
+                source.get(row.key),
+                content_type=row.content_type,
+                sha256=row.sha256,
+            )
+        except DigestMismatch as exc:
+            raise _Mismatch(f"copied: {exc}") from None
         _check(row, info.size, info.sha256, "copied")
-        head = await target.head(row.key)
-        _check(row, head.size, head.sha256, f"at {self.target}")
+        if not info.checksum_confirmed:
+            # The vendor did not check the stored bytes itself: read back what it holds.
+            head = await target.head(row.key)
+            _check(row, head.size, head.sha256, f"at {self.target}")
 
     async def _switch(self, row: _Row) -> None:
         """Queue the row's switch; written with others in one statement (`_flush`)."""

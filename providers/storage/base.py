@@ -42,6 +42,12 @@ class ObjectInfo:
     content_type: str
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Vendor detail (ETag, last modified, storage class): for logs, never for decisions."""
+    checksum_confirmed: bool = field(default=False, compare=False)
+    """True when the vendor itself checked the stored bytes against the SHA-256 sent with
+    them (S3's `x-amz-checksum-sha256`, which S3 refuses with BadDigest when the bytes it
+    received differ), so they are known to equal what was streamed without reading them back.
+    Only `put` sets it; it says how this put was checked, not what the object is, so it takes
+    no part in comparing infos."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +82,22 @@ class StorageProvider(Protocol):
     kind: ClassVar[str]
     """The registry name of the implementation (`local`, `s3`, `libcloud`)."""
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> ObjectInfo:
+    async def put(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str,
+        sha256: str | None = None,
+    ) -> ObjectInfo:
         """Store the bytes of `chunks` under `key`, replacing any object there, and return
         its info (size and SHA-256 computed while streaming). The object appears whole or
-        not at all: a failure part-way leaves no partial object under `key`."""
+        not at all: a failure part-way leaves no partial object under `key`.
+
+        `sha256` is the SHA-256 (lower-case hex) the bytes must have, when the caller knows
+        it: the provider may record it before streaming, and the put fails (DigestMismatch)
+        if the streamed bytes differ, as any failed put does: nothing of those bytes is left
+        under the key."""
         ...
 
     def get(self, key: str, *, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:

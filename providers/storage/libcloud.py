@@ -46,7 +46,13 @@ from libcloud.storage.types import (
 )
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from providers.errors import ConfigurationError, NotFound, ProviderError, Unavailable
+from providers.errors import (
+    ConfigurationError,
+    DigestMismatch,
+    NotFound,
+    ProviderError,
+    Unavailable,
+)
 from providers.storage.base import CHUNK_SIZE, ObjectInfo, ObjectPage, PresignedUpload
 from providers.storage.keys import RESERVED_SEGMENT, check_key, check_prefix, check_range
 
@@ -103,7 +109,14 @@ class LibcloudStorage:
 
     # -- the interface ------------------------------------------------------------------
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> ObjectInfo:
+    async def put(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str,
+        sha256: str | None = None,
+    ) -> ObjectInfo:
         check_key(key)
         hasher = hashlib.sha256()
         size = 0
@@ -132,6 +145,13 @@ class LibcloudStorage:
                 try:
                     chunk = anyio.from_thread.run(receive.receive)
                 except anyio.EndOfStream:
+                    if source.complete and sha256 not in (None, hasher.hexdigest()):
+                        # Failed like a broken source, so that the driver aborts its upload.
+                        source.error = DigestMismatch(
+                            f"libcloud put {key[:200]!r}: the bytes have SHA-256 "
+                            f"{hasher.hexdigest()}, not {sha256}"
+                        )
+                        raise _SourceFailed from None
                     if source.complete:
                         return
                     # Raised through the driver, which aborts its upload on the way out.

@@ -31,7 +31,13 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict
 
-from providers.errors import ConfigurationError, InvalidKey, NotFound, ProviderError
+from providers.errors import (
+    ConfigurationError,
+    DigestMismatch,
+    InvalidKey,
+    NotFound,
+    ProviderError,
+)
 from providers.storage.base import CHUNK_SIZE, ObjectInfo, ObjectPage, PresignedUpload
 from providers.storage.keys import RESERVED_SEGMENT, check_key, check_prefix, check_range
 
@@ -73,7 +79,14 @@ class LocalStorage:
 
     # -- the interface ------------------------------------------------------------------
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> ObjectInfo:
+    async def put(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str,
+        sha256: str | None = None,
+    ) -> ObjectInfo:
         segments = check_key(key)
         hasher = hashlib.sha256()
         size = 0
@@ -92,8 +105,13 @@ class LocalStorage:
                 if chunk:
                     size += len(chunk)
                     await _in_thread("put", write, chunk)
-            inode = await _in_thread("put", _finish, file)
             info = ObjectInfo(key, size, hasher.hexdigest(), content_type)
+            if sha256 is not None and info.sha256 != sha256:
+                # Before the rename: the temporary file goes (below), the key is untouched.
+                raise DigestMismatch(
+                    f"local put {key[:200]!r}: the bytes have SHA-256 {info.sha256}, not {sha256}"
+                )
+            inode = await _in_thread("put", _finish, file)
             meta = json.dumps(
                 {
                     "sha256": info.sha256,

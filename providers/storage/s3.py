@@ -2,14 +2,23 @@
 
 The only module that imports boto3 or botocore. boto3 is synchronous: every call runs in a
 worker thread, bounded by one `CapacityLimiter`, on one client (boto3 clients are
-thread-safe; sessions are not, so the session is used only here, once).
+thread-safe; sessions are not, so the session is used only here, once). Work that goes with
+a call (hashing the bytes it sends, reading the first chunk of a GET) runs in the same
+thread hand-off as the call.
+
+Uploads carry their SHA-256 (`x-amz-checksum-sha256`, option `send_checksums`): S3 checks
+the bytes it receives against it and refuses them (BadDigest) when they differ, so a `put`
+knows the stored bytes are the ones it streamed without reading them back
+(`ObjectInfo.checksum_confirmed`). A single PutObject sends the whole object's SHA-256; a
+multipart upload sends each part's, and CompleteMultipartUpload lists them.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, Literal, TypeVar
@@ -21,7 +30,13 @@ import botocore.config
 import botocore.exceptions
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from providers.errors import ConfigurationError, NotFound, ProviderError, Unavailable
+from providers.errors import (
+    ConfigurationError,
+    DigestMismatch,
+    NotFound,
+    ProviderError,
+    Unavailable,
+)
 from providers.storage.base import CHUNK_SIZE, ObjectInfo, ObjectPage, PresignedUpload
 from providers.storage.keys import check_key, check_prefix, check_range
 
@@ -32,6 +47,7 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 SHA256_META = "sha256"
 
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+_BAD_DIGEST = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"})
 _TRANSIENT = frozenset(
     {
         "SlowDown",
@@ -70,6 +86,11 @@ class S3Storage:
         checksum_when_required: bool = True
         """Send and check botocore's CRC checksums only where S3 requires them: R2, B2 and
         MinIO reject the default ones."""
+        send_checksums: bool = True
+        """Send each upload's SHA-256 with it (`x-amz-checksum-sha256`), for the vendor to
+        check the bytes it stores against (`ObjectInfo.checksum_confirmed`). Off for the
+        S3-compatibles that reject checksum headers: callers then read back what they must
+        confirm."""
         part_size: int = Field(default=8 * 1024 * 1024, ge=MIN_PART_SIZE)
         max_concurrency: int = Field(default=16, ge=1)
         """Worker threads in use at once for this provider's calls."""
@@ -89,10 +110,16 @@ class S3Storage:
             )
         self.options = options
         self._bucket = options.bucket
+        s3_config: dict[str, Any] = {"addressing_style": options.addressing_style}
+        if options.send_checksums:
+            # The signed checksum header covers the body's integrity; without this, botocore
+            # hashes every body a second time to sign it on plain-http endpoints (MinIO in a
+            # LAN, moto).
+            s3_config["payload_signing_enabled"] = False
         config = botocore.config.Config(
             region_name=options.region,
             signature_version="s3v4",
-            s3={"addressing_style": options.addressing_style},
+            s3=s3_config,
             max_pool_connections=options.max_concurrency,
             retries={"mode": "standard", "max_attempts": 3},
             **(
@@ -116,13 +143,20 @@ class S3Storage:
 
     # -- the interface ------------------------------------------------------------------
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> ObjectInfo:
+    async def put(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str,
+        sha256: str | None = None,
+    ) -> ObjectInfo:
         check_key(key)
         await self._ensure_bucket()
         part_size = self.options.part_size
-        # Each part is hashed when it leaves the buffer, in a worker thread (hashing 8 MiB
-        # takes 10-15 ms: not on the event loop); parts leave in order, so the hash is the
-        # whole object's.
+        # Each part is hashed when it leaves the buffer, in the worker thread that sends it
+        # (hashing 8 MiB takes 10-15 ms: not on the event loop); parts leave in order, so
+        # the hash is the whole object's.
         hasher = hashlib.sha256()
         size = 0
         buffer = bytearray()
@@ -134,49 +168,62 @@ class S3Storage:
                 buffer += chunk
                 while len(buffer) >= part_size:
                     if upload_id is None:
-                        upload_id = await self._create_multipart(key, content_type)
+                        upload_id = await self._create_multipart(key, content_type, sha256)
                     part = bytes(buffer[:part_size])
                     del buffer[:part_size]
-                    await self._run("put", key, hasher.update, part)
-                    parts.append(await self._upload_part(key, upload_id, len(parts) + 1, part))
+                    parts.append(
+                        await self._run(
+                            "put",
+                            key,
+                            self._upload_part,
+                            key,
+                            upload_id,
+                            len(parts) + 1,
+                            part,
+                            hasher,
+                        )
+                    )
             body = bytes(buffer)
             buffer.clear()
-            await self._run("put", key, hasher.update, body)
-            sha256 = hasher.hexdigest()
             if upload_id is None:
-                await self._call(
-                    "put",
-                    key,
-                    self._client.put_object,
-                    Bucket=self._bucket,
-                    Key=key,
-                    Body=body,
-                    ContentType=content_type,
-                    Metadata={SHA256_META: sha256},
+                digest = await self._run(
+                    "put", key, self._put_object, key, body, content_type, hasher, sha256
                 )
             else:
                 if body:
-                    parts.append(await self._upload_part(key, upload_id, len(parts) + 1, body))
-                completed = await self._call(
-                    "put",
-                    key,
-                    self._client.complete_multipart_upload,
-                    Bucket=self._bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                )
+                    parts.append(
+                        await self._run(
+                            "put",
+                            key,
+                            self._upload_part,
+                            key,
+                            upload_id,
+                            len(parts) + 1,
+                            body,
+                            hasher,
+                        )
+                    )
+                digest = hasher.hexdigest()
+                _check_digest(key, sha256, digest)
+                etag = await self._run("put", key, self._complete_multipart, key, upload_id, parts)
                 upload_id = None
-                if size <= MAX_COPY_SIZE:
-                    await self._record_sha256(key, completed["ETag"], content_type, sha256)
-                # Larger objects keep no `sha256` in S3 (head says None); the caller's own
-                # record of the returned info is the one that counts anyway.
         except BaseException:
             if upload_id is not None:
                 with anyio.CancelScope(shield=True):
                     await self._abort_multipart(key, upload_id)
             raise
-        return ObjectInfo(key=key, size=size, sha256=sha256, content_type=content_type)
+        if parts and sha256 is None and size <= MAX_COPY_SIZE:
+            # Without `sha256` given, the multipart object's metadata could not carry it.
+            await self._record_sha256(key, etag, content_type, digest)
+            # Larger objects keep no `sha256` in S3 (head says None); the caller's own
+            # record of the returned info is the one that counts anyway.
+        return ObjectInfo(
+            key=key,
+            size=size,
+            sha256=digest,
+            content_type=content_type,
+            checksum_confirmed=self.options.send_checksums,
+        )
 
     async def get(
         self, key: str, *, offset: int = 0, length: int | None = None
@@ -192,16 +239,16 @@ class S3Storage:
             end = "" if length is None else str(offset + length - 1)
             arguments["Range"] = f"bytes={offset}-{end}"
         try:
-            response = await self._call("get", key, self._client.get_object, **arguments)
+            body, data, left = await self._run("get", key, self._open, arguments)
         except _RangeNotSatisfiable:
             return  # an offset at or past the end: no bytes, like a read past a file's end
-        body = response["Body"]
         try:
-            while True:
-                data = await self._run("get", key, body.read, CHUNK_SIZE)
-                if not data:
-                    return
+            while data:
                 yield data
+                if left <= 0:
+                    return  # no read for the end of the body: a thread hand-off saved
+                data = await self._run("get", key, body.read, CHUNK_SIZE)
+                left -= len(data)
         finally:
             body.close()
 
@@ -342,34 +389,110 @@ class S3Storage:
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self._client.close)
 
-    # -- multipart -----------------------------------------------------------------------
+    # -- in worker threads ------------------------------------------------------------------
 
-    async def _create_multipart(self, key: str, content_type: str) -> str:
-        response = await self._call(
-            "put",
-            key,
-            self._client.create_multipart_upload,
-            Bucket=self._bucket,
-            Key=key,
-            ContentType=content_type,
-        )
+    def _open(self, arguments: dict[str, Any]) -> tuple[Any, bytes, int]:
+        """GetObject and the body's first chunk, in one hand-off (all of a small object);
+        the body, that chunk and how many bytes are left after it."""
+        response = self._client.get_object(**arguments)
+        body = response["Body"]
+        try:
+            first: bytes = body.read(CHUNK_SIZE)
+        except BaseException:
+            body.close()
+            raise
+        return body, first, int(response["ContentLength"]) - len(first)
+
+    def _put_object(
+        self,
+        key: str,
+        body: bytes,
+        content_type: str,
+        hasher: Any,
+        expected: str | None,
+    ) -> str:
+        """Hash `body` (the whole object: a single PutObject), check it against `expected`
+        and send it with its SHA-256 as its checksum; the hex SHA-256. The checksum the
+        vendor echoes must be the one sent."""
+        hasher.update(body)
+        digest: str = hasher.hexdigest()
+        _check_digest(key, expected, digest)
+        arguments: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "Body": body,
+            "ContentType": content_type,
+            "Metadata": {SHA256_META: digest},
+        }
+        checksum = _base64(digest)
+        if self.options.send_checksums:
+            arguments["ChecksumAlgorithm"] = "SHA256"
+            arguments["ChecksumSHA256"] = checksum
+        response = self._client.put_object(**arguments)
+        echoed = response.get("ChecksumSHA256")
+        if self.options.send_checksums and echoed is not None and echoed != checksum:
+            # The vendor says it stored other bytes than those sent: no object to keep.
+            with contextlib.suppress(
+                botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError
+            ):
+                self._client.delete_object(Bucket=self._bucket, Key=key)
+            raise DigestMismatch(
+                f"s3 put {key[:200]!r}: the stored object's SHA-256 checksum is not the one sent"
+            )
+        return digest
+
+    async def _create_multipart(self, key: str, content_type: str, sha256: str | None) -> str:
+        """With `sha256` known, the metadata records it from the start (the put fails and
+        aborts before completing if the bytes do not match it)."""
+        arguments: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "ContentType": content_type,
+        }
+        if sha256 is not None:
+            arguments["Metadata"] = {SHA256_META: sha256}
+        if self.options.send_checksums:
+            arguments["ChecksumAlgorithm"] = "SHA256"
+        response = await self._call("put", key, self._client.create_multipart_upload, **arguments)
         upload_id: str = response["UploadId"]
         return upload_id
 
-    async def _upload_part(
-        self, key: str, upload_id: str, number: int, data: bytes
+    def _upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes, hasher: Any
     ) -> dict[str, Any]:
-        response = await self._call(
-            "put",
-            key,
-            self._client.upload_part,
-            Bucket=self._bucket,
-            Key=key,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=data,
+        """Add `data` to the whole object's `hasher` and send it as part `number` (with its
+        own SHA-256); the part's entry for CompleteMultipartUpload."""
+        hasher.update(data)
+        arguments: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "PartNumber": number,
+            "Body": data,
+        }
+        part: dict[str, Any] = {"PartNumber": number}
+        if self.options.send_checksums:
+            part_hasher = hashlib.sha256()
+            part_hasher.update(data)
+            part["ChecksumSHA256"] = arguments["ChecksumSHA256"] = _base64(part_hasher.hexdigest())
+            arguments["ChecksumAlgorithm"] = "SHA256"
+        response = self._client.upload_part(**arguments)
+        echoed = response.get("ChecksumSHA256")
+        if "ChecksumSHA256" in part and echoed is not None and echoed != part["ChecksumSHA256"]:
+            # Raised to the put, which aborts the upload.
+            raise DigestMismatch(
+                f"s3 put {key[:200]!r}: part {number}'s stored checksum is not the one sent"
+            )
+        part["ETag"] = response["ETag"]
+        return part
+
+    def _complete_multipart(self, key: str, upload_id: str, parts: Sequence[dict[str, Any]]) -> str:
+        """Complete the upload (its part list carries each part's checksum); its ETag."""
+        response = self._client.complete_multipart_upload(
+            Bucket=self._bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
-        return {"PartNumber": number, "ETag": response["ETag"]}
+        etag: str = response["ETag"]
+        return etag
 
     async def _abort_multipart(self, key: str, upload_id: str) -> None:
         # On failure, the bucket's lifecycle rule for incomplete uploads is the backstop.
@@ -482,6 +605,8 @@ def _client_error(operation: str, key: str, exc: botocore.exceptions.ClientError
     where = f"s3 {operation} {key[:200]!r}: {code or 'error'} (HTTP {status})"
     if code in _NOT_FOUND or (status == 404 and code != "NoSuchBucket"):
         return NotFound(where)
+    if code in _BAD_DIGEST:
+        return DigestMismatch(where)
     if code == "InvalidRange" or status == 416:
         return _RangeNotSatisfiable(where)
     if code == "PreconditionFailed" or status == 412:
@@ -489,6 +614,18 @@ def _client_error(operation: str, key: str, exc: botocore.exceptions.ClientError
     if code in _TRANSIENT or status >= 500 or status == 429:
         return Unavailable(where)
     return ProviderError(where)
+
+
+def _check_digest(key: str, expected: str | None, digest: str) -> None:
+    if expected is not None and digest != expected:
+        raise DigestMismatch(
+            f"s3 put {key[:200]!r}: the bytes have SHA-256 {digest}, not {expected}"
+        )
+
+
+def _base64(hex_digest: str) -> str:
+    """A hex digest as S3's checksum headers carry it (base64 of the raw bytes)."""
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
 def _extra(response: dict[str, Any]) -> dict[str, Any]:

@@ -308,6 +308,34 @@ async def test_a_corrupt_source_is_not_switched(
     assert [o.key for o in await find_orphans(storage) if o.backend == "s3"] == []
 
 
+@pytest.mark.parametrize("target", ["s3", "libcloud"])
+async def test_the_target_is_read_back_only_when_it_did_not_check(
+    configured: dict[str, Any],
+    storages: list[Storage],
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
+) -> None:
+    """S3 checks each upload against the SHA-256 sent with it: no `head` follows the put.
+    A target that cannot (libcloud, the local disk) is read back with a `head`."""
+    storage = make_storage(storages, configured)
+    contents = await seed(storage, [1_000, 70_000, BIG])
+    provider = storage.provider(target)
+    heads: list[str] = []
+    head = provider.head
+
+    async def counted(key: str) -> Any:
+        heads.append(key)
+        return await head(key)
+
+    monkeypatch.setattr(provider, "head", counted)
+
+    report = await move(storage, target)
+
+    assert report.ok
+    assert sorted(heads) == ([] if target == "s3" else sorted(contents))
+    await assert_all_at(storage, target, contents)
+
+
 async def test_a_killed_migrate_resumes(
     tmp_path: Path, configured: dict[str, Any], storages: list[Storage], settings: Settings
 ) -> None:

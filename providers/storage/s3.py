@@ -405,7 +405,7 @@ class S3Storage:
     def _put_object(
         self,
         key: str,
-        body: bytes,
+        chunks: Sequence[bytes],
         content_type: str,
         hasher: Any,
         expected: str | None,
@@ -413,6 +413,7 @@ class S3Storage:
         """Hash `body` (the whole object: a single PutObject), check it against `expected`
         and send it with its SHA-256 as its checksum; the hex SHA-256. The checksum the
         vendor echoes must be the one sent."""
+        body = _join(chunks)
         hasher.update(body)
         digest: str = hasher.hexdigest()
         _check_digest(key, expected, digest)
@@ -457,10 +458,11 @@ class S3Storage:
         return upload_id
 
     def _upload_part(
-        self, key: str, upload_id: str, number: int, data: bytes, hasher: Any
+        self, key: str, upload_id: str, number: int, chunks: Sequence[bytes], hasher: Any
     ) -> dict[str, Any]:
-        """Add `data` to the whole object's `hasher` and send it as part `number` (with its
-        own SHA-256); the part's entry for CompleteMultipartUpload."""
+        """Add `chunks` to the whole object's `hasher` and send them as part `number` (with
+        its own SHA-256); the part's entry for CompleteMultipartUpload."""
+        data = _join(chunks)
         hasher.update(data)
         arguments: dict[str, Any] = {
             "Bucket": self._bucket,
@@ -588,9 +590,10 @@ class S3Storage:
 
 
 class _Buffer:
-    """Chunks waiting to be sent, joined only when a part is taken: a part made of one
-    chunk, or of whole chunks (1 MiB reads fill 8 MiB parts exactly), costs one copy or
-    none, where a bytearray would copy every byte in and out again."""
+    """Chunks waiting to be sent, taken a part at a time as a list of chunks, which the
+    worker thread sending them joins (`_join`): a part made of whole chunks (1 MiB reads
+    fill 8 MiB parts exactly) costs one copy, made off the event loop, or none for a single
+    chunk, where a bytearray would copy every byte in and out again on the loop."""
 
     def __init__(self) -> None:
         self.chunks: deque[bytes] = deque()
@@ -601,8 +604,8 @@ class _Buffer:
             self.chunks.append(bytes(chunk))
             self.size += len(chunk)
 
-    def take(self, size: int) -> bytes:
-        """The first `size` bytes (at most what is held)."""
+    def take(self, size: int) -> list[bytes]:
+        """The chunks of the first `size` bytes (at most what is held)."""
         taken: list[bytes] = []
         wanted = size
         while wanted and self.chunks:
@@ -613,7 +616,12 @@ class _Buffer:
             taken.append(chunk)
             wanted -= len(chunk)
         self.size -= size - wanted
-        return taken[0] if len(taken) == 1 else b"".join(taken)
+        return taken
+
+
+def _join(chunks: Sequence[bytes]) -> bytes:
+    """One bytes of `chunks`: in a worker thread (joining megabytes releases the GIL)."""
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class _RangeNotSatisfiable(ProviderError):

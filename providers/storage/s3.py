@@ -16,6 +16,7 @@ multipart upload sends each part's, and CompleteMultipartUpload lists them.
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import hashlib
 from collections import deque
@@ -405,7 +406,7 @@ class S3Storage:
     def _put_object(
         self,
         key: str,
-        chunks: Sequence[bytes],
+        chunks: builtins.list[bytes],
         content_type: str,
         hasher: Any,
         expected: str | None,
@@ -458,7 +459,7 @@ class S3Storage:
         return upload_id
 
     def _upload_part(
-        self, key: str, upload_id: str, number: int, chunks: Sequence[bytes], hasher: Any
+        self, key: str, upload_id: str, number: int, chunks: builtins.list[bytes], hasher: Any
     ) -> dict[str, Any]:
         """Add `chunks` to the whole object's `hasher` and send them as part `number` (with
         its own SHA-256); the part's entry for CompleteMultipartUpload."""
@@ -619,9 +620,12 @@ class _Buffer:
         return taken
 
 
-def _join(chunks: Sequence[bytes]) -> bytes:
-    """One bytes of `chunks`: in a worker thread (joining megabytes releases the GIL)."""
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+def _join(chunks: list[bytes]) -> bytes:
+    """One bytes of `chunks`, which it empties (their memory goes now, not once the upload
+    is done); in a worker thread: joining megabytes releases the GIL."""
+    joined = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    chunks.clear()
+    return joined
 
 
 class _RangeNotSatisfiable(ProviderError):

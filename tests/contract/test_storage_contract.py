@@ -873,3 +873,32 @@ async def test_libcloud_s3_pages_start_at_their_token(recorded: tuple[Any, Any])
             break
     assert found == names
     assert driver_class.parsed <= 2 * len(names), driver_class.parsed
+
+
+@pytest.mark.parametrize("libcloud_name", ["libcloud-local"], indirect=True)
+async def test_libcloud_local_leaves_no_temporary_files(recorded: tuple[Any, Any]) -> None:
+    """LOCAL uploads go to `.holdfast/tmp/` and are renamed into place: a failed or
+    cancelled upload removes its temporary file, and a whole one leaves none either."""
+    storage, _ = recorded
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"part"
+        raise SourceBroke
+
+    never = anyio.Event()
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield b"part"
+        await never.wait()
+        yield b"never sent"
+
+    await storage.put("a/b", stream(b"whole"), content_type="text/plain")
+    with pytest.raises(SourceBroke):
+        await storage.put("a/c", failing(), content_type="text/plain")
+    with anyio.move_on_after(0.5):
+        await storage.put("a/d", stalled(), content_type="text/plain")
+    container = Path(storage.options.key) / storage.options.container
+    files = sorted(
+        str(path.relative_to(container)) for path in container.rglob("*") if path.is_file()
+    )
+    assert files == [".holdfast/meta/a/b", "a/b"]

@@ -7,8 +7,8 @@
    `a` through the S3 provider (`Storage.put`, which keeps each SHA-256 in the object's
    metadata) and records their rows in a throwaway SQLite database.
 3. Runs `holdfast storage migrate --to b --concurrency C` as a process of its own (the real
-   command: streamed copies, size and SHA-256 checked against the row, a `head` at the
-   target, the row switched) and reads its peak resident memory (`wait4`).
+   command: streamed copies, size and SHA-256 checked against the row, each upload sent with
+   its SHA-256 for `b` to check, the row switched) and samples its peak resident memory.
 4. Empties `b`, then runs `rclone copy a:bucket b:bucket --transfers C --checkers C` on the
    same two endpoints (rclone checks each destination first and compares MD5s after upload).
 5. Prints objects/s and MB/s of each (wall clock of each process, start-up included), the

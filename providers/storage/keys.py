@@ -3,13 +3,18 @@
 Every provider applies the same rule, even those whose vendor would take more (S3 stores
 `a/../b` as a literal name): a key stored on one provider must be storable on any other, or
 switching providers by configuration could strand an object. The rule is the local disk's:
-a relative path of non-empty segments that cannot climb out of its root.
+a relative path of non-empty segments that cannot climb out of its root, each segment at most
+`MAX_SEGMENT_LENGTH` bytes (the file-name limit of local filesystems: ext4, XFS, btrfs, APFS
+and NTFS all stop at 255).
 """
 
 from __future__ import annotations
 
 from providers.errors import InvalidKey
 from providers.storage.base import MAX_KEY_LENGTH
+
+MAX_SEGMENT_LENGTH = 255
+"""A segment (between `/`s) is at most this many UTF-8 bytes."""
 
 RESERVED_SEGMENT = ".holdfast"
 """A first segment kept for the providers' own bookkeeping (sidecars, temporary files)."""
@@ -39,6 +44,8 @@ def check_key(key: str) -> list[str]:
     for segment in segments:
         if segment in ("", ".", ".."):
             raise InvalidKey(f"key has an empty, '.' or '..' segment: {key[:100]!r}")
+        if len(segment.encode("utf-8")) > MAX_SEGMENT_LENGTH:
+            raise InvalidKey(f"key has a segment longer than {MAX_SEGMENT_LENGTH} bytes")
     if segments[0] == RESERVED_SEGMENT:
         raise InvalidKey(f"keys under {RESERVED_SEGMENT}/ are reserved")
     return segments

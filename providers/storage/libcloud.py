@@ -1,8 +1,10 @@
 """Any apache-libcloud storage driver (Azure Blobs, Google Storage, Swift, S3, local, ...).
 
 The only module that imports libcloud. Its drivers are synchronous and not thread-safe:
-each worker thread gets its own driver (`threading.local`), and every call runs in a worker
-thread through this provider's limiters.
+each worker thread gets its own driver (`threading.local`) for calls that begin and end in
+that thread, and every call runs in a worker thread through this provider's limiters. A
+`get` stream, whose reads run in whichever worker thread is free, has a driver of its own
+for its whole life instead (`_checkout`), which no other call uses meanwhile.
 
 Two things libcloud's API cannot do, and how this provider does them:
 - Metadata written after the bytes. Drivers take metadata when an upload starts, before the
@@ -12,9 +14,14 @@ Two things libcloud's API cannot do, and how this provider does them:
   never listed), together with the object's size and the driver's version hash of it
   (ETag, or the local driver's mtime hash): a sidecar that does not match the object in
   front of it is stale and ignored, so `head` never reports a wrong hash.
-- A streamed upload that fails part-way leaving nothing. The S3 family aborts its multipart
-  upload and block-blob stores never commit; libcloud's local driver writes the file in
-  place, so for it a failed upload's remains are deleted.
+- A streamed upload that fails part-way leaving nothing, and the previous object intact. The
+  S3 family aborts its multipart upload and block-blob stores never commit. libcloud's local
+  driver writes the file in place, so for it every upload (object and sidecar) goes to a
+  temporary key `.holdfast/tmp/<random>` and is renamed onto its key (`os.replace`, atomic
+  in the container's directory) only once whole; a failed upload deletes its temporary file.
+- A put whose sidecar cannot be written: the object just stored is deleted again (if it is
+  still the one this put wrote), and the put fails. (On a replace, the previous object is
+  gone by then: it was replaced before the sidecar could be written.)
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import secrets
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from functools import partial
 from typing import Any, ClassVar, TypeVar
@@ -36,7 +46,7 @@ from libcloud.common.exceptions import RateLimitReachedError
 from libcloud.common.types import InvalidCredsError, LibcloudError, ServiceUnavailableError
 from libcloud.common.types import ProviderError as LibcloudProviderError
 from libcloud.storage.base import Container, Object, StorageDriver
-from libcloud.storage.drivers.s3 import S3StorageDriver
+from libcloud.storage.drivers.s3 import BaseS3StorageDriver, S3StorageDriver
 from libcloud.storage.providers import get_driver
 from libcloud.storage.types import (
     ContainerAlreadyExistsError,
@@ -46,16 +56,21 @@ from libcloud.storage.types import (
 )
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from providers.errors import ConfigurationError, NotFound, ProviderError, Unavailable
+from providers.errors import ConfigurationError, InvalidKey, NotFound, ProviderError, Unavailable
 from providers.storage.base import CHUNK_SIZE, ObjectInfo, ObjectPage, PresignedUpload
 from providers.storage.keys import RESERVED_SEGMENT, check_key, check_prefix, check_range
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 SIDECAR_PREFIX = f"{RESERVED_SEGMENT}/meta/"
+TMP_PREFIX = "/".join((RESERVED_SEGMENT, "tmp", ""))
+AFTER_RESERVED = f"{RESERVED_SEGMENT}/\U0010ffff"
+"""A listing marker past every reserved key: each of them starts with `.holdfast/` and sorts
+before this (U+10FFFF is the last code point, and the largest UTF-8 sequence)."""
 
 _WRITES_IN_PLACE = frozenset({"LOCAL"})
-"""Drivers whose streamed upload overwrites the target as it goes (and whose ranged read
-loads the whole file: ranges are read by skipping instead)."""
+"""Drivers whose streamed upload overwrites the target as it goes (uploads go to a temporary
+key and are renamed into place), and whose ranged read loads the whole file (ranges are read
+by skipping instead)."""
 
 _FILTERS_LISTS_ITSELF = frozenset({"LOCAL", "BACKBLAZE_B2", "ATMOS", "DUMMY"})
 """Drivers that list everything and filter by prefix in Python, with a warning: this
@@ -97,7 +112,9 @@ class LibcloudStorage:
         self.options = options
         self._driver_class: type[StorageDriver] = get_driver(getattr(Provider, options.driver))
         self._local = threading.local()
-        self._container_checked = False
+        self._idle: list[StorageDriver] = []
+        """Drivers for `get` streams (each stream has one to itself), kept for reuse."""
+        self._idle_lock = threading.Lock()
         self._uploads = anyio.CapacityLimiter(options.max_concurrency)
         self._calls = anyio.CapacityLimiter(options.max_concurrency)
 
@@ -146,9 +163,7 @@ class LibcloudStorage:
 
         def upload() -> Object:
             driver, container = self._driver()
-            return driver.upload_object_via_stream(
-                stream(), container, key, extra={"content_type": content_type}
-            )
+            return self._upload(driver, container, key, stream(), content_type)
 
         # The task group's body must not raise (anyio would wrap it in an ExceptionGroup):
         # the upload's outcome is kept and acted on after it.
@@ -159,8 +174,6 @@ class LibcloudStorage:
                 outcome = await self._run("put", upload, limiter=self._uploads)
             except Exception as exc:
                 outcome = exc
-                # Here, not after the group: a cancelled put's group exit raises at once.
-                await self._discard_failed(key)
             finally:
                 receive.close()
         if isinstance(outcome, Exception):
@@ -171,26 +184,34 @@ class LibcloudStorage:
                 raise ProviderError("libcloud put: the chunk source ended early")
             raise outcome
         uploaded = outcome
+        version = _version(uploaded)
         info = ObjectInfo(key=key, size=size, sha256=hasher.hexdigest(), content_type=content_type)
         sidecar = json.dumps(
             {
                 "sha256": info.sha256,
                 "content_type": content_type,
                 "size": size,
-                "version": _version(uploaded),
+                "version": version,
             }
         ).encode()
 
         def upload_sidecar() -> None:
             driver, container = self._driver()
-            driver.upload_object_via_stream(
-                iter([sidecar]),
-                container,
-                SIDECAR_PREFIX + key,
-                extra={"content_type": "application/json"},
-            )
+            try:
+                self._upload(
+                    driver, container, SIDECAR_PREFIX + key, iter([sidecar]), "application/json"
+                )
+            except InvalidKey:
+                raise ProviderError("libcloud put: the sidecar's place is taken") from None
 
-        await self._run("put", upload_sidecar)
+        try:
+            await self._run("put", upload_sidecar)
+        except BaseException:
+            # The put fails as a whole: the object without its sidecar must not stay behind
+            # as one the caller believes unwritten.
+            with anyio.CancelScope(shield=True), contextlib.suppress(ProviderError):
+                await self._run("put", partial(self._delete_written, key, version))
+            raise
         return info
 
     async def get(
@@ -205,22 +226,30 @@ class LibcloudStorage:
         whole = offset == 0 and end == obj.size
         # The local driver's ranged read loads the whole file: read from the start, skipping.
         skip = offset if self.options.driver in _WRITES_IN_PLACE else 0
+        # The stream has a driver to itself for its whole life: its reads run in whichever
+        # worker thread is free, but no other call uses that driver (and its connection) in
+        # between, as one thread's own driver would be. One chunk is read at a time, so
+        # memory stays at one chunk; a consumer that stops early leaves no thread running.
+        driver = await self._run("get", self._checkout)
+        exhausted = False
 
         def open_stream() -> Iterator[bytes]:
-            driver, _ = self._driver()
+            container = Container(self.options.container, {}, driver)
+            mine = Object(obj.name, obj.size, obj.hash, obj.extra, obj.meta_data, container, driver)
             if whole or skip:
-                return iter(driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE))
+                return iter(driver.download_object_as_stream(mine, chunk_size=CHUNK_SIZE))
             return iter(
-                driver.download_object_range_as_stream(obj, offset, end, chunk_size=CHUNK_SIZE)
+                driver.download_object_range_as_stream(mine, offset, end, chunk_size=CHUNK_SIZE)
             )
 
-        stream = await self._run("get", open_stream)
-        remaining = end - offset
+        stream: Iterator[bytes] | None = None
         try:
+            stream = await self._run("get", open_stream)
+            remaining = end - offset
             while remaining > 0:
-                data = await self._run("get", lambda: next(stream, None))
+                data = await self._run("get", partial(next, stream, None))
                 if data is None:
-                    return
+                    break
                 if skip:
                     dropped = min(skip, len(data))
                     data = data[dropped:]
@@ -229,10 +258,10 @@ class LibcloudStorage:
                 remaining -= len(data)
                 for start in range(0, len(data), CHUNK_SIZE):
                     yield data[start : start + CHUNK_SIZE]
+            exhausted = remaining <= 0 or data is None
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._release, driver, stream, exhausted)
 
     async def head(self, key: str) -> ObjectInfo:
         check_key(key)
@@ -255,8 +284,12 @@ class LibcloudStorage:
     async def list(
         self, prefix: str = "", *, token: str | None = None, limit: int = 1000
     ) -> ObjectPage:
-        """libcloud lists from the start of the prefix each time (it has no start marker in
-        its API): a page further on costs the listing of the pages before it."""
+        """The S3 family (S3, GCS's XML API, MinIO, Spaces, ...) lists from `token` on with
+        the vendor's own marker, a request per page, skipping the reserved keys with one
+        marker jump. Other drivers have no start marker in libcloud's API: each page lists
+        from the start of the prefix and skips to `token`, so a page costs the listing of
+        the pages before it, and a full walk of N objects lists O(N^2 / limit) entries (the
+        local driver also walks and sorts its whole directory tree for every page)."""
         check_prefix(prefix)
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
@@ -265,6 +298,8 @@ class LibcloudStorage:
 
         def page() -> ObjectPage:
             driver, container = self._driver()
+            if isinstance(driver, BaseS3StorageDriver):
+                return _s3_page(driver, container, prefix, token, limit)
             found: list[ObjectInfo] = []
             native_prefix = prefix if prefix and not filters_itself else None
             for obj in driver.iterate_container_objects(container, prefix=native_prefix):
@@ -315,8 +350,12 @@ class LibcloudStorage:
         return await self._run("presign", sign)
 
     async def close(self) -> None:
-        # Drivers belong to the worker threads that made them and go with those threads.
-        return None
+        # Drivers of worker threads belong to those threads and go with them; the idle
+        # drivers of streams are closed here.
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for driver in idle:
+            await anyio.to_thread.run_sync(_close_driver, driver)
 
     # -- in worker threads -------------------------------------------------------------------
 
@@ -324,12 +363,86 @@ class LibcloudStorage:
         """This thread's driver and container."""
         driver: StorageDriver | None = getattr(self._local, "driver", None)
         if driver is None:
-            options = self.options
-            secret = None if options.secret is None else options.secret.get_secret_value()
-            driver = self._driver_class(options.key, secret, **options.driver_options)
+            driver = self._new_driver()
             self._local.driver = driver
             self._local.container = self._container(driver)
         return driver, self._local.container
+
+    def _new_driver(self) -> StorageDriver:
+        options = self.options
+        secret = None if options.secret is None else options.secret.get_secret_value()
+        return self._driver_class(options.key, secret, **options.driver_options)
+
+    def _checkout(self) -> StorageDriver:
+        """A driver for one stream's use alone: an idle one, or a new one."""
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._new_driver()
+
+    def _release(
+        self, driver: StorageDriver, stream: Iterator[bytes] | None, exhausted: bool
+    ) -> None:
+        """The end of a stream: close it, and keep its driver for the next stream if it
+        was read to the end (a stream stopped early may hold its connection mid-response:
+        that driver is closed instead)."""
+        close = getattr(stream, "close", None)
+        try:
+            if close is not None:
+                close()
+        except Exception:
+            exhausted = False
+        with self._idle_lock:
+            if exhausted and len(self._idle) < self.options.max_concurrency:
+                self._idle.append(driver)
+                return
+        _close_driver(driver)
+
+    def _upload(
+        self,
+        driver: StorageDriver,
+        container: Container,
+        key: str,
+        chunks: Iterator[bytes],
+        content_type: str,
+    ) -> Object:
+        """Upload `chunks` to `key`; for drivers that write in place, through a temporary
+        key renamed into place once whole, so that a failure leaves the previous object."""
+        extra = {"content_type": content_type}
+        if self.options.driver not in _WRITES_IN_PLACE:
+            return driver.upload_object_via_stream(chunks, container, key, extra=extra)
+        tmp_key = TMP_PREFIX + secrets.token_hex(16)
+        local: Any = driver  # the LOCAL driver: its container is a directory
+        base: str = local.get_container_cdn_url(container, check=True)
+        tmp_path = os.path.join(base, tmp_key)
+        try:
+            driver.upload_object_via_stream(chunks, container, tmp_key, extra=extra)
+            target = os.path.join(base, key)
+            try:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.replace(tmp_path, target)
+            except (IsADirectoryError, NotADirectoryError, FileExistsError):
+                raise InvalidKey(
+                    "key is a prefix of other keys, or under another object, on this disk"
+                ) from None
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_path)
+        return driver.get_object(container.name, key)
+
+    def _delete_written(self, key: str, version: str | None) -> None:
+        """Delete `key` and its sidecar if the object there is still the `version` this
+        provider wrote (not one a concurrent put stored since)."""
+        driver, container = self._driver()
+        try:
+            obj = driver.get_object(container.name, key)
+        except ObjectDoesNotExistError:
+            return
+        if _version(obj) != version:
+            return
+        with contextlib.suppress(ObjectDoesNotExistError):
+            driver.delete_object(obj)
+        self._delete_object(SIDECAR_PREFIX + key)
 
     def _container(self, driver: StorageDriver) -> Container:
         name = self.options.container
@@ -377,15 +490,6 @@ class LibcloudStorage:
             return {}
         return sidecar if isinstance(sidecar, dict) else {}
 
-    async def _discard_failed(self, key: str) -> None:
-        """After a failed upload, delete what a driver that writes in place left behind."""
-        if self.options.driver not in _WRITES_IN_PLACE:
-            return
-        with anyio.CancelScope(shield=True):
-            for name in (key, SIDECAR_PREFIX + key):
-                with contextlib.suppress(ProviderError):
-                    await self._run("put", partial(self._delete_object, name))
-
     async def _run(
         self,
         operation: str,
@@ -426,6 +530,62 @@ class _Source:
     def __init__(self) -> None:
         self.complete = False
         self.error: Exception | None = None
+
+
+def _s3_page(
+    driver: BaseS3StorageDriver, container: Container, prefix: str, token: str | None, limit: int
+) -> ObjectPage:
+    """A page of an S3-family listing (ListObjects with `marker`), starting after `token`.
+
+    Requested here rather than through `iterate_container_objects`, which always starts at
+    the beginning of the prefix. The body is parsed from its bytes: libcloud decodes it as
+    text first, and as S3 names no charset that decoding is a guess, which long non-ASCII
+    keys lead astray."""
+    found: list[ObjectInfo] = []
+    marker = token
+    s3: Any = driver  # its listing helpers are untyped (and private: pinned by the tests)
+    path: str = s3._get_container_path(container)
+    while True:
+        params = {"max-keys": str(min(1000, limit + 1 - len(found)))}
+        if prefix:
+            params["prefix"] = prefix
+        if marker is not None:
+            params["marker"] = marker
+        response = s3.connection.request(path, params=params, raw=True)
+        if response.status != 200:
+            raise LibcloudError(f"unexpected status {response.status}", driver=driver)
+        # The body is from the storage vendor this provider is configured with: trusted as
+        # libcloud's own XML parsing trusts it.
+        body = ET.fromstring(b"".join(response.iter_content(64 * 1024)))  # noqa: S314
+        last: str | None = None
+        for obj in s3._to_objs(obj=body, xpath="Contents", container=container):
+            name: str = obj.name
+            last = name
+            if name.startswith(RESERVED_SEGMENT + "/"):
+                continue
+            if len(found) == limit:
+                return ObjectPage(tuple(found), found[-1].key)
+            found.append(ObjectInfo(name, obj.size, None, DEFAULT_CONTENT_TYPE, _extra(obj)))
+        namespace = s3.namespace
+        tag = f"{{{namespace}}}IsTruncated" if namespace else "IsTruncated"
+        truncated = (body.findtext(tag) or "").lower() == "true"
+        if not truncated or last is None:
+            return ObjectPage(tuple(found), None)
+        if len(found) == limit:
+            # More keys follow (possibly only reserved ones: then the next page is empty).
+            return ObjectPage(tuple(found), found[-1].key)
+        marker = last
+        if marker.startswith(RESERVED_SEGMENT + "/") and AFTER_RESERVED.startswith(prefix):
+            marker = AFTER_RESERVED
+
+
+def _close_driver(driver: StorageDriver) -> None:
+    """Close a driver's HTTP session (drivers without one have nothing to close)."""
+    session = getattr(getattr(driver.connection, "connection", None), "session", None)
+    close = getattr(session, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()
 
 
 def _version(obj: Object) -> str | None:

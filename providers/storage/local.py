@@ -23,22 +23,27 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict
 
-from providers.errors import InvalidKey, NotFound, ProviderError
+from providers.errors import ConfigurationError, InvalidKey, NotFound, ProviderError
 from providers.storage.base import CHUNK_SIZE, ObjectInfo, ObjectPage, PresignedUpload
 from providers.storage.keys import RESERVED_SEGMENT, check_key, check_prefix, check_range
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
+T = TypeVar("T")
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+"""O_NONBLOCK: opening a FIFO planted under the root returns at once (a blocking open would
+wait for a writer forever, holding its worker thread); the type is then checked with fstat
+before any read, and on regular files O_NONBLOCK changes nothing."""
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -56,10 +61,15 @@ class LocalStorage:
     def __init__(self, options: LocalStorage.Options) -> None:
         self.options = options
         root = options.root.expanduser()
-        root.mkdir(parents=True, exist_ok=True)
-        self.root = root.resolve()
-        for sub in ("meta", "tmp"):
-            (self.root / RESERVED_SEGMENT / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            self.root = root.resolve()
+            for sub in ("meta", "tmp"):
+                (self.root / RESERVED_SEGMENT / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"local storage root {str(root)[:200]!r} cannot be used: {exc.strerror}"
+            ) from None
 
     # -- the interface ------------------------------------------------------------------
 
@@ -67,70 +77,71 @@ class LocalStorage:
         segments = check_key(key)
         hasher = hashlib.sha256()
         size = 0
-        tmp_dir = await anyio.to_thread.run_sync(self._open_tmp_dir)
+        tmp_dir = await _in_thread("put", self._open_tmp_dir)
         tmp_name = f"{secrets.token_hex(16)}.part"
+        fd: int | None = None
         try:
-            fd = await anyio.to_thread.run_sync(
-                lambda: os.open(tmp_name, _WRITE_FLAGS, 0o644, dir_fd=tmp_dir)
-            )
-            try:
-                with os.fdopen(fd, "wb", closefd=True) as file:
+            fd = file = await _in_thread("put", _create, tmp_name, tmp_dir)
 
-                    def write(data: bytes) -> None:
-                        hasher.update(data)
-                        file.write(data)
+            def write(data: bytes) -> None:
+                # Hashed here too, in the worker thread: not on the event loop.
+                hasher.update(data)
+                _write_all(file, data)
 
-                    async for chunk in chunks:
-                        if chunk:
-                            size += len(chunk)
-                            await anyio.to_thread.run_sync(write, chunk)
-                    await anyio.to_thread.run_sync(_flush, file)
-                    inode = os.fstat(file.fileno()).st_ino
-                info = ObjectInfo(key, size, hasher.hexdigest(), content_type)
-                meta = json.dumps(
-                    {
-                        "sha256": info.sha256,
-                        "content_type": content_type,
-                        "size": size,
-                        "inode": inode,
-                    }
-                ).encode()
-                await anyio.to_thread.run_sync(self._install, segments, tmp_dir, tmp_name, meta)
-                return info
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp_name, dir_fd=tmp_dir)
+            async for chunk in chunks:
+                if chunk:
+                    size += len(chunk)
+                    await _in_thread("put", write, chunk)
+            inode = await _in_thread("put", _finish, file)
+            info = ObjectInfo(key, size, hasher.hexdigest(), content_type)
+            meta = json.dumps(
+                {
+                    "sha256": info.sha256,
+                    "content_type": content_type,
+                    "size": size,
+                    "inode": inode,
+                }
+            ).encode()
+            await _in_thread("put", self._install, segments, tmp_dir, tmp_name, meta, inode)
+            return info
         finally:
-            os.close(tmp_dir)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name, dir_fd=tmp_dir)
+            with contextlib.suppress(OSError):
+                os.close(tmp_dir)
 
     async def get(
         self, key: str, *, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
         segments = check_key(key)
         check_range(offset, length)
-        fd = await anyio.to_thread.run_sync(self._open_object, segments, key)
+        fd = await _in_thread("get", self._open_object, segments, key)
         try:
             remaining = length
             if offset:
-                os.lseek(fd, offset, os.SEEK_SET)
+                await _in_thread("get", os.lseek, fd, offset, os.SEEK_SET)
             while remaining is None or remaining > 0:
                 want = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
-                data = await anyio.to_thread.run_sync(os.read, fd, want)
+                data = await _in_thread("get", os.read, fd, want)
                 if not data:
                     return
                 if remaining is not None:
                     remaining -= len(data)
                 yield data
         finally:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     async def head(self, key: str) -> ObjectInfo:
         segments = check_key(key)
-        return await anyio.to_thread.run_sync(self._head, segments, key)
+        return await _in_thread("head", self._head, segments, key)
 
     async def delete(self, key: str) -> None:
         segments = check_key(key)
-        await anyio.to_thread.run_sync(self._delete, segments)
+        await _in_thread("delete", self._delete, segments)
 
     async def list(
         self, prefix: str = "", *, token: str | None = None, limit: int = 1000
@@ -138,7 +149,7 @@ class LocalStorage:
         check_prefix(prefix)
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
-        return await anyio.to_thread.run_sync(self._list, prefix, token, limit)
+        return await _in_thread("list", self._list, prefix, token, limit)
 
     async def copy(self, source_key: str, dest_key: str) -> ObjectInfo:
         check_key(dest_key)
@@ -199,41 +210,70 @@ class LocalStorage:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise InvalidKey("key names a symbolic link") from None
-            raise ProviderError(f"cannot open object: {exc.strerror}") from None
+            raise ProviderError(f"local: cannot open object: {exc.strerror}") from None
         finally:
             os.close(parent)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        if not regular:
+            # A directory (a prefix of other keys), a FIFO, a device: no object.
             os.close(fd)
             raise NotFound(f"no object {key!r}")
         return fd
 
     def _open_tmp_dir(self) -> int:
-        return self._open_dir(self.root, [RESERVED_SEGMENT, "tmp"], create=True)
+        try:
+            return self._open_dir(self.root, [RESERVED_SEGMENT, "tmp"], create=True)
+        except InvalidKey:
+            # Not the key's fault: the provider's own directory is broken.
+            raise ProviderError("local: the temporary files directory is not a directory") from None
 
-    def _install(self, segments: Sequence[str], tmp_dir: int, tmp_name: str, meta: bytes) -> None:
-        """Rename the finished temporary file onto the key, then write its sidecar."""
+    def _install(
+        self, segments: Sequence[str], tmp_dir: int, tmp_name: str, meta: bytes, inode: int
+    ) -> None:
+        """Rename the finished temporary file onto the key, then write its sidecar. When
+        the sidecar cannot be written, the object just installed is removed again (the put
+        fails as a whole, rather than leave an object its caller believes unwritten)."""
         parent = self._open_dir(self.root, segments[:-1], create=True)
         try:
             try:
                 os.replace(tmp_name, segments[-1], src_dir_fd=tmp_dir, dst_dir_fd=parent)
             except IsADirectoryError:
                 raise InvalidKey("key is a prefix of other keys on this disk") from None
+            try:
+                self._write_meta(segments, tmp_dir, meta)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    st = os.stat(segments[-1], dir_fd=parent, follow_symlinks=False)
+                    if st.st_ino == inode:  # still ours, not a concurrent writer's
+                        os.unlink(segments[-1], dir_fd=parent)
+                raise
         finally:
             os.close(parent)
-        self._write_meta(segments, tmp_dir, meta)
 
     def _write_meta(self, segments: Sequence[str], tmp_dir: int, meta: bytes) -> None:
-        meta_parent = self._open_dir(
-            self.root, [RESERVED_SEGMENT, "meta", *segments[:-1]], create=True
-        )
+        try:
+            meta_parent = self._open_dir(
+                self.root, [RESERVED_SEGMENT, "meta", *segments[:-1]], create=True
+            )
+        except InvalidKey:
+            raise ProviderError("local: the sidecar's directory is not a directory") from None
         name = f"{secrets.token_hex(16)}.meta"
         try:
-            fd = os.open(name, _WRITE_FLAGS, 0o644, dir_fd=tmp_dir)
-            with os.fdopen(fd, "wb") as file:
-                file.write(meta)
-            os.replace(name, segments[-1], src_dir_fd=tmp_dir, dst_dir_fd=meta_parent)
+            fd = _create(name, tmp_dir)
+            try:
+                _write_all(fd, meta)
+            finally:
+                os.close(fd)
+            try:
+                os.replace(name, segments[-1], src_dir_fd=tmp_dir, dst_dir_fd=meta_parent)
+            except IsADirectoryError:
+                raise ProviderError("local: a directory is where the sidecar goes") from None
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=tmp_dir)
             os.close(meta_parent)
 
@@ -253,6 +293,8 @@ class LocalStorage:
             os.close(parent)
         try:
             with os.fdopen(fd, "rb") as file:
+                if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                    return {}
                 meta = json.loads(file.read(4096))
         except (OSError, ValueError):
             return {}
@@ -340,12 +382,46 @@ class LocalStorage:
             else:
                 if not name.startswith(prefix) or (token is not None and name <= token):
                     continue
-                yield name, entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since the directory was read
+                yield name, st
 
 
-def _flush(file: Any) -> None:
-    file.flush()
-    os.fsync(file.fileno())
+async def _in_thread(operation: str, function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a worker thread, its OSError turned into ours: a raw OSError
+    (a full disk, a refused permission, an I/O error) never crosses the interface."""
+    try:
+        return await anyio.to_thread.run_sync(function, *args)
+    except OSError as exc:
+        raise _os_error(operation, exc) from None
+
+
+def _os_error(operation: str, exc: OSError) -> ProviderError:
+    """Ours for an OSError, named by its errno only (its message could quote a path)."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return InvalidKey(f"local {operation}: a name is too long for this filesystem")
+    reason = exc.strerror or type(exc).__name__
+    return ProviderError(f"local {operation}: {reason} (errno {exc.errno})")
+
+
+def _create(name: str, directory: int) -> int:
+    """A new file `name` in `directory`, opened for writing."""
+    return os.open(name, _WRITE_FLAGS, 0o644, dir_fd=directory)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _finish(fd: int) -> int:
+    """Flush the written file to disk; its inode number."""
+    os.fsync(fd)
+    return os.fstat(fd).st_ino
 
 
 class _SegmentIsObject(InvalidKey):

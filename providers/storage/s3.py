@@ -75,6 +75,12 @@ class S3Storage:
         """Worker threads in use at once for this provider's calls."""
         create_bucket: bool = False
         """Create the bucket at first use when missing (development and tests)."""
+        direct_upload: Literal["post", "put", "off"] = "post"
+        """How clients upload straight to the bucket (`presigned_upload`): `post`, a
+        presigned POST policy binding the content type and the size limit (AWS, MinIO);
+        `put`, a presigned PUT URL binding the content type only, for vendors without POST
+        policies (Cloudflare R2, Backblaze B2); `off`, none (clients upload through the
+        application)."""
 
     def __init__(self, options: S3Storage.Options) -> None:
         if (options.access_key_id is None) != (options.secret_access_key is None):
@@ -114,6 +120,9 @@ class S3Storage:
         check_key(key)
         await self._ensure_bucket()
         part_size = self.options.part_size
+        # Each part is hashed when it leaves the buffer, in a worker thread (hashing 8 MiB
+        # takes 10-15 ms: not on the event loop); parts leave in order, so the hash is the
+        # whole object's.
         hasher = hashlib.sha256()
         size = 0
         buffer = bytearray()
@@ -121,7 +130,6 @@ class S3Storage:
         parts: list[dict[str, Any]] = []
         try:
             async for chunk in chunks:
-                hasher.update(chunk)
                 size += len(chunk)
                 buffer += chunk
                 while len(buffer) >= part_size:
@@ -129,11 +137,13 @@ class S3Storage:
                         upload_id = await self._create_multipart(key, content_type)
                     part = bytes(buffer[:part_size])
                     del buffer[:part_size]
+                    await self._run("put", key, hasher.update, part)
                     parts.append(await self._upload_part(key, upload_id, len(parts) + 1, part))
+            body = bytes(buffer)
+            buffer.clear()
+            await self._run("put", key, hasher.update, body)
             sha256 = hasher.hexdigest()
             if upload_id is None:
-                body = bytes(buffer)
-                buffer.clear()
                 await self._call(
                     "put",
                     key,
@@ -145,10 +155,8 @@ class S3Storage:
                     Metadata={SHA256_META: sha256},
                 )
             else:
-                if buffer:
-                    part = bytes(buffer)
-                    buffer.clear()
-                    parts.append(await self._upload_part(key, upload_id, len(parts) + 1, part))
+                if body:
+                    parts.append(await self._upload_part(key, upload_id, len(parts) + 1, body))
                 completed = await self._call(
                     "put",
                     key,
@@ -262,8 +270,34 @@ class S3Storage:
     async def presigned_upload(
         self, key: str, *, content_type: str, max_size: int, expires_in: int
     ) -> PresignedUpload | None:
+        """Per the `direct_upload` option: a POST form whose policy binds the content type
+        and `max_size`; a PUT URL binding the content type (the client must send the
+        `Content-Type` header given) but no size, which a presigned PUT cannot bound, so
+        the application checks the stored object's size when the upload is finalized and
+        its processing caps what it reads; or None."""
         check_key(key)
+        mode = self.options.direct_upload
+        if mode == "off":
+            return None
         await self._ensure_bucket()
+        expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
+        if mode == "put":
+            url: str = await self._run(
+                "presign",
+                key,
+                partial(
+                    self._client.generate_presigned_url,
+                    "put_object",
+                    Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type},
+                    ExpiresIn=expires_in,
+                ),
+            )
+            return PresignedUpload(
+                url=url,
+                method="PUT",
+                expires_at=expires_at,
+                headers={"Content-Type": content_type},
+            )
         post = await self._run(
             "presign",
             key,
@@ -282,7 +316,7 @@ class S3Storage:
         return PresignedUpload(
             url=post["url"],
             method="POST",
-            expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
+            expires_at=expires_at,
             fields=dict(post["fields"]),
         )
 
@@ -359,7 +393,15 @@ class S3Storage:
         the object once more (time in proportion to its size, and CopyObject's 5 GB limit).
         Until the copy lands, `head` shows the object with `sha256` None, never a wrong
         hash. `CopySourceIfMatch` makes the copy apply only to the object this upload made:
-        if another writer replaced the key meanwhile, theirs stands untouched.
+        if another writer replaced the key meanwhile, theirs stands untouched and this put
+        fails (ProviderError): the object under the key is not the one it wrote, so it
+        cannot report that object's size and hash.
+
+        `MetadataDirective=REPLACE` resets everything the copy is not given again: so the
+        content type is passed again, with the metadata. Nothing else is kept: this put sets
+        no Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires,
+        storage class, ACL or SSE settings, and whoever adds one to `_create_multipart`
+        must pass it here too. (Tags are kept: TaggingDirective defaults to COPY.)
         """
         try:
             await self._call(
@@ -375,7 +417,9 @@ class S3Storage:
                 Metadata={SHA256_META: sha256},
             )
         except _PreconditionFailed:
-            return
+            raise ProviderError(
+                f"s3 put {key[:200]!r}: another writer replaced the object during the upload"
+            ) from None
         except BaseException:
             # The put fails as a whole: leave no object that the caller believes unwritten.
             with anyio.CancelScope(shield=True):

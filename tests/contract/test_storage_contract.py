@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import secrets
+import signal
+import sys
+import threading
 import tracemalloc
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -18,8 +23,9 @@ import httpx
 import pytest
 
 from providers import registry
-from providers.errors import InvalidKey, NotFound
+from providers.errors import InvalidKey, NotFound, ProviderError
 from providers.storage.base import CHUNK_SIZE, MAX_KEY_LENGTH, ObjectInfo, StorageProvider
+from providers.storage.keys import MAX_SEGMENT_LENGTH
 from tests.servers import MotoServer
 
 MiB = 1024 * 1024
@@ -28,8 +34,6 @@ PART_SIZE = 5 * MiB
 PROVIDERS = ["local", "s3", "libcloud-s3", "libcloud-local"]
 PRESIGNED_UPLOADS = {"s3"}
 PRESIGNED_DOWNLOADS = {"s3", "libcloud-s3"}
-WRITES_IN_PLACE = {"libcloud-local"}
-"""Providers on which a failed replace loses the previous object (documented)."""
 
 
 class SourceBroke(Exception):
@@ -294,9 +298,7 @@ async def test_cancelled_put_leaves_nothing(storage: StorageProvider) -> None:
     assert await keys(storage) == []
 
 
-async def test_failed_replace_keeps_the_previous_object(
-    storage: StorageProvider, provider_name: str
-) -> None:
+async def test_failed_replace_keeps_the_previous_object(storage: StorageProvider) -> None:
     await storage.put("kept", stream(b"old"), content_type="text/plain")
 
     async def failing() -> AsyncIterator[bytes]:
@@ -305,10 +307,6 @@ async def test_failed_replace_keeps_the_previous_object(
 
     with pytest.raises(SourceBroke):
         await storage.put("kept", failing(), content_type="text/plain")
-    if provider_name in WRITES_IN_PLACE:
-        with pytest.raises(NotFound):
-            await storage.head("kept")
-        return
     head = await storage.head("kept")
     assert (head.size, head.sha256) == (3, sha256(b"old"))
     assert await read(storage, "kept") == b"old"
@@ -370,6 +368,8 @@ async def test_unusual_but_valid_keys(storage: StorageProvider, key: str) -> Non
         "",
         "a\x00b",
         "é" * (MAX_KEY_LENGTH // 2 + 1),
+        "s" * (MAX_SEGMENT_LENGTH + 1),
+        "dir/" + "é" * (MAX_SEGMENT_LENGTH // 2 + 1) + "/file",
         "../x",
         "/etc/passwd",
         "a/../../x",
@@ -408,14 +408,13 @@ async def test_invalid_keys(storage: StorageProvider, key: str) -> None:
 
 async def test_longest_key_is_accepted(storage: StorageProvider) -> None:
     # Segments of at most 255 bytes: local filesystems cap a file name there.
-    key = "/".join(["k" * 128] * 4)[:MAX_KEY_LENGTH]
+    key = "/".join(["k" * MAX_SEGMENT_LENGTH, "é" * 127, "k"])
     assert len(key.encode()) == MAX_KEY_LENGTH
     await storage.put(key, stream(b"long"), content_type="text/plain")
     assert (await storage.head(key)).size == 4
     assert await keys(storage) == [key]
 
 
-@pytest.mark.parametrize("provider_name", ["local", "s3", "libcloud-s3"], indirect=True)
 async def test_memory_stays_bounded(storage: StorageProvider) -> None:
     size = 64 * MiB
     block = os.urandom(MiB)
@@ -441,6 +440,34 @@ async def test_memory_stays_bounded(storage: StorageProvider) -> None:
     assert (info.size, info.sha256) == (size, expected.hexdigest())
     assert (total, got.hexdigest()) == (size, expected.hexdigest())
     assert peak < 32 * MiB, f"peak {peak / MiB:.1f} MiB"
+
+
+async def test_put_hashes_off_the_event_loop(
+    storage: StorageProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hashing a part takes 10-15 ms per 8 MiB: every provider does it in a worker thread,
+    never on the event loop's thread."""
+    loop_thread = threading.get_ident()
+    hashed_on: set[int] = set()
+
+    class Recording:
+        def __init__(self) -> None:
+            self._hash = hashlib.sha256()
+
+        def update(self, data: bytes) -> None:
+            hashed_on.add(threading.get_ident())
+            self._hash.update(data)
+
+        def hexdigest(self) -> str:
+            return self._hash.hexdigest()
+
+    module = sys.modules[type(storage).__module__]
+    monkeypatch.setattr(module, "hashlib", SimpleNamespace(sha256=Recording))
+    data = os.urandom(PART_SIZE + 300_000)
+    info = await storage.put("hashed", stream(data), content_type="text/plain")
+    assert info.sha256 == sha256(data)
+    assert hashed_on
+    assert loop_thread not in hashed_on
 
 
 # -- the local disk's own guarantees ---------------------------------------------------------
@@ -516,3 +543,362 @@ async def test_local_key_under_an_object_is_refused(local: StorageProvider) -> N
         await local.put("d", stream(b"over a prefix"), content_type="text/plain")
     with pytest.raises(NotFound):
         await local.head("d")
+
+
+async def test_local_reads_no_fifo(local: StorageProvider, tmp_path: Path) -> None:
+    """A FIFO under the root is no object, and reading it must not block: a blocking open
+    would wait for a writer forever. If one does block, a watchdog opens the FIFOs for
+    writing every 5 s (so that the test fails rather than hangs)."""
+    root = tmp_path / "root"
+    (root / "dir").mkdir()
+    await local.put("plain", stream(b"ok"), content_type="text/plain")
+    sidecar = root / ".holdfast" / "meta" / "plain"
+    sidecar.unlink()
+    fifos = [root / "pipe", root / "dir" / "pipe", sidecar]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+
+    unblocked: list[Path] = []
+
+    def unblock() -> None:
+        for fifo in fifos:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                continue  # ENXIO: no reader waiting on it
+            unblocked.append(fifo)
+
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(5):
+            unblock()
+
+    watchdog = threading.Thread(target=watch, daemon=True)
+    watchdog.start()
+    try:
+        for key in ["pipe", "dir/pipe"]:
+            with pytest.raises(NotFound):
+                await local.head(key)
+            with pytest.raises(NotFound):
+                await read(local, key)
+        head = await local.head("plain")
+    finally:
+        stop.set()
+        watchdog.join()
+    assert unblocked == [], "a read blocked on a FIFO"
+    assert (head.size, head.sha256) == (2, None)
+    assert await keys(local) == ["plain"]
+
+
+async def test_local_wraps_os_errors(local: StorageProvider, tmp_path: Path) -> None:
+    """A disk that fails (here: a file where the provider's own directory must be, then a
+    write refused for its size) surfaces as ProviderError, never a raw OSError."""
+    root = tmp_path / "root"
+    tmp_dir = root / ".holdfast" / "tmp"
+    tmp_dir.rmdir()
+    tmp_dir.write_bytes(b"not a directory")
+    with pytest.raises(ProviderError) as caught:
+        await local.put("a", stream(b"data"), content_type="text/plain")
+    assert not isinstance(caught.value, InvalidKey)  # the key is fine; the disk is not
+    tmp_dir.unlink()
+    tmp_dir.mkdir()
+
+    # A write that fails part-way (as with a full disk): RLIMIT_FSIZE makes write() fail
+    # with EFBIG once the file would pass 64 KiB (SIGXFSZ ignored, as it would kill us).
+    await local.put("kept", stream(b"old"), content_type="text/plain")
+    previous_signal = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    previous_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, previous_limit[1]))
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await local.put("kept", stream(os.urandom(MiB)), content_type="text/plain")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, previous_limit)
+        signal.signal(signal.SIGXFSZ, previous_signal)
+    assert "errno" in str(caught.value)
+    head = await local.head("kept")
+    assert (head.size, head.sha256) == (3, sha256(b"old"))
+    assert os.listdir(tmp_dir) == []
+
+
+async def test_local_failed_sidecar_fails_the_put(local: StorageProvider, tmp_path: Path) -> None:
+    """A sidecar that cannot be written (a directory planted where it goes) fails the put,
+    and the object it would have described is not left behind."""
+    (tmp_path / "root" / ".holdfast" / "meta" / "doc" / "planted").mkdir(parents=True)
+    with pytest.raises(ProviderError):
+        await local.put("doc", stream(b"bytes"), content_type="text/plain")
+    with pytest.raises(NotFound):
+        await local.head("doc")
+    assert await keys(local) == []
+
+
+# -- S3's own options and races ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def s3_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, moto_server: MotoServer
+) -> AsyncIterator[Any]:
+    """`make(**options)`: an S3 provider on moto with `options` over the contract's."""
+    made: list[StorageProvider] = []
+
+    def make(**extra: Any) -> Any:
+        _, options = options_for("s3", request, tmp_path)
+        provider: Any = registry.load("storage", "s3", {**options, **extra})
+        made.append(provider)
+        return provider
+
+    try:
+        yield make
+    finally:
+        for provider in made:
+            await provider.close()
+        await anyio.to_thread.run_sync(moto_server.reset)
+
+
+async def test_s3_direct_upload_by_presigned_put(s3_factory: Any) -> None:
+    storage = s3_factory(direct_upload="put")
+    upload = await storage.presigned_upload(
+        "direct/put.png", content_type="image/png", max_size=10_000, expires_in=300
+    )
+    assert upload is not None
+    assert (upload.method, dict(upload.headers), dict(upload.fields)) == (
+        "PUT",
+        {"Content-Type": "image/png"},
+        {},
+    )
+    body = os.urandom(5000)
+    async with httpx.AsyncClient() as client:
+        response = await client.put(upload.url, content=body, headers=dict(upload.headers))
+    assert response.status_code == 200, response.text
+    head = await storage.head("direct/put.png")
+    assert (head.size, head.content_type, head.sha256) == (len(body), "image/png", None)
+    assert await read(storage, "direct/put.png") == body
+
+
+async def test_s3_direct_upload_off(s3_factory: Any) -> None:
+    storage = s3_factory(direct_upload="off")
+    upload = await storage.presigned_upload(
+        "direct/none.png", content_type="image/png", max_size=10_000, expires_in=300
+    )
+    assert upload is None
+
+
+async def test_s3_put_that_loses_the_metadata_race_fails(s3_factory: Any) -> None:
+    """Another writer replaces the key between our multipart upload's completion and the
+    self-copy that records its SHA-256: the put must not report our hash for their object.
+
+    S3 answers that copy `412 PreconditionFailed` (CopySourceIfMatch); moto 5.2.5 ignores
+    the condition, so the other writer's object is really written on moto and the 412 S3
+    would give is raised by a wrapper around the client's copy_object."""
+    import botocore.exceptions
+
+    storage = s3_factory()
+    client = storage._client
+    complete = client.complete_multipart_upload
+    copy_object = client.copy_object
+    theirs = b"the other writer's bytes"
+
+    def complete_then_replaced(**kwargs: Any) -> Any:
+        result = complete(**kwargs)
+        client.put_object(Bucket=kwargs["Bucket"], Key=kwargs["Key"], Body=theirs)
+        return result
+
+    def copy_with_precondition(**kwargs: Any) -> Any:
+        if "CopySourceIfMatch" in kwargs:
+            head = client.head_object(Bucket=kwargs["Bucket"], Key=kwargs["Key"])
+            if head["ETag"] != kwargs["CopySourceIfMatch"]:
+                raise botocore.exceptions.ClientError(
+                    {
+                        "Error": {"Code": "PreconditionFailed", "Message": "At least one"},
+                        "ResponseMetadata": {"HTTPStatusCode": 412},
+                    },
+                    "CopyObject",
+                )
+        return copy_object(**kwargs)
+
+    client.complete_multipart_upload = complete_then_replaced
+    client.copy_object = copy_with_precondition
+    data = os.urandom(PART_SIZE + 1000)
+    with pytest.raises(ProviderError, match="another writer"):
+        await storage.put("raced", stream(data, MiB), content_type="video/mp4")
+    head = await storage.head("raced")
+    assert (head.size, head.sha256) == (len(theirs), None)
+    assert await read(storage, "raced") == theirs
+
+
+# -- libcloud's own guarantees -----------------------------------------------------------------
+
+
+def recording_driver(base: type[Any]) -> type[Any]:
+    """`base` (a libcloud storage driver class), recording what its instances do: which
+    driver made each call, what each stream returned, how many listed objects it parsed;
+    and failing sidecar uploads while `fail_sidecars` is set."""
+
+    class Recording(base):  # type: ignore[misc, valid-type]
+        calls: list[tuple[int, str]] = []
+        streams: list[tuple[int, Any]] = []
+        parsed = 0
+        fail_sidecars = False
+
+        def get_object(self, container_name: str, object_name: str) -> Any:
+            Recording.calls.append((id(self), "get_object"))
+            return super().get_object(container_name, object_name)
+
+        def upload_object_via_stream(
+            self, iterator: Any, container: Any, name: str, **kw: Any
+        ) -> Any:
+            Recording.calls.append((id(self), "upload"))
+            if Recording.fail_sidecars and name.startswith(".holdfast/meta/"):
+                from libcloud.common.types import LibcloudError
+
+                raise LibcloudError("injected sidecar failure", driver=self)
+            return super().upload_object_via_stream(iterator, container, name, **kw)
+
+        def download_object_as_stream(self, obj: Any, chunk_size: Any = None) -> Any:
+            stream = super().download_object_as_stream(obj, chunk_size=chunk_size)
+            Recording.streams.append((id(self), stream))
+            return stream
+
+        def _to_objs(self, obj: Any, xpath: str, container: Any) -> Any:
+            found = super()._to_objs(obj=obj, xpath=xpath, container=container)
+            Recording.parsed += len(found)
+            return found
+
+    return Recording
+
+
+@pytest.fixture
+def libcloud_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+async def recorded(
+    libcloud_name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Any, type[Any]]]:
+    """A libcloud provider whose drivers are `recording_driver`s."""
+    _, options = options_for(libcloud_name, request, tmp_path)
+    provider: Any = registry.load("storage", "libcloud", options)
+    provider._driver_class = recording_driver(provider._driver_class)
+    try:
+        yield provider, provider._driver_class
+    finally:
+        await provider.close()
+        if "moto_server" in request.fixturenames:
+            moto: MotoServer = request.getfixturevalue("moto_server")
+            await anyio.to_thread.run_sync(moto.reset)
+
+
+LIBCLOUD = pytest.mark.parametrize(
+    "libcloud_name", ["libcloud-s3", "libcloud-local"], indirect=True
+)
+
+
+@LIBCLOUD
+async def test_libcloud_stream_has_its_driver_to_itself(recorded: tuple[Any, Any]) -> None:
+    """libcloud drivers are not thread-safe: while a GET stream is open, no other call may
+    use the driver it reads from (it would, were the stream opened on a worker thread's own
+    driver, which that thread's next call uses again)."""
+    storage, driver_class = recorded
+    data = os.urandom(3 * MiB)
+    await storage.put("streamed", stream(data, MiB), content_type="application/octet-stream")
+    driver_class.calls.clear()
+
+    reader = storage.get("streamed")
+    got = [await anext(reader)]
+    ((stream_driver, _),) = driver_class.streams
+    for index in range(3):
+        await storage.head("streamed")
+        await storage.put(f"other/{index}", stream(b"x"), content_type="text/plain")
+    got.extend([chunk async for chunk in reader])
+    assert b"".join(got) == data
+    used_meanwhile = {driver for driver, name in driver_class.calls[1:]}
+    assert stream_driver not in used_meanwhile
+
+
+@LIBCLOUD
+async def test_libcloud_stream_stopped_early_is_closed(recorded: tuple[Any, Any]) -> None:
+    storage, driver_class = recorded
+    await storage.put("early", stream(os.urandom(3 * MiB), MiB), content_type="text/plain")
+    reader = storage.get("early")
+    await anext(reader)
+    await reader.aclose()
+    ((_, libcloud_stream),) = driver_class.streams
+    assert libcloud_stream.gi_frame is None  # closed, not left suspended on a response
+
+
+@LIBCLOUD
+async def test_libcloud_failed_sidecar_fails_the_put(
+    recorded: tuple[Any, Any], libcloud_name: str
+) -> None:
+    """A put whose sidecar cannot be written fails, and leaves no object behind (one with
+    no sidecar, which the caller believes unwritten). On S3 the driver's sidecar upload
+    fails by injection; on the LOCAL driver, for real: a directory is where it goes."""
+    storage, driver_class = recorded
+    await storage.put("other", stream(b"stays"), content_type="text/plain")
+    if libcloud_name == "libcloud-s3":
+        driver_class.fail_sidecars = True
+    else:
+        container = Path(storage.options.key) / storage.options.container
+        (container / ".holdfast" / "meta" / "orphan" / "planted").mkdir(parents=True)
+    with pytest.raises(ProviderError):
+        await storage.put("orphan", stream(b"bytes"), content_type="text/plain")
+    driver_class.fail_sidecars = False
+    with pytest.raises(NotFound):
+        await storage.head("orphan")
+    assert await keys(storage) == ["other"]
+    assert (await storage.head("other")).sha256 == sha256(b"stays")
+
+
+@pytest.mark.parametrize("libcloud_name", ["libcloud-s3"], indirect=True)
+async def test_libcloud_s3_pages_start_at_their_token(recorded: tuple[Any, Any]) -> None:
+    """A page is listed from its token on (the vendor's marker), not from the start of the
+    prefix: a full walk parses about as many entries as there are objects, not N^2/limit;
+    the sidecars (one per object, all under `.holdfast/`) are jumped over, not listed."""
+    storage, driver_class = recorded
+    names = [f"obj-{index:02}" for index in range(30)]
+    for name in names:
+        await storage.put(name, stream(b"x"), content_type="text/plain")
+    driver_class.parsed = 0
+    found: list[str] = []
+    token = None
+    while True:
+        page = await storage.list(token=token, limit=3)
+        found.extend(info.key for info in page.objects)
+        token = page.next_token
+        if token is None:
+            break
+    assert found == names
+    assert driver_class.parsed <= 2 * len(names), driver_class.parsed
+
+
+@pytest.mark.parametrize("libcloud_name", ["libcloud-local"], indirect=True)
+async def test_libcloud_local_leaves_no_temporary_files(recorded: tuple[Any, Any]) -> None:
+    """LOCAL uploads go to `.holdfast/tmp/` and are renamed into place: a failed or
+    cancelled upload removes its temporary file, and a whole one leaves none either."""
+    storage, _ = recorded
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"part"
+        raise SourceBroke
+
+    never = anyio.Event()
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield b"part"
+        await never.wait()
+        yield b"never sent"
+
+    await storage.put("a/b", stream(b"whole"), content_type="text/plain")
+    with pytest.raises(SourceBroke):
+        await storage.put("a/c", failing(), content_type="text/plain")
+    with anyio.move_on_after(0.5):
+        await storage.put("a/d", stalled(), content_type="text/plain")
+    container = Path(storage.options.key) / storage.options.container
+    files = sorted(
+        str(path.relative_to(container)) for path in container.rglob("*") if path.is_file()
+    )
+    assert files == [".holdfast/meta/a/b", "a/b"]

@@ -117,8 +117,13 @@ async def storages() -> AsyncIterator[list[Storage]]:
         await storage.close()
 
 
-def make_storage(made: list[Storage], configured: dict[str, Any]) -> Storage:
-    storage = Storage(StorageSettings(default="local", backends=configured, move_concurrency=4))
+def make_storage(
+    made: list[Storage], configured: dict[str, Any], *, default: str = "local", **options: Any
+) -> Storage:
+    """A Storage of `configured`, its moves finishing as soon as nothing is left (no settle
+    time) unless `options` say otherwise."""
+    values: dict[str, Any] = {"move_concurrency": 4, "move_settle_seconds": 0, **options}
+    storage = Storage(StorageSettings(default=default, backends=configured, **values))
     made.append(storage)
     return storage
 
@@ -308,18 +313,45 @@ async def test_a_corrupt_source_is_not_switched(
     assert [o.key for o in await find_orphans(storage) if o.backend == "s3"] == []
 
 
-async def test_a_killed_migrate_resumes(
+def incomplete_uploads(configured: dict[str, Any]) -> set[str]:
+    """Keys of the `s3` backend's multipart uploads begun and never completed nor aborted."""
+    import boto3
+
+    options = configured["s3"]["options"]
+    client = boto3.client(
+        "s3",
+        endpoint_url=options["endpoint_url"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    try:
+        found = client.list_multipart_uploads(Bucket=options["bucket"])
+    finally:
+        client.close()
+    return {upload["Key"] for upload in found.get("Uploads", [])}
+
+
+async def test_a_migrate_killed_mid_copy_resumes(
     tmp_path: Path, configured: dict[str, Any], storages: list[Storage], settings: Settings
 ) -> None:
-    slow = with_faults(configured, s3={"delay": 0.15})
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    # The target streams each 1 MiB chunk slowly: the big object's copy takes seconds.
+    slow = with_faults(configured, s3={"chunk_delay": 0.3, "mark_dir": str(marks)})
     storage = make_storage(storages, slow)
-    contents = await seed(storage, [500 * (n + 1) for n in range(24)] + [BIG])
-    env = cli_env(tmp_path, settings, slow)
+    # The big object first: the walk starts with it.
+    contents = await seed(storage, [BIG] + [500 * (n + 1) for n in range(24)])
+    big = next(iter(contents))
+    await storage.provider("s3").list()  # the bucket exists
+    env = cli_env(tmp_path, settings, slow, HOLDFAST_STORAGE__MOVE_LEASE_SECONDS="2")
 
     process = start_holdfast(env, "storage", "migrate", "--to", "s3", "--concurrency", "2")
     try:
         deadline = time.monotonic() + 60
-        while await StoredObject.filter(backend="s3").count() < 4:
+        # Its put has begun and sent its first part (a multipart upload exists): kill it
+        # while the rest streams.
+        while big not in await asyncio.to_thread(incomplete_uploads, configured):
             assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
@@ -328,19 +360,33 @@ async def test_a_killed_migrate_resumes(
         process.wait()
         process.stderr.close()  # type: ignore[union-attr]
 
+    assert (marks / (big.replace("/", "_") + ".put")).exists()
+    assert (await StoredObject.get(key=big)).backend == "local"
     switched = await StoredObject.filter(backend="s3").count()
-    assert 4 <= switched < len(contents)
+    assert switched < len(contents)
     audit = await verify(storage)  # every switched row has its whole copy
     assert (audit.missing, audit.differing) == ([], [])
     for key, data in contents.items():
         assert await read(storage, key) == data
 
+    # The killed run's lease holds a rerun off until it runs out.
+    refused = holdfast(env, "storage", "migrate", "--to", "s3")
+    assert refused.returncode == 2, refused.stderr
+    assert "another `holdfast storage migrate`" in refused.stderr
+    await asyncio.sleep(2.1)
     rerun = holdfast(env, "storage", "migrate", "--to", "s3", "--concurrency", "4")
 
     assert rerun.returncode == 0, rerun.stderr
     assert f"already at s3: {switched}" in rerun.stdout
     assert "last step: set HOLDFAST_STORAGE__DEFAULT=s3" in rerun.stdout
     await assert_all_at(storage, "s3", contents)
+    # The rerun left nothing behind; the killed process's upload of the big object stays
+    # incomplete: nothing in `providers/storage` can list or abort another process's
+    # unfinished uploads yet (a bucket lifecycle rule does, see README).
+    leftovers = await asyncio.to_thread(incomplete_uploads, configured)
+    assert leftovers <= {big}
+    if leftovers:
+        pytest.xfail("a SIGKILLed copy's incomplete multipart upload is left at the target")
 
 
 async def test_verify_and_orphans(
@@ -374,9 +420,10 @@ async def test_verify_and_orphans(
     deep = await verify(storage, deep=True, keep=inflight)
     assert sorted(d.key for d in deep.differing) == sorted([changed, rewritten])
 
-    deleted = await delete_orphans(storage, audit.orphans, keep=inflight)
+    deletion = await delete_orphans(storage, audit.orphans, keep=inflight)
 
-    assert [o.key for o in deleted] == ["media/orphan.bin", "stray.bin"]
+    assert [o.key for o in deletion.deleted] == ["media/orphan.bin", "stray.bin"]
+    assert (deletion.failed, deletion.kept) == ([], [])
     assert (await verify(storage, keep=inflight)).orphans == []
     assert [o.key for o in await find_orphans(storage)] == [
         "media/7/run-full.webp",
@@ -394,7 +441,7 @@ async def test_a_copy_in_flight_is_no_orphan(
     await StorageMove.create(target="s3", from_default="local")
     await storage.provider("s3").put(key, chunked(contents[key]), content_type="text/plain")
     assert await find_orphans(storage) == []
-    assert await delete_orphans(storage, [*(await verify(storage)).orphans]) == []
+    assert (await delete_orphans(storage, [*(await verify(storage)).orphans])).deleted == []
     assert await abandon("s3")
     assert [(o.backend, o.recorded_in) for o in await find_orphans(storage)] == [("s3", "local")]
 
@@ -446,12 +493,16 @@ async def test_abandon_sends_writes_back_to_the_default(
     assert not await abandon("s3")
 
 
-def cli_env(tmp_path: Path, settings: Settings, configured: dict[str, Any]) -> dict[str, str]:
+def cli_env(
+    tmp_path: Path, settings: Settings, configured: dict[str, Any], **extra: str
+) -> dict[str, str]:
     env = holdfast_env(
         tmp_path / "data",
         HOLDFAST_DATABASE_URL=settings.effective_database_url,
         HOLDFAST_STORAGE__DEFAULT="local",
         HOLDFAST_STORAGE__BACKENDS=json.dumps(configured),
+        HOLDFAST_STORAGE__MOVE_SETTLE_SECONDS="0",
+        **extra,
     )
     path = [str(entry_point_dir(tmp_path / "faults")), str(REPO)]
     env["PYTHONPATH"] = os.pathsep.join([*path, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)

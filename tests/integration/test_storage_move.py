@@ -406,6 +406,38 @@ async def test_a_migrate_killed_mid_copy_resumes(
         pytest.xfail("a SIGKILLed copy's incomplete multipart upload is left at the target")
 
 
+async def test_an_interrupted_migrate_leaves_no_partial_upload(
+    tmp_path: Path, configured: dict[str, Any], storages: list[Storage], settings: Settings
+) -> None:
+    slow = with_faults(configured, s3={"chunk_delay": 0.3})
+    storage = make_storage(storages, slow)
+    contents = await seed(storage, [BIG, 1_000, 2_000])
+    big = next(iter(contents))
+    await storage.provider("s3").list()  # the bucket exists
+    env = cli_env(tmp_path, settings, slow)
+
+    process = start_holdfast(env, *MIGRATE_S3, "--concurrency", "2")
+    try:
+        deadline = time.monotonic() + 60
+        while big not in await asyncio.to_thread(incomplete_uploads, configured):
+            assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        process.send_signal(signal.SIGINT)  # Ctrl-C while the big object streams
+        stderr = (await asyncio.to_thread(process.communicate, timeout=60))[1].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 130, stderr
+    assert "interrupted: every object recorded at s3 was verified there" in stderr
+    assert await asyncio.to_thread(incomplete_uploads, configured) == set()
+    assert (await StoredObject.get(key=big)).backend == "local"
+    assert await StoredObject.filter(backend="s3").count() == 2  # recorded on the way out
+    assert await storage_lease.holder() is None  # given back
+
+
 async def test_verify_and_orphans(
     tmp_path: Path, configured: dict[str, Any], storages: list[Storage]
 ) -> None:

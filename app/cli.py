@@ -578,12 +578,13 @@ def _print_move_report(report: MoveReport) -> None:
         )
         typer.echo(
             f"all copied; not finished yet because {'; and '.join(report.waiting)}; new "
-            f"objects go to {target}; run `holdfast storage migrate --to {target}` again "
-            f"{when} (do not close the old account before the move is finished)"
+            f"objects go to {report.write_target}; run `holdfast storage migrate --to "
+            f"{target}` again {when} (do not close the old account before the move is "
+            "finished)"
         )
     else:
         typer.echo(
-            f"move not finished: new objects go to {target}; run "
+            f"move not finished: new objects go to {report.write_target}; run "
             f"`holdfast storage migrate --to {target}` again"
         )
 
@@ -708,7 +709,7 @@ def storage_status() -> None:
                 await lease.holder(),
             )
 
-    counts, running, write_target, finished_at, holder = _run(read)
+    counts, running, write_target, steering, holder = _run(read)
     recorded = {total.backend: total for total in counts}
     for name in sorted(settings.storage.backends.keys() | recorded.keys()):
         total = recorded.get(name)
@@ -720,8 +721,8 @@ def storage_status() -> None:
             notes.append("new objects go here")
         if name not in settings.storage.backends:
             notes.append("NOT CONFIGURED")
-        if finished_at is not None and name != finished_at and objects:
-            notes.append(f"left behind by the finished move to {finished_at}: migrate again")
+        if steering is not None and name != steering and objects:
+            notes.append(f"left behind by the finished move to {steering}: migrate again")
         note = f"  ({', '.join(notes)})" if notes else ""
         typer.echo(f"{name:<16} {objects:>10,} objects {_size(size):>12}{note}")
     if running is not None:

@@ -175,6 +175,8 @@ async def delete_orphans(
     holds the lease."""
     candidates = list(orphans)
     result = Deletion()
+    if not candidates:
+        return result
     try:
         async with storage_lease.hold(
             storage.settings.move_lease_seconds, role="storage orphans --delete"

@@ -129,6 +129,8 @@ class MoveReport:
     old backend)."""
     retry_after: datetime | None = None
     """When a rerun can finish it, as far as known."""
+    write_target: str = ""
+    """Where new objects go when the run ended."""
 
     @property
     def objects_per_second(self) -> float:
@@ -298,6 +300,7 @@ async def _run(
         report.finished = updated > 0
         if not report.finished:
             report.waiting.append("the move was abandoned while this run copied")
+    report.write_target = await storage.write_target()
     report.elapsed = time.monotonic() - started
     return report
 

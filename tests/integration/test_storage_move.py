@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -361,7 +361,7 @@ async def test_a_migrate_killed_mid_copy_resumes(
     contents = await seed(storage, [BIG] + [500 * (n + 1) for n in range(24)])
     big = next(iter(contents))
     await storage.provider("s3").list()  # the bucket exists
-    env = cli_env(tmp_path, settings, slow, HOLDFAST_STORAGE__MOVE_LEASE_SECONDS="2")
+    env = cli_env(tmp_path, settings, slow, HOLDFAST_STORAGE__MOVE_LEASE_SECONDS="6")
 
     process = start_holdfast(env, "storage", "migrate", "--to", "s3", "--concurrency", "2")
     try:
@@ -377,6 +377,13 @@ async def test_a_migrate_killed_mid_copy_resumes(
         process.wait()
         process.stderr.close()  # type: ignore[union-attr]
 
+    # The killed run's lease holds a rerun off until it runs out.
+    refused = holdfast(env, "storage", "migrate", "--to", "s3")
+    assert refused.returncode == 2, refused.stderr
+    assert "another `holdfast storage migrate`" in refused.stderr
+    held = await storage_lease.holder()
+    assert held is not None
+
     assert (marks / (big.replace("/", "_") + ".put")).exists()
     assert (await StoredObject.get(key=big)).backend == "local"
     switched = await StoredObject.filter(backend="s3").count()
@@ -386,11 +393,7 @@ async def test_a_migrate_killed_mid_copy_resumes(
     for key, data in contents.items():
         assert await read(storage, key) == data
 
-    # The killed run's lease holds a rerun off until it runs out.
-    refused = holdfast(env, "storage", "migrate", "--to", "s3")
-    assert refused.returncode == 2, refused.stderr
-    assert "another `holdfast storage migrate`" in refused.stderr
-    await asyncio.sleep(2.1)
+    await asyncio.sleep(max(0, (held[1] - datetime.now(UTC)).total_seconds()) + 0.1)
     rerun = holdfast(env, "storage", "migrate", "--to", "s3", "--concurrency", "4")
 
     assert rerun.returncode == 0, rerun.stderr

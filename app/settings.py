@@ -261,6 +261,21 @@ class StorageSettings(_Section):
     move_concurrency: int = Field(
         8, ge=1, le=256, description="objects `holdfast storage migrate` copies at once"
     )
+    move_settle_seconds: int = Field(
+        600,
+        ge=0,
+        le=7 * 86_400,
+        description="a move finishes no sooner than this long after it started: longer than "
+        "any single upload or media processing run, so that no write begun before the move "
+        "(and so aimed at the old backend) can land after it finished",
+    )
+    move_lease_seconds: float = Field(
+        60,
+        ge=0.5,
+        le=3_600,
+        description="how long a `storage migrate` or `orphans --delete` run holds the storage "
+        "lease unless renewed (a killed run's lease runs out after this)",
+    )
 
 
 class MediaSettings(_Section):

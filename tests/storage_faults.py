@@ -1,17 +1,23 @@
 """A storage provider that fails and slows down on purpose, for the move tests.
 
 `FaultyStorage` delegates to a real provider (any registry name with its options) and raises
-`Unavailable` for the keys in `fail_keys` on their first `failures` calls of `fail_on`, and
-waits `delay` seconds before every `put`. It is configured like any backend, so it also works
-in a `holdfast` subprocess: `entry_point_dir` writes a distribution's metadata that registers
-it under the entry-point group `holdfast.providers.storage` as `faulty`; put that directory on
-the path (sys.path, or PYTHONPATH for a subprocess).
+`error` (`Unavailable`, an `OSError`, or a `RuntimeError` standing for a bug) for the keys in
+`fail_keys` on their first `failures` calls of `fail_on`; it waits `delay` seconds before
+every `put` and `chunk_delay` seconds before each chunk a `put` streams, and with `mark_dir`
+creates `<mark_dir>/<key with / as _>.put` when a `put` of that key begins (so that a test
+can tell, from outside a `holdfast` process, that a copy is streaming). In the test process,
+`after_put` (an async callable taking the key) runs after each `put` of the inner provider.
+
+It is configured like any backend, so it also works in a `holdfast` subprocess:
+`entry_point_dir` writes a distribution's metadata that registers it under the entry-point
+group `holdfast.providers.storage` as `faulty`; put that directory on the path (sys.path, or
+PYTHONPATH for a subprocess).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -47,14 +53,18 @@ class FaultyStorage:
         options: dict[str, Any] = {}
         fail_keys: list[str] = []
         failures: int = 0
-        fail_on: Literal["put", "get"] = "put"
+        fail_on: Literal["put", "get", "delete"] = "put"
+        error: Literal["unavailable", "oserror", "runtime"] = "unavailable"
         delay: float = 0.0
+        chunk_delay: float = 0.0
+        mark_dir: str | None = None
 
     def __init__(self, options: FaultyStorage.Options) -> None:
         self.options = options
         self.inner: StorageProvider = registry.load("storage", options.provider, options.options)
         self.left = dict.fromkeys(options.fail_keys, options.failures)
         self.calls: dict[str, int] = {}
+        self.after_put: Callable[[str], Awaitable[None]] | None = None
 
     def _maybe_fail(self, operation: str, key: str) -> None:
         if operation != self.options.fail_on:
@@ -62,7 +72,12 @@ class FaultyStorage:
         self.calls[key] = self.calls.get(key, 0) + 1
         if self.left.get(key, 0) > 0:
             self.left[key] -= 1
-            raise Unavailable(f"injected failure of {operation} {key}")
+            message = f"injected failure of {operation} {key}"
+            if self.options.error == "oserror":
+                raise OSError(message)
+            if self.options.error == "runtime":
+                raise RuntimeError(message)
+            raise Unavailable(message)
 
     async def put(
         self,
@@ -72,10 +87,22 @@ class FaultyStorage:
         content_type: str,
         sha256: str | None = None,
     ) -> ObjectInfo:
+        if self.options.mark_dir is not None:
+            (Path(self.options.mark_dir) / (key.replace("/", "_") + ".put")).touch()
         if self.options.delay:
             await asyncio.sleep(self.options.delay)
         self._maybe_fail("put", key)
-        return await self.inner.put(key, chunks, content_type=content_type, sha256=sha256)
+        if self.options.chunk_delay:
+            chunks = self._slowly(chunks)
+        info = await self.inner.put(key, chunks, content_type=content_type, sha256=sha256)
+        if self.after_put is not None:
+            await self.after_put(key)
+        return info
+
+    async def _slowly(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            await asyncio.sleep(self.options.chunk_delay)
+            yield chunk
 
     async def get(
         self, key: str, *, offset: int = 0, length: int | None = None
@@ -88,6 +115,7 @@ class FaultyStorage:
         return await self.inner.head(key)
 
     async def delete(self, key: str) -> None:
+        self._maybe_fail("delete", key)
         await self.inner.delete(key)
 
     async def list(

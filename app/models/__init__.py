@@ -6,7 +6,7 @@ from app.models.account import RefreshToken, Role, Session, User
 from app.models.media import Media, MediaPurpose, MediaState
 from app.models.post import Bookmark, Like, Mention, Post, PostEdit, PostTag, Repost, Visibility
 from app.models.social import Block, Follow, FollowRequest, Mute
-from app.models.storage import MoveState, StorageMove, StoredObject
+from app.models.storage import MoveState, StorageLease, StorageMove, StoredObject
 from app.models.system import Job, JobState, NodeLease
 from app.models.timeline import HomeEntry, Notification, NotificationKind
 
@@ -46,6 +46,7 @@ __all__ = [
     "Repost",
     "Role",
     "Session",
+    "StorageLease",
     "StorageMove",
     "StoredObject",
     "User",

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from tortoise import fields
 from tortoise.indexes import Index
+from tortoise.models import Model
 
 from app.models.account import User
 from app.models.base import SnowflakeModel
@@ -44,9 +45,10 @@ class MoveState(StrEnum):
 
 class StorageMove(SnowflakeModel):
     """A move of every object to the backend `target`, started while `from_default` was the
-    default backend. While the default is still `from_default` and the move is not
-    abandoned, new writes go to `target`, so switching the default afterwards is one
-    setting and nothing is written to the backend being left."""
+    default backend. While it is the newest move, the default is still `from_default` and it
+    is not abandoned, new writes go to `target` (`Storage.write_target`), so switching the
+    default afterwards is one setting. It finishes only once nothing is left elsewhere and
+    nothing begun before it can still land elsewhere (app/storage/move.py)."""
 
     target = fields.CharField(max_length=64)
     from_default = fields.CharField(max_length=64)
@@ -56,3 +58,18 @@ class StorageMove(SnowflakeModel):
 
     class Meta:
         table = "storage_moves"
+
+
+class StorageLease(Model):
+    """Work on the stored objects that must never run twice at once, held by one process
+    until `expires_at` (renewed while it runs; a killed holder's lease simply runs out):
+    `holdfast storage migrate` and `holdfast storage orphans --delete` share the lease
+    `storage`, so two moves never copy (and discard) the same objects, and no orphan is
+    deleted while a move may be switching its row."""
+
+    name = fields.CharField(max_length=32, primary_key=True)
+    holder = fields.CharField(max_length=200)
+    expires_at = fields.DatetimeField()
+
+    class Meta:
+        table = "storage_leases"

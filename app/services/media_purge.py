@@ -39,10 +39,11 @@ from typing import Any
 import orjson
 from tortoise.expressions import Q
 
+from app import sql
 from app.changes import Change
 from app.jobs import DeadJob
 from app.jobs.queue import MAX_PAYLOAD, Commit
-from app.models import Media, MediaState, StoredObject, User
+from app.models import Media, MediaState, User
 from app.settings import MediaSettings
 from app.storage import Storage
 from providers.errors import ProviderError
@@ -56,8 +57,9 @@ DELETE_OBJECTS = "media.delete_objects"
 PROCESSING_FAILED = "processing_failed"
 PROCESSING_FAILED_MESSAGE = "Processing failed; upload the file again."
 
-# Media purged per round of statements (bounded parameter lists on both databases).
-_CHUNK = 500
+# Media purged per round of statements: at most 400 bound ids in one statement (two objects
+# a medium), under the 999 variables older SQLite allows.
+_CHUNK = 200
 # Bytes of [backend, key] pairs per `media.delete_objects` job, under the payload limit with
 # room for the envelope.
 _BATCH_BYTES = MAX_PAYLOAD - 256
@@ -91,22 +93,24 @@ async def purge_media(change: Change, **filters: Any) -> int:
         if not rows:
             return purged
         object_ids = [r[c] for r in rows for c in ("full_id", "thumb_id") if r[c] is not None]
-        objects = (
-            await StoredObject.filter(id__in=object_ids).using_db(conn).values("backend", "key")
-            if object_ids
-            else []
-        )
-        targets = [(o["backend"], o["key"]) for o in objects]
         # An upload's original bytes are wanted until its outcome commits, which then deletes
         # them: only those of media not yet processed are still owed.
-        targets += [
+        targets = [
             (r["upload_backend"], r["upload_key"])
             for r in rows
             if r["state"] in (MediaState.PENDING, MediaState.PROCESSING)
         ]
         await Media.filter(id__in=[r["id"] for r in rows]).using_db(conn).delete()
         if object_ids:
-            await StoredObject.filter(id__in=object_ids).using_db(conn).delete()
+            # Each object's backend as the DELETE finds it, not as read before: a storage move
+            # may switch the row meanwhile (its UPDATE commits in between on PostgreSQL), and
+            # the bytes to delete are then at the target.
+            deleted = await sql.fetch(
+                "DELETE FROM stored_objects WHERE id IN (:ids) RETURNING backend, key",
+                {"ids": object_ids},
+                conn,
+            )
+            targets += [(o["backend"], o["key"]) for o in deleted]
         for batch in _batches(targets):
             await change.enqueue(DELETE_OBJECTS, {"objects": batch})
         purged += len(rows)

@@ -3,10 +3,11 @@
 `Storage` opens every configured backend (`HOLDFAST_STORAGE__BACKENDS`, each a provider of
 `providers/storage` with its options) when the application is built, so a misnamed provider or
 option stops start-up naming the setting. Objects are written to the *write target*: the
-default backend, or the target of a move in progress (`holdfast storage migrate`, app/storage/
-move.py). Every object has a row of `stored_objects` naming the backend that holds it, its
-size and its SHA-256; reads go to that backend, so an object is readable from wherever it is
-during a move and the record alone says where to find it afterwards.
+default backend, or the target of the newest move (`holdfast storage migrate`,
+app/storage/move.py) while the default is still the one it started from. Every object has a
+row of `stored_objects` naming the backend that holds it, its size and its SHA-256; reads go
+to that backend, so an object is readable from wherever it is during a move and the record
+alone says where to find it afterwards.
 
 Writing an object and recording it are two steps on purpose: `put` streams to the vendor
 (no transaction may wait on that), then the caller records the row with `record` inside its
@@ -58,16 +59,19 @@ class Storage:
             raise LookupError(f"storage backend {backend!r} is not configured") from None
 
     async def write_target(self) -> str:
-        """The backend new objects go to: the target of the latest move started from the
-        current default that was not abandoned, else the default."""
+        """The backend new objects go to: the target of the newest move (by id, whatever its
+        state) if it was started from the current default and is not abandoned, else the
+        default. Only the newest counts: after moving A -> B, setting the default to B, moving
+        B -> A and setting the default back to A, the first move (from A) must not steer
+        writes to B again."""
         default = self.settings.default
-        move = (
-            await StorageMove.filter(from_default=default)
-            .exclude(state=MoveState.ABANDONED)
-            .order_by("-id")
-            .first()
-        )
-        if move is not None and move.target in self.backends:
+        move = await StorageMove.all().order_by("-id").first()
+        if (
+            move is not None
+            and move.state is not MoveState.ABANDONED
+            and move.from_default == default
+            and move.target in self.backends
+        ):
             return move.target
         return default
 

@@ -6,9 +6,17 @@
 - *orphan*: an object in a configured backend that no row places there: a crash between
   `Storage.put` and `Storage.record`, or the copy a move left at the backend it moved from
   (`recorded_in` then names where the row is). Not orphans: the keys `keep` returns (uploads
-  in flight, which have no row yet; an entry ending in `/` keeps every key under it) and,
-  while a move runs, copies at its target whose row still names the source (the move
-  records them once verified).
+  in flight, which have no row yet; an entry ending in `/` keeps every key under it) and
+  copies at the target of the newest move (unless abandoned) whose row still names another
+  backend (a running move records them once verified; after a finished one, a rerun does);
+- *straggler*: once the newest move finished (and still steers writes), a row at another
+  backend than its target: a write begun before the move that landed after it, which
+  `holdfast storage migrate --to <target>` moves. The old backend is not to be closed while
+  there is any.
+
+`holdfast storage orphans --delete` holds the storage lease (app/storage/lease.py), so no
+move runs while it deletes, and checks each small batch against the rows again just before
+deleting it.
 
 Each backend's listing is held in memory as key -> size while the check runs (about 100
 bytes an object).
@@ -23,9 +31,10 @@ from dataclasses import dataclass, field
 
 from tortoise.functions import Count, Sum
 
-from app.models import StorageMove, StoredObject
+from app.models import MoveState, StorageMove, StoredObject
 from app.storage import Storage
-from app.storage.move import running_move
+from app.storage import lease as storage_lease
+from app.storage.move import latest_move
 from providers.errors import NotFound, ProviderError
 
 KeepKeys = Callable[[], Awaitable[set[str]]]
@@ -33,6 +42,8 @@ KeepKeys = Callable[[], Awaitable[set[str]]]
 
 _PAGE = 1000
 _LOOKUP_BATCH = 500
+_DELETE_BATCH = 50
+"""Orphans checked again against the rows, then deleted, at a time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +73,41 @@ class Orphan:
     behind); None for an object with no row at all."""
 
 
+@dataclass(frozen=True, slots=True)
+class Straggler:
+    """A row at another backend than the target of the finished move that steers writes."""
+
+    key: str
+    backend: str
+    target: str
+
+
 @dataclass(slots=True)
 class Audit:
     checked: int = 0
     missing: list[Missing] = field(default_factory=list)
     differing: list[Differing] = field(default_factory=list)
     orphans: list[Orphan] = field(default_factory=list)
+    stragglers: list[Straggler] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.differing or self.orphans)
+        return not (self.missing or self.differing or self.orphans or self.stragglers)
+
+
+class OrphansBusy(Exception):
+    """Another run (`storage migrate` or `orphans --delete`) holds the storage lease."""
+
+
+@dataclass(slots=True)
+class Deletion:
+    """What `delete_orphans` did with each orphan it was given."""
+
+    deleted: list[Orphan] = field(default_factory=list)
+    failed: list[tuple[Orphan, str]] = field(default_factory=list)
+    """Orphans the backend did not delete, and why."""
+    kept: list[Orphan] = field(default_factory=list)
+    """No orphans any more when checked again (recorded, in flight, or a move's copy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,18 +130,31 @@ async def verify(
     audit = Audit()
     recorded: dict[str, set[str]] = {name: set() for name in storage.backends}
     slots = asyncio.Semaphore(concurrency or storage.settings.move_concurrency)
+    target = await steering_target(storage)
 
     async with asyncio.TaskGroup() as tasks:
         async for row in _all_rows():
             audit.checked += 1
             recorded.setdefault(row.backend, set()).add(row.key)
+            if target is not None and row.backend != target:
+                audit.stragglers.append(Straggler(row.key, row.backend, target))
             await slots.acquire()
             task = tasks.create_task(_check(storage, row, deep, audit))
             task.add_done_callback(lambda _: slots.release())
     audit.orphans = await _orphans(listings, recorded, keep)
     audit.missing.sort(key=lambda item: (item.backend, item.key))
     audit.differing.sort(key=lambda item: (item.backend, item.key))
+    audit.stragglers.sort(key=lambda item: (item.backend, item.key))
     return audit
+
+
+async def steering_target(storage: Storage) -> str | None:
+    """The target of the newest move when it is finished and new objects go there: every
+    row should then be there."""
+    move = await latest_move()
+    if move is None or move.state is not MoveState.FINISHED:
+        return None
+    return move.target if await storage.write_target() == move.target else None
 
 
 async def find_orphans(storage: Storage, *, keep: KeepKeys | None = None) -> list[Orphan]:
@@ -119,23 +168,43 @@ async def find_orphans(storage: Storage, *, keep: KeepKeys | None = None) -> lis
 
 async def delete_orphans(
     storage: Storage, orphans: Iterable[Orphan], *, keep: KeepKeys | None = None
-) -> list[Orphan]:
-    """Delete `orphans` that are orphans still (each is checked again against the rows, the
-    running move and `keep` just before); the ones deleted."""
+) -> Deletion:
+    """Delete `orphans` that are orphans still, holding the storage lease (no move runs
+    meanwhile): a small batch at a time, each checked again against the rows, the newest
+    move and `keep` just before it is deleted. OrphansBusy when a move or another deletion
+    holds the lease."""
     candidates = list(orphans)
-    by_backend: dict[str, dict[str, int]] = {}
-    for orphan in candidates:
-        by_backend.setdefault(orphan.backend, {})[orphan.key] = orphan.size
-    recorded: dict[str, set[str]] = {name: set() for name in by_backend}
-    still = await _orphans(by_backend, recorded, keep)
-    deleted = []
-    for orphan in still:
-        try:
-            await storage.provider(orphan.backend).delete(orphan.key)
-        except (ProviderError, LookupError):
-            continue
-        deleted.append(orphan)
-    return deleted
+    result = Deletion()
+    if not candidates:
+        return result
+    try:
+        async with storage_lease.hold(
+            storage.settings.move_lease_seconds, role="storage orphans --delete"
+        ) as lease:
+            for start in range(0, len(candidates), _DELETE_BATCH):
+                batch = candidates[start : start + _DELETE_BATCH]
+                by_backend: dict[str, dict[str, int]] = {}
+                for orphan in batch:
+                    by_backend.setdefault(orphan.backend, {})[orphan.key] = orphan.size
+                recorded: dict[str, set[str]] = {name: set() for name in by_backend}
+                still = await _orphans(by_backend, recorded, keep)
+                confirmed = {(orphan.backend, orphan.key) for orphan in still}
+                result.kept += [o for o in batch if (o.backend, o.key) not in confirmed]
+                for orphan in still:
+                    lease.check()
+                    try:
+                        await storage.provider(orphan.backend).delete(orphan.key)
+                    except (ProviderError, LookupError, OSError) as exc:
+                        result.failed.append((orphan, f"{type(exc).__name__}: {exc}"))
+                        continue
+                    result.deleted.append(orphan)
+    except storage_lease.LeaseHeld as exc:
+        raise OrphansBusy(
+            f"a `holdfast storage migrate` or another `orphans --delete` is running "
+            f"({exc.holder}; its lease runs until {exc.expires_at:%Y-%m-%d %H:%M:%S} UTC): "
+            "run it again once that ended"
+        ) from None
+    return result
 
 
 async def totals() -> list[BackendTotal]:
@@ -235,7 +304,9 @@ async def _orphans(
         return []
     kept = await keep() if keep is not None else set()
     kept_prefixes = tuple(entry for entry in kept if entry.endswith("/"))
-    move: StorageMove | None = await running_move()
+    move: StorageMove | None = await latest_move()
+    if move is not None and move.state is MoveState.ABANDONED:
+        move = None
     # Rows recorded (or switched by a move) after the walk that collected `recorded`.
     rows: dict[str, str] = {}
     keys = sorted({key for _, key, _ in candidates})
@@ -249,7 +320,9 @@ async def _orphans(
         if row_backend == backend or key in kept or key.startswith(kept_prefixes):
             continue
         if move is not None and move.target == backend and row_backend is not None:
-            continue  # copied by the running move, recorded once verified
+            # A copy by the newest move (recorded once verified, or by a rerun): deleting
+            # it could delete what the move is about to record.
+            continue
         orphans.append(Orphan(backend, key, size, row_backend))
     orphans.sort(key=lambda item: (item.backend, item.key))
     return orphans

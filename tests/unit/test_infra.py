@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from app.jobs.worker import CANCEL_WAIT_SECONDS
-from app.settings import HttpSettings, JobSettings
+from app.settings import HttpSettings, JobSettings, load_settings
 
 INFRA = Path(__file__).parents[2] / "infra"
 MARGIN = 5  # seconds to close pub/sub, give the node id back and close the database
@@ -32,3 +34,24 @@ def test_worker_unit_outlasts_the_job_grace_period() -> None:
     longest = JobSettings().shutdown_grace_seconds + CANCEL_WAIT_SECONDS
 
     assert stop_timeout("holdfast-worker.service") >= longest + MARGIN
+
+
+def test_every_setting_in_the_environment_example_loads(
+    monkeypatch_env: pytest.MonkeyPatch,
+) -> None:
+    """The example, its commented alternatives switched on too, is a valid configuration."""
+    lines = (INFRA / "holdfast.env.example").read_text().splitlines()
+    settings = [
+        line.removeprefix("# ").split("=", 1)
+        for line in lines
+        if line.removeprefix("# ").startswith("HOLDFAST_")
+    ]
+    assert len(settings) > 10
+    for key, value in settings:
+        monkeypatch_env.setenv(key, value)
+
+    loaded = load_settings()
+
+    assert loaded.storage.default == "media"
+    assert loaded.storage.backends["media"].provider == "s3"
+    assert loaded.media.base_url == "https://media.example.org"

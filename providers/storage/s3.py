@@ -206,7 +206,8 @@ class S3Storage:
                 digest = hasher.hexdigest()
                 _check_digest(key, sha256, digest)
                 etag = await self._run("put", key, self._complete_multipart, key, upload_id, parts)
-                upload_id = None
+                finished, upload_id = upload_id, None
+                await self._abort_abandoned(key, finished)
         except BaseException:
             if upload_id is not None:
                 with anyio.CancelScope(shield=True):
@@ -507,6 +508,23 @@ class S3Storage:
                 Key=key,
                 UploadId=upload_id,
             )
+
+    async def _abort_abandoned(self, key: str, finished: str) -> None:
+        """Abort the other unfinished multipart uploads of `key`: those a put that died left
+        (a killed process cannot abort its own), which S3 keeps, and bills, until aborted. A
+        put of the same key running right now loses its upload and fails (retried by its
+        caller): the object is this put's anyway, the later one."""
+        with contextlib.suppress(ProviderError):
+            response = await self._call(
+                "list uploads",
+                key,
+                self._client.list_multipart_uploads,
+                Bucket=self._bucket,
+                Prefix=key,
+            )
+            for upload in response.get("Uploads", []):
+                if upload.get("Key") == key and upload.get("UploadId") != finished:
+                    await self._abort_multipart(key, upload["UploadId"])
 
     async def _record_sha256(self, key: str, etag: str, content_type: str, sha256: str) -> None:
         """Add the SHA-256 to a finished multipart object's metadata.

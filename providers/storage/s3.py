@@ -113,11 +113,6 @@ class S3Storage:
         self.options = options
         self._bucket = options.bucket
         s3_config: dict[str, Any] = {"addressing_style": options.addressing_style}
-        if options.send_checksums:
-            # The signed checksum header covers the body's integrity; without this, botocore
-            # hashes every body a second time to sign it on plain-http endpoints (MinIO in a
-            # LAN, moto).
-            s3_config["payload_signing_enabled"] = False
         config = botocore.config.Config(
             region_name=options.region,
             signature_version="s3v4",
@@ -164,6 +159,9 @@ class S3Storage:
         buffer = _Buffer()
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
+        # Whether the vendor echoed back each checksum sent: a vendor that ignores them
+        # answers without one, and then nothing was checked at its end.
+        echoes: list[bool] = []
         try:
             async for chunk in chunks:
                 size += len(chunk)
@@ -182,12 +180,13 @@ class S3Storage:
                             len(parts) + 1,
                             part,
                             hasher,
+                            echoes,
                         )
                     )
             body = buffer.take(buffer.size)
             if upload_id is None:
                 digest = await self._run(
-                    "put", key, self._put_object, key, body, content_type, hasher, sha256
+                    "put", key, self._put_object, key, body, content_type, hasher, sha256, echoes
                 )
             else:
                 if body:
@@ -201,6 +200,7 @@ class S3Storage:
                             len(parts) + 1,
                             body,
                             hasher,
+                            echoes,
                         )
                     )
                 digest = hasher.hexdigest()
@@ -223,7 +223,7 @@ class S3Storage:
             size=size,
             sha256=digest,
             content_type=content_type,
-            checksum_confirmed=self.options.send_checksums,
+            checksum_confirmed=self.options.send_checksums and bool(echoes) and all(echoes),
         )
 
     async def get(
@@ -247,7 +247,10 @@ class S3Storage:
             while data:
                 yield data
                 if left <= 0:
-                    return  # no read for the end of the body: a thread hand-off saved
+                    # The read of the body's end is where botocore validates a response
+                    # checksum (when it asked for one): never skipped.
+                    await self._run("get", key, body.read, CHUNK_SIZE)
+                    return
                 data = await self._run("get", key, body.read, CHUNK_SIZE)
                 left -= len(data)
         finally:
@@ -411,6 +414,7 @@ class S3Storage:
         content_type: str,
         hasher: Any,
         expected: str | None,
+        echoes: builtins.list[bool],
     ) -> str:
         """Hash `body` (the whole object: a single PutObject), check it against `expected`
         and send it with its SHA-256 as its checksum; the hex SHA-256. The checksum the
@@ -432,6 +436,7 @@ class S3Storage:
             arguments["ChecksumSHA256"] = checksum
         response = self._client.put_object(**arguments)
         echoed = response.get("ChecksumSHA256")
+        echoes.append(echoed is not None and echoed == checksum)
         if self.options.send_checksums and echoed is not None and echoed != checksum:
             # The vendor says it stored other bytes than those sent: no object to keep.
             with contextlib.suppress(
@@ -460,7 +465,13 @@ class S3Storage:
         return upload_id
 
     def _upload_part(
-        self, key: str, upload_id: str, number: int, chunks: builtins.list[bytes], hasher: Any
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        chunks: builtins.list[bytes],
+        hasher: Any,
+        echoes: builtins.list[bool],
     ) -> dict[str, Any]:
         """Add `chunks` to the whole object's `hasher` and send them as part `number` (with
         its own SHA-256); the part's entry for CompleteMultipartUpload."""
@@ -481,6 +492,7 @@ class S3Storage:
             arguments["ChecksumAlgorithm"] = "SHA256"
         response = self._client.upload_part(**arguments)
         echoed = response.get("ChecksumSHA256")
+        echoes.append(echoed is not None and echoed == part.get("ChecksumSHA256"))
         if "ChecksumSHA256" in part and echoed is not None and echoed != part["ChecksumSHA256"]:
             # Raised to the put, which aborts the upload.
             raise DigestMismatch(
@@ -661,6 +673,10 @@ def _client_error(operation: str, key: str, exc: botocore.exceptions.ClientError
     code = str(error.get("Code", ""))
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     where = f"s3 {operation} {key[:200]!r}: {code or 'error'} (HTTP {status})"
+    if code == "NoSuchUpload":
+        # Our own multipart upload was aborted under us (a later put of the same key ended
+        # it): the object is not missing, the put is worth retrying.
+        return Unavailable(where)
     if code in _NOT_FOUND or (status == 404 and code != "NoSuchBucket"):
         return NotFound(where)
     if code in _BAD_DIGEST:

@@ -776,7 +776,9 @@ async def test_s3_uploads_carry_their_sha256(s3_factory: Any, known: bool) -> No
     for (_, headers), body in zip(uploads, bodies, strict=True):
         assert headers["x-amz-checksum-sha256"] == b64_sha256(body)
         assert headers["x-amz-sdk-checksum-algorithm"] == "SHA256"
-        assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+        # moto is plain http: there the signature covers the body too (nothing else would
+        # authenticate it; on https botocore leaves it to TLS and the checksum).
+        assert headers["x-amz-content-sha256"] == sha256(body)
     (create,) = [headers for op, headers in sent if op == "CreateMultipartUpload"]
     assert create["x-amz-checksum-algorithm"] == "SHA256"
     assert create.get("x-amz-meta-sha256") == (sha256(big) if known else None)
@@ -835,6 +837,37 @@ async def test_s3_refused_or_altered_checksum_is_a_digest_mismatch(s3_factory: A
     with pytest.raises(DigestMismatch):
         await storage.put("altered", stream(b"bytes"), content_type="text/plain")
     assert await keys(storage) == []
+
+
+async def test_s3_vendor_that_echoes_no_checksum_confirms_nothing(s3_factory: Any) -> None:
+    """An S3-compatible that ignores `x-amz-checksum-sha256` answers without echoing it: the
+    put then says nothing was checked at the vendor (a move reads such copies back), for a
+    single PutObject and for a multipart upload alike; a vendor that echoes confirms."""
+    storage = s3_factory(part_size=5 * 1024 * 1024)
+    client = storage._client
+    put_object, upload_part = client.put_object, client.upload_part
+
+    def without_echo(method: Any) -> Any:
+        def call(**kwargs: Any) -> Any:
+            response = dict(method(**kwargs))
+            response.pop("ChecksumSHA256", None)
+            return response
+
+        return call
+
+    big = b"x" * (6 * 1024 * 1024)
+    echoed_small = await storage.put("echoed", stream(b"bytes"), content_type="text/plain")
+    echoed_big = await storage.put("echoed-big", stream(big), content_type="text/plain")
+    client.put_object = without_echo(put_object)
+    client.upload_part = without_echo(upload_part)
+    small = await storage.put("small", stream(b"bytes"), content_type="text/plain")
+    multipart = await storage.put("big", stream(big), content_type="text/plain")
+
+    assert echoed_small.checksum_confirmed
+    assert echoed_big.checksum_confirmed
+    assert not small.checksum_confirmed
+    assert not multipart.checksum_confirmed
+    assert (small.size, multipart.size) == (5, len(big))  # stored all the same
 
 
 async def test_s3_put_that_loses_the_metadata_race_fails(s3_factory: Any) -> None:

@@ -31,6 +31,11 @@ runs (after the lease expired all the same: a worker cut off from the database):
 step decides, under its row locks, whether the stage's work still applies. A stage whose claim
 was lost never has its commit run."""
 
+
+async def nothing(change: Change) -> None:
+    """The commit step of a stage that found nothing to record."""
+
+
 # Wake-ups for workers in every process; what they carry does not matter (a worker looks in the
 # jobs table), so a lost one only delays a job until the next poll.
 JOBS_CHANNEL = "jobs"

@@ -32,7 +32,7 @@ import anyio.to_thread
 from app import imaging
 from app.changes import Change
 from app.jobs import DeadJob
-from app.jobs.queue import Commit
+from app.jobs.queue import Commit, nothing
 from app.models import Media, MediaState
 from app.services.media_purge import EXPIRE_MEDIA, rendition_prefix
 from app.settings import MediaSettings
@@ -64,10 +64,6 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def _nothing(change: Change) -> None:
-    return None
-
-
 class MediaProcessor:
     def __init__(self, settings: MediaSettings, storage: Storage) -> None:
         self.settings = settings
@@ -81,7 +77,7 @@ class MediaProcessor:
             raise DeadJob(f"not a media id: {media_id!r}")
         media = await Media.filter(id=media_id).first()
         if media is None or media.state is not MediaState.PROCESSING:
-            return _nothing  # done by an earlier run, or gone with its account
+            return nothing  # done by an earlier run, or gone with its account
         try:
             processed = await self._process(media)
         except _Refused as refused:

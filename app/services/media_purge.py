@@ -42,7 +42,7 @@ from tortoise.expressions import Q
 from app import sql
 from app.changes import Change
 from app.jobs import DeadJob
-from app.jobs.queue import MAX_PAYLOAD, Commit
+from app.jobs.queue import MAX_PAYLOAD, Commit, nothing
 from app.models import Media, MediaState, User
 from app.settings import MediaSettings
 from app.storage import Storage
@@ -135,10 +135,6 @@ def _batches(targets: list[tuple[str, str]]) -> list[list[list[str]]]:
     return batches
 
 
-async def _nothing(change: Change) -> None:
-    return None
-
-
 class MediaPurger:
     """The handlers of `media.delete_objects` and `media.expire`."""
 
@@ -167,7 +163,7 @@ class MediaPurger:
             raise ObjectsNotDeleted(
                 f"{len(failed)} of {len(objects)} objects not deleted, e.g. {failed[0]}"
             )
-        return _nothing
+        return nothing
 
     async def expire(self, change: Change, payload: dict[str, Any]) -> None:
         """`media.expire` ({"media": id, "state": s}): purge the medium if it is still in

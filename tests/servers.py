@@ -1,4 +1,4 @@
-"""Real local servers shared by test modules: moto's S3/EC2 server.
+"""Real local servers shared by test modules (and bench/storage): moto's S3/EC2 server.
 
 moto's `ThreadedMotoServer` runs in a child process rather than in the test process: the
 tests measure their own memory (a moto in-process would hold every object it stores in the
@@ -44,9 +44,9 @@ class MotoServer:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def reset(self) -> None:
+    def reset(self, timeout: float = 30) -> None:
         """Forget every bucket, object and instance (`POST /moto-api/reset`)."""
-        httpx.post(f"{self.endpoint}/moto-api/reset", timeout=30).raise_for_status()
+        httpx.post(f"{self.endpoint}/moto-api/reset", timeout=timeout).raise_for_status()
 
 
 @contextmanager

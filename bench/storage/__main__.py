@@ -30,13 +30,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from tests.servers import MotoServer, start_moto_server
 
 KB = 1000
 MB = 1000 * 1000
@@ -49,17 +49,6 @@ BANDS = (
     (0.06, 1 * MB, 8 * MB),
     (0.02, 8 * MB, 20 * MB),
 )
-
-_MOTO = """
-import logging, sys
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()
-server.stop()
-"""
 
 
 def sizes(count: int, seed: int) -> list[int]:
@@ -75,41 +64,7 @@ def sizes(count: int, seed: int) -> list[int]:
     return result
 
 
-@dataclass(frozen=True)
-class Moto:
-    port: int
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def reset(self) -> None:
-        httpx.post(f"{self.endpoint}/moto-api/reset", timeout=60).raise_for_status()
-
-
-@contextmanager
-def moto_server() -> Iterator[Moto]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", _MOTO],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield Moto(int(process.stdout.readline()))
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def s3_backend(moto: Moto) -> dict[str, Any]:
+def s3_backend(moto: MotoServer) -> dict[str, Any]:
     return {
         "provider": "s3",
         "options": {
@@ -123,7 +78,7 @@ def s3_backend(moto: Moto) -> dict[str, Any]:
     }
 
 
-def holdfast_env(work: Path, a: Moto, b: Moto) -> dict[str, str]:
+def holdfast_env(work: Path, a: MotoServer, b: MotoServer) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
     env.update(
         {
@@ -137,7 +92,9 @@ def holdfast_env(work: Path, a: Moto, b: Moto) -> dict[str, str]:
     return env
 
 
-async def load(work: Path, a: Moto, b: Moto, object_sizes: list[int], seed: int) -> None:
+async def load(
+    work: Path, a: MotoServer, b: MotoServer, object_sizes: list[int], seed: int
+) -> None:
     """Write the objects to `a` and record them."""
     from tortoise import Tortoise, connections
 
@@ -229,7 +186,7 @@ class PeakMemory(threading.Thread):
             time.sleep(0.02)
 
 
-def rclone_env(work: Path, a: Moto, b: Moto) -> dict[str, str]:
+def rclone_env(work: Path, a: MotoServer, b: MotoServer) -> dict[str, str]:
     # rclone's own configuration only (an AWS_CA_BUNDLE, say, would break its client).
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
     for name, moto in (("SRC", a), ("DST", b)):
@@ -249,7 +206,7 @@ def rclone_env(work: Path, a: Moto, b: Moto) -> dict[str, str]:
     return env
 
 
-def bucket_count(moto: Moto) -> tuple[int, int]:
+def bucket_count(moto: MotoServer) -> tuple[int, int]:
     import boto3
 
     client = boto3.client(
@@ -267,7 +224,7 @@ def bucket_count(moto: Moto) -> tuple[int, int]:
     return count, total
 
 
-def create_bucket(moto: Moto) -> None:
+def create_bucket(moto: MotoServer) -> None:
     import boto3
 
     boto3.client(
@@ -318,8 +275,8 @@ def main() -> None:
         else:
             work = args.workdir
             work.mkdir(parents=True, exist_ok=True)
-        a = stack.enter_context(moto_server())
-        b = stack.enter_context(moto_server())
+        a = stack.enter_context(start_moto_server())
+        b = stack.enter_context(start_moto_server())
         started = time.monotonic()
         asyncio.run(load(work, a, b, object_sizes, args.seed))
         print(f"loaded into a in {time.monotonic() - started:.1f} s", flush=True)
@@ -359,7 +316,7 @@ def main() -> None:
         assert bucket_count(b) == (len(object_sizes), total)
         print(ours.output.strip().splitlines()[0], flush=True)
 
-        b.reset()
+        b.reset(timeout=60)
         create_bucket(b)
         theirs = timed(
             [

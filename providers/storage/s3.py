@@ -162,6 +162,14 @@ class S3Storage:
         # Whether the vendor echoed back each checksum sent: a vendor that ignores them
         # answers without one, and then nothing was checked at its end.
         echoes: list[bool] = []
+
+        async def send(chunks: builtins.list[bytes]) -> dict[str, Any]:
+            assert upload_id is not None
+            number = len(parts) + 1
+            return await self._run(
+                "put", key, self._upload_part, key, upload_id, number, chunks, hasher, echoes
+            )
+
         try:
             async for chunk in chunks:
                 size += len(chunk)
@@ -170,19 +178,7 @@ class S3Storage:
                     if upload_id is None:
                         upload_id = await self._create_multipart(key, content_type, sha256)
                     part = buffer.take(part_size)
-                    parts.append(
-                        await self._run(
-                            "put",
-                            key,
-                            self._upload_part,
-                            key,
-                            upload_id,
-                            len(parts) + 1,
-                            part,
-                            hasher,
-                            echoes,
-                        )
-                    )
+                    parts.append(await send(part))
             body = buffer.take(buffer.size)
             if upload_id is None:
                 digest = await self._run(
@@ -190,19 +186,7 @@ class S3Storage:
                 )
             else:
                 if body:
-                    parts.append(
-                        await self._run(
-                            "put",
-                            key,
-                            self._upload_part,
-                            key,
-                            upload_id,
-                            len(parts) + 1,
-                            body,
-                            hasher,
-                            echoes,
-                        )
-                    )
+                    parts.append(await send(body))
                 digest = hasher.hexdigest()
                 _check_digest(key, sha256, digest)
                 etag = await self._run("put", key, self._complete_multipart, key, upload_id, parts)

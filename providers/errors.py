@@ -31,3 +31,8 @@ class DigestMismatch(ProviderError):
 
 class ConfigurationError(ProviderError):
     """A provider was named or configured wrongly; the message names the bad key."""
+
+
+class InvalidWebhook(ProviderError):
+    """A webhook delivery to refuse: its signature does not verify, its timestamp is too old,
+    or its body is not what the vendor sends."""

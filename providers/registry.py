@@ -29,6 +29,11 @@ BUILTINS: dict[str, dict[str, str]] = {
         "s3": "providers.storage.s3:S3Storage",
         "libcloud": "providers.storage.libcloud:LibcloudStorage",
     },
+    "payments": {
+        "stripe": "providers.payments.stripe:StripePayments",
+        "btcpay": "providers.payments.btcpay:BTCPayPayments",
+        "manual": "providers.payments.manual:ManualPayments",
+    },
 }
 
 ENTRY_POINT_GROUP = "holdfast.providers.{kind}"

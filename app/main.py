@@ -1,6 +1,6 @@
-"""The ASGI application: GraphQL at /graphql, /healthz, /media; the lifespan opens the database,
-holds this process's node id, and opens the pub/sub and (unless `jobs.work_in_web` is off)
-this process's job worker."""
+"""The ASGI application: GraphQL at /graphql, /healthz, /media, /webhooks/payments; the
+lifespan opens the database, holds this process's node id, and opens the pub/sub and (unless
+`jobs.work_in_web` is off) this process's job worker."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from app.db import tortoise_config
 from app.http import BodySizeLimit, http_error
 from app.routes.health import healthz
 from app.routes.media import media
+from app.routes.payments import payment_webhook
 from app.services import Services
 from app.settings import Settings, load_settings
 
@@ -41,6 +42,8 @@ def create_app(settings: Settings) -> Starlette:
             _node_id(settings),
         ):
             await services.pubsub.start()
+            # The configured plans, in the ledger before anyone subscribes to one.
+            await services.billing.ensure_plans()
             if settings.jobs.work_in_web:
                 await services.jobs.start(services.changes)
             try:
@@ -61,6 +64,7 @@ def create_app(settings: Settings) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/media/{key:path}", media, methods=["GET"]),
+            Route("/webhooks/payments/{provider}", payment_webhook, methods=["POST"]),
         ],
         middleware=[
             Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),

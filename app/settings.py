@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -333,6 +334,93 @@ class MediaSettings(_Section):
         return self
 
 
+class PaymentProviderSettings(_Section):
+    """One payment configuration: a provider by registry name and its options (checked
+    against the provider's own options when the application starts; secrets masked in its
+    repr like storage's)."""
+
+    provider: str = Field(description="`stripe`, `btcpay`, `manual`, or one a package adds")
+    options: dict[str, Any] = Field(default_factory=dict, description="the provider's options")
+    accept_new: bool = Field(
+        True,
+        description="whether subscribers may start paying through it (false for a processor "
+        "being left: its subscribers keep what they paid for and move on)",
+    )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, _masked(value) if name == "options" else value
+
+
+class PerkSettings(_Section):
+    """What a plan gives beyond seeing SUBSCRIBERS posts (unset: the network's default)."""
+
+    max_post_length: int | None = Field(
+        None, ge=1, le=100_000, description="characters of post text"
+    )
+    max_attachments: int | None = Field(None, ge=0, le=100, description="media on one post")
+
+
+class PlanSettings(_Section):
+    """A premium plan (README: Payments)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field("", max_length=500)
+    interval: Literal["month", "year"] = "month"
+    prices: dict[str, int] = Field(
+        min_length=1,
+        description="amount per interval by lower-case ISO 4217 currency, in its minor unit "
+        "(`{eur = 500}` is EUR 5.00)",
+    )
+    perks: PerkSettings = PerkSettings()
+
+    @model_validator(mode="after")
+    def _prices(self) -> Self:
+        for currency, amount in self.prices.items():
+            if not re.fullmatch(r"[a-z]{3}", currency):
+                raise ValueError(f"currency {currency!r} is not a lower-case ISO 4217 code")
+            if not 1 <= amount <= 100_000_000:
+                raise ValueError(f"price in {currency} must be 1..100000000 minor units")
+        return self
+
+
+class PaymentSettings(_Section):
+    """Premium subscriptions (README: Payments)."""
+
+    providers: dict[str, PaymentProviderSettings] = Field(
+        default_factory=dict, description="named payment configurations"
+    )
+    plans: dict[str, PlanSettings] = Field(
+        default_factory=dict, description="plans by code (a stable, operator-chosen name)"
+    )
+    renewal_lead_days: float = Field(
+        3,
+        ge=0,
+        le=60,
+        description="days before a period ends that its renewal is charged (or, where the "
+        "payer must act, their invoice and reminder issued)",
+    )
+    grace_days: float = Field(
+        7, ge=0, le=60, description="days access continues after a period ended unpaid"
+    )
+    retry_hours: float = Field(
+        24, ge=0.01, le=24 * 30, description="hours between retries of a declined renewal"
+    )
+    return_url: str | None = Field(
+        None, description="where a hosted payment page sends the payer back to"
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> Self:
+        for name in self.providers:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", name) or name == "complimentary":
+                raise ValueError(f"payment configuration name {name!r} is not allowed")
+        for code in self.plans:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", code):
+                raise ValueError(f"plan code {code!r} must be lower-case letters, digits, - or _")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -366,6 +454,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     storage: StorageSettings = StorageSettings()
     media: MediaSettings = MediaSettings()
+    payments: PaymentSettings = PaymentSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -507,3 +596,13 @@ def _check_providers(settings: Settings) -> None:
             )
         except ConfigurationError as exc:
             raise SettingsError(f"storage.backends.{name}: {exc}") from None
+    for name, payment in settings.payments.providers.items():
+        try:
+            parse_options(
+                "payments",
+                payment.provider,
+                payment.options,
+                where=f"payments.providers.{name}.options",
+            )
+        except ConfigurationError as exc:
+            raise SettingsError(f"payments.providers.{name}: {exc}") from None

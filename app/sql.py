@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -60,6 +61,10 @@ def _compile(
 
 def _values(order: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:
     values = []
+    if "now" in order and "now" not in params:
+        # Rules that depend on the time (premium access, app/services/views.py) name :now;
+        # the statement's time unless the caller fixes it.
+        params = {**params, "now": datetime.now(UTC)}
     for key in order:
         name, _, index = key.partition("\x00")
         values.append(params[name][int(index)] if index else params[name])

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from app.models.account import RefreshToken, Role, Session, User
+from app.models.billing import (
+    ActionRequired,
+    Payment,
+    PaymentEventRecord,
+    PaymentFeed,
+    PaymentStatus,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+)
 from app.models.media import Media, MediaPurpose, MediaState
 from app.models.post import Bookmark, Like, Mention, Post, PostEdit, PostTag, Repost, Visibility
 from app.models.social import Block, Follow, FollowRequest, Mute
@@ -18,10 +28,12 @@ MODEL_MODULES = [
     "app.models.system",
     "app.models.storage",
     "app.models.media",
+    "app.models.billing",
 ]
 
 __all__ = [
     "MODEL_MODULES",
+    "ActionRequired",
     "Block",
     "Bookmark",
     "Follow",
@@ -39,6 +51,11 @@ __all__ = [
     "NodeLease",
     "Notification",
     "NotificationKind",
+    "Payment",
+    "PaymentEventRecord",
+    "PaymentFeed",
+    "PaymentStatus",
+    "Plan",
     "Post",
     "PostEdit",
     "PostTag",
@@ -49,6 +66,8 @@ __all__ = [
     "StorageLease",
     "StorageMove",
     "StoredObject",
+    "Subscription",
+    "SubscriptionStatus",
     "User",
     "Visibility",
 ]

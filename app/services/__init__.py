@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from app.changes import Changes
 from app.jobs import JobQueue
+from app.payments import Payments
 from app.pubsub import PubSub, pubsub_from_url
 from app.ratelimit import RateLimiter
 from app.services.accounts import AccountService
+from app.services.billing import BillingService
 from app.services.fanout import FanOutService
 from app.services.graph import GraphService
 from app.services.interactions import InteractionService
@@ -39,6 +41,8 @@ class Services:
     rebuilds: RebuildService
     storage: Storage
     media: MediaService
+    payments: Payments
+    billing: BillingService
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -57,6 +61,9 @@ class Services:
         purger = MediaPurger(storage, settings.media)
         jobs.register_staged(DELETE_OBJECTS, purger.delete_objects)
         jobs.register(EXPIRE_MEDIA, purger.expire)
+        payments = Payments(settings.payments)
+        billing = BillingService(settings, changes, payments)
+        billing.ledger.register(jobs)
         return cls(
             settings=settings,
             limiter=limiter,
@@ -71,11 +78,14 @@ class Services:
             rebuilds=rebuilds,
             storage=storage,
             media=MediaService(settings, changes, storage),
+            payments=payments,
+            billing=billing,
         )
 
     async def close(self) -> None:
         """Release what the services hold open (pub/sub, rate-limit storage, storage
-        backends)."""
+        backends, payment providers)."""
         await self.pubsub.close()
         await self.limiter.close()
         await self.storage.close()
+        await self.payments.close()

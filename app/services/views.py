@@ -26,8 +26,10 @@ from app.sql import Row
 def audience(p: str, viewer: str = ":viewer") -> str:
     """The audience of post `p` includes the viewer (`viewer`: the parameter :viewer, NULL when
     signed out, or a column when one statement checks many viewers) when neither side blocks
-    the other and its visibility lets them in. SUBSCRIBERS posts are the author's alone until
-    premium subscriptions exist."""
+    the other and its visibility lets them in. SUBSCRIBERS posts are for the author and every
+    account with premium access now (a subscription's `access_until`, app/models/billing.py,
+    is in the future: paid, in its grace period, or complimentary). `:now` is bound by
+    app/sql.py to the statement's time unless the caller gives it."""
     return f"""
 (
   {p}.visibility = 'public'
@@ -37,9 +39,18 @@ def audience(p: str, viewer: str = ":viewer") -> str:
         WHERE vf.follower_id = {viewer} AND vf.followee_id = {p}.author_id))
   OR ({p}.visibility = 'direct' AND EXISTS (
         SELECT 1 FROM mentions vm WHERE vm.post_id = {p}.id AND vm.user_id = {viewer}))
+  OR ({p}.visibility = 'subscribers' AND {premium(viewer)})
 )
 AND NOT {blocked(viewer, f"{p}.author_id", "vb")}
 """
+
+
+def premium(viewer: str = ":viewer") -> str:
+    """The viewer has premium access now: the one definition of it (app/services/billing.py
+    reads it through here too)."""
+    return f"""EXISTS (
+        SELECT 1 FROM subscriptions vsub
+        WHERE vsub.user_id = {viewer} AND vsub.access_until > :now)"""
 
 
 def visible(p: str = "p", viewer: str = ":viewer") -> str:

@@ -1,0 +1,657 @@
+"""The payments ledger: what a paid, failed or cancelled charge does to a subscription, and the
+jobs that keep subscriptions moving (renewals, the end of a period, webhook events, stopping a
+vendor that is being left).
+
+Access comes from one column, `Subscription.access_until` (the rule is `views.premium`):
+- a period paid sets it to the period's end plus the grace period, so a renewal that fails,
+  or a processor that is down or gone when the period ends, costs the subscriber nothing for
+  `grace_days`, and no job has to run for that to hold;
+- a subscription that will not renew (cancelled at period end, moved to another processor)
+  keeps it at the end of the period already paid (a move keeps the grace too: the subscriber
+  did nothing wrong);
+- cancelling at once sets it to now.
+`status` is kept for people (admins, the subscriber); `effective_status` adds what the clock
+says since the last job ran.
+
+Charges and events, whatever their order:
+- a payment row exists, PENDING, before its charge is started: its id is the `reference` the
+  processor echoes, so every event finds its payment without asking the vendor;
+- SUCCEEDED is final and wins over anything (money taken is always credited: a success that
+  arrives after a failure or a cancellation of the same charge still pays the period);
+  FAILED and CANCELED only ever replace PENDING;
+- a first payment's period starts when it is paid (or when the subscriber's access from an
+  earlier subscription ends: a switch of processor loses no paid day); a renewal's period
+  follows the one before it.
+Every vendor event is recorded once (`payment_events` is unique per configuration and event
+id) in the transaction that enqueues its application, and applied in the transaction that
+marks it processed, so a delivery repeated, concurrent or replayed by reconciliation changes
+nothing twice.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from app import sql
+from app.changes import Change, Changes
+from app.ids import new_id
+from app.jobs.queue import Commit, JobQueue, nothing
+from app.models import (
+    ActionRequired,
+    Payment,
+    PaymentEventRecord,
+    PaymentFeed,
+    PaymentStatus,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+    User,
+)
+from app.payments import Payments
+from app.settings import Settings
+from providers.errors import Declined, NotFound
+from providers.payments.base import (
+    ActionKind,
+    Charge,
+    ChargeRequest,
+    ChargeStatus,
+    Customer,
+    EventKind,
+    Interval,
+    PaymentEvent,
+    PlanPrice,
+)
+
+log = logging.getLogger("holdfast.payments")
+
+APPLY_EVENT = "payments.apply"
+RENEW = "payments.renew"
+PERIOD_END = "payments.period_end"
+STOP_VENDOR = "payments.stop_vendor"
+
+# Events recorded per reconciliation page and per webhook delivery at most.
+EVENT_PAGE = 100
+
+_ACTIONS = {
+    ActionKind.CONFIRM_CARD: ActionRequired.CONFIRM_PAYMENT,
+    ActionKind.PAY_AT_URL: ActionRequired.PAY,
+    ActionKind.AWAIT_MANUAL_PAYMENT: ActionRequired.PAY,
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def add_interval(at: datetime, interval: str) -> datetime:
+    """`at` plus one month or year, on the same day (the month's last day when it has no such
+    day: Jan 31 + 1 month is Feb 28 or 29)."""
+    months = 12 if interval == Interval.YEAR else 1
+    month_index = at.month - 1 + months
+    year, month = at.year + month_index // 12, month_index % 12 + 1
+    day = min(at.day, calendar.monthrange(year, month)[1])
+    return at.replace(year=year, month=month, day=day)
+
+
+def effective_status(sub: Subscription, at: datetime | None = None) -> SubscriptionStatus:
+    """The status the clock says, even before the job at the period's end has run."""
+    at = at or now()
+    status = sub.status
+    if status is SubscriptionStatus.EXPIRED or sub.complimentary:
+        ended = sub.access_until is None or sub.access_until <= at
+        return SubscriptionStatus.EXPIRED if ended else status
+    if status is SubscriptionStatus.INCOMPLETE:
+        return status
+    if sub.access_until is None or sub.access_until <= at:
+        return SubscriptionStatus.EXPIRED
+    ended = sub.current_period_end is not None and sub.current_period_end <= at
+    if status is SubscriptionStatus.ACTIVE and ended:
+        return SubscriptionStatus.PAST_DUE
+    return status
+
+
+def price_of(plan: Plan, currency: str) -> PlanPrice:
+    return PlanPrice(
+        plan=plan.code,
+        name=plan.name,
+        amount=plan.prices[currency],
+        currency=currency,
+        interval=Interval(plan.interval),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class Ledger:
+    def __init__(self, settings: Settings, changes: Changes, payments: Payments) -> None:
+        self.settings = settings
+        self.changes = changes
+        self.payments = payments
+        self.grace = timedelta(days=settings.payments.grace_days)
+        self.lead = timedelta(days=settings.payments.renewal_lead_days)
+        self.retry = timedelta(hours=settings.payments.retry_hours)
+
+    def register(self, jobs: JobQueue) -> None:
+        jobs.register(APPLY_EVENT, self.apply_event)
+        jobs.register_staged(RENEW, self.renew)
+        jobs.register(PERIOD_END, self.period_end)
+        jobs.register_staged(STOP_VENDOR, self.stop_vendor)
+
+    # --- charges ---------------------------------------------------------------------------
+
+    async def customer_id(self, sub: Subscription) -> str:
+        """The vendor's customer for the subscriber (made on first use, kept on the row)."""
+        if sub.customer_id is not None:
+            return sub.customer_id
+        user = await User.get(id=sub.user_id)
+        customer_id = await self.payments.get(sub.provider).create_customer(
+            Customer(reference=str(user.id), email=user.email, name=user.display_name)
+        )
+        async with self.changes.begin() as change:
+            await (
+                Subscription.filter(id=sub.id).using_db(change.conn).update(customer_id=customer_id)
+            )
+        sub.customer_id = customer_id
+        return customer_id
+
+    async def start_charge(
+        self,
+        sub: Subscription,
+        payment: Payment,
+        *,
+        off_session: bool,
+        payment_method: str | None = None,
+    ) -> Charge:
+        """Start `payment`'s charge at its processor and record what came back (outside any
+        transaction while the vendor answers). `Declined` is recorded as a failed payment and
+        raised; any other ProviderError leaves the payment PENDING and is raised (a retry with
+        the same reference takes no money twice)."""
+        provider = self.payments.get(sub.provider)
+        plan = await Plan.get(id=sub.plan_id)
+        price = PlanPrice(
+            plan=plan.code,
+            name=plan.name,
+            amount=payment.amount,
+            currency=payment.currency,
+            interval=Interval(sub.interval),
+        )
+        start = payment.period_start or now()
+        request = ChargeRequest(
+            reference=str(payment.id),
+            customer_id=await self.customer_id(sub),
+            price=price,
+            period_start=start,
+            period_end=payment.period_end or add_interval(start, sub.interval),
+            off_session=off_session,
+            payment_method=payment_method,
+            return_url=self.settings.payments.return_url,
+        )
+        try:
+            charge = await provider.charge(request)
+        except Declined as exc:
+            async with self.changes.begin() as change:
+                await self.failed(change, payment.id, str(exc) or "The payment was declined.")
+            raise
+        async with self.changes.begin() as change:
+            await self.record_charge(change, payment.id, charge)
+        return charge
+
+    async def record_charge(self, change: Change, payment_id: int, charge: Charge) -> None:
+        """Record a charge as the vendor returned it: its id, what the payer must do, and its
+        outcome when it already has one."""
+        updates: dict[str, Any] = {
+            "charge_id": charge.id,
+            "action_kind": charge.action.kind.value,
+            "action_url": charge.action.url,
+            "instructions": charge.action.instructions,
+        }
+        await (
+            Payment.filter(id=payment_id, charge_id=None)
+            .using_db(change.conn)
+            .update(charge_id=charge.id)
+        )
+        await (
+            Payment.filter(id=payment_id, status=PaymentStatus.PENDING)
+            .using_db(change.conn)
+            .update(**{k: v for k, v in updates.items() if k != "charge_id"})
+        )
+        if charge.status is ChargeStatus.SUCCEEDED:
+            await self.paid(change, payment_id, now())
+        elif charge.status is ChargeStatus.FAILED:
+            await self.failed(change, payment_id, charge.failure or "The payment failed.")
+        elif charge.status is ChargeStatus.CANCELED:
+            await self.failed(change, payment_id, None, status=PaymentStatus.CANCELED)
+        else:
+            action = _ACTIONS.get(charge.action.kind)
+            if action is not None:
+                payment = await Payment.filter(id=payment_id).using_db(change.conn).get()
+                await (
+                    Subscription.filter(id=payment.subscription_id, switch_to=None)
+                    .using_db(change.conn)
+                    .update(action_required=action)
+                )
+
+    async def paid(self, change: Change, payment_id: int, at: datetime) -> None:
+        """Credit a payment: its period is paid. Applying it again changes nothing."""
+        payment = (
+            await Payment.filter(id=payment_id).select_for_update().using_db(change.conn).first()
+        )
+        if payment is None or payment.status is PaymentStatus.SUCCEEDED:
+            return
+        sub = (
+            await Subscription.filter(id=payment.subscription_id)
+            .select_for_update()
+            .using_db(change.conn)
+            .get()
+        )
+        if payment.period_start is None:
+            # A first payment: from now, or from the end of the access the subscriber still
+            # has (from this subscription or the one it replaces).
+            earlier = await self._paid_until(change, sub.user_id)
+            start = max(at, earlier) if earlier is not None else at
+            payment.period_start = start
+            payment.period_end = add_interval(start, sub.interval)
+        assert payment.period_end is not None
+        payment.status = PaymentStatus.SUCCEEDED
+        payment.paid_at = at
+        payment.failure = None
+        await payment.save(using_db=change.conn)
+
+        first = sub.current_period_end is None
+        if sub.current_period_end is None or payment.period_end > sub.current_period_end:
+            sub.current_period_start = payment.period_start
+            sub.current_period_end = payment.period_end
+        assert sub.current_period_end is not None
+        ends = sub.cancel_at_period_end or sub.switch_to is not None
+        until = (
+            sub.current_period_end
+            if ends and sub.switch_to is None
+            else (sub.current_period_end + self.grace)
+        )
+        if sub.access_until is None or until > sub.access_until:
+            sub.access_until = until
+        sub.grace_until = None
+        sub.renewal_failures = 0
+        if sub.switch_to is None:
+            sub.action_required = None
+        if sub.status is not SubscriptionStatus.CANCELED:
+            sub.status = SubscriptionStatus.ACTIVE
+        sub.ended_at = None
+        await sub.save(using_db=change.conn)
+        if first:
+            await self._replace_earlier(change, sub)
+        await self.schedule(change, sub)
+
+    async def failed(
+        self,
+        change: Change,
+        payment_id: int,
+        failure: str | None,
+        *,
+        status: PaymentStatus = PaymentStatus.FAILED,
+    ) -> None:
+        """A charge failed or was cancelled: only a PENDING payment changes (a payment already
+        paid stays paid). A failed renewal asks the subscriber for another method and is
+        retried while the grace period lasts."""
+        changed = (
+            await Payment.filter(id=payment_id, status=PaymentStatus.PENDING)
+            .using_db(change.conn)
+            .update(status=status, failure=failure[:500] if failure else None)
+        )
+        if not changed or status is not PaymentStatus.FAILED:
+            return
+        payment = await Payment.filter(id=payment_id).using_db(change.conn).get()
+        sub = (
+            await Subscription.filter(id=payment.subscription_id)
+            .select_for_update()
+            .using_db(change.conn)
+            .get()
+        )
+        if sub.switch_to is None:
+            sub.action_required = ActionRequired.UPDATE_PAYMENT_METHOD
+        sub.renewal_failures += 1
+        await sub.save(using_db=change.conn)
+        if payment.renewal and sub.current_period_end is not None and not sub.complimentary:
+            retry_at = now() + self.retry
+            if retry_at < sub.current_period_end + self.grace and not sub.cancel_at_period_end:
+                await change.enqueue(
+                    RENEW,
+                    {"subscription": sub.id, "period_end": _iso(sub.current_period_end)},
+                    delay=self.retry.total_seconds(),
+                )
+
+    async def _paid_until(self, change: Change, user_id: int) -> datetime | None:
+        """The end of the latest period the subscriber has paid (or was granted) that has not
+        ended yet, across their subscriptions (grace periods are not paid time)."""
+        rows = await sql.fetch(
+            "SELECT MAX(current_period_end) AS until FROM subscriptions "
+            "WHERE user_id = :user AND current_period_end > :now AND access_until > :now",
+            {"user": user_id},
+            change.conn,
+        )
+        value = rows[0]["until"] if rows else None
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    async def _replace_earlier(self, change: Change, sub: Subscription) -> None:
+        """A subscription's first payment ends the subscriber's other live subscriptions:
+        they renew no more (their paid access stays until it ends)."""
+        earlier = (
+            await Subscription.filter(
+                user_id=sub.user_id,
+                replaced_by_id=None,
+                status__in=(
+                    SubscriptionStatus.ACTIVE,
+                    SubscriptionStatus.PAST_DUE,
+                    SubscriptionStatus.CANCELED,
+                    SubscriptionStatus.INCOMPLETE,
+                ),
+            )
+            .exclude(id=sub.id)
+            .using_db(change.conn)
+        )
+        for old in earlier:
+            old.replaced_by_id = sub.id
+            old.action_required = None
+            if old.status is SubscriptionStatus.INCOMPLETE:
+                old.status = SubscriptionStatus.EXPIRED
+                old.ended_at = now()
+            else:
+                old.cancel_at_period_end = True
+                old.status = SubscriptionStatus.CANCELED
+            await old.save(using_db=change.conn)
+            await (
+                Payment.filter(subscription_id=old.id, status=PaymentStatus.PENDING)
+                .using_db(change.conn)
+                .update(status=PaymentStatus.CANCELED)
+            )
+            await self.stop_at_vendor(change, old)
+
+    async def stop_at_vendor(self, change: Change, sub: Subscription) -> None:
+        """Record the job that makes sure the subscription's processor charges it no more
+        (retried while the vendor does not answer; the ledger needs none of it)."""
+        if sub.provider not in self.payments.providers or sub.vendor_stopped_at is not None:
+            return
+        charges = (
+            await Payment.filter(
+                subscription_id=sub.id, status=PaymentStatus.CANCELED, charge_id__not_isnull=True
+            )
+            .using_db(change.conn)
+            .values_list("charge_id", flat=True)
+        )
+        await change.enqueue(
+            STOP_VENDOR,
+            {"subscription": sub.id, "charges": list(charges)[-20:]},
+        )
+
+    async def schedule(self, change: Change, sub: Subscription) -> None:
+        """The timers of the current period: its renewal (unless it will not renew) and its
+        end. Each carries the period's end, so a timer of a period since replaced does
+        nothing."""
+        if sub.current_period_end is None:
+            return
+        at = now()
+        end = sub.current_period_end
+        marker = {"subscription": sub.id, "period_end": _iso(end)}
+        if not (sub.cancel_at_period_end or sub.complimentary or sub.switch_to):
+            renew_at = end - self.lead
+            await change.enqueue(RENEW, marker, delay=max(0.0, (renew_at - at).total_seconds()))
+        await change.enqueue(PERIOD_END, marker, delay=max(0.0, (end - at).total_seconds()))
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    async def renew(self, payload: dict[str, Any]) -> Commit:
+        """`payments.renew` {subscription, period_end}: charge the next period (a stage: the
+        vendor is called outside any transaction). A declined renewal is retried every
+        `retry_hours` until the grace period ends; a vendor that does not answer fails the
+        job, which is retried."""
+        sub = await Subscription.get_or_none(id=payload["subscription"])
+        if sub is None or _iso(sub.current_period_end) != payload["period_end"]:
+            return nothing
+        if (
+            sub.cancel_at_period_end
+            or sub.switch_to is not None
+            or sub.complimentary
+            or sub.replaced_by_id is not None
+            or sub.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+            or sub.provider not in self.payments.providers
+        ):
+            return nothing
+        assert sub.current_period_end is not None
+        start = sub.current_period_end
+        async with self.changes.begin() as change:
+            locked = (
+                await Subscription.filter(id=sub.id).select_for_update().using_db(change.conn).get()
+            )
+            existing = (
+                await Payment.filter(subscription_id=sub.id, renewal=True, period_start=start)
+                .exclude(status__in=(PaymentStatus.FAILED, PaymentStatus.CANCELED))
+                .using_db(change.conn)
+                .first()
+            )
+            if existing is None:
+                existing = await Payment.create(
+                    subscription_id=sub.id,
+                    provider=sub.provider,
+                    amount=locked.amount,
+                    currency=locked.currency,
+                    renewal=True,
+                    period_start=start,
+                    period_end=add_interval(start, sub.interval),
+                    using_db=change.conn,
+                )
+        if existing.status is PaymentStatus.SUCCEEDED or existing.charge_id is not None:
+            return nothing  # paid, or its charge already waits for the payer
+        try:
+            await self.start_charge(sub, existing, off_session=True)
+        except Declined:
+            return nothing  # recorded, and retried by `failed`
+        return nothing
+
+    async def period_end(self, change: Change, payload: dict[str, Any]) -> None:
+        """`payments.period_end` {subscription, period_end}: a period ended. A subscription
+        that does not renew expires; one whose renewal is unpaid goes PAST_DUE (its access
+        already runs through the grace period) and expires when that ends."""
+        sub = (
+            await Subscription.filter(id=payload["subscription"])
+            .select_for_update()
+            .using_db(change.conn)
+            .first()
+        )
+        if sub is None or _iso(sub.current_period_end) != payload["period_end"]:
+            return
+        at = now()
+        if sub.access_until is not None and sub.access_until > at:
+            if sub.status is SubscriptionStatus.ACTIVE and not sub.cancel_at_period_end:
+                sub.status = SubscriptionStatus.PAST_DUE
+                sub.grace_until = sub.access_until
+                if sub.action_required is None:
+                    sub.action_required = ActionRequired.UPDATE_PAYMENT_METHOD
+                await sub.save(using_db=change.conn)
+            # Look again when the access ends.
+            await change.enqueue(
+                PERIOD_END, payload, delay=(sub.access_until - at).total_seconds() + 1
+            )
+            return
+        if sub.status is not SubscriptionStatus.EXPIRED:
+            sub.status = SubscriptionStatus.EXPIRED
+            sub.ended_at = at
+            await sub.save(using_db=change.conn)
+            await (
+                Payment.filter(subscription_id=sub.id, status=PaymentStatus.PENDING)
+                .using_db(change.conn)
+                .update(status=PaymentStatus.CANCELED)
+            )
+            await self.stop_at_vendor(change, sub)
+
+    async def stop_vendor(self, payload: dict[str, Any]) -> Commit:
+        """`payments.stop_vendor` {subscription, charges}: cancel the subscription's open
+        charges at its processor and stop anything there that charges on its own. A vendor
+        that does not answer fails the job (retried, then dead: the ledger is unaffected)."""
+        sub = await Subscription.get_or_none(id=payload["subscription"])
+        if sub is None or sub.provider not in self.payments.providers:
+            return nothing
+        provider = self.payments.get(sub.provider)
+        for charge_id in payload.get("charges", []):
+            with contextlib.suppress(NotFound):
+                await provider.cancel(charge_id)
+        if sub.customer_id is not None:
+            others = (
+                await Subscription.filter(
+                    provider=sub.provider,
+                    customer_id=sub.customer_id,
+                    status__in=(SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE),
+                    cancel_at_period_end=False,
+                    switch_to=None,
+                )
+                .exclude(id=sub.id)
+                .exists()
+            )
+            if not others:
+                await provider.stop_renewals(sub.customer_id)
+
+        async def commit(change: Change) -> None:
+            await (
+                Subscription.filter(id=sub.id).using_db(change.conn).update(vendor_stopped_at=now())
+            )
+
+        return commit
+
+    # --- events ----------------------------------------------------------------------------
+
+    async def ingest(self, change: Change, name: str, events: Sequence[PaymentEvent]) -> int:
+        """Record vendor events not seen before and enqueue their application; returns how
+        many were new. Concurrent deliveries of one event insert it once."""
+        new = 0
+        for event in events:
+            record_id = await self._record_event(change, name, event)
+            if record_id is not None:
+                new += 1
+                await change.enqueue(APPLY_EVENT, {"event": record_id})
+        return new
+
+    async def _record_event(self, change: Change, name: str, event: PaymentEvent) -> int | None:
+        record_id = new_id()
+        data = {
+            "amount": event.amount,
+            "currency": event.currency,
+            "failure": event.failure,
+        }
+        inserted = await sql.execute(
+            "INSERT INTO payment_events (id, provider, event_id, kind, occurred_at, charge_id, "
+            "reference, data, received_at) VALUES (:id, :provider, :event_id, :kind, "
+            ":occurred_at, :charge_id, :reference, :data, :now) "
+            "ON CONFLICT (provider, event_id) DO NOTHING",
+            {
+                "id": record_id,
+                "provider": name,
+                "event_id": event.id[:255],
+                "kind": event.kind.value,
+                "occurred_at": event.occurred_at,
+                "charge_id": event.charge_id,
+                "reference": (event.reference or "")[:64] or None,
+                "data": _json(data),
+            },
+            change.conn,
+        )
+        return record_id if inserted else None
+
+    async def receive_webhook(self, name: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """A webhook delivery for configuration `name`: verified on the raw body
+        (InvalidWebhook otherwise; LookupError for a name not configured), its events
+        recorded and their application enqueued. Returns how many events were new."""
+        provider = self.payments.get(name)
+        events = provider.verify_webhook(body, headers)
+        async with self.changes.begin() as change:
+            return await self.ingest(change, name, events)
+
+    async def apply_event(self, change: Change, payload: dict[str, Any]) -> None:
+        """`payments.apply` {event}: apply a recorded event to its payment, once."""
+        record = (
+            await PaymentEventRecord.filter(id=payload["event"])
+            .select_for_update()
+            .using_db(change.conn)
+            .first()
+        )
+        if record is None or record.processed_at is not None:
+            return
+        record.processed_at = now()
+        await record.save(using_db=change.conn, update_fields=["processed_at"])
+        payment = await self._payment_of(change, record)
+        if payment is None:
+            log.info(
+                "payment event %s from %s names no payment of ours",
+                record.event_id,
+                record.provider,
+            )
+            return
+        if record.charge_id and payment.charge_id is None:
+            await (
+                Payment.filter(id=payment.id, charge_id=None)
+                .using_db(change.conn)
+                .update(charge_id=record.charge_id)
+            )
+        kind = EventKind(record.kind)
+        failure = record.data.get("failure") if isinstance(record.data, dict) else None
+        if kind is EventKind.CHARGE_SUCCEEDED:
+            await self.paid(change, payment.id, record.occurred_at)
+        elif kind is EventKind.CHARGE_FAILED:
+            await self.failed(change, payment.id, str(failure or "The payment failed."))
+        elif kind is EventKind.CHARGE_CANCELED:
+            await self.failed(change, payment.id, None, status=PaymentStatus.CANCELED)
+
+    async def _payment_of(self, change: Change, record: PaymentEventRecord) -> Payment | None:
+        if record.reference and record.reference.isdigit():
+            payment = (
+                await Payment.filter(id=int(record.reference), provider=record.provider)
+                .using_db(change.conn)
+                .first()
+            )
+            if payment is not None:
+                return payment
+        if record.charge_id:
+            return (
+                await Payment.filter(provider=record.provider, charge_id=record.charge_id)
+                .using_db(change.conn)
+                .first()
+            )
+        return None
+
+    async def reconcile(self, name: str) -> int:
+        """Pull the events of configuration `name` since the last one seen and record those
+        missed; returns how many were new. Each page and the position after it commit
+        together, so an interrupted run resumes where it stopped."""
+        provider = self.payments.get(name)
+        feed = await PaymentFeed.get_or_none(provider=name)
+        cursor = feed.cursor if feed is not None else None
+        new = 0
+        while True:
+            page = await provider.events_since(cursor, limit=EVENT_PAGE)
+            async with self.changes.begin() as change:
+                new += await self.ingest(change, name, page.events)
+                await sql.execute(
+                    "INSERT INTO payment_feeds (provider, cursor, updated_at) "
+                    "VALUES (:provider, :cursor, :now) ON CONFLICT (provider) "
+                    "DO UPDATE SET cursor = :cursor, updated_at = :now",
+                    {"provider": name, "cursor": page.cursor},
+                    change.conn,
+                )
+            if not page.more or page.cursor == cursor:
+                return new
+            cursor = page.cursor
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()

@@ -323,10 +323,15 @@ class FakeBTCPay:
         return response
 
     def _handle(self, request: Request, body: bytes) -> Response:
-        if request.headers.get("authorization") != f"token {self.api_key}":
-            return Response(status_code=403)
         path = request.url.path.split("/")
         method = request.method
+        if request.headers.get("authorization") != f"token {self.api_key}":
+            # The contract gives the invoice list a 401 with ProblemDetails; the other
+            # operations used here document only 403 (with no body) for a key refused.
+            if path[-1] == "invoices" and method == "GET":
+                problem = {"code": "unauthenticated", "message": "Authentication is required"}
+                return JSONResponse(problem, status_code=401)
+            return Response(status_code=403)
         with self._lock:
             if path[1:4] == ["api", "v1", "stores"] and len(path) == 6 and path[5] == "invoices":
                 if path[4] != self.store_id:

@@ -334,18 +334,13 @@ class BTCPayPayments:
         until it is final too (expiry bounds that), with the same ids, so nothing is missed
         and a re-yield is deduplicated by id; `more` stays false behind such an invoice. A
         status changed by hand after the cursor passed (a settled invoice marked invalid)
-        comes only by webhook."""
+        comes only by webhook. Invoices `charge` did not create (the store's own apps) are
+        skipped."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
         done_time, done_ids = _parse_cursor(cursor)
         invoices = await self._list_since(done_time)
-        invoices = [
-            inv
-            for inv in invoices
-            if done_time is None
-            or _position(inv)[0] > done_time
-            or (_position(inv)[0] == done_time and _position(inv)[1] not in done_ids)
-        ]
+        invoices = [inv for inv in invoices if _is_ours(inv) and _after(inv, done_time, done_ids)]
         invoices.sort(key=_position)
         events: list[PaymentEvent] = []
         new_time, new_ids = done_time, set(done_ids)
@@ -522,6 +517,24 @@ def _charge_status(invoice: Mapping[str, Any]) -> tuple[ChargeStatus, str | None
         return ChargeStatus.PENDING, None
     raise ProviderError(
         f"BTCPay returned an invoice status this provider does not know: {status!r}"
+    )
+
+
+def _after(invoice: Mapping[str, Any], done_time: int | None, done_ids: frozenset[str]) -> bool:
+    """Whether the invoice comes after the cursor `done_time`, `done_ids`."""
+    created, invoice_id = _position(invoice)
+    if done_time is None or created > done_time:
+        return True
+    return created == done_time and invoice_id not in done_ids
+
+
+def _is_ours(invoice: Mapping[str, Any]) -> bool:
+    """Whether `charge` created the invoice (a store may also sell through its own apps)."""
+    metadata = invoice.get("metadata")
+    return (
+        isinstance(metadata, dict)
+        and isinstance(metadata.get("orderId"), str)
+        and f"{META_PREFIX}Customer" in metadata
     )
 
 

@@ -484,3 +484,24 @@ def test_the_fake_builds_only_webhooks_the_contract_allows(btcpay_server: Runnin
         btcpay_server.fake.webhook_body(
             "InvoiceSettled", "inv", at=datetime.now(UTC), manuallyMarked="yes"
         )
+
+
+async def test_reconciliation_skips_invoices_of_the_stores_own_apps(
+    btcpay: BTCPayHarness,
+) -> None:
+    async with httpx.AsyncClient(base_url=btcpay.server.url) as client:
+        response = await client.post(
+            f"/api/v1/stores/{STORE_ID}/invoices",
+            json={"amount": "3.20", "currency": "USD", "metadata": {"orderId": "pos-1"}},
+            headers={"Authorization": f"token {API_KEY}"},
+        )
+    assert response.status_code == 200
+    foreign = response.json()["id"]  # left New: it must not hold the cursor back
+    charge = await btcpay.provider.charge(request("pay-f1"))
+    await btcpay.pay(charge)
+    btcpay.fake.settle(foreign)
+
+    page = await btcpay.provider.events_since(None)
+
+    assert [e.charge_id for e in page.events] == [charge.id]
+    assert page.cursor is not None

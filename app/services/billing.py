@@ -311,11 +311,7 @@ class BillingService:
                     using_db=change.conn,
                 )
             # An earlier attempt still waiting for the payer is superseded by this one.
-            await (
-                Payment.filter(subscription_id=sub.id, status=PaymentStatus.PENDING)
-                .using_db(change.conn)
-                .update(status=PaymentStatus.CANCELED)
-            )
+            await self.ledger.supersede_pending(change, sub)
             start = sub.current_period_end if renewal else None
             payment = await Payment.create(
                 subscription_id=sub.id,
@@ -487,9 +483,11 @@ class BillingService:
         stays until the end of what was paid. The old vendor is told to charge no more by
         jobs retried while it does not answer; the ledger needs nothing from it. Idempotent:
         a second run marks only what the first did not and reports again."""
-        if target not in self.payments.providers:
+        if target not in self.payments.accepting():
             raise DomainError(
-                ErrorCode.INVALID_INPUT, f"{target!r} is not a payment configuration.", "to"
+                ErrorCode.INVALID_INPUT,
+                f"{target!r} is not a payment configuration accepting new subscribers.",
+                "to",
             )
         if source == target:
             raise DomainError(ErrorCode.INVALID_INPUT, "Choose two different providers.", "to")

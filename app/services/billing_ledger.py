@@ -75,6 +75,7 @@ APPLY_EVENT = "payments.apply"
 RENEW = "payments.renew"
 PERIOD_END = "payments.period_end"
 STOP_VENDOR = "payments.stop_vendor"
+CANCEL_CHARGES = "payments.cancel_charges"
 
 # Events recorded per reconciliation page and per webhook delivery at most.
 EVENT_PAGE = 100
@@ -145,6 +146,7 @@ class Ledger:
         jobs.register_staged(RENEW, self.renew)
         jobs.register(PERIOD_END, self.period_end)
         jobs.register_staged(STOP_VENDOR, self.stop_vendor)
+        jobs.register_staged(CANCEL_CHARGES, self.cancel_charges)
 
     # --- charges ---------------------------------------------------------------------------
 
@@ -253,9 +255,15 @@ class Ledger:
             .using_db(change.conn)
             .get()
         )
-        if payment.period_start is None:
-            # A first payment: from now, or from the end of the access the subscriber still
-            # has (from this subscription or the one it replaces).
+        covered = (
+            payment.period_start is not None
+            and sub.current_period_end is not None
+            and payment.period_start < sub.current_period_end
+        )
+        if payment.period_start is None or covered:
+            # A first payment, or one for a period another payment already paid (two charges
+            # for one renewal, both paid): from now, or from the end of the period the
+            # subscriber has paid (through this subscription or the one it replaces).
             earlier = await self._paid_until(change, sub.user_id)
             start = max(at, earlier) if earlier is not None else at
             payment.period_start = start
@@ -396,6 +404,24 @@ class Ledger:
             {"subscription": sub.id, "charges": list(charges)[-20:]},
         )
 
+    async def supersede_pending(self, change: Change, sub: Subscription) -> None:
+        """Cancel the subscription's payments still waiting for the payer, in the ledger now
+        and at the vendor by a job (an open invoice paid anyway is still credited: money
+        taken always pays a period)."""
+        pending = await Payment.filter(
+            subscription_id=sub.id, status=PaymentStatus.PENDING
+        ).using_db(change.conn)
+        if not pending:
+            return
+        await (
+            Payment.filter(id__in=[p.id for p in pending])
+            .using_db(change.conn)
+            .update(status=PaymentStatus.CANCELED)
+        )
+        charges = [p.charge_id for p in pending if p.charge_id is not None]
+        if charges and sub.provider in self.payments.providers:
+            await change.enqueue(CANCEL_CHARGES, {"provider": sub.provider, "charges": charges})
+
     async def schedule(self, change: Change, sub: Subscription) -> None:
         """The timers of the current period: its renewal (unless it will not renew) and its
         end. Each carries the period's end, so a timer of a period since replaced does
@@ -528,6 +554,17 @@ class Ledger:
             )
 
         return commit
+
+    async def cancel_charges(self, payload: dict[str, Any]) -> Commit:
+        """`payments.cancel_charges` {provider, charges}: cancel charges at the vendor so
+        they can no longer be paid (retried while it does not answer)."""
+        if payload["provider"] not in self.payments.providers:
+            return nothing
+        provider = self.payments.get(payload["provider"])
+        for charge_id in payload["charges"]:
+            with contextlib.suppress(NotFound):
+                await provider.cancel(charge_id)
+        return nothing
 
     # --- events ----------------------------------------------------------------------------
 

@@ -156,7 +156,10 @@ class EventKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class PaymentEvent:
     """One vendor event, normalised. `id` is unique per vendor account and the same on every
-    delivery of the event (the ledger applies each id once)."""
+    delivery of the event (the ledger records each id once). A vendor may name one outcome
+    under two ids (BTCPay: a webhook's delivery id, and the invoice-and-status id that
+    reconciliation derives); the ledger applies outcomes to a charge's state, where a final
+    outcome applied twice changes nothing, so that is harmless."""
 
     id: str
     kind: EventKind
@@ -231,7 +234,9 @@ class PaymentProvider(Protocol):
 
     async def events_since(self, cursor: str | None, *, limit: int = 100) -> EventPage:
         """Events after `cursor` (None: from the oldest the vendor still lists), oldest
-        first, at most `limit`: what reconciliation pulls to catch missed webhooks."""
+        first, at most `limit`: what reconciliation pulls to catch missed webhooks. A vendor
+        without an event feed may yield an event again, under the same id, on a later pull
+        (its cursor cannot move past a charge still pending)."""
         ...
 
     async def close(self) -> None:

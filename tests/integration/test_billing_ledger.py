@@ -335,3 +335,23 @@ async def test_a_switch_of_processor_loses_no_paid_day(services: Services) -> No
     assert report.waiting == []
     # A second run marks nothing more.
     assert (await services.billing.switch_provider("bank", "cash")).marked == 0
+
+
+async def test_two_charges_paid_for_one_period_pay_two_periods(services: Services) -> None:
+    """Money taken always pays a period: an invoice superseded by a second one but paid
+    anyway extends the subscription instead of vanishing."""
+    viewer = await subscriber()
+    first = await pending_payment(services, viewer)
+    second = await pending_payment(services, viewer)
+    assert (await Payment.get(id=first.id)).status is PaymentStatus.CANCELED
+    await deliver(services, "bank", event(second, EventKind.CHARGE_SUCCEEDED))
+    await run_jobs(services)
+    sub = await Subscription.get(id=second.subscription_id)
+    one_period = sub.current_period_end
+    assert one_period is not None
+    await deliver(services, "bank", event(first, EventKind.CHARGE_SUCCEEDED))
+    await run_jobs(services)
+    sub = await Subscription.get(id=sub.id)
+    assert sub.current_period_start == one_period
+    assert sub.current_period_end == add_interval(one_period, "month")
+    assert (await Payment.get(id=first.id)).status is PaymentStatus.SUCCEEDED

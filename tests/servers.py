@@ -16,8 +16,8 @@ Use from a conftest:
 from __future__ import annotations
 
 import subprocess
-import time
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,7 +84,9 @@ def start_moto_server() -> Iterator[MotoServer]:
 # where the payments provider relies on documented Stripe behaviour localstripe lacks:
 # - `GET /v1/payment_intents` takes the `customer` filter, and it and `GET /v1/events` list
 #   newest first (localstripe lists in insertion order and rejects the filter);
-# - `POST /v1/payment_intents` takes `setup_future_usage` (localstripe rejects it) and keeps it.
+# - `POST /v1/payment_intents` takes `setup_future_usage` (kept on the intent),
+#   `automatic_payment_methods` and `return_url` (ignored: cards never redirect there), which
+#   localstripe rejects.
 _LOCALSTRIPE_CHILD = """
 import os
 import socket
@@ -134,7 +136,8 @@ resources.Event._api_list_all = classmethod(_list_events)
 _intent_init = resources.PaymentIntent.__init__
 
 
-def _intent_init_with_setup(self, setup_future_usage=None, **kwargs):
+def _intent_init_with_setup(self, setup_future_usage=None, automatic_payment_methods=None,
+                            return_url=None, **kwargs):
     if setup_future_usage not in (None, 'on_session', 'off_session'):
         raise resources.UserError(400, 'Bad request')
     _intent_init(self, **kwargs)

@@ -112,7 +112,7 @@ class StripePayments:
             )
             if value
         )
-        self._http = stripe.HTTPXClient(timeout=options.timeout)
+        self._http = _HTTPXClient(timeout=options.timeout)
         self._client = stripe.StripeClient(
             options.api_key.get_secret_value(),
             base_addresses={"api": options.api_base} if options.api_base else None,
@@ -463,6 +463,19 @@ class StripePayments:
         for secret in self._secrets:
             message = message.replace(secret, "***")
         return message
+
+
+class _HTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client, sending the form-encoded body as `content=`: the SDK passes
+    it as `data=<str>`, which httpx deprecates (a DeprecationWarning on every request now,
+    an error once httpx drops it)."""
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
+    ) -> Any:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        kwargs["content"] = kwargs.pop("data") or None
+        return [args, kwargs]
 
 
 def _dict(item: Any) -> dict[str, Any]:

@@ -1,15 +1,55 @@
-"""Servers the provider contract suites run against."""
+"""Servers and harnesses the provider contract suites run against."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.servers import MotoServer, start_moto_server
+from tests.contract.payments_harness import PaymentsHarness
+from tests.contract.payments_manual import ManualHarness
+from tests.contract.payments_stripe import StripeHarness
+from tests.servers import LocalStripe, MotoServer, start_localstripe, start_moto_server
+
+PAYMENT_HARNESSES = [
+    "stripe",
+    "manual",
+    # "btcpay",  # with tests/contract/payments_btcpay.py and `payments_harness_btcpay` below
+]
+"""Every payments provider the contract suite runs against: each name has a fixture
+`payments_harness_<name>` giving its harness (and resetting its server afterwards)."""
 
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     with start_moto_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[LocalStripe]:
+    with start_localstripe() as server:
+        yield server
+
+
+@pytest.fixture
+async def payments_harness_stripe(localstripe: LocalStripe) -> AsyncIterator[StripeHarness]:
+    harness = StripeHarness(localstripe)
+    try:
+        yield harness
+    finally:
+        await harness.provider.close()
+        await harness.reset()
+
+
+@pytest.fixture
+async def payments_harness_manual() -> AsyncIterator[ManualHarness]:
+    harness = ManualHarness()
+    yield harness
+    await harness.provider.close()
+
+
+@pytest.fixture(params=PAYMENT_HARNESSES)
+def payments_harness(request: pytest.FixtureRequest) -> PaymentsHarness:
+    harness: PaymentsHarness = request.getfixturevalue(f"payments_harness_{request.param}")
+    return harness

@@ -144,7 +144,7 @@ class StripePayments:
                     ),
                 )
             else:
-                if product.get("name") != name or product.get("active") is False:
+                if product.get("name") != name or _inactive(product):
                     await self._call(
                         "product",
                         v1.products.update_async(product_id, {"name": name, "active": True}),
@@ -171,7 +171,7 @@ class StripePayments:
                     ),
                 )
             else:
-                if existing.get("nickname") != price.name or existing.get("active") is False:
+                if existing.get("nickname") != price.name or _inactive(existing):
                     await self._call(
                         "plan",
                         v1.plans.update_async(plan_id, {"nickname": price.name, "active": True}),
@@ -484,6 +484,11 @@ def _dict(item: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ProviderError(f"stripe: unexpected answer ({type(item).__name__})")
     return data
+
+
+def _inactive(data: Mapping[str, Any]) -> bool:
+    # localstripe keeps an updated flag as the form's string ("false").
+    return data.get("active") in (False, "false")
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

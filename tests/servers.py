@@ -1,4 +1,4 @@
-"""Real local servers shared by test modules (and bench/storage): moto's S3/EC2 server.
+"""Real local servers shared by test modules (and bench/storage): moto (S3, EC2), localstripe.
 
 moto's `ThreadedMotoServer` runs in a child process rather than in the test process: the
 tests measure their own memory (a moto in-process would hold every object it stores in the
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,3 +74,136 @@ def start_moto_server() -> Iterator[MotoServer]:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+# localstripe (GPL-3.0, test-only) in a child process, for the same reasons as moto. Its store
+# pickles itself after every write to the fixed path `/tmp/localstripe.pickle` (hard-coded in
+# `localstripe/resources.py`: TMPDIR does not move it), which the two parallel passes of
+# `make test` and any other run would share: the child turns that persistence off, so each
+# server's state lives in its own memory only. Two more patches make it answer like Stripe
+# where the payments provider relies on documented Stripe behaviour localstripe lacks:
+# - `GET /v1/payment_intents` takes the `customer` filter, and it and `GET /v1/events` list
+#   newest first (localstripe lists in insertion order and rejects the filter);
+# - `POST /v1/payment_intents` takes `setup_future_usage` (kept on the intent),
+#   `automatic_payment_methods` and `return_url` (ignored: cards never redirect there), which
+#   localstripe rejects.
+_LOCALSTRIPE_CHILD = """
+import os
+import socket
+import sys
+import threading
+
+from aiohttp import web
+from localstripe import resources
+from localstripe.server import app
+
+resources.Store.dump_to_disk = lambda self: None
+resources.Store.try_load_from_disk = lambda self: None
+
+_list_all = resources.StripeObject._api_list_all.__func__
+
+
+def _newest_first(cls, url, limit=None, starting_after=None, customer=None, **kwargs):
+    found = [value for key, value in resources.store.items()
+             if key.startswith(cls.object + ':')]
+    if customer is not None:
+        found = [item for item in found if getattr(item, 'customer', None) == customer]
+    found.reverse()
+    li = resources.List(url, limit=limit, starting_after=starting_after)
+    li._list = found
+    return li
+
+
+def _list_payment_intents(cls, url, customer=None, limit=None, starting_after=None, **kwargs):
+    if kwargs:
+        raise resources.UserError(400, 'Unexpected ' + ', '.join(kwargs))
+    return _newest_first(cls, url, limit, starting_after, customer)
+
+
+resources.PaymentIntent._api_list_all = classmethod(_list_payment_intents)
+
+_events = resources.Event._api_list_all.__func__
+
+
+def _list_events(cls, url, **kwargs):
+    li = _events(cls, url, **kwargs)
+    li._list.reverse()
+    return li
+
+
+resources.Event._api_list_all = classmethod(_list_events)
+
+_intent_init = resources.PaymentIntent.__init__
+
+
+def _intent_init_with_setup(self, setup_future_usage=None, automatic_payment_methods=None,
+                            return_url=None, **kwargs):
+    if setup_future_usage not in (None, 'on_session', 'off_session'):
+        raise resources.UserError(400, 'Bad request')
+    _intent_init(self, **kwargs)
+    self.setup_future_usage = setup_future_usage
+
+
+resources.PaymentIntent.__init__ = _intent_init_with_setup
+
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+web.run_app(app, sock=sock, print=None, handle_signals=True)
+"""
+
+
+@dataclass(frozen=True)
+class LocalStripe:
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self, timeout: float = 10) -> None:
+        """Forget every object (`DELETE /_config/data`)."""
+        httpx.delete(f"{self.url}/_config/data", timeout=timeout).raise_for_status()
+
+
+@contextmanager
+def start_localstripe() -> Iterator[LocalStripe]:
+    """A localstripe on a free loopback port, in a child process that exits with the block
+    (or when the test process dies: it watches its stdin)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _LOCALSTRIPE_CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"localstripe did not start (exit code {process.poll()})")
+        server = LocalStripe(int(line))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{server.url}/v1/balance", headers=_AUTH, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("localstripe did not answer") from None
+                time.sleep(0.05)
+        yield server
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+_AUTH = {"Authorization": "Bearer sk_test_readiness"}

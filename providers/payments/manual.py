@@ -1,13 +1,20 @@
-"""Manual payments: bank transfer or cash, confirmed by an admin.
+"""Manual payments: a bank transfer or cash, confirmed by an admin in the app.
 
-There is no vendor: a charge is a request to pay, with the operator's instructions and the
-reference to quote, and an admin confirms each payment that arrives (the `confirmManualPayment`
-mutation, app/services/billing.py). The provider keeps no state; the ledger is the truth about
-what was paid. It sends no webhooks and lists no events.
+No vendor and no state: the ledger is the only record of a manual payment, and an admin
+marking it paid there is what ends it. This provider only says how to pay: each charge is
+PENDING with `ActionKind.AWAIT_MANUAL_PAYMENT` and instructions naming the amount and the
+reference the payer quotes with the transfer. Renewals are the same (a person must pay).
+
+Charge ids are `manual-<currency>-<amount>-<reference>`: deterministic, so `charge` is
+idempotent on the reference, and enough for `fetch` to describe the charge again without
+keeping anything. `fetch` can only ever say PENDING (whether the money arrived is known to the
+ledger, not here); `cancel` answers CANCELED (nothing here could take the money later) and
+the ledger records it. There are no webhooks and no events.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import ClassVar
@@ -27,19 +34,16 @@ from providers.payments.base import (
     PlanPrice,
 )
 
-_PREFIX = "manual-"
-_ZERO_DECIMAL = frozenset({"jpy", "krw", "vnd", "clp", "isk", "huf", "twd", "ugx", "xaf", "xof"})
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """`500, "eur"` -> `5.00 EUR` (zero-decimal currencies have no minor unit)."""
-    if currency in _ZERO_DECIMAL:
-        return f"{amount} {currency.upper()}"
-    return f"{amount // 100}.{amount % 100:02d} {currency.upper()}"
+_ID = re.compile(r"manual-(?P<currency>[a-z]{3})-(?P<amount>[0-9]{1,15})-(?P<reference>.+)\Z", re.S)
+_ZERO_DECIMAL = frozenset(
+    {"bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "pyg", "rwf", "ugx", "vnd", "vuv",
+     "xaf", "xof", "xpf"}
+)  # fmt: skip
+_THREE_DECIMAL = frozenset({"bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"})
 
 
 class ManualPayments:
-    """Payments by hand: every charge waits for an admin's confirmation."""
+    """A `PaymentProvider` for payments made outside any processor."""
 
     kind: ClassVar[str] = "manual"
 
@@ -47,30 +51,71 @@ class ManualPayments:
         model_config = ConfigDict(extra="forbid", frozen=True)
 
         instructions: str = Field(
-            "Pay by bank transfer, quoting the reference.",
             min_length=1,
-            max_length=2_000,
-            description="how to pay (bank account, where to bring cash); shown with the amount "
-            "and the reference to quote",
+            description="How to pay, shown to the payer with each charge: the bank account "
+            "(IBAN, BIC, holder) or where to bring cash. The amount and the reference to "
+            "quote are added after it.",
         )
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: ManualPayments.Options) -> None:
         self.options = options
 
     async def sync_plans(self, prices: Sequence[PlanPrice]) -> Mapping[str, str]:
-        """No vendor objects: nothing to create."""
+        """Nothing to create: no vendor objects, so an empty mapping."""
         return {}
 
     async def create_customer(self, customer: Customer) -> str:
-        return _PREFIX + customer.reference
+        """`manual-<reference>`: there is no one to ask."""
+        return f"manual-{customer.reference}"
 
-    def _pending(self, reference: str, amount: int, currency: str) -> Charge:
+    async def charge(self, request: ChargeRequest) -> Charge:
+        """A PENDING charge the payer settles by hand, off-session too."""
+        return self._charge(request.reference, request.price.amount, request.price.currency)
+
+    async def fetch(self, charge_id: str) -> Charge:
+        """PENDING for an id this provider made (only the ledger knows whether it was paid);
+        NotFound for any other."""
+        match = _ID.match(charge_id)
+        if match is None:
+            raise NotFound(f"manual: no charge {charge_id[:200]!r}")
+        return self._charge(match["reference"], int(match["amount"]), match["currency"])
+
+    async def cancel(self, charge_id: str) -> Charge:
+        """CANCELED: nothing here can take the money later (the ledger records the
+        cancellation and refuses a late transfer by hand)."""
+        pending = await self.fetch(charge_id)
+        return Charge(
+            id=pending.id,
+            reference=pending.reference,
+            status=ChargeStatus.CANCELED,
+            amount=pending.amount,
+            currency=pending.currency,
+        )
+
+    async def stop_renewals(self, customer_id: str) -> None:
+        """Nothing renews on its own here."""
+
+    def verify_webhook(
+        self, body: bytes, headers: Mapping[str, str], *, now: datetime | None = None
+    ) -> list[PaymentEvent]:
+        """Always InvalidWebhook: manual payments have no webhooks."""
+        raise InvalidWebhook("manual payments have no webhooks")
+
+    async def events_since(self, cursor: str | None, *, limit: int = 100) -> EventPage:
+        """Always empty, with the cursor given: there are no vendor events."""
+        return EventPage(events=(), cursor=cursor)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    def _charge(self, reference: str, amount: int, currency: str) -> Charge:
         instructions = (
-            f"{self.options.instructions}\nAmount: {format_amount(amount, currency)}\n"
-            f"Reference: {reference}"
+            f"{self.options.instructions.rstrip()}\n\n"
+            f"Amount: {format_amount(amount, currency)}\n"
+            f"Reference (quote it with the payment): {reference}"
         )
         return Charge(
-            id=_PREFIX + reference,
+            id=f"manual-{currency}-{amount}-{reference}",
             reference=reference,
             status=ChargeStatus.PENDING,
             amount=amount,
@@ -78,50 +123,14 @@ class ManualPayments:
             action=NextAction(ActionKind.AWAIT_MANUAL_PAYMENT, instructions=instructions),
         )
 
-    async def charge(self, request: ChargeRequest) -> Charge:
-        """A request to pay by hand (off-session too: a person must pay). The same reference
-        gives the same charge."""
-        return self._pending(request.reference, request.price.amount, request.price.currency)
 
-    def _reference(self, charge_id: str) -> str:
-        reference = charge_id.removeprefix(_PREFIX)
-        if not charge_id.startswith(_PREFIX) or not reference.isdigit():
-            raise NotFound(f"no manual charge {charge_id!r}")
-        return reference
-
-    async def fetch(self, charge_id: str) -> Charge:
-        """Always PENDING: whether the money arrived is known only to the admin who confirms
-        it in the ledger. The amount is not kept here (0)."""
-        reference = self._reference(charge_id)
-        return Charge(
-            id=charge_id,
-            reference=reference,
-            status=ChargeStatus.PENDING,
-            amount=0,
-            currency="",
-            action=NextAction(
-                ActionKind.AWAIT_MANUAL_PAYMENT, instructions=self.options.instructions
-            ),
-        )
-
-    async def cancel(self, charge_id: str) -> Charge:
-        """Nothing to stop anywhere: the ledger refuses to confirm a cancelled payment."""
-        reference = self._reference(charge_id)
-        return Charge(
-            id=charge_id, reference=reference, status=ChargeStatus.CANCELED, amount=0, currency=""
-        )
-
-    async def stop_renewals(self, customer_id: str) -> None:
-        """Nothing charges a manual payer on its own."""
-
-    def verify_webhook(
-        self, body: bytes, headers: Mapping[str, str], *, now: datetime | None = None
-    ) -> list[PaymentEvent]:
-        raise InvalidWebhook("manual payments have no webhooks")
-
-    async def events_since(self, cursor: str | None, *, limit: int = 100) -> EventPage:
-        """No events: an admin's confirmation goes straight to the ledger."""
-        return EventPage(events=(), cursor=cursor)
-
-    async def close(self) -> None:
-        """Nothing to release."""
+def format_amount(amount: int, currency: str) -> str:
+    """An amount in minor units as people write it: `format_amount(1250, "eur")` is
+    `12.50 EUR`, `format_amount(500, "jpy")` is `500 JPY`."""
+    code = currency.upper()
+    if currency in _ZERO_DECIMAL:
+        return f"{amount} {code}"
+    places = 3 if currency in _THREE_DECIMAL else 2
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(amount), 10**places)
+    return f"{sign}{whole}.{fraction:0{places}d} {code}"

@@ -43,7 +43,7 @@ from tests.conftest import make_settings
 PAYMENTS = {
     "providers": {
         "bank": {"provider": "manual", "options": {"instructions": "IBAN XX00 0000"}},
-        "cash": {"provider": "manual"},
+        "cash": {"provider": "manual", "options": {"instructions": "Pay at the desk."}},
     },
     "plans": {"supporter": {"name": "Supporter", "prices": {"eur": 500, "usd": 600}}},
     "grace_days": 7,
@@ -321,9 +321,7 @@ async def test_a_switch_of_processor_loses_no_paid_day(services: Services) -> No
 
     new_payment = await pending_payment(services, viewer, "cash")
     await deliver(services, "cash", event(new_payment, EventKind.CHARGE_SUCCEEDED))
-    await Job.filter(state=JobState.PENDING, name=APPLY_EVENT).update(
-        run_after=datetime.now(UTC)
-    )
+    await Job.filter(state=JobState.PENDING, name=APPLY_EVENT).update(run_after=datetime.now(UTC))
     await services.jobs.run_due(services.changes)
     new = await Subscription.get(id=new_payment.subscription_id)
     # The new period begins where the one paid through `bank` ends.

@@ -368,12 +368,11 @@ class BillingService:
                 sub.ended_at = at
             sub.action_required = None
             await sub.save(using_db=change.conn)
-            await (
-                Payment.filter(subscription_id=sub.id, status=PaymentStatus.PENDING)
-                .using_db(change.conn)
-                .update(status=PaymentStatus.CANCELED)
-            )
-            await self.ledger.stop_at_vendor(change, sub)
+            await self.ledger.supersede_pending(change, sub)
+            if sub.status is SubscriptionStatus.EXPIRED:
+                # Ended now: nothing at the vendor may charge again. (One cancelled at period
+                # end keeps its saved method until the period ends, so a resume can renew.)
+                await self.ledger.stop_at_vendor(change, sub)
         return await self.view(sub)
 
     async def resume(self, viewer: Viewer) -> SubscriptionView:

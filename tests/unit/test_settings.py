@@ -316,3 +316,72 @@ def test_the_processing_timeout_covers_every_retry_of_the_job(
 
     monkeypatch_env.setenv("HOLDFAST_MEDIA__PROCESSING_TIMEOUT", "600")
     assert load_settings().processing_timeout() == 600
+
+
+def test_payments_are_named_configurations_and_plans_from_the_environment(
+    monkeypatch_env: pytest.MonkeyPatch,
+) -> None:
+    api_key = "sk_live_51Habcdefghijklmnop"
+    monkeypatch_env.setenv("HOLDFAST_PAYMENTS__PROVIDERS__CARD__PROVIDER", "stripe")
+    monkeypatch_env.setenv("HOLDFAST_PAYMENTS__PROVIDERS__CARD__OPTIONS__API_KEY", api_key)
+    monkeypatch_env.setenv("HOLDFAST_PAYMENTS__PROVIDERS__CARD__OPTIONS__WEBHOOK_SECRET", "whsec_1")
+    monkeypatch_env.setenv("HOLDFAST_PAYMENTS__PROVIDERS__CARD__ACCEPT_NEW", "false")
+    monkeypatch_env.setenv("HOLDFAST_PAYMENTS__PLANS__SUPPORTER__NAME", "Supporter")
+    monkeypatch_env.setenv("HOLDFAST_PAYMENTS__PLANS__SUPPORTER__PRICES__EUR", "500")
+    monkeypatch_env.setenv("HOLDFAST_PAYMENTS__PLANS__SUPPORTER__PERKS__MAX_POST_LENGTH", "2000")
+
+    settings = load_settings()
+
+    card = settings.payments.providers["card"]
+    assert card.provider == "stripe"
+    assert card.accept_new is False
+    assert settings.payments.plans["supporter"].prices == {"eur": 500}
+    assert settings.payments.plans["supporter"].perks.max_post_length == 2000
+    for shown in (repr(settings), str(settings), repr(card)):
+        assert api_key not in shown
+        assert "whsec_1" not in shown
+    assert card.options["api_key"] == api_key
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            {"HOLDFAST_PAYMENTS__PROVIDERS__X__PROVIDER": "paypal"},
+            r"payments.providers.x: unknown payments provider 'paypal'",
+        ),
+        (
+            {
+                "HOLDFAST_PAYMENTS__PROVIDERS__X__PROVIDER": "manual",
+                "HOLDFAST_PAYMENTS__PROVIDERS__X__OPTIONS__IBAN": "XX",
+            },
+            r"payments.providers.x.options.iban: Extra inputs are not permitted",
+        ),
+        (
+            {
+                "HOLDFAST_PAYMENTS__PLANS__GOLD__NAME": "Gold",
+                "HOLDFAST_PAYMENTS__PLANS__GOLD__PRICES__EURO": "500",
+            },
+            r"currency 'euro' is not a lower-case ISO 4217 code",
+        ),
+        (
+            {
+                "HOLDFAST_PAYMENTS__PLANS__GOLD__NAME": "Gold",
+                "HOLDFAST_PAYMENTS__PLANS__GOLD__PRICES__EUR": "0",
+            },
+            r"price in eur must be 1..100000000 minor units",
+        ),
+        (
+            {"HOLDFAST_PAYMENTS__PROVIDERS__COMPLIMENTARY__PROVIDER": "manual"},
+            r"payment configuration name 'complimentary' is not allowed",
+        ),
+    ],
+)
+def test_a_bad_payments_setting_stops_start_up_naming_the_key(
+    monkeypatch_env: pytest.MonkeyPatch, variables: dict[str, str], message: str
+) -> None:
+    for key, value in variables.items():
+        monkeypatch_env.setenv(key, value)
+
+    with pytest.raises(SettingsError, match=message):
+        load_settings()

@@ -50,7 +50,14 @@ def premium(viewer: str = ":viewer") -> str:
     reads it through here too)."""
     return f"""EXISTS (
         SELECT 1 FROM subscriptions vsub
-        WHERE vsub.user_id = {viewer} AND vsub.access_until > :now)"""
+        WHERE vsub.user_id = {viewer} AND {gives_access("vsub")})"""
+
+
+def gives_access(s: str) -> str:
+    """Subscription row `s` gives premium access now (paid, in its grace period, or
+    complimentary): what `premium` asks of a viewer's subscriptions, and what billing's
+    badges and perks ask of the plans an account has access through."""
+    return f"{s}.access_until > :now"
 
 
 def visible(p: str = "p", viewer: str = ":viewer") -> str:

@@ -7,6 +7,8 @@ provider is needed. And the perks of a plan: longer posts, more media.
 
 from __future__ import annotations
 
+import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from starlette.applications import Starlette
 from strawberry.relay import to_base64
 
+from app import live
 from app.models import Bookmark, Like, Post
 from tests.authz import (
     ancestor_texts,
@@ -29,6 +32,7 @@ from tests.authz import (
     try_post,
     user_posts,
 )
+from tests.live import LiveClient, live_client, subscribed
 from tests.media import POST, path_of, post_with_media, ready_media
 from tests.social import act, follow, post, texts, timeline
 from tests.support import Account, GraphQLClient
@@ -271,3 +275,153 @@ async def test_notifications_bookmarks_likes_and_history_follow_the_audience(
     # Acting on it is as if it did not exist.
     liked = await act(gql, "unlikePost", account, postId=world.secret["id"])
     assert liked["__typename"].endswith("Success" if sees else "Error"), liked
+
+
+# --- live updates ------------------------------------------------------------------------------
+
+HASHTAG = "subscription($tag: String!) { hashtagTimeline(tag: $tag) { node { text } } }"
+HOME = "subscription { homeTimeline { node { text } } }"
+POST_UPDATED = "subscription($id: ID!) { postUpdated(id: $id) { text likeCount } }"
+
+
+async def collect(client: LiveClient, count: int) -> dict[str, list[dict[str, Any]]]:
+    """The next `count` results, by operation id, in the order each operation got them."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(count):
+        message = await client.receive()
+        assert message["type"] in ("next", "data"), message
+        assert "errors" not in message["payload"], message
+        found.setdefault(message["id"], []).append(message["payload"]["data"])
+    return found
+
+
+def live_texts(results: list[dict[str, Any]], field: str) -> list[str]:
+    return [str(data[field]["node"]["text"]) for data in results]
+
+
+async def test_live_streams_deliver_the_post_only_to_its_audience(
+    app: Starlette, live_server: str, gql: GraphQLClient
+) -> None:
+    """Every kind of viewer subscribes at once (one batched statement per event serves them
+    all). Streams deliver in order, so one that must not get the SUBSCRIBERS post gets the
+    public post sent after it first."""
+    names = ("author", "sub", "grace", "lapsed", "outsider")
+    accounts = {name: await gql.sign_up(name) for name in names}
+    author = accounts["author"]
+    for name in names[1:]:
+        await follow(gql, accounts[name], author)
+    earlier = await post(gql, author, "velvet earlier", visibility="SUBSCRIBERS")
+    for name, state in (("sub", "active"), ("grace", "grace"), ("lapsed", "lapsed")):
+        await set_access(name, state)
+    async with AsyncExitStack() as stack:
+        clients: dict[str | None, LiveClient] = {}
+        for viewer in VIEWERS:
+            account = accounts[viewer] if viewer else None
+            client = await stack.enter_async_context(live_client(live_server))
+            assert await client.init(token(account)) == {"type": "connection_ack"}
+            await client.subscribe("post", POST_UPDATED, {"id": earlier["id"]})
+            if not SEES[viewer]:
+                # postUpdated refuses a post the viewer may not see, subscribing nothing.
+                refused = await client.receive()
+                assert refused["type"] == "error", (viewer, refused)
+                assert refused["payload"][0]["extensions"]["code"] == "NOT_FOUND"
+            await client.subscribe("tag", HASHTAG, {"tag": "lounge"})
+            if account is not None:
+                await client.subscribe("home", HOME)
+            clients[viewer] = client
+        homes = [live.home_channel(db_id(a.id)) for a in accounts.values()]
+        await subscribed(
+            app,
+            live.hashtag_channel("lounge"),
+            live.post_channel(db_id(earlier["id"])),
+            *homes,
+        )
+
+        await post(gql, author, "velvet live #lounge", visibility="SUBSCRIBERS")
+        await act(gql, "likePost", accounts["sub"], postId=earlier["id"])
+        await post(gql, author, "open live #lounge")
+
+        for viewer, client in clients.items():
+            streams = 1 if viewer is None else 2
+            if SEES[viewer]:
+                got = await collect(client, 2 * streams + 1)
+                expected = ["velvet live #lounge", "open live #lounge"]
+                assert [d["postUpdated"]["likeCount"] for d in got["post"]] == [1], viewer
+            else:
+                got = await collect(client, streams)
+                expected = ["open live #lounge"]
+                assert "post" not in got
+            assert live_texts(got["tag"], "hashtagTimeline") == expected, viewer
+            if viewer is not None:
+                assert live_texts(got["home"], "homeTimeline") == expected, viewer
+
+
+# --- perks -------------------------------------------------------------------------------------
+
+PERKS = {"max_post_length": 1_000, "max_attachments": 6}  # the network's: 500 and 4
+
+
+def perk_lookups(caplog: pytest.LogCaptureFixture) -> int:
+    """Statements that read plans' perks, among those logged (app.sql and Tortoise log each)."""
+    return sum(
+        1
+        for record in caplog.records
+        if record.name in ("tortoise.db_client", "holdfast.sql")
+        and "FROM plans" in record.getMessage()
+    )
+
+
+@pytest.mark.parametrize("state", ["active", "grace", "lapsed", None])
+async def test_a_plans_perks_raise_the_limits_while_access_lasts(
+    http: httpx.AsyncClient,
+    gql: GraphQLClient,
+    app: Starlette,
+    caplog: pytest.LogCaptureFixture,
+    state: str | None,
+) -> None:
+    writer = await gql.sign_up("writer")
+    await set_access("writer", state, perks=PERKS)
+    allowed = state in ("active", "grace")
+    with (
+        caplog.at_level(logging.DEBUG, logger="tortoise.db_client"),
+        caplog.at_level(logging.DEBUG, logger="holdfast.sql"),
+    ):
+        caplog.clear()
+        short = await try_post(gql, writer, "x" * 500)
+        # Within the network's limits the perks are not even looked up.
+        assert perk_lookups(caplog) == 0
+        caplog.clear()
+        long = await try_post(gql, writer, "y" * 800)
+        assert perk_lookups(caplog) == 1
+    assert short["__typename"] == "CreatePostSuccess", short
+    if allowed:
+        assert long["__typename"] == "CreatePostSuccess", long
+        edited = await edit_post(gql, writer, short["post"]["id"], "z" * 1_000)
+        assert edited["__typename"] == "EditPostSuccess", edited
+        assert edited["post"]["text"] == "z" * 1_000
+    else:
+        assert (long["__typename"], long["code"], long["field"]) == (
+            "CreatePostError",
+            "TEXT_TOO_LONG",
+            "text",
+        )
+        edited = await edit_post(gql, writer, short["post"]["id"], "z" * 1_000)
+        assert (edited["__typename"], edited["code"]) == ("EditPostError", "TEXT_TOO_LONG")
+    # Beyond the perk itself, nobody.
+    beyond = await try_post(gql, writer, "w" * 1_001)
+    assert (beyond["__typename"], beyond["code"]) == ("CreatePostError", "TEXT_TOO_LONG")
+
+    media = [(await ready_media(http, gql, app, writer))["id"] for _ in range(5)]
+    five = await post_with_media(gql, writer, media)
+    if allowed:
+        assert five["__typename"] == "CreatePostSuccess", five
+        assert len(five["post"]["media"]) == 5
+    else:
+        assert (five["__typename"], five["code"], five["field"]) == (
+            "CreatePostError",
+            "TOO_MANY_ATTACHMENTS",
+            "mediaIds",
+        )
+        # Nothing of the refused post was kept; within the limit it goes through.
+        four = await post_with_media(gql, writer, media[:4])
+        assert four["__typename"] == "CreatePostSuccess", four

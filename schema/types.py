@@ -58,7 +58,8 @@ class Visibility(Enum):
     )
     SUBSCRIBERS = strawberry.enum_value(
         VisibilityModel.SUBSCRIBERS.value,
-        description="Premium subscribers of the network (for now: only the author).",
+        description="The author and accounts with premium access now (active subscribers, "
+        "those in a grace period after a failed renewal, complimentary grants).",
     )
     DIRECT = strawberry.enum_value(
         VisibilityModel.DIRECT.value, description="Only the accounts mentioned in it."

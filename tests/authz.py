@@ -3,11 +3,12 @@ account and its lists, notifications, and the mutations the social helpers do no
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from strawberry.relay import from_base64
 
-from app.models import Role, User
+from app.models import Plan, Role, Subscription, SubscriptionStatus, User
 from tests.social import POST_FIELDS, act, post
 from tests.support import Account, GraphQLClient
 
@@ -159,6 +160,49 @@ async def relation(gql: GraphQLClient, verb: str, viewer: Account, other: Accoun
 async def must(gql: GraphQLClient, verb: str, viewer: Account, other: Account) -> None:
     result = await relation(gql, verb, viewer, other)
     assert result["__typename"] == verb[0].upper() + verb[1:] + "Success", result
+
+
+# --- premium access (the ledger written directly: no payment provider) ----------------------
+
+ACCESS_STATES = ("active", "grace", "lapsed")
+
+
+async def set_access(
+    username: str, state: str | None, *, perks: dict[str, int] | None = None
+) -> Subscription | None:
+    """Give the account the subscription `state` says (replacing any it had), to the plan
+    `perks` names (created on first use): `active` (paid through a period not over),
+    `grace` (the period ended and a renewal failed: access until the grace period ends),
+    `lapsed` (access ended a while ago); None: no subscription at all."""
+    user = await User.get(username_key=username.lower())
+    await Subscription.filter(user_id=user.id).delete()
+    if state is None:
+        return None
+    code = "perks-" + "-".join(f"{k}-{v}" for k, v in sorted((perks or {}).items()))
+    plan, _ = await Plan.get_or_create(
+        code=code,
+        defaults={"name": code, "interval": "month", "prices": {"eur": 500}, "perks": perks or {}},
+    )
+    now = datetime.now(UTC)
+    period_end, access_until, status = {
+        "active": (now + timedelta(days=20), now + timedelta(days=20), SubscriptionStatus.ACTIVE),
+        "grace": (now - timedelta(days=2), now + timedelta(days=5), SubscriptionStatus.PAST_DUE),
+        "lapsed": (now - timedelta(days=3), now - timedelta(days=3), SubscriptionStatus.EXPIRED),
+    }[state]
+    return await Subscription.create(
+        user_id=user.id,
+        plan_id=plan.id,
+        provider="manual",
+        currency="eur",
+        amount=500,
+        interval="month",
+        status=status,
+        current_period_start=period_end - timedelta(days=30),
+        current_period_end=period_end,
+        access_until=access_until,
+        grace_until=access_until if state == "grace" else None,
+        renewal_failures=1 if state == "grace" else 0,
+    )
 
 
 # --- writing posts -----------------------------------------------------------------------------

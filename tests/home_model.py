@@ -13,6 +13,9 @@ from typing import Any
 from tortoise import connections
 
 Entry = tuple[int, int, int, int | None, int]  # owner, entry id, post, reposter, source
+# Visibilities whose posts reach their author's followers (whether a follower may see a
+# SUBSCRIBERS post is decided when the timeline is read).
+FOLLOWED = ("public", "followers", "subscribers")
 
 
 async def _rows(statement: str) -> list[dict[str, Any]]:
@@ -53,7 +56,7 @@ async def expected_home(big: int, cap: int) -> set[Entry]:
             return True
         if post["visibility"] == "direct":
             return owner in mentioned[post["id"]]
-        if post["visibility"] not in ("public", "followers") or (owner, author) not in following:
+        if post["visibility"] not in FOLLOWED or (owner, author) not in following:
             return False
         if post["reply_to_id"] is None:
             return True
@@ -63,7 +66,7 @@ async def expected_home(big: int, cap: int) -> set[Entry]:
     def merged(owner: int, post: dict[str, Any]) -> bool:
         return (
             post["author_id"] != owner
-            and post["visibility"] in ("public", "followers")
+            and post["visibility"] in FOLLOWED
             and followers[post["author_id"]] > big
         )
 

@@ -51,7 +51,9 @@ class Services:
         jobs = JobQueue(settings.jobs, pubsub)
         changes = Changes(pubsub, jobs)
         storage = Storage(settings.storage)
-        posts = PostService(settings, changes)
+        payments = Payments(settings.payments)
+        billing = BillingService(settings, changes, payments)
+        posts = PostService(settings, changes, perks=billing.perks)
         rebuilds = RebuildService(settings, changes)
         # Every job kind and its handler, here and nowhere else.
         jobs.register(REBUILD_HOME, rebuilds.rebuild_home)
@@ -61,8 +63,6 @@ class Services:
         purger = MediaPurger(storage, settings.media)
         jobs.register_staged(DELETE_OBJECTS, purger.delete_objects)
         jobs.register(EXPIRE_MEDIA, purger.expire)
-        payments = Payments(settings.payments)
-        billing = BillingService(settings, changes, payments)
         billing.ledger.register(jobs)
         return cls(
             settings=settings,

@@ -31,12 +31,19 @@ from app.payments import COMPLIMENTARY, Payments
 from app.services.accounts import Viewer
 from app.services.billing_ledger import Ledger, add_interval, effective_status, now
 from app.services.paging import PageRequest
-from app.services.views import granting, premium
+from app.services.views import gives_access, premium
 from app.settings import Settings
 from providers.errors import Declined, ProviderError
 from providers.payments.base import ActionKind, Charge, Interval, PlanPrice
 
 log = logging.getLogger("holdfast.payments")
+
+# The perks of the plans an account has premium access through now.
+_PERKS = f"""
+SELECT pl.perks FROM plans pl
+WHERE pl.id IN (SELECT s.plan_id FROM subscriptions s
+                WHERE s.user_id = :user AND {gives_access("s")})
+"""
 
 CURRENT_STATUSES = (
     SubscriptionStatus.INCOMPLETE,
@@ -165,30 +172,24 @@ class BillingService:
         if not user_ids:
             return set()
         rows = await sql.fetch(
-            f"SELECT u.id FROM users u WHERE u.id IN (:ids) AND {premium('u.id')}",
+            "SELECT DISTINCT s.user_id FROM subscriptions s "
+            f"WHERE s.user_id IN (:ids) AND {gives_access('s')}",
             {"ids": sql.ids_param(user_ids)},
         )
         return {row["id"] for row in rows}
 
     async def perks(self, user_id: int) -> Perks:
         """What the account may do: the network's limits, raised by the plans it has access
-        through now."""
-        base = Perks(
-            max_post_length=self.settings.posts.max_length,
-            max_attachments=self.settings.media.max_attachments,
-        )
-        rows = await sql.fetch(
-            f"SELECT p.perks FROM subscriptions vsub JOIN plans p ON p.id = vsub.plan_id "
-            f"WHERE {granting()}",
-            {"viewer": user_id},
-        )
-        length, attachments = base.max_post_length, base.max_attachments
+        through now (one statement)."""
+        length = self.settings.posts.max_length
+        attachments = self.settings.media.max_attachments
+        rows = await sql.fetch(_PERKS, {"user": user_id})
         for row in rows:
             perks = row["perks"]
-            if isinstance(perks, str):
+            if isinstance(perks, str | bytes):
                 perks = orjson.loads(perks)
-            length = max(length, int(perks.get("max_post_length", 0)))
-            attachments = max(attachments, int(perks.get("max_attachments", 0)))
+            length = max(length, int(perks.get("max_post_length") or 0))
+            attachments = max(attachments, int(perks.get("max_attachments") or 0))
         return Perks(max_post_length=length, max_attachments=attachments)
 
     async def current(self, user_id: int) -> Subscription | None:

@@ -4,8 +4,11 @@ writes or reads home timelines, each the rule plus a scope (which owners, which 
 The rule. An account's home timeline holds, each post at most once:
 1. its own posts, of any visibility, replies included;
 2. DIRECT posts that mention it;
-3. PUBLIC and FOLLOWERS posts of the accounts it follows; a reply only when it answers its
-   own author (a thread), the owner, or another account the owner follows (as Mastodon);
+3. PUBLIC, FOLLOWERS and SUBSCRIBERS posts of the accounts it follows; a reply only when it
+   answers its own author (a thread), the owner, or another account the owner follows (as
+   Mastodon). A SUBSCRIBERS post is in every follower's timeline: whether the owner may see
+   it depends on the time (premium access), so reads decide it (`views.VISIBLE`), as they
+   do for blocks;
 4. reposts by the accounts it follows of posts that are not its own and not already in by
    1-3; a post that several of them reposted comes in once, by the earliest repost. The
    owner's own reposts are not in it (it does not follow itself).
@@ -58,6 +61,8 @@ from app import sql
 BACKFILL = 40
 
 _COLUMNS = "owner_id, entry_id, post_id, reposter_id, source_id"
+# The visibilities of posts that reach the timelines of their author's followers (3).
+_FOLLOWED = "('public', 'followers', 'subscribers')"
 # A parameter in a select list needs its type on PostgreSQL.
 _OWNER = "CAST(:owner AS BIGINT)"
 
@@ -108,7 +113,7 @@ def admits_post(owner: str, p: str, replied_to: str | None = None) -> str:
   {p}.author_id = {owner}
   OR ({p}.visibility = 'direct' AND EXISTS (
         SELECT 1 FROM mentions hm WHERE hm.post_id = {p}.id AND hm.user_id = {owner}))
-  OR ({p}.visibility IN ('public', 'followers') AND {follows(owner, f"{p}.author_id", "hfa")}
+  OR ({p}.visibility IN {_FOLLOWED} AND {follows(owner, f"{p}.author_id", "hfa")}
       AND ({p}.reply_to_id IS NULL OR {reply}))))"""
 
 
@@ -116,7 +121,7 @@ def merged_at_read(owner: str, p: str) -> str:
     """Of the posts `admits_post` admits, those read from their big author's posts instead of
     stored (only 3 depends on following, so only 3 is merged)."""
     return (
-        f"({p}.author_id <> {owner} AND {p}.visibility IN ('public', 'followers') "
+        f"({p}.author_id <> {owner} AND {p}.visibility IN {_FOLLOWED} "
         f"AND {is_big(f'{p}.author_id')})"
     )
 
@@ -302,7 +307,7 @@ def _newest_posts(account: str, alias: str) -> str:
     """Ids of the account's newest BACKFILL posts that a follower may be shown."""
     return (
         f"SELECT {alias}.id FROM (SELECT np.id FROM posts np WHERE np.author_id = {account} "
-        "AND np.deleted_at IS NULL AND np.visibility IN ('public', 'followers') "
+        f"AND np.deleted_at IS NULL AND np.visibility IN {_FOLLOWED} "
         f"ORDER BY np.id DESC LIMIT :backfill) {alias}"
     )
 

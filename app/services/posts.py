@@ -3,6 +3,8 @@ history, delete to a tombstone."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -27,6 +29,7 @@ from app.models import (
 )
 from app.services import fanout
 from app.services.accounts import Viewer
+from app.services.billing import Perks
 from app.services.entities import Entity, parse_entities
 from app.services.media import attach_to_post
 from app.services.media_purge import purge_media
@@ -49,9 +52,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+PerksOf = Callable[[int], Awaitable[Perks]]
+"""An account's perks (`BillingService.perks`): how long its posts and how many media."""
+
+
 class PostService:
-    def __init__(self, settings: Settings, changes: Changes) -> None:
+    def __init__(self, settings: Settings, changes: Changes, perks: PerksOf) -> None:
         self._changes = changes
+        self._perks = perks
         self._max_attachments = settings.media.max_attachments
         self._text = TextRule(
             field="text",
@@ -81,8 +89,28 @@ class PostService:
 
     # --- writing -----------------------------------------------------------------------
 
-    def _validate(self, text: str, content_warning: str | None) -> tuple[str, str]:
-        return clean_text(text, self._text), clean_text(content_warning or "", CONTENT_WARNING)
+    async def _validate(
+        self, author_id: int, text: str, content_warning: str | None, media_ids: list[int] | None
+    ) -> tuple[str, str, int]:
+        """The text and content warning cleaned, and how many media the post may have: the
+        network's limits, raised by the author's perks. The perks are looked up (once) only
+        for a post beyond the network's limits, so most posts cost no statement more."""
+        perks: Perks | None = None
+        try:
+            cleaned = clean_text(text, self._text)
+        except DomainError as error:
+            if error.code is not ErrorCode.TEXT_TOO_LONG:
+                raise
+            perks = await self._perks(author_id)
+            if perks.max_post_length <= self._text.max_length:
+                raise
+            cleaned = clean_text(text, replace(self._text, max_length=perks.max_post_length))
+        warning = clean_text(content_warning or "", CONTENT_WARNING)
+        limit = self._max_attachments
+        if media_ids and len(media_ids) > limit:
+            perks = perks or await self._perks(author_id)
+            limit = max(limit, perks.max_attachments)
+        return cleaned, warning, limit
 
     async def create_post(
         self,
@@ -95,8 +123,10 @@ class PostService:
         quote_of_id: int | None = None,
         media_ids: list[int] | None = None,
     ) -> PostView:
-        text, warning = self._validate(text, content_warning)
         author = viewer.user
+        text, warning, max_attachments = await self._validate(
+            author.id, text, content_warning, media_ids
+        )
         parent = await self.visible_post(author.id, reply_to_id, "replyTo") if reply_to_id else None
         quoted = await self.visible_post(author.id, quote_of_id, "quoteOf") if quote_of_id else None
         if quoted is not None and quoted.visibility is not Visibility.PUBLIC:
@@ -124,7 +154,7 @@ class PostService:
                     author_id=author.id,
                     post_id=post.id,
                     media_ids=media_ids,
-                    limit=self._max_attachments,
+                    limit=max_attachments,
                 )
             if parent is not None and public:
                 await sql.execute(
@@ -157,7 +187,9 @@ class PostService:
     ) -> PostView:
         """New text for a post; `media_ids`, when given, become its media (None keeps
         them)."""
-        text, warning = self._validate(text, content_warning)
+        text, warning, max_attachments = await self._validate(
+            viewer.user.id, text, content_warning, media_ids
+        )
         entities = parse_entities(text)
         mentioned = await self._mentioned_users(entities)
         async with self._changes.begin() as change:
@@ -216,7 +248,7 @@ class PostService:
                     author_id=viewer.user.id,
                     post_id=post.id,
                     media_ids=media_ids,
-                    limit=self._max_attachments,
+                    limit=max_attachments,
                 )
             # For a DIRECT post, the accounts mentioned or no longer mentioned gain or lose it.
             changed = sorted(already ^ still)

@@ -45,16 +45,19 @@ AND NOT {blocked(viewer, f"{p}.author_id", "vb")}
 """
 
 
-def granting(viewer: str = ":viewer", s: str = "vsub") -> str:
-    """Subscription `s` gives the viewer premium access now: the one definition of premium
-    access (a period paid or granted, or its grace period, not over). app/services/billing.py
-    reads badges and perks through it too."""
-    return f"{s}.user_id = {viewer} AND {s}.access_until > :now"
-
-
 def premium(viewer: str = ":viewer") -> str:
-    """The viewer has premium access now."""
-    return f"EXISTS (SELECT 1 FROM subscriptions vsub WHERE {granting(viewer)})"
+    """The viewer has premium access now: the one definition of it (app/services/billing.py
+    reads it through here too)."""
+    return f"""EXISTS (
+        SELECT 1 FROM subscriptions vsub
+        WHERE vsub.user_id = {viewer} AND {gives_access("vsub")})"""
+
+
+def gives_access(s: str) -> str:
+    """Subscription row `s` gives premium access now (paid, in its grace period, or
+    complimentary): what `premium` asks of a viewer's subscriptions, and what billing's
+    badges and perks ask of the plans an account has access through."""
+    return f"{s}.access_until > :now"
 
 
 def visible(p: str = "p", viewer: str = ":viewer") -> str:

@@ -42,7 +42,13 @@ KINDS = (
     + ["edit"] * 2
     + ["unfollow", "block", "unblock", "mute", "unmute", "unrepost", "delete"]
 )
-VISIBILITIES = (Visibility.PUBLIC, Visibility.PUBLIC, Visibility.FOLLOWERS, Visibility.DIRECT)
+VISIBILITIES = (
+    Visibility.PUBLIC,
+    Visibility.PUBLIC,
+    Visibility.FOLLOWERS,
+    Visibility.SUBSCRIBERS,
+    Visibility.DIRECT,
+)
 
 # (kind, actor, other account, post, visibility, mentions, is a reply); each kind reads what
 # it needs. Posts are counted back from the newest, so small numbers mean recent posts.

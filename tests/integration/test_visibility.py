@@ -1,7 +1,8 @@
 """Who may see a post, on every read path; who may act on it; email privacy; locked accounts.
 
-Visibility: PUBLIC (everyone), FOLLOWERS (the author and followers), SUBSCRIBERS (only the
-author, for now), DIRECT (the author and the accounts mentioned).
+Visibility: PUBLIC (everyone), FOLLOWERS (the author and followers), SUBSCRIBERS (the author
+and accounts with premium access: nobody here has any; test_premium_visibility.py covers
+them), DIRECT (the author and the accounts mentioned).
 """
 
 from __future__ import annotations

@@ -62,13 +62,14 @@ pendingPayment { kind paymentId amount currency clientSecret url instructions }"
 VIEWER = f"{{ viewer {{ id isPremium subscription {{ {SUB} }} }} }}"
 SUBSCRIBE = f"""mutation($input: SubscribeInput!) {{ subscribe(input: $input) {{
   __typename
-  ... on SubscribeSuccess {{ subscription {{ {SUB} }} nextAction {{ kind paymentId instructions }} }}
+  ... on SubscribeSuccess {{
+    subscription {{ {SUB} }} nextAction {{ kind paymentId instructions }} }}
   ... on SubscribeError {{ code message field }} }} }}"""
 
 
 def _mutation(name: str, input_type: str | None) -> str:
     title = name[0].upper() + name[1:]
-    args = f"(input: ${'input'})" if input_type else ""
+    args = "(input: $input)" if input_type else ""
     head = f"mutation($input: {input_type}!)" if input_type else "mutation"
     return f"""{head} {{ {name}{args} {{ __typename
   ... on {title}Success {{ subscription {{ {SUB} }} }}
@@ -210,7 +211,10 @@ async def test_plans_and_providers(pay: GraphQLClient) -> None:
     assert plan["name"] == "Supporter"
     assert plan["description"] == "Keeps the lights on."
     assert plan["interval"] == "MONTH"
-    assert plan["prices"] == [{"currency": "eur", "amount": 500}, {"currency": "usd", "amount": 600}]
+    assert plan["prices"] == [
+        {"currency": "eur", "amount": 500},
+        {"currency": "usd", "amount": 600},
+    ]
     assert plan["perks"]["maxPostLength"] == 5000
     assert db_id(plan["id"]) == (await Plan.get(code="supporter")).id
 
@@ -221,7 +225,7 @@ async def test_a_subscription_is_only_the_viewers_own(pay: GraphQLClient) -> Non
     await subscribe(pay, alice)
 
     other = await pay(
-        "{ user(username: \"alice\") { isPremium subscription { id } } }", token=bob.access_token
+        '{ user(username: "alice") { isPremium subscription { id } } }', token=bob.access_token
     )
     own = await viewer(pay, alice)
 
@@ -347,9 +351,9 @@ async def test_complimentary_grants_and_the_subscribers_list(pay: GraphQLClient)
             token=boss.access_token,
         )
     )["subscribers"]
-    incomplete = (
-        await pay(SUBSCRIBERS, {"status": "INCOMPLETE"}, token=boss.access_token)
-    )["subscribers"]
+    incomplete = (await pay(SUBSCRIBERS, {"status": "INCOMPLETE"}, token=boss.access_token))[
+        "subscribers"
+    ]
 
     names = [e["node"]["user"]["username"] for e in first["edges"] + rest["edges"]]
     assert names == ["carol", "alice", "bob"]  # newest first
@@ -375,9 +379,7 @@ async def test_bad_input_is_a_typed_error_and_writes_nothing(pay: GraphQLClient)
     closed = await subscribe(pay, alice, "cash")
     unknown = await subscribe(pay, alice, "nowhere")
     currency = await subscribe(pay, alice, currency="gbp")
-    signed_out = await pay(
-        SUBSCRIBE, {"input": {"planId": await plan_id(pay), "provider": "bank"}}
-    )
+    signed_out = await pay(SUBSCRIBE, {"input": {"planId": await plan_id(pay), "provider": "bank"}})
 
     assert unknown_plan["subscribe"]["code"] == "NOT_FOUND"
     assert unknown_plan["subscribe"]["field"] == "planId"

@@ -479,6 +479,9 @@ def cli_env(tmp_path: Path, settings: Settings) -> dict[str, str]:
         tmp_path / "data",
         HOLDFAST_DATABASE_URL=settings.effective_database_url,
         HOLDFAST_PAYMENTS=json.dumps(PAYMENTS),
+        # An assigned node id: a leased one would stay recorded in the shared test database,
+        # where the lease tests expect only their own.
+        HOLDFAST_NODE_ID="900",
     )
 
 

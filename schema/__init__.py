@@ -18,6 +18,7 @@ from strawberry.types.execution import PreExecutionError
 
 from app.settings import Settings
 from schema.accounts import AccountMutation, AccountQuery
+from schema.billing import BillingMutation, BillingQuery
 from schema.context import Context
 from schema.document import (
     DocumentGuard,
@@ -40,7 +41,7 @@ log = structlog.get_logger("holdfast.graphql")
 
 
 @strawberry.type(description="Reads.")
-class Query(AccountQuery, TimelineQuery, MediaQuery):
+class Query(AccountQuery, TimelineQuery, MediaQuery, BillingQuery):
     @strawberry.field(
         description="The object with this global ID, or null if the viewer may not see it."
     )
@@ -66,7 +67,7 @@ class Query(AccountQuery, TimelineQuery, MediaQuery):
 
 
 @strawberry.type(description="Writes. Each takes one input and returns a result union.")
-class Mutation(AccountMutation, PostMutation, SocialMutation, MediaMutation):
+class Mutation(AccountMutation, PostMutation, SocialMutation, MediaMutation, BillingMutation):
     pass
 
 

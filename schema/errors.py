@@ -46,7 +46,18 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.MEDIA_IN_USE: "The media is attached to another post.",
     ErrorCode.WRONG_MEDIA_PURPOSE: "The media was uploaded for another use (post, avatar, header).",
     ErrorCode.TOO_MANY_ATTACHMENTS: "More media than a post may have (an operator setting).",
-    ErrorCode.UNAVAILABLE: "A service this needs (storage) is unavailable; try again later.",
+    ErrorCode.UNAVAILABLE: (
+        "A service this needs (storage, a payment provider) is unavailable; try again later."
+    ),
+    ErrorCode.PAYMENT_DECLINED: "The payment method was refused; try another.",
+    ErrorCode.ALREADY_SUBSCRIBED: (
+        "The viewer already has a subscription that renews; cancel it or let it end first."
+    ),
+    ErrorCode.NOT_SUBSCRIBED: "The viewer has no subscription this applies to.",
+    ErrorCode.PROVIDER_NOT_ACCEPTED: (
+        "This payment provider takes no new payments (or is not configured); use one of "
+        "paymentProviders."
+    ),
     ErrorCode.EVENTS_MISSED: (
         "A live stream may have lost events: refetch the query it mirrors, then subscribe again."
     ),

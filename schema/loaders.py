@@ -43,6 +43,12 @@ class Loaders:
             found = await profile_media(ids)
             return [found[user_id] for user_id in ids]
 
+        async def load_premium(ids: list[int]) -> list[bool]:
+            premium = await services.billing.premium_among(ids)
+            return [user_id in premium for user_id in ids]
+
+        # Premium badges of every account on a page: one statement.
+        self.premium_by_user_id: DataLoader[int, bool] = DataLoader(load_premium)
         # Only for posts loaded through the visibility rule: their media go with them.
         self.media_by_post_id: DataLoader[int, list[MediaView]] = DataLoader(load_post_media)
         # (avatar, header) of each account.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry import relay
@@ -33,6 +33,9 @@ from schema.context import Context
 from schema.executor import PREFETCHED
 from schema.limits import LIST_SIZE, SettingSize
 from schema.media import Media, as_media
+
+if TYPE_CHECKING:
+    from schema.billing import PremiumSubscription
 
 # A post's media, as the cost of a query counts them: media.max_attachments (build_schema
 # gives its value).
@@ -157,6 +160,25 @@ class User(relay.Node):
     def email(self, info: Info[Context, None]) -> str | None:
         root = cast("UserModel", self)
         return root.email if can_see_email(info.context.viewer, root) else None
+
+    @strawberry.field(description="Whether the account has premium access now (the badge).")
+    async def is_premium(self, info: Info[Context, None]) -> bool:
+        return await info.context.loaders.premium_by_user_id.load(self.id)
+
+    @strawberry.field(
+        description="The account's premium subscription (where it stands, what to do next): "
+        "only for the account itself; null when it has none."
+    )
+    async def subscription(
+        self, info: Info[Context, None]
+    ) -> Annotated[PremiumSubscription, strawberry.lazy("schema.billing")] | None:
+        from schema.billing import as_subscription
+
+        viewer = info.context.viewer
+        if viewer is None or viewer.user.id != self.id:
+            return None
+        view = await info.context.services.billing.viewer_subscription(viewer)
+        return as_subscription(view, info) if view is not None else None
 
     @strawberry.field(description="The account's picture, if it has one.")
     async def avatar(self, info: Info[Context, None]) -> Media | None:

@@ -30,7 +30,7 @@ from app.models import (
 from app.payments import COMPLIMENTARY, Payments
 from app.services.accounts import Viewer
 from app.services.billing_ledger import Ledger, add_interval, effective_status, now
-from app.services.paging import PageRequest
+from app.services.paging import Page, PageRequest, make_page
 from app.services.views import gives_access, premium
 from app.settings import Settings
 from providers.errors import Declined, ProviderError
@@ -67,11 +67,50 @@ class PaymentAction:
 
 
 @dataclass(frozen=True, slots=True)
+class RequiredAction:
+    """What the subscriber must do to keep or get access, for people and clients."""
+
+    kind: ActionRequired
+    provider: str
+    """The configuration to act through: `switch_to` for SWITCH_PROVIDER, else the
+    subscription's own."""
+    message: str
+
+
+_ACTION_MESSAGES = {
+    ActionRequired.CONFIRM_PAYMENT: "Confirm the payment to start your subscription.",
+    ActionRequired.PAY: "Pay the amount due to keep your subscription.",
+    ActionRequired.UPDATE_PAYMENT_METHOD: (
+        "Your payment failed: pay with another method before your access ends."
+    ),
+}
+
+
+def required_action(sub: Subscription, status: SubscriptionStatus) -> RequiredAction | None:
+    if sub.action_required is None or status is SubscriptionStatus.EXPIRED:
+        return None
+    kind = ActionRequired(sub.action_required)
+    if kind is ActionRequired.SWITCH_PROVIDER:
+        target = sub.switch_to or sub.provider
+        until = sub.access_until.strftime("%Y-%m-%d") if sub.access_until else "the period's end"
+        message = (
+            f"Payments through {sub.provider} are ending: subscribe again through {target} "
+            f"before {until} to keep your access (nothing paid is lost)."
+        )
+        return RequiredAction(kind, target, message)
+    return RequiredAction(kind, sub.provider, _ACTION_MESSAGES[kind])
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriptionView:
     subscription: Subscription
     plan: Plan
     status: SubscriptionStatus
     pending: PaymentAction | None
+
+    @property
+    def action(self) -> RequiredAction | None:
+        return required_action(self.subscription, self.status)
 
     @property
     def in_grace_period(self) -> bool:
@@ -176,7 +215,7 @@ class BillingService:
             f"WHERE s.user_id IN (:ids) AND {gives_access('s')}",
             {"ids": sql.ids_param(user_ids)},
         )
-        return {row["id"] for row in rows}
+        return {row["user_id"] for row in rows}
 
     async def perks(self, user_id: int) -> Perks:
         """What the account may do: the network's limits, raised by the plans it has access
@@ -208,26 +247,39 @@ class BillingService:
         )
 
     async def view(self, sub: Subscription, charge: Charge | None = None) -> SubscriptionView:
-        plan = await Plan.get(id=sub.plan_id)
-        payment = (
-            await Payment.filter(subscription_id=sub.id, status=PaymentStatus.PENDING)
-            .order_by("-id")
-            .first()
-        )
-        pending = None
-        if payment is not None and payment.action_kind != ActionKind.NONE.value:
-            pending = PaymentAction(
-                kind=ActionKind(payment.action_kind),
-                payment_id=payment.id,
-                amount=payment.amount,
-                currency=payment.currency,
-                client_secret=charge.action.client_secret
-                if charge is not None and charge.reference == str(payment.id)
-                else None,
-                url=payment.action_url,
-                instructions=payment.instructions,
-            )
-        return SubscriptionView(sub, plan, effective_status(sub), pending)
+        return (await self.views([sub], charge))[0]
+
+    async def views(
+        self, subs: list[Subscription], charge: Charge | None = None
+    ) -> list[SubscriptionView]:
+        """Each subscription with its plan and the payment it waits for (two statements for
+        any number of them). `charge`, the one a subscribe call just started, gives its
+        client secret (never stored)."""
+        if not subs:
+            return []
+        plans = {p.id: p for p in await Plan.filter(id__in={s.plan_id for s in subs})}
+        pending_rows = await Payment.filter(
+            subscription_id__in=[s.id for s in subs], status=PaymentStatus.PENDING
+        ).order_by("id")
+        latest = {payment.subscription_id: payment for payment in pending_rows}
+        views = []
+        for sub in subs:
+            payment = latest.get(sub.id)
+            pending = None
+            if payment is not None and payment.action_kind != ActionKind.NONE.value:
+                pending = PaymentAction(
+                    kind=ActionKind(payment.action_kind),
+                    payment_id=payment.id,
+                    amount=payment.amount,
+                    currency=payment.currency,
+                    client_secret=charge.action.client_secret
+                    if charge is not None and charge.reference == str(payment.id)
+                    else None,
+                    url=payment.action_url,
+                    instructions=payment.instructions,
+                )
+            views.append(SubscriptionView(sub, plans[sub.plan_id], effective_status(sub), pending))
+        return views
 
     async def viewer_subscription(self, viewer: Viewer) -> SubscriptionView | None:
         sub = await self.current(viewer.user.id)
@@ -285,20 +337,25 @@ class BillingService:
                     continue
                 if sub.provider == provider and sub.plan_id == plan.id and sub.switch_to is None:
                     same = sub
+                # Paid up with nothing to do: a renewal waiting for the payer (a declined
+                # card to replace, an invoice to pay) may be paid now instead.
                 if (
                     status is SubscriptionStatus.ACTIVE
                     and sub.switch_to is None
                     and not sub.cancel_at_period_end
                     and not sub.complimentary
+                    and not (sub is same and sub.action_required is not None)
                 ):
                     raise DomainError(
                         ErrorCode.ALREADY_SUBSCRIBED,
                         "You already have a subscription; cancel it or let it end first.",
                     )
-            renewal = False
-            if same is not None and same.status is SubscriptionStatus.PAST_DUE:
-                sub = same  # pay the renewal that is due
-                renewal = True
+            renewal = same is not None and effective_status(same) in (
+                SubscriptionStatus.ACTIVE,
+                SubscriptionStatus.PAST_DUE,
+            )
+            if same is not None and renewal:
+                sub = same  # pay the renewal that is due (from the end of the period paid)
             elif same is not None and same.status is SubscriptionStatus.INCOMPLETE:
                 sub = same  # try the first payment again
             else:
@@ -461,8 +518,8 @@ class BillingService:
 
     async def subscribers(
         self, viewer: Viewer, page: PageRequest, status: SubscriptionStatus | None = None
-    ) -> list[Subscription]:
-        """Subscriptions, newest first (admins), by cursor over ids."""
+    ) -> Page[SubscriptionView]:
+        """Subscriptions, newest first (admins), by cursor over ids; `status` as stored."""
         self._admin(viewer)
         query = Subscription.all()
         if status is not None:
@@ -472,8 +529,9 @@ class BillingService:
         if page.before is not None:
             query = query.filter(id__gt=page.before)
         order = "id" if page.backward else "-id"
-        rows = await query.order_by(order).limit(page.limit + 1)
-        return rows
+        rows = list(await query.order_by(order).limit(page.limit + 1))
+        views = await self.views(rows)
+        return make_page(page, views, [row.id for row in rows])
 
     # --- moving off a processor ------------------------------------------------------------
 

@@ -617,6 +617,21 @@ async def test_stripe_a_declined_renewal_asks_for_another_card_and_keeps_access(
     assert retry is not None
     assert retry.run_after > datetime.now(UTC) + timedelta(hours=23)
 
+    # The subscriber pays the renewal now with another card: the next period follows the one
+    # paid, and nothing asks them for anything any more.
+    plan = await Plan.get(code="supporter")
+    view = await billing.subscribe(viewer, plan.id, "stripe", "eur", payment_method=card(server))
+    assert view.subscription.id == sub.id
+    assert paid.current_period_end is not None
+    renewed = await Subscription.get(id=sub.id)
+    assert renewed.current_period_start == paid.current_period_end
+    assert renewed.current_period_end == add_interval(paid.current_period_end, "month")
+    assert renewed.action_required is None
+    # Paid up now: a second attempt is refused.
+    with pytest.raises(DomainError) as again:
+        await billing.subscribe(viewer, plan.id, "stripe", "eur", payment_method=card(server))
+    assert again.value.code is ErrorCode.ALREADY_SUBSCRIBED
+
 
 async def test_stripe_webhooks_out_of_order_forged_or_stale(
     stripe_app: Starlette, stripe_client: httpx.AsyncClient, localstripe: tuple[LocalStripe, Inbox]

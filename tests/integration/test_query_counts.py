@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.models import Plan, Subscription, SubscriptionStatus, User
 from tests.social import POST_FIELDS, act, follow, post
 from tests.support import Account, GraphQLClient
 
@@ -98,3 +100,44 @@ async def test_other_timelines_are_one_statement_a_page(
     assert all(e["node"]["quoteOf"] is not None for e in edges[:12])
     statements = [r for r in caplog.records if r.name in STATEMENT_LOGGERS]
     assert len(statements) == 2  # the viewer's session, the page
+
+
+async def test_premium_badges_of_a_page_are_one_statement(
+    gql: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = await gql.sign_up("alice")
+    authors = [await gql.sign_up(name) for name in ("bob", "carol", "dave")]
+    for i, author in enumerate(authors * 4):
+        await post(gql, author, f"post {i}")
+    plan = await Plan.create(
+        code="supporter", name="Supporter", interval="month", prices={"eur": 1}
+    )
+    for username, until in (("bob", timedelta(days=1)), ("carol", -timedelta(days=1))):
+        user = await User.get(username_key=username)
+        await Subscription.create(
+            user_id=user.id,
+            plan_id=plan.id,
+            provider="complimentary",
+            currency="eur",
+            amount=0,
+            interval="month",
+            status=SubscriptionStatus.ACTIVE,
+            complimentary=True,
+            access_until=datetime.now(UTC) + until,
+        )
+    document = (
+        "{ publicTimeline(first: 30) { edges { node { id author { username isPremium } } } } }"
+    )
+
+    caplog.clear()
+    with _statements_logged(caplog):
+        data = await GraphQLClient(gql.http)(document, token=alice.access_token)
+
+    badges = {
+        e["node"]["author"]["username"]: e["node"]["author"]["isPremium"]
+        for e in data["publicTimeline"]["edges"]
+    }
+    assert badges == {"bob": True, "carol": False, "dave": False}
+    assert len(data["publicTimeline"]["edges"]) == 12
+    statements = [r for r in caplog.records if r.name in STATEMENT_LOGGERS]
+    assert len(statements) == 3  # the viewer's session, the page, every author's badge

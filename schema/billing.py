@@ -1,0 +1,541 @@
+"""Premium subscriptions over GraphQL: plans, the viewer's subscription, subscribing,
+cancelling and resuming, and the admins' grants, manual payments and subscribers list.
+
+The GraphQL root type for live updates is already called `Subscription`, so a premium
+subscription is `PremiumSubscription`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from app.errors import ErrorCode
+from app.models import ActionRequired as ActionRequiredModel
+from app.models import Plan as PlanModel
+from app.models import SubscriptionStatus as SubscriptionStatusModel
+from app.services.billing import PaymentAction, SubscriptionView
+from app.services.paging import Page
+from app.settings import Settings
+from providers.payments.base import ActionKind
+from schema.context import Context
+from schema.results import INPUT, MutationTypes, decode_id
+from schema.types import After, Before, First, Last, User, page_info, page_request
+
+# --- enums ---------------------------------------------------------------------------------
+
+
+@strawberry.enum(description="How often a plan is paid for.")
+class PlanInterval(Enum):
+    MONTH = strawberry.enum_value("month", description="Every month, on the same day.")
+    YEAR = strawberry.enum_value("year", description="Every year, on the same day.")
+
+
+@strawberry.enum(description="Where a premium subscription stands.")
+class SubscriptionStatus(Enum):
+    INCOMPLETE = strawberry.enum_value(
+        SubscriptionStatusModel.INCOMPLETE.value,
+        description="Started; its first payment is not made yet (no access from it).",
+    )
+    ACTIVE = strawberry.enum_value(
+        SubscriptionStatusModel.ACTIVE.value,
+        description="Paid through currentPeriodEnd; renews unless cancelAtPeriodEnd.",
+    )
+    PAST_DUE = strawberry.enum_value(
+        SubscriptionStatusModel.PAST_DUE.value,
+        description="A period ended unpaid: access continues through the grace period "
+        "(accessUntil) while the renewal waits to be paid.",
+    )
+    CANCELED = strawberry.enum_value(
+        SubscriptionStatusModel.CANCELED.value,
+        description="Will not renew; access continues until accessUntil.",
+    )
+    EXPIRED = strawberry.enum_value(
+        SubscriptionStatusModel.EXPIRED.value, description="Over: no access from it."
+    )
+
+
+@strawberry.enum(description="What the subscriber must do to keep or get access.")
+class ActionRequiredKind(Enum):
+    CONFIRM_PAYMENT = strawberry.enum_value(
+        ActionRequiredModel.CONFIRM_PAYMENT.value,
+        description="Confirm a card payment in the client (pendingPayment.clientSecret).",
+    )
+    PAY = strawberry.enum_value(
+        ActionRequiredModel.PAY.value,
+        description="Pay a period's charge: at pendingPayment.url, or as its instructions say.",
+    )
+    UPDATE_PAYMENT_METHOD = strawberry.enum_value(
+        ActionRequiredModel.UPDATE_PAYMENT_METHOD.value,
+        description="A payment failed: subscribe again with another method before access ends.",
+    )
+    SWITCH_PROVIDER = strawberry.enum_value(
+        ActionRequiredModel.SWITCH_PROVIDER.value,
+        description="The payment provider is being left: subscribe again through `provider` "
+        "before access ends (the new period starts where the paid one ends).",
+    )
+
+
+@strawberry.enum(description="How a pending payment is made.")
+class PaymentActionKind(Enum):
+    CONFIRM_CARD = strawberry.enum_value(
+        ActionKind.CONFIRM_CARD.value,
+        description="Confirm it in the client with clientSecret (the processor's own library).",
+    )
+    PAY_AT_URL = strawberry.enum_value(
+        ActionKind.PAY_AT_URL.value, description="Pay on the processor's page at url."
+    )
+    AWAIT_MANUAL_PAYMENT = strawberry.enum_value(
+        ActionKind.AWAIT_MANUAL_PAYMENT.value,
+        description="Pay outside any processor as instructions say; an admin confirms it.",
+    )
+
+
+# --- types ---------------------------------------------------------------------------------
+
+
+@strawberry.type(description="A price of a plan.")
+class Price:
+    currency: str = strawberry.field(description="A lower-case ISO 4217 code (eur).")
+    amount: int = strawberry.field(
+        description="The amount per interval in the currency's minor unit (500 is EUR 5.00)."
+    )
+
+
+@strawberry.type(description="What a plan allows.")
+class Perks:
+    max_post_length: int = strawberry.field(description="Characters of post text.")
+    max_attachments: int = strawberry.field(description="Media on one post.")
+
+
+@strawberry.type(description="A premium plan the network offers.")
+class Plan:
+    id: strawberry.ID = strawberry.field(description="The plan's global ID.")
+    code: str = strawberry.field(description="The operator's stable name for it.")
+    name: str = strawberry.field(description="What it is called.")
+    description: str = strawberry.field(description="What it is, for people; may be empty.")
+    interval: PlanInterval = strawberry.field(description="How often it is paid for.")
+    prices: list[Price] = strawberry.field(description="Its price in each currency accepted.")
+    perks: Perks = strawberry.field(
+        description="What it allows (the network's own limits where it raises none)."
+    )
+
+    @classmethod
+    def from_model(cls, plan: PlanModel, settings: Settings) -> Plan:
+        return cls(
+            id=strawberry.ID(relay.to_base64("Plan", plan.id)),
+            code=plan.code,
+            name=plan.name,
+            description=plan.description,
+            interval=PlanInterval(plan.interval),
+            prices=[Price(currency=c, amount=a) for c, a in sorted(plan.prices.items())],
+            perks=Perks(
+                max_post_length=max(
+                    settings.posts.max_length, int(plan.perks.get("max_post_length", 0))
+                ),
+                max_attachments=max(
+                    settings.media.max_attachments, int(plan.perks.get("max_attachments", 0))
+                ),
+            ),
+        )
+
+
+@strawberry.type(description="What the subscriber must do to keep or get access.")
+class ActionRequired:
+    kind: ActionRequiredKind = strawberry.field(description="What to do.")
+    provider: str = strawberry.field(
+        description="The payment provider to do it through (for SWITCH_PROVIDER: the new one; "
+        "pass it to subscribe)."
+    )
+    message: str = strawberry.field(description="What to do, for people.")
+
+
+@strawberry.type(description="A payment waiting for the payer.")
+class PendingPayment:
+    kind: PaymentActionKind = strawberry.field(description="How to make it.")
+    payment_id: strawberry.ID = strawberry.field(
+        description="The payment's global ID (the reference to quote; admins confirm manual "
+        "payments by it)."
+    )
+    amount: int = strawberry.field(description="The amount in the currency's minor unit.")
+    currency: str = strawberry.field(description="A lower-case ISO 4217 code.")
+    client_secret: str | None = strawberry.field(
+        description="For CONFIRM_CARD: the secret to confirm it with; only in subscribe's "
+        "result, never stored."
+    )
+    url: str | None = strawberry.field(description="For PAY_AT_URL: where to pay.")
+    instructions: str | None = strawberry.field(
+        description="For AWAIT_MANUAL_PAYMENT: how to pay, the amount and the reference."
+    )
+
+    @classmethod
+    def from_action(cls, action: PaymentAction) -> PendingPayment:
+        return cls(
+            kind=PaymentActionKind(action.kind.value),
+            payment_id=strawberry.ID(relay.to_base64("Payment", action.payment_id)),
+            amount=action.amount,
+            currency=action.currency,
+            client_secret=action.client_secret,
+            url=action.url,
+            instructions=action.instructions,
+        )
+
+
+@strawberry.type(description="An account's premium subscription to a plan through a provider.")
+class PremiumSubscription:
+    id: strawberry.ID = strawberry.field(description="The subscription's global ID.")
+    plan: Plan = strawberry.field(description="The plan.")
+    provider: str = strawberry.field(
+        description="The payment provider's configuration name (`complimentary` for a grant)."
+    )
+    status: SubscriptionStatus = strawberry.field(description="Where it stands now.")
+    current_period_start: datetime | None = strawberry.field(
+        description="When the period paid began; null before the first payment."
+    )
+    current_period_end: datetime | None = strawberry.field(
+        description="When the period paid ends; null before the first payment."
+    )
+    access_until: datetime | None = strawberry.field(
+        description="Until when it gives premium access (the period paid, plus the grace "
+        "period while it would renew); null before anything was paid."
+    )
+    cancel_at_period_end: bool = strawberry.field(
+        description="Whether it ends at currentPeriodEnd instead of renewing."
+    )
+    in_grace_period: bool = strawberry.field(
+        description="Whether its period ended unpaid and access continues for the grace period."
+    )
+    complimentary: bool = strawberry.field(description="Whether an admin granted it (no payment).")
+    action_required: ActionRequired | None = strawberry.field(
+        description="What the subscriber must do to keep or get access; null when nothing."
+    )
+    pending_payment: PendingPayment | None = strawberry.field(
+        description="The payment it waits for, if any."
+    )
+    user_id: strawberry.Private[int]
+
+    @strawberry.field(description="The subscriber.")
+    async def user(self, info: Info[Context, None]) -> User | None:
+        return await info.context.loaders.user_by_id.load(self.user_id)  # type: ignore[return-value]
+
+    @classmethod
+    def from_view(cls, view: SubscriptionView, settings: Settings) -> PremiumSubscription:
+        sub = view.subscription
+        action = view.action
+        return cls(
+            id=strawberry.ID(relay.to_base64("PremiumSubscription", sub.id)),
+            plan=Plan.from_model(view.plan, settings),
+            provider=sub.provider,
+            status=SubscriptionStatus(view.status.value),
+            current_period_start=sub.current_period_start,
+            current_period_end=sub.current_period_end,
+            access_until=sub.access_until,
+            cancel_at_period_end=sub.cancel_at_period_end,
+            in_grace_period=view.in_grace_period,
+            complimentary=sub.complimentary,
+            action_required=ActionRequired(
+                kind=ActionRequiredKind(action.kind.value),
+                provider=action.provider,
+                message=action.message,
+            )
+            if action is not None
+            else None,
+            pending_payment=PendingPayment.from_action(view.pending)
+            if view.pending is not None
+            else None,
+            user_id=sub.user_id,
+        )
+
+
+def as_subscription(view: SubscriptionView, info: Info[Context, None]) -> PremiumSubscription:
+    return PremiumSubscription.from_view(view, info.context.settings)
+
+
+@strawberry.type(description="A subscription in a list.")
+class PremiumSubscriptionEdge:
+    cursor: str = strawberry.field(description="Where it is in the list.")
+    node: PremiumSubscription = strawberry.field(description="The subscription.")
+
+
+@strawberry.type(description="A page of subscriptions, newest first.")
+class PremiumSubscriptionConnection:
+    edges: list[PremiumSubscriptionEdge] = strawberry.field(
+        description="The subscriptions with their cursors."
+    )
+    page_info: relay.PageInfo = strawberry.field(description="Where this page is.")
+
+    @classmethod
+    def from_page(
+        cls, page: Page[SubscriptionView], info: Info[Context, None]
+    ) -> PremiumSubscriptionConnection:
+        return cls(
+            edges=[
+                PremiumSubscriptionEdge(cursor=page.cursor(i), node=as_subscription(view, info))
+                for i, view in enumerate(page.items)
+            ],
+            page_info=page_info(page),
+        )
+
+
+# --- inputs and payloads -------------------------------------------------------------------
+
+
+@strawberry.input(description="A plan to subscribe to, and how to pay for it.")
+class SubscribeInput:
+    plan_id: strawberry.ID = strawberry.field(description="The plan (from plans).")
+    provider: str = strawberry.field(
+        description="The payment provider to pay through (one of paymentProviders)."
+    )
+    currency: str | None = strawberry.field(
+        default=None,
+        description="A currency the plan has a price in (lower-case ISO 4217); null: the "
+        "first of them.",
+    )
+    payment_method: str | None = strawberry.field(
+        default=None,
+        description="A payment method the client collected with the processor's own library "
+        "(a card's id), where the provider takes one.",
+    )
+
+
+@strawberry.input(description="How to cancel the viewer's subscription.")
+class CancelSubscriptionInput:
+    at_period_end: bool = strawberry.field(
+        default=True,
+        description="True: stop renewing, keeping access to the end of the period paid. "
+        "False: end it and its access now.",
+    )
+
+
+@strawberry.input(description="Premium access granted without payment.")
+class GrantComplimentaryInput:
+    user_id: strawberry.ID = strawberry.field(description="The account.")
+    plan_id: strawberry.ID = strawberry.field(description="The plan whose perks it gets.")
+    days: int = strawberry.field(description="For how many days (1 to 3,660).")
+
+
+@strawberry.input(description="A manual payment whose money arrived.")
+class ConfirmManualPaymentInput:
+    payment_id: strawberry.ID = strawberry.field(
+        description="The payment (pendingPayment.paymentId, the reference the payer quoted)."
+    )
+
+
+@strawberry.type(description="A subscription as it is now.")
+class SubscriptionPayload:
+    subscription: PremiumSubscription = strawberry.field(description="The subscription.")
+
+
+@strawberry.type(description="A subscription started, and what the payer must do next.")
+class SubscribePayload:
+    subscription: PremiumSubscription = strawberry.field(description="The subscription.")
+    next_action: PendingPayment | None = strawberry.field(
+        description="What the payer must do now (null when the payment went through)."
+    )
+
+
+SUBSCRIBE = MutationTypes(
+    "subscribe",
+    SubscribePayload,
+    [
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.PROVIDER_NOT_ACCEPTED,
+        ErrorCode.ALREADY_SUBSCRIBED,
+        ErrorCode.PAYMENT_DECLINED,
+        ErrorCode.UNAVAILABLE,
+        ErrorCode.INVALID_INPUT,
+    ],
+    success="The subscription waits for its payment (nextAction), or is paid.",
+    failure="subscribe failed; no subscription was started (a declined payment is recorded).",
+)
+CANCEL_SUBSCRIPTION = MutationTypes(
+    "cancelSubscription",
+    SubscriptionPayload,
+    [ErrorCode.NOT_AUTHENTICATED, ErrorCode.NOT_SUBSCRIBED],
+    success="The subscription will not renew, or has ended.",
+    failure="cancelSubscription failed; nothing changed.",
+)
+RESUME_SUBSCRIPTION = MutationTypes(
+    "resumeSubscription",
+    SubscriptionPayload,
+    [
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.NOT_SUBSCRIBED,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.PROVIDER_NOT_ACCEPTED,
+    ],
+    success="The subscription renews again.",
+    failure="resumeSubscription failed; nothing changed.",
+)
+GRANT_COMPLIMENTARY = MutationTypes(
+    "grantComplimentary",
+    SubscriptionPayload,
+    [
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.INVALID_INPUT,
+    ],
+    success="The account has premium access for the days granted.",
+    failure="grantComplimentary failed; nothing was granted.",
+)
+CONFIRM_MANUAL_PAYMENT = MutationTypes(
+    "confirmManualPayment",
+    SubscriptionPayload,
+    [
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.INVALID_INPUT,
+    ],
+    success="The payment's period is paid.",
+    failure="confirmManualPayment failed; nothing changed.",
+)
+
+if TYPE_CHECKING:
+    SubscribeResult: TypeAlias = Any
+    CancelSubscriptionResult: TypeAlias = Any
+    ResumeSubscriptionResult: TypeAlias = Any
+    GrantComplimentaryResult: TypeAlias = Any
+    ConfirmManualPaymentResult: TypeAlias = Any
+else:
+    SubscribeResult = SUBSCRIBE.result
+    CancelSubscriptionResult = CANCEL_SUBSCRIPTION.result
+    ResumeSubscriptionResult = RESUME_SUBSCRIPTION.result
+    GrantComplimentaryResult = GRANT_COMPLIMENTARY.result
+    ConfirmManualPaymentResult = CONFIRM_MANUAL_PAYMENT.result
+
+
+def _payload(view: SubscriptionView, info: Info[Context, None]) -> dict[str, Any]:
+    return {"subscription": as_subscription(view, info)}
+
+
+# --- queries and mutations -----------------------------------------------------------------
+
+
+@strawberry.type
+class BillingQuery:
+    @strawberry.field(description="The premium plans offered now.")
+    async def plans(self, info: Info[Context, None]) -> list[Plan]:
+        plans = await info.context.services.billing.plans()
+        return [Plan.from_model(plan, info.context.settings) for plan in plans]
+
+    @strawberry.field(
+        description="The payment providers (configuration names) new subscribers may pay "
+        "through: subscribe's `provider`."
+    )
+    def payment_providers(self, info: Info[Context, None]) -> list[str]:
+        return info.context.services.payments.accepting()
+
+    @strawberry.field(
+        description="Every premium subscription, newest first: admins only (FORBIDDEN otherwise)."
+    )
+    async def subscribers(
+        self,
+        info: Info[Context, None],
+        status: Annotated[
+            SubscriptionStatus | None,
+            strawberry.argument(description="Only subscriptions with this recorded status."),
+        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> PremiumSubscriptionConnection:
+        viewer = info.context.require_viewer()
+        request = page_request("subscribers", first, after, last, before)
+        page = await info.context.services.billing.subscribers(
+            viewer,
+            request,
+            SubscriptionStatusModel[status.name] if status is not None else None,
+        )
+        return PremiumSubscriptionConnection.from_page(page, info)
+
+
+@strawberry.type
+class BillingMutation:
+    @strawberry.mutation(
+        description="Subscribe to a plan through a payment provider (or pay what is due on "
+        "the viewer's subscription through it)."
+    )
+    async def subscribe(
+        self, info: Info[Context, None], input: Annotated[SubscribeInput, INPUT]
+    ) -> SubscribeResult:
+        async def action() -> dict[str, Any]:
+            viewer = info.context.require_viewer()
+            view = await info.context.services.billing.subscribe(
+                viewer,
+                decode_id(input.plan_id, "Plan", "planId"),
+                input.provider,
+                currency=input.currency,
+                payment_method=input.payment_method,
+            )
+            return {
+                **_payload(view, info),
+                "next_action": PendingPayment.from_action(view.pending)
+                if view.pending is not None
+                else None,
+            }
+
+        return await SUBSCRIBE.run(action)
+
+    @strawberry.mutation(
+        description="Stop the viewer's subscription renewing (access lasts to the end of the "
+        "period paid), or end it now."
+    )
+    async def cancel_subscription(
+        self, info: Info[Context, None], input: Annotated[CancelSubscriptionInput, INPUT]
+    ) -> CancelSubscriptionResult:
+        async def action() -> dict[str, Any]:
+            viewer = info.context.require_viewer()
+            view = await info.context.services.billing.cancel(
+                viewer, at_period_end=input.at_period_end
+            )
+            return _payload(view, info)
+
+        return await CANCEL_SUBSCRIPTION.run(action)
+
+    @strawberry.mutation(
+        description="Renew again a subscription cancelled at period end, while its period lasts."
+    )
+    async def resume_subscription(self, info: Info[Context, None]) -> ResumeSubscriptionResult:
+        async def action() -> dict[str, Any]:
+            viewer = info.context.require_viewer()
+            return _payload(await info.context.services.billing.resume(viewer), info)
+
+        return await RESUME_SUBSCRIPTION.run(action)
+
+    @strawberry.mutation(description="Give an account premium access without payment (admins).")
+    async def grant_complimentary(
+        self, info: Info[Context, None], input: Annotated[GrantComplimentaryInput, INPUT]
+    ) -> GrantComplimentaryResult:
+        async def action() -> dict[str, Any]:
+            viewer = info.context.require_viewer()
+            view = await info.context.services.billing.grant_complimentary(
+                viewer,
+                decode_id(input.user_id, "User", "userId"),
+                decode_id(input.plan_id, "Plan", "planId"),
+                input.days,
+            )
+            return _payload(view, info)
+
+        return await GRANT_COMPLIMENTARY.run(action)
+
+    @strawberry.mutation(description="Record that a manual payment's money arrived (admins).")
+    async def confirm_manual_payment(
+        self, info: Info[Context, None], input: Annotated[ConfirmManualPaymentInput, INPUT]
+    ) -> ConfirmManualPaymentResult:
+        async def action() -> dict[str, Any]:
+            viewer = info.context.require_viewer()
+            view = await info.context.services.billing.confirm_manual_payment(
+                viewer, decode_id(input.payment_id, "Payment", "paymentId")
+            )
+            return _payload(view, info)
+
+        return await CONFIRM_MANUAL_PAYMENT.run(action)

@@ -19,9 +19,8 @@ from app.errors import ErrorCode
 from app.models import ActionRequired as ActionRequiredModel
 from app.models import Plan as PlanModel
 from app.models import SubscriptionStatus as SubscriptionStatusModel
-from app.services.billing import PaymentAction, SubscriptionView
+from app.services.billing import BillingService, PaymentAction, SubscriptionView
 from app.services.paging import Page
-from app.settings import Settings
 from providers.payments.base import ActionKind
 from schema.context import Context
 from schema.results import INPUT, MutationTypes, decode_id
@@ -126,7 +125,8 @@ class Plan:
     )
 
     @classmethod
-    def from_model(cls, plan: PlanModel, settings: Settings) -> Plan:
+    def from_model(cls, plan: PlanModel, billing: BillingService) -> Plan:
+        perks = billing.perks_of(plan.perks)
         return cls(
             id=strawberry.ID(relay.to_base64("Plan", plan.id)),
             code=plan.code,
@@ -135,12 +135,7 @@ class Plan:
             interval=PlanInterval(plan.interval),
             prices=[Price(currency=c, amount=a) for c, a in sorted(plan.prices.items())],
             perks=Perks(
-                max_post_length=max(
-                    settings.posts.max_length, int(plan.perks.get("max_post_length", 0))
-                ),
-                max_attachments=max(
-                    settings.media.max_attachments, int(plan.perks.get("max_attachments", 0))
-                ),
+                max_post_length=perks.max_post_length, max_attachments=perks.max_attachments
             ),
         )
 
@@ -224,12 +219,12 @@ class PremiumSubscription:
         return await info.context.loaders.user_by_id.load(self.user_id)  # type: ignore[return-value]
 
     @classmethod
-    def from_view(cls, view: SubscriptionView, settings: Settings) -> PremiumSubscription:
+    def from_view(cls, view: SubscriptionView, billing: BillingService) -> PremiumSubscription:
         sub = view.subscription
         action = view.action
         return cls(
             id=strawberry.ID(relay.to_base64("PremiumSubscription", sub.id)),
-            plan=Plan.from_model(view.plan, settings),
+            plan=Plan.from_model(view.plan, billing),
             provider=sub.provider,
             status=SubscriptionStatus(view.status.value),
             current_period_start=sub.current_period_start,
@@ -253,7 +248,7 @@ class PremiumSubscription:
 
 
 def as_subscription(view: SubscriptionView, info: Info[Context, None]) -> PremiumSubscription:
-    return PremiumSubscription.from_view(view, info.context.settings)
+    return PremiumSubscription.from_view(view, info.context.services.billing)
 
 
 @strawberry.type(description="A subscription in a list.")
@@ -348,11 +343,13 @@ SUBSCRIBE = MutationTypes(
         ErrorCode.PROVIDER_NOT_ACCEPTED,
         ErrorCode.ALREADY_SUBSCRIBED,
         ErrorCode.PAYMENT_DECLINED,
+        ErrorCode.PAYMENT_IN_PROGRESS,
         ErrorCode.UNAVAILABLE,
         ErrorCode.INVALID_INPUT,
     ],
     success="The subscription waits for its payment (nextAction), or is paid.",
-    failure="subscribe failed; no subscription was started (a declined payment is recorded).",
+    failure="subscribe failed; nothing was charged (a declined payment is recorded, and a "
+    "subscription whose first payment failed waits for another attempt).",
 )
 CANCEL_SUBSCRIPTION = MutationTypes(
     "cancelSubscription",
@@ -424,7 +421,7 @@ class BillingQuery:
     @strawberry.field(description="The premium plans offered now.")
     async def plans(self, info: Info[Context, None]) -> list[Plan]:
         plans = await info.context.services.billing.plans()
-        return [Plan.from_model(plan, info.context.settings) for plan in plans]
+        return [Plan.from_model(plan, info.context.services.billing) for plan in plans]
 
     @strawberry.field(
         description="The payment providers (configuration names) new subscribers may pay "

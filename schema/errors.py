@@ -50,6 +50,9 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
         "A service this needs (storage, a payment provider) is unavailable; try again later."
     ),
     ErrorCode.PAYMENT_DECLINED: "The payment method was refused; try another.",
+    ErrorCode.PAYMENT_IN_PROGRESS: (
+        "A payment for this subscription is being made right now; wait for it to finish."
+    ),
     ErrorCode.ALREADY_SUBSCRIBED: (
         "The viewer already has a subscription that renews; cancel it or let it end first."
     ),

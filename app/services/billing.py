@@ -9,15 +9,18 @@ every read path uses. Nothing here asks a vendor who has access.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 from tortoise.expressions import Q
 
 from app import sql
-from app.changes import Changes
+from app.changes import Change, Changes
 from app.errors import DomainError, ErrorCode
+from app.ids import new_id
 from app.models import (
     ActionRequired,
     Payment,
@@ -29,7 +32,8 @@ from app.models import (
 )
 from app.payments import COMPLIMENTARY, Payments
 from app.services.accounts import Viewer
-from app.services.billing_ledger import Ledger, add_interval, effective_status, now
+from app.services.billing_jobs import Ledger
+from app.services.billing_ledger import Superseded, add_interval, effective_status, now
 from app.services.paging import Page, PageRequest, make_page
 from app.services.views import gives_access, premium
 from app.settings import Settings
@@ -44,6 +48,9 @@ SELECT pl.perks FROM plans pl
 WHERE pl.id IN (SELECT s.plan_id FROM subscriptions s
                 WHERE s.user_id = :user AND {gives_access("s")})
 """
+
+# How long a charge may take at the vendor before its payment is taken for abandoned.
+IN_FLIGHT = timedelta(minutes=2)
 
 CURRENT_STATUSES = (
     SubscriptionStatus.INCOMPLETE,
@@ -168,7 +175,21 @@ class BillingService:
                 }
                 plan = existing.get(code)
                 if plan is None:
-                    await Plan.create(code=code, **fields, using_db=change.conn)
+                    # Several processes may start at once: the first insert wins.
+                    await sql.execute(
+                        "INSERT INTO plans (id, code, name, description, interval, prices, "
+                        "perks, vendor_ids, active, updated_at) VALUES (:id, :code, :name, "
+                        ":description, :interval, :prices, :perks, '{}', :active, :now) "
+                        "ON CONFLICT (code) DO NOTHING",
+                        {
+                            "id": new_id(),
+                            "code": code,
+                            **fields,
+                            "prices": orjson.dumps(fields["prices"]).decode(),
+                            "perks": orjson.dumps(fields["perks"]).decode(),
+                        },
+                        change.conn,
+                    )
                 elif any(getattr(plan, k) != v for k, v in fields.items()):
                     await Plan.filter(id=plan.id).using_db(change.conn).update(**fields)
             gone = [code for code in existing if code not in configured]
@@ -220,13 +241,18 @@ class BillingService:
     async def perks(self, user_id: int) -> Perks:
         """What the account may do: the network's limits, raised by the plans it has access
         through now (one statement)."""
+        rows = await sql.fetch(_PERKS, {"user": user_id})
+        granted = [
+            orjson.loads(row["perks"]) if isinstance(row["perks"], str | bytes) else row["perks"]
+            for row in rows
+        ]
+        return self.perks_of(*granted)
+
+    def perks_of(self, *plan_perks: Mapping[str, Any]) -> Perks:
+        """The network's limits raised by these plans' perks (each plan's `perks`)."""
         length = self.settings.posts.max_length
         attachments = self.settings.media.max_attachments
-        rows = await sql.fetch(_PERKS, {"user": user_id})
-        for row in rows:
-            perks = row["perks"]
-            if isinstance(perks, str | bytes):
-                perks = orjson.loads(perks)
+        for perks in plan_perks:
             length = max(length, int(perks.get("max_post_length") or 0))
             attachments = max(attachments, int(perks.get("max_attachments") or 0))
         return Perks(max_post_length=length, max_attachments=attachments)
@@ -237,9 +263,11 @@ class BillingService:
         subs = await Subscription.filter(
             user_id=user_id, status__in=CURRENT_STATUSES, replaced_by_id=None
         ).order_by("-id")
-        for sub in subs:
-            if effective_status(sub) is not SubscriptionStatus.EXPIRED:
-                return sub
+        live = [sub for sub in subs if effective_status(sub) is not SubscriptionStatus.EXPIRED]
+        # One the subscriber pays for comes before a complimentary grant (which they cannot
+        # cancel, and which would hide what their paid one asks of them).
+        for sub in sorted(live, key=lambda sub: sub.complimentary):
+            return sub
         return (
             await Subscription.filter(user_id=user_id, access_until__gt=now())
             .order_by("-access_until")
@@ -368,6 +396,11 @@ class BillingService:
                     interval=plan.interval,
                     using_db=change.conn,
                 )
+            if same is not None and await self._charging(change, sub):
+                raise DomainError(
+                    ErrorCode.PAYMENT_IN_PROGRESS,
+                    "A payment for this subscription is being made; wait for it to finish.",
+                )
             # An earlier attempt still waiting for the payer is superseded by this one.
             await self.ledger.supersede_pending(change, sub)
             start = sub.current_period_end if renewal else None
@@ -391,6 +424,10 @@ class BillingService:
                 str(exc) or "The payment was declined.",
                 "paymentMethod",
             ) from None
+        except Superseded:
+            raise DomainError(
+                ErrorCode.UNAVAILABLE, "The payment was cancelled meanwhile; try again."
+            ) from None
         except ProviderError:
             log.warning("payment provider %s failed to start a charge", provider, exc_info=True)
             raise DomainError(
@@ -399,6 +436,22 @@ class BillingService:
             ) from None
         await sub.refresh_from_db()
         return await self.view(sub, charge)
+
+    @staticmethod
+    async def _charging(change: Change, sub: Subscription) -> bool:
+        """Whether a charge of the subscription may be at the vendor right now: a payment
+        written moments ago whose charge has not come back yet (a double click, a renewal
+        job running). Starting another would take the money twice."""
+        return await (
+            Payment.filter(
+                subscription_id=sub.id,
+                status=PaymentStatus.PENDING,
+                charge_id=None,
+                created_at__gt=now() - IN_FLIGHT,
+            )
+            .using_db(change.conn)
+            .exists()
+        )
 
     async def _own(self, viewer: Viewer) -> Subscription:
         sub = await self.current(viewer.user.id)
@@ -438,6 +491,10 @@ class BillingService:
         sub = await self._own(viewer)
         if not sub.cancel_at_period_end or sub.switch_to is not None:
             raise DomainError(ErrorCode.INVALID_INPUT, "This subscription is not cancelled.")
+        if sub.replaced_by_id is not None:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, "This subscription was replaced by a newer one."
+            )
         if sub.provider not in self.payments.providers:
             raise DomainError(
                 ErrorCode.PROVIDER_NOT_ACCEPTED,
@@ -502,10 +559,9 @@ class BillingService:
         payment = await Payment.get_or_none(id=payment_id)
         if payment is None or self.payments.kind(payment.provider) != "manual":
             raise DomainError(ErrorCode.NOT_FOUND, "There is no such manual payment.", "paymentId")
-        if payment.status is not PaymentStatus.PENDING:
-            raise DomainError(
-                ErrorCode.INVALID_INPUT, "This payment is not waiting for money.", "paymentId"
-            )
+        if payment.status is PaymentStatus.SUCCEEDED:
+            # A cancelled or superseded one is credited all the same: the money arrived.
+            raise DomainError(ErrorCode.INVALID_INPUT, "This payment is already paid.", "paymentId")
         async with self.changes.begin() as change:
             await self.ledger.paid(change, payment.id, now())
             await (
@@ -557,6 +613,8 @@ class BillingService:
                     switch_to=None,
                     replaced_by_id=None,
                     status__in=CURRENT_STATUSES,
+                    # One its subscriber cancelled ends where it would have: nothing to ask.
+                    cancel_at_period_end=False,
                 )
                 .order_by("id")
                 .limit(200)

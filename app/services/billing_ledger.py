@@ -31,23 +31,15 @@ nothing twice.
 from __future__ import annotations
 
 import calendar
-import contextlib
 import logging
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from app import sql
 from app.changes import Change, Changes
-from app.ids import new_id
-from app.jobs.queue import Commit, JobQueue, nothing
 from app.models import (
     ActionRequired,
     Payment,
-    PaymentEventRecord,
-    PaymentFeed,
     PaymentStatus,
     Plan,
     Subscription,
@@ -56,16 +48,14 @@ from app.models import (
 )
 from app.payments import Payments
 from app.settings import Settings
-from providers.errors import Declined, NotFound
+from providers.errors import Declined
 from providers.payments.base import (
     ActionKind,
     Charge,
     ChargeRequest,
     ChargeStatus,
     Customer,
-    EventKind,
     Interval,
-    PaymentEvent,
     PlanPrice,
 )
 
@@ -85,6 +75,11 @@ _ACTIONS = {
     ActionKind.PAY_AT_URL: ActionRequired.PAY,
     ActionKind.AWAIT_MANUAL_PAYMENT: ActionRequired.PAY,
 }
+
+
+class Superseded(Exception):
+    """The payment was cancelled in the ledger before its charge started: nothing was
+    charged."""
 
 
 def now() -> datetime:
@@ -128,11 +123,14 @@ def price_of(plan: Plan, currency: str) -> PlanPrice:
     )
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-class Ledger:
+class LedgerCore:
+    """Charges and what their outcomes do to subscriptions (the jobs are in
+    app/services/billing_jobs.py, vendor events in app/services/billing_events.py)."""
+
     def __init__(self, settings: Settings, changes: Changes, payments: Payments) -> None:
         self.settings = settings
         self.changes = changes
@@ -140,13 +138,6 @@ class Ledger:
         self.grace = timedelta(days=settings.payments.grace_days)
         self.lead = timedelta(days=settings.payments.renewal_lead_days)
         self.retry = timedelta(hours=settings.payments.retry_hours)
-
-    def register(self, jobs: JobQueue) -> None:
-        jobs.register(APPLY_EVENT, self.apply_event)
-        jobs.register_staged(RENEW, self.renew)
-        jobs.register(PERIOD_END, self.period_end)
-        jobs.register_staged(STOP_VENDOR, self.stop_vendor)
-        jobs.register_staged(CANCEL_CHARGES, self.cancel_charges)
 
     # --- charges ---------------------------------------------------------------------------
 
@@ -197,6 +188,11 @@ class Ledger:
             payment_method=payment_method,
             return_url=self.settings.payments.return_url,
         )
+        # The payment may have been cancelled since it was written (the subscriber cancelled,
+        # a newer attempt superseded it): then nothing is charged.
+        current = await Payment.get(id=payment.id)
+        if current.status is not PaymentStatus.PENDING:
+            raise Superseded(payment.id)
         try:
             charge = await provider.charge(request)
         except Declined as exc:
@@ -221,7 +217,7 @@ class Ledger:
             .using_db(change.conn)
             .update(charge_id=charge.id)
         )
-        await (
+        pending = await (
             Payment.filter(id=payment_id, status=PaymentStatus.PENDING)
             .using_db(change.conn)
             .update(**{k: v for k, v in updates.items() if k != "charge_id"})
@@ -232,7 +228,7 @@ class Ledger:
             await self.failed(change, payment_id, charge.failure or "The payment failed.")
         elif charge.status is ChargeStatus.CANCELED:
             await self.failed(change, payment_id, None, status=PaymentStatus.CANCELED)
-        else:
+        elif pending:
             action = _ACTIONS.get(charge.action.kind)
             if action is not None:
                 payment = await Payment.filter(id=payment_id).using_db(change.conn).get()
@@ -242,28 +238,38 @@ class Ledger:
                     .update(action_required=action)
                 )
 
+    async def _lock(self, change: Change, subscription_id: int) -> Subscription:
+        """Lock a subscription's row. Every change locks the subscription before its
+        payments, so two changes never wait on each other (no deadlock)."""
+        return await (
+            Subscription.filter(id=subscription_id).select_for_update().using_db(change.conn).get()
+        )
+
     async def paid(self, change: Change, payment_id: int, at: datetime) -> None:
-        """Credit a payment: its period is paid. Applying it again changes nothing."""
-        payment = (
-            await Payment.filter(id=payment_id).select_for_update().using_db(change.conn).first()
-        )
-        if payment is None or payment.status is PaymentStatus.SUCCEEDED:
+        """Credit a payment: its period is paid. Applying it again changes nothing. Money
+        taken always pays a period: a payment cancelled or failed in the ledger but paid all
+        the same, or paid after the access it would have continued ended, pays a period from
+        now (or from the end of what is paid already); one for a subscription since replaced
+        by another is credited to it without making it renew again."""
+        found = await Payment.filter(id=payment_id).using_db(change.conn).first()
+        if found is None:
             return
-        sub = (
-            await Subscription.filter(id=payment.subscription_id)
-            .select_for_update()
-            .using_db(change.conn)
-            .get()
+        sub = await self._lock(change, found.subscription_id)
+        payment = (
+            await Payment.filter(id=payment_id).select_for_update().using_db(change.conn).get()
         )
+        if payment.status is PaymentStatus.SUCCEEDED:
+            return
         covered = (
             payment.period_start is not None
             and sub.current_period_end is not None
             and payment.period_start < sub.current_period_end
         )
-        if payment.period_start is None or covered:
-            # A first payment, or one for a period another payment already paid (two charges
-            # for one renewal, both paid): from now, or from the end of the period the
-            # subscriber has paid (through this subscription or the one it replaces).
+        lapsed = sub.access_until is not None and sub.access_until <= at
+        if payment.period_start is None or covered or lapsed:
+            # A first payment, one for a period another payment already paid (two charges
+            # for one renewal, both paid), or one paid after access ended: from now, or from
+            # the end of the period the subscriber has paid (through any subscription).
             earlier = await self._paid_until(change, sub.user_id)
             start = max(at, earlier) if earlier is not None else at
             payment.period_start = start
@@ -275,27 +281,30 @@ class Ledger:
         await payment.save(using_db=change.conn)
 
         first = sub.current_period_end is None
+        replaced = sub.replaced_by_id is not None
         if sub.current_period_end is None or payment.period_end > sub.current_period_end:
             sub.current_period_start = payment.period_start
             sub.current_period_end = payment.period_end
         assert sub.current_period_end is not None
-        ends = sub.cancel_at_period_end or sub.switch_to is not None
-        until = (
-            sub.current_period_end
-            if ends and sub.switch_to is None
-            else (sub.current_period_end + self.grace)
-        )
+        if replaced:
+            sub.cancel_at_period_end = True
+        if sub.switch_to is not None:
+            until = sub.current_period_end + self.grace  # a move keeps the grace period
+        elif sub.cancel_at_period_end:
+            until = sub.current_period_end
+        else:
+            until = sub.current_period_end + self.grace
         if sub.access_until is None or until > sub.access_until:
             sub.access_until = until
         sub.grace_until = None
         sub.renewal_failures = 0
         if sub.switch_to is None:
             sub.action_required = None
-        if sub.status is not SubscriptionStatus.CANCELED:
-            sub.status = SubscriptionStatus.ACTIVE
+        ends = sub.cancel_at_period_end or sub.switch_to is not None
+        sub.status = SubscriptionStatus.CANCELED if ends else SubscriptionStatus.ACTIVE
         sub.ended_at = None
         await sub.save(using_db=change.conn)
-        if first:
+        if first and not replaced:
             await self._replace_earlier(change, sub)
         await self.schedule(change, sub)
 
@@ -310,6 +319,10 @@ class Ledger:
         """A charge failed or was cancelled: only a PENDING payment changes (a payment already
         paid stays paid). A failed renewal asks the subscriber for another method and is
         retried while the grace period lasts."""
+        payment = await Payment.filter(id=payment_id).using_db(change.conn).first()
+        if payment is None:
+            return
+        sub = await self._lock(change, payment.subscription_id)
         changed = (
             await Payment.filter(id=payment_id, status=PaymentStatus.PENDING)
             .using_db(change.conn)
@@ -317,13 +330,6 @@ class Ledger:
         )
         if not changed or status is not PaymentStatus.FAILED:
             return
-        payment = await Payment.filter(id=payment_id).using_db(change.conn).get()
-        sub = (
-            await Subscription.filter(id=payment.subscription_id)
-            .select_for_update()
-            .using_db(change.conn)
-            .get()
-        )
         if sub.switch_to is None:
             sub.action_required = ActionRequired.UPDATE_PAYMENT_METHOD
         sub.renewal_failures += 1
@@ -333,7 +339,7 @@ class Ledger:
             if retry_at < sub.current_period_end + self.grace and not sub.cancel_at_period_end:
                 await change.enqueue(
                     RENEW,
-                    {"subscription": sub.id, "period_end": _iso(sub.current_period_end)},
+                    {"subscription": sub.id, "period_end": iso(sub.current_period_end)},
                     delay=self.retry.total_seconds(),
                 )
 
@@ -430,265 +436,10 @@ class Ledger:
             return
         at = now()
         end = sub.current_period_end
-        marker = {"subscription": sub.id, "period_end": _iso(end)}
+        marker = {"subscription": sub.id, "period_end": iso(end)}
         if not (sub.cancel_at_period_end or sub.complimentary or sub.switch_to):
-            renew_at = end - self.lead
+            # Never before the period began (a lead longer than a period would charge the
+            # periods after it back to back).
+            renew_at = max(end - self.lead, sub.current_period_start or end)
             await change.enqueue(RENEW, marker, delay=max(0.0, (renew_at - at).total_seconds()))
         await change.enqueue(PERIOD_END, marker, delay=max(0.0, (end - at).total_seconds()))
-
-    # --- jobs ------------------------------------------------------------------------------
-
-    async def renew(self, payload: dict[str, Any]) -> Commit:
-        """`payments.renew` {subscription, period_end}: charge the next period (a stage: the
-        vendor is called outside any transaction). A declined renewal is retried every
-        `retry_hours` until the grace period ends; a vendor that does not answer fails the
-        job, which is retried."""
-        sub = await Subscription.get_or_none(id=payload["subscription"])
-        if sub is None or _iso(sub.current_period_end) != payload["period_end"]:
-            return nothing
-        if (
-            sub.cancel_at_period_end
-            or sub.switch_to is not None
-            or sub.complimentary
-            or sub.replaced_by_id is not None
-            or sub.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
-            or sub.provider not in self.payments.providers
-        ):
-            return nothing
-        assert sub.current_period_end is not None
-        start = sub.current_period_end
-        async with self.changes.begin() as change:
-            locked = (
-                await Subscription.filter(id=sub.id).select_for_update().using_db(change.conn).get()
-            )
-            existing = (
-                await Payment.filter(subscription_id=sub.id, renewal=True, period_start=start)
-                .exclude(status__in=(PaymentStatus.FAILED, PaymentStatus.CANCELED))
-                .using_db(change.conn)
-                .first()
-            )
-            if existing is None:
-                existing = await Payment.create(
-                    subscription_id=sub.id,
-                    provider=sub.provider,
-                    amount=locked.amount,
-                    currency=locked.currency,
-                    renewal=True,
-                    period_start=start,
-                    period_end=add_interval(start, sub.interval),
-                    using_db=change.conn,
-                )
-        if existing.status is PaymentStatus.SUCCEEDED or existing.charge_id is not None:
-            return nothing  # paid, or its charge already waits for the payer
-        try:
-            await self.start_charge(sub, existing, off_session=True)
-        except Declined:
-            return nothing  # recorded, and retried by `failed`
-        return nothing
-
-    async def period_end(self, change: Change, payload: dict[str, Any]) -> None:
-        """`payments.period_end` {subscription, period_end}: a period ended. A subscription
-        that does not renew expires; one whose renewal is unpaid goes PAST_DUE (its access
-        already runs through the grace period) and expires when that ends."""
-        sub = (
-            await Subscription.filter(id=payload["subscription"])
-            .select_for_update()
-            .using_db(change.conn)
-            .first()
-        )
-        if sub is None or _iso(sub.current_period_end) != payload["period_end"]:
-            return
-        at = now()
-        if sub.access_until is not None and sub.access_until > at:
-            if sub.status is SubscriptionStatus.ACTIVE and not sub.cancel_at_period_end:
-                sub.status = SubscriptionStatus.PAST_DUE
-                sub.grace_until = sub.access_until
-                if sub.action_required is None:
-                    sub.action_required = ActionRequired.UPDATE_PAYMENT_METHOD
-                await sub.save(using_db=change.conn)
-            # Look again when the access ends.
-            await change.enqueue(
-                PERIOD_END, payload, delay=(sub.access_until - at).total_seconds() + 1
-            )
-            return
-        if sub.status is not SubscriptionStatus.EXPIRED:
-            sub.status = SubscriptionStatus.EXPIRED
-            sub.ended_at = at
-            await sub.save(using_db=change.conn)
-            await (
-                Payment.filter(subscription_id=sub.id, status=PaymentStatus.PENDING)
-                .using_db(change.conn)
-                .update(status=PaymentStatus.CANCELED)
-            )
-            await self.stop_at_vendor(change, sub)
-
-    async def stop_vendor(self, payload: dict[str, Any]) -> Commit:
-        """`payments.stop_vendor` {subscription, charges}: cancel the subscription's open
-        charges at its processor and stop anything there that charges on its own. A vendor
-        that does not answer fails the job (retried, then dead: the ledger is unaffected)."""
-        sub = await Subscription.get_or_none(id=payload["subscription"])
-        if sub is None or sub.provider not in self.payments.providers:
-            return nothing
-        provider = self.payments.get(sub.provider)
-        for charge_id in payload.get("charges", []):
-            with contextlib.suppress(NotFound):
-                await provider.cancel(charge_id)
-        if sub.customer_id is not None:
-            others = (
-                await Subscription.filter(
-                    provider=sub.provider,
-                    customer_id=sub.customer_id,
-                    status__in=(SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE),
-                    cancel_at_period_end=False,
-                    switch_to=None,
-                )
-                .exclude(id=sub.id)
-                .exists()
-            )
-            if not others:
-                await provider.stop_renewals(sub.customer_id)
-
-        async def commit(change: Change) -> None:
-            await (
-                Subscription.filter(id=sub.id).using_db(change.conn).update(vendor_stopped_at=now())
-            )
-
-        return commit
-
-    async def cancel_charges(self, payload: dict[str, Any]) -> Commit:
-        """`payments.cancel_charges` {provider, charges}: cancel charges at the vendor so
-        they can no longer be paid (retried while it does not answer)."""
-        if payload["provider"] not in self.payments.providers:
-            return nothing
-        provider = self.payments.get(payload["provider"])
-        for charge_id in payload["charges"]:
-            with contextlib.suppress(NotFound):
-                await provider.cancel(charge_id)
-        return nothing
-
-    # --- events ----------------------------------------------------------------------------
-
-    async def ingest(self, change: Change, name: str, events: Sequence[PaymentEvent]) -> int:
-        """Record vendor events not seen before and enqueue their application; returns how
-        many were new. Concurrent deliveries of one event insert it once."""
-        new = 0
-        for event in events:
-            record_id = await self._record_event(change, name, event)
-            if record_id is not None:
-                new += 1
-                await change.enqueue(APPLY_EVENT, {"event": record_id})
-        return new
-
-    async def _record_event(self, change: Change, name: str, event: PaymentEvent) -> int | None:
-        record_id = new_id()
-        data = {
-            "amount": event.amount,
-            "currency": event.currency,
-            "failure": event.failure,
-        }
-        inserted = await sql.execute(
-            "INSERT INTO payment_events (id, provider, event_id, kind, occurred_at, charge_id, "
-            "reference, data, received_at) VALUES (:id, :provider, :event_id, :kind, "
-            ":occurred_at, :charge_id, :reference, :data, :now) "
-            "ON CONFLICT (provider, event_id) DO NOTHING",
-            {
-                "id": record_id,
-                "provider": name,
-                "event_id": event.id[:255],
-                "kind": event.kind.value,
-                "occurred_at": event.occurred_at,
-                "charge_id": event.charge_id,
-                "reference": (event.reference or "")[:64] or None,
-                "data": _json(data),
-            },
-            change.conn,
-        )
-        return record_id if inserted else None
-
-    async def receive_webhook(self, name: str, body: bytes, headers: Mapping[str, str]) -> int:
-        """A webhook delivery for configuration `name`: verified on the raw body
-        (InvalidWebhook otherwise; LookupError for a name not configured), its events
-        recorded and their application enqueued. Returns how many events were new."""
-        provider = self.payments.get(name)
-        events = provider.verify_webhook(body, headers)
-        async with self.changes.begin() as change:
-            return await self.ingest(change, name, events)
-
-    async def apply_event(self, change: Change, payload: dict[str, Any]) -> None:
-        """`payments.apply` {event}: apply a recorded event to its payment, once."""
-        record = (
-            await PaymentEventRecord.filter(id=payload["event"])
-            .select_for_update()
-            .using_db(change.conn)
-            .first()
-        )
-        if record is None or record.processed_at is not None:
-            return
-        record.processed_at = now()
-        await record.save(using_db=change.conn, update_fields=["processed_at"])
-        payment = await self._payment_of(change, record)
-        if payment is None:
-            log.info(
-                "payment event %s from %s names no payment of ours",
-                record.event_id,
-                record.provider,
-            )
-            return
-        if record.charge_id and payment.charge_id is None:
-            await (
-                Payment.filter(id=payment.id, charge_id=None)
-                .using_db(change.conn)
-                .update(charge_id=record.charge_id)
-            )
-        kind = EventKind(record.kind)
-        failure = record.data.get("failure") if isinstance(record.data, dict) else None
-        if kind is EventKind.CHARGE_SUCCEEDED:
-            await self.paid(change, payment.id, record.occurred_at)
-        elif kind is EventKind.CHARGE_FAILED:
-            await self.failed(change, payment.id, str(failure or "The payment failed."))
-        elif kind is EventKind.CHARGE_CANCELED:
-            await self.failed(change, payment.id, None, status=PaymentStatus.CANCELED)
-
-    async def _payment_of(self, change: Change, record: PaymentEventRecord) -> Payment | None:
-        if record.reference and record.reference.isdigit():
-            payment = (
-                await Payment.filter(id=int(record.reference), provider=record.provider)
-                .using_db(change.conn)
-                .first()
-            )
-            if payment is not None:
-                return payment
-        if record.charge_id:
-            return (
-                await Payment.filter(provider=record.provider, charge_id=record.charge_id)
-                .using_db(change.conn)
-                .first()
-            )
-        return None
-
-    async def reconcile(self, name: str) -> int:
-        """Pull the events of configuration `name` since the last one seen and record those
-        missed; returns how many were new. Each page and the position after it commit
-        together, so an interrupted run resumes where it stopped."""
-        provider = self.payments.get(name)
-        feed = await PaymentFeed.get_or_none(provider=name)
-        cursor = feed.cursor if feed is not None else None
-        new = 0
-        while True:
-            page = await provider.events_since(cursor, limit=EVENT_PAGE)
-            async with self.changes.begin() as change:
-                new += await self.ingest(change, name, page.events)
-                await sql.execute(
-                    "INSERT INTO payment_feeds (provider, cursor, updated_at) "
-                    "VALUES (:provider, :cursor, :now) ON CONFLICT (provider) "
-                    "DO UPDATE SET cursor = :cursor, updated_at = :now",
-                    {"provider": name, "cursor": page.cursor},
-                    change.conn,
-                )
-            if not page.more or page.cursor == cursor:
-                return new
-            cursor = page.cursor
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from starlette.applications import Starlette
 
+from app.errors import DomainError, ErrorCode
 from app.models import (
     Job,
     JobState,
@@ -24,6 +25,7 @@ from app.models import (
     PaymentEventRecord,
     PaymentStatus,
     Plan,
+    Role,
     Subscription,
     SubscriptionStatus,
     User,
@@ -34,6 +36,7 @@ from app.services.billing_ledger import (
     APPLY_EVENT,
     PERIOD_END,
     RENEW,
+    Superseded,
     add_interval,
     effective_status,
 )
@@ -353,3 +356,164 @@ async def test_two_charges_paid_for_one_period_pay_two_periods(services: Service
     assert sub.current_period_start == one_period
     assert sub.current_period_end == add_interval(one_period, "month")
     assert (await Payment.get(id=first.id)).status is PaymentStatus.SUCCEEDED
+
+
+async def paid_subscription(
+    services: Services, viewer: Viewer, provider: str = "bank"
+) -> Subscription:
+    payment = await pending_payment(services, viewer, provider)
+    await deliver(services, provider, event(payment, EventKind.CHARGE_SUCCEEDED))
+    await run_jobs(services)
+    return await Subscription.get(id=payment.subscription_id)
+
+
+async def test_a_renewal_paid_after_access_ended_pays_a_period_from_then(
+    services: Services,
+) -> None:
+    """Money taken always pays a period: an invoice paid after the grace period ended (the
+    subscription expired, the payment cancelled) starts a new period when it is paid."""
+    viewer = await subscriber()
+    sub = await paid_subscription(services, viewer)
+    await Job.filter(name=RENEW).update(run_after=datetime.now(UTC))
+    await run_jobs(services)
+    renewal = await Payment.get(subscription_id=sub.id, renewal=True)
+    # The period and its grace went by unpaid.
+    ended = datetime.now(UTC) - timedelta(days=10)
+    await Subscription.filter(id=sub.id).update(
+        current_period_end=ended, access_until=ended + timedelta(days=7)
+    )
+    await Payment.filter(id=renewal.id).update(period_start=ended)
+    await Job.filter(name=PERIOD_END).update(
+        run_after=datetime.now(UTC),
+        payload={"subscription": sub.id, "period_end": ended.isoformat()},
+    )
+    await run_jobs(services)
+    expired = await Subscription.get(id=sub.id)
+    assert expired.status is SubscriptionStatus.EXPIRED
+    assert (await Payment.get(id=renewal.id)).status is PaymentStatus.CANCELED
+    assert not await services.billing.is_premium(viewer.user.id)
+
+    admin = await subscriber("admin")
+    admin.user.role = Role.ADMIN
+    await admin.user.save()
+    before = datetime.now(UTC)
+    await services.billing.confirm_manual_payment(admin, renewal.id)
+    revived = await Subscription.get(id=sub.id)
+    assert revived.status is SubscriptionStatus.ACTIVE
+    assert revived.current_period_start is not None
+    assert revived.current_period_start >= before
+    assert await services.billing.is_premium(viewer.user.id)
+
+
+async def test_a_charge_cancelled_in_the_ledger_is_never_started(services: Services) -> None:
+    """A cancel that commits before a renewal's charge starts wins: nothing is charged."""
+    viewer = await subscriber()
+    sub = await paid_subscription(services, viewer)
+    assert sub.current_period_end is not None
+    renewal = await Payment.create(
+        subscription_id=sub.id,
+        provider="bank",
+        amount=500,
+        currency="eur",
+        renewal=True,
+        period_start=sub.current_period_end,
+        period_end=add_interval(sub.current_period_end, "month"),
+    )
+    await services.billing.cancel(viewer)
+    with pytest.raises(Superseded):
+        await services.billing.ledger.start_charge(sub, renewal, off_session=True)
+    after = await Payment.get(id=renewal.id)
+    assert after.status is PaymentStatus.CANCELED
+    assert after.charge_id is None
+
+
+async def test_a_second_subscribe_while_a_charge_is_in_flight_is_refused(
+    services: Services,
+) -> None:
+    viewer = await subscriber()
+    first = await pending_payment(services, viewer)
+    # The first attempt's charge has not come back from the vendor yet.
+    await Payment.filter(id=first.id).update(charge_id=None)
+    plan = await Plan.get(code="supporter")
+    with pytest.raises(DomainError) as refused:
+        await services.billing.subscribe(viewer, plan.id, "bank", "eur")
+    assert refused.value.code is ErrorCode.PAYMENT_IN_PROGRESS
+    assert (await Payment.get(id=first.id)).status is PaymentStatus.PENDING
+    assert await Payment.all().count() == 1
+
+
+async def test_a_replaced_subscription_paid_late_is_credited_without_renewing_again(
+    services: Services,
+) -> None:
+    viewer = await subscriber()
+    old_payment = await pending_payment(services, viewer, "bank")
+    new_payment = await pending_payment(services, viewer, "cash")
+    await deliver(services, "cash", event(new_payment, EventKind.CHARGE_SUCCEEDED))
+    await run_jobs(services)
+    old = await Subscription.get(id=old_payment.subscription_id)
+    new = await Subscription.get(id=new_payment.subscription_id)
+    assert old.replaced_by_id == new.id
+    # The old invoice is paid anyway.
+    await deliver(services, "bank", event(old_payment, EventKind.CHARGE_SUCCEEDED))
+    await run_jobs(services)
+    old = await Subscription.get(id=old.id)
+    new = await Subscription.get(id=new.id)
+    assert new.replaced_by_id is None
+    assert new.status is SubscriptionStatus.ACTIVE
+    assert old.replaced_by_id == new.id
+    assert old.status is SubscriptionStatus.CANCELED
+    # Its period follows the one paid through `cash`: nothing paid twice for one month.
+    assert old.current_period_start == new.current_period_end
+    # Only `cash` renews.
+    await Job.filter(state=JobState.PENDING).update(run_after=datetime.now(UTC))
+    renewals = await Job.filter(name=RENEW, state=JobState.PENDING).values_list(
+        "payload", flat=True
+    )
+    assert {payload["subscription"] for payload in renewals} == {new.id}  # type: ignore[index]
+    with pytest.raises(DomainError):
+        await services.billing.resume(viewer)
+
+
+async def test_a_complimentary_grant_does_not_hide_the_paid_subscription(
+    services: Services,
+) -> None:
+    viewer = await subscriber()
+    paid = await paid_subscription(services, viewer)
+    admin = await subscriber("admin")
+    admin.user.role = Role.ADMIN
+    await admin.user.save()
+    plan = await Plan.get(code="supporter")
+    await services.billing.grant_complimentary(admin, viewer.user.id, plan.id, 30)
+    current = await services.billing.current(viewer.user.id)
+    assert current is not None
+    assert current.id == paid.id
+    cancelled = await services.billing.cancel(viewer)
+    assert cancelled.subscription.id == paid.id
+    assert cancelled.status is SubscriptionStatus.CANCELED
+
+
+async def test_plans_are_written_once_by_processes_starting_together(
+    services: Services,
+) -> None:
+    await Plan.all().delete()
+    await asyncio.gather(*(services.billing.ensure_plans() for _ in range(3)))
+    assert await Plan.filter(code="supporter").count() == 1
+
+
+async def test_a_renewal_lead_longer_than_a_period_never_charges_before_it_began(
+    app: Starlette, data_dir: Path, database_url: str
+) -> None:
+    settings = make_settings(data_dir, database_url, payments={**PAYMENTS, "renewal_lead_days": 45})
+    built = Services.from_settings(settings)
+    try:
+        await built.billing.ensure_plans()
+        viewer = await subscriber()
+        sub = await paid_subscription(built, viewer)
+        renew = await Job.get(name=RENEW)
+        assert sub.current_period_start is not None
+        assert renew.run_after >= sub.current_period_start - timedelta(seconds=1)
+        # One renewal issued, not a run of periods charged back to back.
+        await run_jobs(built)
+        assert await Payment.filter(subscription_id=sub.id, renewal=True).count() == 1
+    finally:
+        await built.close()

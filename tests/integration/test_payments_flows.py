@@ -734,3 +734,39 @@ async def test_leaving_stripe_for_btcpay_keeps_every_paid_period(
     finally:
         stack.close()
         await services.close()
+
+
+async def test_a_renewal_the_vendor_cannot_take_is_tried_again_hourly_and_keeps_access(
+    paying_app: Starlette, client: httpx.AsyncClient, btcpay: RunningFake
+) -> None:
+    """No vendor outage changes who has access: BTCPay down when the renewal falls due costs
+    the subscriber nothing, and the renewal is tried again, however long the outage."""
+    viewer = await subscriber()
+    payment, invoice_id = await subscribe_btcpay(paying_app, viewer)
+    btcpay.fake.settle(invoice_id)
+    await post_webhook(client, *settled_delivery(btcpay, invoice_id))
+    await run_jobs(paying_app)
+    sub = await Subscription.get(id=payment.subscription_id)
+    btcpay.fake.unavailable = True
+    try:
+        await Job.filter(name="payments.renew", state=JobState.PENDING).update(
+            run_after=datetime.now(UTC)
+        )
+        await run_jobs(paying_app)
+        jobs = await Job.filter(name="payments.renew").order_by("id")
+        assert [job.state for job in jobs] == [JobState.DONE, JobState.PENDING]
+        assert jobs[1].run_after > datetime.now(UTC) + timedelta(minutes=55)
+        renewal = await Payment.get(subscription_id=sub.id, renewal=True)
+        assert renewal.status is PaymentStatus.PENDING
+        assert renewal.charge_id is None
+        assert await services_of(paying_app).billing.is_premium(viewer.user.id)
+    finally:
+        btcpay.fake.unavailable = False
+    # Back: the retry issues the invoice, under the same payment (no second one).
+    await Job.filter(name="payments.renew", state=JobState.PENDING).update(
+        run_after=datetime.now(UTC)
+    )
+    await run_jobs(paying_app)
+    renewal = await Payment.get(subscription_id=sub.id, renewal=True)
+    assert renewal.charge_id is not None
+    assert renewal.charge_id in btcpay.fake.invoices

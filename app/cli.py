@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from app.models import StorageMove
     from app.services import Services
-    from app.services.billing import SwitchReport
+    from app.services.billing_switch import SwitchReport
     from app.storage import Storage
     from app.storage.audit import Audit, BackendTotal, Deletion, Orphan
     from app.storage.move import MoveReport
@@ -864,9 +864,9 @@ def _switch(source: str, target: str, *, migrate: bool) -> None:
             ):
                 _unknown_configuration([source], list(services.payments.providers))
             if migrate:
-                report = await services.billing.switch_provider(source, target)
+                report = await services.billing.switch.run(source, target)
             else:
-                report = await services.billing.switch_report(source, target)
+                report = await services.billing.switch.report(source, target)
             ids = {u for u, _ in report.moved} | {u for u, _, _ in report.waiting}
             names = dict(await User.filter(id__in=list(ids)).values_list("id", "username"))
             return report, names

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.models.account import RefreshToken, Role, Session, User
 from app.models.billing import (
+    LIVE_STATUSES,
     ActionRequired,
     Payment,
     PaymentEventRecord,
@@ -32,6 +33,7 @@ MODEL_MODULES = [
 ]
 
 __all__ = [
+    "LIVE_STATUSES",
     "MODEL_MODULES",
     "ActionRequired",
     "Block",

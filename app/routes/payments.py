@@ -4,7 +4,7 @@
 body by the provider (a bad signature, a stale timestamp or a malformed body: 400, nothing
 recorded); the events are recorded, each once, with the jobs that apply them, in one
 transaction, and the delivery is acknowledged at once (200). Applying an event is a job
-(app/services/billing_ledger.py), so a slow ledger never makes the vendor retry, and a
+(app/services/billing_events.py), so a slow ledger never makes the vendor retry, and a
 delivery repeated, concurrent or out of order changes nothing twice.
 """
 

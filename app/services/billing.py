@@ -1,9 +1,11 @@
 """Premium subscriptions: plans, subscribing, cancelling, resuming, admin grants and manual
-payments, premium access and perks, and moving subscribers to another processor.
+payments, premium badges and perks.
 
-The ledger's rules (what a payment does to a subscription, renewals, events) are in
-app/services/billing_ledger.py; who has premium access is `views.premium`, the one definition
-every read path uses. Nothing here asks a vendor who has access.
+The ledger's rules are in app/services/billing_ledger.py (what a payment does to a
+subscription), billing_events.py (vendor events) and billing_jobs.py (renewals, period ends);
+moving subscribers to another processor is billing_switch.py. Who has premium access is
+`views.premium`, the one definition every read path uses. Nothing here asks a vendor who has
+access.
 """
 
 from __future__ import annotations
@@ -11,17 +13,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
-from tortoise.expressions import Q
 
 from app import sql
 from app.changes import Change, Changes
 from app.errors import DomainError, ErrorCode
 from app.ids import new_id
 from app.models import (
+    LIVE_STATUSES,
     ActionRequired,
     Payment,
     PaymentStatus,
@@ -34,6 +36,7 @@ from app.payments import COMPLIMENTARY, Payments
 from app.services.accounts import Viewer
 from app.services.billing_jobs import Ledger
 from app.services.billing_ledger import Superseded, add_interval, effective_status, now
+from app.services.billing_switch import ProviderSwitch
 from app.services.paging import Page, PageRequest, make_page
 from app.services.views import gives_access, premium
 from app.settings import Settings
@@ -51,13 +54,6 @@ WHERE pl.id IN (SELECT s.plan_id FROM subscriptions s
 
 # How long a charge may take at the vendor before its payment is taken for abandoned.
 IN_FLIGHT = timedelta(minutes=2)
-
-CURRENT_STATUSES = (
-    SubscriptionStatus.INCOMPLETE,
-    SubscriptionStatus.ACTIVE,
-    SubscriptionStatus.PAST_DUE,
-    SubscriptionStatus.CANCELED,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,26 +131,13 @@ class Perks:
     max_attachments: int
 
 
-@dataclass(frozen=True, slots=True)
-class SwitchReport:
-    """Subscribers of `source` told to go on paying through `target`: who has moved (a
-    subscription through `target` that is paid) and who has not yet."""
-
-    source: str
-    target: str
-    marked: int
-    moved: list[tuple[int, int]]
-    """(user id, new subscription id)"""
-    waiting: list[tuple[int, int, datetime | None]]
-    """(user id, old subscription id, access until)"""
-
-
 class BillingService:
     def __init__(self, settings: Settings, changes: Changes, payments: Payments) -> None:
         self.settings = settings
         self.changes = changes
         self.payments = payments
         self.ledger = Ledger(settings, changes, payments)
+        self.switch = ProviderSwitch(changes, payments, self.ledger)
 
     # --- plans -----------------------------------------------------------------------------
 
@@ -261,7 +244,7 @@ class BillingService:
         """The subscription that says where the subscriber stands: the newest one not ended
         and not replaced (else the newest that still gives access)."""
         subs = await Subscription.filter(
-            user_id=user_id, status__in=CURRENT_STATUSES, replaced_by_id=None
+            user_id=user_id, status__in=LIVE_STATUSES, replaced_by_id=None
         ).order_by("-id")
         live = [sub for sub in subs if effective_status(sub) is not SubscriptionStatus.EXPIRED]
         # One the subscriber pays for comes before a complimentary grant (which they cannot
@@ -353,7 +336,7 @@ class BillingService:
             await User.filter(id=user_id).select_for_update().using_db(change.conn).first()
             current = (
                 await Subscription.filter(
-                    user_id=user_id, status__in=CURRENT_STATUSES, replaced_by_id=None
+                    user_id=user_id, status__in=LIVE_STATUSES, replaced_by_id=None
                 )
                 .order_by("-id")
                 .using_db(change.conn)
@@ -588,83 +571,3 @@ class BillingService:
         rows = list(await query.order_by(order).limit(page.limit + 1))
         views = await self.views(rows)
         return make_page(page, views, [row.id for row in rows])
-
-    # --- moving off a processor ------------------------------------------------------------
-
-    async def switch_provider(self, source: str, target: str) -> SwitchReport:
-        """`holdfast payments migrate --from source --to target`: every subscription through
-        `source` renews no more and asks its subscriber to go on through `target`; access
-        stays until the end of what was paid. The old vendor is told to charge no more by
-        jobs retried while it does not answer; the ledger needs nothing from it. Idempotent:
-        a second run marks only what the first did not and reports again."""
-        if target not in self.payments.accepting():
-            raise DomainError(
-                ErrorCode.INVALID_INPUT,
-                f"{target!r} is not a payment configuration accepting new subscribers.",
-                "to",
-            )
-        if source == target:
-            raise DomainError(ErrorCode.INVALID_INPUT, "Choose two different providers.", "to")
-        marked = 0
-        while True:
-            batch = (
-                await Subscription.filter(
-                    provider=source,
-                    switch_to=None,
-                    replaced_by_id=None,
-                    status__in=CURRENT_STATUSES,
-                    # One its subscriber cancelled ends where it would have: nothing to ask.
-                    cancel_at_period_end=False,
-                )
-                .order_by("id")
-                .limit(200)
-            )
-            if not batch:
-                break
-            async with self.changes.begin() as change:
-                for candidate in batch:
-                    sub = (
-                        await Subscription.filter(id=candidate.id)
-                        .select_for_update()
-                        .using_db(change.conn)
-                        .get()
-                    )
-                    sub.switch_to = target
-                    if effective_status(sub) is SubscriptionStatus.EXPIRED:
-                        sub.status = SubscriptionStatus.EXPIRED
-                        sub.ended_at = sub.ended_at or now()
-                    else:
-                        sub.action_required = ActionRequired.SWITCH_PROVIDER
-                        if sub.status is not SubscriptionStatus.INCOMPLETE:
-                            sub.status = SubscriptionStatus.CANCELED
-                        else:
-                            sub.status = SubscriptionStatus.EXPIRED
-                            sub.ended_at = now()
-                    await sub.save(using_db=change.conn)
-                    await (
-                        Payment.filter(subscription_id=sub.id, status=PaymentStatus.PENDING)
-                        .using_db(change.conn)
-                        .update(status=PaymentStatus.CANCELED)
-                    )
-                    await self.ledger.stop_at_vendor(change, sub)
-                    marked += 1
-        return await self.switch_report(source, target, marked=marked)
-
-    async def switch_report(self, source: str, target: str, *, marked: int = 0) -> SwitchReport:
-        olds = await Subscription.filter(provider=source, switch_to=target).order_by("id")
-        moved: list[tuple[int, int]] = []
-        waiting: list[tuple[int, int, datetime | None]] = []
-        for old in olds:
-            new = (
-                await Subscription.filter(
-                    Q(user_id=old.user_id, provider=target, id__gt=old.id)
-                    & Q(current_period_end__not_isnull=True)
-                )
-                .order_by("-id")
-                .first()
-            )
-            if new is not None:
-                moved.append((old.user_id, new.id))
-            elif old.access_until is not None:
-                waiting.append((old.user_id, old.id, old.access_until))
-        return SwitchReport(source, target, marked, moved, waiting)

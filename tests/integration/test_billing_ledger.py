@@ -308,7 +308,7 @@ async def test_a_switch_of_processor_loses_no_paid_day(services: Services) -> No
     await deliver(services, "bank", event(payment, EventKind.CHARGE_SUCCEEDED))
     await run_jobs(services)
     old = await Subscription.get(id=payment.subscription_id)
-    report = await services.billing.switch_provider("bank", "cash")
+    report = await services.billing.switch.run("bank", "cash")
     assert report.marked == 1
     assert [(user, sub) for user, sub, _ in report.waiting] == [(viewer.user.id, old.id)]
     assert report.moved == []
@@ -331,11 +331,11 @@ async def test_a_switch_of_processor_loses_no_paid_day(services: Services) -> No
     assert new.current_period_start == old.current_period_end
     old = await Subscription.get(id=old.id)
     assert old.replaced_by_id == new.id
-    report = await services.billing.switch_report("bank", "cash")
+    report = await services.billing.switch.report("bank", "cash")
     assert report.moved == [(viewer.user.id, new.id)]
     assert report.waiting == []
     # A second run marks nothing more.
-    assert (await services.billing.switch_provider("bank", "cash")).marked == 0
+    assert (await services.billing.switch.run("bank", "cash")).marked == 0
 
 
 async def test_two_charges_paid_for_one_period_pay_two_periods(services: Services) -> None:

@@ -288,7 +288,7 @@ async def test_leaving_btcpay_keeps_every_paid_period(
     if not vendor_answers:
         btcpay.fake.unavailable = True
 
-    report = await services.billing.switch_provider("btcpay", "bank")
+    report = await services.billing.switch.run("btcpay", "bank")
     assert report.marked == 2
     assert [user for user, _, _ in report.waiting] == [paid_viewer.user.id]
     await run_jobs(paying_app)
@@ -320,7 +320,7 @@ async def test_leaving_btcpay_keeps_every_paid_period(
     await services.billing.confirm_manual_payment(admin, moved.pending.payment_id)
     new = await Subscription.get(id=moved.subscription.id)
     assert new.current_period_start == old.current_period_end
-    report = await services.billing.switch_report("btcpay", "bank")
+    report = await services.billing.switch.report("btcpay", "bank")
     assert report.moved == [(paid_viewer.user.id, new.id)]
     assert report.waiting == []
     assert await services.billing.is_premium(paid_viewer.user.id)
@@ -696,7 +696,7 @@ async def test_leaving_stripe_for_btcpay_keeps_every_paid_period(
         if not stripe_answers:
             stack.close()  # Stripe is gone.
 
-        report = await services.billing.switch_provider("stripe", "btcpay")
+        report = await services.billing.switch.run("stripe", "btcpay")
         await run_jobs(leaving)
         stop = await Job.get(name=STOP_VENDOR)
         if stripe_answers:
@@ -727,7 +727,7 @@ async def test_leaving_stripe_for_btcpay_keeps_every_paid_period(
         new = await Subscription.get(id=payment.subscription_id)
         assert new.status is SubscriptionStatus.ACTIVE
         assert new.current_period_start == old.current_period_end
-        report = await services.billing.switch_report("stripe", "btcpay")
+        report = await services.billing.switch.report("stripe", "btcpay")
         assert report.moved == [(viewer.user.id, new.id)]
         assert report.waiting == []
         assert btcpay.fake.violations == []

@@ -251,6 +251,57 @@ async def test_cancel_a_pending_charge_and_not_a_final_one(
     assert (await provider.fetch(paid.id)).status is ChargeStatus.SUCCEEDED
 
 
+async def test_cancel_never_cancels_a_charge_the_payer_already_paid(
+    payments_harness: PaymentsHarness,
+) -> None:
+    """Paid but not final yet (a Bitcoin payment awaiting confirmations) is not "not paid":
+    cancelling it would leave the payer's money taken and never credited."""
+    provider = payments_harness.provider
+    customer_id = await new_customer(payments_harness)
+    pending = await provider.charge(charge_request("pay-19", customer_id))
+    if settled_in_app(pending):
+        pytest.skip("a manual payment is confirmed in the app")
+    await payments_harness.pay_unconfirmed(pending)
+    canceled = await provider.cancel(pending.id)
+    assert canceled.status is not ChargeStatus.CANCELED
+    assert canceled.status in (ChargeStatus.PENDING, ChargeStatus.SUCCEEDED)
+    assert (await provider.fetch(pending.id)).status is canceled.status
+
+
+async def test_a_foreign_object_carrying_our_reference_is_never_ours(
+    payments_harness: PaymentsHarness,
+) -> None:
+    """Another program on the vendor account (a shop's own invoices, another instance)
+    may use the same reference; charging, webhooks and reconciliation never take its objects
+    for our charge."""
+    provider = payments_harness.provider
+    customer_id = await new_customer(payments_harness)
+    foreign = await payments_harness.foreign_charges("pay-20", customer_id)
+    if not foreign:
+        pytest.skip("the vendor holds no objects")
+    charge = await provider.charge(charge_request("pay-20", customer_id))
+    assert charge.id not in foreign
+    assert charge.status is ChargeStatus.PENDING  # ours is not paid: theirs were
+    assert (await provider.charge(charge_request("pay-20", customer_id))).id == charge.id
+    now = datetime.now(UTC)
+    unmarked = [foreign_id for foreign_id, marked in foreign.items() if not marked]
+    if payments_harness.webhooks:
+        for foreign_id in unmarked:
+            body, headers = payments_harness.webhook(
+                f"evt_foreign_{foreign_id}",
+                replace(charge, id=foreign_id),
+                succeeded=True,
+                at=now,
+            )
+            [event] = provider.verify_webhook(body, headers, now=now)
+            assert (event.kind, event.reference) == (EventKind.IGNORED, None)
+    if payments_harness.events:
+        about_foreign = [
+            event for event in await all_events(provider) if event.charge_id in unmarked
+        ]
+        assert all(event.reference is None for event in about_foreign), about_foreign
+
+
 async def test_a_pending_charge_the_vendor_gives_up_on_is_final_unpaid(
     payments_harness: PaymentsHarness,
 ) -> None:

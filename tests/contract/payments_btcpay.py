@@ -109,6 +109,16 @@ class BTCPayHarness:
             )
         return body, self.sign(body, at=at)
 
+    def configured(
+        self, *, api_key: str | None = None, url: str | None = None, timeout: float | None = None
+    ) -> BTCPayPayments:
+        overrides: dict[str, object] = {}
+        if api_key is not None:
+            overrides["api_key"] = api_key
+        if timeout is not None:
+            overrides["timeout"] = timeout
+        return BTCPayPayments(btcpay_options(url or self.server.url, **overrides))
+
     def sign(self, body: bytes, *, at: datetime, secret: str | None = None) -> Mapping[str, str]:
         """`btcpay-sig: sha256=<hex HMAC-SHA256 of body>`; `at` is not signed by BTCPay."""
         return self.fake.sign(body, secret)

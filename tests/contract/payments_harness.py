@@ -70,6 +70,13 @@ class PaymentsHarness(Protocol):
         the provider is configured with)."""
         ...
 
+    def configured(
+        self, *, api_key: str | None = None, url: str | None = None, timeout: float | None = None
+    ) -> PaymentProvider | None:
+        """Another provider like `provider` but with this API key, server address or request
+        timeout; None for a provider without a vendor to call."""
+        ...
+
     async def reset(self) -> None:
         """Forget everything the server holds (between tests)."""
         ...

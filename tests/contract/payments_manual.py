@@ -47,5 +47,10 @@ class ManualHarness:
     def sign(self, body: bytes, *, at: datetime, secret: str | None = None) -> Mapping[str, str]:
         raise AssertionError("manual payments have no webhooks")
 
+    def configured(
+        self, *, api_key: str | None = None, url: str | None = None, timeout: float | None = None
+    ) -> PaymentProvider | None:
+        return None
+
     async def reset(self) -> None:
         """Nothing is held anywhere."""

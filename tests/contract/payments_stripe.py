@@ -36,18 +36,24 @@ class StripeHarness:
 
     def __init__(self, server: LocalStripe) -> None:
         self.server = server
-        self.provider: PaymentProvider = registry.load(
+        self.provider: PaymentProvider = self.configured()
+        self.headers = {"Authorization": f"Bearer {API_KEY}"}
+
+    def configured(
+        self, *, api_key: str | None = None, url: str | None = None, timeout: float | None = None
+    ) -> PaymentProvider:
+        provider: PaymentProvider = registry.load(
             "payments",
             "stripe",
             {
-                "api_key": API_KEY,
+                "api_key": api_key or API_KEY,
                 "webhook_secret": WEBHOOK_SECRET,
-                "api_base": server.url,
+                "api_base": url or self.server.url,
                 "max_network_retries": 0,
-                "timeout": 10,
+                "timeout": timeout or 10,
             },
         )
-        self.headers = {"Authorization": f"Bearer {API_KEY}"}
+        return provider
 
     def payment_method(self, *, declined: bool = False) -> str | None:
         """A card PaymentMethod, made as Stripe.js makes it from the card's details."""

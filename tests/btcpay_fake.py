@@ -225,6 +225,23 @@ class FakeBTCPay:
         """The payer paid in full and the payment confirmed: Settled."""
         return self._set_status(invoice_id, "Settled", "None", paid=True)
 
+    def add_invoice(
+        self,
+        *,
+        metadata: dict[str, Any],
+        amount: str = "5.00",
+        currency: str = "EUR",
+        store_id: str | None = None,
+    ) -> str:
+        """An invoice made outside the adapter (the store's own apps, another store on the
+        same server); its id."""
+        with self._lock:
+            invoice = self._new_invoice(
+                {"amount": amount, "currency": currency, "metadata": metadata}, self.base_url
+            )
+            invoice["storeId"] = store_id or self.store_id
+            return str(invoice["id"])
+
     def process(self, invoice_id: str) -> dict[str, Any]:
         """A payment was seen, not confirmed yet: Processing."""
         return self._set_status(invoice_id, "Processing", "None", paid=True)
@@ -257,7 +274,7 @@ class FakeBTCPay:
             "isRedelivery": redelivery,
             "type": event_type,
             "timestamp": int(at.timestamp()),
-            "storeId": self.store_id,
+            "storeId": invoice.get("storeId", self.store_id),
             "invoiceId": invoice_id,
             "metadata": invoice.get("metadata", {}),
             **fields,
@@ -357,7 +374,8 @@ class FakeBTCPay:
         found = [
             inv
             for inv in self.invoices.values()
-            if (not order_ids or inv["metadata"].get("orderId") in order_ids)
+            if inv["storeId"] == self.store_id
+            and (not order_ids or inv["metadata"].get("orderId") in order_ids)
             and (start is None or inv["createdTime"] >= float(start))
         ]
         # BTCPay lists the newest first.
@@ -366,6 +384,9 @@ class FakeBTCPay:
         return JSONResponse(found[skip:end])
 
     def _create(self, data: dict[str, Any], request: Request) -> Response:
+        return JSONResponse(self._new_invoice(data, str(request.base_url)))
+
+    def _new_invoice(self, data: dict[str, Any], base_url: str) -> dict[str, Any]:
         created = int(self.clock if self.clock is not None else time.time())
         invoice_id = secrets.token_urlsafe(16).replace("-", "a").replace("_", "b")
         checkout = data.get("checkout") or {}
@@ -377,7 +398,7 @@ class FakeBTCPay:
             "paidAmount": "0",
             "currency": (data.get("currency") or "USD"),
             "type": "Standard" if data.get("amount") else "TopUp",
-            "checkoutLink": f"{str(request.base_url).rstrip('/')}/i/{invoice_id}",
+            "checkoutLink": f"{base_url.rstrip('/')}/i/{invoice_id}",
             "createdTime": created,
             "expirationTime": created + int(minutes) * 60,
             "monitoringExpiration": created + int(minutes) * 60 + 86400,
@@ -389,7 +410,7 @@ class FakeBTCPay:
             "checkout": checkout,
         }
         self.invoices[invoice_id] = invoice
-        return JSONResponse(invoice)
+        return invoice
 
     def _mark(self, invoice: dict[str, Any] | None, status: str) -> Response:
         # The contract lists no 404 for this operation: an unknown invoice is a 400 here.

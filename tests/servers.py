@@ -84,6 +84,8 @@ def start_moto_server() -> Iterator[MotoServer]:
 # where the payments provider relies on documented Stripe behaviour localstripe lacks:
 # - `GET /v1/payment_intents` takes the `customer` filter, and it and `GET /v1/events` list
 #   newest first (localstripe lists in insertion order and rejects the filter);
+# - `GET /v1/events` takes `ending_before` and `types`, with Stripe's documented semantics
+#   (see `_EndingBefore`): localstripe rejects both;
 # - `POST /v1/payment_intents` takes `setup_future_usage` (kept on the intent),
 #   `automatic_payment_methods` and `return_url` (ignored: cards never redirect there), which
 #   localstripe rejects.
@@ -125,9 +127,48 @@ resources.PaymentIntent._api_list_all = classmethod(_list_payment_intents)
 _events = resources.Event._api_list_all.__func__
 
 
-def _list_events(cls, url, **kwargs):
-    li = _events(cls, url, **kwargs)
+class _EndingBefore(resources.List):
+    # Stripe's documented `ending_before`: the list stays newest first; the page is the
+    # `limit` objects immediately newer than the cursor object (the previous page of the
+    # list), still newest first, and `has_more` says whether newer ones remain beyond it.
+    # A cursor naming no object is refused (Stripe: 400 resource_missing, "No such event").
+    def __init__(self, url, limit, ending_before):
+        super().__init__(url, limit=limit)
+        self._ending_before = ending_before
+
+    def _window(self):
+        for i, item in enumerate(self._list):
+            if getattr(item, 'id', None) == self._ending_before:
+                return max(0, i - self._limit), i
+        raise resources.UserError(400, 'No such event: ' + repr(self._ending_before),
+                                  {'code': 'resource_missing', 'param': 'ending_before'})
+
+    @property
+    def data(self):
+        start, end = self._window()
+        return [item._export() for item in self._list[start:end]]
+
+    @property
+    def has_more(self):
+        return self._window()[0] > 0
+
+
+def _list_events(cls, url, ending_before=None, types=None, limit=None, starting_after=None,
+                 **kwargs):
+    if ending_before is not None and starting_after is not None:
+        raise resources.UserError(400, 'Pass either starting_after or ending_before')
+    if types is not None and (kwargs.get('type') is not None or not isinstance(types, list)
+                              or not 1 <= len(types) <= 20):
+        raise resources.UserError(400, 'Bad request')
+    li = _events(cls, url, limit=limit, starting_after=starting_after, **kwargs)
     li._list.reverse()
+    if types is not None:
+        li._list = [event for event in li._list if event.type in types]
+    if ending_before is not None:
+        found = _EndingBefore(url, limit, ending_before)
+        found._list = li._list
+        found._window()  # refuse an unknown cursor now, not while exporting
+        return found
     return li
 
 

@@ -6,10 +6,14 @@ over `httpx.AsyncClient` (`Authorization: token <api key>`), held to the API des
 against (`tests/btcpay_fake.py`).
 
 How the interface maps onto BTCPay:
-- A charge is an invoice of the configured store. Its `metadata.orderId` is our `reference`
-  (BTCPay indexes it, and the invoice list filters on it, which makes `charge` idempotent:
-  an invoice already carrying the reference is returned instead of a second one). The payer
-  pays on BTCPay's hosted checkout: every pending charge's action is `PAY_AT_URL`.
+- A charge is an invoice of the configured store. Its `metadata.orderId` is
+  `holdfast:<reference>` (BTCPay indexes it, and the invoice list filters on it, which makes
+  `charge` idempotent: an invoice already carrying the reference is returned instead of a
+  second one). An invoice is only ever taken for ours when it is of our store, carries our
+  own metadata (`holdfastCustomer`, ...) and, when found by reference, the amount, currency
+  and payer asked for: the store's own apps (WooCommerce, the point of sale) and anyone else
+  with an API key on the store create invoices too. The payer pays on BTCPay's hosted
+  checkout: every pending charge's action is `PAY_AT_URL`.
 - Bitcoin cannot be pulled from a payer, so an off-session renewal is an invoice like any
   other, PENDING with the checkout link for the payer.
 - Nothing at BTCPay renews on its own (no plans, no saved methods): `sync_plans` keeps no
@@ -27,6 +31,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -35,7 +40,13 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from providers.errors import InvalidWebhook, NotFound, ProviderError, Unavailable
+from providers.errors import (
+    ConfigurationError,
+    InvalidWebhook,
+    NotFound,
+    ProviderError,
+    Unavailable,
+)
 from providers.payments.base import (
     WEBHOOK_TOLERANCE_SECONDS,
     ActionKind,
@@ -49,6 +60,9 @@ from providers.payments.base import (
     PaymentEvent,
     PlanPrice,
 )
+from providers.payments.money import minor_unit_exponent
+
+__all__ = ["BTCPayPayments", "minor_unit_exponent", "to_decimal_string", "to_minor_units"]
 
 CUSTOMER_PREFIX = "btcpay-payer:"
 """`create_customer` returns this followed by our reference (BTCPay has no payer object)."""
@@ -56,12 +70,13 @@ CUSTOMER_PREFIX = "btcpay-payer:"
 META_PREFIX = "holdfast"
 """Our own keys in an invoice's metadata start with this (`holdfastCustomer`, ...)."""
 
-_ZERO_DECIMAL = frozenset(
-    {"bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "mga"}
-    | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
-)
-_THREE_DECIMAL = frozenset(["bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"])
-_CRYPTO_DECIMALS = {"btc": 8, "sats": 0}
+ORDER_PREFIX = "holdfast:"
+"""An invoice's `metadata.orderId` is this followed by our reference: the store's own apps
+(WooCommerce, the point of sale) use bare order numbers, which would collide with ours."""
+
+MAX_PENDING_IN_CURSOR = 10
+"""How many still-pending invoices `events_since` carries in its cursor (re-fetched by id on
+each pull) so that the cursor can move past them; beyond that it waits behind the next one."""
 
 _FINAL_INVOICE_STATUSES = frozenset({"Settled", "Expired", "Invalid"})
 
@@ -85,19 +100,6 @@ _FAILURE_PAID_LATE = "The invoice was paid after it expired; support will sort i
 _FAILURE_INVALID = "The payment could not be confirmed in time."
 
 
-def minor_unit_exponent(currency: str) -> int:
-    """How many decimal places the currency's minor unit has (`eur`: 2, `jpy`: 0, `btc`: 8,
-    counting in satoshis)."""
-    code = currency.lower()
-    if code in _CRYPTO_DECIMALS:
-        return _CRYPTO_DECIMALS[code]
-    if code in _ZERO_DECIMAL:
-        return 0
-    if code in _THREE_DECIMAL:
-        return 3
-    return 2
-
-
 def to_decimal_string(amount: int, currency: str) -> str:
     """Minor units as the decimal string Greenfield takes (`1050`, `eur` -> `10.50`)."""
     exponent = minor_unit_exponent(currency)
@@ -114,6 +116,13 @@ def to_minor_units(amount: str, currency: str) -> int:
     if not value.is_finite() or value != value.to_integral_value():
         raise ProviderError(f"BTCPay returned an amount finer than {currency}'s minor unit")
     return int(value)
+
+
+class _Refused(ProviderError):
+    """BTCPay refused a request (HTTP 400, 409, 422...): not transient, not a bad key."""
+
+
+_INVOICE_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
 class BTCPayPayments:
@@ -174,15 +183,16 @@ class BTCPayPayments:
         return f"{CUSTOMER_PREFIX}{customer.reference}"
 
     async def charge(self, request: ChargeRequest) -> Charge:
-        """An invoice for the period, or the one already carrying `request.reference` as its
-        `metadata.orderId` (found through the list's `orderId` filter). PENDING with the
-        checkout link to pay at, off-session or not."""
-        existing = await self._find_by_reference(request.reference)
+        """An invoice for the period, or the one of ours already carrying `request.reference`
+        (found through the list's `orderId` filter, and only when it is of our store, carries
+        our metadata, the same payer, amount and currency). PENDING with the checkout link to
+        pay at, off-session or not."""
+        existing = await self._find_by_reference(request)
         if existing is not None:
             return self._to_charge(existing)
         price = request.price
         metadata: dict[str, Any] = {
-            "orderId": request.reference,
+            "orderId": f"{ORDER_PREFIX}{request.reference}",
             "itemDesc": price.name,
             "itemCode": price.key,
             f"{META_PREFIX}Customer": request.customer_id,
@@ -213,19 +223,31 @@ class BTCPayPayments:
     async def fetch(self, charge_id: str) -> Charge:
         """The invoice now: New and Processing are PENDING, Settled SUCCEEDED, Expired
         FAILED, Invalid FAILED (CANCELED when it was marked invalid by hand, as `cancel`
-        does)."""
+        does). NotFound for an invoice that is not ours (another store's, the store's own
+        apps')."""
         return self._to_charge(await self._get_invoice(charge_id))
 
     async def cancel(self, charge_id: str) -> Charge:
-        """Marks an unpaid (New) or not yet confirmed (Processing) invoice Invalid, so its
-        checkout takes no more payment; a final invoice is returned as it is."""
+        """Marks an unpaid (New) invoice Invalid, so its checkout takes no more payment.
+
+        Any other invoice is returned as it is: a final one, and a Processing one (the payer
+        paid, the payment awaits confirmations: marking it Invalid would leave coins paid and
+        never credited; it stays PENDING and settles or fails on its own). When BTCPay refuses
+        the marking because the invoice changed meanwhile (paid while we asked), the invoice is
+        fetched again and returned as it now is."""
         invoice = await self._get_invoice(charge_id)
-        if invoice.get("status") in _FINAL_INVOICE_STATUSES:
+        if invoice.get("status") != "New":
             return self._to_charge(invoice)
-        marked = await self._request(
-            "POST", f"/api/v1/invoices/{charge_id}/status", json={"status": "Invalid"}
-        )
-        return self._to_charge(_as_object(marked))
+        try:
+            marked = await self._request(
+                "POST", f"/api/v1/invoices/{charge_id}/status", json={"status": "Invalid"}
+            )
+        except _Refused:
+            now = await self._get_invoice(charge_id)
+            if now.get("status") != "New":
+                return self._to_charge(now)
+            raise
+        return self._to_charge(self._ours_or_not_found(_as_object(marked)))
 
     async def stop_renewals(self, customer_id: str) -> None:
         """Nothing to do: BTCPay keeps no payment method and creates no invoice on its own;
@@ -245,7 +267,9 @@ class BTCPayPayments:
         refused: `events_since` catches up what was refused.
 
         Invoice events name the invoice (`charge_id`) and our reference (its
-        `metadata.orderId`, which BTCPay includes); other event types are IGNORED."""
+        `metadata.orderId` without `holdfast:`, which BTCPay includes); other event types,
+        and events about invoices that are not ours (another store's, or without our
+        metadata), are IGNORED and name no charge or reference."""
         signature = headers.get("btcpay-sig", "")
         scheme, _, digest = signature.partition("=")
         if scheme != "sha256" or not digest:
@@ -290,8 +314,19 @@ class BTCPayPayments:
         metadata = payload.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidWebhook("the invoice event's metadata is not an object")
-        order_id = (metadata or {}).get("orderId")
-        reference = order_id if isinstance(order_id, str) and order_id else None
+        extra = {
+            "type": event_type,
+            "deliveryId": payload.get("deliveryId"),
+            "isRedelivery": payload.get("isRedelivery") is True,
+            "storeId": payload.get("storeId"),
+        }
+        reference = _our_reference(metadata)
+        if payload.get("storeId") != self.options.store_id or reference is None:
+            return [
+                PaymentEvent(
+                    id=delivery_id, kind=EventKind.IGNORED, occurred_at=occurred_at, extra=extra
+                )
+            ]
         failure: str | None = None
         if event_type == "InvoiceExpired":
             failure = _FAILURE_EXPIRED_PARTIAL if payload.get("partiallyPaid") else _FAILURE_EXPIRED
@@ -300,12 +335,6 @@ class BTCPayPayments:
                 kind = EventKind.CHARGE_CANCELED
             else:
                 failure = _FAILURE_INVALID
-        extra = {
-            "type": event_type,
-            "deliveryId": payload.get("deliveryId"),
-            "isRedelivery": payload.get("isRedelivery") is True,
-            "storeId": payload.get("storeId"),
-        }
         return [
             PaymentEvent(
                 id=delivery_id,
@@ -322,47 +351,82 @@ class BTCPayPayments:
         """Events derived from the store's invoices, for reconciliation.
 
         Greenfield has no event feed, and an invoice records no time for its status changes,
-        so this walks the store's invoices in creation order (`createdTime`, then id) from the
-        cursor and yields one event per invoice that reached a final status: id
+        so this walks the store's invoices of ours in creation order (`createdTime`, then id)
+        from the cursor and yields one event per invoice that reached a final status: id
         `<invoiceId>:<webhook type>` (`InvoiceSettled`, `InvoiceExpired`, `InvoiceInvalid`),
         at the invoice's expiration time for Expired, its creation time otherwise. These ids
         differ from the webhook deliveries' ids for the same change (the ledger's transition
         of a final charge must be a no-op; see the report on base.py).
 
-        The cursor (`<createdTime>:<ids done at that second>`) never moves past an invoice
-        that is still New or Processing: final invoices after it are yielded on each pull
-        until it is final too (expiry bounds that), with the same ids, so nothing is missed
-        and a re-yield is deduplicated by id; `more` stays false behind such an invoice. A
-        status changed by hand after the cursor passed (a settled invoice marked invalid)
-        comes only by webhook. Invoices `charge` did not create (the store's own apps) are
-        skipped."""
+        The cursor (`<createdTime>:<ids done at that second>;<ids still pending>`) moves past
+        an invoice that is still New or Processing and carries its id (at most
+        MAX_PENDING_IN_CURSOR of them): each pull fetches those again by id and yields the
+        event of each one that became final, so one slow invoice (Processing can last a day)
+        holds nothing back. Past that many, the cursor waits behind the next pending invoice:
+        final invoices after it are yielded on each pull until it is final too (expiry bounds
+        that), with the same ids, deduplicated by the ledger; `more` stays false behind it.
+        The list is read newest first with skip/take while invoices are being created, so a
+        page can repeat an invoice: invoices are deduplicated by id. A status changed by hand
+        after the cursor passed (a settled invoice marked invalid) comes only by webhook.
+        Invoices that are not ours (the store's own apps) are skipped."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        done_time, done_ids = _parse_cursor(cursor)
-        invoices = await self._list_since(done_time)
-        invoices = [inv for inv in invoices if _is_ours(inv) and _after(inv, done_time, done_ids)]
-        invoices.sort(key=_position)
+        done_time, done_ids, pending_ids = _parse_cursor(cursor)
+        listed = await self._list_since(done_time)
+        candidates: dict[str, dict[str, Any]] = {}
+        for inv in listed:
+            invoice_id = inv.get("id")
+            if (
+                isinstance(invoice_id, str)
+                and invoice_id not in pending_ids
+                and self._is_ours(inv)
+                and _after(inv, done_time, done_ids)
+            ):
+                candidates.setdefault(invoice_id, inv)
+        still_pending: list[str] = []
+        for invoice_id in sorted(pending_ids):
+            try:
+                inv = await self._get_invoice(invoice_id)
+            except NotFound:
+                continue  # gone (deleted, archived): nothing more will come of it
+            if not self._is_ours(inv):
+                continue
+            if inv.get("status") in _FINAL_INVOICE_STATUSES:
+                candidates[invoice_id] = inv
+            else:
+                still_pending.append(invoice_id)
+        ordered = sorted(candidates.values(), key=_position)
         events: list[PaymentEvent] = []
         new_time, new_ids = done_time, set(done_ids)
         blocked = False
         more = False
-        for invoice in invoices:
-            if invoice.get("status") not in _FINAL_INVOICE_STATUSES:
-                blocked = True
-                continue
-            if len(events) == limit:
+        for invoice in ordered:
+            invoice_id = str(invoice["id"])
+            revisited = invoice_id in pending_ids
+            final = invoice.get("status") in _FINAL_INVOICE_STATUSES
+            if not final:
+                if blocked or len(still_pending) >= self.max_pending:
+                    blocked = True
+                    continue
+                still_pending.append(invoice_id)
+            elif len(events) == limit:
                 # Behind a pending invoice the same events would come again: no `more`.
                 more = not blocked
+                if revisited:
+                    still_pending.append(invoice_id)  # final, not yielded yet: next pull
+                    continue
                 break
-            events.append(self._invoice_event(invoice))
-            if not blocked:
-                created, invoice_id = _position(invoice)
+            else:
+                events.append(self._invoice_event(invoice))
+            if not blocked and not revisited:
+                created, _ = _position(invoice)
                 if created != new_time:
                     new_time, new_ids = created, set()
                 new_ids.add(invoice_id)
         new_cursor = cursor
-        if new_time is not None and (new_time, new_ids) != (done_time, set(done_ids)):
-            new_cursor = f"{new_time}:{','.join(sorted(new_ids))}"
+        state = (new_time, new_ids, set(still_pending))
+        if new_time is not None and state != (done_time, set(done_ids), set(pending_ids)):
+            new_cursor = _format_cursor(new_time, new_ids, still_pending)
         return EventPage(events=tuple(events), cursor=new_cursor, more=more)
 
     async def close(self) -> None:
@@ -371,23 +435,48 @@ class BTCPayPayments:
 
     # -- helpers ------------------------------------------------------------------------
 
-    async def _get_invoice(self, invoice_id: str) -> dict[str, Any]:
-        if not invoice_id or "/" in invoice_id:
-            raise NotFound(f"no BTCPay invoice {invoice_id!r}")
-        return _as_object(await self._request("GET", f"/api/v1/invoices/{invoice_id}"))
+    page_size: int = 100
+    """Invoices per list request (`take`); tests make it small to walk several pages."""
+    max_pending: int = MAX_PENDING_IN_CURSOR
+    """How many pending invoices the cursor carries (see `events_since`)."""
 
-    async def _find_by_reference(self, reference: str) -> dict[str, Any] | None:
+    def _is_ours(self, invoice: Mapping[str, Any]) -> bool:
+        """Whether `charge` created the invoice in our store (a store may also sell through
+        its own apps, and an API key may be shared)."""
+        return invoice.get("storeId") == self.options.store_id and (
+            _our_reference(invoice.get("metadata")) is not None
+        )
+
+    def _ours_or_not_found(self, invoice: dict[str, Any]) -> dict[str, Any]:
+        if not self._is_ours(invoice):
+            raise NotFound(f"BTCPay invoice {invoice.get('id')!r} is not a charge of ours")
+        return invoice
+
+    async def _get_invoice(self, invoice_id: str) -> dict[str, Any]:
+        if not _INVOICE_ID.fullmatch(invoice_id):
+            raise NotFound(f"no BTCPay invoice {invoice_id[:100]!r}")
+        invoice = _as_object(await self._request("GET", f"/api/v1/invoices/{invoice_id}"))
+        return self._ours_or_not_found(invoice)
+
+    async def _find_by_reference(self, request: ChargeRequest) -> dict[str, Any] | None:
+        order_id = f"{ORDER_PREFIX}{request.reference}"
         found = await self._request(
             "GET",
             f"/api/v1/stores/{self.options.store_id}/invoices",
-            params={"orderId": reference},
+            params={"orderId": order_id},
         )
         if not isinstance(found, list):
             raise ProviderError("BTCPay's invoice list is not a list")
+        price = request.price
         matching = [
             inv
             for inv in found
-            if isinstance(inv, dict) and (inv.get("metadata") or {}).get("orderId") == reference
+            if isinstance(inv, dict)
+            and self._is_ours(inv)
+            and inv["metadata"].get("orderId") == order_id
+            and inv["metadata"].get(f"{META_PREFIX}Customer") == request.customer_id
+            and str(inv.get("currency", "")).lower() == price.currency.lower()
+            and _same_amount(inv.get("amount"), price.amount, price.currency)
         ]
         if not matching:
             return None
@@ -395,7 +484,7 @@ class BTCPayPayments:
         return min(matching, key=_position)
 
     async def _list_since(self, start: int | None) -> list[dict[str, Any]]:
-        page_size = 100
+        page_size = self.page_size
         skip = 0
         collected: list[dict[str, Any]] = []
         while True:
@@ -420,40 +509,43 @@ class BTCPayPayments:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
     ) -> Any:
+        # `from None` throughout: an httpx exception holds the request, whose headers carry
+        # the API key.
         try:
             response = await self._client.request(method, path, json=json, params=params)
-        except httpx.TimeoutException as exc:
-            raise Unavailable(f"BTCPay did not answer {method} {path} in time") from exc
-        except httpx.TransportError as exc:
-            raise Unavailable(f"BTCPay could not be reached ({type(exc).__name__})") from exc
+        except httpx.TimeoutException:
+            raise Unavailable(f"BTCPay did not answer {method} {path} in time") from None
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"BTCPay could not be reached ({type(exc).__name__})") from None
         status = response.status_code
         if status in (401, 403):
-            raise ProviderError(
-                f"BTCPay refused the API key for {method} {path} (HTTP {status}): check the "
+            raise ConfigurationError(
+                f"BTCPay refused the api_key for {method} {path} (HTTP {status}): check the "
                 "key and its store permissions"
             )
         if status == 404:
+            if path.startswith(f"/api/v1/stores/{self.options.store_id}/"):
+                raise ConfigurationError(
+                    f"BTCPay has no store {self.options.store_id!r}: check the store_id"
+                )
             raise NotFound(f"BTCPay has no {path}")
         if status == 429 or status >= 500:
             raise Unavailable(f"BTCPay answered {method} {path} with HTTP {status}")
         if status >= 400:
-            raise ProviderError(
-                f"BTCPay refused {method} {path} (HTTP {status}): {_problem(response)}"
-            )
+            raise _Refused(f"BTCPay refused {method} {path} (HTTP {status}): {_problem(response)}")
         try:
             return response.json()
-        except ValueError as exc:
-            raise ProviderError(f"BTCPay answered {method} {path} with no JSON") from exc
+        except ValueError:
+            raise ProviderError(f"BTCPay answered {method} {path} with no JSON") from None
 
     def _to_charge(self, invoice: Mapping[str, Any]) -> Charge:
         invoice_id = invoice.get("id")
-        metadata = invoice.get("metadata") or {}
-        reference = metadata.get("orderId") if isinstance(metadata, dict) else None
+        reference = _our_reference(invoice.get("metadata"))
         currency = invoice.get("currency")
         amount = invoice.get("amount")
         if not isinstance(invoice_id, str) or not isinstance(currency, str):
             raise ProviderError("BTCPay returned an invoice without id or currency")
-        if not isinstance(reference, str):
+        if reference is None:
             raise ProviderError(f"BTCPay invoice {invoice_id} carries no orderId of ours")
         status, failure = _charge_status(invoice)
         action = NextAction()
@@ -528,14 +620,22 @@ def _after(invoice: Mapping[str, Any], done_time: int | None, done_ids: frozense
     return created == done_time and invoice_id not in done_ids
 
 
-def _is_ours(invoice: Mapping[str, Any]) -> bool:
-    """Whether `charge` created the invoice (a store may also sell through its own apps)."""
-    metadata = invoice.get("metadata")
-    return (
-        isinstance(metadata, dict)
-        and isinstance(metadata.get("orderId"), str)
-        and f"{META_PREFIX}Customer" in metadata
-    )
+def _our_reference(metadata: Any) -> str | None:
+    """Our reference in an invoice's metadata: its `orderId` without `holdfast:`, when the
+    metadata also carries our own keys; None for any other invoice."""
+    if not isinstance(metadata, Mapping) or f"{META_PREFIX}Customer" not in metadata:
+        return None
+    order_id = metadata.get("orderId")
+    if not isinstance(order_id, str) or not order_id.startswith(ORDER_PREFIX):
+        return None
+    return order_id.removeprefix(ORDER_PREFIX) or None
+
+
+def _same_amount(amount: Any, expected: int, currency: str) -> bool:
+    try:
+        return to_minor_units(str(amount), currency) == expected
+    except ProviderError:
+        return False
 
 
 def _position(invoice: Mapping[str, Any]) -> tuple[int, str]:
@@ -543,15 +643,28 @@ def _position(invoice: Mapping[str, Any]) -> tuple[int, str]:
     return (int(created) if isinstance(created, int | float) else 0, str(invoice.get("id", "")))
 
 
-def _parse_cursor(cursor: str | None) -> tuple[int | None, frozenset[str]]:
-    """`<createdTime>:<id>,<id>...`: every invoice created before that time is done, and
-    those created at that very second whose ids are listed (ids do not order by creation)."""
+def _parse_cursor(cursor: str | None) -> tuple[int | None, frozenset[str], frozenset[str]]:
+    """`<createdTime>:<id>,<id>...;<id>,<id>...`: every invoice created before that time is
+    done, and those created at that very second whose ids are listed (ids do not order by
+    creation); after `;`, invoices passed while still pending, fetched again on each pull."""
     if cursor is None:
-        return None, frozenset()
-    created, sep, ids = cursor.partition(":")
+        return None, frozenset(), frozenset()
+    position, _, pending = cursor.partition(";")
+    created, sep, ids = position.partition(":")
     if not sep or not created.isdigit():
         raise ProviderError("not a cursor this provider returned")
-    return int(created), frozenset(filter(None, ids.split(",")))
+    return (
+        int(created),
+        frozenset(filter(None, ids.split(","))),
+        frozenset(filter(None, pending.split(","))),
+    )
+
+
+def _format_cursor(created: int, done: set[str], pending: Sequence[str]) -> str:
+    cursor = f"{created}:{','.join(sorted(done))}"
+    if pending:
+        cursor += f";{','.join(sorted(pending))}"
+    return cursor
 
 
 def _as_object(value: Any) -> dict[str, Any]:

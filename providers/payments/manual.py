@@ -33,13 +33,11 @@ from providers.payments.base import (
     PaymentEvent,
     PlanPrice,
 )
+from providers.payments.money import format_amount
+
+__all__ = ["ManualPayments", "format_amount"]
 
 _ID = re.compile(r"manual-(?P<currency>[a-z]{3})-(?P<amount>[0-9]{1,15})-(?P<reference>.+)\Z", re.S)
-_ZERO_DECIMAL = frozenset(
-    {"bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "pyg", "rwf", "ugx", "vnd", "vuv",
-     "xaf", "xof", "xpf"}
-)  # fmt: skip
-_THREE_DECIMAL = frozenset({"bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"})
 
 
 class ManualPayments:
@@ -122,15 +120,3 @@ class ManualPayments:
             currency=currency,
             action=NextAction(ActionKind.AWAIT_MANUAL_PAYMENT, instructions=instructions),
         )
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """An amount in minor units as people write it: `format_amount(1250, "eur")` is
-    `12.50 EUR`, `format_amount(500, "jpy")` is `500 JPY`."""
-    code = currency.upper()
-    if currency in _ZERO_DECIMAL:
-        return f"{amount} {code}"
-    places = 3 if currency in _THREE_DECIMAL else 2
-    sign = "-" if amount < 0 else ""
-    whole, fraction = divmod(abs(amount), 10**places)
-    return f"{sign}{whole}.{fraction:0{places}d} {code}"

@@ -5,21 +5,35 @@ reference in its metadata (`holdfast_reference`); Stripe never holds a subscript
 the ledger renews, this provider only charges.
 
 - A payer-present charge with a method the client collected (`pm_...`) attaches the method to
-  the customer, makes it the customer's default (what renewals charge) and confirms at once,
-  asking Stripe to keep the card usable off-session (`setup_future_usage`). Without a method
-  the intent is left for the client to confirm with Stripe.js (`ActionKind.CONFIRM_CARD`).
+  the customer and confirms at once, asking Stripe to keep the card usable off-session
+  (`setup_future_usage`); once the payment succeeded (or is processing) the method becomes
+  the customer's default (what renewals charge). A declined method is detached again, so it
+  never replaces a working saved card. Without a method the intent is left for the client
+  to confirm with Stripe.js (`ActionKind.CONFIRM_CARD`).
 - An off-session renewal confirms against the customer's default method, else its first
   saved card; with none saved it is `Declined` (nothing can be taken without the payer).
-- A charge refused at confirmation raises `Declined`; the intent is cancelled so that it can
-  no longer be paid, and reads as FAILED afterwards (`fetch`, a retried `charge`).
-- `charge` is idempotent on the reference: it first looks for the customer's intent with
-  that reference (Stripe's `customer` filter on the PaymentIntent list), and creates with an
-  idempotency key derived from it, which covers two calls racing within Stripe's 24 hours.
+- A charge refused at confirmation raises `Declined`; the intent is marked
+  (`holdfast_declined=1`) and cancelled so that it can no longer be paid, and reads as FAILED
+  afterwards (`fetch`, a retried `charge`, its events).
+- `charge` is idempotent on the reference: it first looks for the customer's intent of ours
+  with that reference (Stripe's `customer` filter on the PaymentIntent list; ours: our
+  metadata, the same price, amount and currency), and creates with an idempotency key derived
+  from it, which covers two calls racing within Stripe's 24 hours. Stripe replays the answer
+  to a key for 24 hours, a 500 too: a charge whose create was answered 5xx stays Unavailable
+  for that key until then (the ledger retries; nothing is charged twice). A fresh key after a
+  5xx would let a retry succeed sooner, but only the list lookup would then stand between a
+  create that did happen behind the 500 and a second one, so the key is kept as it is.
 - Webhook signatures are checked with the SDK (`WebhookSignature.verify_header`); the age is
   checked here against `now` (the SDK only knows the wall clock).
-- `events_since` pulls `GET /v1/events` from a cursor `<created>:<ids seen at that second>`:
-  Stripe lists newest first and orders nothing within a second, so the cursor is a time plus
-  the ids already returned at it. A pull walks every event from the cursor's second on.
+- Events (webhooks and `events_since`) are read for the `payment_intent.*` types we use, and
+  their kind comes from the intent's status in the event, mapped exactly as `fetch` maps it:
+  a `payment_failed` of an intent the payer can still confirm is CHARGE_PENDING (carrying
+  the failure), a `canceled` after a decline is CHARGE_FAILED. Intents without our metadata
+  are IGNORED.
+- `events_since` pulls `GET /v1/events` forward from a cursor `evt:<last event id>:<its
+  created>`: `ending_before=<id>` gives the page just newer than it (newest first, reversed
+  here), so each pull reads only what is new. When Stripe no longer knows the id (events are
+  kept 30 days) it falls back to `created[gte]` of the time in the cursor.
 
 Stripe answers in the account's API version (localstripe in an old one): responses are read
 as plain mappings (`to_dict()`), defensively.
@@ -27,6 +41,7 @@ as plain mappings (`to_dict()`), defensively.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Mapping, Sequence
@@ -62,15 +77,27 @@ REFERENCE_KEY = "holdfast_reference"
 """The metadata key carrying `ChargeRequest.reference` (and `Customer.reference`)."""
 PRICE_KEY = "holdfast_price"
 PLAN_KEY = "holdfast_plan"
+DECLINED_KEY = "holdfast_declined"
+"""Set to `1` on an intent before `charge` cancels it after a decline: Stripe clears
+`last_payment_error` when an intent is updated, so the decline must be read from our own
+metadata afterwards."""
 DECLINED = "Your card was declined."
 NO_SAVED_METHOD = "There is no saved card to charge: please pay with a card."
 PAGE_SIZE = 100
 
-_EVENT_KINDS = {
-    "payment_intent.succeeded": EventKind.CHARGE_SUCCEEDED,
-    "payment_intent.payment_failed": EventKind.CHARGE_FAILED,
-    "payment_intent.canceled": EventKind.CHARGE_CANCELED,
-    "payment_intent.processing": EventKind.CHARGE_PENDING,
+_EVENT_TYPES = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "payment_intent.processing",
+)
+"""The events read (webhooks and `events_since`); the kind comes from the intent's status in
+the event, mapped as `fetch` maps it, never from the event's name alone."""
+_KIND_OF_STATUS = {
+    ChargeStatus.SUCCEEDED: EventKind.CHARGE_SUCCEEDED,
+    ChargeStatus.FAILED: EventKind.CHARGE_FAILED,
+    ChargeStatus.CANCELED: EventKind.CHARGE_CANCELED,
+    ChargeStatus.PENDING: EventKind.CHARGE_PENDING,
 }
 _PAYER_ACTS = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
 _IN_FLIGHT = frozenset({"processing", "requires_capture"})
@@ -226,9 +253,11 @@ class StripePayments:
 
     async def charge(self, request: ChargeRequest) -> Charge:
         """See the module docstring for the three ways a charge starts."""
-        existing = await self._find_intent(request.customer_id, request.reference)
+        existing = await self._find_intent(request)
         if existing is not None:
-            return _not_declined(_charge(existing))
+            charge = _not_declined(_charge(existing))
+            await self._keep_as_default(request, existing)
+            return charge
         v1 = self._client.v1
         params: stripe.params.PaymentIntentCreateParams = {
             "amount": request.price.amount,
@@ -256,13 +285,6 @@ class StripePayments:
                         request.payment_method, {"customer": request.customer_id}
                     ),
                 )
-                await self._call(
-                    "customer",
-                    v1.customers.update_async(
-                        request.customer_id,
-                        {"invoice_settings": {"default_payment_method": request.payment_method}},
-                    ),
-                )
                 params.update({"payment_method": request.payment_method, "confirm": True})
                 _no_redirects(params, request.return_url)
         try:
@@ -273,12 +295,58 @@ class StripePayments:
                 ),
             )
         except Declined:
-            # The intent exists, refused: cancel it so that it can never be paid later.
-            refused = await self._find_intent(request.customer_id, request.reference)
+            # The intent exists, refused: mark it declined (Stripe clears the payment error on
+            # any update) and cancel it so that it can never be paid later.
+            refused = await self._find_intent(request)
             if refused is not None and refused.get("status") in _PAYER_ACTS:
-                await self._call("cancel", v1.payment_intents.cancel_async(str(refused["id"])))
+                refused_id = str(refused["id"])
+                await self._call(
+                    "cancel",
+                    v1.payment_intents.update_async(refused_id, {"metadata": {DECLINED_KEY: "1"}}),
+                )
+                await self._call("cancel", v1.payment_intents.cancel_async(refused_id))
+            await self._forget_declined_method(request)
             raise
-        return _not_declined(_charge(_dict(intent)))
+        created = _dict(intent)
+        charge = _not_declined(_charge(created))
+        await self._keep_as_default(request, created)
+        return charge
+
+    async def _keep_as_default(self, request: ChargeRequest, intent: Mapping[str, Any]) -> None:
+        """The payer's new method becomes what renewals charge once it took money (or is
+        taking it): never before, so a declined card never replaces a working one."""
+        if request.off_session or request.payment_method is None:
+            return
+        if intent.get("status") not in ("succeeded", "processing", "requires_capture"):
+            return
+        customer = _dict(
+            await self._call(
+                "customer", self._client.v1.customers.retrieve_async(request.customer_id)
+            )
+        )
+        if _default_method(customer) == request.payment_method:
+            return
+        await self._call(
+            "customer",
+            self._client.v1.customers.update_async(
+                request.customer_id,
+                {"invoice_settings": {"default_payment_method": request.payment_method}},
+            ),
+        )
+
+    async def _forget_declined_method(self, request: ChargeRequest) -> None:
+        """Detaches a method the payer just gave that was declined (attached by `charge`), so
+        that no renewal falls back to it; the customer's default is left alone."""
+        if request.off_session or request.payment_method is None:
+            return
+        v1 = self._client.v1
+        customer = _dict(
+            await self._call("customer", v1.customers.retrieve_async(request.customer_id))
+        )
+        if _default_method(customer) == request.payment_method:
+            return
+        with contextlib.suppress(NotFound):
+            await self._call("detach", v1.payment_methods.detach_async(request.payment_method))
 
     async def fetch(self, charge_id: str) -> Charge:
         """The PaymentIntent `charge_id`, read now."""
@@ -334,10 +402,8 @@ class StripePayments:
     async def _saved_method(self, customer_id: str) -> str | None:
         v1 = self._client.v1
         customer = _dict(await self._call("customer", v1.customers.retrieve_async(customer_id)))
-        default = _mapping(customer.get("invoice_settings")).get("default_payment_method")
-        if isinstance(default, Mapping):
-            default = default.get("id")
-        if isinstance(default, str) and default:
+        default = _default_method(customer)
+        if default is not None:
             return default
         methods = await self._call(
             "customer",
@@ -345,16 +411,26 @@ class StripePayments:
         )
         return methods.data[0].id if methods.data else None
 
-    async def _find_intent(self, customer_id: str, reference: str) -> dict[str, Any] | None:
+    async def _find_intent(self, request: ChargeRequest) -> dict[str, Any] | None:
+        """The customer's intent of ours for this charge: our reference and price in its
+        metadata, the same amount and currency (an intent some other program made with a
+        colliding reference is not ours)."""
         params: stripe.params.PaymentIntentListParams = {
-            "customer": customer_id,
-            "limit": PAGE_SIZE,
+            "customer": request.customer_id,
+            "limit": self.page_size,
         }
+        price = request.price
         while True:
             page = await self._call("charge", self._client.v1.payment_intents.list_async(params))
             for item in page.data:
                 data = _dict(item)
-                if _mapping(data.get("metadata")).get(REFERENCE_KEY) == reference:
+                metadata = _mapping(data.get("metadata"))
+                if (
+                    metadata.get(REFERENCE_KEY) == request.reference
+                    and metadata.get(PRICE_KEY) == price.key
+                    and data.get("amount") == price.amount
+                    and str(data.get("currency", "")).lower() == price.currency.lower()
+                ):
                     return data
             if not page.has_more or not page.data:
                 return None
@@ -386,9 +462,67 @@ class StripePayments:
             raise InvalidWebhook(f"stripe webhook: not an event ({type(exc).__name__})") from None
 
     async def events_since(self, cursor: str | None, *, limit: int = 100) -> EventPage:
-        """Events after `cursor`, oldest first (see the module docstring for the cursor)."""
-        since, seen = _parse_cursor(cursor)
-        params: stripe.params.EventListParams = {"limit": PAGE_SIZE}
+        """Events after `cursor`, oldest first (see the module docstring for the cursor): one
+        request per `page_size` new events, whatever the feed's length behind the cursor."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        after_id, since = _parse_cursor(cursor)
+        listed: list[dict[str, Any]]
+        more = False
+        if after_id is not None:
+            try:
+                listed, more = await self._events_after(after_id, limit)
+            except NotFound:
+                # Stripe no longer lists that event (30 days): from its time on, again.
+                listed, more = await self._events_from(since, limit, skip=after_id)
+        else:
+            listed, more = await self._events_from(since, limit, skip=None)
+        try:
+            events = [_event(item) for item in listed]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ProviderError(
+                f"stripe events: an event is unreadable ({type(exc).__name__})"
+            ) from None
+        if not events:
+            return EventPage(events=(), cursor=cursor)
+        last = listed[-1]
+        return EventPage(
+            events=tuple(events),
+            cursor=f"evt:{last['id']}:{int(last.get('created') or 0)}",
+            more=more,
+        )
+
+    page_size: int = PAGE_SIZE
+    """Objects per list request; tests make it small to walk several pages."""
+
+    def _event_params(self) -> stripe.params.EventListParams:
+        return {"limit": self.page_size, "types": list(_EVENT_TYPES)}
+
+    async def _events_after(self, after_id: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Up to `limit` events newer than `after_id`, oldest first, and whether more wait:
+        `ending_before` gives the page just newer than the cursor, newest first."""
+        collected: list[dict[str, Any]] = []
+        cursor = after_id
+        while True:
+            params = self._event_params()
+            params["ending_before"] = cursor
+            page = await self._call("events", self._client.v1.events.list_async(params))
+            items = [_dict(item) for item in page.data]
+            items.reverse()
+            collected.extend(items)
+            if len(collected) >= limit:
+                return collected[:limit], len(collected) > limit or bool(page.has_more)
+            if not page.has_more or not items:
+                return collected, False
+            cursor = str(items[-1]["id"])
+
+    async def _events_from(
+        self, since: int, limit: int, *, skip: str | None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The oldest `limit` events created at `since` or later (all of them when `since` is
+        0), oldest first: the whole range is listed newest first, so this walks it all (only
+        on a first pull or when the cursor's event is gone)."""
+        params = self._event_params()
         if since:
             params["created"] = {"gte": since}
         listed: list[dict[str, Any]] = []
@@ -398,30 +532,14 @@ class StripePayments:
             if not page.has_more or not page.data:
                 break
             params["starting_after"] = page.data[-1].id
-        listed.reverse()  # Stripe lists newest first
-        listed.sort(key=lambda item: int(item.get("created") or 0))
-        try:
-            fresh = [
-                event
-                for event in (_event(item) for item in listed)
-                if not (int(event.occurred_at.timestamp()) == since and event.id in seen)
-            ]
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ProviderError(
-                f"stripe events: an event is unreadable ({type(exc).__name__})"
-            ) from None
-        page_events = fresh[:limit]
-        if not page_events:
-            return EventPage(events=(), cursor=cursor)
-        last = int(page_events[-1].occurred_at.timestamp())
-        ids = {event.id for event in page_events if int(event.occurred_at.timestamp()) == last}
-        if last == since:
-            ids |= seen
-        return EventPage(
-            events=tuple(page_events),
-            cursor=f"{last}:{','.join(sorted(ids))}",
-            more=len(fresh) > limit,
-        )
+        listed.reverse()
+        seen: set[str] = set()
+        fresh = []
+        for item in listed:
+            if item.get("id") != skip and item.get("id") not in seen:
+                seen.add(str(item.get("id")))
+                fresh.append(item)
+        return fresh[:limit], len(fresh) > limit
 
     async def close(self) -> None:
         """Closes the SDK's HTTP connections."""
@@ -451,6 +569,10 @@ class StripePayments:
             isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError)
             or status >= 500
             or status == 429
+            # idempotency_key_in_use, lock_timeout: another request on the same key or
+            # object is running; the same call succeeds a little later.
+            or status == 409
+            or code in ("idempotency_key_in_use", "lock_timeout")
         ):
             return Unavailable(where)
         if isinstance(exc, stripe.InvalidRequestError) and (
@@ -497,16 +619,18 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _charge(intent: Mapping[str, Any]) -> Charge:
     """A PaymentIntent as a Charge. FAILED is an intent cancelled after a refusal (the
-    `charge` path); an intent a payer can still confirm (even after a refused card) is
-    PENDING with the client secret."""
+    `charge` path: our `holdfast_declined` mark, or a payment error still on it); an intent a
+    payer can still confirm (even after a refused card) is PENDING with the client secret,
+    carrying the refusal's message."""
     status = intent.get("status")
     error = _mapping(intent.get("last_payment_error"))
     failure = error.get("message") if isinstance(error.get("message"), str) else None
+    declined = _mapping(intent.get("metadata")).get(DECLINED_KEY) == "1"
     action = NextAction()
     if status == "succeeded":
         ours = ChargeStatus.SUCCEEDED
     elif status == "canceled":
-        ours = ChargeStatus.FAILED if error else ChargeStatus.CANCELED
+        ours = ChargeStatus.FAILED if error or declined else ChargeStatus.CANCELED
     elif status in _PAYER_ACTS:
         ours = ChargeStatus.PENDING
         secret = intent.get("client_secret")
@@ -563,27 +687,35 @@ def _event(data: Any) -> PaymentEvent:
     if not isinstance(created, int) or isinstance(created, bool):
         raise ValueError("created is an integer")
     occurred_at = datetime.fromtimestamp(created, UTC)
-    kind = _EVENT_KINDS.get(kind_name, EventKind.IGNORED)
     obj = _mapping(_mapping(data.get("data")).get("object"))
     extra = {"type": kind_name}
-    if kind is EventKind.IGNORED or obj.get("object") != "payment_intent":
+    metadata = _mapping(obj.get("metadata"))
+    reference = metadata.get(REFERENCE_KEY)
+    if (
+        kind_name not in _EVENT_TYPES
+        or obj.get("object") != "payment_intent"
+        or not isinstance(reference, str)
+        or PRICE_KEY not in metadata
+    ):
         return PaymentEvent(
             id=event_id, kind=EventKind.IGNORED, occurred_at=occurred_at, extra=extra
         )
-    reference = _mapping(obj.get("metadata")).get(REFERENCE_KEY)
-    error = _mapping(obj.get("last_payment_error"))
+    try:
+        charge = _charge(obj)
+    except ProviderError as exc:
+        raise ValueError(str(exc)) from None
     amount = obj.get("amount")
     currency = obj.get("currency")
     return PaymentEvent(
         id=event_id,
-        kind=kind,
+        kind=_KIND_OF_STATUS[charge.status],
         occurred_at=occurred_at,
-        charge_id=str(obj["id"]),
-        reference=reference if isinstance(reference, str) else None,
+        charge_id=charge.id,
+        reference=reference,
         amount=amount if isinstance(amount, int) else None,
         currency=currency if isinstance(currency, str) else None,
-        failure=error.get("message") if kind is EventKind.CHARGE_FAILED else None,
-        extra=extra,
+        failure=charge.failure,
+        extra={**extra, "status": obj.get("status")},
     )
 
 
@@ -595,10 +727,24 @@ def _signed_at(header: str) -> int:
     raise InvalidWebhook("stripe webhook: the signature has no timestamp")
 
 
-def _parse_cursor(cursor: str | None) -> tuple[int, frozenset[str]]:
+def _default_method(customer: Mapping[str, Any]) -> str | None:
+    default = _mapping(customer.get("invoice_settings")).get("default_payment_method")
+    if isinstance(default, Mapping):
+        default = default.get("id")
+    return default if isinstance(default, str) and default else None
+
+
+def _parse_cursor(cursor: str | None) -> tuple[str | None, int]:
+    """`evt:<event id>:<created>` -> (the id, its time); a cursor of the earlier form
+    `<created>:<ids>` -> (None, that time): read again from that second on."""
     if not cursor:
-        return 0, frozenset()
-    moment, _, ids = cursor.partition(":")
-    if not moment.isdigit():
-        raise ProviderError("stripe events: not a cursor this provider returned")
-    return int(moment), frozenset(filter(None, ids.split(",")))
+        return None, 0
+    if cursor.startswith("evt:"):
+        event_id, _, moment = cursor.removeprefix("evt:").rpartition(":")
+        if event_id and moment.isdigit():
+            return event_id, int(moment)
+    else:
+        moment = cursor.partition(":")[0]
+        if moment.isdigit():
+            return None, int(moment)
+    raise ProviderError("stripe events: not a cursor this provider returned")

@@ -54,6 +54,29 @@ class BTCPayHarness:
         """The payer pays the invoice in full and the payment confirms: Settled."""
         self.fake.settle(charge.id)
 
+    async def pay_unconfirmed(self, charge: Charge) -> None:
+        """The payer paid in full, the payment awaits confirmations: Processing."""
+        self.fake.process(charge.id)
+
+    async def foreign_charges(self, reference: str, customer_id: str) -> dict[str, bool]:
+        """Settled invoices carrying `reference`: a point-of-sale one with the bare order
+        number, one of another store with our metadata, and one of ours in form but of another
+        amount (another Holdfast on the same store)."""
+        ours_in_form = {
+            "orderId": f"holdfast:{reference}",
+            "holdfastCustomer": customer_id,
+        }
+        made = {
+            self.fake.add_invoice(metadata={"orderId": reference}, amount="5.00"): False,
+            self.fake.add_invoice(
+                metadata=ours_in_form, amount="5.00", store_id="AnotherStore0000000000000000"
+            ): False,
+            self.fake.add_invoice(metadata=ours_in_form, amount="7.00"): True,
+        }
+        for invoice_id in made:
+            self.fake.settle(invoice_id)
+        return made
+
     async def expire(self, charge: Charge) -> None:
         """The invoice expires unpaid: Expired."""
         self.fake.expire(charge.id)
@@ -85,6 +108,16 @@ class BTCPayHarness:
                 partiallyPaid=False,
             )
         return body, self.sign(body, at=at)
+
+    def configured(
+        self, *, api_key: str | None = None, url: str | None = None, timeout: float | None = None
+    ) -> BTCPayPayments:
+        overrides: dict[str, object] = {}
+        if api_key is not None:
+            overrides["api_key"] = api_key
+        if timeout is not None:
+            overrides["timeout"] = timeout
+        return BTCPayPayments(btcpay_options(url or self.server.url, **overrides))
 
     def sign(self, body: bytes, *, at: datetime, secret: str | None = None) -> Mapping[str, str]:
         """`btcpay-sig: sha256=<hex HMAC-SHA256 of body>`; `at` is not signed by BTCPay."""

@@ -39,6 +39,20 @@ class PaymentsHarness(Protocol):
         the invoice). Not called for the manual provider."""
         ...
 
+    async def pay_unconfirmed(self, charge: Charge) -> None:
+        """The payer pays the pending `charge`, and the vendor has not made it final yet where
+        it has such a state (a Bitcoin payment seen, unconfirmed); where it has none, the
+        charge is simply paid. Not called for the manual provider."""
+        ...
+
+    async def foreign_charges(self, reference: str, customer_id: str) -> dict[str, bool]:
+        """Objects at the vendor that carry `reference` the way our charges do but are not
+        ours (the store's own apps, another program on the same account, another amount),
+        each paid: id -> whether it carries our own marks too (our metadata, our store: only
+        the amount differs, which only `charge` can tell). Empty for a vendor without
+        objects."""
+        ...
+
     async def expire(self, charge: Charge) -> None:
         """The vendor gives up on the pending `charge` unpaid (an invoice expires). Not called
         for the manual provider."""
@@ -54,6 +68,13 @@ class PaymentsHarness(Protocol):
     def sign(self, body: bytes, *, at: datetime, secret: str | None = None) -> Mapping[str, str]:
         """Headers signing `body` at `at` as the vendor does, with `secret` (None: the one
         the provider is configured with)."""
+        ...
+
+    def configured(
+        self, *, api_key: str | None = None, url: str | None = None, timeout: float | None = None
+    ) -> PaymentProvider | None:
+        """Another provider like `provider` but with this API key, server address or request
+        timeout; None for a provider without a vendor to call."""
         ...
 
     async def reset(self) -> None:

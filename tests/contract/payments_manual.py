@@ -29,6 +29,13 @@ class ManualHarness:
     async def pay(self, charge: Charge) -> None:
         raise AssertionError("a manual payment is confirmed in the app, never at a vendor")
 
+    async def pay_unconfirmed(self, charge: Charge) -> None:
+        raise AssertionError("a manual payment is confirmed in the app, never at a vendor")
+
+    async def foreign_charges(self, reference: str, customer_id: str) -> dict[str, bool]:
+        """None: there is no vendor holding anything."""
+        return {}
+
     async def expire(self, charge: Charge) -> None:
         raise AssertionError("a manual payment has no vendor to give up on it")
 
@@ -39,6 +46,11 @@ class ManualHarness:
 
     def sign(self, body: bytes, *, at: datetime, secret: str | None = None) -> Mapping[str, str]:
         raise AssertionError("manual payments have no webhooks")
+
+    def configured(
+        self, *, api_key: str | None = None, url: str | None = None, timeout: float | None = None
+    ) -> PaymentProvider | None:
+        return None
 
     async def reset(self) -> None:
         """Nothing is held anywhere."""

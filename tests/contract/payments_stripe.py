@@ -36,18 +36,24 @@ class StripeHarness:
 
     def __init__(self, server: LocalStripe) -> None:
         self.server = server
-        self.provider: PaymentProvider = registry.load(
+        self.provider: PaymentProvider = self.configured()
+        self.headers = {"Authorization": f"Bearer {API_KEY}"}
+
+    def configured(
+        self, *, api_key: str | None = None, url: str | None = None, timeout: float | None = None
+    ) -> PaymentProvider:
+        provider: PaymentProvider = registry.load(
             "payments",
             "stripe",
             {
-                "api_key": API_KEY,
+                "api_key": api_key or API_KEY,
                 "webhook_secret": WEBHOOK_SECRET,
-                "api_base": server.url,
+                "api_base": url or self.server.url,
                 "max_network_retries": 0,
-                "timeout": 10,
+                "timeout": timeout or 10,
             },
         )
-        self.headers = {"Authorization": f"Bearer {API_KEY}"}
+        return provider
 
     def payment_method(self, *, declined: bool = False) -> str | None:
         """A card PaymentMethod, made as Stripe.js makes it from the card's details."""
@@ -72,6 +78,40 @@ class StripeHarness:
         await self.api("POST", f"/v1/payment_intents/{charge.id}", {"payment_method": method})
         await self.api("POST", f"/v1/payment_intents/{charge.id}/confirm", {})
 
+    async def pay_unconfirmed(self, charge: Charge) -> None:
+        """A card payment has no unconfirmed state here: the intent is paid (succeeded)."""
+        await self.pay(charge)
+
+    async def foreign_charges(self, reference: str, customer_id: str) -> dict[str, bool]:
+        """Succeeded PaymentIntents of the same customer carrying `reference` in their
+        metadata as ours do: one without our other metadata (another program on the account)
+        and one with it but another amount."""
+        made = {}
+        for amount, metadata in (
+            (500, {"metadata[holdfast_reference]": reference}),
+            (
+                700,
+                {
+                    "metadata[holdfast_reference]": reference,
+                    "metadata[holdfast_price]": "supporter:eur:month",
+                },
+            ),
+        ):
+            intent = await self.api(
+                "POST",
+                "/v1/payment_intents",
+                {
+                    "amount": str(amount),
+                    "currency": "eur",
+                    "customer": customer_id,
+                    "payment_method": self.payment_method(),
+                    "confirm": "true",
+                    **metadata,
+                },
+            )
+            made[str(intent["id"])] = "metadata[holdfast_price]" in metadata
+        return made
+
     async def expire(self, charge: Charge) -> None:
         """Stripe never expires an intent by itself; what comes closest is the intent being
         cancelled at the vendor (from the Dashboard)."""
@@ -80,17 +120,28 @@ class StripeHarness:
     def webhook(
         self, event_id: str, charge: Charge, *, succeeded: bool, at: datetime
     ) -> tuple[bytes, Mapping[str, str]]:
-        intent: dict[str, Any] = {
-            "id": charge.id,
-            "object": "payment_intent",
-            "amount": charge.amount,
-            "currency": charge.currency,
-            "status": "succeeded" if succeeded else "requires_payment_method",
-            "metadata": {"holdfast_reference": charge.reference},
-            "last_payment_error": None
-            if succeeded
-            else {"code": "card_declined", "message": "Your card was declined."},
-        }
+        """The intent as the vendor holds it (its metadata, amount), in the state the event
+        says: succeeded, or refused and cancelled (a decline, as `charge` leaves it)."""
+        response = httpx.get(
+            f"{self.server.url}/v1/payment_intents/{charge.id}", headers=self.headers
+        )
+        intent: dict[str, Any] = (
+            response.json()
+            if response.status_code == 200
+            else {
+                "id": charge.id,
+                "object": "payment_intent",
+                "amount": charge.amount,
+                "currency": charge.currency,
+                "metadata": {"holdfast_reference": charge.reference},
+            }
+        )
+        intent["status"] = "succeeded" if succeeded else "canceled"
+        intent["last_payment_error"] = (
+            None if succeeded else {"code": "card_declined", "message": "Your card was declined."}
+        )
+        if not succeeded:
+            intent["metadata"] = {**intent.get("metadata", {}), "holdfast_declined": "1"}
         body = json.dumps(
             {
                 "id": event_id,
@@ -98,9 +149,7 @@ class StripeHarness:
                 "api_version": "2026-10-28.endive",
                 "created": int(at.timestamp()),
                 "livemode": False,
-                "type": "payment_intent.succeeded"
-                if succeeded
-                else "payment_intent.payment_failed",
+                "type": "payment_intent.succeeded" if succeeded else "payment_intent.canceled",
                 "data": {"object": intent},
             }
         ).encode()

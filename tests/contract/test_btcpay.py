@@ -84,7 +84,7 @@ async def test_charge_creates_an_invoice_with_amount_currency_and_order_id(
     invoice = btcpay.fake.invoices[charge.id]
     assert invoice["amount"] == "12.50"
     assert invoice["currency"] == "EUR"
-    assert invoice["metadata"]["orderId"] == "pay-1"
+    assert invoice["metadata"]["orderId"] == "holdfast:pay-1"
     assert invoice["metadata"]["holdfastCustomer"] == "btcpay-payer:user-1"
     assert invoice["metadata"]["holdfastPeriodEnd"] == "2026-02-01T00:00:00+00:00"
     assert invoice["checkout"]["redirectURL"] == "https://holdfast.example/billing/return"
@@ -100,7 +100,10 @@ async def test_charge_is_idempotent_on_the_reference(btcpay: BTCPayHarness) -> N
 
     assert again.id == first.id
     assert len(btcpay.fake.invoices) == 1
-    assert ("GET", f"/api/v1/stores/{STORE_ID}/invoices?orderId=pay-2") in btcpay.fake.requests
+    assert (
+        "GET",
+        f"/api/v1/stores/{STORE_ID}/invoices?orderId=holdfast%3Apay-2",
+    ) in btcpay.fake.requests
 
 
 async def test_an_off_session_charge_is_an_invoice_to_pay(btcpay: BTCPayHarness) -> None:
@@ -201,25 +204,97 @@ async def test_no_vendor_objects_for_plans_customers_or_renewals(btcpay: BTCPayH
 # -- reconciliation -------------------------------------------------------------------------
 
 
-async def test_reconciliation_waits_for_an_older_pending_invoice(btcpay: BTCPayHarness) -> None:
+async def test_reconciliation_moves_past_a_pending_invoice_and_catches_it_up(
+    btcpay: BTCPayHarness,
+) -> None:
     btcpay.fake.clock = 1_800_000_000
     older = await btcpay.provider.charge(request("pay-a"))
     btcpay.fake.clock = 1_800_000_001
     newer = await btcpay.provider.charge(request("pay-b"))
     await btcpay.pay(newer)
+    btcpay.fake.process(older.id)  # a payment seen: Processing can last a day
 
     first = await btcpay.provider.events_since(None)
     assert [e.reference for e in first.events] == ["pay-b"]
-    assert first.cursor is None  # still before the pending invoice
+    assert first.cursor is not None
+    assert older.id in first.cursor  # carried, not waited on
 
-    await btcpay.expire(older)
-    second = await btcpay.provider.events_since(first.cursor)
-    assert [(e.reference, e.kind) for e in second.events] == [
-        ("pay-a", EventKind.CHARGE_FAILED),
-        ("pay-b", EventKind.CHARGE_SUCCEEDED),
+    # More final invoices than a page behind the pending one are caught up now, not later.
+    btcpay.fake.clock = 1_800_000_002
+    later = [await btcpay.provider.charge(request(f"pay-c{i}")) for i in range(3)]
+    for charge in later:
+        await btcpay.pay(charge)
+    second = await btcpay.provider.events_since(first.cursor, limit=2)
+    assert len(second.events) == 2
+    assert second.more is True
+    third = await btcpay.provider.events_since(second.cursor, limit=2)
+    assert len(third.events) == 1
+    assert sorted(e.reference for e in second.events + third.events) == [
+        "pay-c0",
+        "pay-c1",
+        "pay-c2",
     ]
-    assert second.events[1].id == first.events[0].id  # the same event, deduplicated by id
-    assert (await btcpay.provider.events_since(second.cursor)).events == ()
+
+    btcpay.fake.settle(older.id)
+    fourth = await btcpay.provider.events_since(third.cursor)
+    assert [(e.reference, e.kind) for e in fourth.events] == [("pay-a", EventKind.CHARGE_SUCCEEDED)]
+    assert older.id not in str(fourth.cursor)
+    assert (await btcpay.provider.events_since(fourth.cursor)).events == ()
+
+
+async def test_reconciliation_waits_behind_pending_invoices_beyond_the_cursors_room(
+    btcpay: BTCPayHarness,
+) -> None:
+    provider = btcpay.provider
+    assert isinstance(provider, BTCPayPayments)
+    provider.max_pending = 1
+    btcpay.fake.clock = 1_800_000_000
+    first_pending = await provider.charge(request("pay-p1"))
+    btcpay.fake.clock = 1_800_000_001
+    second_pending = await provider.charge(request("pay-p2"))
+    btcpay.fake.clock = 1_800_000_002
+    paid = await provider.charge(request("pay-p3"))
+    await btcpay.pay(paid)
+
+    page = await provider.events_since(None)
+    assert [e.reference for e in page.events] == ["pay-p3"]
+    assert first_pending.id in str(page.cursor)
+    assert second_pending.id not in str(page.cursor)
+    await btcpay.expire(second_pending)
+    await btcpay.expire(first_pending)
+    again = await provider.events_since(page.cursor)
+    assert [e.reference for e in again.events] == ["pay-p1", "pay-p2", "pay-p3"]
+    assert (await provider.events_since(again.cursor)).events == ()
+
+
+async def test_reconciliation_reads_every_page_and_dedupes_repeated_invoices(
+    btcpay: BTCPayHarness,
+) -> None:
+    provider = btcpay.provider
+    assert isinstance(provider, BTCPayPayments)
+    provider.page_size = 2
+    btcpay.fake.clock = 1_800_000_000
+    charges = [await provider.charge(request(f"pay-g{i}")) for i in range(5)]
+    for charge in charges:
+        await btcpay.pay(charge)
+
+    page = await provider.events_since(None)
+
+    assert sorted(e.reference for e in page.events) == [f"pay-g{i}" for i in range(5)]
+    lists = [path for method, path in btcpay.fake.requests if "skip=" in path]
+    assert len(lists) == 3  # 2 + 2 + 1
+
+    # An invoice created between two pages shifts the newest-first list: the next page
+    # repeats one. Each invoice is yielded once all the same.
+    original = provider._list_since
+
+    async def listing_with_a_repeat(start: int | None) -> list[dict[str, object]]:
+        found = await original(start)
+        return found + found[:1]
+
+    provider._list_since = listing_with_a_repeat  # type: ignore[method-assign]
+    fresh = await provider.events_since(None)
+    assert sorted(e.id for e in fresh.events) == sorted(e.id for e in page.events)
 
 
 async def test_reconciliation_pages_and_keeps_invoices_of_the_same_second(
@@ -378,16 +453,15 @@ async def test_a_server_refusing_connections_is_unavailable() -> None:
         await provider.close()
 
 
-async def test_a_wrong_api_key_is_a_provider_error_naming_no_secret(
+async def test_a_wrong_api_key_is_a_configuration_error_naming_no_secret(
     btcpay_server: RunningFake, btcpay: BTCPayHarness
 ) -> None:
     wrong_key = "wrong-key-0000-secret"
     provider = BTCPayPayments(btcpay_options(btcpay_server.url, api_key=wrong_key))
     try:
-        with pytest.raises(ProviderError) as caught:
+        with pytest.raises(ConfigurationError) as caught:
             await provider.charge(request("pay-k1"))
-        assert type(caught.value) is ProviderError
-        assert "API key" in str(caught.value)
+        assert "api_key" in str(caught.value)
         assert wrong_key not in str(caught.value)
         assert API_KEY not in str(caught.value)
     finally:

@@ -9,13 +9,22 @@ lacks (webhooks, events, off-session charging)."""
 
 from __future__ import annotations
 
+import socket
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from providers.errors import Declined, InvalidWebhook, NotFound, ProviderError
+from providers.errors import (
+    ConfigurationError,
+    Declined,
+    InvalidWebhook,
+    NotFound,
+    ProviderError,
+    Unavailable,
+)
 from providers.payments.base import (
     FINAL_STATUSES,
     WEBHOOK_TOLERANCE_SECONDS,
@@ -251,6 +260,57 @@ async def test_cancel_a_pending_charge_and_not_a_final_one(
     assert (await provider.fetch(paid.id)).status is ChargeStatus.SUCCEEDED
 
 
+async def test_cancel_never_cancels_a_charge_the_payer_already_paid(
+    payments_harness: PaymentsHarness,
+) -> None:
+    """Paid but not final yet (a Bitcoin payment awaiting confirmations) is not "not paid":
+    cancelling it would leave the payer's money taken and never credited."""
+    provider = payments_harness.provider
+    customer_id = await new_customer(payments_harness)
+    pending = await provider.charge(charge_request("pay-19", customer_id))
+    if settled_in_app(pending):
+        pytest.skip("a manual payment is confirmed in the app")
+    await payments_harness.pay_unconfirmed(pending)
+    canceled = await provider.cancel(pending.id)
+    assert canceled.status is not ChargeStatus.CANCELED
+    assert canceled.status in (ChargeStatus.PENDING, ChargeStatus.SUCCEEDED)
+    assert (await provider.fetch(pending.id)).status is canceled.status
+
+
+async def test_a_foreign_object_carrying_our_reference_is_never_ours(
+    payments_harness: PaymentsHarness,
+) -> None:
+    """Another program on the vendor account (a shop's own invoices, another instance)
+    may use the same reference; charging, webhooks and reconciliation never take its objects
+    for our charge."""
+    provider = payments_harness.provider
+    customer_id = await new_customer(payments_harness)
+    foreign = await payments_harness.foreign_charges("pay-20", customer_id)
+    if not foreign:
+        pytest.skip("the vendor holds no objects")
+    charge = await provider.charge(charge_request("pay-20", customer_id))
+    assert charge.id not in foreign
+    assert charge.status is ChargeStatus.PENDING  # ours is not paid: theirs were
+    assert (await provider.charge(charge_request("pay-20", customer_id))).id == charge.id
+    now = datetime.now(UTC)
+    unmarked = [foreign_id for foreign_id, marked in foreign.items() if not marked]
+    if payments_harness.webhooks:
+        for foreign_id in unmarked:
+            body, headers = payments_harness.webhook(
+                f"evt_foreign_{foreign_id}",
+                replace(charge, id=foreign_id),
+                succeeded=True,
+                at=now,
+            )
+            [event] = provider.verify_webhook(body, headers, now=now)
+            assert (event.kind, event.reference) == (EventKind.IGNORED, None)
+    if payments_harness.events:
+        about_foreign = [
+            event for event in await all_events(provider) if event.charge_id in unmarked
+        ]
+        assert all(event.reference is None for event in about_foreign), about_foreign
+
+
 async def test_a_pending_charge_the_vendor_gives_up_on_is_final_unpaid(
     payments_harness: PaymentsHarness,
 ) -> None:
@@ -365,6 +425,74 @@ async def test_verify_webhook_refuses_what_it_cannot_trust(
             provider.verify_webhook(raw, given, now=at)
         for secret in secrets_of(provider):
             assert secret not in str(refused.value), name
+
+
+async def test_a_webhook_signed_in_the_future_is_refused(
+    payments_harness: PaymentsHarness,
+) -> None:
+    if not payments_harness.webhooks:
+        pytest.skip("the vendor sends no webhooks")
+    customer_id = await new_customer(payments_harness)
+    charge = await paid_charge(payments_harness, "pay-22", customer_id)
+    now = datetime.now(UTC)
+    later = now + timedelta(seconds=WEBHOOK_TOLERANCE_SECONDS + 60)
+    body, headers = payments_harness.webhook("evt_future", charge, succeeded=True, at=later)
+    with pytest.raises(InvalidWebhook):
+        payments_harness.provider.verify_webhook(body, headers, now=now)
+
+
+async def test_charging_again_after_the_vendor_gave_up_returns_the_final_charge(
+    payments_harness: PaymentsHarness,
+) -> None:
+    """One behaviour for every provider: a retried `charge` of a reference whose charge the
+    vendor gave up on returns that charge, final and unpaid (a new attempt is a new
+    reference: the ledger's new payment), and starts nothing new."""
+    provider = payments_harness.provider
+    customer_id = await new_customer(payments_harness)
+    pending = await provider.charge(charge_request("pay-23", customer_id))
+    if settled_in_app(pending):
+        pytest.skip("a manual payment has no vendor to give up on it")
+    await payments_harness.expire(pending)
+    again = await provider.charge(charge_request("pay-23", customer_id))
+    assert again.id == pending.id
+    assert again.status in FINAL_STATUSES - {ChargeStatus.SUCCEEDED}
+
+
+async def test_a_refused_api_key_is_a_configuration_error(
+    payments_harness: PaymentsHarness,
+) -> None:
+    # localstripe refuses a key that is not `sk_...`, as Stripe refuses a bad one.
+    provider = payments_harness.configured(api_key="rk_refused_key_value_0")
+    if provider is None:
+        pytest.skip("no vendor to refuse a key")
+    try:
+        customer_id = await new_customer(payments_harness)
+        with pytest.raises(ConfigurationError) as refused:
+            await provider.charge(charge_request("pay-24", customer_id))
+        assert "rk_refused_key_value_0" not in str(refused.value)
+        with pytest.raises(ConfigurationError):
+            await provider.fetch("pi3NoSuchChargeAnywhere")  # an id form every vendor takes
+    finally:
+        await provider.close()
+
+
+async def test_a_server_that_never_answers_is_unavailable_within_the_timeout(
+    payments_harness: PaymentsHarness,
+) -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)  # accepts connections (the kernel does), never answers
+        port = listening.getsockname()[1]
+        provider = payments_harness.configured(url=f"http://127.0.0.1:{port}", timeout=1)
+        if provider is None:
+            pytest.skip("no vendor to call")
+        try:
+            started = time.monotonic()
+            with pytest.raises(Unavailable):
+                await provider.fetch("pi3SomeCharge")
+            assert time.monotonic() - started < 5
+        finally:
+            await provider.close()
 
 
 async def all_events(provider: PaymentProvider, cursor: str | None = None) -> list[PaymentEvent]:

@@ -155,7 +155,7 @@ async def test_a_btcpay_invoice_paid_and_announced_makes_a_subscriber(
     invoice = btcpay.fake.invoices[invoice_id]
     assert invoice["amount"] == "5.00"
     assert invoice["currency"] == "EUR"
-    assert invoice["metadata"]["orderId"] == str(payment.id)
+    assert invoice["metadata"]["orderId"] == f"holdfast:{payment.id}"
     billing = services_of(paying_app).billing
     assert not await billing.is_premium(viewer.user.id)
 

@@ -48,3 +48,13 @@ def test_instructions_are_required() -> None:
         registry.parse_options("payments", "manual", {})
     with pytest.raises(ConfigurationError, match="instructions"):
         registry.parse_options("payments", "manual", {"instructions": ""})
+
+
+@pytest.mark.parametrize("currency", ["mga", "isk", "ugx", "jpy", "eur", "kwd", "bhd", "clp"])
+def test_every_provider_reads_minor_units_from_one_table(currency: str) -> None:
+    """The manual provider's instructions and BTCPay's invoices name the same amount for the
+    same minor units (they disagreed on MGA)."""
+    from providers.payments.btcpay import to_decimal_string
+
+    shown = format_amount(12345, currency).split()[0]
+    assert shown == to_decimal_string(12345, currency)

@@ -34,6 +34,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import socket
 import threading
@@ -164,10 +165,29 @@ class Contract:
         self.spec = repair_contract(json.loads(path.read_text()))
         self.openapi = OpenAPI.from_dict(self.spec)
 
+    def query_parameters(self, method: str, path: str) -> set[str]:
+        """The query parameters the contract declares for the operation at `path`."""
+        for template, item in self.spec["paths"].items():
+            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+            operation = item.get(method.lower())
+            if operation is None or not re.match(pattern, path):
+                continue
+            parameters = [*item.get("parameters", []), *operation.get("parameters", [])]
+            return {
+                p["name"]
+                for p in (_deref(self.spec, p) for p in parameters)
+                if p.get("in") == "query"
+            }
+        return set()
+
     def schema_errors(self, schema_name: str, value: Any) -> list[str]:
         schema = _deref(self.spec, self.spec["components"]["schemas"][schema_name])
         validator = OAS30Validator(schema)
         return [e.message for e in validator.iter_errors(value)]
+
+
+_IMPLEMENTED_QUERY = frozenset({"orderId", "startDate", "skip", "take"})
+"""The list filters the fake applies (the adapter uses these)."""
 
 
 # -- the fake -------------------------------------------------------------------------------
@@ -318,17 +338,30 @@ class FakeBTCPay:
         body = await request.body()
         query = f"?{request.url.query}" if request.url.query else ""
         self.requests.append((request.method, request.url.path + query))
-        if self.unavailable:
-            return JSONResponse({"code": "unavailable", "message": "down"}, status_code=503)
         openapi_request = StarletteOpenAPIRequest(request, body)
         result = self.contract.openapi.unmarshal_request(openapi_request)
-        if result.errors:
-            detail = "; ".join(_describe(e) for e in result.errors)
+        problems = [_describe(e) for e in result.errors]
+        if not problems:
+            # OpenAPI lets a server ignore query parameters it does not declare, and so does
+            # openapi-core; a fake that did would let an adapter rely on a filter BTCPay does
+            # not have (or has under another name), so they are violations here. So are
+            # declared ones this fake does not implement: it would answer as if unfiltered.
+            declared = self.contract.query_parameters(request.method, request.url.path)
+            for name in request.query_params:
+                if name not in declared:
+                    problems.append(f"query parameter {name!r} is not in the contract")
+                elif name not in _IMPLEMENTED_QUERY:
+                    problems.append(f"query parameter {name!r} is not implemented by the fake")
+        if problems:
+            detail = "; ".join(problems)
             self.violations.append(f"request {request.method} {request.url.path}: {detail}")
             return JSONResponse(
                 [{"path": "", "message": f"not allowed by the contract: {detail}"}],
                 status_code=400,
             )
+        # Down, for a request the contract allows (a refused one is refused all the same).
+        if self.unavailable:
+            return JSONResponse({"code": "unavailable", "message": "down"}, status_code=503)
         response = self._handle(request, body)
         outcome = self.contract.openapi.unmarshal_response(
             openapi_request, StarletteOpenAPIResponse(response)
@@ -364,7 +397,10 @@ class FakeBTCPay:
                     return JSONResponse(invoice)
                 if len(path) == 6 and path[5] == "status" and method == "POST":
                     return self._mark(invoice, json.loads(body)["status"])
-        return Response(status_code=403)
+        # An operation the contract has but this fake does not implement: answering like a
+        # refused key would hide that the adapter used it.
+        self.violations.append(f"request {method} {request.url.path}: not implemented by the fake")
+        return JSONResponse({"code": "not-implemented", "message": "not in the fake"}, 500)
 
     def _list(self, request: Request) -> Response:
         order_ids = request.query_params.getlist("orderId")

@@ -579,3 +579,34 @@ async def test_reconciliation_skips_invoices_of_the_stores_own_apps(
 
     assert [e.charge_id for e in page.events] == [charge.id]
     assert page.cursor is not None
+
+
+async def test_the_fake_refuses_what_the_contract_or_the_fake_does_not_have(
+    btcpay_server: RunningFake,
+) -> None:
+    """A query parameter the contract does not declare (a misspelt filter, silently ignored
+    by a real server), a declared one the fake would ignore, and an operation the fake does
+    not implement are each a violation, never a quiet answer."""
+    fake = btcpay_server.fake
+    fake.reset()
+    auth = {"Authorization": f"token {API_KEY}"}
+    async with httpx.AsyncClient(base_url=btcpay_server.url, headers=auth) as client:
+        misspelt = await client.get(f"/api/v1/stores/{STORE_ID}/invoices?orderID=holdfast:1")
+        unfiltered = await client.get(f"/api/v1/stores/{STORE_ID}/invoices?status=Settled")
+        unimplemented = await client.delete("/api/v1/invoices/abc")
+        fake.unavailable = True
+        refused_while_down = await client.get(f"/api/v1/stores/{STORE_ID}/invoices?startdate=1")
+        fake.unavailable = False
+    try:
+        assert misspelt.status_code == 400
+        assert unfiltered.status_code == 400
+        assert unimplemented.status_code == 500
+        # Checked against the contract before the outage hook answers.
+        assert refused_while_down.status_code == 400
+        found = "\n".join(fake.violations)
+        assert "'orderID' is not in the contract" in found
+        assert "'status' is not implemented by the fake" in found
+        assert "DELETE /api/v1/invoices/abc: not implemented by the fake" in found
+        assert "'startdate' is not in the contract" in found
+    finally:
+        fake.reset()

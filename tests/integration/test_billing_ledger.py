@@ -25,10 +25,12 @@ from app.models import (
     PaymentEventRecord,
     PaymentStatus,
     Plan,
+    Post,
     Role,
     Subscription,
     SubscriptionStatus,
     User,
+    Visibility,
 )
 from app.services import Services
 from app.services.accounts import Viewer
@@ -40,6 +42,7 @@ from app.services.billing_ledger import (
     add_interval,
     effective_status,
 )
+from app.services.views import posts_by_ids
 from providers.payments.base import EventKind, PaymentEvent
 from tests.conftest import make_settings
 
@@ -517,3 +520,41 @@ async def test_a_renewal_lead_longer_than_a_period_never_charges_before_it_began
         assert await Payment.filter(subscription_id=sub.id, renewal=True).count() == 1
     finally:
         await built.close()
+
+
+async def test_a_subscribers_post_follows_the_ledger_through_grace_to_expiry(
+    services: Services,
+) -> None:
+    """The read rule and the ledger together, through real transitions: paid, the period
+    over and unpaid (grace: still visible), the grace over (not visible)."""
+    author = await subscriber("author")
+    post = await Post.create(
+        author_id=author.user.id, text="for subscribers", visibility=Visibility.SUBSCRIBERS
+    )
+    viewer = await subscriber()
+    assert await posts_by_ids(viewer.user.id, [post.id]) == {}
+    sub = await paid_subscription(services, viewer)
+    assert set(await posts_by_ids(viewer.user.id, [post.id])) == {post.id}
+
+    # The period ends unpaid (its renewal waits for the payer): past due, in grace.
+    ended = datetime.now(UTC) - timedelta(minutes=1)
+    await Subscription.filter(id=sub.id).update(
+        current_period_end=ended, access_until=ended + timedelta(days=7)
+    )
+    await Job.filter(name=PERIOD_END).update(
+        run_after=datetime.now(UTC),
+        payload={"subscription": sub.id, "period_end": ended.isoformat()},
+    )
+    await Job.filter(name=RENEW).delete()
+    await run_jobs(services)
+    in_grace = await Subscription.get(id=sub.id)
+    assert in_grace.status is SubscriptionStatus.PAST_DUE
+    assert set(await posts_by_ids(viewer.user.id, [post.id])) == {post.id}
+
+    # The grace period ends: the job that looks again expires it, and the post is gone.
+    await Subscription.filter(id=sub.id).update(access_until=datetime.now(UTC))
+    await Job.filter(name=PERIOD_END, state=JobState.PENDING).update(run_after=datetime.now(UTC))
+    await run_jobs(services)
+    assert (await Subscription.get(id=sub.id)).status is SubscriptionStatus.EXPIRED
+    assert await posts_by_ids(viewer.user.id, [post.id]) == {}
+    assert set(await posts_by_ids(author.user.id, [post.id])) == {post.id}

@@ -145,7 +145,7 @@ class Generator:
                 followers[other].append(user)
                 follow_keys.add(user * n + other)
         # Who has premium access: drawn from a random stream of its own, so the share changes
-        # nothing else of the data set.
+        # neither the follow graph nor the posts (only who may like a subscribers post).
         chooser = random.Random(f"premium {o.seed}")  # noqa: S311 (synthetic data)
         premium = sorted(chooser.sample(range(n), round(n * o.premium_share)))
         return Users(

@@ -258,14 +258,30 @@ def seed(
     random_seed: Annotated[
         int, typer.Option("--seed", help="Random seed: the same options give the same data.")
     ] = 1,
+    subscribers_share: Annotated[
+        float | None,
+        typer.Option(help="Share of posts for subscribers (default 0.05).", show_default=False),
+    ] = None,
+    premium_share: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of accounts with premium access (default 0.1).", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Fill an empty database with a realistic synthetic data set (benchmarks, demos)."""
+    from dataclasses import replace
+
     from app.db import migrate as apply
     from app.seed import SeedError, SeedOptions
     from app.seed import seed as run_seed
 
     settings = _settings()
     options = SeedOptions(users=users, posts=posts, seed=random_seed)
+    if subscribers_share is not None:
+        options = replace(options, subscribers_share=subscribers_share)
+    if premium_share is not None:
+        options = replace(options, premium_share=premium_share)
 
     async def fill() -> str:
         await apply(settings)

@@ -2,7 +2,10 @@
 
 Accounts `user00001`..., all with one shared password (hashed once); a power-law follow graph
 (a few accounts with very many followers, most with a few); posts spread over the last days
-with snowflake ids made from their timestamps; replies, quotes, hashtags, mentions, links;
+with snowflake ids made from their timestamps, some of them for subscribers
+(`subscribers_share`); accounts with premium access (`premium_share`: one `supporter` plan and
+an active complimentary subscription each, its period containing now); replies, quotes,
+hashtags, mentions, links;
 likes (power-law over posts), reposts and bookmarks; every denormalised counter exact; and
 the home-timeline fan-out table filled in SQL by the home rule (`app.services.home`, as a
 rebuild would fill it), capped to the newest `home_max_entries` entries per account.

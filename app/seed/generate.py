@@ -11,7 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.ids import EPOCH_MS, NODE_BITS, SEQUENCE_BITS
+from app.models.billing import SubscriptionStatus
+from app.payments import COMPLIMENTARY
 from app.seed.options import SeedError, SeedOptions
+from app.services.billing_ledger import add_interval
 
 _MAX_SEQUENCE = (1 << SEQUENCE_BITS) - 1
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,6 +63,7 @@ class Users:
     follower_count: list[int]
     followers: list[list[int]]  # indexes, per followee
     follow_keys: set[int]  # follower * n + followee
+    premium: list[int]  # indexes of the accounts with premium access, ascending
 
 
 @dataclass(slots=True)
@@ -140,6 +144,10 @@ class Generator:
             for other in theirs:
                 followers[other].append(user)
                 follow_keys.add(user * n + other)
+        # Who has premium access: drawn from a random stream of its own, so the share changes
+        # neither the follow graph nor the posts (only who may like a subscribers post).
+        chooser = random.Random(f"premium {o.seed}")  # noqa: S311 (synthetic data)
+        premium = sorted(chooser.sample(range(n), round(n * o.premium_share)))
         return Users(
             ids=ids,
             names=names,
@@ -148,6 +156,7 @@ class Generator:
             follower_count=[len(f) for f in followers],
             followers=followers,
             follow_keys=follow_keys,
+            premium=premium,
         )
 
     def follow_rows(self, users: Users) -> Iterator[tuple[Any, ...]]:
@@ -179,12 +188,23 @@ class Generator:
         reply_count = [0] * m
         quote_count = [0] * m
         public_so_far: list[int] = []
+        # Subscribers posts take the top of the public range: raising their share turns public
+        # posts into subscribers posts and leaves the other kinds where they were.
         followers_cut = 1.0 - o.direct_share - o.followers_only_share
+        subscribers_cut = followers_cut - o.subscribers_share
         direct_cut = 1.0 - o.direct_share
         random_ = rng.random
         for i in range(m):
             r = random_()
-            kind = "public" if r < followers_cut else "followers" if r < direct_cut else "direct"
+            kind = (
+                "public"
+                if r < subscribers_cut
+                else "subscribers"
+                if r < followers_cut
+                else "followers"
+                if r < direct_cut
+                else "direct"
+            )
             if n < 2 and kind == "direct":
                 kind = "public"
             visibility.append(kind)
@@ -234,7 +254,8 @@ class Generator:
     ) -> list[tuple[int, int, int]]:
         """(id, user_id, post_id) rows, about `per_post` per post: power-law over posts (the
         author's audience times a heavy-tailed appeal, at most a third of the accounts on one
-        post), each by an account that may see the post, some time after it."""
+        post), each by an account that may see the post (a follower for a followers-only
+        post, a premium account for a subscribers post), some time after it."""
         rng = self.rng
         n, m = len(users.ids), len(posts.ids)
         wanted = m * per_post
@@ -244,7 +265,7 @@ class Generator:
             audience = [(count + 1) ** 0.7 for count in users.follower_count]
             self._appeal = [audience[author] * rng.paretovariate(1.5) for author in posts.author]
             self._engagement = cumulative(rng.lognormvariate(0, 1.0) for _ in range(n))
-        allowed = ("public",) if public_only else ("public", "followers")
+        allowed = ("public",) if public_only else ("public", "followers", "subscribers")
         appeal, visibility = self._appeal, posts.visibility
         total = sum(appeal[i] for i in range(m) if visibility[i] in allowed)
         if not total:
@@ -268,9 +289,9 @@ class Generator:
             if not count:
                 continue
             author = posts.author[post]
-            if kind == "followers":
-                pool = followers[author]
-                actors = sample(pool, min(count, cap, len(pool)))
+            if kind == "followers" or kind == "subscribers":
+                pool = followers[author] if kind == "followers" else users.premium
+                actors = [a for a in sample(pool, min(count, cap, len(pool))) if a != author]
             else:
                 count = min(count, cap)
                 chosen: set[int] = set()
@@ -289,3 +310,99 @@ class Generator:
                 counter[post] += len(actors)
         rows.sort()
         return rows
+
+
+# --- premium access ------------------------------------------------------------------------
+
+PLAN_CODE = "supporter"
+PLAN_INTERVAL = "month"
+PLAN_CURRENCY = "usd"
+PLAN_COLUMNS = (
+    "id",
+    "code",
+    "name",
+    "description",
+    "interval",
+    "prices",
+    "perks",
+    "vendor_ids",
+    "active",
+    "updated_at",
+)
+SUBSCRIPTION_COLUMNS = (
+    "id",
+    "user_id",
+    "plan_id",
+    "provider",
+    "currency",
+    "amount",
+    "interval",
+    "status",
+    "current_period_start",
+    "current_period_end",
+    "access_until",
+    "cancel_at_period_end",
+    "renewal_failures",
+    "complimentary",
+    "created_at",
+    "updated_at",
+)
+
+
+def premium_rows(
+    generator: Generator, users: Users
+) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
+    """The plan (one, `supporter`, monthly) and one subscription per premium account: ACTIVE
+    and complimentary (the ledger's kind that needs no processor: `grant_complimentary`),
+    started some time before now, in the monthly period that contains now, access until its
+    end. Nothing renews them: the access of a data set seeded more than a month ago lapses."""
+    if not users.premium:
+        return None, []
+    rng = random.Random(f"subscriptions {generator.o.seed}")  # noqa: S311 (synthetic data)
+    snowflakes, now_ms = generator.snowflakes, generator.now_ms
+    now = moment(now_ms)
+    earliest = max(EPOCH_MS, generator.window_start - 180 * _DAY_MS)
+    plan_id, plan_ms = snowflakes.make(earliest)
+    plan = (
+        plan_id,
+        PLAN_CODE,
+        "Supporter",
+        "",
+        PLAN_INTERVAL,
+        f'{{"{PLAN_CURRENCY}": 500}}',
+        "{}",
+        "{}",
+        True,
+        moment(plan_ms),
+    )
+    rows: list[tuple[Any, ...]] = []
+    for user in users.premium:
+        since = max(users.created_ms[user], plan_ms + 1)
+        latest = max(since + 1, now_ms - 3_600_000)
+        subscription_id, at = snowflakes.make(rng.randrange(since, latest))
+        started = moment(at)
+        start, end = started, add_interval(started, PLAN_INTERVAL)
+        while end <= now:
+            start, end = end, add_interval(end, PLAN_INTERVAL)
+        rows.append(
+            (
+                subscription_id,
+                users.ids[user],
+                plan_id,
+                COMPLIMENTARY,
+                PLAN_CURRENCY,
+                0,
+                PLAN_INTERVAL,
+                SubscriptionStatus.ACTIVE.value,
+                start,
+                end,
+                end,
+                False,
+                0,
+                True,
+                started,
+                start,
+            )
+        )
+    rows.sort()
+    return plan, rows

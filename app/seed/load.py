@@ -72,6 +72,8 @@ def owner_ranges(users: Users, posts: Posts, budget: int) -> list[tuple[int, int
 
 SEEDED_TABLES = (
     "users",
+    "plans",
+    "subscriptions",
     "follows",
     "posts",
     "post_tags",

@@ -22,7 +22,9 @@ class SeedOptions:
     reply_share: float = 0.2
     quote_share: float = 0.05
     followers_only_share: float = 0.08
+    subscribers_share: float = 0.05  # posts for premium accounts (visibility `subscribers`)
     direct_share: float = 0.02
+    premium_share: float = 0.1  # accounts with premium access (a live subscription)
     likes_per_post: float = 2.0
     reposts_per_post: float = 0.05
     bookmarks_per_post: float = 0.1
@@ -34,6 +36,8 @@ class SeedReport:
     users: int = 0
     follows: int = 0
     posts: int = 0
+    subscribers_posts: int = 0
+    premium_users: int = 0  # one subscription each, to the one plan
     replies: int = 0
     quotes: int = 0
     likes: int = 0
@@ -47,8 +51,9 @@ class SeedReport:
 
     def summary(self) -> str:
         return (
-            f"{self.users:,} users, {self.follows:,} follows, {self.posts:,} posts "
-            f"({self.replies:,} replies, {self.quotes:,} quotes), {self.likes:,} likes, "
+            f"{self.users:,} users ({self.premium_users:,} premium), {self.follows:,} follows, "
+            f"{self.posts:,} posts ({self.replies:,} replies, {self.quotes:,} quotes, "
+            f"{self.subscribers_posts:,} for subscribers), {self.likes:,} likes, "
             f"{self.reposts:,} reposts, {self.bookmarks:,} bookmarks, {self.mentions:,} mentions, "
             f"{self.tags:,} hashtags, {self.home_entries:,} home timeline entries "
             f"in {self.seconds:.1f} s"

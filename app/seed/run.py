@@ -12,10 +12,13 @@ from tortoise import connections
 from app import ids
 from app.auth import hash_password
 from app.seed.generate import (
+    PLAN_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
     Generator,
     Posts,
     Users,
     moment,
+    premium_rows,
 )
 from app.seed.load import (
     HOME_CHUNK_ROWS,
@@ -56,6 +59,17 @@ async def seed(
     """Fill the (migrated, account-free) database of the open Tortoise connection."""
     if options.users < 1 or options.posts < 0:
         raise SeedError("seed needs at least one user and a non-negative number of posts")
+    shares = (
+        options.followers_only_share,
+        options.subscribers_share,
+        options.direct_share,
+        options.premium_share,
+    )
+    if not all(0 <= share <= 1 for share in shares) or sum(shares[:3]) > 1:
+        raise SeedError(
+            "the shares must be between 0 and 1, and the followers-only, subscribers and "
+            "direct ones add up to at most 1"
+        )
     client = connections.get("default")
     existing = await client.execute_query_dict("SELECT COUNT(*) AS n FROM users")
     if existing[0]["n"]:
@@ -101,6 +115,7 @@ async def seed(
         counter=None,
     )
     follows = sorted(generator.follow_rows(users))
+    plan, subscriptions = premium_rows(generator, users)
     _claim(held, generator.snowflakes.last_ms)
     phase("generate graph and interactions")
 
@@ -124,6 +139,8 @@ async def seed(
                 users,
                 posts,
                 follows,
+                plan,
+                subscriptions,
                 likes,
                 reposts,
                 bookmarks,
@@ -175,6 +192,8 @@ async def _load(
     users: Users,
     posts: Posts,
     follows: list[tuple[Any, ...]],
+    plan: tuple[Any, ...] | None,
+    subscriptions: list[tuple[Any, ...]],
     likes: list[tuple[int, int, int]],
     reposts: list[tuple[int, int, int]],
     bookmarks: list[tuple[int, int, int]],
@@ -212,6 +231,11 @@ async def _load(
     await loader.copy("follows", ("id", "follower_id", "followee_id"), follows)
     report.follows = len(follows)
     phase("users and follows")
+    if plan is not None:
+        await loader.copy("plans", PLAN_COLUMNS, [plan])
+    await loader.copy("subscriptions", SUBSCRIPTION_COLUMNS, subscriptions)
+    report.premium_users = len(subscriptions)
+    phase("plans and subscriptions")
 
     mentions: list[tuple[int, int]] = []
     tags: list[tuple[int, str]] = []
@@ -219,6 +243,7 @@ async def _load(
     report.posts = len(posts.ids)
     report.replies = sum(1 for r in posts.reply_to if r >= 0)
     report.quotes = sum(1 for q in posts.quote_of if q >= 0)
+    report.subscribers_posts = posts.visibility.count("subscribers")
     phase("posts")
     await loader.copy("post_tags", ("post_id", "tag"), tags)
     await loader.copy("mentions", ("post_id", "user_id"), mentions)

@@ -34,7 +34,9 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 
+from app import sql
 from app.seed import SEED_PASSWORD
+from app.services.views import gives_access, premium
 from bench.timeline import QUERY
 
 HERE = Path(__file__).resolve().parent
@@ -108,7 +110,12 @@ async def _recreate(admin_url: str, name: str) -> None:
 def ensure_data(args: argparse.Namespace, env: dict[str, str]) -> None:
     url = env["HOLDFAST_DATABASE_URL"]
     counts = asyncio.run(_counts(url))
-    if counts == (args.users, args.posts):
+    if counts == (args.users, args.posts) and not asyncio.run(_seeded_with_premium(url)):
+        log(
+            f"database {args.database} has no SUBSCRIBERS posts or no live premium access "
+            "(seeded by older code, or its subscriptions lapsed): seeding it again"
+        )
+    elif counts == (args.users, args.posts):
         log(f"reusing database {args.database} ({args.users:,} users, {args.posts:,} posts)")
         # Bring a database seeded by older code up to the current schema.
         subprocess.run([str(BIN / "holdfast"), "migrate"], env=env, check=True, cwd=ROOT)
@@ -140,27 +147,56 @@ async def _database_settings(url: str, name: str, generic_plans: bool) -> None:
         await conn.close()
 
 
-async def _viewers(url: str, count: int, cap: int) -> list[str]:
-    """Accounts whose home timelines are full (the fan-out cap), else the fullest."""
+_FULL_ACCOUNTS = f"""
+SELECT u.username, {premium("u.id")} AS premium FROM users u
+WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM home_entries e
+                             WHERE e.owner_id = u.id LIMIT :cap) x) >= :cap
+ORDER BY u.id
+"""
+_FULLEST_ACCOUNTS = f"""
+SELECT f.username, {premium("f.id")} AS premium FROM (
+  SELECT u.id, u.username, COUNT(*) AS entries FROM users u
+  JOIN home_entries e ON e.owner_id = u.id
+  GROUP BY u.id, u.username ORDER BY COUNT(*) DESC, u.username LIMIT :limit) f
+ORDER BY f.entries DESC, f.username
+"""
+
+
+async def _viewers(url: str, count: int, cap: int) -> dict[str, bool]:
+    """Accounts whose home timelines are full (the fan-out cap), else the fullest: half with
+    premium access (they see SUBSCRIBERS posts), half without, when there are enough of
+    each; by username, each with whether it has premium access."""
     conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch(
-            """
-            SELECT u.username FROM users u
-            WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM home_entries e
-                                         WHERE e.owner_id = u.id LIMIT $2) x) >= $2
-            ORDER BY u.id LIMIT $1
-            """,
-            count,
-            cap,
-        )
+        rows = await conn.fetch(*_statement(_FULL_ACCOUNTS, {"cap": cap}))
         if len(rows) < count:
-            rows = await conn.fetch(
-                "SELECT u.username FROM users u JOIN home_entries e ON e.owner_id = u.id "
-                "GROUP BY u.username ORDER BY COUNT(*) DESC, u.username LIMIT $1",
-                count,
-            )
-        return [r["username"] for r in rows]
+            rows = await conn.fetch(*_statement(_FULLEST_ACCOUNTS, {"limit": count * 20}))
+    finally:
+        await conn.close()
+    premium_ones = [r for r in rows if r["premium"]]
+    others = [r for r in rows if not r["premium"]]
+    take = min(len(premium_ones), max(count // 2, count - len(others)))
+    chosen = premium_ones[:take] + others[: count - take]
+    return {r["username"]: r["premium"] for r in sorted(chosen, key=lambda r: r["username"])}
+
+
+def _statement(text: str, params: dict[str, Any]) -> list[Any]:
+    statement, values = sql.prepare_for(True, text, params)  # binds :now
+    return [statement, *values]
+
+
+async def _seeded_with_premium(url: str) -> bool:
+    """The database has SUBSCRIBERS posts and accounts with premium access now (seeded by the
+    current seed, and its subscriptions have not lapsed)."""
+    conn = await asyncpg.connect(url)
+    try:
+        statement = (
+            "SELECT EXISTS (SELECT 1 FROM posts WHERE visibility = 'subscribers') AND EXISTS "
+            f"(SELECT 1 FROM subscriptions s WHERE {gives_access('s')}) AS ready"
+        )
+        return bool(await conn.fetchval(*_statement(statement, {})))
+    except asyncpg.UndefinedTableError:
+        return False
     finally:
         await conn.close()
 
@@ -246,7 +282,7 @@ def first_difference(a: Any, b: Any, path: str = "$") -> str | None:
 def check_same(urls: dict[str, str], tokens: dict[str, str]) -> dict[str, Any]:
     """Both servers must answer each viewer with the same JSON; stops the run if not."""
     identical_bytes = True
-    counts = {"edges": 0, "bytes": 0, "reposts": 0, "replies": 0, "quotes": 0}
+    counts = {"edges": 0, "bytes": 0, "reposts": 0, "replies": 0, "quotes": 0, "subscribers": 0}
     for username, token in tokens.items():
         bodies = {}
         for name, url in urls.items():
@@ -275,11 +311,13 @@ def check_same(urls: dict[str, str], tokens: dict[str, str]) -> dict[str, Any]:
         counts["reposts"] += sum(1 for e in edges if e["repostedBy"])
         counts["replies"] += sum(1 for e in edges if e["node"]["replyTo"])
         counts["quotes"] += sum(1 for e in edges if e["node"]["quoteOf"])
+        counts["subscribers"] += sum(1 for e in edges if e["node"]["visibility"] == "SUBSCRIBERS")
     log(
         f"same JSON from both servers for {len(tokens)} viewers "
         f"({'byte-identical' if identical_bytes else 'equal when parsed'}); their pages hold "
         f"{counts['edges']} posts, {counts['reposts']} via reposts, {counts['replies']} with "
-        f"replyTo, {counts['quotes']} with quoteOf; {counts['bytes'] // len(tokens):,} bytes "
+        f"replyTo, {counts['quotes']} with quoteOf, {counts['subscribers']} for subscribers; "
+        f"{counts['bytes'] // len(tokens):,} bytes "
         "a page on average"
     )
     return {"identical_bytes": identical_bytes, **counts}
@@ -499,9 +537,12 @@ def main() -> None:
         server("raw", raw_command, env, urls["raw"]) as raw_pid,
     ):
         pids = {"graphql": graphql_pid, "raw": raw_pid}
-        usernames = asyncio.run(_viewers(database_url, args.viewers, 800))
-        tokens = {name: log_in(urls["graphql"], name) for name in usernames}
-        log(f"viewers: {', '.join(usernames)}")
+        viewers = asyncio.run(_viewers(database_url, args.viewers, 800))
+        tokens = {name: log_in(urls["graphql"], name) for name in viewers}
+        log(
+            "viewers: "
+            + ", ".join(f"{name}{' (premium)' if paid else ''}" for name, paid in viewers.items())
+        )
         check = check_same(urls, tokens)
         token_list = list(tokens.values())
         for url in urls.values():

@@ -29,7 +29,7 @@ from app.services import timelines
 from app.services.paging import PageRequest
 from app.settings import load_settings
 from bench.timeline import QUERY
-from bench.timeline.raw import PAGE_SQL, page_json
+from bench.timeline.raw import PAGE_SQL, page_json, page_values
 from bench.timeline.raw import create_app as create_raw_app
 
 
@@ -291,7 +291,7 @@ async def main(args: argparse.Namespace) -> None:
         assert claims is not None
         rows = await timer.measure(
             "  raw: the one statement (generic plan)",
-            lambda: pool.fetch(PAGE_SQL, claims.session_id, claims.user_id, big, 21),
+            lambda: pool.fetch(PAGE_SQL, *page_values(claims.session_id, claims.user_id, big)),
             n,
         )
 
@@ -312,7 +312,9 @@ async def main(args: argparse.Namespace) -> None:
                 f"{first_line}"
             )
         raw_times = await statement_times(
-            url, [(PAGE_SQL, [claims.session_id, claims.user_id, big, 21])], max(50, n // 2)
+            url,
+            [(PAGE_SQL, page_values(claims.session_id, claims.user_id, big))],
+            max(50, n // 2),
         )
         print(
             f"  {raw_times[0][1]:6.2f} default plans, {raw_times[1][1]:6.2f} generic: "

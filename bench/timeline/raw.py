@@ -4,8 +4,9 @@ endpoint with an asyncpg pool, one SQL statement per page and orjson.
 It serves exactly one document (`bench.timeline.QUERY`) at POST /graphql, so wrk can drive it
 and the GraphQL API with the same request. It checks the bearer token as the app does (the
 signed access token with `app.auth.read_access_token`, then the session row: live, and of
-that user) and applies the same visibility rules as `app.services.views`: the viewer sees a
-post when it is public, their own, followers-only from an account they follow, or direct and
+that user) and applies the visibility rules of `app.services.views` through its own SQL
+fragments: the viewer sees a post when it is public, their own, followers-only from an
+account they follow, for subscribers while they have premium access, or direct and
 mentioning them; never across a block; not from muted accounts (nor brought by a muted
 reposter) in the timeline; deleted posts are left out of the page, and referred posts show
 as tombstones. Accounts above `fanout_max_followers` are merged in at read time, as there.
@@ -20,6 +21,7 @@ import argparse
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -30,17 +32,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app import sql
 from app.auth import read_access_token
+from app.services.views import audience, not_muted, visible
 from app.settings import load_settings
 from bench.timeline import PAGE_SIZE, QUERY
 
-# $1 session id, $2 user id (from the verified token), $3 the fan-out threshold, $4 the page
-# size + 1. One row per entry; with a live session and an empty timeline, one row of NULLs;
-# with no live session, no row.
-PAGE_SQL = """
+# One row per entry; with a live session and an empty timeline, one row of NULLs; with no
+# live session, no row. Who may see what is `app.services.views`' SQL itself (the audience,
+# visible and mute fragments, premium access for SUBSCRIBERS posts included), so the two
+# servers answer by one rule; the statement is compiled once, below, to positional
+# parameters. :session and :viewer come from the verified token, :big is the fan-out
+# threshold, :limit the page size + 1, :now the request's time (as app/sql.py binds it).
+PAGE_TEMPLATE = f"""
 WITH viewer AS (
   SELECT s.user_id AS id FROM sessions s
-  WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL
+  WHERE s.id = :session AND s.user_id = :viewer AND s.revoked_at IS NULL
 ),
 entries AS (
   SELECT h.sort_key, h.post_id, h.reposter_id FROM (
@@ -48,19 +55,8 @@ entries AS (
       SELECT e.entry_id AS sort_key, e.post_id, e.reposter_id
       FROM home_entries e JOIN posts p ON p.id = e.post_id
       WHERE e.owner_id = (SELECT id FROM viewer)
-        AND p.deleted_at IS NULL
-        AND (p.visibility = 'public' OR p.author_id = $2
-             OR (p.visibility = 'followers' AND EXISTS (
-                   SELECT 1 FROM follows vf WHERE vf.follower_id = $2
-                   AND vf.followee_id = p.author_id))
-             OR (p.visibility = 'direct' AND EXISTS (
-                   SELECT 1 FROM mentions vm WHERE vm.post_id = p.id AND vm.user_id = $2)))
-        AND NOT EXISTS (SELECT 1 FROM blocks vb
-              WHERE (vb.blocker_id = $2 AND vb.blocked_id = p.author_id)
-                 OR (vb.blocker_id = p.author_id AND vb.blocked_id = $2))
-        AND NOT EXISTS (SELECT 1 FROM mutes vmu
-              WHERE vmu.muter_id = $2 AND vmu.muted_id = p.author_id)
-      ORDER BY e.entry_id DESC LIMIT $4
+        AND {visible("p")} AND {not_muted("p")}
+      ORDER BY e.entry_id DESC LIMIT :limit
     ) fanned_out
     UNION
     SELECT * FROM (
@@ -68,40 +64,29 @@ entries AS (
       FROM posts p
       WHERE p.author_id IN (
           SELECT f.followee_id FROM follows f JOIN users big ON big.id = f.followee_id
-          WHERE f.follower_id = (SELECT id FROM viewer) AND big.follower_count > $3)
+          WHERE f.follower_id = (SELECT id FROM viewer) AND big.follower_count > :big)
         AND (p.reply_to_id IS NULL OR EXISTS (
           SELECT 1 FROM posts hp WHERE hp.id = p.reply_to_id AND (
-            hp.author_id = p.author_id OR hp.author_id = $2 OR EXISTS (
+            hp.author_id = p.author_id OR hp.author_id = :viewer OR EXISTS (
               SELECT 1 FROM follows hfp
-              WHERE hfp.follower_id = $2 AND hfp.followee_id = hp.author_id))))
-        AND p.deleted_at IS NULL
-        AND (p.visibility = 'public' OR p.author_id = $2
-             OR (p.visibility = 'followers' AND EXISTS (
-                   SELECT 1 FROM follows vf WHERE vf.follower_id = $2
-                   AND vf.followee_id = p.author_id))
-             OR (p.visibility = 'direct' AND EXISTS (
-                   SELECT 1 FROM mentions vm WHERE vm.post_id = p.id AND vm.user_id = $2)))
-        AND NOT EXISTS (SELECT 1 FROM blocks vb
-              WHERE (vb.blocker_id = $2 AND vb.blocked_id = p.author_id)
-                 OR (vb.blocker_id = p.author_id AND vb.blocked_id = $2))
-        AND NOT EXISTS (SELECT 1 FROM mutes vmu
-              WHERE vmu.muter_id = $2 AND vmu.muted_id = p.author_id)
-      ORDER BY p.id DESC LIMIT $4
+              WHERE hfp.follower_id = :viewer AND hfp.followee_id = hp.author_id))))
+        AND {visible("p")} AND {not_muted("p")}
+      ORDER BY p.id DESC LIMIT :limit
     ) merged
   ) h
   WHERE h.reposter_id IS NULL OR NOT EXISTS (
-    SELECT 1 FROM mutes rm WHERE rm.muter_id = $2 AND rm.muted_id = h.reposter_id)
-  ORDER BY h.sort_key DESC LIMIT $4
+    SELECT 1 FROM mutes rm WHERE rm.muter_id = :viewer AND rm.muted_id = h.reposter_id)
+  ORDER BY h.sort_key DESC LIMIT :limit
 )
 SELECT x.* FROM viewer LEFT JOIN LATERAL (
   SELECT en.sort_key, p.id, p.text, p.content_warning, p.visibility, p.like_count,
          p.repost_count, p.reply_count, p.quote_count, p.created_at,
          u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name,
          r.username AS r_username,
-         EXISTS (SELECT 1 FROM likes l WHERE l.user_id = $2 AND l.post_id = p.id) AS liked,
-         EXISTS (SELECT 1 FROM reposts rp WHERE rp.user_id = $2 AND rp.post_id = p.id)
+         EXISTS (SELECT 1 FROM likes l WHERE l.user_id = :viewer AND l.post_id = p.id) AS liked,
+         EXISTS (SELECT 1 FROM reposts rp WHERE rp.user_id = :viewer AND rp.post_id = p.id)
            AS reposted,
-         EXISTS (SELECT 1 FROM bookmarks b WHERE b.user_id = $2 AND b.post_id = p.id)
+         EXISTS (SELECT 1 FROM bookmarks b WHERE b.user_id = :viewer AND b.post_id = p.id)
            AS bookmarked,
          rt.id AS rt_id, rt.text AS rt_text, rt.author_id AS rt_a_id,
          rt.username AS rt_a_username, rt.display_name AS rt_a_display_name,
@@ -115,35 +100,33 @@ SELECT x.* FROM viewer LEFT JOIN LATERAL (
     SELECT rp.id, CASE WHEN rp.deleted_at IS NULL THEN rp.text ELSE '' END AS text,
            rp.author_id, ru.username, ru.display_name
     FROM posts rp JOIN users ru ON ru.id = rp.author_id
-    WHERE rp.id = p.reply_to_id
-      AND (rp.visibility = 'public' OR rp.author_id = $2
-           OR (rp.visibility = 'followers' AND EXISTS (
-                 SELECT 1 FROM follows vf WHERE vf.follower_id = $2
-                 AND vf.followee_id = rp.author_id))
-           OR (rp.visibility = 'direct' AND EXISTS (
-                 SELECT 1 FROM mentions vm WHERE vm.post_id = rp.id AND vm.user_id = $2)))
-      AND NOT EXISTS (SELECT 1 FROM blocks vb
-            WHERE (vb.blocker_id = $2 AND vb.blocked_id = rp.author_id)
-               OR (vb.blocker_id = rp.author_id AND vb.blocked_id = $2))
+    WHERE rp.id = p.reply_to_id AND {audience("rp")}
   ) rt ON TRUE
   LEFT JOIN LATERAL (
     SELECT qp.id, CASE WHEN qp.deleted_at IS NULL THEN qp.text ELSE '' END AS text,
            qp.author_id, qu.username, qu.display_name
     FROM posts qp JOIN users qu ON qu.id = qp.author_id
-    WHERE qp.id = p.quote_of_id
-      AND (qp.visibility = 'public' OR qp.author_id = $2
-           OR (qp.visibility = 'followers' AND EXISTS (
-                 SELECT 1 FROM follows vf WHERE vf.follower_id = $2
-                 AND vf.followee_id = qp.author_id))
-           OR (qp.visibility = 'direct' AND EXISTS (
-                 SELECT 1 FROM mentions vm WHERE vm.post_id = qp.id AND vm.user_id = $2)))
-      AND NOT EXISTS (SELECT 1 FROM blocks vb
-            WHERE (vb.blocker_id = $2 AND vb.blocked_id = qp.author_id)
-               OR (vb.blocker_id = qp.author_id AND vb.blocked_id = $2))
+    WHERE qp.id = p.quote_of_id AND {audience("qp")}
   ) qt ON TRUE
 ) x ON TRUE
 ORDER BY x.sort_key DESC
 """
+_PARAMETERS = ("session", "viewer", "big", "limit", "now")
+# Compiled with each parameter's name as its value: the values come back in positional order.
+PAGE_SQL, _ORDER = sql.prepare_for(True, PAGE_TEMPLATE, {name: name for name in _PARAMETERS})
+
+
+def page_values(session_id: int, user_id: int, big_account: int) -> list[Any]:
+    """The page statement's positional values for this request."""
+    given = {
+        "session": session_id,
+        "viewer": user_id,
+        "big": big_account,
+        "limit": PAGE_SIZE + 1,
+        "now": datetime.now(UTC),
+    }
+    return [given[name] for name in _ORDER]
+
 
 _NOT_SIGNED_IN = orjson.dumps(
     {
@@ -266,7 +249,7 @@ def create_app(
         rows: list[asyncpg.Record] = []
         if claims is not None:
             rows = await state["pool"].fetch(
-                PAGE_SQL, claims.session_id, claims.user_id, big_account, PAGE_SIZE + 1
+                PAGE_SQL, *page_values(claims.session_id, claims.user_id, big_account)
             )
         if not rows:  # no token, a bad one, or no live session
             return Response(_NOT_SIGNED_IN, media_type="application/json")

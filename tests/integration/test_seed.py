@@ -242,13 +242,193 @@ async def test_a_seeded_account_signs_in_and_reads_its_home_timeline(
     edges = data["homeTimeline"]["edges"]
     assert len(edges) == 20
     assert data["homeTimeline"]["pageInfo"]["hasNextPage"] is True
+    # Its newest entries, without the SUBSCRIBERS posts of others unless it has premium access.
     newest = await rows(
-        f"SELECT post_id FROM home_entries WHERE owner_id = {busiest['id']} "
-        "ORDER BY entry_id DESC LIMIT 20"
+        f"""
+        SELECT e.post_id FROM home_entries e JOIN posts p ON p.id = e.post_id
+        WHERE e.owner_id = {busiest["id"]}
+          AND (p.visibility <> 'subscribers' OR p.author_id = e.owner_id
+               OR EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = e.owner_id))
+        ORDER BY e.entry_id DESC LIMIT 20
+        """
     )
     shown = [int(base64.b64decode(e["node"]["id"]).decode().split(":")[1]) for e in edges]
     assert shown == [r["post_id"] for r in newest]
     assert all(e["node"]["text"] for e in edges)
+
+
+PAGE = """
+query($after: String) {
+  homeTimeline(first: 100, after: $after) {
+    edges { node { id visibility author { username } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+PREMIUM_VIEWER = """
+query {
+  viewer {
+    isPremium
+    subscription { status complimentary accessUntil currentPeriodEnd plan { code } }
+  }
+}"""
+NODE = "query($id: ID!) { node(id: $id) { id } }"
+
+
+def post_gid(post_id: int) -> str:
+    return base64.b64encode(f"Post:{post_id}".encode()).decode()
+
+
+def post_id_of(gid: str) -> int:
+    return int(base64.b64decode(gid).decode().split(":")[1])
+
+
+async def test_premium_accounts_and_subscribers_posts_are_seeded_and_counted(
+    app: Starlette, settings: Settings
+) -> None:
+    now = datetime.now(UTC)
+    options = SeedOptions(users=60, posts=800, seed=5, subscribers_share=0.1, premium_share=0.25)
+
+    report = await seed(settings, options, now=now)
+
+    assert report.premium_users == 15
+    kinds = {
+        r["visibility"]: r["n"]
+        for r in await rows("SELECT visibility, COUNT(*) AS n FROM posts GROUP BY visibility")
+    }
+    assert report.subscribers_posts == kinds["subscribers"]
+    assert 40 <= kinds["subscribers"] <= 130  # about a tenth of 800
+    assert {"public", "followers", "direct"} <= set(kinds)
+    assert "15 premium" in report.summary()
+    plans = await rows("SELECT id, code, interval, active FROM plans")
+    assert [(p["code"], p["interval"], bool(p["active"])) for p in plans] == [
+        ("supporter", "month", True)
+    ]
+    subscriptions = await rows(
+        "SELECT user_id, plan_id, status, provider, complimentary, current_period_start, "
+        "current_period_end, access_until, created_at FROM subscriptions"
+    )
+    assert len(subscriptions) == len({s["user_id"] for s in subscriptions}) == 15
+    for sub in subscriptions:
+        assert sub["plan_id"] == plans[0]["id"]
+        assert (sub["status"], sub["provider"], bool(sub["complimentary"])) == (
+            "active",
+            "complimentary",
+            True,
+        )
+        start, end = millis(sub["current_period_start"]), millis(sub["current_period_end"])
+        assert millis(sub["created_at"]) <= start <= millis(now) < end
+        assert millis(sub["access_until"]) == end
+        assert end - start <= 31 * 86_400_000
+    # Likes and bookmarks of subscribers posts are by accounts that may see them.
+    outsiders = await scalar(
+        """
+        SELECT COUNT(*) FROM likes l JOIN posts p ON p.id = l.post_id
+        WHERE p.visibility = 'subscribers' AND l.user_id <> p.author_id
+          AND l.user_id NOT IN (SELECT user_id FROM subscriptions)
+        """
+    )
+    assert outsiders == 0
+    assert (
+        await scalar(
+            "SELECT COUNT(*) FROM reposts r JOIN posts p ON p.id = r.post_id "
+            "WHERE p.visibility <> 'public'"
+        )
+        == 0
+    )
+    limits = settings.timelines
+    expected = await expected_home(limits.fanout_max_followers, limits.home_max_entries)
+    assert await stored_entries() == expected
+
+
+async def test_no_premium_and_no_subscribers_posts_when_their_shares_are_zero(
+    app: Starlette, settings: Settings
+) -> None:
+    report = await seed(
+        settings, SeedOptions(users=20, posts=200, subscribers_share=0.0, premium_share=0.0)
+    )
+
+    assert (report.premium_users, report.subscribers_posts) == (0, 0)
+    assert await scalar("SELECT COUNT(*) FROM plans") == 0
+    assert await scalar("SELECT COUNT(*) FROM subscriptions") == 0
+    assert await scalar("SELECT COUNT(*) FROM posts WHERE visibility = 'subscribers'") == 0
+
+
+async def test_seed_refuses_shares_out_of_range(app: Starlette, settings: Settings) -> None:
+    with pytest.raises(SeedError, match="shares"):
+        await seed(settings, SeedOptions(users=5, posts=5, premium_share=1.5))
+    with pytest.raises(SeedError, match="shares"):
+        await seed(
+            settings,
+            SeedOptions(users=5, posts=5, followers_only_share=0.5, subscribers_share=0.6),
+        )
+    assert await scalar("SELECT COUNT(*) FROM users") == 0
+
+
+async def test_subscribers_posts_reach_every_follower_and_show_to_premium_ones_only(
+    seeded: SeedOptions, gql: GraphQLClient
+) -> None:
+    premium = {r["user_id"] for r in await rows("SELECT user_id FROM subscriptions")}
+    assert premium
+    # Stored for every follower, premium or not (home rule 3): access is decided on reading.
+    stored = await rows(
+        """
+        SELECT e.owner_id, e.post_id, u.username FROM home_entries e
+        JOIN posts p ON p.id = e.post_id JOIN users u ON u.id = e.owner_id
+        WHERE p.visibility = 'subscribers' AND p.author_id <> e.owner_id
+          AND e.reposter_id IS NULL
+        """
+    )
+    per_owner: dict[int, set[int]] = defaultdict(set)
+    names = {}
+    for row in stored:
+        per_owner[row["owner_id"]].add(row["post_id"])
+        names[row["owner_id"]] = row["username"]
+    with_access = sorted(o for o in per_owner if o in premium)
+    without = sorted(o for o in per_owner if o not in premium)
+    assert with_access, (premium, sorted(per_owner))
+    assert without, (premium, sorted(per_owner))
+
+    async def read_home(token: str) -> dict[int, str]:
+        shown: dict[int, str] = {}
+        after = None
+        while True:
+            data = (await gql(PAGE, {"after": after}, token=token))["homeTimeline"]
+            for edge in data["edges"]:
+                shown[post_id_of(edge["node"]["id"])] = edge["node"]["visibility"]
+            if not data["pageInfo"]["hasNextPage"]:
+                return shown
+            after = data["pageInfo"]["endCursor"]
+
+    for owner in (with_access[0], without[0]):
+        signed_in = await gql.log_in(names[owner], SEED_PASSWORD)
+        token = signed_in["session"]["accessToken"]
+        me = (await gql(PREMIUM_VIEWER, token=token))["viewer"]
+        shown = await read_home(token)
+        theirs = per_owner[owner]
+        post = next(iter(theirs))
+        node = (await gql(NODE, {"id": post_gid(post)}, token=token))["node"]
+        if owner in premium:
+            assert me["isPremium"] is True
+            sub = me["subscription"]
+            assert (sub["status"], sub["complimentary"], sub["plan"]["code"]) == (
+                "ACTIVE",
+                True,
+                "supporter",
+            )
+            assert theirs <= set(shown)
+            assert all(shown[p] == "SUBSCRIBERS" for p in theirs)
+            assert node == {"id": post_gid(post)}
+        else:
+            assert me["isPremium"] is False
+            assert me["subscription"] is None
+            assert theirs.isdisjoint(shown)
+            own = await own_posts(owner)
+            assert "SUBSCRIBERS" not in {v for p, v in shown.items() if p not in own}
+            assert node is None
+
+
+async def own_posts(owner: int) -> set[int]:
+    return {r["id"] for r in await rows(f"SELECT id FROM posts WHERE author_id = {owner}")}
 
 
 async def test_seed_refuses_a_database_with_accounts(

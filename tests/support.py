@@ -164,6 +164,16 @@ async def sleep_until(ms: int) -> None:
     await asyncio.sleep(max(0, ms - time.time_ns() // 1_000_000) / 1000 + 0.005)
 
 
+async def a_fresh_window(needed: float = 20, window: int = 60) -> None:
+    """Wait, if need be, for the next rate-limit window (aligned to the epoch, as `limits`
+    aligns them) so that `needed` seconds of attempts fall in one window: its sliding-window
+    counter weighs the previous window's count down as the new one goes on, so attempts
+    straddling two windows may add up to less than the limit."""
+    left = window - time.time() % window
+    if left < needed:
+        await asyncio.sleep(left + 0.05)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

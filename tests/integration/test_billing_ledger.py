@@ -26,10 +26,8 @@ from app.models import (
     PaymentStatus,
     Plan,
     Post,
-    Role,
     Subscription,
     SubscriptionStatus,
-    User,
     Visibility,
 )
 from app.services import Services
@@ -44,6 +42,7 @@ from app.services.billing_ledger import (
 )
 from app.services.views import posts_by_ids
 from providers.payments.base import EventKind, PaymentEvent
+from tests.billing import admin, subscriber
 from tests.conftest import make_settings
 
 PAYMENTS = {
@@ -71,17 +70,6 @@ async def run_jobs(services: Services, *, all_due: bool = False) -> int:
     if all_due:
         await Job.filter(state=JobState.PENDING).update(run_after=datetime.now(UTC))
     return await services.jobs.run_due(services.changes)
-
-
-async def subscriber(name: str = "payer") -> Viewer:
-    user = await User.create(
-        username=name,
-        username_key=name,
-        email=f"{name}@example.com",
-        password_hash="x",
-        display_name=name.title(),
-    )
-    return Viewer(user, session_id=0)
 
 
 async def pending_payment(services: Services, viewer: Viewer, provider: str = "bank") -> Payment:
@@ -396,11 +384,9 @@ async def test_a_renewal_paid_after_access_ended_pays_a_period_from_then(
     assert (await Payment.get(id=renewal.id)).status is PaymentStatus.CANCELED
     assert not await services.billing.is_premium(viewer.user.id)
 
-    admin = await subscriber("admin")
-    admin.user.role = Role.ADMIN
-    await admin.user.save()
+    admin_viewer = await admin()
     before = datetime.now(UTC)
-    await services.billing.confirm_manual_payment(admin, renewal.id)
+    await services.billing.confirm_manual_payment(admin_viewer, renewal.id)
     revived = await Subscription.get(id=sub.id)
     assert revived.status is SubscriptionStatus.ACTIVE
     assert revived.current_period_start is not None
@@ -482,11 +468,9 @@ async def test_a_complimentary_grant_does_not_hide_the_paid_subscription(
 ) -> None:
     viewer = await subscriber()
     paid = await paid_subscription(services, viewer)
-    admin = await subscriber("admin")
-    admin.user.role = Role.ADMIN
-    await admin.user.save()
+    admin_viewer = await admin()
     plan = await Plan.get(code="supporter")
-    await services.billing.grant_complimentary(admin, viewer.user.id, plan.id, 30)
+    await services.billing.grant_complimentary(admin_viewer, viewer.user.id, plan.id, 30)
     current = await services.billing.current(viewer.user.id)
     assert current is not None
     assert current.id == paid.id

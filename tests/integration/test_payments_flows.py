@@ -36,12 +36,12 @@ from app.models import (
     Plan,
     Subscription,
     SubscriptionStatus,
-    User,
 )
 from app.services import Services
 from app.services.accounts import Viewer
 from app.services.billing_ledger import STOP_VENDOR, add_interval
 from providers.payments.base import ActionKind
+from tests.billing import admin, subscriber
 from tests.btcpay_fake import RunningFake, run_fake_btcpay
 from tests.conftest import make_settings
 from tests.contract.payments_btcpay import API_KEY, STORE_ID, WEBHOOK_SECRET
@@ -106,17 +106,6 @@ def services_of(app: Starlette) -> Services:
 async def run_jobs(app: Starlette) -> int:
     services = services_of(app)
     return await services.jobs.run_due(services.changes)
-
-
-async def subscriber(name: str = "payer") -> Viewer:
-    user = await User.create(
-        username=name,
-        username_key=name,
-        email=f"{name}@example.com",
-        password_hash="x",
-        display_name=name.title(),
-    )
-    return Viewer(user, session_id=0)
 
 
 async def subscribe_btcpay(app: Starlette, viewer: Viewer) -> tuple[Payment, str]:
@@ -314,10 +303,8 @@ async def test_leaving_btcpay_keeps_every_paid_period(
     plan = await Plan.get(code="supporter")
     moved = await services.billing.subscribe(paid_viewer, plan.id, "bank", "eur")
     assert moved.pending is not None
-    admin = await subscriber("admin")
-    admin.user.role = admin.user.role.ADMIN
-    await admin.user.save()
-    await services.billing.confirm_manual_payment(admin, moved.pending.payment_id)
+    admin_viewer = await admin()
+    await services.billing.confirm_manual_payment(admin_viewer, moved.pending.payment_id)
     new = await Subscription.get(id=moved.subscription.id)
     assert new.current_period_start == old.current_period_end
     report = await services.billing.switch.report("btcpay", "bank")

@@ -396,7 +396,7 @@ class PaymentSettings(_Section):
     renewal_lead_days: float = Field(
         3,
         ge=0,
-        le=60,
+        le=27,  # shorter than any month: a period is never charged before it began
         description="days before a period ends that its renewal is charged (or, where the "
         "payer must act, their invoice and reminder issued)",
     )

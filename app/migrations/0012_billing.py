@@ -107,6 +107,7 @@ class Migration(migrations.Migration):
                 ('failure', fields.CharField(null=True, max_length=500)),
                 ('confirmed_by', fields.ForeignKeyField('models.User', source_field='confirmed_by_id', null=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.SET_NULL)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('started_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('paid_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'payments', 'app': 'models', 'unique_together': (('provider', 'charge_id'),), 'indexes': [Index(fields=['subscription_id', 'id'])], 'pk_attr': 'id', 'table_description': "One period's charge. Its id is the `reference` the processor carries and echoes, so an"},

@@ -161,6 +161,10 @@ class Payment(SnowflakeModel):
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     created_at = fields.DatetimeField(auto_now_add=True)
+    started_at = fields.DatetimeField(null=True)
+    """When its charge was last sent to the vendor (set under the subscription's lock just
+    before the call): a charge started moments ago may still be at the vendor, and nothing
+    else may charge the subscription meanwhile."""
     paid_at = fields.DatetimeField(null=True)
 
     subscription_id: int

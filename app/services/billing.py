@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from app import sql
-from app.changes import Change, Changes
+from app.changes import Changes
 from app.errors import DomainError, ErrorCode
 from app.ids import new_id
 from app.models import (
@@ -51,9 +51,6 @@ SELECT pl.perks FROM plans pl
 WHERE pl.id IN (SELECT s.plan_id FROM subscriptions s
                 WHERE s.user_id = :user AND {gives_access("s")})
 """
-
-# How long a charge may take at the vendor before its payment is taken for abandoned.
-IN_FLIGHT = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,8 +245,12 @@ class BillingService:
         ).order_by("-id")
         live = [sub for sub in subs if effective_status(sub) is not SubscriptionStatus.EXPIRED]
         # One the subscriber pays for comes before a complimentary grant (which they cannot
-        # cancel, and which would hide what their paid one asks of them).
-        for sub in sorted(live, key=lambda sub: sub.complimentary):
+        # cancel, and which would hide what their paid one asks of them); one never paid
+        # comes after both.
+        for sub in sorted(
+            live,
+            key=lambda sub: (sub.status is SubscriptionStatus.INCOMPLETE, sub.complimentary),
+        ):
             return sub
         return (
             await Subscription.filter(user_id=user_id, access_until__gt=now())
@@ -379,7 +380,10 @@ class BillingService:
                     interval=plan.interval,
                     using_db=change.conn,
                 )
-            if same is not None and await self._charging(change, sub):
+            # Locked before its payments are looked at (the order every change takes), so a
+            # renewal starting its charge meanwhile is seen.
+            sub = await self.ledger._lock(change, sub.id)
+            if same is not None and await self.ledger.charging(change, sub):
                 raise DomainError(
                     ErrorCode.PAYMENT_IN_PROGRESS,
                     "A payment for this subscription is being made; wait for it to finish.",
@@ -419,22 +423,6 @@ class BillingService:
             ) from None
         await sub.refresh_from_db()
         return await self.view(sub, charge)
-
-    @staticmethod
-    async def _charging(change: Change, sub: Subscription) -> bool:
-        """Whether a charge of the subscription may be at the vendor right now: a payment
-        written moments ago whose charge has not come back yet (a double click, a renewal
-        job running). Starting another would take the money twice."""
-        return await (
-            Payment.filter(
-                subscription_id=sub.id,
-                status=PaymentStatus.PENDING,
-                charge_id=None,
-                created_at__gt=now() - IN_FLIGHT,
-            )
-            .using_db(change.conn)
-            .exists()
-        )
 
     async def _own(self, viewer: Viewer) -> Subscription:
         sub = await self.current(viewer.user.id)
@@ -478,10 +466,10 @@ class BillingService:
             raise DomainError(
                 ErrorCode.INVALID_INPUT, "This subscription was replaced by a newer one."
             )
-        if sub.provider not in self.payments.providers:
+        if sub.provider not in self.payments.accepting():
             raise DomainError(
                 ErrorCode.PROVIDER_NOT_ACCEPTED,
-                "This provider is gone; subscribe again through another.",
+                "This provider takes no new payments; subscribe again through another.",
             )
         async with self.changes.begin() as change:
             sub = (

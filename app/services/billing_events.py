@@ -87,6 +87,7 @@ class LedgerEvents(LedgerCore):
                 record.provider,
             )
             return
+        await self._lock(change, payment.subscription_id)
         if record.charge_id and payment.charge_id is None:
             await (
                 Payment.filter(id=payment.id, charge_id=None)

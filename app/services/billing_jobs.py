@@ -31,6 +31,10 @@ log = logging.getLogger("holdfast.payments")
 OUTAGE_RETRY = timedelta(hours=1)
 
 
+class ChargeInFlight(Exception):
+    """A charge of the subscription may be at the vendor right now; try again later."""
+
+
 class Ledger(LedgerEvents):
     def register(self, jobs: JobQueue) -> None:
         jobs.register(APPLY_EVENT, self.apply_event)
@@ -73,6 +77,11 @@ class Ledger(LedgerEvents):
                 .using_db(change.conn)
                 .first()
             )
+            if await self.charging(change, locked, besides=existing):
+                # Another charge of it is at the vendor (the subscriber paying now): fail, to
+                # be retried once it came back. (This payment's own charge may be retried at
+                # once: the same reference takes no money twice.)
+                raise ChargeInFlight(sub.id)
             if existing is None:
                 existing = await Payment.create(
                     subscription_id=sub.id,

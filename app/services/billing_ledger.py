@@ -33,7 +33,6 @@ from __future__ import annotations
 import calendar
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from app import sql
 from app.changes import Change, Changes
@@ -66,6 +65,9 @@ RENEW = "payments.renew"
 PERIOD_END = "payments.period_end"
 STOP_VENDOR = "payments.stop_vendor"
 CANCEL_CHARGES = "payments.cancel_charges"
+
+# How long a charge may take at the vendor before its payment is taken for abandoned.
+IN_FLIGHT = timedelta(minutes=2)
 
 # Events recorded per reconciliation page and per webhook delivery at most.
 EVENT_PAGE = 100
@@ -188,10 +190,18 @@ class LedgerCore:
             payment_method=payment_method,
             return_url=self.settings.payments.return_url,
         )
-        # The payment may have been cancelled since it was written (the subscriber cancelled,
-        # a newer attempt superseded it): then nothing is charged.
-        current = await Payment.get(id=payment.id)
-        if current.status is not PaymentStatus.PENDING:
+        # Marked as at the vendor, under the subscription's lock, unless it was cancelled
+        # since it was written (the subscriber cancelled, a newer attempt superseded it):
+        # then nothing is charged. Whoever looks at the subscription meanwhile sees a charge
+        # in flight (`charging`) and starts no other.
+        async with self.changes.begin() as change:
+            await self._lock(change, sub.id)
+            started = await (
+                Payment.filter(id=payment.id, status=PaymentStatus.PENDING)
+                .using_db(change.conn)
+                .update(started_at=now())
+            )
+        if not started:
             raise Superseded(payment.id)
         try:
             charge = await provider.charge(request)
@@ -205,13 +215,10 @@ class LedgerCore:
 
     async def record_charge(self, change: Change, payment_id: int, charge: Charge) -> None:
         """Record a charge as the vendor returned it: its id, what the payer must do, and its
-        outcome when it already has one."""
-        updates: dict[str, Any] = {
-            "charge_id": charge.id,
-            "action_kind": charge.action.kind.value,
-            "action_url": charge.action.url,
-            "instructions": charge.action.instructions,
-        }
+        outcome when it already has one. A charge still open for a payment cancelled while
+        it was being made is cancelled at the vendor (money it takes anyway still pays)."""
+        found = await Payment.filter(id=payment_id).using_db(change.conn).get()
+        sub = await self._lock(change, found.subscription_id)
         await (
             Payment.filter(id=payment_id, charge_id=None)
             .using_db(change.conn)
@@ -220,7 +227,11 @@ class LedgerCore:
         pending = await (
             Payment.filter(id=payment_id, status=PaymentStatus.PENDING)
             .using_db(change.conn)
-            .update(**{k: v for k, v in updates.items() if k != "charge_id"})
+            .update(
+                action_kind=charge.action.kind.value,
+                action_url=charge.action.url,
+                instructions=charge.action.instructions,
+            )
         )
         if charge.status is ChargeStatus.SUCCEEDED:
             await self.paid(change, payment_id, now())
@@ -228,15 +239,34 @@ class LedgerCore:
             await self.failed(change, payment_id, charge.failure or "The payment failed.")
         elif charge.status is ChargeStatus.CANCELED:
             await self.failed(change, payment_id, None, status=PaymentStatus.CANCELED)
-        elif pending:
-            action = _ACTIONS.get(charge.action.kind)
-            if action is not None:
-                payment = await Payment.filter(id=payment_id).using_db(change.conn).get()
-                await (
-                    Subscription.filter(id=payment.subscription_id, switch_to=None)
-                    .using_db(change.conn)
-                    .update(action_required=action)
+        elif not pending:
+            if sub.provider in self.payments.providers:
+                await change.enqueue(
+                    CANCEL_CHARGES, {"provider": sub.provider, "charges": [charge.id]}
                 )
+        else:
+            action = _ACTIONS.get(charge.action.kind)
+            if action is not None and sub.switch_to is None:
+                sub.action_required = action
+                await sub.save(
+                    using_db=change.conn, update_fields=["action_required", "updated_at"]
+                )
+
+    async def charging(
+        self, change: Change, sub: Subscription, *, besides: Payment | None = None
+    ) -> bool:
+        """Whether a charge of the subscription (other than `besides`'s) may be at the vendor
+        right now (one started moments ago has not come back): starting another, under
+        another reference, could take the money twice."""
+        query = Payment.filter(
+            subscription_id=sub.id,
+            status=PaymentStatus.PENDING,
+            charge_id=None,
+            started_at__gt=now() - IN_FLIGHT,
+        )
+        if besides is not None:
+            query = query.exclude(id=besides.id)
+        return await query.using_db(change.conn).exists()
 
     async def _lock(self, change: Change, subscription_id: int) -> Subscription:
         """Lock a subscription's row. Every change locks the subscription before its
@@ -246,11 +276,17 @@ class LedgerCore:
         )
 
     async def paid(self, change: Change, payment_id: int, at: datetime) -> None:
-        """Credit a payment: its period is paid. Applying it again changes nothing. Money
-        taken always pays a period: a payment cancelled or failed in the ledger but paid all
-        the same, or paid after the access it would have continued ended, pays a period from
-        now (or from the end of what is paid already); one for a subscription since replaced
-        by another is credited to it without making it renew again."""
+        """Credit a payment: its period is paid. Applying it again changes nothing.
+
+        Money taken always pays a period, once:
+        - a first payment's period starts when the ledger learns of it, or where the period
+          the subscriber has paid through any subscription ends (a switch loses no day);
+        - a renewal's follows the period before it, unless another payment paid that period
+          already or the access it would have continued has ended: then it is placed like a
+          first payment;
+        - one paid on a subscription the subscriber has since left (replaced, ended, moved
+          away from) pays one more period of the subscription they have now, so no period is
+          paid twice and no left subscription starts renewing again."""
         found = await Payment.filter(id=payment_id).using_db(change.conn).first()
         if found is None:
             return
@@ -260,34 +296,56 @@ class LedgerCore:
         )
         if payment.status is PaymentStatus.SUCCEEDED:
             return
+        # Periods are placed from when the ledger learns of a payment, not from a vendor's
+        # time for it (reconciliation may bring an old one).
+        heard = now()
+        successor = await self._successor(change, sub)
+        if successor is not None:
+            target = await self._lock(change, successor.id)
+            assert target.current_period_end is not None
+            start = target.current_period_end
+            await self._mark_paid(change, payment, at, start, add_interval(start, target.interval))
+            await self._credit(change, target, payment)
+            return
         covered = (
             payment.period_start is not None
             and sub.current_period_end is not None
             and payment.period_start < sub.current_period_end
         )
-        lapsed = sub.access_until is not None and sub.access_until <= at
+        lapsed = sub.access_until is not None and sub.access_until <= heard
         if payment.period_start is None or covered or lapsed:
-            # A first payment, one for a period another payment already paid (two charges
-            # for one renewal, both paid), or one paid after access ended: from now, or from
-            # the end of the period the subscriber has paid (through any subscription).
             earlier = await self._paid_until(change, sub.user_id)
-            start = max(at, earlier) if earlier is not None else at
-            payment.period_start = start
-            payment.period_end = add_interval(start, sub.interval)
-        assert payment.period_end is not None
+            start = max(heard, earlier) if earlier is not None else heard
+            await self._mark_paid(change, payment, at, start, add_interval(start, sub.interval))
+        else:
+            assert payment.period_start is not None
+            assert payment.period_end is not None
+            await self._mark_paid(change, payment, at, payment.period_start, payment.period_end)
+        first = sub.current_period_end is None
+        if sub.replaced_by_id is not None:
+            sub.cancel_at_period_end = True  # its successor has ended: credited, not renewed
+        await self._credit(change, sub, payment)
+        if first and sub.replaced_by_id is None:
+            await self._replace_earlier(change, sub)
+
+    async def _mark_paid(
+        self, change: Change, payment: Payment, at: datetime, start: datetime, end: datetime
+    ) -> None:
         payment.status = PaymentStatus.SUCCEEDED
         payment.paid_at = at
         payment.failure = None
+        payment.period_start = start
+        payment.period_end = end
         await payment.save(using_db=change.conn)
 
-        first = sub.current_period_end is None
-        replaced = sub.replaced_by_id is not None
+    async def _credit(self, change: Change, sub: Subscription, payment: Payment) -> None:
+        """The subscription is paid through the payment's period."""
+        assert payment.period_start is not None
+        assert payment.period_end is not None
         if sub.current_period_end is None or payment.period_end > sub.current_period_end:
             sub.current_period_start = payment.period_start
             sub.current_period_end = payment.period_end
         assert sub.current_period_end is not None
-        if replaced:
-            sub.cancel_at_period_end = True
         if sub.switch_to is not None:
             until = sub.current_period_end + self.grace  # a move keeps the grace period
         elif sub.cancel_at_period_end:
@@ -304,9 +362,23 @@ class LedgerCore:
         sub.status = SubscriptionStatus.CANCELED if ends else SubscriptionStatus.ACTIVE
         sub.ended_at = None
         await sub.save(using_db=change.conn)
-        if first and not replaced:
-            await self._replace_earlier(change, sub)
         await self.schedule(change, sub)
+
+    async def _successor(self, change: Change, sub: Subscription) -> Subscription | None:
+        """The subscription the subscriber has now, if they left `sub` for it: a newer one,
+        not replaced, paid and giving access."""
+        return await (
+            Subscription.filter(
+                user_id=sub.user_id,
+                id__gt=sub.id,
+                replaced_by_id=None,
+                current_period_end__not_isnull=True,
+                access_until__gt=now(),
+            )
+            .order_by("-id")
+            .using_db(change.conn)
+            .first()
+        )
 
     async def failed(
         self,
@@ -365,6 +437,7 @@ class LedgerCore:
         earlier = (
             await Subscription.filter(
                 user_id=sub.user_id,
+                id__lt=sub.id,
                 replaced_by_id=None,
                 status__in=(
                     SubscriptionStatus.ACTIVE,
@@ -402,6 +475,7 @@ class LedgerCore:
             await Payment.filter(
                 subscription_id=sub.id, status=PaymentStatus.CANCELED, charge_id__not_isnull=True
             )
+            .order_by("id")
             .using_db(change.conn)
             .values_list("charge_id", flat=True)
         )

@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
@@ -72,6 +73,8 @@ from providers.payments.base import (
     PaymentEvent,
     PlanPrice,
 )
+
+log = logging.getLogger("holdfast.payments.stripe")
 
 REFERENCE_KEY = "holdfast_reference"
 """The metadata key carrying `ChargeRequest.reference` (and `Customer.reference`)."""
@@ -314,11 +317,20 @@ class StripePayments:
 
     async def _keep_as_default(self, request: ChargeRequest, intent: Mapping[str, Any]) -> None:
         """The payer's new method becomes what renewals charge once it took money (or is
-        taking it): never before, so a declined card never replaces a working one."""
+        taking it): never before, so a declined card never replaces a working one. Best
+        effort: the payment is made whether or not this succeeds (a failure here must not
+        report a payment taken as failed)."""
         if request.off_session or request.payment_method is None:
             return
         if intent.get("status") not in ("succeeded", "processing", "requires_capture"):
             return
+        try:
+            await self._make_default(request)
+        except ProviderError as exc:
+            log.warning("stripe: could not make the new card the customer's default: %s", exc)
+
+    async def _make_default(self, request: ChargeRequest) -> None:
+        assert request.payment_method is not None
         customer = _dict(
             await self._call(
                 "customer", self._client.v1.customers.retrieve_async(request.customer_id)
@@ -340,13 +352,17 @@ class StripePayments:
         if request.off_session or request.payment_method is None:
             return
         v1 = self._client.v1
-        customer = _dict(
-            await self._call("customer", v1.customers.retrieve_async(request.customer_id))
-        )
-        if _default_method(customer) == request.payment_method:
-            return
-        with contextlib.suppress(NotFound):
-            await self._call("detach", v1.payment_methods.detach_async(request.payment_method))
+        try:
+            customer = _dict(
+                await self._call("customer", v1.customers.retrieve_async(request.customer_id))
+            )
+            if _default_method(customer) == request.payment_method:
+                return
+            with contextlib.suppress(NotFound):
+                await self._call("detach", v1.payment_methods.detach_async(request.payment_method))
+        except ProviderError as exc:
+            # Best effort: the decline is what the payer must hear about.
+            log.warning("stripe: could not detach a declined card: %s", exc)
 
     async def fetch(self, charge_id: str) -> Charge:
         """The PaymentIntent `charge_id`, read now."""

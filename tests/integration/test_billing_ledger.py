@@ -34,6 +34,7 @@ from app.services import Services
 from app.services.accounts import Viewer
 from app.services.billing_ledger import (
     APPLY_EVENT,
+    CANCEL_CHARGES,
     PERIOD_END,
     RENEW,
     Superseded,
@@ -41,7 +42,14 @@ from app.services.billing_ledger import (
     effective_status,
 )
 from app.services.views import posts_by_ids
-from providers.payments.base import EventKind, PaymentEvent
+from providers.payments.base import (
+    ActionKind,
+    Charge,
+    ChargeStatus,
+    EventKind,
+    NextAction,
+    PaymentEvent,
+)
 from tests.billing import admin, subscriber
 from tests.conftest import make_settings
 
@@ -431,9 +439,12 @@ async def test_a_second_subscribe_while_a_charge_is_in_flight_is_refused(
     assert await Payment.all().count() == 1
 
 
-async def test_a_replaced_subscription_paid_late_is_credited_without_renewing_again(
+async def test_a_payment_on_a_subscription_left_behind_pays_the_one_the_subscriber_has(
     services: Services,
 ) -> None:
+    """An invoice of a subscription the subscriber left (replaced by another) paid anyway
+    pays one more period of the subscription they have now: no period paid twice, and the
+    one left behind does not start renewing again."""
     viewer = await subscriber()
     old_payment = await pending_payment(services, viewer, "bank")
     new_payment = await pending_payment(services, viewer, "cash")
@@ -442,19 +453,23 @@ async def test_a_replaced_subscription_paid_late_is_credited_without_renewing_ag
     old = await Subscription.get(id=old_payment.subscription_id)
     new = await Subscription.get(id=new_payment.subscription_id)
     assert old.replaced_by_id == new.id
+    assert old.status is SubscriptionStatus.EXPIRED
+    paid_through = new.current_period_end
+    assert paid_through is not None
     # The old invoice is paid anyway.
     await deliver(services, "bank", event(old_payment, EventKind.CHARGE_SUCCEEDED))
     await run_jobs(services)
     old = await Subscription.get(id=old.id)
     new = await Subscription.get(id=new.id)
+    assert old.status is SubscriptionStatus.EXPIRED
+    assert old.current_period_end is None
     assert new.replaced_by_id is None
     assert new.status is SubscriptionStatus.ACTIVE
-    assert old.replaced_by_id == new.id
-    assert old.status is SubscriptionStatus.CANCELED
-    # Its period follows the one paid through `cash`: nothing paid twice for one month.
-    assert old.current_period_start == new.current_period_end
-    # Only `cash` renews.
-    await Job.filter(state=JobState.PENDING).update(run_after=datetime.now(UTC))
+    assert new.current_period_end == add_interval(paid_through, "month")
+    credited = await Payment.get(id=old_payment.id)
+    assert credited.status is PaymentStatus.SUCCEEDED
+    assert credited.period_start == paid_through
+    # Only `cash` renews, from the end of the extended period.
     renewals = await Job.filter(name=RENEW, state=JobState.PENDING).values_list(
         "payload", flat=True
     )
@@ -485,25 +500,6 @@ async def test_plans_are_written_once_by_processes_starting_together(
     await Plan.all().delete()
     await asyncio.gather(*(services.billing.ensure_plans() for _ in range(3)))
     assert await Plan.filter(code="supporter").count() == 1
-
-
-async def test_a_renewal_lead_longer_than_a_period_never_charges_before_it_began(
-    app: Starlette, data_dir: Path, database_url: str
-) -> None:
-    settings = make_settings(data_dir, database_url, payments={**PAYMENTS, "renewal_lead_days": 45})
-    built = Services.from_settings(settings)
-    try:
-        await built.billing.ensure_plans()
-        viewer = await subscriber()
-        sub = await paid_subscription(built, viewer)
-        renew = await Job.get(name=RENEW)
-        assert sub.current_period_start is not None
-        assert renew.run_after >= sub.current_period_start - timedelta(seconds=1)
-        # One renewal issued, not a run of periods charged back to back.
-        await run_jobs(built)
-        assert await Payment.filter(subscription_id=sub.id, renewal=True).count() == 1
-    finally:
-        await built.close()
 
 
 async def test_a_subscribers_post_follows_the_ledger_through_grace_to_expiry(
@@ -542,3 +538,64 @@ async def test_a_subscribers_post_follows_the_ledger_through_grace_to_expiry(
     assert (await Subscription.get(id=sub.id)).status is SubscriptionStatus.EXPIRED
     assert await posts_by_ids(viewer.user.id, [post.id]) == {}
     assert set(await posts_by_ids(author.user.id, [post.id])) == {post.id}
+
+
+async def test_a_charge_come_back_for_a_payment_cancelled_meanwhile_is_cancelled_too(
+    services: Services,
+) -> None:
+    """The subscriber cancelled while a renewal's charge was at the vendor: the charge that
+    came back open (an invoice) is cancelled at the vendor, not left payable."""
+    viewer = await subscriber()
+    sub = await paid_subscription(services, viewer)
+    assert sub.current_period_end is not None
+    renewal = await Payment.create(
+        subscription_id=sub.id,
+        provider="bank",
+        amount=500,
+        currency="eur",
+        renewal=True,
+        period_start=sub.current_period_end,
+        period_end=add_interval(sub.current_period_end, "month"),
+        status=PaymentStatus.CANCELED,
+    )
+    open_invoice = Charge(
+        id="manual-eur-500-1",
+        reference=str(renewal.id),
+        status=ChargeStatus.PENDING,
+        amount=500,
+        currency="eur",
+        action=NextAction(ActionKind.AWAIT_MANUAL_PAYMENT, instructions="pay"),
+    )
+    async with services.changes.begin() as change:
+        await services.billing.ledger.record_charge(change, renewal.id, open_invoice)
+    after = await Payment.get(id=renewal.id)
+    assert after.status is PaymentStatus.CANCELED
+    assert after.charge_id == "manual-eur-500-1"
+    cancels = await Job.filter(name=CANCEL_CHARGES).values_list("payload", flat=True)
+    assert cancels == [{"provider": "bank", "charges": ["manual-eur-500-1"]}]
+    assert (await Subscription.get(id=sub.id)).action_required is None
+
+
+async def test_resuming_through_a_processor_being_left_is_refused(
+    app: Starlette, data_dir: Path, database_url: str
+) -> None:
+    leaving = {**PAYMENTS["providers"]["bank"], "accept_new": False}  # type: ignore[index]
+    payments = {**PAYMENTS, "providers": {**PAYMENTS["providers"], "bank": leaving}}  # type: ignore[dict-item]
+    built = Services.from_settings(make_settings(data_dir, database_url, payments=payments))
+    try:
+        await built.billing.ensure_plans()
+        viewer = await subscriber()
+        plan = await Plan.get(code="supporter")
+        view = await built.billing.subscribe(viewer, plan.id, "cash", "eur")
+        payment = await Payment.get(subscription_id=view.subscription.id)
+        await deliver(built, "cash", event(payment, EventKind.CHARGE_SUCCEEDED))
+        await run_jobs(built)
+        await Subscription.filter(id=view.subscription.id).update(provider="bank")
+        await built.billing.cancel(viewer)
+        with pytest.raises(DomainError) as refused:
+            await built.billing.resume(viewer)
+        assert refused.value.code is ErrorCode.PROVIDER_NOT_ACCEPTED
+        sub = await Subscription.get(id=view.subscription.id)
+        assert sub.cancel_at_period_end
+    finally:
+        await built.close()

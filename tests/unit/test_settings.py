@@ -372,6 +372,11 @@ def test_payments_are_named_configurations_and_plans_from_the_environment(
             r"price in eur must be 1..100000000 minor units",
         ),
         (
+            # A renewal charged before its period began would charge periods back to back.
+            {"HOLDFAST_PAYMENTS__RENEWAL_LEAD_DAYS": "28"},
+            r"payments.renewal_lead_days .*less than or equal to 27",
+        ),
+        (
             {"HOLDFAST_PAYMENTS__PROVIDERS__COMPLIMENTARY__PROVIDER": "manual"},
             r"payment configuration name 'complimentary' is not allowed",
         ),

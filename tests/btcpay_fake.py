@@ -266,6 +266,10 @@ class FakeBTCPay:
         """A payment was seen, not confirmed yet: Processing."""
         return self._set_status(invoice_id, "Processing", "None", paid=True)
 
+    def pay_partly(self, invoice_id: str) -> dict[str, Any]:
+        """The payer paid less than the amount; the invoice waits for the rest: New."""
+        return self._set_status(invoice_id, "New", "PaidPartial", paid=False)
+
     def expire(self, invoice_id: str, *, partially_paid: bool = False) -> dict[str, Any]:
         """The invoice expired unpaid (or paid in part): Expired."""
         return self._set_status(

@@ -236,7 +236,9 @@ class BTCPayPayments:
         the marking because the invoice changed meanwhile (paid while we asked), the invoice is
         fetched again and returned as it now is."""
         invoice = await self._get_invoice(charge_id)
-        if invoice.get("status") != "New":
+        if invoice.get("status") != "New" or invoice.get("additionalStatus") == "PaidPartial":
+            # A New invoice paid in part keeps the payer's coins too: left to expire, when
+            # the merchant settles the part paid with the payer (BTCPay's own flow).
             return self._to_charge(invoice)
         try:
             marked = await self._request(

@@ -182,6 +182,18 @@ async def test_cancel_returns_a_final_charge_as_it_is(btcpay: BTCPayHarness) -> 
     assert not any(path.endswith("/status") for _, path in btcpay.fake.requests)
 
 
+async def test_cancel_leaves_an_invoice_paid_in_part_to_expire(btcpay: BTCPayHarness) -> None:
+    """Marking it Invalid would strand the coins paid; it stays PENDING and expires."""
+    charge = await btcpay.provider.charge(request("pay-8b"))
+    btcpay.fake.pay_partly(charge.id)
+
+    canceled = await btcpay.provider.cancel(charge.id)
+
+    assert canceled.status is ChargeStatus.PENDING
+    assert btcpay.fake.invoices[charge.id]["status"] == "New"
+    assert not any(path.endswith("/status") for _, path in btcpay.fake.requests)
+
+
 async def test_fetch_and_cancel_of_an_unknown_invoice_are_not_found(
     btcpay: BTCPayHarness,
 ) -> None:

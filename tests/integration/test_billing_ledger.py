@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -366,6 +367,21 @@ async def paid_subscription(
     return await Subscription.get(id=payment.subscription_id)
 
 
+async def renewal_payment(sub: Subscription, **fields: Any) -> Payment:
+    """The next period's payment of `sub`, written as a renewal job writes it."""
+    assert sub.current_period_end is not None
+    return await Payment.create(
+        subscription_id=sub.id,
+        provider=sub.provider,
+        amount=sub.amount,
+        currency=sub.currency,
+        renewal=True,
+        period_start=sub.current_period_end,
+        period_end=add_interval(sub.current_period_end, "month"),
+        **fields,
+    )
+
+
 async def test_a_renewal_paid_after_access_ended_pays_a_period_from_then(
     services: Services,
 ) -> None:
@@ -407,15 +423,7 @@ async def test_a_charge_cancelled_in_the_ledger_is_never_started(services: Servi
     viewer = await subscriber()
     sub = await paid_subscription(services, viewer)
     assert sub.current_period_end is not None
-    renewal = await Payment.create(
-        subscription_id=sub.id,
-        provider="bank",
-        amount=500,
-        currency="eur",
-        renewal=True,
-        period_start=sub.current_period_end,
-        period_end=add_interval(sub.current_period_end, "month"),
-    )
+    renewal = await renewal_payment(sub)
     await services.billing.cancel(viewer)
     with pytest.raises(Superseded):
         await services.billing.ledger.start_charge(sub, renewal, off_session=True)
@@ -548,16 +556,7 @@ async def test_a_charge_come_back_for_a_payment_cancelled_meanwhile_is_cancelled
     viewer = await subscriber()
     sub = await paid_subscription(services, viewer)
     assert sub.current_period_end is not None
-    renewal = await Payment.create(
-        subscription_id=sub.id,
-        provider="bank",
-        amount=500,
-        currency="eur",
-        renewal=True,
-        period_start=sub.current_period_end,
-        period_end=add_interval(sub.current_period_end, "month"),
-        status=PaymentStatus.CANCELED,
-    )
+    renewal = await renewal_payment(sub, status=PaymentStatus.CANCELED)
     open_invoice = Charge(
         id="manual-eur-500-1",
         reference=str(renewal.id),

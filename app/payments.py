@@ -20,15 +20,9 @@ COMPLIMENTARY = "complimentary"
 class Payments:
     def __init__(self, settings: PaymentSettings) -> None:
         self.settings = settings
-        self.providers: dict[str, PaymentProvider] = {
-            name: registry.load(
-                "payments",
-                configured.provider,
-                configured.options,
-                where=f"payments.providers.{name}.options",
-            )
-            for name, configured in settings.providers.items()
-        }
+        self.providers: dict[str, PaymentProvider] = registry.load_each(
+            "payments", settings.providers, where="payments.providers"
+        )
 
     def get(self, name: str) -> PaymentProvider:
         """The provider configured as `name`; LookupError when there is none (any more)."""

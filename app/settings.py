@@ -229,20 +229,24 @@ def _masked(options: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class StorageBackendSettings(_Section):
-    """One storage configuration: a provider by registry name and its options (checked
-    against the provider's own options when the application starts).
+class ProviderSettings(_Section):
+    """One configuration of a provider (storage, payments): a provider by registry name and
+    its options (checked against the provider's own options when the application starts).
 
     The options go to the provider as given, credentials included; its `repr` and `str`
     (and so those of `Settings`, in a log line or a traceback) mask the values of options
     whose name says they are secret."""
 
-    provider: str = Field(description="`local`, `s3`, `libcloud`, or one a package adds")
+    provider: str = Field(description="the provider's registry name")
     options: dict[str, Any] = Field(default_factory=dict, description="the provider's options")
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, _masked(value) if name == "options" else value
+
+
+class StorageBackendSettings(ProviderSettings):
+    """One storage configuration: `local`, `s3`, `libcloud`, or one a package adds."""
 
 
 DEFAULT_STORAGE_BACKEND = "local"
@@ -334,22 +338,14 @@ class MediaSettings(_Section):
         return self
 
 
-class PaymentProviderSettings(_Section):
-    """One payment configuration: a provider by registry name and its options (checked
-    against the provider's own options when the application starts; secrets masked in its
-    repr like storage's)."""
+class PaymentProviderSettings(ProviderSettings):
+    """One payment configuration: `stripe`, `btcpay`, `manual`, or one a package adds."""
 
-    provider: str = Field(description="`stripe`, `btcpay`, `manual`, or one a package adds")
-    options: dict[str, Any] = Field(default_factory=dict, description="the provider's options")
     accept_new: bool = Field(
         True,
         description="whether subscribers may start paying through it (false for a processor "
         "being left: its subscribers keep what they paid for and move on)",
     )
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        for name, value in super().__repr_args__():
-            yield name, _masked(value) if name == "options" else value
 
 
 class PerkSettings(_Section):
@@ -586,23 +582,15 @@ def _check_providers(settings: Settings) -> None:
     from providers.errors import ConfigurationError
     from providers.registry import parse_options
 
-    for name, backend in settings.storage.backends.items():
-        try:
-            parse_options(
-                "storage",
-                backend.provider,
-                backend.options,
-                where=f"storage.backends.{name}.options",
-            )
-        except ConfigurationError as exc:
-            raise SettingsError(f"storage.backends.{name}: {exc}") from None
-    for name, payment in settings.payments.providers.items():
-        try:
-            parse_options(
-                "payments",
-                payment.provider,
-                payment.options,
-                where=f"payments.providers.{name}.options",
-            )
-        except ConfigurationError as exc:
-            raise SettingsError(f"payments.providers.{name}: {exc}") from None
+    sections: list[tuple[str, str, Mapping[str, ProviderSettings]]] = [
+        ("storage", "storage.backends", settings.storage.backends),
+        ("payments", "payments.providers", settings.payments.providers),
+    ]
+    for kind, prefix, configured in sections:
+        for name, config in configured.items():
+            try:
+                parse_options(
+                    kind, config.provider, config.options, where=f"{prefix}.{name}.options"
+                )
+            except ConfigurationError as exc:
+                raise SettingsError(f"{prefix}.{name}: {exc}") from None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -80,6 +80,24 @@ def load(kind: str, name: str, options: Mapping[str, Any], *, where: str = "") -
     """
     cls = provider_class(kind, name)
     return cls(parse_options(kind, name, options, where=where))
+
+
+class Configured(Protocol):
+    """A named configuration of a provider: its registry name and options."""
+
+    @property
+    def provider(self) -> str: ...
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+
+
+def load_each(kind: str, configured: Mapping[str, Configured], *, where: str) -> dict[str, Any]:
+    """An instance of each named configuration of `kind` (`where`: the settings key holding
+    them, e.g. `payments.providers`, for the keys named in errors)."""
+    return {
+        name: load(kind, config.provider, config.options, where=f"{where}.{name}.options")
+        for name, config in configured.items()
+    }
 
 
 def parse_options(

@@ -51,22 +51,22 @@ class MotoServer:
 
 
 @contextmanager
-def start_moto_server() -> Iterator[MotoServer]:
+def _child_server(code: str, name: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Run `code` in a child Python process that prints the port it listens on, then runs
+    until its stdin closes (so it dies with the test process too); yields it and its port."""
     process = subprocess.Popen(
-        [sys.executable, "-c", _CHILD],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
         if not line.strip().isdigit():
-            raise RuntimeError(f"moto server did not start (exit code {process.poll()})")
-        yield MotoServer(int(line))
+            raise RuntimeError(f"{name} did not start (exit code {process.poll()})")
+        yield process, int(line)
     finally:
         if process.stdin is not None:
             process.stdin.close()
+        process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -74,6 +74,12 @@ def start_moto_server() -> Iterator[MotoServer]:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+@contextmanager
+def start_moto_server() -> Iterator[MotoServer]:
+    with _child_server(_CHILD, "moto server") as (_, port):
+        yield MotoServer(port)
 
 
 # localstripe (GPL-3.0, test-only) in a child process, for the same reasons as moto. Its store
@@ -212,18 +218,8 @@ class LocalStripe:
 def start_localstripe() -> Iterator[LocalStripe]:
     """A localstripe on a free loopback port, in a child process that exits with the block
     (or when the test process dies: it watches its stdin)."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", _LOCALSTRIPE_CHILD],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.strip().isdigit():
-            raise RuntimeError(f"localstripe did not start (exit code {process.poll()})")
-        server = LocalStripe(int(line))
+    with _child_server(_LOCALSTRIPE_CHILD, "localstripe") as (process, port):
+        server = LocalStripe(port)
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -234,17 +230,6 @@ def start_localstripe() -> Iterator[LocalStripe]:
                     raise RuntimeError("localstripe did not answer") from None
                 time.sleep(0.05)
         yield server
-    finally:
-        if process.stdin is not None:
-            process.stdin.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 _AUTH = {"Authorization": "Bearer sk_test_readiness"}

@@ -40,15 +40,9 @@ class Written:
 class Storage:
     def __init__(self, settings: StorageSettings) -> None:
         self.settings = settings
-        self.backends: dict[str, StorageProvider] = {
-            name: registry.load(
-                "storage",
-                backend.provider,
-                backend.options,
-                where=f"storage.backends.{name}.options",
-            )
-            for name, backend in settings.backends.items()
-        }
+        self.backends: dict[str, StorageProvider] = registry.load_each(
+            "storage", settings.backends, where="storage.backends"
+        )
 
     def provider(self, backend: str) -> StorageProvider:
         """The provider of a configured backend; LookupError for a name not configured (an

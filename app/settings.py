@@ -417,6 +417,150 @@ class PaymentSettings(_Section):
         return self
 
 
+Role = Literal["web", "worker", "scheduler"]
+ROLES: tuple[Role, ...] = ("web", "worker", "scheduler")
+
+
+class RoleSpec(_Section):
+    """How many nodes of one role run at a compute configuration, and what they are."""
+
+    count: int = Field(1, ge=0, le=1_000, description="nodes of this role")
+    size: str = Field(min_length=1, description="the vendor's size (instance type) id")
+    image: str = Field(
+        min_length=1, description="the vendor's image id: a Debian or Ubuntu with cloud-init"
+    )
+    location: str | None = Field(None, description="the vendor's region or zone id")
+
+
+class ComputeProviderSettings(ProviderSettings):
+    """One hosting configuration (README: Hosting): a compute provider (`libcloud`, or one a
+    package adds) with its options, the fleet it runs, and where that fleet keeps its data
+    (what `holdfast evacuate --to NAME` moves to)."""
+
+    roles: dict[Role, RoleSpec] = Field(
+        default_factory=dict,
+        description="the desired fleet: nodes per role (web, worker, exactly one scheduler)",
+    )
+    database_url: SecretStr | None = Field(
+        None, description="the database the fleet here uses (restored into by evacuate)"
+    )
+    redis_url: SecretStr | None = Field(None, description="the Redis the fleet here uses")
+    storage: str | None = Field(
+        None, description="the storage backend (storage.backends) media moves to on evacuate"
+    )
+    env: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="further HOLDFAST_* settings the nodes here get (rendered into user-data)",
+    )
+
+    @model_validator(mode="after")
+    def _one_scheduler(self) -> Self:
+        scheduler = self.roles.get("scheduler")
+        if self.roles and (scheduler is None or scheduler.count != 1):
+            raise ValueError("a fleet runs exactly one scheduler (roles.scheduler.count = 1)")
+        web = self.roles.get("web")
+        url = self.database_url.get_secret_value() if self.database_url else None
+        if web is not None and web.count > 1 and (url is None or url.startswith("sqlite://")):
+            raise ValueError(
+                "more than one web node needs a shared database: set database_url to a "
+                "PostgreSQL one (SQLite is one file on one machine)"
+            )
+        return self
+
+
+class ComputeSettings(_Section):
+    """Where the service is hosted (README: Hosting)."""
+
+    providers: dict[str, ComputeProviderSettings] = Field(
+        default_factory=dict, description="named hosting configurations"
+    )
+    active: str | None = Field(
+        None, description="the configuration the fleet runs at now (fleet commands' default)"
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> Self:
+        for name in self.providers:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
+                raise ValueError(f"compute configuration name {name!r} is not allowed")
+        if self.active is not None and self.active not in self.providers:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise ValueError(f"compute.active names no configuration: {self.active!r} ({known})")
+        return self
+
+
+class FleetSettings(_Section):
+    """How fleet nodes are named, tagged, installed and checked (README: Hosting)."""
+
+    name: str = Field(
+        "holdfast",
+        pattern=r"^[a-z][a-z0-9-]{0,31}$",
+        description="this deployment's name: node names and the tag that marks nodes ours",
+    )
+    package: str = Field(
+        "holdfast", description="what nodes `pip install` (a requirement: name, URL or path)"
+    )
+    domain: str | None = Field(None, description="the public host name (nginx, TLS)")
+    health_url: str = Field(
+        "https://{ip}/healthz",
+        description="a web node's health check; `{ip}` is its public address",
+    )
+    health_timeout_seconds: float = Field(
+        900, gt=0, le=86_400, description="how long evacuate waits for a new fleet to be healthy"
+    )
+    drain_seconds: float = Field(
+        60, ge=0, le=3_600, description="how long old nodes keep serving after DNS moved away"
+    )
+
+
+class DNSProviderSettings(ProviderSettings):
+    """One DNS configuration: `libcloud`, or one a package adds."""
+
+
+class DNSSettings(_Section):
+    """The records that point the domain at the fleet's web nodes (README: Hosting)."""
+
+    providers: dict[str, DNSProviderSettings] = Field(
+        default_factory=dict, description="named DNS configurations"
+    )
+    active: str | None = Field(None, description="the DNS configuration evacuate switches")
+    zone: str | None = Field(None, description="the zone, e.g. `example.org`")
+    records: tuple[str, ...] = Field(
+        ("@",), description="names in the zone pointed at the web nodes (`@` is the apex)"
+    )
+    ttl: int = Field(300, ge=30, le=86_400, description="seconds, for the records switched")
+
+    @model_validator(mode="after")
+    def _active(self) -> Self:
+        if self.active is not None and self.active not in self.providers:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise ValueError(f"dns.active names no configuration: {self.active!r} ({known})")
+        if self.active is not None and self.zone is None:
+            raise ValueError("dns.zone is required with dns.active")
+        return self
+
+
+class BackupSettings(_Section):
+    """Database backups (README: Backups). Keep them at a vendor other than the one hosting
+    the fleet: a backup that leaves with the vendor cannot bring the service back."""
+
+    storage: str | None = Field(
+        None,
+        description="the storage backend (storage.backends) backups go to (default: "
+        "storage.default)",
+    )
+    prefix: str = Field(
+        "backups/", pattern=r"^[a-z0-9][a-z0-9/_-]*/$", description="key prefix of backups"
+    )
+    keep: int = Field(14, ge=1, le=10_000, description="newest backups kept")
+    keep_days: float = Field(
+        30, ge=0, le=3_650, description="backups younger than this are kept too"
+    )
+    every_hours: float | None = Field(
+        24, gt=0, le=24 * 31, description="the scheduler makes one this often (unset: never)"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -451,6 +595,17 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     media: MediaSettings = MediaSettings()
     payments: PaymentSettings = PaymentSettings()
+    compute: ComputeSettings = ComputeSettings()
+    fleet: FleetSettings = FleetSettings()
+    dns: DNSSettings = DNSSettings()
+    backup: BackupSettings = BackupSettings()
+    web_replicas: int = Field(
+        1,
+        ge=1,
+        le=10_000,
+        description="how many web processes (replicas, hosts) serve this database: SQLite is "
+        "refused above one (the Kubernetes and compose files set it)",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -501,6 +656,26 @@ class Settings(BaseSettings):
                 f"storage.default (HOLDFAST_STORAGE__DEFAULT) names no backend: "
                 f"{self.storage.default!r} (known: {known})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _sqlite_serves_one(self) -> Self:
+        if self.web_replicas > 1 and self.effective_database_url.startswith("sqlite://"):
+            raise ValueError(
+                f"web_replicas is {self.web_replicas} but the database is SQLite (one file on "
+                "one machine): set database_url to a PostgreSQL one"
+            )
+        for name, backend in (("backup.storage", self.backup.storage),):
+            if backend is not None and backend not in self.storage.backends:
+                known = ", ".join(sorted(self.storage.backends))
+                raise ValueError(f"{name} names no storage backend: {backend!r} ({known})")
+        for name, compute in self.compute.providers.items():
+            if compute.storage is not None and compute.storage not in self.storage.backends:
+                known = ", ".join(sorted(self.storage.backends))
+                raise ValueError(
+                    f"compute.providers.{name}.storage names no storage backend: "
+                    f"{compute.storage!r} ({known})"
+                )
         return self
 
     @model_validator(mode="after")
@@ -585,6 +760,8 @@ def _check_providers(settings: Settings) -> None:
     sections: list[tuple[str, str, Mapping[str, ProviderSettings]]] = [
         ("storage", "storage.backends", settings.storage.backends),
         ("payments", "payments.providers", settings.payments.providers),
+        ("compute", "compute.providers", settings.compute.providers),
+        ("dns", "dns.providers", settings.dns.providers),
     ]
     for kind, prefix, configured in sections:
         for name, config in configured.items():

@@ -34,6 +34,12 @@ BUILTINS: dict[str, dict[str, str]] = {
         "btcpay": "providers.payments.btcpay:BTCPayPayments",
         "manual": "providers.payments.manual:ManualPayments",
     },
+    "compute": {
+        "libcloud": "providers.compute.libcloud:LibcloudCompute",
+    },
+    "dns": {
+        "libcloud": "providers.dns.libcloud:LibcloudDNS",
+    },
 }
 
 ENTRY_POINT_GROUP = "holdfast.providers.{kind}"

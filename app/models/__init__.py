@@ -14,6 +14,7 @@ from app.models.billing import (
     Subscription,
     SubscriptionStatus,
 )
+from app.models.fleet import FleetNode
 from app.models.media import Media, MediaPurpose, MediaState
 from app.models.post import Bookmark, Like, Mention, Post, PostEdit, PostTag, Repost, Visibility
 from app.models.social import Block, Follow, FollowRequest, Mute
@@ -30,6 +31,7 @@ MODEL_MODULES = [
     "app.models.storage",
     "app.models.media",
     "app.models.billing",
+    "app.models.fleet",
 ]
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "ActionRequired",
     "Block",
     "Bookmark",
+    "FleetNode",
     "Follow",
     "FollowRequest",
     "HomeEntry",

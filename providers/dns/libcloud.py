@@ -125,9 +125,14 @@ class LibcloudDNS:
         @classmethod
         def _known_driver(cls, value: str) -> str:
             name = value.lower()
-            if name not in DRIVERS:
+            try:
+                # libcloud's own, or one registered with `libcloud.dns.providers.set_driver`.
+                get_driver(name)
+            except (AttributeError, ImportError):
                 known = ", ".join(sorted(DRIVERS))
-                raise ValueError(f"unknown libcloud DNS driver {value!r} (known: {known})")
+                raise ValueError(
+                    f"unknown libcloud DNS driver {value!r} (libcloud's: {known})"
+                ) from None
             return name
 
         @field_validator("extra")
@@ -275,7 +280,9 @@ class LibcloudDNS:
         with self._drivers_lock:
             drivers, self._drivers = self._drivers, []
         for driver in drivers:
-            session = getattr(getattr(driver.connection, "connection", None), "session", None)
+            # Some drivers (libcloud's dummy) have no connection at all.
+            connection = getattr(driver, "connection", None)
+            session = getattr(getattr(connection, "connection", None), "session", None)
             close = getattr(session, "close", None)
             if close is not None:
                 with contextlib.suppress(Exception):

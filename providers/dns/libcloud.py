@@ -107,8 +107,9 @@ class LibcloudDNS:
 
         driver: str
         """libcloud's driver name: powerdns, cloudflare, digitalocean, gandi, route53, ..."""
-        key: SecretStr | None = None
-        """The driver's first argument: an API key, token or user name."""
+        key: SecretStr
+        """The driver's first argument, which every libcloud DNS driver takes: an API key, a
+        token, an access key id or a user name."""
         secret: SecretStr | None = None
         host: str | None = None
         port: int | None = Field(None, ge=1, le=65_535)
@@ -248,7 +249,10 @@ class LibcloudDNS:
 
     async def delete_record(self, zone: str, name: str, type: RecordType) -> None:
         zone_name, record_name = _zone_name(zone), _record_name(name)
-        record_type = RecordType(type)
+        try:
+            record_type = RecordType(type)
+        except ValueError:
+            raise InvalidRecord(f"record type {type!r} is not supported") from None
 
         def delete() -> None:
             with self._writes:
@@ -300,10 +304,10 @@ class LibcloudDNS:
             for name in ("host", "port", "secure"):
                 if getattr(options, name) is not None:
                     kwargs[name] = getattr(options, name)
-            key = options.key.get_secret_value() if options.key is not None else None
             try:
-                make: Any = self._driver_class  # its first argument is typed str, not str | None
-                driver = make(key, timeout=options.timeout, **kwargs)
+                driver = self._driver_class(
+                    options.key.get_secret_value(), timeout=options.timeout, **kwargs
+                )
             except TypeError as exc:
                 raise ConfigurationError(
                     f"libcloud DNS driver {options.driver!r} does not take these options: {exc}"

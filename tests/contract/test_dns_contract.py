@@ -299,7 +299,8 @@ async def test_closed_port_is_unavailable(powerdns: PowerDNS) -> None:
 @pytest.mark.parametrize(
     ("options", "named"),
     [
-        ({"driver": "no-such-dns"}, "driver"),
+        ({"driver": "no-such-dns", "key": "k"}, "driver"),
+        ({"driver": "powerdns"}, "key"),
         ({"driver": "powerdns", "api_version": "v1"}, "api_version"),
         ({"driver": "powerdns", "extra": {"key": "x"}}, "extra"),
         ({"driver": "powerdns", "nameservers": ["not a host"]}, "nameservers"),

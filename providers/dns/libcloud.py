@@ -24,8 +24,9 @@ looks like; this provider turns them into the interface's shape at the edge:
 have none), writes `$TTL None`, doubles the zone onto PowerDNS's absolute names and quotes
 TXT contents that are quoted already.
 
-Only the PowerDNS path is exercised by the contract suite (a real PowerDNS server); the
-per-value path follows libcloud's documented driver API.
+The PowerDNS path is tested against a real PowerDNS server (tests/contract/
+test_dns_contract.py); the per-value path against an in-memory libcloud driver of that model
+(tests/dns_fake.py), as no such vendor runs locally.
 """
 
 from __future__ import annotations
@@ -155,6 +156,9 @@ class LibcloudDNS:
         self._local = threading.local()
         self._drivers: list[DNSDriver] = []
         self._drivers_lock = threading.Lock()
+        self._generation = 0
+        """Bumped by close(): worker threads then make new drivers rather than reuse closed
+        ones."""
         self._rrsets = options.driver in _RRSET_DRIVERS
         self._writes = threading.Lock()
         """Writes one at a time: a per-value vendor's replace reads, then writes, and PowerDNS
@@ -283,6 +287,7 @@ class LibcloudDNS:
     async def close(self) -> None:
         with self._drivers_lock:
             drivers, self._drivers = self._drivers, []
+            self._generation += 1
         for driver in drivers:
             # Some drivers (libcloud's dummy) have no connection at all.
             connection = getattr(driver, "connection", None)
@@ -296,6 +301,8 @@ class LibcloudDNS:
 
     def _driver(self) -> DNSDriver:
         driver: DNSDriver | None = getattr(self._local, "driver", None)
+        if getattr(self._local, "generation", None) != self._generation:
+            driver = None  # made before close(): its session is closed and no longer tracked
         if driver is None:
             options = self.options
             kwargs: dict[str, Any] = dict(options.extra)
@@ -313,6 +320,7 @@ class LibcloudDNS:
                     f"libcloud DNS driver {options.driver!r} does not take these options: {exc}"
                 ) from None
             self._local.driver = driver
+            self._local.generation = self._generation
             with self._drivers_lock:
                 self._drivers.append(driver)
         return driver

@@ -18,8 +18,9 @@ def nginx_test(site: str, tmp_path: Path) -> tuple[bool, str]:
     nginx = need_tool("nginx")
     openssl = need_tool("openssl")
     certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    made = run(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-               "-subj", "/CN=social.example.org", "-keyout", key, "-out", certificate)  # fmt: skip
+    subject = "/CN=social.example.org"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", subject]
+    made = run(openssl, *request, "-keyout", key, "-out", certificate)
     assert made.returncode == 0, made.stderr
     site = site.replace("/etc/holdfast/tls/fullchain.pem", str(certificate))
     site = site.replace("/etc/holdfast/tls/privkey.pem", str(key))
@@ -40,10 +41,8 @@ def nginx_test(site: str, tmp_path: Path) -> tuple[bool, str]:
         "}\n"
     )
     temp.mkdir()
-    result = run(
-        nginx, "-t", "-q", "-p", tmp_path, "-c", tmp_path / "nginx.conf",
-        "-e", tmp_path / "error.log",
-    )  # fmt: skip
+    config, log = tmp_path / "nginx.conf", tmp_path / "error.log"
+    result = run(nginx, "-t", "-q", "-p", tmp_path, "-c", config, "-e", log)
     return result.returncode == 0, result.stdout + result.stderr
 
 

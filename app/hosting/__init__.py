@@ -1,0 +1,2 @@
+"""Hosting independence: the fleet at compute providers, DNS, deployment, backups and
+evacuation (issue 10)."""

@@ -389,9 +389,9 @@ async def _clear_postgres(conn: asyncpg.Connection, target: PostgresTarget) -> N
         kinds = {"v": "VIEW", "m": "MATERIALIZED VIEW", "r": "TABLE", "p": "TABLE"}
         kinds |= {"f": "FOREIGN TABLE", "S": "SEQUENCE"}
         for kind in ("v", "m", "r", "p", "f", "S"):
-            names = [f"public.{quote(name)}" for name, relkind in relations if relkind == kind]
-            if names:
-                await conn.execute(f"DROP {kinds[kind]} IF EXISTS {', '.join(names)} CASCADE")
+            dropped = [f"public.{quote(name)}" for name, relkind in relations if relkind == kind]
+            if dropped:
+                await conn.execute(f"DROP {kinds[kind]} IF EXISTS {', '.join(dropped)} CASCADE")
         routines = await conn.fetch(
             "SELECT p.oid::regprocedure::text FROM pg_proc p "
             "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' "

@@ -75,13 +75,17 @@ async def run_scheduler(
 ) -> None:
     """Schedule until `stop` is set, while holding the scheduler lease (waiting for it as
     long as another scheduler holds it)."""
+    waiting = False
     while not stop.is_set():
         try:
             async with lease.hold(lease_seconds, role="scheduler", name=LEASE) as held:
                 log.info("scheduler lease taken: scheduling")
+                waiting = False
                 await _schedule(settings, changes, stop, held)
         except LeaseHeld as exc:
-            log.info("another scheduler is running (%s): waiting for it to stop", exc)
+            if not waiting:
+                log.warning("another scheduler is running (%s): waiting for it to stop", exc)
+                waiting = True
             until = (exc.expires_at - datetime.now(UTC)).total_seconds()
             await _sleep(stop, max(0.05, min(until, lease_seconds / 3)))
         except LeaseLost as exc:

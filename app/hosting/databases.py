@@ -366,7 +366,12 @@ async def _restore_postgres(
             f"pg_restore failed (exit {process.returncode}; nothing was restored): "
             f"{message[-_STDERR_LIMIT:]}"
         )
-    compare(expected, await verify_postgres(target))
+    try:
+        compare(expected, await verify_postgres(target))
+    except BackupError as exc:
+        raise BackupError(
+            f"{exc} (the restored database {target.display} is not the backup's: drop it)"
+        ) from None
 
 
 async def _clear_postgres(conn: asyncpg.Connection, target: PostgresTarget) -> None:

@@ -340,6 +340,30 @@ async def test_a_failed_backup_leaves_no_backup(
         assert (await storage.list("")).objects == ()
 
 
+async def test_a_storage_failure_is_a_backup_error_and_leaves_nothing(
+    app: Starlette, database_url: str, tmp_path: Path, moto: MotoServer
+) -> None:
+    settings = backup_settings(tmp_path, database_url, "s3", moto)
+    options = settings.storage.backends["s3"].options
+    # A bucket that does not exist (and is not created): every put fails.
+    missing = settings.storage.backends["s3"].model_copy(
+        update={"options": {**options, "create_bucket": False}}
+    )
+    broken = settings.model_copy(
+        update={
+            "storage": settings.storage.model_copy(
+                update={"backends": {**settings.storage.backends, "s3": missing}}
+            )
+        }
+    )
+    async with opened(broken) as storage:
+        with pytest.raises(BackupError, match=r"storing backup \S+ failed"):
+            await create_backup(broken, storage)
+    async with opened(settings) as storage:  # the same bucket, created now: empty
+        assert await list_backups(settings, storage) == []
+        assert (await storage.list("")).objects == ()
+
+
 async def test_a_missing_pg_dump_is_a_clear_error(
     app: Starlette, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

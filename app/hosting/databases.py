@@ -83,7 +83,10 @@ def engine_of(url: str) -> Engine:
 
 
 def sqlite_path(url: str) -> Path:
-    """The file of a `sqlite://PATH` URL."""
+    """The file of a `sqlite://PATH` URL (and a SQLite library that can check its tables:
+    an older one ignores `PRAGMA table_list`, and would find no table to check)."""
+    if sqlite3.sqlite_version_info < (3, 37):
+        raise BackupError(f"SQLite {sqlite3.sqlite_version} is too old for backups (3.37+)")
     path = url.removeprefix("sqlite://").partition("?")[0]
     if not path or path == ":memory:":
         raise BackupError("an in-memory SQLite database cannot be backed up or restored")

@@ -196,6 +196,43 @@ async def test_a_backup_restored_into_a_migrated_database_equals_the_source(
             assert await verify_backup(backup, database_url=database_url) == backup.tables
 
 
+async def test_writes_during_a_backup_are_in_neither_the_dump_nor_its_checks(
+    app: Starlette, database_url: str, tmp_path: Path
+) -> None:
+    """The checks come from the snapshot that is dumped: rows written while the backup runs
+    would otherwise make a faithful restore fail its verification."""
+    settings = backup_settings(tmp_path, database_url, "local")
+    written = 0
+    started, done = asyncio.Event(), asyncio.Event()
+
+    async def write() -> None:
+        nonlocal written
+        while not done.is_set() or written < 2:
+            await execute(
+                database_url,
+                "INSERT INTO storage_leases (name, holder, expires_at) "
+                f"VALUES ('w{written}', 'writer', '2026-01-01 00:00:00+00:00')",
+            )
+            written += 1
+            started.set()
+            await asyncio.sleep(0)
+
+    writer = asyncio.create_task(write())
+    try:
+        await started.wait()
+        async with opened(settings) as storage:
+            backup = await create_backup(settings, storage)
+            done.set()
+            await writer
+            assert 1 <= backup.tables["storage_leases"].rows < written
+            async with migrated_target(tmp_path, "busy") as target:
+                await restore_backup(settings, storage, backup, database_url=target)
+                assert await count(target, "storage_leases") == backup.tables["storage_leases"].rows
+    finally:
+        done.set()
+        await writer
+
+
 async def test_a_target_holding_rows_is_refused_and_left_unchanged(
     app: Starlette, gql: GraphQLClient, http: AsyncClient, database_url: str, tmp_path: Path
 ) -> None:

@@ -22,6 +22,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise.exceptions import BaseORMException
+
 from app.changes import Change, Changes
 from app.hosting.backup import BackupError, backup_storage, create_backup, list_backups, prune
 from app.jobs import DeadJob, JobQueue
@@ -90,6 +92,10 @@ async def run_scheduler(
             await _sleep(stop, max(0.05, min(until, lease_seconds / 3)))
         except LeaseLost as exc:
             log.warning("scheduler lease lost (%s): waiting to take it again", exc)
+        except (BaseORMException, OSError) as exc:
+            # The database is away: the lease with it. Outlive the outage, as workers do.
+            log.error("scheduler: the database failed (%s: %s); retrying", type(exc).__name__, exc)
+            await _sleep(stop, lease_seconds / 3)
 
 
 async def _schedule(

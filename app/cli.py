@@ -992,7 +992,7 @@ def fleet_apply(
             typer.echo(planned.render())
             if planned.changes and not yes and not typer.confirm("Apply these changes?"):
                 raise typer.Exit(1)
-            done = await fleet.apply(settings, name, provider) if planned.changes else planned
+            done = await fleet.apply(settings, name, provider, planned=planned)
             async with _database(settings, role="fleet apply"):
                 rows = await fleet.record(name, provider, settings.fleet.name)
             return done, [f"{row.name} {row.external_id} {row.state}" for row in rows]

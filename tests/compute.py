@@ -70,7 +70,7 @@ class ComputeHarness:
     async def foreign_node(self, tags: dict[str, str] | None = None) -> str:
         """A node made around our provider (untagged unless `tags`): its id."""
         if self.moto is None:
-            driver: Any = self.provider._driver
+            driver: Any = self.provider._driver()
             node = await anyio.to_thread.run_sync(
                 lambda: driver.create_node(name="foreign", size=None, image=None)
             )

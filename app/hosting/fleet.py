@@ -183,13 +183,22 @@ async def plan(settings: Settings, compute: str, provider: ComputeProvider) -> F
     )
 
 
-async def apply(settings: Settings, compute: str, provider: ComputeProvider) -> FleetPlan:
+async def apply(
+    settings: Settings,
+    compute: str,
+    provider: ComputeProvider,
+    *,
+    planned: FleetPlan | None = None,
+) -> FleetPlan:
     """Converge the fleet at `compute` to its settings and return what was done (no
-    database needed). Nodes are created before any is destroyed, so a replaced node's
-    successor exists first. Idempotent: a second run plans no change, and a run stopped
-    part-way (or failing on a vendor error, which propagates) is finished by the next one,
-    as every node is tagged with its slot when it is created."""
-    done = await plan(settings, compute, provider)
+    database needed): `planned` when given (the plan an operator approved), else a plan
+    made now. Nodes are created before any is destroyed, so a replaced node's successor
+    exists first. Idempotent: a second run plans no change, and a run stopped part-way (or
+    failing on a vendor error, which propagates) is finished by the next one, as every node
+    is tagged with its slot when it is created."""
+    if planned is not None and planned.compute != compute:
+        raise FleetError(f"the plan is for compute {planned.compute}, not {compute}")
+    done = planned or await plan(settings, compute, provider)
     for spec in done.create:
         await provider.create_node(spec)
     for node in done.destroy:

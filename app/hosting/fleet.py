@@ -123,6 +123,13 @@ async def plan(settings: Settings, compute: str, provider: ComputeProvider) -> F
     desired, or with role or index tags we do not understand are surplus and destroyed.
     A node's size or image changed in the settings applies to nodes created from then on."""
     config = compute_settings(settings, compute)
+    if not config.roles:
+        # Converging to no roles would destroy the whole fleet: that takes `destroy_all`,
+        # never a configuration whose roles were left out or lost.
+        raise FleetError(
+            f"compute.providers.{compute}.roles is empty: no fleet to plan (removing a "
+            "fleet is destroy_all's)"
+        )
     name = settings.fleet.name
     ours = await provider.list_nodes(fleet_tags(name, compute))
     slots: dict[tuple[str, int], list[Node]] = {}

@@ -240,6 +240,24 @@ async def test_a_node_in_error_is_replaced(
         await harness.close()
 
 
+async def test_a_configuration_without_roles_is_refused_not_emptied(
+    harness: ComputeHarness, settings_for: Any, data_dir: Path, database_url: str
+) -> None:
+    provider = harness.provider
+    await fleet.apply(settings_for(web=1), HERE, provider)
+    roleless = make_settings(
+        data_dir,
+        database_url,
+        compute={"providers": {HERE: {"provider": "libcloud", "options": harness.options}}},
+        fleet={"name": FLEET},
+    )
+    with pytest.raises(fleet.FleetError, match="roles is empty"):
+        await fleet.plan(roleless, HERE, provider)
+    with pytest.raises(fleet.FleetError, match="roles is empty"):
+        await fleet.apply(roleless, HERE, provider)
+    assert slots(await provider.list_nodes(OURS)) == ONE_EACH
+
+
 def test_unknown_compute_is_a_fleet_error(data_dir: Path, database_url: str) -> None:
     settings = make_settings(data_dir, database_url)
     with pytest.raises(fleet.FleetError, match="no compute configuration 'nowhere'"):
@@ -383,6 +401,9 @@ async def test_fleet_commands(tmp_path: Path) -> None:
         '[compute.providers.box]\nprovider = "libcloud"\noptions = { driver = "dummy" }\n'
         f"[compute.providers.box.roles.web]\ncount = 1\n{spec}"
         f"[compute.providers.box.roles.scheduler]\ncount = 1\n{spec}"
+        '[compute.providers.broken]\nprovider = "libcloud"\noptions = { driver = "dummy" }\n'
+        f"[compute.providers.broken.roles.web]\ncount = 1\n{spec}"
+        '[compute.providers.broken.roles.scheduler]\ncount = 1\nsize = "1"\nimage = "9"\n'
     )
     async with fresh_database(tmp_path, "fleetcli") as url:
         env = holdfast_env(
@@ -395,7 +416,7 @@ async def test_fleet_commands(tmp_path: Path) -> None:
 
         no_active = holdfast(env, "fleet", "plan")
         assert no_active.returncode == 2
-        assert "compute.active is not set (configured: box)" in no_active.stderr
+        assert "compute.active is not set (configured: box, broken)" in no_active.stderr
         unknown = holdfast(env, "fleet", "status", "--compute", "nowhere")
         assert unknown.returncode == 2
         assert "no compute configuration 'nowhere'" in unknown.stderr
@@ -422,4 +443,14 @@ async def test_fleet_commands(tmp_path: Path) -> None:
         assert [line.split("\t")[:3] for line in lines[1:]] == [
             ["scheduler", "clifleet-box-scheduler-0", "running"],
             ["web", "clifleet-box-web-0", "running"],
+        ]
+
+        # The vendor fails part-way (the scheduler's image does not exist there): the web
+        # node made before the failure is recorded all the same.
+        failed = holdfast(env, "fleet", "apply", "--compute", "broken", "--yes")
+        assert failed.returncode == 1
+        assert "the compute provider failed: no image '9'" in failed.stderr
+        status = holdfast(env, "fleet", "status", "--compute", "broken")
+        assert [line.split("\t")[:2] for line in status.stdout.splitlines()[1:]] == [
+            ["web", "clifleet-broken-web-0"]
         ]

@@ -323,7 +323,8 @@ class LibcloudCompute:
 _DUMMY_TAGS = "holdfast_tags"
 _DUMMY_LOCATION = "holdfast_location"
 _DUMMY_USER_DATA = "holdfast_user_data"
-_EXTRA_KEPT = ("status", "dns_name", "launch_time", "created_at", _DUMMY_USER_DATA)
+_EXTRA_KEPT = ("status", "dns_name", "launch_time", "created_at")
+"""Vendor detail kept in `Node.extra` (for logs: never user-data, which carries credentials)."""
 
 
 @dataclass(frozen=True)

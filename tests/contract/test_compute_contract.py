@@ -29,7 +29,8 @@ from tests.compute import (
 from tests.servers import MotoServer, start_moto_server
 
 TAGS = {"holdfast-fleet": "contract", "holdfast-compute": "here", "holdfast-role": "web"}
-USER_DATA = "#cloud-config\nruncmd:\n  - [echo, contract]\n"
+USER_DATA = "#cloud-config\nruncmd:\n  - [echo, s3cr3t-database-password]\n"
+"""User-data carries credentials: it must reach the vendor and stay out of reprs (logs)."""
 
 
 @pytest.fixture(params=COMPUTE_BACKENDS)
@@ -89,6 +90,8 @@ async def test_creates_a_tagged_node_with_user_data(harness: ComputeHarness) -> 
     assert {key: node.tags.get(key) for key in TAGS} == TAGS
     assert node.tags["holdfast-index"] == "0"
     assert await harness.user_data(node.id) == USER_DATA
+    assert "s3cr3t" not in repr(node)
+    assert "s3cr3t" not in repr(spec(harness))
 
     fetched = await provider.get_node(node.id)
     assert fetched.id == node.id

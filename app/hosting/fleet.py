@@ -51,9 +51,9 @@ class FleetNotHealthy(FleetError):
 
 @dataclass(frozen=True)
 class FleetPlan:
-    """What `apply` does at one compute configuration: nodes to create, ours to destroy
-    (surplus slots first, highest index first; and nodes broken or duplicated), and ours
-    kept as they are."""
+    """What `apply` does at one compute configuration: nodes to create; ours to destroy
+    (surplus, broken, duplicated or slotless nodes, the highest slot index first), each
+    with its reason; and ours kept as they are."""
 
     compute: str
     create: tuple[NodeSpec, ...]
@@ -73,8 +73,8 @@ class FleetPlan:
             f"destroy, {len(self.keep)} unchanged"
         ]
         for spec in self.create:
-            where = f" in {spec.location}" if spec.location else ""
-            lines.append(f"  + {spec.name}  {spec.size} {spec.image}{where}")
+            where = f", in {spec.location}" if spec.location else ""
+            lines.append(f"  + {spec.name}  size {spec.size}, image {spec.image}{where}")
         for node in self.destroy:
             reason = self.reasons.get(node.id, "")
             lines.append(f"  - {node.name}  {node.id} {node.state.value}  ({reason})")

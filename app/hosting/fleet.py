@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import httpx
 
-from app.hosting.userdata import render_user_data
+from app.hosting.userdata import UserDataError, render_user_data
 from app.models import FleetNode
 from app.settings import ROLES, ComputeProviderSettings, Role, Settings
 from providers import registry
@@ -166,13 +166,17 @@ async def plan(settings: Settings, compute: str, provider: ComputeProvider) -> F
                 keep.append(live[0])
                 continue
             tags = {**fleet_tags(name, compute), TAG_ROLE: role, TAG_INDEX: str(index)}
+            try:
+                user_data = render_user_data(settings, compute, role)
+            except UserDataError as exc:
+                raise FleetError(str(exc)) from exc
             create.append(
                 NodeSpec(
                     name=node_name(name, compute, role, index),
                     size=spec.size,
                     image=spec.image,
                     location=spec.location,
-                    user_data=render_user_data(settings, compute, role),
+                    user_data=user_data,
                     tags=tags,
                 )
             )

@@ -399,9 +399,11 @@ async def test_fleet_commands(tmp_path: Path) -> None:
     config.write_text(
         '[fleet]\nname = "clifleet"\n'
         '[compute.providers.box]\nprovider = "libcloud"\noptions = { driver = "dummy" }\n'
+        'database_url = "postgres://holdfast@db.internal/holdfast"\n'
         f"[compute.providers.box.roles.web]\ncount = 1\n{spec}"
         f"[compute.providers.box.roles.scheduler]\ncount = 1\n{spec}"
         '[compute.providers.broken]\nprovider = "libcloud"\noptions = { driver = "dummy" }\n'
+        'database_url = "postgres://holdfast@db.internal/holdfast"\n'
         f"[compute.providers.broken.roles.web]\ncount = 1\n{spec}"
         '[compute.providers.broken.roles.scheduler]\ncount = 1\nsize = "1"\nimage = "9"\n'
     )
@@ -413,6 +415,12 @@ async def test_fleet_commands(tmp_path: Path) -> None:
             HOLDFAST_NODE_ID="7",
         )
         assert holdfast(env, "migrate").returncode == 0
+
+        # The nodes would share no signing key: refused before anything is created.
+        keyless = holdfast(env, "fleet", "plan", "--compute", "box")
+        assert keyless.returncode == 2
+        assert "the nodes need one signing key" in keyless.stderr
+        env["HOLDFAST_SECRET_KEY"] = "fleet-test-signing-key-0123456789abcdef"
 
         no_active = holdfast(env, "fleet", "plan")
         assert no_active.returncode == 2

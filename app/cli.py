@@ -1,6 +1,6 @@
 """The `holdfast` command: serve, worker, migrate, users create-admin, seed, timelines
 rebuild/trim, jobs status/retry-dead, storage migrate/verify/orphans/status, payments
-sync/reconcile/migrate/report."""
+sync/reconcile/migrate/report, fleet plan/apply/status, dns export."""
 
 from __future__ import annotations
 
@@ -907,7 +907,7 @@ def main() -> None:
     cli()
 
 
-# -- fleet: the machines the service runs on (app/hosting/fleet.py) ----------------------------
+# --- fleet (app/hosting/fleet.py) --------------------------------------------------------
 
 fleet_cli = typer.Typer(
     help="The fleet of machines at a compute configuration: plan, apply, status."

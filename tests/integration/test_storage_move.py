@@ -389,7 +389,7 @@ async def test_a_migrate_killed_mid_copy_resumes(
     contents = await seed(storage, [BIG] + [500 * (n + 1) for n in range(24)])
     big = next(iter(contents))
     await storage.provider("s3").list()  # the bucket exists
-    env = cli_env(tmp_path, settings, slow, HOLDFAST_STORAGE__MOVE_LEASE_SECONDS="6")
+    env = cli_env(tmp_path, settings, slow, HOLDFAST_STORAGE__MOVE_LEASE_SECONDS="10")
 
     process = start_holdfast(env, "storage", "migrate", "--to", "s3", "--concurrency", "2")
     try:
@@ -405,12 +405,13 @@ async def test_a_migrate_killed_mid_copy_resumes(
         process.wait()
         process.stderr.close()  # type: ignore[union-attr]
 
-    # The killed run's lease holds a rerun off until it runs out.
+    # The killed run's lease holds a rerun off until it runs out (read first: a loaded
+    # machine can take seconds to start the rerun's process).
+    held = await storage_lease.holder()
+    assert held is not None
     refused = holdfast(env, "storage", "migrate", "--to", "s3")
     assert refused.returncode == 2, refused.stderr
     assert "another `holdfast storage migrate`" in refused.stderr
-    held = await storage_lease.holder()
-    assert held is not None
 
     assert (marks / (big.replace("/", "_") + ".put")).exists()
     assert (await StoredObject.get(key=big)).backend == "local"

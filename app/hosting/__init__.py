@@ -1,0 +1,1 @@
+"""Hosting: compute fleets, DNS, backups and evacuation between vendors (README: Hosting)."""

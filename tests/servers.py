@@ -1,4 +1,5 @@
-"""Real local servers shared by test modules (and bench/storage): moto (S3, EC2), localstripe.
+"""Real local servers shared by test modules (and bench/storage): moto (S3, EC2), localstripe,
+PowerDNS.
 
 moto's `ThreadedMotoServer` runs in a child process rather than in the test process: the
 tests measure their own memory (a moto in-process would hold every object it stores in the
@@ -15,12 +16,17 @@ Use from a conftest:
 
 from __future__ import annotations
 
+import secrets
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -66,14 +72,19 @@ def _child_server(code: str, name: str) -> Iterator[tuple[subprocess.Popen[str],
     finally:
         if process.stdin is not None:
             process.stdin.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Terminate a child server, killing it when it does not exit within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
@@ -233,3 +244,150 @@ def start_localstripe() -> Iterator[LocalStripe]:
 
 
 _AUTH = {"Authorization": "Bearer sk_test_readiness"}
+
+
+# PowerDNS authoritative server (Debian `pdns-server`, `pdns-backend-sqlite3`), recipe of
+# shared/LOCAL-SERVERS.md: a private config directory with a fresh SQLite database, DNS and
+# its HTTP API on free loopback ports, every cache off so that `dig` sees a change at once.
+POWERDNS_PACKAGES = ("pdns-server", "pdns-backend-sqlite3", "sqlite3", "dnsutils")
+_PDNS_SERVER = "/usr/sbin/pdns_server"
+_PDNS_SCHEMA = Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql")
+
+
+@dataclass(frozen=True)
+class PowerDNS:
+    dns_port: int
+    api_port: int
+    api_key: str
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/api/v1/servers/localhost"
+
+    def dig(self, name: str, rdtype: str = "A") -> list[str]:
+        """The answer's values for `name` from this server, asked over real DNS (`dig`),
+        sorted."""
+        result = subprocess.run(
+            [
+                "dig",
+                "+short",
+                "+norecurse",
+                "+time=2",
+                "+tries=2",
+                "@127.0.0.1",
+                "-p",
+                str(self.dns_port),
+                name,
+                rdtype,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        return sorted(line for line in result.stdout.splitlines() if line)
+
+    def reset(self) -> None:
+        """Delete every zone."""
+        headers = {"X-API-Key": self.api_key}
+        zones = httpx.get(f"{self.api_url}/zones", headers=headers, timeout=10)
+        zones.raise_for_status()
+        for zone in zones.json():
+            httpx.delete(
+                f"{self.api_url}/zones/{zone['id']}", headers=headers, timeout=10
+            ).raise_for_status()
+
+
+def powerdns_missing() -> str | None:
+    """What is missing to run PowerDNS here (None when nothing is)."""
+    missing = [tool for tool in (_PDNS_SERVER, "sqlite3", "dig") if shutil.which(tool) is None]
+    if not _PDNS_SCHEMA.exists():
+        missing.append(str(_PDNS_SCHEMA))
+    if not missing:
+        return None
+    return f"{', '.join(missing)} missing (apt-get install {' '.join(POWERDNS_PACKAGES)})"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (and, for the DNS server, its UDP twin)."""
+    while True:
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port: int = tcp.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+@contextmanager
+def start_powerdns() -> Iterator[PowerDNS]:
+    """A PowerDNS authoritative server on free loopback ports, in a private directory that is
+    removed with it; stopped at the end of the block."""
+    with tempfile.TemporaryDirectory(prefix="holdfast-pdns-") as directory:
+        home = Path(directory)
+        database = home / "pdns.sqlite3"
+        subprocess.run(
+            ["sqlite3", str(database)],
+            input=_PDNS_SCHEMA.read_text(),
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        server = PowerDNS(free_port(), free_port(), secrets.token_hex(16))
+        settings = {
+            "launch": "gsqlite3",
+            "gsqlite3-database": str(database),
+            "local-address": "127.0.0.1",
+            "local-port": server.dns_port,
+            "api": "yes",
+            "api-key": server.api_key,
+            "webserver": "yes",
+            "webserver-address": "127.0.0.1",
+            "webserver-port": server.api_port,
+            "webserver-allow-from": "127.0.0.0/8",
+            "socket-dir": str(home),
+            "guardian": "no",
+            "daemon": "no",
+            "write-pid": "no",
+            "disable-syslog": "yes",
+            "loglevel": "3",
+            "cache-ttl": "0",
+            "query-cache-ttl": "0",
+            "negquery-cache-ttl": "0",
+            "zone-cache-refresh-interval": "0",
+            "consistent-backends": "yes",
+        }
+        (home / "pdns.conf").write_text(
+            "".join(f"{key}={value}\n" for key, value in settings.items())
+        )
+        log = (home / "pdns.log").open("w")
+        process = subprocess.Popen(
+            [_PDNS_SERVER, f"--config-dir={home}"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    response = httpx.get(
+                        server.api_url, headers={"X-API-Key": server.api_key}, timeout=1
+                    )
+                    if response.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    log.flush()
+                    output = (home / "pdns.log").read_text()[-2000:]
+                    raise RuntimeError(f"PowerDNS did not start: {output}")
+                time.sleep(0.05)
+            yield server
+        finally:
+            _stop(process)
+            log.close()

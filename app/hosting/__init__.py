@@ -1,1 +1,2 @@
-"""Hosting: compute fleets, DNS, backups and evacuation between vendors (README: Hosting)."""
+"""Hosting independence: the fleet at compute providers, DNS, deployment, backups and
+evacuation (issue 10)."""

@@ -243,37 +243,29 @@ class _Steps:
 
     async def restore(self, journal: Journal, record: StepRecord) -> Outcome:
         from app.hosting import backup as backups
+        from app.hosting.databases import display_url
 
         settings = self.settings
         url = self.evacuation.target_database_url
         storage = backups.backup_storage(settings)
         try:
             chosen = await self._backup_to_restore(journal, record, storage)
-            matches = await backups.database_matches(url, chosen)
-            if matches:
-                return Outcome(f"{_name(url)} already holds backup {chosen.id} (verified)")
-            if not await backups.database_is_empty(url):
-                if not record.data.get("restoring"):
-                    raise StepFailed(
-                        f"the target database (compute.providers.{self.evacuation.target}."
-                        "database_url) is not empty: evacuate restores only into an empty "
-                        "database. Point database_url at a new one, or empty it yourself if "
-                        "nothing in it is needed, then run again"
-                    )
-                # Filled in part by this step before an interruption: ours to redo.
-                await backups.empty_database(url)
-            record.data["restoring"] = True
-            journal.save()
+            if await _holds(url, chosen):
+                # Restored by an earlier attempt interrupted before it was recorded.
+                return Outcome(f"{display_url(url)} already holds backup {chosen.id} (verified)")
             try:
                 report = await backups.restore_backup(settings, storage, chosen, database_url=url)
             except (backups.BackupError, ProviderError) as exc:
                 raise StepFailed(
-                    f"backup {chosen.id} could not be restored into the target database: "
-                    f"{exc}. Fix the cause and run again: the partial restore is redone"
+                    f"backup {chosen.id} could not be restored into the target database "
+                    f"(compute.providers.{self.evacuation.target}.database_url): {exc}. Fix "
+                    "the cause and run again (a restore is all or nothing)"
                 ) from exc
         finally:
             await storage.close()
-        return Outcome(f"backup {chosen.id} restored and verified ({report})")
+        return Outcome(
+            f"backup {chosen.id} restored into {display_url(url)} and verified ({report})"
+        )
 
     async def _backup_to_restore(
         self, journal: Journal, record: StepRecord, storage: StorageProvider
@@ -475,6 +467,17 @@ def _web_addresses(nodes: list[Node]) -> list[str]:
     )
 
 
+async def _holds(url: str, backup: BackupInfo) -> bool:
+    """Whether the database at `url` verifies as `backup` (every table's rows and checksum)."""
+    from app.hosting.databases import BackupError, verify
+
+    try:
+        await verify(url, backup.tables)
+    except BackupError:
+        return False
+    return True
+
+
 async def _mark_unknown(compute: str) -> list[tuple[str, str]]:
     from app.models import FleetNode
 
@@ -495,28 +498,21 @@ async def _mark_destroyed(compute: str) -> None:
 async def database_problem(url: str) -> str | None:
     """Why the database at `url` does not answer, None when it does. Never creates anything
     (a SQLite file that does not exist is gone, not new)."""
-    if url.startswith("sqlite://"):
-        path = url.removeprefix("sqlite://").split("?", 1)[0]
-        return await asyncio.to_thread(_sqlite_problem, path)
-    import asyncpg
-    from tortoise.backends.base.config_generator import expand_db_url
+    from app.hosting.databases import BackupError, PostgresTarget, engine_of, sqlite_path
 
-    credentials = expand_db_url(url)["credentials"]
     try:
-        connection = await asyncpg.connect(
-            host=credentials.get("host"),
-            port=credentials.get("port"),
-            user=credentials.get("user"),
-            password=credentials.get("password"),
-            database=credentials.get("database"),
-            timeout=PROBE_TIMEOUT,
-        )
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return _reason(exc)
-    try:
-        await connection.fetchval("SELECT 1")
-    finally:
-        await connection.close()
+        if engine_of(url) == "sqlite":
+            return await asyncio.to_thread(_sqlite_problem, str(sqlite_path(url)))
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            connection = await PostgresTarget.parse(url).connect()
+            try:
+                await connection.fetchval("SELECT 1")
+            finally:
+                await connection.close()
+    except BackupError as exc:
+        return str(exc)
+    except TimeoutError:
+        return f"no answer within {PROBE_TIMEOUT:g} s"
     return None
 
 
@@ -532,12 +528,6 @@ def _sqlite_problem(path: str) -> str | None:
     except sqlite3.Error as exc:
         return f"{path}: {exc}"
     return None
-
-
-def _name(url: str) -> str:
-    """A database URL without credentials, for messages."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 def _reason(exc: BaseException) -> str:
@@ -587,12 +577,14 @@ class _Planner:
         self.kept_web: list[str] = []
 
     async def backup(self) -> str:
+        from app.hosting.databases import display_url
+
         self.old_problem = await database_problem(self.settings.effective_database_url)
         if self.old_problem is not None:
             return f"none: the old database is unreachable ({self.old_problem})"
         where = self.settings.backup.storage or self.settings.storage.default
         return (
-            f"take a fresh backup of {_name(self.settings.effective_database_url)} into "
+            f"take a fresh backup of {display_url(self.settings.effective_database_url)} into "
             f"storage backend {where}"
         )
 
@@ -618,6 +610,7 @@ class _Planner:
 
     async def restore(self) -> str:
         from app.hosting import backup as backups
+        from app.hosting.databases import display_url, refuse_nonempty
 
         url = self.evacuation.target_database_url
         recorded = None
@@ -642,9 +635,12 @@ class _Planner:
             )
         else:
             return "nothing: no backup in the backup storage and the old database is gone"
-        empty = await backups.database_is_empty(url)
-        into = "empty" if empty else "NOT EMPTY: the restore would be refused"
-        return f"restore {which} into {_name(url)} ({into}) and verify it"
+        try:
+            await refuse_nonempty(url)
+            into = "empty"
+        except backups.BackupError as exc:
+            into = f"the restore would be refused: {exc}"
+        return f"restore {which} into {display_url(url)} ({into}) and verify it"
 
     async def record(self) -> str:
         return f"record the nodes at {self.evacuation.target} in the target database"

@@ -29,6 +29,11 @@ class DigestMismatch(ProviderError):
     gave, or the vendor refused them against the checksum sent with them."""
 
 
+class InvalidRecord(ProviderError):
+    """A DNS zone or record the vendor cannot hold: a bad name, type, TTL or value (an A
+    value that is no IPv4 address, a CNAME beside other data). Nothing was changed."""
+
+
 class ConfigurationError(ProviderError):
     """A provider was named or configured wrongly; the message names the bad key."""
 

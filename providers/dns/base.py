@@ -9,8 +9,12 @@ Rules every implementation keeps:
   relative to their zone, `@` for the apex (`www`, `@`), whatever the vendor's own form.
 - A record is one (name, type) with one or more values (an RRset): updating replaces all
   values, so switching a name from one fleet to another is one call.
+- Values are what an operator writes: an address (A, AAAA), a host name without the final
+  dot (CNAME, NS), `10 mail.example.org` (MX), the text itself, unquoted (TXT), the
+  zone-file form otherwise (CAA, SRV; SOA as the vendor shows it).
 - Only `providers.errors` cross this interface: `NotFound` for a zone or record that does
-  not exist; `Unavailable` for a transient failure; `ConfigurationError` for credentials
+  not exist; `InvalidRecord` for a name, type, TTL or value DNS cannot hold (nothing
+  changed); `Unavailable` for a transient failure; `ConfigurationError` for credentials
   refused; `ProviderError` otherwise.
 - Methods are coroutines; a synchronous SDK runs in a worker thread.
 """
@@ -32,6 +36,8 @@ class RecordType(StrEnum):
     NS = "NS"
     SRV = "SRV"
     CAA = "CAA"
+    SOA = "SOA"
+    """Read only: listed and exported where the vendor shows it, never written."""
 
 
 @dataclass(frozen=True, slots=True)

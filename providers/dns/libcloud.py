@@ -1,0 +1,624 @@
+"""Any apache-libcloud DNS driver (PowerDNS, Cloudflare, DigitalOcean, Gandi, Route 53, ...).
+
+The only module that imports libcloud's DNS drivers. They are synchronous and not
+thread-safe: every call runs in a worker thread, and each worker thread has its own driver.
+
+libcloud models a record as one value, and its drivers disagree on what a name or a value
+looks like; this provider turns them into the interface's shape at the edge:
+- Names: zones are absolute without the trailing dot, records relative with `@` for the apex.
+  The PowerDNS driver wants absolute names with the dot (`www.example.org.`), the others the
+  relative name with `""` for the apex.
+- Values are what an operator writes: an address, a host name without the trailing dot
+  (CNAME, NS), `10 mail.example.org` (MX), the text itself (TXT, unquoted: it is quoted,
+  escaped and split into 255-byte strings here), CAA in its zone-file form. The vendor's
+  form is the zone-file one for PowerDNS; libcloud's per-value form (MX priority in `extra`)
+  for the others.
+- One RRset, several values: PowerDNS's driver replaces the whole RRset with one value on
+  each `create_record`, so two A values for two web nodes would leave one; this provider
+  writes PowerDNS RRsets itself, all values in one `REPLACE` through the driver's own
+  connection. For per-value vendors it creates, updates and deletes single values, adding the
+  new ones before removing the old, so the name never resolves to nothing meanwhile.
+
+`export_zone` renders the zone with dnspython rather than libcloud's
+`export_zone_to_bind_format`, which refuses zones whose type is not `master` (PowerDNS's
+have none), writes `$TTL None`, doubles the zone onto PowerDNS's absolute names and quotes
+TXT contents that are quoted already.
+
+Only the PowerDNS path is exercised by the contract suite (a real PowerDNS server); the
+per-value path follows libcloud's documented driver API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import anyio
+import anyio.to_thread
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TXT
+import dns.zone
+import requests.exceptions
+from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
+from libcloud.common.types import InvalidCredsError, LibcloudError, ServiceUnavailableError
+from libcloud.common.types import ProviderError as LibcloudProviderError
+from libcloud.dns.base import DNSDriver
+from libcloud.dns.base import Record as LibcloudRecord
+from libcloud.dns.base import Zone as LibcloudZone
+from libcloud.dns.providers import get_driver
+from libcloud.dns.types import (
+    Provider,
+    RecordDoesNotExistError,
+    ZoneAlreadyExistsError,
+    ZoneDoesNotExistError,
+)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from providers.dns.base import Record, RecordType, Zone
+from providers.errors import (
+    ConfigurationError,
+    InvalidRecord,
+    NotFound,
+    ProviderError,
+    Unavailable,
+)
+
+T = TypeVar("T")
+
+DRIVERS = frozenset(
+    value for name, value in vars(Provider).items() if not name.startswith("_") and value
+)
+"""libcloud's DNS driver names (`powerdns`, `cloudflare`, `route53`, ...)."""
+
+_RRSET_DRIVERS = frozenset({"powerdns"})
+"""Drivers written RRset by RRset, with absolute names and zone-file values."""
+
+_HOST_VALUES = frozenset({RecordType.CNAME, RecordType.NS})
+_WRITABLE = frozenset(RecordType) - {RecordType.SOA}
+_IN = dns.rdataclass.IN
+
+
+@dataclass(frozen=True, slots=True)
+class _RRset:
+    """One name and type as read from the vendor: values in zone-file form (absolute host
+    names with the trailing dot, TXT quoted)."""
+
+    name: str
+    type: str
+    ttl: int
+    values: tuple[str, ...]
+
+
+class LibcloudDNS:
+    """A `DNSProvider` on a libcloud DNS driver."""
+
+    kind: ClassVar[str] = "libcloud"
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        driver: str
+        """libcloud's driver name: powerdns, cloudflare, digitalocean, gandi, route53, ..."""
+        key: SecretStr | None = None
+        """The driver's first argument: an API key, token or user name."""
+        secret: SecretStr | None = None
+        host: str | None = None
+        port: int | None = Field(None, ge=1, le=65_535)
+        secure: bool | None = None
+        extra: dict[str, Any] = Field(default_factory=dict)
+        """Further keyword arguments of the driver, e.g. `api_version = "v1"` for PowerDNS."""
+        nameservers: list[str] = Field(default_factory=list)
+        """The NS records of zones this provider creates, where the driver needs them
+        (PowerDNS)."""
+        timeout: float = Field(30, gt=0, le=600)
+        """Seconds a vendor call may take."""
+
+        @field_validator("driver")
+        @classmethod
+        def _known_driver(cls, value: str) -> str:
+            name = value.lower()
+            if name not in DRIVERS:
+                known = ", ".join(sorted(DRIVERS))
+                raise ValueError(f"unknown libcloud DNS driver {value!r} (known: {known})")
+            return name
+
+        @field_validator("extra")
+        @classmethod
+        def _no_reserved(cls, value: dict[str, Any]) -> dict[str, Any]:
+            reserved = {"key", "secret", "host", "port", "secure", "timeout"} & set(value)
+            if reserved:
+                raise ValueError(f"set {', '.join(sorted(reserved))} as options, not in extra")
+            return value
+
+        @field_validator("nameservers")
+        @classmethod
+        def _host_names(cls, value: list[str]) -> list[str]:
+            return [_host(name) for name in value]
+
+    def __init__(self, options: LibcloudDNS.Options) -> None:
+        self.options = options
+        self._driver_class: type[DNSDriver] = get_driver(options.driver)
+        self._local = threading.local()
+        self._drivers: list[DNSDriver] = []
+        self._drivers_lock = threading.Lock()
+        self._rrsets = options.driver in _RRSET_DRIVERS
+
+    # -- the interface ------------------------------------------------------------------
+
+    async def list_zones(self) -> list[Zone]:
+        zones = await self._run("list_zones", lambda: self._driver().list_zones())
+        return sorted((self._zone(zone) for zone in zones), key=lambda zone: zone.name)
+
+    async def get_zone(self, name: str) -> Zone:
+        zone_name = _zone_name(name)
+        return self._zone(await self._run("get_zone", lambda: self._find_zone(zone_name)))
+
+    async def create_zone(self, name: str, ttl: int = 3600) -> Zone:
+        zone_name = _zone_name(name)
+        if not 1 <= ttl <= 2_147_483_647:
+            raise InvalidRecord(f"TTL {ttl} is out of range")
+
+        def create() -> LibcloudZone:
+            with contextlib.suppress(NotFound):
+                return self._find_zone(zone_name)
+            driver = self._driver()
+            try:
+                if self._rrsets:
+                    nameservers = [host + "." for host in self.options.nameservers]
+                    driver.create_zone(zone_name + ".", extra={"nameservers": nameservers})
+                else:
+                    driver.create_zone(zone_name, type="master", ttl=ttl)
+            except ZoneAlreadyExistsError:
+                pass  # created meanwhile by another caller: return it as it is
+            except BaseHTTPError as exc:
+                if exc.code != 409:
+                    raise
+            return self._find_zone(zone_name)
+
+        return self._zone(await self._run("create_zone", create))
+
+    async def delete_zone(self, name: str) -> None:
+        zone_name = _zone_name(name)
+
+        def delete() -> None:
+            try:
+                zone = self._find_zone(zone_name)
+            except NotFound:
+                return
+            # libcloud's PowerDNS driver answers False for any failure, gone or not.
+            if not self._driver().delete_zone(zone):
+                with contextlib.suppress(NotFound):
+                    self._find_zone(zone_name)
+                    raise ProviderError(f"zone {zone_name} could not be deleted")
+
+        await self._run("delete_zone", delete)
+
+    async def list_records(self, zone: str) -> list[Record]:
+        zone_name = _zone_name(zone)
+        rrsets = await self._run("list_records", lambda: self._read(zone_name)[1])
+        return [_record(rrset) for rrset in rrsets if rrset.type in RecordType.__members__]
+
+    async def get_record(self, zone: str, name: str, type: RecordType) -> Record:
+        zone_name, record_name, record_type = _zone_name(zone), _record_name(name), type
+        for record in await self.list_records(zone_name):
+            if record.name == record_name and record.type == record_type:
+                return record
+        raise NotFound(f"no {record_type} record {record_name!r} in zone {zone_name}")
+
+    async def set_record(self, zone: str, record: Record) -> Record:
+        zone_name = _zone_name(zone)
+        wanted = _check(record)
+
+        def write() -> None:
+            if self._rrsets:
+                self._replace_rrset(zone_name, wanted)
+            else:
+                self._replace_values(zone_name, wanted)
+
+        await self._run("set_record", write)
+        return await self.get_record(zone_name, wanted.name, RecordType(wanted.type))
+
+    async def delete_record(self, zone: str, name: str, type: RecordType) -> None:
+        zone_name, record_name = _zone_name(zone), _record_name(name)
+        record_type = RecordType(type)
+
+        def delete() -> None:
+            driver = self._driver()
+            found = self._find_zone(zone_name)
+            if self._rrsets:
+                change = {
+                    "name": _absolute(record_name, zone_name),
+                    "type": record_type.value,
+                    "changetype": "DELETE",
+                }
+                self._patch(driver, found, zone_name, [change])
+                return
+            for raw in self._raw_records(driver, found, zone_name, record_name, record_type):
+                with contextlib.suppress(RecordDoesNotExistError):
+                    driver.delete_record(raw)
+
+        await self._run("delete_record", delete)
+
+    async def export_zone(self, zone: str) -> str:
+        zone_name = _zone_name(zone)
+        rrsets = await self._run("export_zone", lambda: self._read(zone_name)[1])
+        return _bind(zone_name, rrsets)
+
+    async def close(self) -> None:
+        with self._drivers_lock:
+            drivers, self._drivers = self._drivers, []
+        for driver in drivers:
+            session = getattr(getattr(driver.connection, "connection", None), "session", None)
+            close = getattr(session, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+    # -- in the worker thread -----------------------------------------------------------
+
+    def _driver(self) -> DNSDriver:
+        driver: DNSDriver | None = getattr(self._local, "driver", None)
+        if driver is None:
+            options = self.options
+            kwargs: dict[str, Any] = dict(options.extra)
+            if options.secret is not None:
+                kwargs["secret"] = options.secret.get_secret_value()
+            for name in ("host", "port", "secure"):
+                if getattr(options, name) is not None:
+                    kwargs[name] = getattr(options, name)
+            key = options.key.get_secret_value() if options.key is not None else None
+            try:
+                make: Any = self._driver_class  # its first argument is typed str, not str | None
+                driver = make(key, timeout=options.timeout, **kwargs)
+            except TypeError as exc:
+                raise ConfigurationError(
+                    f"libcloud DNS driver {options.driver!r} does not take these options: {exc}"
+                ) from None
+            self._local.driver = driver
+            with self._drivers_lock:
+                self._drivers.append(driver)
+        return driver
+
+    def _find_zone(self, zone_name: str) -> LibcloudZone:
+        driver = self._driver()
+        if self._rrsets:
+            try:
+                return driver.get_zone(zone_name + ".")
+            except ZoneDoesNotExistError:
+                raise NotFound(f"no zone {zone_name}") from None
+            except BaseHTTPError as exc:
+                if exc.code in (404, 422):
+                    raise NotFound(f"no zone {zone_name}") from None
+                raise
+        for zone in driver.list_zones():
+            if _zone_name(zone.domain) == zone_name:
+                return zone
+        raise NotFound(f"no zone {zone_name}")
+
+    def _zone(self, zone: LibcloudZone) -> Zone:
+        extra = {
+            key: value
+            for key, value in (zone.extra or {}).items()
+            if isinstance(value, str | int | bool | None)
+        }
+        return Zone(id=str(zone.id), name=_zone_name(zone.domain), ttl=zone.ttl, extra=extra)
+
+    def _read(self, zone_name: str) -> tuple[LibcloudZone, list[_RRset]]:
+        """The zone and its RRsets, sorted by name and type."""
+        driver = self._driver()
+        zone = self._find_zone(zone_name)
+        raws = driver.list_records(zone)
+        grouped: dict[tuple[str, str], tuple[int, list[str]]] = {}
+        for raw in raws:
+            name = _relative(raw.name, zone_name)
+            rdtype = str(raw.type).upper()
+            value = raw.data if self._rrsets else _zone_file_value(raw)
+            ttl = raw.ttl if raw.ttl is not None else (raw.extra or {}).get("ttl")
+            entry = grouped.setdefault((name, rdtype), (int(ttl or zone.ttl or 3600), []))
+            entry[1].append(value)
+        return zone, [
+            _RRset(name, rdtype, ttl, tuple(values))
+            for (name, rdtype), (ttl, values) in sorted(grouped.items(), key=_order)
+        ]
+
+    def _patch(
+        self, driver: DNSDriver, zone: LibcloudZone, zone_name: str, changes: list[dict[str, Any]]
+    ) -> None:
+        """PATCH RRsets of a PowerDNS zone through the driver's connection."""
+        pdns: Any = driver  # PowerDNSDriver: its API root and server are untyped attributes
+        action = f"{pdns.api_root}/servers/{pdns.ex_server}/zones/{zone.id}"
+        try:
+            connection: Any = driver.connection  # untyped
+            connection.request(action=action, data=json.dumps({"rrsets": changes}), method="PATCH")
+        except BaseHTTPError as exc:
+            if exc.code == 404:
+                raise NotFound(f"no zone {zone_name}") from None
+            if exc.code in (400, 422):
+                # PowerDNS says what it refused (a CNAME beside other data, a bad value).
+                raise InvalidRecord(
+                    f"PowerDNS refused the change: {str(exc.message)[:300]}"
+                ) from None
+            raise
+
+    def _replace_rrset(self, zone_name: str, record: _RRset) -> None:
+        driver = self._driver()
+        zone = self._find_zone(zone_name)
+        change = {
+            "name": _absolute(record.name, zone_name),
+            "type": record.type,
+            "ttl": record.ttl,
+            "changetype": "REPLACE",
+            "records": [{"content": value, "disabled": False} for value in record.values],
+        }
+        self._patch(driver, zone, zone_name, [change])
+
+    def _raw_records(
+        self,
+        driver: DNSDriver,
+        zone: LibcloudZone,
+        zone_name: str,
+        name: str,
+        rdtype: RecordType,
+    ) -> list[LibcloudRecord]:
+        return [
+            raw
+            for raw in driver.list_records(zone)
+            if _relative(raw.name, zone_name) == name and str(raw.type).upper() == rdtype.value
+        ]
+
+    def _replace_values(self, zone_name: str, record: _RRset) -> None:
+        """Make a per-value vendor's values of (name, type) `record`'s: values kept stay (their
+        TTL updated), the rest are updated in place, created, then deleted, in that order."""
+        driver = self._driver()
+        zone = self._find_zone(zone_name)
+        rdtype = RecordType(record.type)
+        existing = self._raw_records(driver, zone, zone_name, record.name, rdtype)
+        wanted = list(record.values)
+        stale: list[LibcloudRecord] = []
+        for raw in existing:
+            value = _zone_file_value(raw)
+            if value in wanted:
+                wanted.remove(value)
+                if (raw.ttl or (raw.extra or {}).get("ttl")) != record.ttl:
+                    self._update(driver, raw, record, value)
+            else:
+                stale.append(raw)
+        while stale and wanted:
+            self._update(driver, stale.pop(), record, wanted.pop())
+        for value in wanted:
+            data, extra = _driver_value(rdtype, value, record.ttl)
+            libcloud_type: Any = rdtype.value  # libcloud's RecordType constants are strings
+            driver.create_record(_driver_name(record.name), zone, libcloud_type, data, extra)
+        for raw in stale:
+            with contextlib.suppress(RecordDoesNotExistError):
+                driver.delete_record(raw)
+
+    def _update(self, driver: DNSDriver, raw: LibcloudRecord, record: _RRset, value: str) -> None:
+        data, extra = _driver_value(RecordType(record.type), value, record.ttl)
+        libcloud_type: Any = record.type  # libcloud's RecordType constants are strings
+        driver.update_record(raw, _driver_name(record.name), libcloud_type, data, extra)
+
+    async def _run(self, operation: str, function: Callable[[], T]) -> T:
+        try:
+            return await anyio.to_thread.run_sync(function)
+        except ProviderError:
+            raise
+        except (ZoneDoesNotExistError, RecordDoesNotExistError) as exc:
+            raise NotFound(f"libcloud {operation}: {type(exc).__name__}") from None
+        except InvalidCredsError:
+            raise ConfigurationError(
+                f"libcloud {operation}: the {self.options.driver} credentials were refused"
+            ) from None
+        except (
+            RateLimitReachedError,
+            ServiceUnavailableError,
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            ConnectionError,
+            TimeoutError,
+        ) as exc:
+            raise Unavailable(f"libcloud {operation}: {type(exc).__name__}") from None
+        except BaseHTTPError as exc:
+            raise _http_error(operation, exc.code) from None
+        except LibcloudProviderError as exc:
+            raise _http_error(operation, exc.http_code) from None
+        except (LibcloudError, OSError, ValueError, KeyError, TypeError) as exc:
+            # libcloud's messages may embed the driver's repr: name the type only.
+            raise ProviderError(f"libcloud {operation}: {type(exc).__name__}") from None
+
+
+def _http_error(operation: str, code: int) -> ProviderError:
+    if code in (401, 403):
+        return ConfigurationError(f"libcloud {operation}: credentials refused (HTTP {code})")
+    if code == 404:
+        return NotFound(f"libcloud {operation}: not found (HTTP 404)")
+    if code == 429 or code >= 500:
+        return Unavailable(f"libcloud {operation}: HTTP {code}")
+    return ProviderError(f"libcloud {operation}: HTTP {code}")
+
+
+# -- names and values --------------------------------------------------------------------
+
+
+def _zone_name(name: str) -> str:
+    """`name` as a zone name of the interface (lower case, no trailing dot); InvalidRecord
+    when it is not a domain name."""
+    text = str(name).strip().lower().removesuffix(".")
+    try:
+        parsed = dns.name.from_text(text)
+    except dns.exception.DNSException as exc:
+        raise InvalidRecord(f"zone name {name!r} is not a domain name: {exc}") from None
+    if not text or len(parsed) < 2 or "@" in text or " " in text:
+        raise InvalidRecord(f"zone name {name!r} is not a domain name")
+    return text
+
+
+def _record_name(name: str) -> str:
+    """`name` as a record name of the interface: relative, lower case, `@` for the apex."""
+    text = str(name).strip().lower()
+    if text in ("", "@"):
+        return "@"
+    if text.endswith("."):
+        raise InvalidRecord(f"record name {name!r} must be relative to its zone (no final dot)")
+    try:
+        dns.name.from_text(text, origin=None)
+    except dns.exception.DNSException as exc:
+        raise InvalidRecord(f"record name {name!r} is not a DNS name: {exc}") from None
+    if "@" in text or " " in text or ".." in text:
+        raise InvalidRecord(f"record name {name!r} is not a DNS name")
+    return text
+
+
+def _host(value: str) -> str:
+    """A host name value (CNAME, NS targets, name servers): absolute, no final dot."""
+    text = str(value).strip().lower().removesuffix(".")
+    try:
+        dns.name.from_text(text)
+    except dns.exception.DNSException as exc:
+        raise ValueError(f"{value!r} is not a host name: {exc}") from None
+    if not text or " " in text or "@" in text:
+        raise ValueError(f"{value!r} is not a host name")
+    return text
+
+
+def _absolute(name: str, zone_name: str) -> str:
+    return f"{zone_name}." if name == "@" else f"{name}.{zone_name}."
+
+
+def _relative(name: str | None, zone_name: str) -> str:
+    """A vendor's record name (absolute or relative, with or without the dot, `""`, `None`
+    or `@` for the apex) as the interface's relative one."""
+    text = (name or "").strip().lower().removesuffix(".")
+    if text in ("", "@", zone_name):
+        return "@"
+    return text.removesuffix("." + zone_name)
+
+
+def _driver_name(name: str) -> str:
+    """The record name libcloud's per-value drivers take: relative, `""` for the apex."""
+    return "" if name == "@" else name
+
+
+def _order(item: tuple[tuple[str, str], Any]) -> tuple[int, str, int, str]:
+    """The apex first and its SOA first of all, as zone files have them."""
+    (name, rdtype), _ = item
+    return (0 if name == "@" else 1, name, 0 if rdtype == "SOA" else 1, rdtype)
+
+
+def _check(record: Record) -> _RRset:
+    """`record` checked and in zone-file form; InvalidRecord naming what is wrong."""
+    try:
+        rdtype = RecordType(record.type)
+    except ValueError:
+        raise InvalidRecord(f"record type {record.type!r} is not supported") from None
+    name = _record_name(record.name)
+    if rdtype not in _WRITABLE:
+        raise InvalidRecord(f"{rdtype} records are the vendor's to write")
+    if not 1 <= record.ttl <= 2_147_483_647:
+        raise InvalidRecord(f"TTL {record.ttl} is out of range")
+    if isinstance(record.values, str) or not record.values:
+        raise InvalidRecord(f"{rdtype} record {name!r} needs one or more values (a tuple)")
+    if rdtype is RecordType.CNAME and (len(record.values) != 1 or name == "@"):
+        raise InvalidRecord("a CNAME has exactly one value, and never at the apex")
+    values: list[str] = []
+    for value in record.values:
+        text = _zone_file(rdtype, value)
+        if text not in values:
+            values.append(text)
+    return _RRset(name, rdtype.value, record.ttl, tuple(values))
+
+
+def _zone_file(rdtype: RecordType, value: str) -> str:
+    """An interface value as its canonical zone-file text (absolute names)."""
+    if not isinstance(value, str):
+        raise InvalidRecord(f"{rdtype} value {value!r} is not a string")
+    if rdtype is RecordType.TXT:
+        data = value.encode()
+        chunks = [data[start : start + 255] for start in range(0, len(data), 255)] or [b""]
+        return str(dns.rdtypes.ANY.TXT.TXT(_IN, dns.rdatatype.TXT, chunks).to_text())
+    text = value.strip()
+    if rdtype in _HOST_VALUES or rdtype in (RecordType.MX, RecordType.SRV):
+        # Host names are absolute: the last field gets its dot.
+        head, _, host = text.rpartition(" ")
+        text = f"{head} {host.removesuffix('.')}.".strip()
+    try:
+        rdata = dns.rdata.from_text(_IN, rdtype.value, text, origin=dns.name.root, relativize=False)
+    except (dns.exception.DNSException, ValueError) as exc:
+        raise InvalidRecord(f"{rdtype} value {value!r} is not valid: {exc}") from None
+    return str(rdata.to_text())
+
+
+def _interface_value(rdtype: RecordType, text: str) -> str:
+    """A zone-file value as the interface's (no final dots, TXT unquoted)."""
+    rdata = dns.rdata.from_text(_IN, rdtype.value, text, origin=dns.name.root, relativize=False)
+    if rdtype is RecordType.TXT:
+        strings: Sequence[bytes] = rdata.strings  # type: ignore[attr-defined]
+        return b"".join(strings).decode(errors="replace")
+    if rdtype is RecordType.SOA:
+        return str(rdata.to_text())
+    rendered = str(rdata.to_text())
+    if rdtype in _HOST_VALUES or rdtype in (RecordType.MX, RecordType.SRV):
+        return rendered.removesuffix(".")
+    return rendered
+
+
+def _record(rrset: _RRset) -> Record:
+    rdtype = RecordType(rrset.type)
+    values = sorted({_interface_value(rdtype, value) for value in rrset.values})
+    return Record(name=rrset.name, type=rdtype, values=tuple(values), ttl=rrset.ttl)
+
+
+def _zone_file_value(raw: LibcloudRecord) -> str:
+    """A per-value driver's record data (MX priority in `extra`, TXT unquoted, host names
+    maybe without their dot) in zone-file form; unknown types pass as they are."""
+    rdtype = str(raw.type).upper()
+    data = str(raw.data or "")
+    if rdtype == "MX" and (raw.extra or {}).get("priority") is not None:
+        data = f"{raw.extra['priority']} {data}"
+    if rdtype in RecordType.__members__ and rdtype != "SOA":
+        with contextlib.suppress(InvalidRecord):
+            return _zone_file(RecordType(rdtype), data)
+    return data
+
+
+def _driver_value(rdtype: RecordType, value: str, ttl: int) -> tuple[str, dict[str, Any]]:
+    """A zone-file value as a per-value driver's data and extra."""
+    extra: dict[str, Any] = {"ttl": ttl}
+    interface = _interface_value(rdtype, value)
+    if rdtype is RecordType.MX:
+        priority, _, host = interface.partition(" ")
+        extra["priority"] = int(priority)
+        return host, extra
+    return interface, extra
+
+
+def _bind(zone_name: str, rrsets: Iterable[_RRset]) -> str:
+    """The RRsets as an RFC 1035 master file with `$ORIGIN`, names relative to the zone."""
+    origin = dns.name.from_text(zone_name)
+    zone = dns.zone.Zone(origin, relativize=True)
+    for rrset in rrsets:
+        name = dns.name.empty if rrset.name == "@" else dns.name.from_text(rrset.name, None)
+        try:
+            rdtype = dns.rdatatype.from_text(rrset.type)
+            rdataset = zone.find_rdataset(name, rdtype, create=True)
+            for value in rrset.values:
+                rdataset.add(
+                    dns.rdata.from_text(
+                        _IN, rdtype, value, origin=dns.name.root, relativize_to=origin
+                    )
+                )
+        except (dns.exception.DNSException, ValueError) as exc:
+            raise ProviderError(
+                f"export_zone: {rrset.type} {rrset.name!r} cannot be written: {exc}"
+            ) from None
+        rdataset.ttl = rrset.ttl
+    body = zone.to_text(sorted=True, relativize=True, want_origin=True)
+    return str(body)

@@ -219,6 +219,7 @@ async def _dump_postgres(target: PostgresTarget, out: Path) -> tuple[Artifact, S
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             snapshot_id = await conn.fetchval("SELECT pg_export_snapshot()")
+            head = await postgres_migration_head(conn)
             process = await asyncio.create_subprocess_exec(
                 program,
                 "--format=custom",
@@ -233,9 +234,11 @@ async def _dump_postgres(target: PostgresTarget, out: Path) -> tuple[Artifact, S
                 async with asyncio.TaskGroup() as group:
                     spooled = group.create_task(_spool(process, out))
                     checks = group.create_task(postgres_checks(conn))
-                    head = await postgres_migration_head(conn)
             except* BackupError as failed:
                 raise failed.exceptions[0] from None
+            except* (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as failed:
+                error = failed.exceptions[0]
+                raise BackupError(f"reading {target.display} failed: {error}") from None
             finally:
                 if process.returncode is None:
                     process.kill()
@@ -381,7 +384,7 @@ async def _clear_postgres(conn: asyncpg.Connection, target: PostgresTarget) -> N
                 "empty database (a freshly migrated one is fine)"
             )
         relations = await conn.fetch(
-            "SELECT c.relname, c.relkind FROM pg_class c "
+            "SELECT c.relname, c.relkind::text FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
             "AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND NOT EXISTS ("
             "SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')"
@@ -401,7 +404,7 @@ async def _clear_postgres(conn: asyncpg.Connection, target: PostgresTarget) -> N
         for (signature,) in routines:
             await conn.execute(f"DROP ROUTINE IF EXISTS {signature} CASCADE")
         types = await conn.fetch(
-            "SELECT t.typname, t.typtype FROM pg_type t "
+            "SELECT t.typname, t.typtype::text FROM pg_type t "
             "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' "
             "AND t.typtype IN ('e', 'd') AND NOT EXISTS ("
             "SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')"

@@ -469,10 +469,10 @@ def _web_addresses(nodes: list[Node]) -> list[str]:
 
 async def _holds(url: str, backup: BackupInfo) -> bool:
     """Whether the database at `url` verifies as `backup` (every table's rows and checksum)."""
-    from app.hosting.databases import BackupError, verify
+    from app.hosting.backup import BackupError, verify_backup
 
     try:
-        await verify(url, backup.tables)
+        await verify_backup(backup, database_url=url)
     except BackupError:
         return False
     return True

@@ -34,7 +34,7 @@ from app.db import migrate, tortoise_config
 from app.hosting import backup as backups
 from app.hosting import evacuate, fleet, runbook
 from app.hosting.databases import PostgresTarget, engine_of, sqlite_path, verify_postgres
-from app.hosting.evacuate import STEPS, EvacuationError
+from app.hosting.evacuate import STEPS
 from app.hosting.runbook import StepRecord, StepStatus, Stopped
 from app.hosting.tables import TableCheck, sqlite_checks
 from app.models import FleetNode, StoredObject
@@ -402,9 +402,8 @@ def _fault(world: World, step: str) -> Iterator[Callable[[str, StepRecord], None
 async def test_interrupted_at_a_step_resumes_there_and_ends_consistent(
     world: World, step: str
 ) -> None:
-    with _fault(world, step) as on_step:
-        with pytest.raises(Stopped) as stopped:
-            await evacuate.run(world.evacuation(), on_step=on_step)
+    with _fault(world, step) as on_step, pytest.raises(Stopped) as stopped:
+        await evacuate.run(world.evacuation(), on_step=on_step)
     assert stopped.value.step == step
     state = runbook.load(world.state_path, STEPS)
     assert state is not None
@@ -429,8 +428,7 @@ def _site(tmp: Path) -> Path:
     site = tmp / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(
-        "import libcloud.compute.drivers.ec2 as ec2\n"
-        f"ec2.NAMESPACE = {MOTO_NAMESPACE!r}\n"
+        f"import libcloud.compute.drivers.ec2 as ec2\nec2.NAMESPACE = {MOTO_NAMESPACE!r}\n"
     )
     return site
 
@@ -466,7 +464,7 @@ async def test_a_full_run_then_a_second_one_is_a_no_op(world: World) -> None:
 
 async def test_a_killed_run_resumes_without_draining_again(world: World) -> None:
     world.values["fleet"] = {**world.values["fleet"], "drain_seconds": 6}
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: ASYNC220 (started once; polled without blocking)
         [HOLDFAST, "evacuate", "--to", "new"],
         env=world.env(_site(world.tmp)),
         stdout=subprocess.PIPE,
@@ -579,26 +577,26 @@ async def _backup_ids(settings: Settings) -> list[str]:
         await storage.close()
 
 
-async def test_bad_requests_are_refused_before_anything_changes(world: World) -> None:
-    settings = world.settings
-    with pytest.raises(EvacuationError, match="no compute configuration 'elsewhere'"):
-        evacuate.prepare(settings, to="elsewhere")
-    with pytest.raises(EvacuationError, match="is the configuration being left"):
-        evacuate.prepare(settings, to="old")
-    compute = world.values["compute"]
-    bare = {**compute["providers"]["new"]}
-    del bare["database_url"]
-    world.values["compute"] = {**compute, "providers": {**compute["providers"], "new": bare}}
-    with pytest.raises(EvacuationError, match=r"compute\.providers\.new\.database_url"):
-        evacuate.prepare(world.settings, to="new")
-    refused = await asyncio.to_thread(_holdfast, world, "evacuate", "--to", "new")
-    assert refused.returncode == 2
-    assert "database_url is not set" in refused.stderr
-    world.values["compute"] = {
-        **compute,
-        "providers": {**compute["providers"], "new": {**bare, "roles": {}, "database_url": "x"}},
-    }
-    with pytest.raises(EvacuationError, match="roles is empty"):
-        evacuate.prepare(world.settings, to="new")
-    assert not world.state_path.exists()
-    assert await _nodes_at(settings, "new") == []
+def test_a_bad_request_exits_2_and_changes_nothing(tmp_path: Path) -> None:
+    roles = json.dumps(_roles())
+    env = holdfast_env(
+        tmp_path / "data",
+        HOLDFAST_COMPUTE__ACTIVE="old",
+        HOLDFAST_COMPUTE__PROVIDERS__OLD__PROVIDER="libcloud",
+        HOLDFAST_COMPUTE__PROVIDERS__OLD__OPTIONS='{"driver": "dummy"}',
+        HOLDFAST_COMPUTE__PROVIDERS__OLD__ROLES=roles,
+        HOLDFAST_COMPUTE__PROVIDERS__NEW__PROVIDER="libcloud",
+        HOLDFAST_COMPUTE__PROVIDERS__NEW__OPTIONS='{"driver": "dummy"}',
+        HOLDFAST_COMPUTE__PROVIDERS__NEW__ROLES=roles,
+    )
+    for arguments, message in [
+        (["--to", "new"], "compute.providers.new.database_url is not set"),
+        (["--to", "old"], "--to old is the configuration being left"),
+        (["--to", "nowhere"], "no compute configuration 'nowhere' (configured: new, old)"),
+    ]:
+        refused = subprocess.run(
+            [HOLDFAST, "evacuate", *arguments], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert message in refused.stderr
+    assert not (tmp_path / "data").exists()

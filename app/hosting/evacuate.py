@@ -371,10 +371,10 @@ class _Steps:
                 f"no running web node at {target} has a public address: the DNS records "
                 f"were left as they are. Check the fleet (`holdfast fleet status`) and run again"
             )
-        provider_dns = open_dns(settings)
+        provider_dns = open_dns(settings, settings.dns.active)
         try:
             await point_records(settings, provider_dns, addresses)
-        except (fleet.FleetError, ProviderError) as exc:
+        except ProviderError as exc:
             raise StepFailed(
                 f"the DNS records could not be switched: {_reason(exc)}. Check "
                 f"dns.providers.{settings.dns.active} and run again"
@@ -682,7 +682,7 @@ class _Planner:
             return "nothing: no DNS configured (dns.active)"
         assert settings.zone is not None  # checked by the settings
         new = ", ".join(self.kept_web) if self.kept_web else "the new web nodes' addresses"
-        provider = open_dns(self.settings)
+        provider = open_dns(self.settings, settings.active)
         lines = []
         try:
             for name in settings.records:

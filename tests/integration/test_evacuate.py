@@ -271,7 +271,8 @@ async def _old_world(world: World) -> None:
         await Tortoise.close_connections()
     from app.hosting.dns import open_dns
 
-    dns = open_dns(settings)
+    assert settings.dns.active is not None
+    dns = open_dns(settings, settings.dns.active)
     try:
         await dns.create_zone(ZONE)
         old_web = _web_ips(world.old_nodes)

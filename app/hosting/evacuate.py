@@ -351,7 +351,6 @@ class _Steps:
         )
 
     async def dns(self, journal: Journal, record: StepRecord) -> Outcome:
-        from app.hosting import fleet
         from app.hosting.dns import open_dns, point_records
 
         settings = self.settings

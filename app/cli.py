@@ -907,6 +907,59 @@ def main() -> None:
     cli()
 
 
+# --- dns -----------------------------------------------------------------------------------
+
+dns_cli = typer.Typer(help="DNS: the records pointing the service's names at its web nodes.")
+cli.add_typer(dns_cli, name="dns")
+
+
+@dns_cli.command("export")
+def dns_export(
+    dns: Annotated[
+        str | None,
+        typer.Option("--dns", help="The DNS configuration (default: dns.active, or the only one)."),
+    ] = None,
+    zone: Annotated[
+        str | None, typer.Option("--zone", help="The zone (default: dns.zone).")
+    ] = None,
+) -> None:
+    """Print the zone as a BIND zone file: keep it, to recreate the zone at another DNS
+    vendor (most import this format) if this one goes away."""
+    from app.hosting.dns import open_dns
+    from providers.errors import ConfigurationError, ProviderError
+
+    settings = _settings()
+    configured = sorted(settings.dns.providers)
+    name = dns or settings.dns.active or (configured[0] if len(configured) == 1 else None)
+    if name is None:
+        known = ", ".join(configured) or "none"
+        typer.echo(
+            f"holdfast: name the DNS configuration with --dns (configured: {known})", err=True
+        )
+        raise typer.Exit(2)
+    zone_name = zone or settings.dns.zone
+    if zone_name is None:
+        typer.echo("holdfast: name the zone with --zone (dns.zone is not set)", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> str:
+        provider = open_dns(settings, name)
+        try:
+            return await provider.export_zone(zone_name)
+        finally:
+            await provider.close()
+
+    try:
+        text = _run(run)
+    except ConfigurationError as exc:
+        typer.echo(f"holdfast: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ProviderError as exc:
+        typer.echo(f"holdfast: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(text, nl=False)
+
+
 # --- evacuate ------------------------------------------------------------------------------
 
 

@@ -298,6 +298,21 @@ class PowerDNS:
             ).raise_for_status()
 
 
+def need_powerdns() -> None:
+    """Skip the test when PowerDNS or dig is missing here, or fail it in CI
+    (TEST_REQUIRE_SERVICES=1)."""
+    import pytest
+
+    from tests.conftest import REQUIRE_SERVICES
+
+    missing = powerdns_missing()
+    if missing is None:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(missing + " but TEST_REQUIRE_SERVICES=1")
+    pytest.skip(missing)
+
+
 def powerdns_missing() -> str | None:
     """What is missing to run PowerDNS here (None when nothing is)."""
     missing = [tool for tool in (_PDNS_SERVER, "sqlite3", "dig") if shutil.which(tool) is None]

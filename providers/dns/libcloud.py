@@ -150,6 +150,9 @@ class LibcloudDNS:
         self._drivers: list[DNSDriver] = []
         self._drivers_lock = threading.Lock()
         self._rrsets = options.driver in _RRSET_DRIVERS
+        self._writes = threading.Lock()
+        """Writes one at a time: a per-value vendor's replace reads, then writes, and PowerDNS
+        on SQLite answers concurrent zone changes with HTTP 500 (its database is locked)."""
 
     # -- the interface ------------------------------------------------------------------
 
@@ -167,6 +170,10 @@ class LibcloudDNS:
             raise InvalidRecord(f"TTL {ttl} is out of range")
 
         def create() -> LibcloudZone:
+            with self._writes:
+                return create_unlocked()
+
+        def create_unlocked() -> LibcloudZone:
             with contextlib.suppress(NotFound):
                 return self._find_zone(zone_name)
             driver = self._driver()
@@ -189,6 +196,10 @@ class LibcloudDNS:
         zone_name = _zone_name(name)
 
         def delete() -> None:
+            with self._writes:
+                delete_unlocked()
+
+        def delete_unlocked() -> None:
             try:
                 zone = self._find_zone(zone_name)
             except NotFound:
@@ -218,6 +229,10 @@ class LibcloudDNS:
         wanted = _check(record)
 
         def write() -> None:
+            with self._writes:
+                write_unlocked()
+
+        def write_unlocked() -> None:
             if self._rrsets:
                 self._replace_rrset(zone_name, wanted)
             else:
@@ -231,6 +246,10 @@ class LibcloudDNS:
         record_type = RecordType(type)
 
         def delete() -> None:
+            with self._writes:
+                delete_unlocked()
+
+        def delete_unlocked() -> None:
             driver = self._driver()
             found = self._find_zone(zone_name)
             if self._rrsets:
@@ -456,7 +475,7 @@ def _zone_name(name: str) -> str:
         parsed = dns.name.from_text(text)
     except dns.exception.DNSException as exc:
         raise InvalidRecord(f"zone name {name!r} is not a domain name: {exc}") from None
-    if not text or len(parsed) < 2 or "@" in text or " " in text:
+    if len(parsed) < 3 or "@" in text or " " in text:  # two labels and the root at least
         raise InvalidRecord(f"zone name {name!r} is not a domain name")
     return text
 

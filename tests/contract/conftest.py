@@ -11,7 +11,15 @@ from tests.contract.payments_btcpay import BTCPayHarness
 from tests.contract.payments_harness import PaymentsHarness
 from tests.contract.payments_manual import ManualHarness
 from tests.contract.payments_stripe import StripeHarness
-from tests.servers import LocalStripe, MotoServer, start_localstripe, start_moto_server
+from tests.servers import (
+    LocalStripe,
+    MotoServer,
+    PowerDNS,
+    need_powerdns,
+    start_localstripe,
+    start_moto_server,
+    start_powerdns,
+)
 
 PAYMENT_HARNESSES = [
     "stripe",
@@ -73,3 +81,12 @@ async def payments_harness_btcpay(btcpay_server: RunningFake) -> AsyncIterator[B
     finally:
         await harness.provider.close()
         await harness.reset()
+
+
+@pytest.fixture(scope="session")
+def powerdns() -> Iterator[PowerDNS]:
+    """A PowerDNS authoritative server for the session (skipped, or failed in CI, when it is
+    not installed)."""
+    need_powerdns()
+    with start_powerdns() as server:
+        yield server

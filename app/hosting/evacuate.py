@@ -275,9 +275,11 @@ class _Steps:
         wanted = record.data.get("backup_id") or journal.step("backup").data.get("backup_id")
         try:
             available = await backups.list_backups(self.settings, storage)
-        except ProviderError as exc:
+        except (backups.BackupError, ProviderError) as exc:
+            where = self.settings.backup.storage or self.settings.storage.default
             raise StepFailed(
-                f"the backup storage cannot be listed: {_reason(exc)}. Fix it and run again"
+                f"the backups cannot be listed: {exc}. Make the backup storage ({where}) "
+                "reachable and run again"
             ) from exc
         if wanted is not None:
             for info in available:
@@ -335,10 +337,10 @@ class _Steps:
             first = report.failed[0]
             raise StepFailed(
                 f"{len(report.failed)} stored objects could not be copied to {backend} (first: "
-                f"{first.key} at {first.backend}: {first.reason}); they are still recorded "
-                "where they were and nothing was lost. Make their backend readable (or "
-                f"restore the files there) and run again; `holdfast storage verify` against "
-                "the target database lists them"
+                f"{first.key} at {first.backend}: {first.reason}). They are still recorded "
+                f"where they were and nothing was lost: once the cause is fixed ({backend} "
+                "unreachable, or the objects unreadable where they are), run again to copy "
+                "the rest"
             )
         if report.remaining:
             raise StepFailed(

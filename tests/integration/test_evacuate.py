@@ -399,6 +399,17 @@ def _fault(world: World, step: str) -> Iterator[Callable[[str, StepRecord], None
         world.health.healthy = True
 
 
+EXPECTED_MESSAGES = {
+    "backup": "the old database answers but no backup could be taken",
+    "provision": "the fleet at new could not be created: Unavailable",
+    "wait_healthy": "HTTP 503",
+    "restore": "Make the backup storage (backups) reachable and run again",
+    "record": "the nodes at new could not be listed",
+    "media": f"{OBJECTS} stored objects could not be copied to media-b",
+    "dns": "the DNS records could not be switched: Unavailable",
+}
+
+
 @pytest.mark.parametrize("step", [s for s in STEPS if s != "retire"])
 async def test_interrupted_at_a_step_resumes_there_and_ends_consistent(
     world: World, step: str
@@ -406,6 +417,7 @@ async def test_interrupted_at_a_step_resumes_there_and_ends_consistent(
     with _fault(world, step) as on_step, pytest.raises(Stopped) as stopped:
         await evacuate.run(world.evacuation(), on_step=on_step)
     assert stopped.value.step == step
+    assert EXPECTED_MESSAGES[step] in stopped.value.message
     state = runbook.load(world.state_path, STEPS)
     assert state is not None
     position = STEPS.index(step)

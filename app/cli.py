@@ -907,6 +907,146 @@ def main() -> None:
     cli()
 
 
+# -- fleet: the machines the service runs on (app/hosting/fleet.py) ----------------------------
+
+fleet_cli = typer.Typer(
+    help="The fleet of machines at a compute configuration: plan, apply, status."
+)
+cli.add_typer(fleet_cli, name="fleet")
+
+_COMPUTE_OPTION = typer.Option(
+    "--compute", help="The compute configuration (default: compute.active)."
+)
+
+
+def _compute_name(settings: Settings, compute: str | None) -> str:
+    """The configuration asked for, or the active one; exit 2 naming the choices if none."""
+    name = compute or settings.compute.active
+    known = ", ".join(sorted(settings.compute.providers)) or "none"
+    if name is None:
+        typer.echo(
+            "holdfast: no compute configuration given and compute.active is not set "
+            f"(configured: {known})",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if name not in settings.compute.providers:
+        typer.echo(f"holdfast: no compute configuration {name!r} (configured: {known})", err=True)
+        raise typer.Exit(2)
+    return name
+
+
+def _fleet_run(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a fleet command: a vendor failure exits 1 with its message, a configuration
+    error 2."""
+    from app.hosting.fleet import FleetError
+    from providers.errors import ConfigurationError, ProviderError
+
+    try:
+        return _run(make)
+    except (ConfigurationError, FleetError) as exc:
+        typer.echo(f"holdfast: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ProviderError as exc:
+        typer.echo(f"holdfast: the compute provider failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@fleet_cli.command("plan")
+def fleet_plan(
+    compute: Annotated[str | None, _COMPUTE_OPTION] = None,
+) -> None:
+    """Show what `fleet apply` would create and destroy; changes nothing."""
+    from app.hosting import fleet
+
+    settings = _settings()
+    name = _compute_name(settings, compute)
+
+    async def run() -> fleet.FleetPlan:
+        provider = fleet.open_compute(settings, name)
+        try:
+            return await fleet.plan(settings, name, provider)
+        finally:
+            await provider.close()
+
+    typer.echo(_fleet_run(run).render())
+
+
+@fleet_cli.command("apply")
+def fleet_apply(
+    compute: Annotated[str | None, _COMPUTE_OPTION] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
+) -> None:
+    """Converge the fleet to its settings (create missing nodes, replace broken ones,
+    destroy surplus ones; never a node without our tags), then record every node in the
+    database. Idempotent: run it again after an interruption."""
+    from app.hosting import fleet
+
+    settings = _settings()
+    name = _compute_name(settings, compute)
+
+    async def run() -> tuple[fleet.FleetPlan, list[str]]:
+        provider = fleet.open_compute(settings, name)
+        try:
+            planned = await fleet.plan(settings, name, provider)
+            typer.echo(planned.render())
+            if planned.changes and not yes and not typer.confirm("Apply these changes?"):
+                raise typer.Exit(1)
+            done = await fleet.apply(settings, name, provider) if planned.changes else planned
+            async with _database(settings, role="fleet apply"):
+                rows = await fleet.record(name, provider, settings.fleet.name)
+            return done, [f"{row.name} {row.external_id} {row.state}" for row in rows]
+        finally:
+            await provider.close()
+
+    done, rows = _fleet_run(run)
+    typer.echo(f"created {len(done.create)}, destroyed {len(done.destroy)}")
+    typer.echo(f"recorded {len(rows)} nodes")
+
+
+@fleet_cli.command("status")
+def fleet_status(
+    compute: Annotated[str | None, _COMPUTE_OPTION] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Ask the vendor first and record what it says.")
+    ] = False,
+) -> None:
+    """The nodes recorded at a compute configuration (as last seen by `fleet apply` or
+    `--refresh`), one per line: role, name, state, public address, vendor id, last seen."""
+    from app.hosting import fleet
+
+    settings = _settings()
+    name = _compute_name(settings, compute)
+
+    async def run() -> list[str]:
+        async with _database(settings, role="fleet status" if refresh else None):
+            if refresh:
+                provider = fleet.open_compute(settings, name)
+                try:
+                    await fleet.record(name, provider, settings.fleet.name)
+                finally:
+                    await provider.close()
+            rows = await fleet.recorded(name)
+            return [
+                "\t".join(
+                    (
+                        row.role,
+                        row.name,
+                        row.state,
+                        (row.public_ips or ["-"])[0],
+                        row.external_id,
+                        row.seen_at.isoformat(timespec="seconds"),
+                    )
+                )
+                for row in rows
+            ]
+
+    lines = _fleet_run(run)
+    typer.echo(f"compute {name}: {len(lines)} nodes")
+    for line in lines:
+        typer.echo(line)
+
+
 # --- dns -----------------------------------------------------------------------------------
 
 dns_cli = typer.Typer(help="DNS: the records pointing the service's names at its web nodes.")

@@ -1169,6 +1169,13 @@ def evacuate(
 
     try:
         result = _run(lambda: evacuation.run(request, restart=restart, on_step=show))
+    except KeyboardInterrupt:
+        typer.echo(
+            f"holdfast: interrupted; `holdfast evacuate --to {request.target}` resumes at the "
+            "step that was running",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     except RunbookError as exc:
         typer.echo(f"holdfast: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -13,10 +13,11 @@ run stopped anywhere (a failing step, Ctrl-C, SIGKILL) resumes at the first step
 3. `wait_healthy`: every node running and every web node answering the health URL.
 4. `restore`: the backup of step 1, else the newest one, restored into the target's
    database and verified table by table. Which backup is recorded before restoring, so a
-   rerun restores the same one. A target that already verifies as that backup is done; a
-   target this step had begun to fill (and left neither empty nor verified) is emptied and
-   filled again; a target holding anything else is refused (evacuate never overwrites data
-   it did not write).
+   rerun restores the same one. A restore is all or nothing (app/hosting/databases.py: one
+   pg_restore transaction, or a verified SQLite file moved into place), so an interrupted
+   one left the target empty or restored: a target that already verifies as the backup is
+   done, an empty one is filled, and one holding anything else is refused (evacuate never
+   overwrites data it did not write).
 5. `record`: the new fleet's nodes recorded in the target database (`fleet.record`).
 6. `media`: the storage migration (app/storage/move.py) to the target's storage backend, run
    against the target database (its restored rows say where each object is). An object that
@@ -35,6 +36,12 @@ what each step would do and writes nothing, not even the state file.
 
 Writes the old fleet accepts after step 1 are not in the backup restored at step 4: put the
 service in maintenance (or stop its web nodes) before evacuating a vendor that still answers.
+
+The new fleet is provisioned and healthy before the data arrives (a vendor that cannot run
+the fleet is found out before anything is moved). Its processes must not write to the target
+database before the restore, which refuses a database holding rows: give the target
+configuration a `redis_url` (node ids are otherwise leased in the database) and let its nodes
+migrate nothing (PostgreSQL nodes do not migrate unless told to).
 
 Each database is opened only for the steps that use it, and never both at once (Tortoise
 holds one set of connections per process): the old one only by the backup (its own
@@ -254,8 +261,12 @@ class _Steps:
                 # Restored by an earlier attempt interrupted before it was recorded.
                 return Outcome(f"{display_url(url)} already holds backup {chosen.id} (verified)")
             try:
-                report = await backups.restore_backup(settings, storage, chosen, database_url=url)
+                await backups.restore_backup(settings, storage, chosen, database_url=url)
             except (backups.BackupError, ProviderError) as exc:
+                if await _holds(url, chosen):
+                    # The restore of a killed earlier attempt (its pg_restore outlived it)
+                    # finished meanwhile.
+                    return Outcome(f"{display_url(url)} holds backup {chosen.id} (verified)")
                 raise StepFailed(
                     f"backup {chosen.id} could not be restored into the target database "
                     f"(compute.providers.{self.evacuation.target}.database_url): {exc}. Fix "
@@ -263,9 +274,7 @@ class _Steps:
                 ) from exc
         finally:
             await storage.close()
-        return Outcome(
-            f"backup {chosen.id} restored into {display_url(url)} and verified ({report})"
-        )
+        return Outcome(f"backup {chosen.id} restored into {display_url(url)} and verified")
 
     async def _backup_to_restore(
         self, journal: Journal, record: StepRecord, storage: StorageProvider

@@ -701,7 +701,8 @@ class _Planner:
                     now = ", ".join(current.values)
                 except NotFound:
                     now = "no A record"
-                lines.append(f"{name}.{settings.zone} A: {now} -> {new}")
+                host = settings.zone if name == "@" else f"{name}.{settings.zone}"
+                lines.append(f"{host} A: {now} -> {new}")
         finally:
             await provider.close()
         return "; ".join(lines)

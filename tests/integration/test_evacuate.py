@@ -475,6 +475,26 @@ async def test_a_full_run_then_a_second_one_is_a_no_op(world: World) -> None:
     await assert_consistent(world)
 
 
+async def test_a_failing_step_exits_1_with_what_to_fix_and_the_rerun_resumes(
+    world: World,
+) -> None:
+    world.links["dns"].down()
+    stopped = await asyncio.to_thread(_holdfast, world, "evacuate", "--to", "new")
+    assert stopped.returncode == 1
+    assert "stopped at step 7 of 8 (dns): the DNS records could not be switched" in stopped.stderr
+    assert "Check dns.providers.pdns and run again" in stopped.stderr
+    assert f"recorded in {world.state_path}" in stopped.stderr
+    assert "`holdfast evacuate --to new` resumes at dns" in stopped.stderr
+    assert "[6/8] media: done" in stopped.stdout
+    assert world.powerdns.api_key not in stopped.stdout + stopped.stderr
+    world.links["dns"].up()
+    resumed = await asyncio.to_thread(_holdfast, world, "evacuate", "--to", "new")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "[6/8]" not in resumed.stdout
+    assert "[7/8] dns: done" in resumed.stdout
+    await assert_consistent(world)
+
+
 DRAIN = 6.0
 
 

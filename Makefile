@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test lint test-sqlite test-postgres fuzz bench bench-documents bench-live bench-storage schema clean
+.PHONY: run test lint test-sqlite test-postgres fuzz bench bench-documents bench-live bench-storage schema infra clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ fuzz: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python -m schema.export > schema.graphql
+
+# infra/nginx-holdfast.conf: the packaged nginx site rendered with the default settings (a test
+# fails when it drifts from app/hosting/files/nginx-holdfast.conf).
+infra: $(STAMP)
+	env $$(env | grep -o '^HOLDFAST_[A-Z0-9_]*' | sed 's/^/-u /') $(BIN)/python -c \
+		'from app.hosting.userdata import render_nginx_site; from app.settings import Settings; \
+		print(render_nginx_site(Settings()), end="")' > infra/nginx-holdfast.conf
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

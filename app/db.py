@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -18,8 +20,8 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
 
     asyncpg resets every released connection (advisory unlocks, CLOSE ALL, UNLISTEN, RESET ALL):
     a round trip after every statement Tortoise runs outside a transaction. We take no advisory
-    locks, declare no cursors, LISTEN nowhere and SET nothing per session, so there is nothing
-    to reset.
+    locks on pooled connections (the migration lock has a connection of its own), declare no
+    cursors, LISTEN nowhere and SET nothing per session, so there is nothing to reset.
     """
 
     def get_reset_query(self) -> str:
@@ -67,15 +69,51 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+# The PostgreSQL advisory lock `holdfast migrate` holds while it migrates (any constant no
+# other code uses: "Hold" in ASCII).
+MIGRATION_LOCK_KEY = 0x486F6C64
+
+
 async def migrate(settings: Settings) -> None:
-    """Apply every committed migration that the database lacks."""
+    """Apply every committed migration that the database lacks.
+
+    On PostgreSQL it first takes a session advisory lock: migrators started together (every
+    web node's ExecStartPre on a fresh fleet, a Kubernetes Job beside the pods' init
+    containers) run one after another, and each after the first finds nothing left to do.
+    Without it two would apply one migration side by side (Tortoise records a migration only
+    after applying it), and a data migration would run twice."""
     from tortoise import Tortoise
     from tortoise.migrations.api import migrate as apply_migrations
 
+    async with _migration_lock(settings.effective_database_url):
+        try:
+            await apply_migrations(config=tortoise_config(settings))
+        finally:
+            await Tortoise.close_connections()
+
+
+@asynccontextmanager
+async def _migration_lock(url: str) -> AsyncIterator[None]:
+    """Held on a connection of its own, so that the lock lasts exactly as long as its session:
+    a migrator that dies releases it with its connection."""
+    if not url.startswith(("postgres://", "postgresql://", "asyncpg://")):
+        yield  # SQLite: one file on one machine, written one transaction at a time
+        return
+    credentials = expand_db_url(url)["credentials"]
+    connection = await asyncpg.connect(
+        host=credentials.get("host"),
+        port=credentials.get("port"),
+        user=credentials.get("user"),
+        password=credentials.get("password"),
+        database=credentials.get("database"),
+        ssl=credentials.get("ssl"),
+        server_settings={"application_name": "holdfast migrate"},
+    )
     try:
-        await apply_migrations(config=tortoise_config(settings))
+        await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        yield
     finally:
-        await Tortoise.close_connections()
+        await connection.close()
 
 
 def __getattr__(name: str) -> Any:

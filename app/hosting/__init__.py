@@ -1,2 +1,3 @@
-"""Hosting independence: the fleet at compute providers, DNS, deployment, backups and
-evacuation (issue 10)."""
+"""Hosting independence: the fleet at a compute vendor and what its nodes run, the DNS
+records pointing at it, backups kept elsewhere, and the evacuation that moves everything to
+another vendor."""

@@ -19,13 +19,14 @@ looks like; this provider turns them into the interface's shape at the edge:
   connection. For per-value vendors it creates, updates and deletes single values, adding the
   new ones before removing the old, so the name never resolves to nothing meanwhile.
 
-`export_zone` renders the zone with dnspython rather than libcloud's
+`export_zone` renders the zone with dnspython (`providers/dns/zonefile.py`) rather than libcloud's
 `export_zone_to_bind_format`, which refuses zones whose type is not `master` (PowerDNS's
 have none), writes `$TTL None`, doubles the zone onto PowerDNS's absolute names and quotes
 TXT contents that are quoted already.
 
-Only the PowerDNS path is exercised by the contract suite (a real PowerDNS server); the
-per-value path follows libcloud's documented driver API.
+The PowerDNS path is tested against a real PowerDNS server (tests/contract/
+test_dns_contract.py); the per-value path against an in-memory libcloud driver of that model
+(tests/dns_fake.py), as no such vendor runs locally.
 """
 
 from __future__ import annotations
@@ -33,19 +34,11 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import anyio
 import anyio.to_thread
-import dns.exception
-import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
-import dns.rdtypes.ANY.TXT
-import dns.zone
 import requests.exceptions
 from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
 from libcloud.common.types import InvalidCredsError, LibcloudError, ServiceUnavailableError
@@ -63,6 +56,19 @@ from libcloud.dns.types import (
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from providers.dns.base import Record, RecordType, Zone
+from providers.dns.zonefile import (
+    RRset,
+    absolute_name,
+    check_record,
+    parse_host,
+    parse_record_name,
+    parse_zone_name,
+    relative_name,
+    render_bind,
+    to_interface_value,
+    to_record,
+    to_zone_file,
+)
 from providers.errors import (
     ConfigurationError,
     InvalidRecord,
@@ -81,21 +87,6 @@ DRIVERS = frozenset(
 _RRSET_DRIVERS = frozenset({"powerdns"})
 """Drivers written RRset by RRset, with absolute names and zone-file values."""
 
-_HOST_VALUES = frozenset({RecordType.CNAME, RecordType.NS})
-_WRITABLE = frozenset(RecordType) - {RecordType.SOA}
-_IN = dns.rdataclass.IN
-
-
-@dataclass(frozen=True, slots=True)
-class _RRset:
-    """One name and type as read from the vendor: values in zone-file form (absolute host
-    names with the trailing dot, TXT quoted)."""
-
-    name: str
-    type: str
-    ttl: int
-    values: tuple[str, ...]
-
 
 class LibcloudDNS:
     """A `DNSProvider` on a libcloud DNS driver."""
@@ -107,8 +98,9 @@ class LibcloudDNS:
 
         driver: str
         """libcloud's driver name: powerdns, cloudflare, digitalocean, gandi, route53, ..."""
-        key: SecretStr | None = None
-        """The driver's first argument: an API key, token or user name."""
+        key: SecretStr
+        """The driver's first argument, which every libcloud DNS driver takes: an API key, a
+        token, an access key id or a user name."""
         secret: SecretStr | None = None
         host: str | None = None
         port: int | None = Field(None, ge=1, le=65_535)
@@ -125,9 +117,14 @@ class LibcloudDNS:
         @classmethod
         def _known_driver(cls, value: str) -> str:
             name = value.lower()
-            if name not in DRIVERS:
+            try:
+                # libcloud's own, or one registered with `libcloud.dns.providers.set_driver`.
+                get_driver(name)
+            except (AttributeError, ImportError):
                 known = ", ".join(sorted(DRIVERS))
-                raise ValueError(f"unknown libcloud DNS driver {value!r} (known: {known})")
+                raise ValueError(
+                    f"unknown libcloud DNS driver {value!r} (libcloud's: {known})"
+                ) from None
             return name
 
         @field_validator("extra")
@@ -141,7 +138,7 @@ class LibcloudDNS:
         @field_validator("nameservers")
         @classmethod
         def _host_names(cls, value: list[str]) -> list[str]:
-            return [_host(name) for name in value]
+            return [parse_host(name) for name in value]
 
     def __init__(self, options: LibcloudDNS.Options) -> None:
         self.options = options
@@ -149,6 +146,9 @@ class LibcloudDNS:
         self._local = threading.local()
         self._drivers: list[DNSDriver] = []
         self._drivers_lock = threading.Lock()
+        self._generation = 0
+        """Bumped by close(): worker threads then make new drivers rather than reuse closed
+        ones."""
         self._rrsets = options.driver in _RRSET_DRIVERS
         self._writes = threading.Lock()
         """Writes one at a time: a per-value vendor's replace reads, then writes, and PowerDNS
@@ -161,11 +161,11 @@ class LibcloudDNS:
         return sorted((self._zone(zone) for zone in zones), key=lambda zone: zone.name)
 
     async def get_zone(self, name: str) -> Zone:
-        zone_name = _zone_name(name)
+        zone_name = parse_zone_name(name)
         return self._zone(await self._run("get_zone", lambda: self._find_zone(zone_name)))
 
     async def create_zone(self, name: str, ttl: int = 3600) -> Zone:
-        zone_name = _zone_name(name)
+        zone_name = parse_zone_name(name)
         if not 1 <= ttl <= 2_147_483_647:
             raise InvalidRecord(f"TTL {ttl} is out of range")
 
@@ -193,7 +193,7 @@ class LibcloudDNS:
         return self._zone(await self._run("create_zone", create))
 
     async def delete_zone(self, name: str) -> None:
-        zone_name = _zone_name(name)
+        zone_name = parse_zone_name(name)
 
         def delete() -> None:
             with self._writes:
@@ -213,20 +213,20 @@ class LibcloudDNS:
         await self._run("delete_zone", delete)
 
     async def list_records(self, zone: str) -> list[Record]:
-        zone_name = _zone_name(zone)
+        zone_name = parse_zone_name(zone)
         rrsets = await self._run("list_records", lambda: self._read(zone_name)[1])
-        return [_record(rrset) for rrset in rrsets if rrset.type in RecordType.__members__]
+        return [to_record(rrset) for rrset in rrsets if rrset.type in RecordType.__members__]
 
     async def get_record(self, zone: str, name: str, type: RecordType) -> Record:
-        zone_name, record_name, record_type = _zone_name(zone), _record_name(name), type
+        zone_name, record_name, record_type = parse_zone_name(zone), parse_record_name(name), type
         for record in await self.list_records(zone_name):
             if record.name == record_name and record.type == record_type:
                 return record
         raise NotFound(f"no {record_type} record {record_name!r} in zone {zone_name}")
 
     async def set_record(self, zone: str, record: Record) -> Record:
-        zone_name = _zone_name(zone)
-        wanted = _check(record)
+        zone_name = parse_zone_name(zone)
+        wanted = check_record(record)
 
         def write() -> None:
             with self._writes:
@@ -242,8 +242,11 @@ class LibcloudDNS:
         return await self.get_record(zone_name, wanted.name, RecordType(wanted.type))
 
     async def delete_record(self, zone: str, name: str, type: RecordType) -> None:
-        zone_name, record_name = _zone_name(zone), _record_name(name)
-        record_type = RecordType(type)
+        zone_name, record_name = parse_zone_name(zone), parse_record_name(name)
+        try:
+            record_type = RecordType(type)
+        except ValueError:
+            raise InvalidRecord(f"record type {type!r} is not supported") from None
 
         def delete() -> None:
             with self._writes:
@@ -254,7 +257,7 @@ class LibcloudDNS:
             found = self._find_zone(zone_name)
             if self._rrsets:
                 change = {
-                    "name": _absolute(record_name, zone_name),
+                    "name": absolute_name(record_name, zone_name),
                     "type": record_type.value,
                     "changetype": "DELETE",
                 }
@@ -267,15 +270,18 @@ class LibcloudDNS:
         await self._run("delete_record", delete)
 
     async def export_zone(self, zone: str) -> str:
-        zone_name = _zone_name(zone)
+        zone_name = parse_zone_name(zone)
         rrsets = await self._run("export_zone", lambda: self._read(zone_name)[1])
-        return _bind(zone_name, rrsets)
+        return render_bind(zone_name, rrsets)
 
     async def close(self) -> None:
         with self._drivers_lock:
             drivers, self._drivers = self._drivers, []
+            self._generation += 1
         for driver in drivers:
-            session = getattr(getattr(driver.connection, "connection", None), "session", None)
+            # Some drivers (libcloud's dummy) have no connection at all.
+            connection = getattr(driver, "connection", None)
+            session = getattr(getattr(connection, "connection", None), "session", None)
             close = getattr(session, "close", None)
             if close is not None:
                 with contextlib.suppress(Exception):
@@ -285,6 +291,8 @@ class LibcloudDNS:
 
     def _driver(self) -> DNSDriver:
         driver: DNSDriver | None = getattr(self._local, "driver", None)
+        if getattr(self._local, "generation", None) != self._generation:
+            driver = None  # made before close(): its session is closed and no longer tracked
         if driver is None:
             options = self.options
             kwargs: dict[str, Any] = dict(options.extra)
@@ -293,15 +301,16 @@ class LibcloudDNS:
             for name in ("host", "port", "secure"):
                 if getattr(options, name) is not None:
                     kwargs[name] = getattr(options, name)
-            key = options.key.get_secret_value() if options.key is not None else None
             try:
-                make: Any = self._driver_class  # its first argument is typed str, not str | None
-                driver = make(key, timeout=options.timeout, **kwargs)
+                driver = self._driver_class(
+                    options.key.get_secret_value(), timeout=options.timeout, **kwargs
+                )
             except TypeError as exc:
                 raise ConfigurationError(
                     f"libcloud DNS driver {options.driver!r} does not take these options: {exc}"
                 ) from None
             self._local.driver = driver
+            self._local.generation = self._generation
             with self._drivers_lock:
                 self._drivers.append(driver)
         return driver
@@ -318,7 +327,7 @@ class LibcloudDNS:
                     raise NotFound(f"no zone {zone_name}") from None
                 raise
         for zone in driver.list_zones():
-            if _zone_name(zone.domain) == zone_name:
+            if parse_zone_name(zone.domain) == zone_name:
                 return zone
         raise NotFound(f"no zone {zone_name}")
 
@@ -328,23 +337,23 @@ class LibcloudDNS:
             for key, value in (zone.extra or {}).items()
             if isinstance(value, str | int | bool | None)
         }
-        return Zone(id=str(zone.id), name=_zone_name(zone.domain), ttl=zone.ttl, extra=extra)
+        return Zone(id=str(zone.id), name=parse_zone_name(zone.domain), ttl=zone.ttl, extra=extra)
 
-    def _read(self, zone_name: str) -> tuple[LibcloudZone, list[_RRset]]:
+    def _read(self, zone_name: str) -> tuple[LibcloudZone, list[RRset]]:
         """The zone and its RRsets, sorted by name and type."""
         driver = self._driver()
         zone = self._find_zone(zone_name)
         raws = driver.list_records(zone)
         grouped: dict[tuple[str, str], tuple[int, list[str]]] = {}
         for raw in raws:
-            name = _relative(raw.name, zone_name)
+            name = relative_name(raw.name, zone_name)
             rdtype = str(raw.type).upper()
             value = raw.data if self._rrsets else _zone_file_value(raw)
             ttl = raw.ttl if raw.ttl is not None else (raw.extra or {}).get("ttl")
             entry = grouped.setdefault((name, rdtype), (int(ttl or zone.ttl or 3600), []))
             entry[1].append(value)
         return zone, [
-            _RRset(name, rdtype, ttl, tuple(values))
+            RRset(name, rdtype, ttl, tuple(values))
             for (name, rdtype), (ttl, values) in sorted(grouped.items(), key=_order)
         ]
 
@@ -367,11 +376,11 @@ class LibcloudDNS:
                 ) from None
             raise
 
-    def _replace_rrset(self, zone_name: str, record: _RRset) -> None:
+    def _replace_rrset(self, zone_name: str, record: RRset) -> None:
         driver = self._driver()
         zone = self._find_zone(zone_name)
         change = {
-            "name": _absolute(record.name, zone_name),
+            "name": absolute_name(record.name, zone_name),
             "type": record.type,
             "ttl": record.ttl,
             "changetype": "REPLACE",
@@ -390,10 +399,10 @@ class LibcloudDNS:
         return [
             raw
             for raw in driver.list_records(zone)
-            if _relative(raw.name, zone_name) == name and str(raw.type).upper() == rdtype.value
+            if relative_name(raw.name, zone_name) == name and str(raw.type).upper() == rdtype.value
         ]
 
-    def _replace_values(self, zone_name: str, record: _RRset) -> None:
+    def _replace_values(self, zone_name: str, record: RRset) -> None:
         """Make a per-value vendor's values of (name, type) `record`'s: values kept stay (their
         TTL updated), the rest are updated in place, created, then deleted, in that order."""
         driver = self._driver()
@@ -420,7 +429,7 @@ class LibcloudDNS:
             with contextlib.suppress(RecordDoesNotExistError):
                 driver.delete_record(raw)
 
-    def _update(self, driver: DNSDriver, raw: LibcloudRecord, record: _RRset, value: str) -> None:
+    def _update(self, driver: DNSDriver, raw: LibcloudRecord, record: RRset, value: str) -> None:
         data, extra = _driver_value(RecordType(record.type), value, record.ttl)
         libcloud_type: Any = record.type  # libcloud's RecordType constants are strings
         driver.update_record(raw, _driver_name(record.name), libcloud_type, data, extra)
@@ -467,60 +476,6 @@ def _http_error(operation: str, code: int) -> ProviderError:
 # -- names and values --------------------------------------------------------------------
 
 
-def _zone_name(name: str) -> str:
-    """`name` as a zone name of the interface (lower case, no trailing dot); InvalidRecord
-    when it is not a domain name."""
-    text = str(name).strip().lower().removesuffix(".")
-    try:
-        parsed = dns.name.from_text(text)
-    except dns.exception.DNSException as exc:
-        raise InvalidRecord(f"zone name {name!r} is not a domain name: {exc}") from None
-    if len(parsed) < 3 or "@" in text or " " in text:  # two labels and the root at least
-        raise InvalidRecord(f"zone name {name!r} is not a domain name")
-    return text
-
-
-def _record_name(name: str) -> str:
-    """`name` as a record name of the interface: relative, lower case, `@` for the apex."""
-    text = str(name).strip().lower()
-    if text in ("", "@"):
-        return "@"
-    if text.endswith("."):
-        raise InvalidRecord(f"record name {name!r} must be relative to its zone (no final dot)")
-    try:
-        dns.name.from_text(text, origin=None)
-    except dns.exception.DNSException as exc:
-        raise InvalidRecord(f"record name {name!r} is not a DNS name: {exc}") from None
-    if "@" in text or " " in text or ".." in text:
-        raise InvalidRecord(f"record name {name!r} is not a DNS name")
-    return text
-
-
-def _host(value: str) -> str:
-    """A host name value (CNAME, NS targets, name servers): absolute, no final dot."""
-    text = str(value).strip().lower().removesuffix(".")
-    try:
-        dns.name.from_text(text)
-    except dns.exception.DNSException as exc:
-        raise ValueError(f"{value!r} is not a host name: {exc}") from None
-    if not text or " " in text or "@" in text:
-        raise ValueError(f"{value!r} is not a host name")
-    return text
-
-
-def _absolute(name: str, zone_name: str) -> str:
-    return f"{zone_name}." if name == "@" else f"{name}.{zone_name}."
-
-
-def _relative(name: str | None, zone_name: str) -> str:
-    """A vendor's record name (absolute or relative, with or without the dot, `""`, `None`
-    or `@` for the apex) as the interface's relative one."""
-    text = (name or "").strip().lower().removesuffix(".")
-    if text in ("", "@", zone_name):
-        return "@"
-    return text.removesuffix("." + zone_name)
-
-
 def _driver_name(name: str) -> str:
     """The record name libcloud's per-value drivers take: relative, `""` for the apex."""
     return "" if name == "@" else name
@@ -532,69 +487,6 @@ def _order(item: tuple[tuple[str, str], Any]) -> tuple[int, str, int, str]:
     return (0 if name == "@" else 1, name, 0 if rdtype == "SOA" else 1, rdtype)
 
 
-def _check(record: Record) -> _RRset:
-    """`record` checked and in zone-file form; InvalidRecord naming what is wrong."""
-    try:
-        rdtype = RecordType(record.type)
-    except ValueError:
-        raise InvalidRecord(f"record type {record.type!r} is not supported") from None
-    name = _record_name(record.name)
-    if rdtype not in _WRITABLE:
-        raise InvalidRecord(f"{rdtype} records are the vendor's to write")
-    if not 1 <= record.ttl <= 2_147_483_647:
-        raise InvalidRecord(f"TTL {record.ttl} is out of range")
-    if isinstance(record.values, str) or not record.values:
-        raise InvalidRecord(f"{rdtype} record {name!r} needs one or more values (a tuple)")
-    if rdtype is RecordType.CNAME and (len(record.values) != 1 or name == "@"):
-        raise InvalidRecord("a CNAME has exactly one value, and never at the apex")
-    values: list[str] = []
-    for value in record.values:
-        text = _zone_file(rdtype, value)
-        if text not in values:
-            values.append(text)
-    return _RRset(name, rdtype.value, record.ttl, tuple(values))
-
-
-def _zone_file(rdtype: RecordType, value: str) -> str:
-    """An interface value as its canonical zone-file text (absolute names)."""
-    if not isinstance(value, str):
-        raise InvalidRecord(f"{rdtype} value {value!r} is not a string")
-    if rdtype is RecordType.TXT:
-        data = value.encode()
-        chunks = [data[start : start + 255] for start in range(0, len(data), 255)] or [b""]
-        return str(dns.rdtypes.ANY.TXT.TXT(_IN, dns.rdatatype.TXT, chunks).to_text())
-    text = value.strip()
-    if rdtype in _HOST_VALUES or rdtype in (RecordType.MX, RecordType.SRV):
-        # Host names are absolute: the last field gets its dot.
-        head, _, host = text.rpartition(" ")
-        text = f"{head} {host.removesuffix('.')}.".strip()
-    try:
-        rdata = dns.rdata.from_text(_IN, rdtype.value, text, origin=dns.name.root, relativize=False)
-    except (dns.exception.DNSException, ValueError) as exc:
-        raise InvalidRecord(f"{rdtype} value {value!r} is not valid: {exc}") from None
-    return str(rdata.to_text())
-
-
-def _interface_value(rdtype: RecordType, text: str) -> str:
-    """A zone-file value as the interface's (no final dots, TXT unquoted)."""
-    rdata = dns.rdata.from_text(_IN, rdtype.value, text, origin=dns.name.root, relativize=False)
-    if rdtype is RecordType.TXT:
-        strings: Sequence[bytes] = rdata.strings  # type: ignore[attr-defined]
-        return b"".join(strings).decode(errors="replace")
-    if rdtype is RecordType.SOA:
-        return str(rdata.to_text())
-    rendered = str(rdata.to_text())
-    if rdtype in _HOST_VALUES or rdtype in (RecordType.MX, RecordType.SRV):
-        return rendered.removesuffix(".")
-    return rendered
-
-
-def _record(rrset: _RRset) -> Record:
-    rdtype = RecordType(rrset.type)
-    values = sorted({_interface_value(rdtype, value) for value in rrset.values})
-    return Record(name=rrset.name, type=rdtype, values=tuple(values), ttl=rrset.ttl)
-
-
 def _zone_file_value(raw: LibcloudRecord) -> str:
     """A per-value driver's record data (MX priority in `extra`, TXT unquoted, host names
     maybe without their dot) in zone-file form; unknown types pass as they are."""
@@ -604,40 +496,16 @@ def _zone_file_value(raw: LibcloudRecord) -> str:
         data = f"{raw.extra['priority']} {data}"
     if rdtype in RecordType.__members__ and rdtype != "SOA":
         with contextlib.suppress(InvalidRecord):
-            return _zone_file(RecordType(rdtype), data)
+            return to_zone_file(RecordType(rdtype), data)
     return data
 
 
 def _driver_value(rdtype: RecordType, value: str, ttl: int) -> tuple[str, dict[str, Any]]:
     """A zone-file value as a per-value driver's data and extra."""
     extra: dict[str, Any] = {"ttl": ttl}
-    interface = _interface_value(rdtype, value)
+    interface = to_interface_value(rdtype, value)
     if rdtype is RecordType.MX:
         priority, _, host = interface.partition(" ")
         extra["priority"] = int(priority)
         return host, extra
     return interface, extra
-
-
-def _bind(zone_name: str, rrsets: Iterable[_RRset]) -> str:
-    """The RRsets as an RFC 1035 master file with `$ORIGIN`, names relative to the zone."""
-    origin = dns.name.from_text(zone_name)
-    zone = dns.zone.Zone(origin, relativize=True)
-    for rrset in rrsets:
-        name = dns.name.empty if rrset.name == "@" else dns.name.from_text(rrset.name, None)
-        try:
-            rdtype = dns.rdatatype.from_text(rrset.type)
-            rdataset = zone.find_rdataset(name, rdtype, create=True)
-            for value in rrset.values:
-                rdataset.add(
-                    dns.rdata.from_text(
-                        _IN, rdtype, value, origin=dns.name.root, relativize_to=origin
-                    )
-                )
-        except (dns.exception.DNSException, ValueError) as exc:
-            raise ProviderError(
-                f"export_zone: {rrset.type} {rrset.name!r} cannot be written: {exc}"
-            ) from None
-        rdataset.ttl = rrset.ttl
-    body = zone.to_text(sorted=True, relativize=True, want_origin=True)
-    return str(body)

@@ -81,6 +81,9 @@ async def test_zone_lifecycle_is_idempotent(dns_harness: Harness) -> None:
     with pytest.raises(NotFound):
         await provider.get_zone(name)
     assert name not in [zone.name for zone in await provider.list_zones()]
+    # Closed, it opens new connections when used again.
+    await provider.close()
+    assert (await provider.create_zone(name)).name == name
 
 
 async def test_set_record_creates_then_replaces_values_and_ttl(dns_harness: Harness) -> None:
@@ -299,7 +302,8 @@ async def test_closed_port_is_unavailable(powerdns: PowerDNS) -> None:
 @pytest.mark.parametrize(
     ("options", "named"),
     [
-        ({"driver": "no-such-dns"}, "driver"),
+        ({"driver": "no-such-dns", "key": "k"}, "driver"),
+        ({"driver": "powerdns"}, "key"),
         ({"driver": "powerdns", "api_version": "v1"}, "api_version"),
         ({"driver": "powerdns", "extra": {"key": "x"}}, "extra"),
         ({"driver": "powerdns", "nameservers": ["not a host"]}, "nameservers"),

@@ -105,8 +105,8 @@ def test_user_data_installs_and_enables_the_role(
     assert "python3-venv" in document["packages"]
     assert any(user != "default" and user["name"] == "holdfast" for user in document["users"])
     commands = document["runcmd"]
-    assert ["/opt/holdfast/.venv/bin/pip", "install", "--quiet", "--disable-pip-version-check",
-            "holdfast==0.1.0"] in commands  # fmt: skip
+    pip = ["/opt/holdfast/.venv/bin/pip", "install", "--quiet", "--disable-pip-version-check"]
+    assert [*pip, "holdfast==0.1.0"] in commands
     assert commands[-1] == ["systemctl", "enable", "--now", UNITS[role]]
     unit = written(document, f"/etc/systemd/system/{UNITS[role]}")
     assert "/opt/holdfast/.venv/bin/holdfast" in unit["content"]

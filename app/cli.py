@@ -1,6 +1,6 @@
 """The `holdfast` command: serve, worker, migrate, users create-admin, seed, timelines
 rebuild/trim, jobs status/retry-dead, storage migrate/verify/orphans/status, payments
-sync/reconcile/migrate/report."""
+sync/reconcile/migrate/report, fleet plan/apply/status, dns export."""
 
 from __future__ import annotations
 
@@ -907,7 +907,8 @@ def main() -> None:
     cli()
 
 
-# -- fleet: the machines the service runs on (app/hosting/fleet.py) ----------------------------
+# --- fleet (app/hosting/fleet.py) --------------------------------------------------------
+
 
 fleet_cli = typer.Typer(
     help="The fleet of machines at a compute configuration: plan, apply, status."
@@ -981,6 +982,7 @@ def fleet_apply(
     destroy surplus ones; never a node without our tags), then record every node in the
     database. Idempotent: run it again after an interruption."""
     from app.hosting import fleet
+    from providers.errors import ProviderError
 
     settings = _settings()
     name = _compute_name(settings, compute)
@@ -992,9 +994,16 @@ def fleet_apply(
             typer.echo(planned.render())
             if planned.changes and not yes and not typer.confirm("Apply these changes?"):
                 raise typer.Exit(1)
-            done = await fleet.apply(settings, name, provider) if planned.changes else planned
+            failed: ProviderError | None = None
+            try:
+                done = await fleet.apply(settings, name, provider, planned=planned)
+            except ProviderError as exc:
+                # What was created before the failure is recorded all the same.
+                failed, done = exc, planned
             async with _database(settings, role="fleet apply"):
                 rows = await fleet.record(name, provider, settings.fleet.name)
+            if failed is not None:
+                raise failed
             return done, [f"{row.name} {row.external_id} {row.state}" for row in rows]
         finally:
             await provider.close()

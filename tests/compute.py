@@ -70,7 +70,7 @@ class ComputeHarness:
     async def foreign_node(self, tags: dict[str, str] | None = None) -> str:
         """A node made around our provider (untagged unless `tags`): its id."""
         if self.moto is None:
-            driver: Any = self.provider._driver
+            driver: Any = self.provider._driver()
             node = await anyio.to_thread.run_sync(
                 lambda: driver.create_node(name="foreign", size=None, image=None)
             )
@@ -93,7 +93,8 @@ class ComputeHarness:
     async def user_data(self, node_id: str) -> str | None:
         """The user-data the backend holds for a node."""
         if self.moto is None:
-            node = await self.provider.get_node(node_id)
+            driver: Any = self.provider._driver()
+            (node,) = [node for node in driver.nl if node.id == node_id]
             value = node.extra.get("holdfast_user_data")
             return None if value is None else str(value)
         client = self.boto3()

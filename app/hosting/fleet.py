@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import httpx
 
-from app.hosting.userdata import render_user_data
+from app.hosting.userdata import UserDataError, render_user_data
 from app.models import FleetNode
 from app.settings import ROLES, ComputeProviderSettings, Role, Settings
 from providers import registry
@@ -51,9 +51,9 @@ class FleetNotHealthy(FleetError):
 
 @dataclass(frozen=True)
 class FleetPlan:
-    """What `apply` does at one compute configuration: nodes to create, ours to destroy
-    (surplus slots first, highest index first; and nodes broken or duplicated), and ours
-    kept as they are."""
+    """What `apply` does at one compute configuration: nodes to create; ours to destroy
+    (surplus, broken, duplicated or slotless nodes, the highest slot index first), each
+    with its reason; and ours kept as they are."""
 
     compute: str
     create: tuple[NodeSpec, ...]
@@ -73,8 +73,8 @@ class FleetPlan:
             f"destroy, {len(self.keep)} unchanged"
         ]
         for spec in self.create:
-            where = f" in {spec.location}" if spec.location else ""
-            lines.append(f"  + {spec.name}  {spec.size} {spec.image}{where}")
+            where = f", in {spec.location}" if spec.location else ""
+            lines.append(f"  + {spec.name}  size {spec.size}, image {spec.image}{where}")
         for node in self.destroy:
             reason = self.reasons.get(node.id, "")
             lines.append(f"  - {node.name}  {node.id} {node.state.value}  ({reason})")
@@ -123,6 +123,13 @@ async def plan(settings: Settings, compute: str, provider: ComputeProvider) -> F
     desired, or with role or index tags we do not understand are surplus and destroyed.
     A node's size or image changed in the settings applies to nodes created from then on."""
     config = compute_settings(settings, compute)
+    if not config.roles:
+        # Converging to no roles would destroy the whole fleet: that takes `destroy_all`,
+        # never a configuration whose roles were left out or lost.
+        raise FleetError(
+            f"compute.providers.{compute}.roles is empty: no fleet to plan (removing a "
+            "fleet is destroy_all's)"
+        )
     name = settings.fleet.name
     ours = await provider.list_nodes(fleet_tags(name, compute))
     slots: dict[tuple[str, int], list[Node]] = {}
@@ -159,13 +166,17 @@ async def plan(settings: Settings, compute: str, provider: ComputeProvider) -> F
                 keep.append(live[0])
                 continue
             tags = {**fleet_tags(name, compute), TAG_ROLE: role, TAG_INDEX: str(index)}
+            try:
+                user_data = render_user_data(settings, compute, role)
+            except UserDataError as exc:
+                raise FleetError(str(exc)) from exc
             create.append(
                 NodeSpec(
                     name=node_name(name, compute, role, index),
                     size=spec.size,
                     image=spec.image,
                     location=spec.location,
-                    user_data=render_user_data(settings, compute, role),
+                    user_data=user_data,
                     tags=tags,
                 )
             )
@@ -183,13 +194,22 @@ async def plan(settings: Settings, compute: str, provider: ComputeProvider) -> F
     )
 
 
-async def apply(settings: Settings, compute: str, provider: ComputeProvider) -> FleetPlan:
+async def apply(
+    settings: Settings,
+    compute: str,
+    provider: ComputeProvider,
+    *,
+    planned: FleetPlan | None = None,
+) -> FleetPlan:
     """Converge the fleet at `compute` to its settings and return what was done (no
-    database needed). Nodes are created before any is destroyed, so a replaced node's
-    successor exists first. Idempotent: a second run plans no change, and a run stopped
-    part-way (or failing on a vendor error, which propagates) is finished by the next one,
-    as every node is tagged with its slot when it is created."""
-    done = await plan(settings, compute, provider)
+    database needed): `planned` when given (the plan an operator approved), else a plan
+    made now. Nodes are created before any is destroyed, so a replaced node's successor
+    exists first. Idempotent: a second run plans no change, and a run stopped part-way (or
+    failing on a vendor error, which propagates) is finished by the next one, as every node
+    is tagged with its slot when it is created."""
+    if planned is not None and planned.compute != compute:
+        raise FleetError(f"the plan is for compute {planned.compute}, not {compute}")
+    done = planned or await plan(settings, compute, provider)
     for spec in done.create:
         await provider.create_node(spec)
     for node in done.destroy:

@@ -78,8 +78,9 @@ class NodeSpec:
     size: str
     image: str
     location: str | None = None
-    user_data: str | None = None
-    """cloud-init user-data (a `#cloud-config` document), run once at first boot."""
+    user_data: str | None = field(default=None, repr=False)
+    """cloud-init user-data (a `#cloud-config` document), run once at first boot. It may
+    carry credentials (the database URL the node uses): kept out of `repr`, so out of logs."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -115,23 +115,17 @@ class LibcloudCompute:
         @field_validator("driver")
         @classmethod
         def _known_driver(cls, value: str) -> str:
-            return _provider_value(value)
+            # Checked with the settings, before anything runs: a driver we cannot tag for
+            # would leave us unable to tell our nodes from others.
+            value = _provider_value(value)
+            _driver_class(value)
+            return value
 
     def __init__(self, options: LibcloudCompute.Options) -> None:
         self.options = options
-        try:
-            driver_class: type[NodeDriver] = get_driver(options.driver)
-        except (AttributeError, ImportError, LibcloudError) as exc:
-            raise ConfigurationError(
-                f"libcloud compute driver {options.driver!r} cannot be loaded: {type(exc).__name__}"
-            ) from None
-        self._style = _tag_style(driver_class)
-        if self._style is None:
-            raise ConfigurationError(
-                f"libcloud compute driver {options.driver!r}: no known way to tag its nodes, "
-                "so ours could not be told apart (a provider package can add this vendor)"
-            )
-        self._driver = _build_driver(driver_class, options)
+        self._driver_class, self._style = _driver_class(options.driver)
+        self._ec2 = issubclass(self._driver_class, BaseEC2NodeDriver)
+        self._instance: NodeDriver | None = None
         self._calls = anyio.CapacityLimiter(1)
 
     # -- the interface ------------------------------------------------------------------
@@ -139,7 +133,7 @@ class LibcloudCompute:
     async def list_sizes(self, location: str | None = None) -> list[base.NodeSize]:
         def sizes() -> list[base.NodeSize]:
             where = None if location is None else self._location(location)
-            return [_size(size) for size in self._driver.list_sizes(location=where)]
+            return [_size(size) for size in self._driver().list_sizes(location=where)]
 
         return await self._run("list sizes", sizes)
 
@@ -149,14 +143,14 @@ class LibcloudCompute:
 
         def images() -> list[base.NodeImage]:
             if ids is None:
-                return [_image(image) for image in self._driver.list_images()]
+                return [_image(image) for image in self._driver().list_images()]
             return [_image(image) for image in self._images(ids)]
 
         return await self._run("list images", images)
 
     async def list_locations(self) -> list[base.NodeLocation]:
         def locations() -> list[base.NodeLocation]:
-            return [_location(location) for location in self._driver.list_locations()]
+            return [_location(location) for location in self._driver().list_locations()]
 
         return await self._run("list locations", locations)
 
@@ -167,7 +161,6 @@ class LibcloudCompute:
             found = self._images([spec.image])
             if not found:
                 raise NotFound(f"no image {spec.image!r}")
-            assert self._style is not None
             node = self._style.create(self, spec, size, found[0], location)
             return self._node(node)
 
@@ -193,7 +186,7 @@ class LibcloudCompute:
 
     async def reboot_node(self, node_id: str) -> None:
         def reboot() -> None:
-            self._driver.reboot_node(self._find(node_id))
+            self._driver().reboot_node(self._find(node_id))
 
         await self._run("reboot node", reboot)
 
@@ -204,7 +197,7 @@ class LibcloudCompute:
             except NotFound:
                 return
             try:
-                self._driver.destroy_node(node)
+                self._driver().destroy_node(node)
             except BaseHTTPError as exc:
                 # Gone between the look-up and the destroy: what was asked for is done.
                 if not _is_not_found(exc):
@@ -213,55 +206,65 @@ class LibcloudCompute:
         await self._run("destroy node", destroy)
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(_close_driver, self._driver, limiter=self._calls)
+        if self._instance is not None:
+            await anyio.to_thread.run_sync(_close_driver, self._instance, limiter=self._calls)
+
+    def _driver(self) -> NodeDriver:
+        """The driver, made on first use in a worker thread (under the one-call limiter):
+        some drivers reach their vendor as they are made (GCE fetches a token)."""
+        if self._instance is None:
+            self._instance = _build_driver(self._driver_class, self.options)
+        return self._instance
 
     # -- in the worker thread -----------------------------------------------------------
 
     def _list_raw(self, tags: Mapping[str, str]) -> list[LibcloudNode]:
-        if isinstance(self._driver, BaseEC2NodeDriver) and tags:
+        if self._ec2 and tags:
             # Filtered by the vendor (and again by us): an account may hold many machines.
             filters = {f"tag:{key}": value for key, value in tags.items()}
-            ec2: Any = self._driver  # its type comments are wrong (`str` for a dict)
+            ec2: Any = self._driver()  # its type comments are wrong (`str` for a dict)
             return list(ec2.list_nodes(ex_filters=filters))
-        return list(self._driver.list_nodes())
+        if self._style.name == "gce":
+            gce: Any = self._driver()  # its default lists the driver's own zone only
+            return list(gce.list_nodes(ex_zone="all"))
+        return list(self._driver().list_nodes())
 
     def _find(self, node_id: str) -> LibcloudNode:
         """The vendor's node `node_id`, not terminated; NotFound otherwise."""
-        if isinstance(self._driver, BaseEC2NodeDriver):
+        if self._ec2:
             # A filter, not InstanceId: an unknown id is an empty answer, not an error to
             # tell apart from others by its message.
-            ec2: Any = self._driver
+            ec2: Any = self._driver()
             candidates: list[LibcloudNode] = ec2.list_nodes(ex_filters={"instance-id": node_id})
         else:
-            candidates = self._driver.list_nodes()
+            candidates = self._list_raw({})
         for node in candidates:
             if str(node.id) == node_id and _state(node) is not base.NodeState.TERMINATED:
                 return node
         raise NotFound(f"no node {node_id!r}")
 
     def _location(self, location_id: str) -> NodeLocation:
-        for location in self._driver.list_locations():
+        for location in self._driver().list_locations():
             if _location_id(location) == location_id:
                 return location
         raise NotFound(f"no location {location_id!r}")
 
     def _size(self, size_id: str, location: NodeLocation | None) -> NodeSize:
-        for size in self._driver.list_sizes(location=location):
+        for size in self._driver().list_sizes(location=location):
             if str(size.id) == size_id:
                 return size
         raise NotFound(f"no size {size_id!r}")
 
     def _images(self, ids: list[str]) -> list[NodeImage]:
-        if isinstance(self._driver, BaseEC2NodeDriver):
+        if self._ec2:
             # Filtered by the vendor (listing every public image takes long), by a filter
             # rather than ImageId, which fails the whole call for one unknown id.
-            ec2: Any = self._driver
+            ec2: Any = self._driver()
             return list(ec2.list_images(ex_filters={"image-id": ids}))
         wanted = set(ids)
-        return [image for image in self._driver.list_images() if str(image.id) in wanted]
+        return [image for image in self._driver().list_images() if str(image.id) in wanted]
 
     def _node(self, node: LibcloudNode) -> base.Node:
-        assert self._style is not None
         extra = node.extra or {}
         size = extra.get("instance_type") or extra.get("size_slug") or extra.get("flavorId")
         if size is None and node.size is not None:
@@ -274,6 +277,7 @@ class LibcloudCompute:
             or extra.get("zone_name")
             or extra.get("region")
             or extra.get("availability_zone")
+            or extra.get("zone")
             or extra.get(_DUMMY_LOCATION)
         )
         if location is not None and not isinstance(location, str):
@@ -319,7 +323,8 @@ class LibcloudCompute:
 _DUMMY_TAGS = "holdfast_tags"
 _DUMMY_LOCATION = "holdfast_location"
 _DUMMY_USER_DATA = "holdfast_user_data"
-_EXTRA_KEPT = ("status", "dns_name", "launch_time", "created_at", _DUMMY_USER_DATA)
+_EXTRA_KEPT = ("status", "dns_name", "launch_time", "created_at")
+"""Vendor detail kept in `Node.extra` (for logs: never user-data, which carries credentials)."""
 
 
 @dataclass(frozen=True)
@@ -338,7 +343,7 @@ class _TagStyle:
         image: NodeImage,
         location: NodeLocation | None,
     ) -> LibcloudNode:
-        driver = provider._driver
+        driver = provider._driver()
         if isinstance(driver, DummyNodeDriver):
             return _create_dummy(driver, spec, size, image, location)
         arguments: dict[str, Any] = dict(provider.options.create_options)
@@ -418,6 +423,24 @@ _STYLES: dict[str, _TagStyle] = {
     ),
     Provider.DUMMY.value: _TagStyle("dummy", lambda spec: {}, _mapping_tags(_DUMMY_TAGS)),
 }
+
+
+def _driver_class(value: str) -> tuple[type[NodeDriver], _TagStyle]:
+    """The driver class of Provider `value` and how its nodes are tagged; ValueError (a
+    ConfigurationError once through the registry) when it cannot be loaded or tagged."""
+    try:
+        driver_class: type[NodeDriver] = get_driver(value)
+    except (AttributeError, ImportError, LibcloudError) as exc:
+        raise ValueError(
+            f"libcloud compute driver {value!r} cannot be loaded: {type(exc).__name__}"
+        ) from None
+    style = _tag_style(driver_class)
+    if style is None:
+        raise ValueError(
+            f"libcloud compute driver {value!r}: no known way to tag its nodes, so ours "
+            "could not be told apart (a provider package can add this vendor)"
+        )
+    return driver_class, style
 
 
 def _tag_style(driver_class: type[NodeDriver]) -> _TagStyle | None:

@@ -188,9 +188,14 @@ async def list_backups(settings: Settings, storage: StorageProvider) -> list[Bac
             continue
         manifest_key = f"{settings.backup.prefix}{backup_id}/{MANIFEST}"
         try:
-            backups.append(_parse_manifest(await _read(storage, manifest_key)))
-        except (ValueError, KeyError, TypeError) as exc:
+            backup = _parse_manifest(await _read(storage, manifest_key))
+            # A manifest speaks only for the dump beside it.
+            if backup.id != backup_id or backup.manifest_key != manifest_key:
+                raise ValueError(f"it describes {backup.key}")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("ignoring backup %s: unreadable manifest (%s)", backup_id, exc)
+            continue
+        backups.append(backup)
     backups.sort(key=lambda backup: (backup.created_at, backup.id), reverse=True)
     return backups
 
@@ -352,6 +357,8 @@ def _parse_manifest(data: bytes) -> BackupInfo:
     raw = json.loads(data)
     if raw.get("format") != _FORMAT:
         raise ValueError(f"manifest format {raw.get('format')!r}, not {_FORMAT}")
+    if raw.get("engine") not in _DUMP_NAMES:
+        raise ValueError(f"unknown engine {raw.get('engine')!r}")
     created_at = datetime.fromisoformat(raw["created_at"])
     if created_at.tzinfo is None:
         raise ValueError("created_at has no time zone")

@@ -83,7 +83,10 @@ def engine_of(url: str) -> Engine:
 
 
 def sqlite_path(url: str) -> Path:
-    """The file of a `sqlite://PATH` URL."""
+    """The file of a `sqlite://PATH` URL (and a SQLite library that can check its tables:
+    an older one ignores `PRAGMA table_list`, and would find no table to check)."""
+    if sqlite3.sqlite_version_info < (3, 37):
+        raise BackupError(f"SQLite {sqlite3.sqlite_version} is too old for backups (3.37+)")
     path = url.removeprefix("sqlite://").partition("?")[0]
     if not path or path == ":memory:":
         raise BackupError("an in-memory SQLite database cannot be backed up or restored")
@@ -366,7 +369,12 @@ async def _restore_postgres(
             f"pg_restore failed (exit {process.returncode}; nothing was restored): "
             f"{message[-_STDERR_LIMIT:]}"
         )
-    compare(expected, await verify_postgres(target))
+    try:
+        compare(expected, await verify_postgres(target))
+    except BackupError as exc:
+        raise BackupError(
+            f"{exc} (the restored database {target.display} is not the backup's: drop it)"
+        ) from None
 
 
 async def _clear_postgres(conn: asyncpg.Connection, target: PostgresTarget) -> None:

@@ -65,7 +65,8 @@ class StorageLease(Model):
     until `expires_at` (renewed while it runs; a killed holder's lease simply runs out):
     `holdfast storage migrate` and `holdfast storage orphans --delete` share the lease
     `storage`, so two moves never copy (and discard) the same objects, and no orphan is
-    deleted while a move may be switching its row."""
+    deleted while a move may be switching its row. Other singletons use the same table under
+    their own name: `scheduler`, the one scheduler process of a fleet."""
 
     name = fields.CharField(max_length=32, primary_key=True)
     holder = fields.CharField(max_length=200)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.changes import Changes
+from app.hosting.schedule import BackupJob
 from app.jobs import JobQueue
 from app.payments import Payments
 from app.pubsub import PubSub, pubsub_from_url
@@ -64,6 +65,7 @@ class Services:
         jobs.register_staged(DELETE_OBJECTS, purger.delete_objects)
         jobs.register(EXPIRE_MEDIA, purger.expire)
         billing.ledger.register(jobs)
+        BackupJob(settings).register(jobs)
         return cls(
             settings=settings,
             limiter=limiter,

@@ -47,7 +47,8 @@ class LeaseLost(Exception):
 class Lease:
     """A held lease: `check()` before every step that must not run beside another holder."""
 
-    def __init__(self, holder: str, seconds: float) -> None:
+    def __init__(self, holder: str, seconds: float, *, name: str = NAME) -> None:
+        self.name = name
         self.holder = holder
         self.seconds = seconds
         self._until = 0.0  # time.monotonic() at which the lease ends unless renewed
@@ -66,29 +67,29 @@ class Lease:
     def check(self) -> None:
         if not self.held:
             raise LeaseLost(
-                "the storage lease ran out before it was renewed (was this process paused, or "
-                "the database unreachable?); another run may have taken over"
+                f"the {self.name} lease ran out before it was renewed (was this process paused, "
+                "or the database unreachable?); another run may have taken over"
             )
 
     async def acquire(self) -> None:
         started = time.monotonic()
         now = datetime.now(UTC)
         until = now + timedelta(seconds=self.seconds)
-        if not await StorageLease.exists(name=NAME):
+        if not await StorageLease.exists(name=self.name):
             try:
-                await StorageLease.create(name=NAME, holder=self.holder, expires_at=until)
+                await StorageLease.create(name=self.name, holder=self.holder, expires_at=until)
             except IntegrityError:
                 pass  # another process recorded it first: it holds it unless it ran out
             else:
                 self._until = started + self.seconds
                 return
         # The UPDATE checks again: of the processes that found it run out, one takes it.
-        if await StorageLease.filter(name=NAME, expires_at__lte=now).update(
+        if await StorageLease.filter(name=self.name, expires_at__lte=now).update(
             holder=self.holder, expires_at=until
         ):
             self._until = started + self.seconds
             return
-        current = await StorageLease.get_or_none(name=NAME)
+        current = await StorageLease.get_or_none(name=self.name)
         if current is None:  # given back meanwhile
             return await self.acquire()
         raise LeaseHeld(current.holder, current.expires_at)
@@ -96,7 +97,7 @@ class Lease:
     async def renew(self) -> None:
         started = time.monotonic()
         until = datetime.now(UTC) + timedelta(seconds=self.seconds)
-        if self._lost or not await StorageLease.filter(name=NAME, holder=self.holder).update(
+        if self._lost or not await StorageLease.filter(name=self.name, holder=self.holder).update(
             expires_at=until
         ):
             self._lost = True
@@ -107,26 +108,26 @@ class Lease:
             self._lost = True  # ran out before this renewal: someone may have acted since
 
     async def release(self) -> None:
-        await StorageLease.filter(name=NAME, holder=self.holder).delete()
+        await StorageLease.filter(name=self.name, holder=self.holder).delete()
 
 
-async def holder() -> tuple[str, datetime] | None:
-    """Who holds the lease now, and until when (None: nobody)."""
-    current = await StorageLease.get_or_none(name=NAME)
+async def holder(name: str = NAME) -> tuple[str, datetime] | None:
+    """Who holds the lease `name` now, and until when (None: nobody)."""
+    current = await StorageLease.get_or_none(name=name)
     if current is None or current.expires_at <= datetime.now(UTC):
         return None
     return current.holder, current.expires_at
 
 
 @asynccontextmanager
-async def hold(seconds: float, *, role: str) -> AsyncIterator[Lease]:
-    """Hold the storage lease while inside, renewing it; LeaseHeld when another live process
-    holds it."""
+async def hold(seconds: float, *, role: str, name: str = NAME) -> AsyncIterator[Lease]:
+    """Hold the lease `name` (default: the storage lease) while inside, renewing it;
+    LeaseHeld when another live process holds it."""
     from app.nodes import process_name
 
-    lease = Lease(process_name(role), seconds)
+    lease = Lease(process_name(role), seconds, name=name)
     await lease.acquire()
-    keeper = asyncio.create_task(_keep(lease), name="holdfast-storage-lease")
+    keeper = asyncio.create_task(_keep(lease), name=f"holdfast-{name}-lease")
     try:
         yield lease
     finally:
@@ -136,7 +137,7 @@ async def hold(seconds: float, *, role: str) -> AsyncIterator[Lease]:
         try:
             await lease.release()
         except (BaseORMException, OSError):
-            log.warning("could not give back the storage lease (it runs out)", exc_info=True)
+            log.warning("could not give back the %s lease (it runs out)", name, exc_info=True)
 
 
 async def _keep(lease: Lease) -> None:
@@ -148,6 +149,6 @@ async def _keep(lease: Lease) -> None:
             await lease.renew()
             delay = every
         except Exception:
-            log.warning("could not renew the storage lease; retrying", exc_info=True)
+            log.warning("could not renew the %s lease; retrying", lease.name, exc_info=True)
             delay = min(every, _RETRY_SECONDS)
-    log.error("the storage lease was lost: this run stops")
+    log.error("the %s lease was lost: this run stops", lease.name)

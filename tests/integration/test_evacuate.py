@@ -311,7 +311,9 @@ async def _nodes_at(settings: Settings, compute: str) -> list[Node]:
         await provider.close()
 
 
-async def assert_consistent(world: World, *, old_reachable: bool = True) -> None:
+async def assert_consistent(
+    world: World, *, old_reachable: bool = True, finished: bool = True
+) -> None:
     """The state every evacuation must end in, however it was interrupted."""
     settings = world.settings
     new_nodes = await _nodes_at(settings, "new")
@@ -363,7 +365,7 @@ async def assert_consistent(world: World, *, old_reachable: bool = True) -> None
 
     state = runbook.load(world.state_path, STEPS)
     assert state is not None
-    assert state.finished
+    assert state.finished is finished
 
 
 # --- faults, one per step -------------------------------------------------------------------
@@ -474,6 +476,16 @@ async def test_a_full_run_then_a_second_one_is_a_no_op(world: World) -> None:
     assert world.state_path.read_text() == recorded
     await assert_consistent(world)
 
+    # A new run over a finished one never overwrites the data the first one restored.
+    restarted = await asyncio.to_thread(_holdfast, world, "evacuate", "--to", "new", "--restart")
+    assert restarted.returncode == 1
+    assert "(restore)" in restarted.stderr
+    assert "is not empty" in restarted.stderr
+    state = runbook.load(world.state_path, STEPS)
+    assert state is not None
+    assert state.run_id != json.loads(recorded)["run_id"]
+    await assert_consistent(world, finished=False)
+
 
 async def test_a_failing_step_exits_1_with_what_to_fix_and_the_rerun_resumes(
     world: World,
@@ -487,6 +499,16 @@ async def test_a_failing_step_exits_1_with_what_to_fix_and_the_rerun_resumes(
     assert "`holdfast evacuate --to new` resumes at dns" in stopped.stderr
     assert "[6/8] media: done" in stopped.stdout
     assert world.powerdns.api_key not in stopped.stdout + stopped.stderr
+    recorded = runbook.load(world.state_path, STEPS)
+    assert recorded is not None
+
+    planned = await asyncio.to_thread(_holdfast, world, "evacuate", "--to", "new", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert f"(resuming run {recorded.run_id})" in planned.stdout
+    assert "1. backup [done]: nothing: done (backup " in planned.stdout
+    assert "7. dns [failed]: " in planned.stdout
+    assert runbook.load(world.state_path, STEPS) == recorded  # the plan wrote nothing
+
     world.links["dns"].up()
     resumed = await asyncio.to_thread(_holdfast, world, "evacuate", "--to", "new")
     assert resumed.returncode == 0, resumed.stderr

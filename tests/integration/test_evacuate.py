@@ -606,6 +606,33 @@ async def test_the_old_vendor_gone_from_the_start(world: World) -> None:
     await assert_consistent(world, old_reachable=False)
 
 
+async def test_without_dns_or_a_storage_target_those_steps_are_skipped(world: World) -> None:
+    before = await asyncio.to_thread(world.powerdns.dig, f"www.{ZONE}")
+    world.values["dns"] = {}
+    compute = world.values["compute"]
+    new = {key: value for key, value in compute["providers"]["new"].items() if key != "storage"}
+    world.values["compute"] = {**compute, "providers": {**compute["providers"], "new": new}}
+    evacuation = world.evacuation()
+    result = await evacuate.run(evacuation)
+    steps = result.state.steps
+    assert result.state.finished
+    assert steps["media"].status is StepStatus.SKIPPED
+    assert steps["media"].detail == (
+        "compute.providers.new.storage is not set: media stay where they are (media-a)"
+    )
+    assert steps["dns"].status is StepStatus.SKIPPED
+    assert "no DNS configured" in (steps["dns"].detail or "")
+    assert await asyncio.to_thread(world.powerdns.dig, f"www.{ZONE}") == before
+    assert await _nodes_at(world.settings, "old") == []
+    assert not any("STORAGE__DEFAULT" in line for line in evacuate.next_steps(evacuation))
+    target = world.settings.model_copy(update={"database_url": world.new_url})
+    await Tortoise.init(config=tortoise_config(target))
+    try:
+        assert {o.backend for o in await StoredObject.all()} == {"media-a"}
+    finally:
+        await Tortoise.close_connections()
+
+
 async def _drop(url: str) -> None:
     target = PostgresTarget.parse(url)
     admin = await asyncpg.connect(

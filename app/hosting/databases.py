@@ -455,13 +455,17 @@ def _restore_sqlite(artifact: Path, target: Path, expected: Mapping[str, TableCh
 # Verifying
 
 
+async def table_checks(url: str) -> dict[str, TableCheck]:
+    """Every table's row count and checksum in the database at `url`, as they are now."""
+    if engine_of(url) == "postgres":
+        return await verify_postgres(PostgresTarget.parse(url))
+    return await anyio.to_thread.run_sync(_sqlite_tables_of, sqlite_path(url))
+
+
 async def verify(url: str, expected: Mapping[str, TableCheck]) -> dict[str, TableCheck]:
     """The database's tables, checked against `expected` (BackupError naming the first that
     differs)."""
-    if engine_of(url) == "postgres":
-        actual = await verify_postgres(PostgresTarget.parse(url))
-    else:
-        actual = await anyio.to_thread.run_sync(_sqlite_tables_of, sqlite_path(url))
+    actual = await table_checks(url)
     compare(expected, actual)
     return actual
 

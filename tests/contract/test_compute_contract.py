@@ -11,8 +11,8 @@ import pytest
 
 from providers import registry
 from providers.compute.base import ComputeProvider, NodeSpec, NodeState
-from providers.compute.libcloud import (
-    LibcloudCompute,
+from providers.compute.libcloud import LibcloudCompute
+from providers.compute.libcloud.tags import (
     digitalocean_create_args,
     gce_create_args,
     read_string_tags,

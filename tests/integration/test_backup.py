@@ -34,7 +34,7 @@ from app.hosting.backup import (
     restore_backup,
     verify_backup,
 )
-from app.hosting.databases import sqlite_path
+from app.hosting.databases import sqlite_path, table_checks
 from app.settings import Settings
 from providers.storage.base import StorageProvider
 from tests.conftest import BACKEND, fresh_database, make_settings
@@ -246,20 +246,11 @@ async def test_a_target_holding_rows_is_refused_and_left_unchanged(
                 "INSERT INTO storage_leases (name, holder, expires_at) "
                 "VALUES ('storage', 'someone', '2026-01-01 00:00:00+00:00')",
             )
-            before = await verify_backup_or_checks(target)
+            before = await table_checks(target)
             with pytest.raises(BackupError, match=r"not empty.*'storage_leases' has rows"):
                 await restore_backup(settings, storage, backup, database_url=target)
-            assert await verify_backup_or_checks(target) == before
+            assert await table_checks(target) == before
             assert await count(target, "users") == 0
-
-
-async def verify_backup_or_checks(url: str) -> dict[str, TableCheck]:
-    """The database's checks as they are now (verified against nothing: read the mismatch)."""
-    from app.hosting.databases import PostgresTarget, _sqlite_tables_of, verify_postgres
-
-    if BACKEND == "postgres":
-        return await verify_postgres(PostgresTarget.parse(url))
-    return await asyncio.to_thread(_sqlite_tables_of, sqlite_path(url))
 
 
 async def flip_a_byte(storage: StorageProvider, key: str) -> None:
@@ -284,10 +275,10 @@ async def test_a_corrupted_dump_is_refused_before_anything_is_touched(
         backup = await create_backup(storage_settings, storage)
         await flip_a_byte(storage, backup.key)
         async with migrated_target(tmp_path) as target:
-            before = await verify_backup_or_checks(target)
+            before = await table_checks(target)
             with pytest.raises(BackupError, match=r"corrupt.*checksum mismatch"):
                 await restore_backup(storage_settings, storage, backup, database_url=target)
-            assert await verify_backup_or_checks(target) == before
+            assert await table_checks(target) == before
 
 
 async def test_a_table_that_differs_from_the_manifest_is_named(

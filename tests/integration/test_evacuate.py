@@ -15,11 +15,10 @@ import json
 import os
 import secrets
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,10 +32,10 @@ from app import nodes
 from app.db import migrate, tortoise_config
 from app.hosting import backup as backups
 from app.hosting import evacuate, fleet, runbook
-from app.hosting.databases import PostgresTarget, engine_of, sqlite_path, verify_postgres
+from app.hosting.databases import PostgresTarget, engine_of, sqlite_path, table_checks
 from app.hosting.evacuate import STEPS
 from app.hosting.runbook import StepRecord, StepStatus, Stopped
-from app.hosting.tables import TableCheck, sqlite_checks
+from app.hosting.tables import TableCheck
 from app.models import FleetNode, StoredObject
 from app.seed import SeedOptions, seed
 from app.settings import Settings
@@ -293,10 +292,7 @@ def _web_ips(nodes: list[Node]) -> list[str]:
 
 
 async def _tables(url: str) -> dict[str, TableCheck]:
-    if engine_of(url) == "postgres":
-        return await verify_postgres(PostgresTarget.parse(url))
-    with closing(sqlite3.connect(sqlite_path(url), isolation_level=None)) as conn:
-        return sqlite_checks(conn)
+    return await table_checks(url)
 
 
 def _tagged(settings: Settings, compute: str) -> dict[str, str]:

@@ -39,10 +39,8 @@ from typing import Any, ClassVar, TypeVar
 
 import anyio
 import anyio.to_thread
-import requests.exceptions
-from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
-from libcloud.common.types import InvalidCredsError, LibcloudError, ServiceUnavailableError
-from libcloud.common.types import ProviderError as LibcloudProviderError
+from libcloud.common.exceptions import BaseHTTPError
+from libcloud.common.types import InvalidCredsError
 from libcloud.dns.base import DNSDriver
 from libcloud.dns.base import Record as LibcloudRecord
 from libcloud.dns.base import Zone as LibcloudZone
@@ -74,8 +72,8 @@ from providers.errors import (
     InvalidRecord,
     NotFound,
     ProviderError,
-    Unavailable,
 )
+from providers.libcloud_errors import close_session, map_error
 
 T = TypeVar("T")
 
@@ -279,13 +277,7 @@ class LibcloudDNS:
             drivers, self._drivers = self._drivers, []
             self._generation += 1
         for driver in drivers:
-            # Some drivers (libcloud's dummy) have no connection at all.
-            connection = getattr(driver, "connection", None)
-            session = getattr(getattr(connection, "connection", None), "session", None)
-            close = getattr(session, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    close()
+            close_session(driver)
 
     # -- in the worker thread -----------------------------------------------------------
 
@@ -437,40 +429,17 @@ class LibcloudDNS:
     async def _run(self, operation: str, function: Callable[[], T]) -> T:
         try:
             return await anyio.to_thread.run_sync(function)
-        except ProviderError:
-            raise
         except (ZoneDoesNotExistError, RecordDoesNotExistError) as exc:
             raise NotFound(f"libcloud {operation}: {type(exc).__name__}") from None
-        except InvalidCredsError:
-            raise ConfigurationError(
-                f"libcloud {operation}: the {self.options.driver} credentials were refused"
-            ) from None
-        except (
-            RateLimitReachedError,
-            ServiceUnavailableError,
-            requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout,
-            ConnectionError,
-            TimeoutError,
-        ) as exc:
-            raise Unavailable(f"libcloud {operation}: {type(exc).__name__}") from None
-        except BaseHTTPError as exc:
-            raise _http_error(operation, exc.code) from None
-        except LibcloudProviderError as exc:
-            raise _http_error(operation, exc.http_code) from None
-        except (LibcloudError, OSError, ValueError, KeyError, TypeError) as exc:
-            # libcloud's messages may embed the driver's repr: name the type only.
-            raise ProviderError(f"libcloud {operation}: {type(exc).__name__}") from None
-
-
-def _http_error(operation: str, code: int) -> ProviderError:
-    if code in (401, 403):
-        return ConfigurationError(f"libcloud {operation}: credentials refused (HTTP {code})")
-    if code == 404:
-        return NotFound(f"libcloud {operation}: not found (HTTP 404)")
-    if code == 429 or code >= 500:
-        return Unavailable(f"libcloud {operation}: HTTP {code}")
-    return ProviderError(f"libcloud {operation}: HTTP {code}")
+        except Exception as exc:
+            mapped = map_error(operation, exc)
+            if mapped is None or mapped is exc:
+                raise
+            if isinstance(mapped, ConfigurationError) and isinstance(exc, InvalidCredsError):
+                mapped = ConfigurationError(
+                    f"libcloud {operation}: the {self.options.driver} credentials were refused"
+                )
+            raise mapped from None
 
 
 # -- names and values --------------------------------------------------------------------

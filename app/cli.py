@@ -989,13 +989,22 @@ def fleet_apply(
     settings = _settings()
     name = _compute_name(settings, compute)
 
+    async def make_plan() -> fleet.FleetPlan:
+        provider = fleet.open_compute(settings, name)
+        try:
+            return await fleet.plan(settings, name, provider)
+        finally:
+            await provider.close()
+
+    planned = _fleet_run(make_plan)
+    typer.echo(planned.render())
+    # Asked between two event loops, never inside one: a prompt blocks the loop's thread.
+    if planned.changes and not yes and not typer.confirm("Apply these changes?"):
+        raise typer.Exit(1)
+
     async def run() -> tuple[fleet.FleetPlan, list[str]]:
         provider = fleet.open_compute(settings, name)
         try:
-            planned = await fleet.plan(settings, name, provider)
-            typer.echo(planned.render())
-            if planned.changes and not yes and not typer.confirm("Apply these changes?"):
-                raise typer.Exit(1)
             failed: ProviderError | None = None
             try:
                 done = await fleet.apply(settings, name, provider, planned=planned)

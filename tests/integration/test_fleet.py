@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from libcloud.compute.types import NodeState as LibcloudState
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -462,3 +463,84 @@ async def test_fleet_commands(tmp_path: Path) -> None:
         assert [line.split("\t")[:2] for line in status.stdout.splitlines()[1:]] == [
             ["web", "clifleet-broken-web-0"]
         ]
+
+
+# -- review fixes --------------------------------------------------------------------------
+
+
+def test_node_names_are_valid_on_every_vendor() -> None:
+    """GCE and DigitalOcean take lower-case letters, digits and `-`, 63 characters at most;
+    the role and index stay whole, so a fleet's names stay distinct."""
+    assert fleet.node_name("holdfast", "Eu_West", "web", 1) == "holdfast-eu-west-web-1"
+    longest = fleet.node_name("f" * 32, "c" * 24, "scheduler", 99_999)
+    assert len(longest) == 63
+    assert longest.endswith("-scheduler-99999")
+    assert fleet.node_name("f" * 32, "c-" + "c" * 22, "web", 0).endswith("c-web-0")
+    names = {fleet.node_name("f" * 32, "c" * 24, "web", index) for index in range(3)}
+    assert len(names) == 3
+    cut = fleet.node_name("f" * 49, "x", "web", 10)  # the cut lands on a `-`: dropped
+    assert "--" not in cut
+    assert not cut.startswith("-")
+
+
+def test_compute_names_and_health_url_are_checked(data_dir: Path, database_url: str) -> None:
+    dummy = {"provider": "libcloud", "options": {"driver": "dummy"}}
+    with pytest.raises(ValidationError, match="not allowed"):
+        make_settings(data_dir, database_url, compute={"providers": {"eu_west": dummy}})
+    with pytest.raises(ValidationError, match="not allowed"):
+        make_settings(data_dir, database_url, compute={"providers": {"c" * 25: dummy}})
+    for bad in ("https://example.org/healthz", "https://{ip}:{port}/healthz", "https://{ip"):
+        with pytest.raises(ValidationError, match="health_url"):
+            make_settings(data_dir, database_url, fleet={"health_url": bad})
+    settings = make_settings(data_dir, database_url, fleet={"health_url": "http://{ip}:8000/h"})
+    assert settings.fleet.health_url == "http://{ip}:8000/h"
+
+
+async def test_a_stopped_node_is_replaced(
+    data_dir: Path, database_url: str, request: pytest.FixtureRequest
+) -> None:
+    """Stopped through the vendor's own API (boto3 at moto's EC2): nothing of ours starts it
+    again, so its slot gets a new node."""
+    harness = harness_for("ec2", request)
+    try:
+        settings = fleet_settings(data_dir, database_url, harness, web=1)
+        provider = harness.provider
+        await fleet.apply(settings, HERE, provider)
+        web = next(n for n in await provider.list_nodes(OURS) if n.tags[fleet.TAG_ROLE] == "web")
+        harness.boto3().stop_instances(InstanceIds=[web.id])
+        planned = await fleet.plan(settings, HERE, provider)
+        assert [spec.name for spec in planned.create] == ["testfleet-here-web-0"]
+        assert [node.id for node in planned.destroy] == [web.id]
+        assert planned.reasons[web.id] == "stopped: replaced"
+        assert "(stopped: replaced)" in planned.render()
+        await fleet.apply(settings, HERE, provider)
+        now = [n for n in await provider.list_nodes(OURS) if n.tags[fleet.TAG_ROLE] == "web"]
+        assert [n.id for n in now] != [web.id]
+        assert len(now) == 1
+    finally:
+        await harness.close()
+
+
+async def test_health_takes_the_running_node_of_a_slot(
+    data_dir: Path, database_url: str, request: pytest.FixtureRequest, health: HealthServer
+) -> None:
+    """A slot holding a running node and a broken one (listed after it) is healthy: the
+    running node is the slot's."""
+    harness = harness_for("dummy", request)
+    try:
+        settings = fleet_settings(data_dir, database_url, harness, web=1, health_url=health.url)
+        provider = harness.provider
+        await fleet.apply(settings, HERE, provider)
+        twin = await harness.foreign_node({**OURS, fleet.TAG_ROLE: "web", fleet.TAG_INDEX: "0"})
+        driver: Any = provider._driver()
+        next(node for node in driver.nl if node.id == twin).state = LibcloudState.ERROR
+        web = next(
+            n
+            for n in await provider.list_nodes(OURS)
+            if n.tags[fleet.TAG_ROLE] == "web" and n.state is NodeState.RUNNING
+        )
+        health.healthy = {web.public_ips[0]}
+        ready = await fleet.wait_healthy(settings, HERE, provider, timeout=2, interval=0.1)
+        assert web.id in {node.id for node in ready}
+    finally:
+        await harness.close()

@@ -1118,6 +1118,13 @@ def dns_export(
         typer.echo(f"holdfast: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(text, nl=False)
+    skipped = sum(1 for line in text.splitlines() if line.startswith("; skipped "))
+    if skipped:
+        typer.echo(
+            f"holdfast: {skipped} record values could not be read and were left out "
+            "(see the `; skipped` lines)",
+            err=True,
+        )
 
 
 # Backups and the scheduler (README: Backups)

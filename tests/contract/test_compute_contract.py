@@ -283,6 +283,19 @@ def test_create_options_merge_with_ours() -> None:
     gce = gce_create_args(NodeSpec("n", "s", "i", user_data="ud"))
     merged = merge_arguments({"ex_metadata": {"ssh-keys": "k", "user-data": "theirs"}}, gce)
     assert merged["ex_metadata"] == {"ssh-keys": "k", "user-data": "ud"}
+    # GCE's item forms are flattened first, so ours merge into them.
+    style = tag_style(get_driver("gce"))
+    assert style is not None
+    for form in (
+        {"items": [{"key": "ssh-keys", "value": "k"}]},
+        [{"key": "ssh-keys", "value": "k"}],
+        [{"ssh-keys": "k"}],
+        {"key": "ssh-keys", "value": "k"},
+    ):
+        operator = style.operator_args({"ex_metadata": form})
+        assert merge_arguments(operator, gce)["ex_metadata"] == {"ssh-keys": "k", "user-data": "ud"}
+    with pytest.raises(ConfigurationError, match="ex_metadata"):
+        style.operator_args({"ex_metadata": ["ssh-keys"]})
 
 
 async def test_an_operator_tag_survives_ours(harness: ComputeHarness) -> None:

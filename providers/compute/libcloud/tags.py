@@ -36,6 +36,9 @@ class TagStyle:
     name: str
     create_args: Callable[[base.NodeSpec], dict[str, Any]]
     read_tags: Callable[[Mapping[str, Any]], dict[str, str]]
+    operator_args: Callable[[Mapping[str, Any]], dict[str, Any]] = dict
+    """The operator's `create_options` in the form ours merge into (GCE metadata given as a
+    list of items becomes a mapping)."""
 
     def create(
         self,
@@ -50,7 +53,7 @@ class TagStyle:
         arguments the operator configured)."""
         if isinstance(driver, DummyNodeDriver):
             return create_dummy(driver, spec, size, image, location)
-        arguments = merge_arguments(create_options, self.create_args(spec))
+        arguments = merge_arguments(self.operator_args(create_options), self.create_args(spec))
         if location is not None:
             arguments["location"] = location
         node: LibcloudNode = driver.create_node(name=spec.name, size=size, image=image, **arguments)
@@ -91,6 +94,35 @@ def gce_create_args(spec: base.NodeSpec) -> dict[str, Any]:
     arguments: dict[str, Any] = {"ex_labels": dict(spec.tags)}
     if spec.user_data is not None:
         arguments["ex_metadata"] = {"user-data": spec.user_data}
+    return arguments
+
+
+def gce_operator_args(create_options: Mapping[str, Any]) -> dict[str, Any]:
+    """GCE's driver takes metadata in five forms (`{"items": [{"key", "value"}]}`, a list of
+    such items or of one-key mappings, one `{"key", "value"}`, or a plain mapping): an
+    operator's is made a plain mapping, so that our `user-data` merges into it rather than
+    into a form the driver would misread."""
+    arguments = dict(create_options)
+    metadata = arguments.get("ex_metadata")
+    if metadata is None:
+        return arguments
+    items: Any = metadata
+    if isinstance(metadata, Mapping):
+        if set(metadata) == {"key", "value"}:
+            items = [metadata]
+        elif set(metadata) == {"items"}:
+            items = metadata["items"]
+        else:
+            return arguments
+    flat: dict[str, Any] = {}
+    for item in items if isinstance(items, list | tuple) else ():
+        if isinstance(item, Mapping) and set(item) == {"key", "value"}:
+            flat[str(item["key"])] = item["value"]
+        elif isinstance(item, Mapping) and len(item) == 1:
+            flat.update({str(key): value for key, value in item.items()})
+        else:
+            raise ConfigurationError("create_options.ex_metadata: not a form GCE takes")
+    arguments["ex_metadata"] = flat
     return arguments
 
 
@@ -156,7 +188,9 @@ def read_string_tags(extra: Mapping[str, Any]) -> dict[str, str]:
 
 STYLES: dict[str, TagStyle] = {
     "ec2": TagStyle("ec2", ec2_create_args, _mapping_tags("tags")),
-    Provider.GCE.value: TagStyle("gce", gce_create_args, _mapping_tags("labels")),
+    Provider.GCE.value: TagStyle(
+        "gce", gce_create_args, _mapping_tags("labels"), gce_operator_args
+    ),
     Provider.OPENSTACK.value: TagStyle(
         "openstack", openstack_create_args, _mapping_tags("metadata")
     ),

@@ -913,7 +913,7 @@ def main() -> None:
 # --- fleet (app/hosting/fleet.py) --------------------------------------------------------
 
 fleet_cli = typer.Typer(
-    help="The fleet of machines at a compute configuration: plan, apply, status."
+    help="The fleet of machines at a compute configuration: plan, apply, status, destroy."
 )
 cli.add_typer(fleet_cli, name="fleet")
 
@@ -1022,6 +1022,60 @@ def fleet_apply(
     done, rows = _fleet_run(run)
     typer.echo(f"created {len(done.create)}, destroyed {len(done.destroy)}")
     typer.echo(f"recorded {len(rows)} nodes")
+
+
+@fleet_cli.command("destroy")
+def fleet_destroy(
+    compute: Annotated[str | None, _COMPUTE_OPTION] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Destroy without asking.")] = False,
+) -> None:
+    """Destroy this deployment's fleet at a compute configuration: every node carrying our
+    fleet and configuration tags, nothing else (machines made by hand or by another
+    deployment stay), then record them as destroyed in the database."""
+    from app.hosting import fleet
+    from providers.compute.base import Node
+    from providers.errors import ProviderError
+
+    settings = _settings()
+    name = _compute_name(settings, compute)
+
+    async def listed() -> list[Node]:
+        provider = fleet.open_compute(settings, name)
+        try:
+            return await provider.list_nodes(fleet.fleet_tags(settings.fleet.name, name))
+        finally:
+            await provider.close()
+
+    nodes = _fleet_run(listed)
+    typer.echo(f"compute {name}: {len(nodes)} to destroy")
+    for node in nodes:
+        typer.echo(f"  - {node.name}  {node.id} {node.state.value}")
+    if not nodes:
+        return
+    # Asked between two event loops, never inside one: a prompt blocks the loop's thread.
+    if not yes and not typer.confirm("Destroy these nodes?"):
+        raise typer.Exit(1)
+
+    async def run() -> int:
+        provider = fleet.open_compute(settings, name)
+        try:
+            failed: ProviderError | None = None
+            try:
+                # Exactly the nodes shown and confirmed, not whatever is listed by now.
+                for node in nodes:
+                    await provider.destroy_node(node.id)
+            except ProviderError as exc:
+                failed = exc  # what was destroyed before the failure is recorded
+            async with _database(settings, role="fleet destroy"):
+                rows = await fleet.record(name, provider, settings.fleet.name)
+            if failed is not None:
+                raise failed
+            return len(rows)
+        finally:
+            await provider.close()
+
+    left = _fleet_run(run)
+    typer.echo(f"destroyed {len(nodes)}; {left} of our nodes still listed")
 
 
 @fleet_cli.command("status")

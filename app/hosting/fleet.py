@@ -139,8 +139,8 @@ async def plan(settings: Settings, compute: str, provider: ComputeProvider) -> F
         # Converging to no roles would destroy the whole fleet: that takes `destroy_all`,
         # never a configuration whose roles were left out or lost.
         raise FleetError(
-            f"compute.providers.{compute}.roles is empty: no fleet to plan (to remove a "
-            f"fleet, destroy its nodes tagged {TAG_FLEET}={name} at the vendor)"
+            f"compute.providers.{compute}.roles is empty: no fleet to plan (to remove the "
+            f"fleet: holdfast fleet destroy --compute {compute})"
         )
     ours = await provider.list_nodes(fleet_tags(name, compute))
     slots: dict[tuple[str, int], list[Node]] = {}

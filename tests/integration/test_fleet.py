@@ -5,11 +5,14 @@ driver), health-checked against a real local HTTP server, recorded on the run's 
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from libcloud.compute.types import NodeState as LibcloudState
 from pydantic import ValidationError
@@ -23,7 +26,7 @@ from app.hosting.userdata import render_user_data
 from app.models import FleetNode
 from app.settings import Settings
 from providers.compute.base import Node, NodeState
-from tests.compute import COMPUTE_BACKENDS, ComputeHarness, harness_for
+from tests.compute import COMPUTE_BACKENDS, MOTO_NAMESPACE, ComputeHarness, harness_for
 from tests.conftest import fresh_database, make_settings
 from tests.live import served_in_loop
 from tests.servers import MotoServer, start_moto_server
@@ -542,5 +545,81 @@ async def test_health_takes_the_running_node_of_a_slot(
         health.healthy = {web.public_ips[0]}
         ready = await fleet.wait_healthy(settings, HERE, provider, timeout=2, interval=0.1)
         assert web.id in {node.id for node in ready}
+    finally:
+        await harness.close()
+
+
+async def test_fleet_destroy_command(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """`holdfast fleet destroy` at moto's EC2, in a process of its own: our nodes go and are
+    recorded destroyed; a foreign node, even one carrying our role tag, stays."""
+    harness = harness_for("ec2", request)
+    try:
+        options = ", ".join(
+            f"{key} = {json.dumps(value)}"
+            for key, value in harness.options.items()
+            if key != "extra"
+        )
+        config = tmp_path / "holdfast.toml"
+        config.write_text(
+            f'[fleet]\nname = "{FLEET}"\n[compute.providers.{HERE}]\nprovider = "libcloud"\n'
+            f'options = {{ {options}, extra = {{ signature_version = "4" }} }}\n'
+            'database_url = "postgres://holdfast@db.internal/holdfast"\n'
+        )
+        async with fresh_database(tmp_path, "fleetdestroy") as url:
+            env = holdfast_env(
+                tmp_path / "data",
+                HOLDFAST_CONFIG_FILE=str(config),
+                HOLDFAST_DATABASE_URL=url,
+                HOLDFAST_NODE_ID="7",
+                HOLDFAST_SECRET_KEY="fleet-test-signing-key-0123456789abcdef",
+            )
+            settings = fleet_settings(tmp_path, url, harness, web=1)
+            await fleet.apply(settings, HERE, harness.provider)
+            ours = {n.id for n in await harness.provider.list_nodes(OURS)}
+            foreign = await harness.foreign_node({fleet.TAG_ROLE: "web"})
+
+            def invoke(*args: str, answer: str = "") -> subprocess.CompletedProcess[str]:
+                # A process of its own (as `holdfast` runs), with libcloud patched for moto.
+                code = (
+                    "import sys, libcloud.compute.drivers.ec2 as ec2; "
+                    f"ec2.NAMESPACE = {MOTO_NAMESPACE!r}; "
+                    "from app.cli import cli; sys.argv[0] = 'holdfast'; cli()"
+                )
+                return subprocess.run(
+                    [sys.executable, "-c", code, *args],
+                    env=env,
+                    input=answer,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+
+            assert (await anyio.to_thread.run_sync(invoke, "migrate")).returncode == 0
+            recorded = await anyio.to_thread.run_sync(
+                lambda: invoke("fleet", "status", "--compute", HERE, "--refresh")
+            )
+            assert f"compute {HERE}: 3 nodes" in recorded.stdout, recorded.stdout
+            declined = await anyio.to_thread.run_sync(
+                lambda: invoke("fleet", "destroy", "--compute", HERE, answer="n\n")
+            )
+            assert declined.returncode == 1
+            assert "3 to destroy" in declined.stdout
+            assert {n.id for n in await harness.provider.list_nodes(OURS)} == ours
+
+            done = await anyio.to_thread.run_sync(
+                lambda: invoke("fleet", "destroy", "--compute", HERE, "--yes")
+            )
+            assert done.returncode == 0, done.stderr
+            assert "destroyed 3; 0 of our nodes still listed" in done.stdout
+            assert await harness.provider.list_nodes(OURS) == []
+            assert foreign in {n.id for n in await harness.provider.list_nodes()}
+            status = await anyio.to_thread.run_sync(
+                lambda: invoke("fleet", "status", "--compute", HERE)
+            )
+            assert f"compute {HERE}: 0 nodes" in status.stdout
+            again = await anyio.to_thread.run_sync(
+                lambda: invoke("fleet", "destroy", "--compute", HERE, "--yes")
+            )
+            assert "0 to destroy" in again.stdout
     finally:
         await harness.close()

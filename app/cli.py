@@ -913,7 +913,7 @@ def main() -> None:
 # --- fleet (app/hosting/fleet.py) --------------------------------------------------------
 
 fleet_cli = typer.Typer(
-    help="The fleet of machines at a compute configuration: plan, apply, status."
+    help="The fleet of machines at a compute configuration: plan, apply, status, destroy."
 )
 cli.add_typer(fleet_cli, name="fleet")
 
@@ -989,13 +989,22 @@ def fleet_apply(
     settings = _settings()
     name = _compute_name(settings, compute)
 
+    async def make_plan() -> fleet.FleetPlan:
+        provider = fleet.open_compute(settings, name)
+        try:
+            return await fleet.plan(settings, name, provider)
+        finally:
+            await provider.close()
+
+    planned = _fleet_run(make_plan)
+    typer.echo(planned.render())
+    # Asked between two event loops, never inside one: a prompt blocks the loop's thread.
+    if planned.changes and not yes and not typer.confirm("Apply these changes?"):
+        raise typer.Exit(1)
+
     async def run() -> tuple[fleet.FleetPlan, list[str]]:
         provider = fleet.open_compute(settings, name)
         try:
-            planned = await fleet.plan(settings, name, provider)
-            typer.echo(planned.render())
-            if planned.changes and not yes and not typer.confirm("Apply these changes?"):
-                raise typer.Exit(1)
             failed: ProviderError | None = None
             try:
                 done = await fleet.apply(settings, name, provider, planned=planned)
@@ -1013,6 +1022,60 @@ def fleet_apply(
     done, rows = _fleet_run(run)
     typer.echo(f"created {len(done.create)}, destroyed {len(done.destroy)}")
     typer.echo(f"recorded {len(rows)} nodes")
+
+
+@fleet_cli.command("destroy")
+def fleet_destroy(
+    compute: Annotated[str | None, _COMPUTE_OPTION] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Destroy without asking.")] = False,
+) -> None:
+    """Destroy this deployment's fleet at a compute configuration: every node carrying our
+    fleet and configuration tags, nothing else (machines made by hand or by another
+    deployment stay), then record them as destroyed in the database."""
+    from app.hosting import fleet
+    from providers.compute.base import Node
+    from providers.errors import ProviderError
+
+    settings = _settings()
+    name = _compute_name(settings, compute)
+
+    async def listed() -> list[Node]:
+        provider = fleet.open_compute(settings, name)
+        try:
+            return await provider.list_nodes(fleet.fleet_tags(settings.fleet.name, name))
+        finally:
+            await provider.close()
+
+    nodes = _fleet_run(listed)
+    typer.echo(f"compute {name}: {len(nodes)} to destroy")
+    for node in nodes:
+        typer.echo(f"  - {node.name}  {node.id} {node.state.value}")
+    if not nodes:
+        return
+    # Asked between two event loops, never inside one: a prompt blocks the loop's thread.
+    if not yes and not typer.confirm("Destroy these nodes?"):
+        raise typer.Exit(1)
+
+    async def run() -> int:
+        provider = fleet.open_compute(settings, name)
+        try:
+            failed: ProviderError | None = None
+            try:
+                # Exactly the nodes shown and confirmed, not whatever is listed by now.
+                for node in nodes:
+                    await provider.destroy_node(node.id)
+            except ProviderError as exc:
+                failed = exc  # what was destroyed before the failure is recorded
+            async with _database(settings, role="fleet destroy"):
+                rows = await fleet.record(name, provider, settings.fleet.name)
+            if failed is not None:
+                raise failed
+            return len(rows)
+        finally:
+            await provider.close()
+
+    left = _fleet_run(run)
+    typer.echo(f"destroyed {len(nodes)}; {left} of our nodes still listed")
 
 
 @fleet_cli.command("status")
@@ -1109,6 +1172,13 @@ def dns_export(
         typer.echo(f"holdfast: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(text, nl=False)
+    skipped = sum(1 for line in text.splitlines() if line.startswith("; skipped "))
+    if skipped:
+        typer.echo(
+            f"holdfast: {skipped} record values could not be read and were left out "
+            "(see the `; skipped` lines)",
+            err=True,
+        )
 
 
 # Backups and the scheduler (README: Backups)

@@ -10,6 +10,7 @@ import math
 import os
 import re
 import secrets
+import string
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -481,7 +483,7 @@ class ComputeSettings(_Section):
     @model_validator(mode="after")
     def _names(self) -> Self:
         for name in self.providers:
-            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
+            if not re.fullmatch(r"[a-z][a-z0-9-]{0,23}", name):
                 raise ValueError(f"compute configuration name {name!r} is not allowed")
         if self.active is not None and self.active not in self.providers:
             known = ", ".join(sorted(self.providers)) or "none"
@@ -505,6 +507,21 @@ class FleetSettings(_Section):
         "https://{ip}/healthz",
         description="a web node's health check; `{ip}` is its public address",
     )
+
+    @field_validator("health_url")
+    @classmethod
+    def _health_placeholders(cls, value: str) -> str:
+        # Filled in with str.format(ip=...): any other placeholder would fail every check.
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"fleet.health_url {value!r} is not a template: {exc}") from None
+        if fields != {"ip"}:
+            raise ValueError(
+                f"fleet.health_url must contain {{ip}} and no other placeholder, not {value!r}"
+            )
+        return value
+
     health_timeout_seconds: float = Field(
         900, gt=0, le=86_400, description="how long evacuate waits for a new fleet to be healthy"
     )

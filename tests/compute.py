@@ -16,7 +16,6 @@ import boto3
 import pytest
 
 from providers import registry
-from providers.compute.base import ComputeProvider
 from providers.compute.libcloud import LibcloudCompute
 from tests.servers import MotoServer
 
@@ -152,7 +151,3 @@ def environment(**values: str) -> Iterator[None]:
         for name, value in values.items():
             patch.setenv(name, value)
         yield
-
-
-def is_compute_provider(provider: object) -> bool:
-    return isinstance(provider, ComputeProvider)

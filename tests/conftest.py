@@ -29,6 +29,7 @@ from app.main import create_app
 from app.models import NodeLease
 from app.settings import Settings
 from tests.live import served_in_loop
+from tests.servers import PowerDNS, need_powerdns, start_powerdns
 from tests.support import GraphQLClient, serve
 
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
@@ -187,3 +188,13 @@ def monkeypatch_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if key.startswith("HOLDFAST_"):
             monkeypatch.delenv(key)
     return monkeypatch
+
+
+@pytest.fixture(scope="session")
+def powerdns() -> Iterator[PowerDNS]:
+    """One PowerDNS authoritative server for the whole session, shared by the DNS contract
+    and the hosting DNS tests (each test uses zones of its own); skipped, or failed in CI,
+    when PowerDNS is not installed."""
+    need_powerdns()
+    with start_powerdns() as server:
+        yield server

@@ -287,16 +287,6 @@ class PowerDNS:
         )
         return sorted(line for line in result.stdout.splitlines() if line)
 
-    def reset(self) -> None:
-        """Delete every zone."""
-        headers = {"X-API-Key": self.api_key}
-        zones = httpx.get(f"{self.api_url}/zones", headers=headers, timeout=10)
-        zones.raise_for_status()
-        for zone in zones.json():
-            httpx.delete(
-                f"{self.api_url}/zones/{zone['id']}", headers=headers, timeout=10
-            ).raise_for_status()
-
 
 def need_powerdns() -> None:
     """Skip the test when PowerDNS or dig is missing here, or fail it in CI

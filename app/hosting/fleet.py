@@ -35,8 +35,12 @@ TAG_COMPUTE = "holdfast-compute"
 TAG_ROLE = "holdfast-role"
 TAG_INDEX = "holdfast-index"
 
-_REPLACED = (NodeState.ERROR, NodeState.TERMINATED)
-"""States a slot's node is replaced from: it will not serve again."""
+_REPLACED = (NodeState.ERROR, NodeState.TERMINATED, NodeState.STOPPED)
+"""States a slot's node is replaced from: it will not serve again (a stopped node is not
+serving, and nothing of ours starts it again: kept, it would hold its slot forever)."""
+
+_NAME_LENGTH = 63
+"""The longest node name GCE and DigitalOcean take (an RFC 1035 label)."""
 
 _MAX_INDEX = 100_000
 
@@ -111,7 +115,14 @@ def fleet_tags(fleet_name: str, compute: str) -> dict[str, str]:
 
 
 def node_name(fleet_name: str, compute: str, role: Role, index: int) -> str:
-    return f"{fleet_name}-{compute}-{role}-{index}"
+    """`{fleet}-{compute}-{role}-{index}` as every vendor takes it: lower case, `-` for `_`
+    (GCE and DigitalOcean refuse underscores), at most 63 characters. Only the
+    `{fleet}-{compute}` part is shortened, so the role and index, which tell a fleet's nodes
+    apart, are always whole. Names are for people: ownership is decided by tags."""
+    suffix = f"-{role}-{index}"
+    prefix = f"{fleet_name}-{compute}".lower().replace("_", "-")
+    prefix = prefix[: _NAME_LENGTH - len(suffix)].rstrip("-")
+    return prefix + suffix
 
 
 async def plan(settings: Settings, compute: str, provider: ComputeProvider) -> FleetPlan:
@@ -123,14 +134,14 @@ async def plan(settings: Settings, compute: str, provider: ComputeProvider) -> F
     desired, or with role or index tags we do not understand are surplus and destroyed.
     A node's size or image changed in the settings applies to nodes created from then on."""
     config = compute_settings(settings, compute)
+    name = settings.fleet.name
     if not config.roles:
         # Converging to no roles would destroy the whole fleet: that takes `destroy_all`,
         # never a configuration whose roles were left out or lost.
         raise FleetError(
-            f"compute.providers.{compute}.roles is empty: no fleet to plan (removing a "
-            "fleet is destroy_all's)"
+            f"compute.providers.{compute}.roles is empty: no fleet to plan (to remove the "
+            f"fleet: holdfast fleet destroy --compute {compute})"
         )
-    name = settings.fleet.name
     ours = await provider.list_nodes(fleet_tags(name, compute))
     slots: dict[tuple[str, int], list[Node]] = {}
     destroy: list[tuple[tuple[int, str], Node]] = []
@@ -315,7 +326,16 @@ async def _check(
         nodes = await provider.list_nodes(fleet_tags(settings.fleet.name, compute))
     except Unavailable as exc:
         return [f"the vendor is unreachable ({exc})"], []
-    by_slot = {(node.tags.get(TAG_ROLE), _index(node)): node for node in nodes}
+    by_slot: dict[tuple[str | None, int | None], Node] = {}
+    for listed in nodes:
+        # Two nodes in a slot (a replacement made, the broken one not yet gone): the
+        # running one is the slot's.
+        key = (listed.tags.get(TAG_ROLE), _index(listed))
+        held = by_slot.get(key)
+        if held is None or (
+            held.state is not NodeState.RUNNING and listed.state is NodeState.RUNNING
+        ):
+            by_slot[key] = listed
     problems: list[str] = []
     ready: list[Node] = []
     for role in ROLES:

@@ -17,7 +17,14 @@ looks like; this provider turns them into the interface's shape at the edge:
   each `create_record`, so two A values for two web nodes would leave one; this provider
   writes PowerDNS RRsets itself, all values in one `REPLACE` through the driver's own
   connection. For per-value vendors it creates, updates and deletes single values, adding the
-  new ones before removing the old, so the name never resolves to nothing meanwhile.
+  new ones before removing the old, so the name never resolves to nothing meanwhile; a delete
+  the vendor refuses is an error. Route 53's and Gandi LiveDNS's drivers also keep a name's
+  values as one set, which the per-value path would break (Gandi's delete removes the whole
+  set, Route 53's create fails on an existing name): they are refused with the options until
+  a whole-set writer for them is tested.
+- Reading: a vendor value that does not parse as its type (an MX without its priority,
+  DigitalOcean's SRV, an ALIAS) is skipped with a warning (and a `; skipped` line in an
+  export), never failing the whole zone's reads.
 
 `export_zone` renders the zone with dnspython (`providers/dns/zonefile.py`) rather than libcloud's
 `export_zone_to_bind_format`, which refuses zones whose type is not `master` (PowerDNS's
@@ -33,16 +40,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import anyio
 import anyio.to_thread
-import requests.exceptions
-from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
-from libcloud.common.types import InvalidCredsError, LibcloudError, ServiceUnavailableError
-from libcloud.common.types import ProviderError as LibcloudProviderError
+from libcloud.common.exceptions import BaseHTTPError
+from libcloud.common.types import InvalidCredsError
 from libcloud.dns.base import DNSDriver
 from libcloud.dns.base import Record as LibcloudRecord
 from libcloud.dns.base import Zone as LibcloudZone
@@ -63,6 +70,7 @@ from providers.dns.zonefile import (
     parse_host,
     parse_record_name,
     parse_zone_name,
+    readable,
     relative_name,
     render_bind,
     to_interface_value,
@@ -74,10 +82,22 @@ from providers.errors import (
     InvalidRecord,
     NotFound,
     ProviderError,
-    Unavailable,
 )
+from providers.libcloud_errors import close_session, map_error
 
 T = TypeVar("T")
+
+log = logging.getLogger("holdfast.dns")
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A zone as read: its RRsets, and the values skipped as unreadable."""
+
+    zone: LibcloudZone
+    rrsets: list[RRset]
+    skipped: list[str]
+
 
 DRIVERS = frozenset(
     value for name, value in vars(Provider).items() if not name.startswith("_") and value
@@ -86,6 +106,14 @@ DRIVERS = frozenset(
 
 _RRSET_DRIVERS = frozenset({"powerdns"})
 """Drivers written RRset by RRset, with absolute names and zone-file values."""
+
+_SET_PER_NAME_DRIVERS = {
+    "route53": "its create_record fails for a name and type that already have a value",
+    "gandi_live": "its delete_record deletes every value of the name and type",
+}
+"""Drivers that, like PowerDNS, keep all values of a name and type as one set, but whose
+sets this provider cannot yet write whole: the value-by-value path would break them, so
+they are refused with the settings rather than corrupting the records during a switch."""
 
 
 class LibcloudDNS:
@@ -125,6 +153,12 @@ class LibcloudDNS:
                 raise ValueError(
                     f"unknown libcloud DNS driver {value!r} (libcloud's: {known})"
                 ) from None
+            if name in _SET_PER_NAME_DRIVERS:
+                raise ValueError(
+                    f"libcloud DNS driver {name!r} is not supported: it keeps the values of a "
+                    f"name and type as one set, and {_SET_PER_NAME_DRIVERS[name]}, so records "
+                    "written value by value would be lost or refused"
+                )
             return name
 
         @field_validator("extra")
@@ -214,14 +248,22 @@ class LibcloudDNS:
 
     async def list_records(self, zone: str) -> list[Record]:
         zone_name = parse_zone_name(zone)
-        rrsets = await self._run("list_records", lambda: self._read(zone_name)[1])
-        return [to_record(rrset) for rrset in rrsets if rrset.type in RecordType.__members__]
+        read = await self._run("list_records", lambda: self._read(zone_name))
+        return [to_record(rrset) for rrset in read.rrsets if rrset.type in RecordType.__members__]
 
     async def get_record(self, zone: str, name: str, type: RecordType) -> Record:
-        zone_name, record_name, record_type = parse_zone_name(zone), parse_record_name(name), type
-        for record in await self.list_records(zone_name):
-            if record.name == record_name and record.type == record_type:
-                return record
+        zone_name, record_name = parse_zone_name(zone), parse_record_name(name)
+        try:
+            record_type = RecordType(type)
+        except ValueError:
+            raise InvalidRecord(f"record type {type!r} is not supported") from None
+        # Only this name and type are parsed: a record elsewhere in the zone that does not
+        # parse never fails this one's read.
+        read = await self._run(
+            "get_record", lambda: self._read(zone_name, only=(record_name, record_type.value))
+        )
+        for rrset in read.rrsets:
+            return to_record(rrset)
         raise NotFound(f"no {record_type} record {record_name!r} in zone {zone_name}")
 
     async def set_record(self, zone: str, record: Record) -> Record:
@@ -264,28 +306,21 @@ class LibcloudDNS:
                 self._patch(driver, found, zone_name, [change])
                 return
             for raw in self._raw_records(driver, found, zone_name, record_name, record_type):
-                with contextlib.suppress(RecordDoesNotExistError):
-                    driver.delete_record(raw)
+                _delete_value(driver, raw, zone_name)
 
         await self._run("delete_record", delete)
 
     async def export_zone(self, zone: str) -> str:
         zone_name = parse_zone_name(zone)
-        rrsets = await self._run("export_zone", lambda: self._read(zone_name)[1])
-        return render_bind(zone_name, rrsets)
+        read = await self._run("export_zone", lambda: self._read(zone_name))
+        return render_bind(zone_name, read.rrsets, read.skipped)
 
     async def close(self) -> None:
         with self._drivers_lock:
             drivers, self._drivers = self._drivers, []
             self._generation += 1
         for driver in drivers:
-            # Some drivers (libcloud's dummy) have no connection at all.
-            connection = getattr(driver, "connection", None)
-            session = getattr(getattr(connection, "connection", None), "session", None)
-            close = getattr(session, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    close()
+            close_session(driver)
 
     # -- in the worker thread -----------------------------------------------------------
 
@@ -339,23 +374,40 @@ class LibcloudDNS:
         }
         return Zone(id=str(zone.id), name=parse_zone_name(zone.domain), ttl=zone.ttl, extra=extra)
 
-    def _read(self, zone_name: str) -> tuple[LibcloudZone, list[RRset]]:
-        """The zone and its RRsets, sorted by name and type."""
+    def _read(self, zone_name: str, only: tuple[str, str] | None = None) -> _Read:
+        """The zone's RRsets (or only those of `only`'s name and type), sorted by name and
+        type. A value that does not parse as its type (an MX without its priority, a
+        DigitalOcean SRV with its numbers in `extra`, a type like ALIAS) is skipped with a
+        warning: one record we cannot read must not stop every read of the zone."""
         driver = self._driver()
         zone = self._find_zone(zone_name)
         raws = driver.list_records(zone)
         grouped: dict[tuple[str, str], tuple[int, list[str]]] = {}
+        skipped: list[str] = []
         for raw in raws:
             name = relative_name(raw.name, zone_name)
             rdtype = str(raw.type).upper()
-            value = raw.data if self._rrsets else _zone_file_value(raw)
+            if only is not None and (name, rdtype) != only:
+                continue
+            value = str(raw.data or "") if self._rrsets else _zone_file_value(raw)
+            if not readable(rdtype, value):
+                log.warning(
+                    "dns %s: skipped %s %s %r: not a value of its type",
+                    zone_name,
+                    rdtype,
+                    name,
+                    value[:100],
+                )
+                skipped.append(f"{name} {rdtype} {value[:200]}")
+                continue
             ttl = raw.ttl if raw.ttl is not None else (raw.extra or {}).get("ttl")
             entry = grouped.setdefault((name, rdtype), (int(ttl or zone.ttl or 3600), []))
             entry[1].append(value)
-        return zone, [
+        rrsets = [
             RRset(name, rdtype, ttl, tuple(values))
             for (name, rdtype), (ttl, values) in sorted(grouped.items(), key=_order)
         ]
+        return _Read(zone, rrsets, skipped)
 
     def _patch(
         self, driver: DNSDriver, zone: LibcloudZone, zone_name: str, changes: list[dict[str, Any]]
@@ -426,8 +478,7 @@ class LibcloudDNS:
             libcloud_type: Any = rdtype.value  # libcloud's RecordType constants are strings
             driver.create_record(_driver_name(record.name), zone, libcloud_type, data, extra)
         for raw in stale:
-            with contextlib.suppress(RecordDoesNotExistError):
-                driver.delete_record(raw)
+            _delete_value(driver, raw, zone_name)
 
     def _update(self, driver: DNSDriver, raw: LibcloudRecord, record: RRset, value: str) -> None:
         data, extra = _driver_value(RecordType(record.type), value, record.ttl)
@@ -437,40 +488,30 @@ class LibcloudDNS:
     async def _run(self, operation: str, function: Callable[[], T]) -> T:
         try:
             return await anyio.to_thread.run_sync(function)
-        except ProviderError:
-            raise
         except (ZoneDoesNotExistError, RecordDoesNotExistError) as exc:
             raise NotFound(f"libcloud {operation}: {type(exc).__name__}") from None
-        except InvalidCredsError:
-            raise ConfigurationError(
-                f"libcloud {operation}: the {self.options.driver} credentials were refused"
-            ) from None
-        except (
-            RateLimitReachedError,
-            ServiceUnavailableError,
-            requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout,
-            ConnectionError,
-            TimeoutError,
-        ) as exc:
-            raise Unavailable(f"libcloud {operation}: {type(exc).__name__}") from None
-        except BaseHTTPError as exc:
-            raise _http_error(operation, exc.code) from None
-        except LibcloudProviderError as exc:
-            raise _http_error(operation, exc.http_code) from None
-        except (LibcloudError, OSError, ValueError, KeyError, TypeError) as exc:
-            # libcloud's messages may embed the driver's repr: name the type only.
-            raise ProviderError(f"libcloud {operation}: {type(exc).__name__}") from None
+        except Exception as exc:
+            mapped = map_error(operation, exc)
+            if mapped is None or mapped is exc:
+                raise
+            if isinstance(mapped, ConfigurationError) and isinstance(exc, InvalidCredsError):
+                mapped = ConfigurationError(
+                    f"libcloud {operation}: the {self.options.driver} credentials were refused"
+                )
+            raise mapped from None
 
 
-def _http_error(operation: str, code: int) -> ProviderError:
-    if code in (401, 403):
-        return ConfigurationError(f"libcloud {operation}: credentials refused (HTTP {code})")
-    if code == 404:
-        return NotFound(f"libcloud {operation}: not found (HTTP 404)")
-    if code == 429 or code >= 500:
-        return Unavailable(f"libcloud {operation}: HTTP {code}")
-    return ProviderError(f"libcloud {operation}: HTTP {code}")
+def _delete_value(driver: DNSDriver, raw: LibcloudRecord, zone_name: str) -> None:
+    """Delete one vendor value; gone already is done, but a refusal (libcloud's drivers
+    answer False) is an error: a stale address left behind keeps sending users to a node
+    being abandoned."""
+    try:
+        deleted = driver.delete_record(raw)
+    except RecordDoesNotExistError:
+        return
+    if deleted is False:
+        name = relative_name(raw.name, zone_name)
+        raise ProviderError(f"{raw.type} value of {name!r} in zone {zone_name} was not deleted")
 
 
 # -- names and values --------------------------------------------------------------------

@@ -136,9 +136,24 @@ def to_zone_file(rdtype: RecordType, value: str) -> str:
     return str(rdata.to_text())
 
 
+def readable(rdtype: str, text: str) -> bool:
+    """Whether a vendor's zone-file value parses as its type (a type dnspython does not
+    know, like ALIAS, does not): what does not is skipped when reading, rather than failing
+    every read of the zone."""
+    try:
+        dns.rdata.from_text(_IN, rdtype, text, origin=dns.name.root, relativize=False)
+    except (dns.exception.DNSException, ValueError, TypeError, AttributeError):
+        return False
+    return True
+
+
 def to_interface_value(rdtype: RecordType, text: str) -> str:
-    """A zone-file value as the interface's (no final dots, TXT unquoted)."""
-    rdata = dns.rdata.from_text(_IN, rdtype.value, text, origin=dns.name.root, relativize=False)
+    """A zone-file value as the interface's (no final dots, TXT unquoted); InvalidRecord
+    when it does not parse (only `providers.errors` leave this module)."""
+    try:
+        rdata = dns.rdata.from_text(_IN, rdtype.value, text, origin=dns.name.root, relativize=False)
+    except (dns.exception.DNSException, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidRecord(f"{rdtype} value {text!r} is not valid: {exc}") from None
     if rdtype is RecordType.TXT:
         strings: Sequence[bytes] = rdata.strings  # type: ignore[attr-defined]
         return b"".join(strings).decode(errors="replace")
@@ -156,8 +171,10 @@ def to_record(rrset: RRset) -> Record:
     return Record(name=rrset.name, type=rdtype, values=tuple(values), ttl=rrset.ttl)
 
 
-def render_bind(zone_name: str, rrsets: Iterable[RRset]) -> str:
-    """The RRsets as an RFC 1035 master file with `$ORIGIN`, names relative to the zone."""
+def render_bind(zone_name: str, rrsets: Iterable[RRset], skipped: Sequence[str] = ()) -> str:
+    """The RRsets as an RFC 1035 master file with `$ORIGIN`, names relative to the zone;
+    `skipped` (values read but not parsed) follow as `; skipped` comment lines, so that the
+    file says what it lacks."""
     origin = dns.name.from_text(zone_name)
     zone = dns.zone.Zone(origin, relativize=True)
     for rrset in rrsets:
@@ -176,5 +193,7 @@ def render_bind(zone_name: str, rrsets: Iterable[RRset]) -> str:
                 f"export_zone: {rrset.type} {rrset.name!r} cannot be written: {exc}"
             ) from None
         rdataset.ttl = rrset.ttl
-    body = zone.to_text(sorted=True, relativize=True, want_origin=True)
-    return str(body)
+    body = str(zone.to_text(sorted=True, relativize=True, want_origin=True))
+    for line in skipped:
+        body += f"; skipped {' '.join(line.split())}\n"
+    return body

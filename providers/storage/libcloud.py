@@ -41,10 +41,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
-import requests.exceptions
-from libcloud.common.exceptions import RateLimitReachedError
-from libcloud.common.types import InvalidCredsError, LibcloudError, ServiceUnavailableError
-from libcloud.common.types import ProviderError as LibcloudProviderError
+from libcloud.common.types import LibcloudError
 from libcloud.storage.base import Container, Object, StorageDriver
 from libcloud.storage.drivers.s3 import BaseS3StorageDriver, S3StorageDriver
 from libcloud.storage.providers import get_driver
@@ -62,8 +59,8 @@ from providers.errors import (
     InvalidKey,
     NotFound,
     ProviderError,
-    Unavailable,
 )
+from providers.libcloud_errors import close_session, map_error
 from providers.storage.base import CHUNK_SIZE, ObjectInfo, ObjectPage, PresignedUpload
 from providers.storage.keys import RESERVED_SEGMENT, check_key, check_prefix, check_range
 
@@ -376,7 +373,7 @@ class LibcloudStorage:
         with self._idle_lock:
             idle, self._idle = self._idle, []
         for driver in idle:
-            await anyio.to_thread.run_sync(_close_driver, driver)
+            await anyio.to_thread.run_sync(close_session, driver)
 
     # -- in worker threads -------------------------------------------------------------------
 
@@ -417,7 +414,7 @@ class LibcloudStorage:
             if exhausted and len(self._idle) < self.options.max_concurrency:
                 self._idle.append(driver)
                 return
-        _close_driver(driver)
+        close_session(driver)
 
     def _upload(
         self,
@@ -524,21 +521,11 @@ class LibcloudStorage:
             raise
         except ObjectDoesNotExistError:
             raise NotFound(f"libcloud {operation}: no such object") from None
-        except (
-            RateLimitReachedError,
-            ServiceUnavailableError,
-            requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout,
-        ) as exc:
-            raise Unavailable(f"libcloud {operation}: {type(exc).__name__}") from None
-        except InvalidCredsError:
-            raise ProviderError(f"libcloud {operation}: credentials refused") from None
-        except LibcloudProviderError as exc:
-            error: type[ProviderError] = Unavailable if exc.http_code >= 500 else ProviderError
-            raise error(f"libcloud {operation}: HTTP {exc.http_code}") from None
-        except (LibcloudError, OSError, ValueError, KeyError) as exc:
-            # libcloud's messages embed the driver's repr: name the type only.
-            raise ProviderError(f"libcloud {operation}: {type(exc).__name__}") from None
+        except Exception as exc:
+            mapped = map_error(operation, exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from None
 
 
 class _SourceFailed(Exception):
@@ -598,15 +585,6 @@ def _s3_page(
         marker = last
         if marker.startswith(RESERVED_SEGMENT + "/") and AFTER_RESERVED.startswith(prefix):
             marker = AFTER_RESERVED
-
-
-def _close_driver(driver: StorageDriver) -> None:
-    """Close a driver's HTTP session (drivers without one have nothing to close)."""
-    session = getattr(getattr(driver.connection, "connection", None), "session", None)
-    close = getattr(session, "close", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            close()
 
 
 def _version(obj: Object) -> str | None:

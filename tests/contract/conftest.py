@@ -14,11 +14,8 @@ from tests.contract.payments_stripe import StripeHarness
 from tests.servers import (
     LocalStripe,
     MotoServer,
-    PowerDNS,
-    need_powerdns,
     start_localstripe,
     start_moto_server,
-    start_powerdns,
 )
 
 PAYMENT_HARNESSES = [
@@ -81,12 +78,3 @@ async def payments_harness_btcpay(btcpay_server: RunningFake) -> AsyncIterator[B
     finally:
         await harness.provider.close()
         await harness.reset()
-
-
-@pytest.fixture(scope="session")
-def powerdns() -> Iterator[PowerDNS]:
-    """A PowerDNS authoritative server for the session (skipped, or failed in CI, when it is
-    not installed)."""
-    need_powerdns()
-    with start_powerdns() as server:
-        yield server

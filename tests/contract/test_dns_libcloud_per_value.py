@@ -16,7 +16,7 @@ import pytest
 
 from providers import registry
 from providers.dns.base import DNSProvider, Record, RecordType
-from providers.errors import InvalidRecord, NotFound
+from providers.errors import ConfigurationError, InvalidRecord, NotFound, ProviderError
 from tests.dns_fake import NAME, PerValueDNSDriver, register
 
 ZONE = "example.org"
@@ -121,3 +121,57 @@ async def test_delete_and_not_found(provider: tuple[DNSProvider, str]) -> None:
     await dns_provider.delete_zone(ZONE)
     with pytest.raises(NotFound):
         await dns_provider.get_zone(ZONE)
+
+
+async def test_values_we_cannot_parse_are_skipped_not_fatal(
+    provider: tuple[DNSProvider, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A vendor's MX without its priority, DigitalOcean's SRV (its numbers in `extra`) and an
+    ALIAS: each is skipped with a warning, and every other record still reads and writes."""
+    dns_provider, key = provider
+    await dns_provider.set_record(ZONE, Record("www", RecordType.A, ("192.0.2.1",), 300))
+    driver = PerValueDNSDriver(key)
+    (zone,) = driver.list_zones()
+    driver.create_record("", zone, "MX", "mail.example.org", {})
+    driver.create_record("_sip._tcp", zone, "SRV", "sip.example.org", {"port": 5060})
+    driver.create_record("", zone, "ALIAS", "target.example.net", {})
+
+    records = await dns_provider.list_records(ZONE)
+    assert [(r.name, r.type) for r in records] == [("www", RecordType.A)]
+    assert "skipped MX @" in caplog.text
+    assert await dns_provider.get_record(ZONE, "www", RecordType.A) == Record(
+        "www", RecordType.A, ("192.0.2.1",), 300
+    )
+    with pytest.raises(NotFound):
+        await dns_provider.get_record(ZONE, "@", RecordType.MX)
+    moved = await dns_provider.set_record(ZONE, Record("www", RecordType.A, ("192.0.2.9",), 60))
+    assert moved.values == ("192.0.2.9",)
+
+    exported = await dns_provider.export_zone(ZONE)
+    skipped = [line for line in exported.splitlines() if line.startswith("; skipped ")]
+    assert len(skipped) == 3
+    assert any("ALIAS target.example.net" in line for line in skipped)
+    parsed = dns.zone.from_text(exported, origin=ZONE + ".", relativize=False, check_origin=False)
+    assert parsed.find_rdataset("www." + ZONE + ".", dns.rdatatype.A).ttl == 60
+
+
+async def test_a_refused_delete_is_an_error(provider: tuple[DNSProvider, str]) -> None:
+    dns_provider, key = provider
+    await dns_provider.set_record(ZONE, Record("www", RecordType.A, ("192.0.2.1",), 300))
+    PerValueDNSDriver.account(key).refuse_deletes = True
+    with pytest.raises(ProviderError, match="not deleted"):
+        await dns_provider.delete_record(ZONE, "www", RecordType.A)
+    PerValueDNSDriver.account(key).refuse_deletes = False
+    await dns_provider.set_record(
+        ZONE, Record("www", RecordType.A, ("192.0.2.1", "192.0.2.2"), 300)
+    )
+    PerValueDNSDriver.account(key).refuse_deletes = True
+    # Two values to one: one record is updated in place, the other must go.
+    with pytest.raises(ProviderError, match="not deleted"):
+        await dns_provider.set_record(ZONE, Record("www", RecordType.A, ("192.0.2.3",), 300))
+
+
+@pytest.mark.parametrize("driver", ["route53", "gandi_live"])
+def test_set_per_name_drivers_are_refused(driver: str) -> None:
+    with pytest.raises(ConfigurationError, match="one set"):
+        registry.load("dns", "libcloud", {"driver": driver, "key": "k", "secret": "s"})

@@ -5,13 +5,17 @@ driver), health-checked against a real local HTTP server, recorded on the run's 
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from libcloud.compute.types import NodeState as LibcloudState
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -22,7 +26,7 @@ from app.hosting.userdata import render_user_data
 from app.models import FleetNode
 from app.settings import Settings
 from providers.compute.base import Node, NodeState
-from tests.compute import COMPUTE_BACKENDS, ComputeHarness, harness_for
+from tests.compute import COMPUTE_BACKENDS, MOTO_NAMESPACE, ComputeHarness, harness_for
 from tests.conftest import fresh_database, make_settings
 from tests.live import served_in_loop
 from tests.servers import MotoServer, start_moto_server
@@ -462,3 +466,160 @@ async def test_fleet_commands(tmp_path: Path) -> None:
         assert [line.split("\t")[:2] for line in status.stdout.splitlines()[1:]] == [
             ["web", "clifleet-broken-web-0"]
         ]
+
+
+# -- review fixes --------------------------------------------------------------------------
+
+
+def test_node_names_are_valid_on_every_vendor() -> None:
+    """GCE and DigitalOcean take lower-case letters, digits and `-`, 63 characters at most;
+    the role and index stay whole, so a fleet's names stay distinct."""
+    assert fleet.node_name("holdfast", "Eu_West", "web", 1) == "holdfast-eu-west-web-1"
+    longest = fleet.node_name("f" * 32, "c" * 24, "scheduler", 99_999)
+    assert len(longest) == 63
+    assert longest.endswith("-scheduler-99999")
+    assert fleet.node_name("f" * 32, "c-" + "c" * 22, "web", 0).endswith("c-web-0")
+    names = {fleet.node_name("f" * 32, "c" * 24, "web", index) for index in range(3)}
+    assert len(names) == 3
+    cut = fleet.node_name("f" * 49, "x", "web", 10)  # the cut lands on a `-`: dropped
+    assert "--" not in cut
+    assert not cut.startswith("-")
+
+
+def test_compute_names_and_health_url_are_checked(data_dir: Path, database_url: str) -> None:
+    dummy = {"provider": "libcloud", "options": {"driver": "dummy"}}
+    with pytest.raises(ValidationError, match="not allowed"):
+        make_settings(data_dir, database_url, compute={"providers": {"eu_west": dummy}})
+    with pytest.raises(ValidationError, match="not allowed"):
+        make_settings(data_dir, database_url, compute={"providers": {"c" * 25: dummy}})
+    for bad in ("https://example.org/healthz", "https://{ip}:{port}/healthz", "https://{ip"):
+        with pytest.raises(ValidationError, match="health_url"):
+            make_settings(data_dir, database_url, fleet={"health_url": bad})
+    settings = make_settings(data_dir, database_url, fleet={"health_url": "http://{ip}:8000/h"})
+    assert settings.fleet.health_url == "http://{ip}:8000/h"
+
+
+async def test_a_stopped_node_is_replaced(
+    data_dir: Path, database_url: str, request: pytest.FixtureRequest
+) -> None:
+    """Stopped through the vendor's own API (boto3 at moto's EC2): nothing of ours starts it
+    again, so its slot gets a new node."""
+    harness = harness_for("ec2", request)
+    try:
+        settings = fleet_settings(data_dir, database_url, harness, web=1)
+        provider = harness.provider
+        await fleet.apply(settings, HERE, provider)
+        web = next(n for n in await provider.list_nodes(OURS) if n.tags[fleet.TAG_ROLE] == "web")
+        harness.boto3().stop_instances(InstanceIds=[web.id])
+        planned = await fleet.plan(settings, HERE, provider)
+        assert [spec.name for spec in planned.create] == ["testfleet-here-web-0"]
+        assert [node.id for node in planned.destroy] == [web.id]
+        assert planned.reasons[web.id] == "stopped: replaced"
+        assert "(stopped: replaced)" in planned.render()
+        await fleet.apply(settings, HERE, provider)
+        now = [n for n in await provider.list_nodes(OURS) if n.tags[fleet.TAG_ROLE] == "web"]
+        assert [n.id for n in now] != [web.id]
+        assert len(now) == 1
+    finally:
+        await harness.close()
+
+
+async def test_health_takes_the_running_node_of_a_slot(
+    data_dir: Path, database_url: str, request: pytest.FixtureRequest, health: HealthServer
+) -> None:
+    """A slot holding a running node and a broken one (listed after it) is healthy: the
+    running node is the slot's."""
+    harness = harness_for("dummy", request)
+    try:
+        settings = fleet_settings(data_dir, database_url, harness, web=1, health_url=health.url)
+        provider = harness.provider
+        await fleet.apply(settings, HERE, provider)
+        twin = await harness.foreign_node({**OURS, fleet.TAG_ROLE: "web", fleet.TAG_INDEX: "0"})
+        driver: Any = provider._driver()
+        next(node for node in driver.nl if node.id == twin).state = LibcloudState.ERROR
+        web = next(
+            n
+            for n in await provider.list_nodes(OURS)
+            if n.tags[fleet.TAG_ROLE] == "web" and n.state is NodeState.RUNNING
+        )
+        health.healthy = {web.public_ips[0]}
+        ready = await fleet.wait_healthy(settings, HERE, provider, timeout=2, interval=0.1)
+        assert web.id in {node.id for node in ready}
+    finally:
+        await harness.close()
+
+
+async def test_fleet_destroy_command(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """`holdfast fleet destroy` at moto's EC2, in a process of its own: our nodes go and are
+    recorded destroyed; a foreign node, even one carrying our role tag, stays."""
+    harness = harness_for("ec2", request)
+    try:
+        options = ", ".join(
+            f"{key} = {json.dumps(value)}"
+            for key, value in harness.options.items()
+            if key != "extra"
+        )
+        config = tmp_path / "holdfast.toml"
+        config.write_text(
+            f'[fleet]\nname = "{FLEET}"\n[compute.providers.{HERE}]\nprovider = "libcloud"\n'
+            f'options = {{ {options}, extra = {{ signature_version = "4" }} }}\n'
+            'database_url = "postgres://holdfast@db.internal/holdfast"\n'
+        )
+        async with fresh_database(tmp_path, "fleetdestroy") as url:
+            env = holdfast_env(
+                tmp_path / "data",
+                HOLDFAST_CONFIG_FILE=str(config),
+                HOLDFAST_DATABASE_URL=url,
+                HOLDFAST_NODE_ID="7",
+                HOLDFAST_SECRET_KEY="fleet-test-signing-key-0123456789abcdef",
+            )
+            settings = fleet_settings(tmp_path, url, harness, web=1)
+            await fleet.apply(settings, HERE, harness.provider)
+            ours = {n.id for n in await harness.provider.list_nodes(OURS)}
+            foreign = await harness.foreign_node({fleet.TAG_ROLE: "web"})
+
+            def invoke(*args: str, answer: str = "") -> subprocess.CompletedProcess[str]:
+                # A process of its own (as `holdfast` runs), with libcloud patched for moto.
+                code = (
+                    "import sys, libcloud.compute.drivers.ec2 as ec2; "
+                    f"ec2.NAMESPACE = {MOTO_NAMESPACE!r}; "
+                    "from app.cli import cli; sys.argv[0] = 'holdfast'; cli()"
+                )
+                return subprocess.run(
+                    [sys.executable, "-c", code, *args],
+                    env=env,
+                    input=answer,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+
+            assert (await anyio.to_thread.run_sync(invoke, "migrate")).returncode == 0
+            recorded = await anyio.to_thread.run_sync(
+                lambda: invoke("fleet", "status", "--compute", HERE, "--refresh")
+            )
+            assert f"compute {HERE}: 3 nodes" in recorded.stdout, recorded.stdout
+            declined = await anyio.to_thread.run_sync(
+                lambda: invoke("fleet", "destroy", "--compute", HERE, answer="n\n")
+            )
+            assert declined.returncode == 1
+            assert "3 to destroy" in declined.stdout
+            assert {n.id for n in await harness.provider.list_nodes(OURS)} == ours
+
+            done = await anyio.to_thread.run_sync(
+                lambda: invoke("fleet", "destroy", "--compute", HERE, "--yes")
+            )
+            assert done.returncode == 0, done.stderr
+            assert "destroyed 3; 0 of our nodes still listed" in done.stdout
+            assert await harness.provider.list_nodes(OURS) == []
+            assert foreign in {n.id for n in await harness.provider.list_nodes()}
+            status = await anyio.to_thread.run_sync(
+                lambda: invoke("fleet", "status", "--compute", HERE)
+            )
+            assert f"compute {HERE}: 0 nodes" in status.stdout
+            again = await anyio.to_thread.run_sync(
+                lambda: invoke("fleet", "destroy", "--compute", HERE, "--yes")
+            )
+            assert "0 to destroy" in again.stdout
+    finally:
+        await harness.close()

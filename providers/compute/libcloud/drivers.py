@@ -4,10 +4,10 @@ sizes, images and locations in our dataclasses, and libcloud's errors as `provid
 from __future__ import annotations
 
 import contextlib
+import inspect
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
-from libcloud.common.exceptions import BaseHTTPError
 from libcloud.common.types import InvalidCredsError, LibcloudError
 from libcloud.compute.base import Node as LibcloudNode
 from libcloud.compute.base import NodeDriver, NodeImage, NodeLocation, NodeSize
@@ -19,7 +19,7 @@ from libcloud.compute.types import Provider
 
 from providers.compute import base
 from providers.compute.libcloud.tags import TagStyle, tag_style
-from providers.errors import ConfigurationError, NotFound, ProviderError, Unavailable
+from providers.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from providers.compute.libcloud.provider import LibcloudCompute
@@ -49,9 +49,6 @@ _EC2_STATES: dict[str, base.NodeState] = {
     "stopping": base.NodeState.STOPPING,
 }
 
-_NOT_FOUND_CODES = ("NotFound", "InvalidAMIID", "does not exist", "not found")
-_THROTTLED_CODES = ("RequestLimitExceeded", "Throttling", "ServiceUnavailable", "Unavailable")
-
 
 def driver_class(value: str) -> tuple[type[NodeDriver], TagStyle]:
     """The driver class of Provider `value` and how its nodes are tagged; ValueError (a
@@ -69,6 +66,28 @@ def driver_class(value: str) -> tuple[type[NodeDriver], TagStyle]:
             "could not be told apart (a provider package can add this vendor)"
         )
     return found, style
+
+
+def create_node_arguments(driver_class: type[NodeDriver]) -> frozenset[str] | None:
+    """The keyword arguments `create_node` of `driver_class` takes; None when it takes any
+    (`**kwargs`). A class choosing a subclass by API version in `__new__` (OpenStack,
+    Linode) takes what any of its subclasses takes: the version is only known once made."""
+    classes = [driver_class]
+    if driver_class.__new__ is not object.__new__:
+        pending = list(driver_class.__subclasses__())
+        while pending:
+            sub = pending.pop()
+            classes.append(sub)
+            pending.extend(sub.__subclasses__())
+    names: set[str] = set()
+    for cls in classes:
+        parameters = inspect.signature(cls.create_node).parameters.values()
+        if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+            if cls is driver_class:
+                return None
+            continue
+        names.update(parameter.name for parameter in parameters if parameter.name != "self")
+    return frozenset(names)
 
 
 def provider_value(name: str) -> str:
@@ -142,14 +161,6 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def close_driver(driver: NodeDriver) -> None:
-    session = getattr(getattr(driver.connection, "connection", None), "session", None)
-    close = getattr(session, "close", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            close()
-
-
 def node_state(node: LibcloudNode) -> base.NodeState:
     status = (node.extra or {}).get("status")
     if isinstance(node.driver, BaseEC2NodeDriver) and status in _EC2_STATES:
@@ -158,22 +169,6 @@ def node_state(node: LibcloudNode) -> base.NodeState:
         return _STATES.get(LibcloudState(node.state), base.NodeState.UNKNOWN)
     except ValueError:
         return base.NodeState.UNKNOWN
-
-
-def is_not_found(exc: BaseHTTPError) -> bool:
-    return exc.code == 404 or any(code in str(exc.message) for code in _NOT_FOUND_CODES)
-
-
-def http_error(operation: str, exc: BaseHTTPError) -> ProviderError:
-    message = str(exc.message).splitlines()[0][:200] if exc.message else ""
-    detail = f"libcloud {operation}: HTTP {exc.code} {message}".rstrip()
-    if exc.code in (401, 403):
-        return ConfigurationError(f"libcloud {operation}: credentials refused (HTTP {exc.code})")
-    if is_not_found(exc):
-        return NotFound(detail)
-    if exc.code == 429 or exc.code >= 500 or any(c in message for c in _THROTTLED_CODES):
-        return Unavailable(detail)
-    return ProviderError(detail)
 
 
 def to_size(size: NodeSize) -> base.NodeSize:

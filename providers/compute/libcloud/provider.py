@@ -10,31 +10,23 @@ waiting on the vendor anyway; serialising them costs little and avoids both prob
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import anyio
 import anyio.to_thread
-import requests.exceptions
-from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
-from libcloud.common.types import (
-    InvalidCredsError,
-    LibcloudError,
-    MalformedResponseError,
-    ServiceUnavailableError,
-)
+from libcloud.common.exceptions import BaseHTTPError
 from libcloud.compute.base import Node as LibcloudNode
 from libcloud.compute.base import NodeDriver, NodeImage, NodeLocation, NodeSize
 from libcloud.compute.drivers.ec2 import BaseEC2NodeDriver
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from providers.compute import base
 from providers.compute.libcloud.drivers import (
     build_driver,
-    close_driver,
+    create_node_arguments,
     driver_class,
-    http_error,
-    is_not_found,
     location_id,
     node_state,
     provider_value,
@@ -43,9 +35,15 @@ from providers.compute.libcloud.drivers import (
     to_size,
 )
 from providers.compute.libcloud.tags import DUMMY_LOCATION
-from providers.errors import ConfigurationError, NotFound, ProviderError, Unavailable
+from providers.errors import ConfigurationError, NotFound
+from providers.libcloud_errors import close_session, is_not_found, map_error
 
 T = TypeVar("T")
+
+
+def _carries(node: base.Node, tags: Mapping[str, str]) -> bool:
+    return all(node.tags.get(key) == value for key, value in tags.items())
+
 
 _EXTRA_KEPT = ("status", "dns_name", "launch_time", "created_at")
 """Vendor detail kept in `Node.extra` (for logs: never user-data, which carries credentials)."""
@@ -91,6 +89,23 @@ class LibcloudCompute:
             driver_class(value)
             return value
 
+        @model_validator(mode="after")
+        def _known_create_options(self) -> LibcloudCompute.Options:
+            # A key create_node does not take would fail every node's creation with a bare
+            # TypeError: refused with the settings instead, naming it.
+            found, _ = driver_class(self.driver)
+            accepted = create_node_arguments(found)
+            ours = {"name", "size", "image", "location"}
+            for key in sorted(self.create_options):
+                if key in ours:
+                    raise ValueError(f"create_options.{key} is set by the fleet, not here")
+                if accepted is not None and key not in accepted:
+                    raise ValueError(
+                        f"create_options.{key}: the {self.driver} driver's create_node takes "
+                        f"no such argument (it takes: {', '.join(sorted(accepted - ours))})"
+                    )
+            return self
+
     def __init__(self, options: LibcloudCompute.Options) -> None:
         self.options = options
         self._driver_class, self._style = driver_class(options.driver)
@@ -134,9 +149,29 @@ class LibcloudCompute:
             node = self._style.create(
                 self._driver(), self.options.create_options, spec, size, found[0], location
             )
-            return self._node(node)
+            return self._checked(node, spec)
 
         return await self._run("create node", create)
+
+    def _checked(self, raw: LibcloudNode, spec: base.NodeSpec) -> base.Node:
+        """The node just created, once its tags are read back as `spec`'s: a node whose tags
+        did not stick (a vendor dropping or rewriting them) would never be listed as ours,
+        so it would be made again on every apply and never destroyed. Such a node is
+        destroyed here and the configuration refused."""
+        node = self._node(raw)
+        if _carries(node, spec.tags):
+            return node
+        with contextlib.suppress(NotFound):  # not listed yet: the answer's tags decide
+            node = self._node(self._find(node.id))
+        if _carries(node, spec.tags):
+            return node
+        missing = sorted(key for key, value in spec.tags.items() if node.tags.get(key) != value)
+        self._driver().destroy_node(raw)
+        raise ConfigurationError(
+            f"libcloud compute driver {self.options.driver!r}: node {node.id} did not keep our "
+            f"tags ({', '.join(missing)}), so it was destroyed; check create_options and the "
+            "vendor's tag rules"
+        )
 
     async def list_nodes(self, tags: Mapping[str, str] | None = None) -> list[base.Node]:
         wanted = dict(tags or {})
@@ -179,7 +214,7 @@ class LibcloudCompute:
 
     async def close(self) -> None:
         if self._instance is not None:
-            await anyio.to_thread.run_sync(close_driver, self._instance, limiter=self._calls)
+            await anyio.to_thread.run_sync(close_session, self._instance, limiter=self._calls)
 
     def _driver(self) -> NodeDriver:
         """The driver, made on first use in a worker thread (under the one-call limiter):
@@ -270,21 +305,8 @@ class LibcloudCompute:
     async def _run(self, operation: str, function: Callable[[], T]) -> T:
         try:
             return await anyio.to_thread.run_sync(function, limiter=self._calls)
-        except ProviderError:
-            raise
-        except InvalidCredsError:
-            raise ConfigurationError(f"libcloud {operation}: credentials refused") from None
-        except (
-            RateLimitReachedError,
-            ServiceUnavailableError,
-            requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout,
-            ConnectionError,
-            TimeoutError,
-        ) as exc:
-            raise Unavailable(f"libcloud {operation}: {type(exc).__name__}") from None
-        except BaseHTTPError as exc:
-            raise http_error(operation, exc) from None
-        except (LibcloudError, MalformedResponseError, OSError, ValueError, KeyError) as exc:
-            # libcloud's messages embed the driver's repr and may echo requests: type only.
-            raise ProviderError(f"libcloud {operation}: {type(exc).__name__}") from None
+        except Exception as exc:
+            mapped = map_error(operation, exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from None

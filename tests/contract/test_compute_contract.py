@@ -249,6 +249,12 @@ def test_tags_and_user_data_for_drivers_without_a_local_server() -> None:
         "holdfast-role": "web",
         "env": "prod:eu",
     }
+    # libcloud's OpenStack class is a factory for per-version subclasses and has no type.
+    openstack = tag_style(get_driver("openstack"))
+    assert openstack is not None
+    assert openstack.name == "openstack"
+    options = LibcloudCompute.Options(driver="openstack", key="u", secret="p")  # type: ignore[arg-type]
+    assert options.driver == "openstack"
 
 
 def test_tags_and_user_data_for_linode_and_azure() -> None:

@@ -19,6 +19,7 @@ from libcloud.compute.base import Node as LibcloudNode
 from libcloud.compute.base import NodeDriver, NodeImage, NodeLocation, NodeSize
 from libcloud.compute.drivers.dummy import DummyNodeDriver
 from libcloud.compute.drivers.ec2 import BaseEC2NodeDriver
+from libcloud.compute.drivers.openstack import OpenStackNodeDriver
 from libcloud.compute.types import Provider
 
 from providers.compute import base
@@ -207,6 +208,9 @@ def tag_style(driver_class: type[NodeDriver]) -> TagStyle | None:
     """How nodes of `driver_class` are tagged; None for a driver we know no way for."""
     if issubclass(driver_class, BaseEC2NodeDriver):
         return STYLES["ec2"]
+    if issubclass(driver_class, OpenStackNodeDriver):
+        # The class libcloud names is a factory for a per-API-version subclass: it has no type.
+        return STYLES[Provider.OPENSTACK.value]
     driver_type = getattr(driver_class, "type", None)
     return STYLES.get(str(getattr(driver_type, "value", driver_type)))
 

@@ -88,3 +88,8 @@ bench-live: $(STAMP)
 STORAGE_ARGS ?= --objects 2000 --concurrency 8
 bench-storage: $(STAMP)
 	$(BIN)/python -m bench.storage $(STORAGE_ARGS)
+
+# A backup of a seeded database, then its verified restore into an empty one (bench/README.md).
+BACKUP_ARGS ?= --users 2000 --posts 100000
+bench-backup: $(STAMP)
+	$(BIN)/python -m bench.backup $(BACKUP_ARGS)

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test lint test-sqlite test-postgres fuzz bench bench-documents bench-live bench-storage schema infra clean
+.PHONY: run test lint test-sqlite test-postgres fuzz bench bench-documents bench-live bench-storage bench-backup schema infra clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -625,13 +625,15 @@ def storage_verify(
     missing, differing and orphaned objects, and records left at another backend than a
     finished move's target (stragglers); exits 1 when there is any."""
     from app.services.media import inflight_keys
-    from app.storage.audit import verify
+    from app.storage.audit import reserved_prefixes, verify
 
     settings = _settings()
 
     async def check() -> Audit:
         async with _storage(settings, role=None) as storage:  # reads only
-            return await verify(storage, deep=deep, keep=inflight_keys)
+            return await verify(
+                storage, deep=deep, keep=inflight_keys, reserved=reserved_prefixes(settings)
+            )
 
     audit = _run(check)
     for missing in audit.missing:
@@ -677,17 +679,18 @@ def storage_orphans(
     it finds (`holdfast storage verify` exits 1 on orphans); `--delete` exits 1 when some
     could not be deleted, 2 while a `storage migrate` or another deletion runs."""
     from app.services.media import inflight_keys
-    from app.storage.audit import OrphansBusy, delete_orphans, find_orphans
+    from app.storage.audit import OrphansBusy, delete_orphans, find_orphans, reserved_prefixes
     from app.storage.lease import LeaseLost
 
     settings = _settings()
+    backups = reserved_prefixes(settings)  # objects without rows by design
 
     async def clean() -> tuple[list[Orphan], Deletion | None]:
         async with _storage(settings, role=None) as storage:  # deletes only
-            found = await find_orphans(storage, keep=inflight_keys)
+            found = await find_orphans(storage, keep=inflight_keys, reserved=backups)
             if not delete:
                 return found, None
-            return found, await delete_orphans(storage, found, keep=inflight_keys)
+            return found, await delete_orphans(storage, found, keep=inflight_keys, reserved=backups)
 
     try:
         found, deletion = _run(clean)

@@ -481,3 +481,31 @@ def test_backup_info_lists_rows() -> None:
     )
     assert info.rows == 5
     assert info.manifest_key == "backups/x/manifest.json"
+
+
+async def test_storage_orphans_and_verify_leave_backups_alone(
+    app: Starlette, database_url: str, tmp_path: Path
+) -> None:
+    """Backups have no stored_objects rows: `holdfast storage orphans --delete` must not take
+    them for orphans (it deleted every backup), while a real orphan beside them still goes."""
+    settings = backup_settings(tmp_path, database_url, "local")
+    async with opened(settings) as storage:
+        backup = await create_backup(settings, storage)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"no row"
+
+        await storage.put("stray/orphan", chunks(), content_type="application/octet-stream")
+    code, out = await run_holdfast(tmp_path, "storage", "verify", database_url=database_url)
+    assert code == 1, out  # the stray object
+    assert "stray/orphan" in out
+    assert "backups/" not in out
+    code, out = await run_holdfast(
+        tmp_path, "storage", "orphans", "--delete", database_url=database_url
+    )
+    assert code == 0, out
+    assert "deleted 1 of 1 orphans" in out
+    async with opened(settings) as storage:
+        assert await list_backups(settings, storage) == [backup]
+        keys = {obj.key for obj in (await storage.list("")).objects}
+        assert keys == {backup.key, backup.manifest_key}

@@ -164,6 +164,12 @@ def test_image_is_multi_stage_non_root_with_the_holdfast_entrypoint(tmp_path: Pa
     assert json.loads(entrypoint[-1]) == ["holdfast"]
     cmd = [item["value"] for item in final if item["instruction"] == "CMD"]
     assert json.loads(cmd[-1]) == ["serve", "--no-migrate"]
+    # pg_dump from PostgreSQL's repository at a current major, not bookworm's 15 (which
+    # refuses newer servers).
+    runs = " ".join(item["value"] for item in final if item["instruction"] == "RUN")
+    assert "/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y" in runs
+    assert '"postgresql-client-${PG_CLIENT_MAJOR}"' in runs
+    assert "PG_CLIENT_MAJOR=17" in parser.content
 
 
 def test_build_context_keeps_out_everything_but_the_package(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -103,16 +104,24 @@ def test_user_data_installs_and_enables_the_role(
     assert text.startswith("#cloud-config\n")
     assert len(text.encode()) < 16_384  # EC2's limit on user-data
     assert "python3-venv" in document["packages"]
+    assert "postgresql-common" in document["packages"]
     assert any(user != "default" and user["name"] == "holdfast" for user in document["users"])
-    commands = document["runcmd"]
+    # One `sh -e` script: a failed step (pip install) stops it before the unit is enabled.
+    ((shell, flags, script),) = document["runcmd"]
+    assert (shell, flags) == ("sh", "-ec")
+    commands = [shlex.split(line) for line in script.splitlines()]
     pip = ["/opt/holdfast/.venv/bin/pip", "install", "--quiet", "--disable-pip-version-check"]
-    assert [*pip, "holdfast==0.1.0"] in commands
+    assert [*pip, "--retries", "10", "--timeout", "60", "holdfast==0.1.0"] in commands
+    # pg_dump for backups on every role, a current major from PostgreSQL's repository
+    # (bookworm's own client, 15, refuses newer servers).
+    pgdg = commands.index(["/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh", "-y"])
+    client = ["apt-get", "install", "-y", "--no-install-recommends", "postgresql-client-17"]
+    assert commands.index(client) > pgdg
     assert commands[-1] == ["systemctl", "enable", "--now", UNITS[role]]
     unit = written(document, f"/etc/systemd/system/{UNITS[role]}")
     assert "/opt/holdfast/.venv/bin/holdfast" in unit["content"]
     others = {name for other, name in UNITS.items() if other != role}
     assert not any(entry["path"].endswith(tuple(others)) for entry in document["write_files"])
-    assert written(document, "/etc/holdfast/role")["content"] == f"{role}\n"
     secrets = written(document, ENV_FILE)
     assert secrets["permissions"] == "0600"
     assert secrets["owner"] == "root:root"

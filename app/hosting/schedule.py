@@ -27,6 +27,7 @@ from tortoise.exceptions import BaseORMException
 from app.changes import Change, Changes
 from app.hosting.backup import BackupError, backup_storage, create_backup, list_backups, prune
 from app.jobs import DeadJob, JobQueue
+from app.jobs.queue import Commit
 from app.models import Job, JobState
 from app.settings import Settings
 from app.storage import lease
@@ -47,11 +48,14 @@ class BackupJob:
         self.settings = settings
 
     def register(self, jobs: JobQueue) -> None:
-        jobs.register(CREATE_BACKUP, self.run)
+        # Staged: the dump (pg_dump, SQLite's backup API) and the uploads run outside any
+        # transaction; a job's transaction would stay open for the whole backup (on SQLite,
+        # holding the one connection every other write waits for).
+        jobs.register_staged(CREATE_BACKUP, self.stage)
 
-    async def run(self, change: Change, payload: dict[str, Any]) -> None:
-        # The backup reads through its own connection (pg_dump, SQLite's backup API), not
-        # through the job's transaction, which only records that the job is done.
+    async def stage(self, payload: dict[str, Any]) -> Commit:
+        """Back up (unless a backup newer than the request exists) and prune; the commit,
+        in the job's transaction, has nothing left to do."""
         try:
             requested_at = datetime.fromisoformat(str(payload["requested_at"]))
         except (KeyError, ValueError):
@@ -66,6 +70,11 @@ class BackupJob:
             await prune(self.settings, storage)
         finally:
             await storage.close()
+        return _nothing
+
+
+async def _nothing(change: Change) -> None:
+    """The commit of a staged backup job: the backup is stored already."""
 
 
 async def run_scheduler(

@@ -85,7 +85,8 @@ async def test_one_backup_job_per_period(services: Services, clean_backups: None
         await asyncio.sleep(LEASE_SECONDS)
         assert await jobs() == 1
 
-    # A worker runs it: a backup.
+    # A worker runs it: a backup, made outside the job's transaction (a staged job).
+    assert services.jobs.is_staged(CREATE_BACKUP)
     assert await services.jobs.run_due(services.changes) == 1
     assert await Job.filter(name=CREATE_BACKUP, state=JobState.DONE).count() == 1
     storage = backup_storage(settings)

@@ -35,6 +35,7 @@ import anyio
 import asyncpg
 
 from app.hosting.tables import (
+    MIGRATIONS_TABLE,
     TableCheck,
     postgres_checks,
     postgres_migration_head,
@@ -342,33 +343,60 @@ async def restore(artifact: Path, url: str, expected: Mapping[str, TableCheck]) 
 async def _restore_postgres(
     artifact: Path, target: PostgresTarget, expected: Mapping[str, TableCheck]
 ) -> None:
-    program = _program("pg_restore")
+    """The migrated (empty) schema dropped and the dump restored in one transaction: psql
+    runs `BEGIN`, the lock, the emptiness check and the drops, then the SQL pg_restore makes of
+    the dump, and `COMMIT` only once pg_restore succeeded. A failure anywhere (a truncated
+    dump, a row that landed meanwhile) rolls everything back: the target is as it was."""
+    pg_restore, psql = _program("pg_restore"), _program("psql")
     conn = await target.connect()
     try:
-        await _clear_postgres(conn, target)
+        prelude = await _clear_postgres(conn)
     finally:
         await conn.close()
-    process = await asyncio.create_subprocess_exec(
-        program,
-        "--no-owner",
-        "--no-privileges",
-        "--exit-on-error",
-        "--single-transaction",
+    env = target.environment()
+    loader = await asyncio.create_subprocess_exec(
+        psql,
+        "--no-psqlrc",
+        "--quiet",
         "--no-password",
+        "--set=ON_ERROR_STOP=1",
         f"--dbname={target.database}",
-        str(artifact),
-        env=target.environment(),
-        stdin=asyncio.subprocess.DEVNULL,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, errors = await process.communicate()
-    if process.returncode != 0:
-        message = errors.decode(errors="replace").strip()
+    reader = await asyncio.create_subprocess_exec(
+        pg_restore,
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--file=-",
+        str(artifact),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        restored, loaded = await _pipe(reader, loader, prelude)
+    finally:
+        for process in (reader, loader):
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    if loaded is not None and _NOT_EMPTY in loaded:
         raise BackupError(
-            f"pg_restore failed (exit {process.returncode}; nothing was restored): "
-            f"{message[-_STDERR_LIMIT:]}"
+            f"{target.display} is not empty ({loaded.partition(_NOT_EMPTY)[2].strip()}): "
+            "restore into an empty database (a freshly migrated one is fine)"
         )
+    # psql's error first: when it stopped, pg_restore only lost its reader.
+    for tool, message in (("psql", loaded), ("pg_restore", restored)):
+        if message is not None:
+            raise BackupError(
+                f"{tool} failed (nothing was restored; the target is unchanged): "
+                f"{message[-_STDERR_LIMIT:]}"
+            )
     try:
         compare(expected, await verify_postgres(target))
     except BackupError as exc:
@@ -377,49 +405,95 @@ async def _restore_postgres(
         ) from None
 
 
-async def _clear_postgres(conn: asyncpg.Connection, target: PostgresTarget) -> None:
-    """Drop the (empty) schema a migration made, so the dump's own replaces it: checked empty
-    and dropped in one transaction, the tables locked so that no row lands in between."""
-    async with conn.transaction():
-        tables = await postgres_tables(conn)
-        if tables:
-            names = ", ".join(f"public.{quote(table)}" for table in tables)
-            await conn.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
-        table = await postgres_nonempty(conn)
-        if table is not None:
-            raise BackupError(
-                f"{target.display} is not empty (table {table!r} has rows): restore into an "
-                "empty database (a freshly migrated one is fine)"
-            )
-        relations = await conn.fetch(
-            "SELECT c.relname, c.relkind::text FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
-            "AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND NOT EXISTS ("
-            "SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')"
+_NOT_EMPTY = "holdfast-not-empty:"
+
+
+async def _pipe(
+    reader: asyncio.subprocess.Process, loader: asyncio.subprocess.Process, prelude: str
+) -> tuple[str | None, str | None]:
+    """pg_restore's SQL into psql after `prelude`, then `COMMIT` only if pg_restore exited
+    0: without it psql ends the session and the server rolls the transaction back. Each
+    tool's error output when it failed, else None."""
+    assert reader.stdout is not None
+    assert reader.stderr is not None
+    assert loader.stdin is not None
+    assert loader.stderr is not None
+    reader_errors = asyncio.create_task(reader.stderr.read())
+    loader_errors = asyncio.create_task(loader.stderr.read())
+    sink = loader.stdin
+    try:
+        sink.write(prelude.encode())
+        while chunk := await reader.stdout.read(CHUNK):
+            sink.write(chunk)
+            await sink.drain()
+        restored = await reader.wait()
+        if restored == 0:
+            sink.write(b"\nCOMMIT;\n")
+            await sink.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        # psql stopped at an error (its output says which): nothing reads pg_restore's.
+        reader.kill()
+        restored = await reader.wait()
+    finally:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sink.close()
+            await sink.wait_closed()
+    loaded = await loader.wait()
+    reader_text = (await reader_errors).decode(errors="replace").strip()
+    loader_text = (await loader_errors).decode(errors="replace").strip()
+    return (
+        None if restored == 0 else f"exit {restored}: {reader_text}",
+        None if loaded == 0 else f"exit {loaded}: {loader_text}",
+    )
+
+
+async def _clear_postgres(conn: asyncpg.Connection) -> str:
+    """The SQL that opens the restore's transaction: the tables a migration made locked
+    (no row lands in between), checked empty, and the schema's objects dropped so that the
+    dump's own replace them."""
+    statements = ["BEGIN;"]
+    tables = await postgres_tables(conn)
+    if tables:
+        names = ", ".join(f"public.{quote(table)}" for table in tables)
+        statements.append(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE;")
+    for table in tables:
+        if table == MIGRATIONS_TABLE:
+            continue
+        literal = table.replace("'", "''")
+        statements.append(  # identifiers quoted, the name a literal
+            f"DO $holdfast$ BEGIN IF EXISTS (SELECT 1 FROM public.{quote(table)}) THEN "  # noqa: S608
+            f"RAISE EXCEPTION '{_NOT_EMPTY} table % has rows', '{literal}'; "
+            "END IF; END $holdfast$;"
         )
-        kinds = {"v": "VIEW", "m": "MATERIALIZED VIEW", "r": "TABLE", "p": "TABLE"}
-        kinds |= {"f": "FOREIGN TABLE", "S": "SEQUENCE"}
-        for kind in ("v", "m", "r", "p", "f", "S"):
-            dropped = [f"public.{quote(name)}" for name, relkind in relations if relkind == kind]
-            if dropped:
-                await conn.execute(f"DROP {kinds[kind]} IF EXISTS {', '.join(dropped)} CASCADE")
-        routines = await conn.fetch(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p "
-            "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' "
-            "AND p.prokind IN ('f', 'p') AND NOT EXISTS ("
-            "SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
-        )
-        for (signature,) in routines:
-            await conn.execute(f"DROP ROUTINE IF EXISTS {signature} CASCADE")
-        types = await conn.fetch(
-            "SELECT t.typname, t.typtype::text FROM pg_type t "
-            "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' "
-            "AND t.typtype IN ('e', 'd') AND NOT EXISTS ("
-            "SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')"
-        )
-        for name, kind in types:
-            statement = "DOMAIN" if kind == "d" else "TYPE"
-            await conn.execute(f"DROP {statement} IF EXISTS public.{quote(name)} CASCADE")
+    relations = await conn.fetch(
+        "SELECT c.relname, c.relkind::text FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+        "AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND NOT EXISTS ("
+        "SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')"
+    )
+    kinds = {"v": "VIEW", "m": "MATERIALIZED VIEW", "r": "TABLE", "p": "TABLE"}
+    kinds |= {"f": "FOREIGN TABLE", "S": "SEQUENCE"}
+    for kind in ("v", "m", "r", "p", "f", "S"):
+        dropped = [f"public.{quote(name)}" for name, relkind in relations if relkind == kind]
+        if dropped:
+            statements.append(f"DROP {kinds[kind]} IF EXISTS {', '.join(dropped)} CASCADE;")
+    routines = await conn.fetch(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p "
+        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' "
+        "AND p.prokind IN ('f', 'p') AND NOT EXISTS ("
+        "SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
+    )
+    statements += [f"DROP ROUTINE IF EXISTS {signature} CASCADE;" for (signature,) in routines]
+    types = await conn.fetch(
+        "SELECT t.typname, t.typtype::text FROM pg_type t "
+        "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' "
+        "AND t.typtype IN ('e', 'd') AND NOT EXISTS ("
+        "SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')"
+    )
+    for name, kind in types:
+        statement = "DOMAIN" if kind == "d" else "TYPE"
+        statements.append(f"DROP {statement} IF EXISTS public.{quote(name)} CASCADE;")
+    return "\n".join(statements) + "\n"
 
 
 def _restore_sqlite(artifact: Path, target: Path, expected: Mapping[str, TableCheck]) -> None:

@@ -34,7 +34,7 @@ from app.hosting.backup import (
     restore_backup,
     verify_backup,
 )
-from app.hosting.databases import sqlite_path, table_checks
+from app.hosting.databases import restore, sqlite_path, table_checks
 from app.settings import Settings
 from providers.storage.base import StorageProvider
 from tests.conftest import BACKEND, fresh_database, make_settings
@@ -509,3 +509,26 @@ async def test_storage_orphans_and_verify_leave_backups_alone(
         assert await list_backups(settings, storage) == [backup]
         keys = {obj.key for obj in (await storage.list("")).objects}
         assert keys == {backup.key, backup.manifest_key}
+
+
+async def test_a_failed_postgres_restore_leaves_the_target_unchanged(
+    app: Starlette, gql: GraphQLClient, http: AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    """A dump that breaks off (pg_restore fails half-way) changes nothing: the migrated
+    schema's drop and the restore are one transaction, committed only when pg_restore
+    succeeded."""
+    if BACKEND != "postgres":
+        pytest.skip("pg_restore is PostgreSQL's")
+    settings = backup_settings(tmp_path, database_url, "local")
+    await populate(app, gql, http)
+    async with opened(settings) as storage:
+        backup = await create_backup(settings, storage)
+        data = b"".join([chunk async for chunk in storage.get(backup.key)])
+    truncated = tmp_path / "truncated.dump"
+    truncated.write_bytes(data[: len(data) * 2 // 3])
+    async with migrated_target(tmp_path, "truncated") as target:
+        before = await table_checks(target)
+        assert "users" in before
+        with pytest.raises(BackupError, match="pg_restore failed.*nothing was restored"):
+            await restore(truncated, target, backup.tables)
+        assert await table_checks(target) == before

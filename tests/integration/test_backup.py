@@ -529,6 +529,6 @@ async def test_a_failed_postgres_restore_leaves_the_target_unchanged(
     async with migrated_target(tmp_path, "truncated") as target:
         before = await table_checks(target)
         assert "users" in before
-        with pytest.raises(BackupError, match="pg_restore failed.*nothing was restored"):
+        with pytest.raises(BackupError, match=r"pg_restore failed.*nothing was restored"):
             await restore(truncated, target, backup.tables)
         assert await table_checks(target) == before

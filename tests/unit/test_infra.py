@@ -43,6 +43,15 @@ def test_worker_and_scheduler_units_outlast_the_job_grace_period(unit: str) -> N
     assert stop_timeout(unit) >= longest + MARGIN
 
 
+def test_serve_unit_lets_migrate_wait_for_the_migration_lock() -> None:
+    """`holdfast migrate` (ExecStartPre) waits while another node holds the migration lock:
+    systemd's default start timeout (90 s) would kill it mid-wait."""
+    text = (INFRA / "holdfast.service").read_text()
+
+    assert re.search(r"^ExecStartPre=\S+ migrate$", text, re.MULTILINE)
+    assert re.search(r"^TimeoutStartSec=infinity$", text, re.MULTILINE)
+
+
 def example_settings() -> list[tuple[str, str]]:
     """Every `KEY=value` of the example, commented or not."""
     lines = (INFRA / "holdfast.env.example").read_text().splitlines()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import RESTORE_DATABASE_URL_ENV, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -1178,16 +1179,35 @@ def backup_restore(
     backup_id: Annotated[str, typer.Argument(metavar="ID", help="A backup id, or `latest`.")],
     database_url: Annotated[
         str | None,
-        typer.Option(help="The empty database to restore into (default: the configured one)."),
+        typer.Option(
+            envvar=RESTORE_DATABASE_URL_ENV,
+            show_envvar=True,
+            help="The empty database to restore into (default: the configured one). Give a "
+            f"URL with a password in {RESTORE_DATABASE_URL_ENV}: a command line is visible to "
+            "every user (ps).",
+        ),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Restore a backup into an empty database (a freshly migrated one is fine), then verify
     every table's row count and checksum against the backup's manifest. Exit 1, with the
     reason, when the database holds rows, the dump is corrupt or a table differs."""
+    from urllib.parse import urlsplit
+
     from app.hosting.backup import BackupError, list_backups, restore_backup
     from app.hosting.databases import display_url
 
+    if (
+        database_url is not None
+        and database_url != os.environ.get(RESTORE_DATABASE_URL_ENV)
+        and urlsplit(database_url).password
+    ):
+        typer.echo(
+            f"holdfast: --database-url has a password, which `ps` shows every user: set "
+            f"{RESTORE_DATABASE_URL_ENV} to the URL instead",
+            err=True,
+        )
+        raise typer.Exit(2)
     settings = _settings()
     url = database_url or settings.effective_database_url
 

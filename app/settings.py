@@ -715,7 +715,9 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
 
-_CONFIG_ONLY_ENV = {CONFIG_FILE_ENV}
+RESTORE_DATABASE_URL_ENV = "HOLDFAST_RESTORE_DATABASE_URL"
+"""`holdfast backup restore --database-url`, kept off the command line: not a setting."""
+_CONFIG_ONLY_ENV = {CONFIG_FILE_ENV, RESTORE_DATABASE_URL_ENV}
 
 
 def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:

@@ -446,15 +446,29 @@ async def test_the_backup_commands(
         )
         assert code == 1, out
         assert "not empty" in out
+        # A password on the command line (`ps` shows it) is refused before anything else.
         code, out = await run_holdfast(
             tmp_path,
             "backup",
             "restore",
             backup.id,
             "--database-url",
-            target,
+            "postgres://holdfast:hunter2@127.0.0.1:1/x",
             "--yes",
             database_url=database_url,
+        )
+        assert code == 2, out
+        assert "HOLDFAST_RESTORE_DATABASE_URL" in out
+        assert "hunter2" not in out
+        # The target from the environment instead.
+        code, out = await run_holdfast(
+            tmp_path,
+            "backup",
+            "restore",
+            backup.id,
+            "--yes",
+            database_url=database_url,
+            restore_database_url=target,
         )
         assert code == 0, out
         assert f"restored backup {backup.id}" in out

@@ -1147,6 +1147,7 @@ def _backup_line(backup: BackupInfo) -> str:
     return (
         f"{backup.id}  {when}  {backup.engine:8}  {_size(backup.size):>9}  "
         f"{len(backup.tables)} tables  {backup.rows:,} rows  migration {head}"
+        + ("" if backup.user_data else "  (no user data: `restore latest` skips it)")
     )
 
 
@@ -1194,7 +1195,7 @@ def backup_restore(
     reason, when the database holds rows, the dump is corrupt or a table differs."""
     from urllib.parse import urlsplit
 
-    from app.hosting.backup import BackupError, list_backups, restore_backup
+    from app.hosting.backup import BackupError, latest_backup, list_backups, restore_backup
     from app.hosting.databases import display_url
 
     if (
@@ -1212,12 +1213,15 @@ def backup_restore(
     url = database_url or settings.effective_database_url
 
     async def run(storage: StorageProvider) -> RestoreReport:
-        backups = await list_backups(settings, storage)
-        if backup_id == "latest" and backups:
-            backup = backups[0]
+        latest = await latest_backup(settings, storage) if backup_id == "latest" else None
+        if latest is not None:
+            backup = latest
         else:
+            backups = await list_backups(settings, storage)
             matching = [backup for backup in backups if backup.id == backup_id]
             if not matching:
+                if backup_id == "latest" and backups:
+                    raise BackupError("no backup holds user data (holdfast backup list)")
                 raise BackupError(f"no backup {backup_id!r} (holdfast backup list)")
             backup = matching[0]
         target = display_url(url)

@@ -6,7 +6,11 @@ mistake beside it must not double the work, so the scheduler holds the lease `sc
 (app/storage/lease.py, in the database every role shares) while it schedules: a second one
 waits for the lease and takes over only when the first stops or dies (its lease runs out).
 
-When the last backup was taken is read from the backups themselves (`list_backups`), so a
+A database holding no user data (a fresh fleet's: rows only in the jobs, migrations, leases
+and fleet nodes) is not backed up, so that `restore latest` never finds an empty backup newer
+than the real ones (`latest_backup` skips any made by hand, too).
+
+When the last backup was taken is read from the backups themselves (`latest_backup`), so a
 restarted scheduler does not back up again before the period is over, and a job already
 waiting (enqueued just before a restart) is not enqueued twice. The job is durable (a row of
 the outbox, app/jobs): a scheduler that dies after enqueueing loses nothing, and the worker
@@ -25,7 +29,14 @@ from typing import Any
 from tortoise.exceptions import BaseORMException
 
 from app.changes import Change, Changes
-from app.hosting.backup import BackupError, backup_storage, create_backup, list_backups, prune
+from app.hosting.backup import (
+    BackupError,
+    NoUserData,
+    backup_storage,
+    create_backup,
+    latest_backup,
+    prune,
+)
 from app.jobs import DeadJob, JobQueue
 from app.jobs.queue import Commit
 from app.models import Job, JobState
@@ -62,11 +73,14 @@ class BackupJob:
             raise DeadJob(f"no requested_at time: {payload!r}") from None
         storage = backup_storage(self.settings)
         try:
-            backups = await list_backups(self.settings, storage)
-            if backups and backups[0].created_at >= requested_at:
-                log.info("backup %s is newer than this job: not backing up again", backups[0].id)
+            newest = await latest_backup(self.settings, storage)
+            if newest is not None and newest.created_at >= requested_at:
+                log.info("backup %s is newer than this job: not backing up again", newest.id)
             else:
-                await create_backup(self.settings, storage)
+                try:
+                    await create_backup(self.settings, storage, require_user_data=True)
+                except NoUserData as exc:
+                    log.info("%s", exc)  # a fresh fleet: its empty database is no backup
             await prune(self.settings, storage)
         finally:
             await storage.close()
@@ -151,10 +165,10 @@ async def _next_backup(settings: Settings, period: timedelta, now: datetime) -> 
         return max(waiting.created_at + period, now)
     storage = backup_storage(settings)
     try:
-        backups = await list_backups(settings, storage)
+        newest = await latest_backup(settings, storage)
     finally:
         await storage.close()
-    return backups[0].created_at + period if backups else now
+    return newest.created_at + period if newest is not None else now
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

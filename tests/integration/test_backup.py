@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import secrets
 import sqlite3
 import sys
@@ -26,9 +27,11 @@ from starlette.applications import Starlette
 from app.hosting.backup import (
     BackupError,
     BackupInfo,
+    NoUserData,
     TableCheck,
     backup_storage,
     create_backup,
+    latest_backup,
     list_backups,
     prune,
     restore_backup,
@@ -546,3 +549,25 @@ async def test_a_failed_postgres_restore_leaves_the_target_unchanged(
         with pytest.raises(BackupError, match=r"pg_restore failed.*nothing was restored"):
             await restore(truncated, target, backup.tables)
         assert await table_checks(target) == before
+
+
+async def test_latest_is_the_newest_backup_holding_user_data(
+    app: Starlette, gql: GraphQLClient, http: AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    """A fresh fleet backs up an empty database: that backup must never become what `restore
+    latest` restores, and the scheduler's backups skip such a database."""
+    settings = backup_settings(tmp_path, database_url, "local")
+    async with opened(settings) as storage:
+        with pytest.raises(NoUserData, match="holds no user data"):
+            await create_backup(settings, storage, require_user_data=True)
+        assert (await storage.list("")).objects == ()
+        await populate(app, gql, http)
+        real = await create_backup(settings, storage, require_user_data=True)
+        assert real.user_data
+        async with migrated_target(tmp_path, "empty") as empty:
+            newer = await create_backup(settings, storage, database_url=empty)
+        assert not newer.user_data
+        assert [b.id for b in await list_backups(settings, storage)] == [newer.id, real.id]
+        assert await latest_backup(settings, storage) == real
+        manifest = json.loads(b"".join([chunk async for chunk in storage.get(newer.manifest_key)]))
+        assert manifest["user_data"] is False

@@ -19,6 +19,7 @@ from app.models import Job, JobState
 from app.services import Services
 from app.settings import Settings
 from app.storage import lease
+from tests.support import GraphQLClient
 
 LEASE_SECONDS = 1.5
 
@@ -73,8 +74,21 @@ def every(settings: Settings, hours: float) -> Settings:
     return settings.model_copy(update={"backup": backup})
 
 
-async def test_one_backup_job_per_period(services: Services, clean_backups: None) -> None:
+async def test_one_backup_job_per_period(
+    services: Services, clean_backups: None, gql: GraphQLClient
+) -> None:
     settings = services.settings  # the job's handler backs up with these
+    # An empty database (a fresh fleet's) is not backed up: the job runs and stores nothing.
+    async with services.changes.begin() as change:
+        await change.enqueue(CREATE_BACKUP, {"requested_at": "2000-01-01T00:00:00+00:00"})
+    assert await services.jobs.run_due(services.changes) == 1
+    storage = backup_storage(settings)
+    try:
+        assert await list_backups(settings, storage) == []
+    finally:
+        await storage.close()
+    await Job.filter(name=CREATE_BACKUP).delete()
+    await gql.sign_up("alice")  # user data
     # No backup yet: one job at once, and no second within the period.
     async with scheduling(settings, services):
         await eventually(lambda: has(1))

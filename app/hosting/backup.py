@@ -133,6 +133,15 @@ def backup_storage(settings: Settings) -> StorageProvider:
     return provider
 
 
+def _scratch(settings: Settings) -> Path:
+    """Where a dump is spooled: under the data directory, on disk. Not TMPDIR, often a tmpfs
+    (systemd's PrivateTmp, a container's /tmp) whose size is memory: a dump as large as the
+    database would exhaust it."""
+    path = settings.data_dir / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _app_version() -> str:
     try:
         return metadata.version("holdfast")
@@ -157,7 +166,7 @@ async def create_backup(
     backup_id = created_at.strftime(_ID_FORMAT)
     base = f"{settings.backup.prefix}{backup_id}"
     key = f"{base}/{_DUMP_NAMES[engine]}"
-    with tempfile.TemporaryDirectory(prefix="holdfast-backup-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="backup-", dir=_scratch(settings)) as scratch:
         artifact, snapshot = await dump(url, Path(scratch) / "dump")
         info = BackupInfo(
             id=backup_id,
@@ -241,7 +250,7 @@ async def restore_backup(
             f"backup {backup.id} is a {backup.engine} dump; {display_url(database_url)} is {engine}"
         )
     await refuse_nonempty(database_url)  # before a long download
-    with tempfile.TemporaryDirectory(prefix="holdfast-restore-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="restore-", dir=_scratch(settings)) as scratch:
         path = Path(scratch) / "dump"
         await _download(storage, backup, path)
         await restore(path, database_url, backup.tables)

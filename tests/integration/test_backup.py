@@ -14,6 +14,7 @@ import json
 import secrets
 import sqlite3
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -571,3 +572,18 @@ async def test_latest_is_the_newest_backup_holding_user_data(
         assert await latest_backup(settings, storage) == real
         manifest = json.loads(b"".join([chunk async for chunk in storage.get(newer.manifest_key)]))
         assert manifest["user_data"] is False
+
+
+async def test_dumps_are_spooled_under_the_data_directory(
+    app: Starlette, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not in TMPDIR, which is memory on a tmpfs (PrivateTmp, a container's /tmp): with no
+    usable temporary directory at all, backing up and restoring still work."""
+    settings = backup_settings(tmp_path, database_url, "local")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
+    async with opened(settings) as storage:
+        backup = await create_backup(settings, storage)
+        async with migrated_target(tmp_path, "spooled") as target:
+            await restore_backup(settings, storage, backup, database_url=target)
+    assert (settings.data_dir / "tmp").is_dir()
+    assert list((settings.data_dir / "tmp").iterdir()) == []  # cleaned up

@@ -26,14 +26,14 @@ import shutil
 import sqlite3
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import IO, Literal, Self
 
 import anyio
 import asyncpg
 
+from app.db import PostgresURL, is_postgres
 from app.hosting.tables import (
     MIGRATIONS_TABLE,
     TableCheck,
@@ -49,7 +49,6 @@ from app.hosting.tables import (
 
 Engine = Literal["postgres", "sqlite"]
 CHUNK = 1024 * 1024
-_POSTGRES_SCHEMES = ("postgres", "postgresql", "asyncpg")
 _STDERR_LIMIT = 2_000  # characters of a failed tool's output quoted in the error
 
 
@@ -76,7 +75,7 @@ class Artifact:
 
 def engine_of(url: str) -> Engine:
     scheme = url.partition("://")[0]
-    if scheme in _POSTGRES_SCHEMES:
+    if is_postgres(url):
         return "postgres"
     if scheme == "sqlite":
         return "sqlite"
@@ -94,64 +93,25 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
-@dataclass(frozen=True, slots=True)
-class PostgresTarget:
-    """A PostgreSQL database's connection parameters, the password kept out of sight."""
-
-    host: str
-    port: int
-    user: str | None
-    database: str
-    sslmode: str | None = None
-    password: str | None = field(default=None, repr=False)
+class PostgresTarget(PostgresURL):
+    """A PostgreSQL database to dump or restore: app/db.py's one reading of the URL (`ssl`
+    and `sslmode` alike), the password kept out of sight."""
 
     @classmethod
-    def parse(cls, url: str) -> PostgresTarget:
-        parts = urlsplit(url)
-        database = unquote(parts.path.lstrip("/"))
-        if not database:
-            raise BackupError("the PostgreSQL URL names no database")
-        query = parse_qs(parts.query)
-        return cls(
-            host=parts.hostname or "localhost",
-            port=parts.port or 5432,
-            user=unquote(parts.username) if parts.username else None,
-            database=database,
-            sslmode=query["sslmode"][0] if "sslmode" in query else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
-
-    @property
-    def display(self) -> str:
-        user = f"{self.user}{':***' if self.password else ''}@" if self.user else ""
-        return f"postgres://{user}{self.host}:{self.port}/{self.database}"
+    def parse(cls, url: str) -> Self:
+        try:
+            return super().parse(url)
+        except ValueError as exc:
+            raise BackupError(str(exc)) from None
 
     def environment(self) -> dict[str, str]:
-        """The environment for pg_dump and pg_restore: libpq reads the connection from it."""
-        env = dict(os.environ)
-        env.update(PGHOST=self.host, PGPORT=str(self.port), PGDATABASE=self.database)
-        env["PGAPPNAME"] = "holdfast-backup"
-        for name, value in (
-            ("PGUSER", self.user),
-            ("PGPASSWORD", self.password),
-            ("PGSSLMODE", self.sslmode),
-        ):
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = value
-        return env
+        """The environment for pg_dump, pg_restore and psql: libpq reads the connection
+        from it."""
+        return self.libpq_environment("holdfast-backup")
 
     async def connect(self) -> asyncpg.Connection:
         try:
-            return await asyncpg.connect(
-                host=self.host,
-                port=self.port,
-                user=self.user,
-                password=self.password,
-                database=self.database,
-                ssl=self.sslmode,
-            )
+            return await asyncpg.connect(**self.asyncpg_options())
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise BackupError(f"cannot connect to {self.display}: {exc}") from None
 

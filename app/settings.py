@@ -114,6 +114,11 @@ class JobSettings(_Section):
     work_in_web: bool = Field(
         True, description="`holdfast serve` processes run jobs too (off: only `holdfast worker`)"
     )
+    schedule_in_web: bool = Field(
+        True,
+        description="`holdfast serve` processes schedule backups too, one at a time under "
+        "the scheduler lease (off where a `holdfast scheduler` runs)",
+    )
     concurrency: int = Field(
         DEFAULT_JOB_CONCURRENCY,
         ge=1,

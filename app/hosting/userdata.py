@@ -153,6 +153,10 @@ def node_environment(settings: Settings, compute: str, role: Role) -> dict[str, 
     if worker is not None and worker.count > 0:
         # Worker nodes run the jobs; web nodes then only serve.
         environment.setdefault("HOLDFAST_JOBS__WORK_IN_WEB", "false")
+    scheduler = config.roles.get("scheduler")
+    if scheduler is not None and scheduler.count > 0:
+        # The scheduler node schedules the backups; web nodes then do not.
+        environment.setdefault("HOLDFAST_JOBS__SCHEDULE_IN_WEB", "false")
     if "HOLDFAST_SECRET_KEY" not in environment:
         if settings.secret_key is None:
             raise UserDataError(

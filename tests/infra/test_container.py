@@ -113,6 +113,7 @@ def test_compose_configuration_loads_with_s3_storage_at_minio(
     bucket = services["bucket"]["entrypoint"]
     assert bucket[-1] == f"store/{media.options['bucket']}"
     assert settings.jobs.work_in_web is False
+    assert settings.jobs.schedule_in_web is False  # the scheduler service schedules
 
 
 def test_compose_env_example_names_every_required_variable() -> None:

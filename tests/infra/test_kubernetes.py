@@ -155,6 +155,7 @@ def test_cluster_configuration_refuses_sqlite_with_several_replicas(
 
     settings = load_settings()
     assert settings.web_replicas == replicas
+    assert settings.jobs.schedule_in_web is False  # holdfast-scheduler schedules
     assert settings.effective_database_url.startswith("postgres://")
 
     monkeypatch_env.setenv("HOLDFAST_DATABASE_URL", "sqlite:///var/lib/holdfast/db.sqlite3")

@@ -155,6 +155,7 @@ def test_the_environment_file_reads_back_exactly_and_loads(
         "HOLDFAST_STORAGE__DEFAULT": "media",
         "HOLDFAST_AUTH__SIGNUPS_PER_IP": "10/15 minutes",
         "HOLDFAST_JOBS__WORK_IN_WEB": "false",
+        "HOLDFAST_JOBS__SCHEDULE_IN_WEB": "false",
         "HOLDFAST_SECRET_KEY": SECRET_KEY,
     }
     for key, value in environment.items():
@@ -165,6 +166,7 @@ def test_the_environment_file_reads_back_exactly_and_loads(
     assert loaded.storage.default == "media"
     assert loaded.auth.signups_per_ip == "10/15 minutes"
     assert loaded.jobs.work_in_web is False
+    assert loaded.jobs.schedule_in_web is False
 
 
 def test_env_file_escapes_what_a_shell_or_systemd_would_expand(tmp_path: Path) -> None:
@@ -189,6 +191,8 @@ def test_web_nodes_run_jobs_when_the_fleet_has_no_workers(
 
     assert "HOLDFAST_JOBS__WORK_IN_WEB" not in environment
     assert environment["HOLDFAST_WEB_REPLICAS"] == "1"
+    # The scheduler node schedules the backups: the web nodes do not.
+    assert environment["HOLDFAST_JOBS__SCHEDULE_IN_WEB"] == "false"
 
 
 @pytest.mark.parametrize(

@@ -188,3 +188,46 @@ def test_the_scheduler_command_stops_on_sigterm(tmp_path: Path) -> None:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+@pytest.mark.parametrize("schedule_in_web", [True, False])
+def test_serve_schedules_backups_unless_told_not_to(tmp_path: Path, schedule_in_web: bool) -> None:
+    """The embedded default plays every role: `holdfast serve` runs the scheduler loop (under
+    the same lease) unless `jobs.schedule_in_web` is off, as the infra files set it where a
+    scheduler runs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support import free_port, holdfast_env
+
+    holdfast = str(Path(sys.executable).with_name("holdfast"))
+    env = holdfast_env(
+        tmp_path,
+        HOLDFAST_BACKUP__EVERY_HOURS="1",
+        HOLDFAST_LOG_LEVEL="INFO",
+        HOLDFAST_PORT=str(free_port()),
+        HOLDFAST_JOBS__SCHEDULE_IN_WEB=str(schedule_in_web).lower(),
+    )
+    subprocess.run([holdfast, "migrate"], env=env, check=True, capture_output=True)
+    log = tmp_path / "serve.log"
+    wanted = "backup job enqueued" if schedule_in_web else "Application startup complete"
+    with log.open("wb") as out:
+        process = subprocess.Popen([holdfast, "serve"], env=env, stderr=out, stdout=out)
+        try:
+            deadline = time.monotonic() + 30
+            while wanted not in log.read_text(errors="replace"):
+                assert process.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, log.read_text(errors="replace")
+                time.sleep(0.1)
+            time.sleep(1)
+            os.kill(process.pid, signal.SIGTERM)
+            # uvicorn re-raises the signal once it has shut down cleanly.
+            assert process.wait(30) == -signal.SIGTERM, log.read_text(errors="replace")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    text = log.read_text(errors="replace")
+    assert ("scheduler lease taken" in text) is schedule_in_web, text

@@ -4,6 +4,7 @@ SQLite with several web replicas)."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,10 @@ def test_cluster_configuration_refuses_sqlite_with_several_replicas(
     settings = load_settings()
     assert settings.web_replicas == replicas
     assert settings.jobs.schedule_in_web is False  # holdfast-scheduler schedules
+    # Only the ingress controller may set client addresses (a CIDR placeholder), not any pod.
+    trusted = environment["FORWARDED_ALLOW_IPS"]
+    assert trusted != "*"
+    assert all(ipaddress.ip_network(net.strip()) for net in trusted.split(","))
     assert settings.effective_database_url.startswith("postgres://")
 
     monkeypatch_env.setenv("HOLDFAST_DATABASE_URL", "sqlite:///var/lib/holdfast/db.sqlite3")

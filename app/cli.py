@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import RESTORE_DATABASE_URL_ENV, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -625,13 +626,15 @@ def storage_verify(
     missing, differing and orphaned objects, and records left at another backend than a
     finished move's target (stragglers); exits 1 when there is any."""
     from app.services.media import inflight_keys
-    from app.storage.audit import verify
+    from app.storage.audit import reserved_prefixes, verify
 
     settings = _settings()
 
     async def check() -> Audit:
         async with _storage(settings, role=None) as storage:  # reads only
-            return await verify(storage, deep=deep, keep=inflight_keys)
+            return await verify(
+                storage, deep=deep, keep=inflight_keys, reserved=reserved_prefixes(settings)
+            )
 
     audit = _run(check)
     for missing in audit.missing:
@@ -677,17 +680,18 @@ def storage_orphans(
     it finds (`holdfast storage verify` exits 1 on orphans); `--delete` exits 1 when some
     could not be deleted, 2 while a `storage migrate` or another deletion runs."""
     from app.services.media import inflight_keys
-    from app.storage.audit import OrphansBusy, delete_orphans, find_orphans
+    from app.storage.audit import OrphansBusy, delete_orphans, find_orphans, reserved_prefixes
     from app.storage.lease import LeaseLost
 
     settings = _settings()
+    backups = reserved_prefixes(settings)  # objects without rows by design
 
     async def clean() -> tuple[list[Orphan], Deletion | None]:
         async with _storage(settings, role=None) as storage:  # deletes only
-            found = await find_orphans(storage, keep=inflight_keys)
+            found = await find_orphans(storage, keep=inflight_keys, reserved=backups)
             if not delete:
                 return found, None
-            return found, await delete_orphans(storage, found, keep=inflight_keys)
+            return found, await delete_orphans(storage, found, keep=inflight_keys, reserved=backups)
 
     try:
         found, deletion = _run(clean)
@@ -1213,6 +1217,7 @@ def _backup_line(backup: BackupInfo) -> str:
     return (
         f"{backup.id}  {when}  {backup.engine:8}  {_size(backup.size):>9}  "
         f"{len(backup.tables)} tables  {backup.rows:,} rows  migration {head}"
+        + ("" if backup.user_data else "  (no user data: `restore latest` skips it)")
     )
 
 
@@ -1245,26 +1250,48 @@ def backup_restore(
     backup_id: Annotated[str, typer.Argument(metavar="ID", help="A backup id, or `latest`.")],
     database_url: Annotated[
         str | None,
-        typer.Option(help="The empty database to restore into (default: the configured one)."),
+        typer.Option(
+            envvar=RESTORE_DATABASE_URL_ENV,
+            show_envvar=True,
+            help="The empty database to restore into (default: the configured one). Give a "
+            f"URL with a password in {RESTORE_DATABASE_URL_ENV}: a command line is visible to "
+            "every user (ps).",
+        ),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Restore a backup into an empty database (a freshly migrated one is fine), then verify
     every table's row count and checksum against the backup's manifest. Exit 1, with the
     reason, when the database holds rows, the dump is corrupt or a table differs."""
-    from app.hosting.backup import BackupError, list_backups, restore_backup
+    from urllib.parse import urlsplit
+
+    from app.hosting.backup import BackupError, latest_backup, list_backups, restore_backup
     from app.hosting.databases import display_url
 
+    if (
+        database_url is not None
+        and database_url != os.environ.get(RESTORE_DATABASE_URL_ENV)
+        and urlsplit(database_url).password
+    ):
+        typer.echo(
+            f"holdfast: --database-url has a password, which `ps` shows every user: set "
+            f"{RESTORE_DATABASE_URL_ENV} to the URL instead",
+            err=True,
+        )
+        raise typer.Exit(2)
     settings = _settings()
     url = database_url or settings.effective_database_url
 
     async def run(storage: StorageProvider) -> RestoreReport:
-        backups = await list_backups(settings, storage)
-        if backup_id == "latest" and backups:
-            backup = backups[0]
+        latest = await latest_backup(settings, storage) if backup_id == "latest" else None
+        if latest is not None:
+            backup = latest
         else:
+            backups = await list_backups(settings, storage)
             matching = [backup for backup in backups if backup.id == backup_id]
             if not matching:
+                if backup_id == "latest" and backups:
+                    raise BackupError("no backup holds user data (holdfast backup list)")
                 raise BackupError(f"no backup {backup_id!r} (holdfast backup list)")
             backup = matching[0]
         target = display_url(url)

@@ -1,9 +1,14 @@
 """The ASGI application: GraphQL at /graphql, /healthz, /media, /webhooks/payments; the
-lifespan opens the database, holds this process's node id, and opens the pub/sub and (unless
-`jobs.work_in_web` is off) this process's job worker."""
+lifespan opens the database, holds this process's node id, and opens the pub/sub, (unless
+`jobs.work_in_web` is off) this process's job worker and (unless `jobs.schedule_in_web` is
+off) the scheduler loop: the default install, one `holdfast serve`, plays every role. The
+loop holds the scheduler lease while it schedules, so of many web processes (and any
+`holdfast scheduler`) only one schedules at a time."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,8 +51,14 @@ def create_app(settings: Settings) -> Starlette:
             await services.billing.ensure_plans()
             if settings.jobs.work_in_web:
                 await services.jobs.start(services.changes)
+            scheduling = (
+                _scheduler(settings, services)
+                if settings.jobs.schedule_in_web
+                else contextlib.nullcontext()
+            )
             try:
-                yield
+                async with scheduling:
+                    yield
             finally:
                 # uvicorn has already closed its sockets with 1012 on SIGTERM; this is for
                 # servers that shut the application down first.
@@ -84,6 +95,27 @@ def create_app(settings: Settings) -> Starlette:
     app.state.services = services
     app.state.graphql = graphql
     return app
+
+
+@asynccontextmanager
+async def _scheduler(settings: Settings, services: Services) -> AsyncIterator[None]:
+    """The scheduler loop (app/hosting/schedule.py) beside the server, stopped with it."""
+    from app.hosting.schedule import run_scheduler
+
+    stop = asyncio.Event()
+
+    async def schedule() -> None:
+        try:
+            await run_scheduler(settings, services.changes, stop)
+        except Exception:
+            log.exception("the embedded scheduler stopped")
+
+    task = asyncio.create_task(schedule())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 @asynccontextmanager

@@ -116,6 +116,11 @@ class JobSettings(_Section):
     work_in_web: bool = Field(
         True, description="`holdfast serve` processes run jobs too (off: only `holdfast worker`)"
     )
+    schedule_in_web: bool = Field(
+        True,
+        description="`holdfast serve` processes schedule backups too, one at a time under "
+        "the scheduler lease (off where a `holdfast scheduler` runs)",
+    )
     concurrency: int = Field(
         DEFAULT_JOB_CONCURRENCY,
         ge=1,
@@ -732,7 +737,9 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
 
-_CONFIG_ONLY_ENV = {CONFIG_FILE_ENV}
+RESTORE_DATABASE_URL_ENV = "HOLDFAST_RESTORE_DATABASE_URL"
+"""`holdfast backup restore --database-url`, kept off the command line: not a setting."""
+_CONFIG_ONLY_ENV = {CONFIG_FILE_ENV, RESTORE_DATABASE_URL_ENV}
 
 
 def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:

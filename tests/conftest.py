@@ -104,7 +104,8 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         "graphql": {"requests_per_viewer": "100000/minute"},
         # The shared app works no jobs: job tests build their own queues and workers (with
         # short leases and backoffs), which must be the only ones claiming from the table.
-        "jobs": {"work_in_web": False},
+        # Nor does it schedule backups (tests/integration/test_scheduler.py runs schedulers).
+        "jobs": {"work_in_web": False, "schedule_in_web": False},
         # The test process's apps use an assigned node id: a leased one is renewed by a task
         # of the loop that started the app, which is idle while other tests' loops run, so
         # the lease would lapse mid-run. Lease tests use the ids below it.

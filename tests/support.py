@@ -153,9 +153,12 @@ class GraphQLClient:
 
 
 def holdfast_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment for a `holdfast` process: ours without HOLDFAST_*, plus `extra`."""
+    """The environment for a `holdfast` process: ours without HOLDFAST_*, plus `extra`; a
+    `holdfast serve` schedules no backups unless `extra` says so."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
-    env.update({"HOLDFAST_DATA_DIR": str(data_dir), **extra})
+    env.update(
+        {"HOLDFAST_DATA_DIR": str(data_dir), "HOLDFAST_JOBS__SCHEDULE_IN_WEB": "false", **extra}
+    )
     return env
 
 

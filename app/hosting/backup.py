@@ -40,7 +40,7 @@ from app.hosting.databases import (
     restore,
     verify,
 )
-from app.hosting.tables import TableCheck
+from app.hosting.tables import TableCheck, holds_user_data
 from app.settings import Settings
 from providers import registry
 from providers.errors import NotFound, ProviderError
@@ -49,10 +49,12 @@ from providers.storage.base import ObjectInfo, StorageProvider
 __all__ = [
     "BackupError",
     "BackupInfo",
+    "NoUserData",
     "RestoreReport",
     "TableCheck",
     "backup_storage",
     "create_backup",
+    "latest_backup",
     "list_backups",
     "prune",
     "restore_backup",
@@ -95,6 +97,16 @@ class BackupInfo:
     def rows(self) -> int:
         return sum(check.rows for check in self.tables.values())
 
+    @property
+    def user_data(self) -> bool:
+        """Whether it holds rows beyond the service's bookkeeping (jobs, migrations, leases,
+        fleet nodes): the backup of a fresh, empty database has none, and restores nothing."""
+        return holds_user_data(self.tables)
+
+
+class NoUserData(BackupError):
+    """`create_backup(..., require_user_data=True)` found nothing but bookkeeping rows."""
+
 
 @dataclass(frozen=True, slots=True)
 class RestoreReport:
@@ -121,6 +133,15 @@ def backup_storage(settings: Settings) -> StorageProvider:
     return provider
 
 
+def _scratch(settings: Settings) -> Path:
+    """Where a dump is spooled: under the data directory, on disk. Not TMPDIR, often a tmpfs
+    (systemd's PrivateTmp, a container's /tmp) whose size is memory: a dump as large as the
+    database would exhaust it."""
+    path = settings.data_dir / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _app_version() -> str:
     try:
         return metadata.version("holdfast")
@@ -129,16 +150,23 @@ def _app_version() -> str:
 
 
 async def create_backup(
-    settings: Settings, storage: StorageProvider, *, database_url: str | None = None
+    settings: Settings,
+    storage: StorageProvider,
+    *,
+    database_url: str | None = None,
+    require_user_data: bool = False,
 ) -> BackupInfo:
-    """Dump the database (default: the configured one) into `storage` with its manifest."""
+    """Dump the database (default: the configured one) into `storage` with its manifest.
+    `require_user_data` (the scheduler's backups): NoUserData, and nothing stored, when the
+    database holds only bookkeeping rows (a fresh fleet's), so that such a backup never
+    becomes the newest."""
     url = database_url or settings.effective_database_url
     engine = engine_of(url)
     created_at = datetime.now(UTC)
     backup_id = created_at.strftime(_ID_FORMAT)
     base = f"{settings.backup.prefix}{backup_id}"
     key = f"{base}/{_DUMP_NAMES[engine]}"
-    with tempfile.TemporaryDirectory(prefix="holdfast-backup-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="backup-", dir=_scratch(settings)) as scratch:
         artifact, snapshot = await dump(url, Path(scratch) / "dump")
         info = BackupInfo(
             id=backup_id,
@@ -151,6 +179,11 @@ async def create_backup(
             app_version=_app_version(),
             migration_head=snapshot.migration_head,
         )
+        if require_user_data and not info.user_data:
+            raise NoUserData(
+                f"{display_url(url)} holds no user data (rows only in bookkeeping tables): "
+                "not backed up"
+            )
         try:
             stored = await storage.put(
                 key,
@@ -200,6 +233,12 @@ async def list_backups(settings: Settings, storage: StorageProvider) -> list[Bac
     return backups
 
 
+async def latest_backup(settings: Settings, storage: StorageProvider) -> BackupInfo | None:
+    """The newest backup holding user data (what `restore latest` restores): a backup of an
+    empty database, newer than every real one, would restore nothing."""
+    return next((b for b in await list_backups(settings, storage) if b.user_data), None)
+
+
 async def restore_backup(
     settings: Settings, storage: StorageProvider, backup: BackupInfo, *, database_url: str
 ) -> RestoreReport:
@@ -211,7 +250,7 @@ async def restore_backup(
             f"backup {backup.id} is a {backup.engine} dump; {display_url(database_url)} is {engine}"
         )
     await refuse_nonempty(database_url)  # before a long download
-    with tempfile.TemporaryDirectory(prefix="holdfast-restore-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="restore-", dir=_scratch(settings)) as scratch:
         path = Path(scratch) / "dump"
         await _download(storage, backup, path)
         await restore(path, database_url, backup.tables)
@@ -346,6 +385,7 @@ def _manifest(info: BackupInfo) -> dict[str, Any]:
         "sha256": info.sha256,
         "app_version": info.app_version,
         "migration_head": info.migration_head,
+        "user_data": info.user_data,
         "tables": {
             name: {"rows": check.rows, "checksum": check.checksum}
             for name, check in sorted(info.tables.items())

@@ -1,158 +1,64 @@
-"""A database's snapshot into a file, and a file back into an empty database.
-
-PostgreSQL goes through `pg_dump --format=custom` and `pg_restore`; SQLite through its online
-backup API. Either way the per-table checks (app/hosting/tables.py) come from the very
-snapshot that was dumped:
-- PostgreSQL: a REPEATABLE READ, READ ONLY transaction exports its snapshot
-  (`pg_export_snapshot()`) and pg_dump dumps exactly that one (`--snapshot`) while the
-  transaction, held open until pg_dump is done, computes the checks. So writes that land while
-  the dump runs are in neither the dump nor its checks.
-- SQLite: the backup API copies the database into a scratch file (a consistent copy even with
-  writers), the checks are read from that copy, and the copy is what is stored (gzipped).
-
-The password of a PostgreSQL URL goes to pg_dump and pg_restore in PGPASSWORD only, never on
-a command line (`ps` shows those) nor in a message: `PostgresTarget.display` is the URL with
-the password masked.
+"""A database's snapshot into a file, and a file back into an empty database, whichever the
+engine: PostgreSQL (app/hosting/pg_dumps.py: pg_dump, and pg_restore through psql) or SQLite
+(app/hosting/sqlite_dumps.py: its online backup API). Either way the per-table checks
+(app/hosting/tables.py) come from the very snapshot that was dumped, and a restore ends by
+comparing every table with them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
-import os
-import secrets
-import shutil
-import sqlite3
-import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Literal
 
 import anyio
-import asyncpg
 
-from app.hosting.tables import (
-    TableCheck,
-    postgres_checks,
-    postgres_migration_head,
-    postgres_nonempty,
-    postgres_tables,
-    quote,
-    sqlite_checks,
-    sqlite_migration_head,
-    sqlite_nonempty,
+from app.db import is_postgres
+from app.hosting.dumps import CHUNK, Artifact, BackupError, Snapshot, compare
+from app.hosting.pg_dumps import (
+    PostgresTarget,
+    dump_postgres,
+    postgres_nonempty_at,
+    restore_postgres,
+    verify_postgres,
 )
+from app.hosting.sqlite_dumps import (
+    dump_sqlite,
+    restore_sqlite,
+    sqlite_nonempty_at,
+    sqlite_path,
+    sqlite_tables_of,
+)
+from app.hosting.tables import TableCheck
+
+__all__ = [
+    "CHUNK",
+    "Artifact",
+    "BackupError",
+    "Engine",
+    "PostgresTarget",
+    "Snapshot",
+    "compare",
+    "display_url",
+    "dump",
+    "engine_of",
+    "refuse_nonempty",
+    "restore",
+    "sqlite_path",
+    "table_checks",
+    "verify",
+]
 
 Engine = Literal["postgres", "sqlite"]
-CHUNK = 1024 * 1024
-_POSTGRES_SCHEMES = ("postgres", "postgresql", "asyncpg")
-_STDERR_LIMIT = 2_000  # characters of a failed tool's output quoted in the error
-
-
-class BackupError(Exception):
-    """A backup could not be made, listed, restored or verified; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What a dump holds, table by table, and the newest migration applied to it."""
-
-    tables: dict[str, TableCheck]
-    migration_head: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Artifact:
-    """A file written while hashing it: what is stored."""
-
-    path: Path
-    size: int
-    sha256: str
 
 
 def engine_of(url: str) -> Engine:
     scheme = url.partition("://")[0]
-    if scheme in _POSTGRES_SCHEMES:
+    if is_postgres(url):
         return "postgres"
     if scheme == "sqlite":
         return "sqlite"
     raise BackupError(f"cannot back up or restore a {scheme!r} database (postgres or sqlite)")
-
-
-def sqlite_path(url: str) -> Path:
-    """The file of a `sqlite://PATH` URL (and a SQLite library that can check its tables:
-    an older one ignores `PRAGMA table_list`, and would find no table to check)."""
-    if sqlite3.sqlite_version_info < (3, 37):
-        raise BackupError(f"SQLite {sqlite3.sqlite_version} is too old for backups (3.37+)")
-    path = url.removeprefix("sqlite://").partition("?")[0]
-    if not path or path == ":memory:":
-        raise BackupError("an in-memory SQLite database cannot be backed up or restored")
-    return Path(path)
-
-
-@dataclass(frozen=True, slots=True)
-class PostgresTarget:
-    """A PostgreSQL database's connection parameters, the password kept out of sight."""
-
-    host: str
-    port: int
-    user: str | None
-    database: str
-    sslmode: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def parse(cls, url: str) -> PostgresTarget:
-        parts = urlsplit(url)
-        database = unquote(parts.path.lstrip("/"))
-        if not database:
-            raise BackupError("the PostgreSQL URL names no database")
-        query = parse_qs(parts.query)
-        return cls(
-            host=parts.hostname or "localhost",
-            port=parts.port or 5432,
-            user=unquote(parts.username) if parts.username else None,
-            database=database,
-            sslmode=query["sslmode"][0] if "sslmode" in query else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
-
-    @property
-    def display(self) -> str:
-        user = f"{self.user}{':***' if self.password else ''}@" if self.user else ""
-        return f"postgres://{user}{self.host}:{self.port}/{self.database}"
-
-    def environment(self) -> dict[str, str]:
-        """The environment for pg_dump and pg_restore: libpq reads the connection from it."""
-        env = dict(os.environ)
-        env.update(PGHOST=self.host, PGPORT=str(self.port), PGDATABASE=self.database)
-        env["PGAPPNAME"] = "holdfast-backup"
-        for name, value in (
-            ("PGUSER", self.user),
-            ("PGPASSWORD", self.password),
-            ("PGSSLMODE", self.sslmode),
-        ):
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = value
-        return env
-
-    async def connect(self) -> asyncpg.Connection:
-        try:
-            return await asyncpg.connect(
-                host=self.host,
-                port=self.port,
-                user=self.user,
-                password=self.password,
-                database=self.database,
-                ssl=self.sslmode,
-            )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise BackupError(f"cannot connect to {self.display}: {exc}") from None
 
 
 def display_url(url: str) -> str:
@@ -162,156 +68,24 @@ def display_url(url: str) -> str:
     return url
 
 
-def compare(expected: Mapping[str, TableCheck], actual: Mapping[str, TableCheck]) -> None:
-    """BackupError naming the first table (by name) whose rows differ from the backup's."""
-    for table in sorted(set(expected) | set(actual)):
-        want, got = expected.get(table), actual.get(table)
-        if want == got:
-            continue
-        if want is None:
-            problem = "is not in the backup"
-        elif got is None:
-            problem = "is missing"
-        elif want.rows != got.rows:
-            problem = f"has {got.rows} rows, the backup {want.rows}"
-        else:
-            problem = "has rows that differ from the backup's (checksum mismatch)"
-        raise BackupError(f"verification failed: table {table!r} {problem}")
-
-
-def _program(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise BackupError(
-            f"{name} is not installed (Debian: apt-get install postgresql-client); "
-            "it must be at least as new as the server"
-        )
-    return path
-
-
-class _HashingWriter:
-    def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
-        self._hash.update(chunk)
-        self.size += len(chunk)
-
-    def artifact(self, path: Path) -> Artifact:
-        return Artifact(path, self.size, self._hash.hexdigest())
-
-
-# Creating
-
-
 async def dump(url: str, out: Path) -> tuple[Artifact, Snapshot]:
     """Dump the database at `url` into the file `out` (PostgreSQL's custom format, or the
     gzipped SQLite file) and check its tables in the same snapshot."""
     if engine_of(url) == "postgres":
-        return await _dump_postgres(PostgresTarget.parse(url), out)
+        return await dump_postgres(PostgresTarget.parse(url), out)
     source = sqlite_path(url)
-    return await anyio.to_thread.run_sync(_dump_sqlite, source, out)
-
-
-async def _dump_postgres(target: PostgresTarget, out: Path) -> tuple[Artifact, Snapshot]:
-    program = _program("pg_dump")
-    conn = await target.connect()
-    try:
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            snapshot_id = await conn.fetchval("SELECT pg_export_snapshot()")
-            head = await postgres_migration_head(conn)
-            process = await asyncio.create_subprocess_exec(
-                program,
-                "--format=custom",
-                f"--snapshot={snapshot_id}",
-                "--no-password",
-                env=target.environment(),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            try:
-                async with asyncio.TaskGroup() as group:
-                    spooled = group.create_task(_spool(process, out))
-                    checks = group.create_task(postgres_checks(conn))
-            except* BackupError as failed:
-                raise failed.exceptions[0] from None
-            except* (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as failed:
-                error = failed.exceptions[0]
-                raise BackupError(f"reading {target.display} failed: {error}") from None
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-            return spooled.result(), Snapshot(checks.result(), head)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        raise BackupError(f"reading {target.display} failed: {exc}") from None
-    finally:
-        await conn.close()
-
-
-async def _spool(process: asyncio.subprocess.Process, out: Path) -> Artifact:
-    """pg_dump's output into `out`, hashed as it comes: never the whole dump in memory."""
-    assert process.stdout is not None
-    assert process.stderr is not None
-    errors = asyncio.create_task(process.stderr.read())
-    with out.open("wb") as file:
-        writer = _HashingWriter(file)
-        while chunk := await process.stdout.read(CHUNK):
-            await anyio.to_thread.run_sync(writer.write, chunk)
-    code = await process.wait()
-    message = (await errors).decode(errors="replace").strip()
-    if code != 0:
-        raise BackupError(f"pg_dump failed (exit {code}): {message[-_STDERR_LIMIT:]}")
-    return writer.artifact(out)
-
-
-def _dump_sqlite(source: Path, out: Path) -> tuple[Artifact, Snapshot]:
-    if not source.is_file():
-        raise BackupError(f"no SQLite database at {source}")
-    copy = out.with_name(out.name + ".sqlite3")
-    try:
-        with (
-            contextlib.closing(sqlite3.connect(source)) as src,
-            contextlib.closing(sqlite3.connect(copy)) as dst,
-        ):
-            src.backup(dst)
-        with contextlib.closing(sqlite3.connect(copy, isolation_level=None)) as conn:
-            snapshot = Snapshot(sqlite_checks(conn), sqlite_migration_head(conn))
-        # The file compresses well (free pages, repeated keys) and is read whole anyway.
-        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip framing
-        with copy.open("rb") as file, out.open("wb") as target:
-            writer = _HashingWriter(target)
-            while chunk := file.read(CHUNK):
-                writer.write(compressor.compress(chunk))
-            writer.write(compressor.flush())
-        return writer.artifact(out), snapshot
-    except sqlite3.Error as exc:
-        raise BackupError(f"reading the SQLite database {source} failed: {exc}") from None
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            copy.with_name(copy.name + suffix).unlink(missing_ok=True)
-
-
-# Restoring
+    return await anyio.to_thread.run_sync(dump_sqlite, source, out)
 
 
 async def refuse_nonempty(url: str) -> None:
     """BackupError when the database at `url` has a table holding rows."""
     if engine_of(url) == "postgres":
         target = PostgresTarget.parse(url)
-        conn = await target.connect()
-        try:
-            table = await postgres_nonempty(conn)
-        finally:
-            await conn.close()
+        table = await postgres_nonempty_at(target)
         where = target.display
     else:
         path = sqlite_path(url)
-        table = await anyio.to_thread.run_sync(_sqlite_nonempty, path)
+        table = await anyio.to_thread.run_sync(sqlite_nonempty_at, path)
         where = str(path)
     if table is not None:
         raise BackupError(
@@ -320,146 +94,20 @@ async def refuse_nonempty(url: str) -> None:
         )
 
 
-def _sqlite_nonempty(path: Path) -> str | None:
-    if not path.exists():
-        return None
-    try:
-        with contextlib.closing(sqlite3.connect(path)) as conn:
-            return sqlite_nonempty(conn)
-    except sqlite3.Error as exc:
-        raise BackupError(f"cannot read the target {path}: {exc}") from None
-
-
 async def restore(artifact: Path, url: str, expected: Mapping[str, TableCheck]) -> None:
     """Put the dump `artifact` into the empty database at `url` and check that its tables
     equal `expected`. The target must hold no rows (BackupError, and nothing changed)."""
     if engine_of(url) == "postgres":
-        await _restore_postgres(artifact, PostgresTarget.parse(url), expected)
+        await restore_postgres(artifact, PostgresTarget.parse(url), expected)
     else:
-        await anyio.to_thread.run_sync(_restore_sqlite, artifact, sqlite_path(url), expected)
-
-
-async def _restore_postgres(
-    artifact: Path, target: PostgresTarget, expected: Mapping[str, TableCheck]
-) -> None:
-    program = _program("pg_restore")
-    conn = await target.connect()
-    try:
-        await _clear_postgres(conn, target)
-    finally:
-        await conn.close()
-    process = await asyncio.create_subprocess_exec(
-        program,
-        "--no-owner",
-        "--no-privileges",
-        "--exit-on-error",
-        "--single-transaction",
-        "--no-password",
-        f"--dbname={target.database}",
-        str(artifact),
-        env=target.environment(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, errors = await process.communicate()
-    if process.returncode != 0:
-        message = errors.decode(errors="replace").strip()
-        raise BackupError(
-            f"pg_restore failed (exit {process.returncode}; nothing was restored): "
-            f"{message[-_STDERR_LIMIT:]}"
-        )
-    try:
-        compare(expected, await verify_postgres(target))
-    except BackupError as exc:
-        raise BackupError(
-            f"{exc} (the restored database {target.display} is not the backup's: drop it)"
-        ) from None
-
-
-async def _clear_postgres(conn: asyncpg.Connection, target: PostgresTarget) -> None:
-    """Drop the (empty) schema a migration made, so the dump's own replaces it: checked empty
-    and dropped in one transaction, the tables locked so that no row lands in between."""
-    async with conn.transaction():
-        tables = await postgres_tables(conn)
-        if tables:
-            names = ", ".join(f"public.{quote(table)}" for table in tables)
-            await conn.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
-        table = await postgres_nonempty(conn)
-        if table is not None:
-            raise BackupError(
-                f"{target.display} is not empty (table {table!r} has rows): restore into an "
-                "empty database (a freshly migrated one is fine)"
-            )
-        relations = await conn.fetch(
-            "SELECT c.relname, c.relkind::text FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
-            "AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND NOT EXISTS ("
-            "SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')"
-        )
-        kinds = {"v": "VIEW", "m": "MATERIALIZED VIEW", "r": "TABLE", "p": "TABLE"}
-        kinds |= {"f": "FOREIGN TABLE", "S": "SEQUENCE"}
-        for kind in ("v", "m", "r", "p", "f", "S"):
-            dropped = [f"public.{quote(name)}" for name, relkind in relations if relkind == kind]
-            if dropped:
-                await conn.execute(f"DROP {kinds[kind]} IF EXISTS {', '.join(dropped)} CASCADE")
-        routines = await conn.fetch(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p "
-            "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' "
-            "AND p.prokind IN ('f', 'p') AND NOT EXISTS ("
-            "SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
-        )
-        for (signature,) in routines:
-            await conn.execute(f"DROP ROUTINE IF EXISTS {signature} CASCADE")
-        types = await conn.fetch(
-            "SELECT t.typname, t.typtype::text FROM pg_type t "
-            "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' "
-            "AND t.typtype IN ('e', 'd') AND NOT EXISTS ("
-            "SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')"
-        )
-        for name, kind in types:
-            statement = "DOMAIN" if kind == "d" else "TYPE"
-            await conn.execute(f"DROP {statement} IF EXISTS public.{quote(name)} CASCADE")
-
-
-def _restore_sqlite(artifact: Path, target: Path, expected: Mapping[str, TableCheck]) -> None:
-    """Unpack beside the target, check the unpacked file, then move it into place: a failure
-    at any step leaves the target as it was."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(f".{target.name}.restoring-{secrets.token_hex(4)}")
-    try:
-        decompressor = zlib.decompressobj(31)
-        with artifact.open("rb") as file, staged.open("wb") as out:
-            while chunk := file.read(CHUNK):
-                out.write(decompressor.decompress(chunk))
-            out.write(decompressor.flush())
-        with contextlib.closing(sqlite3.connect(staged, isolation_level=None)) as conn:
-            compare(expected, sqlite_checks(conn))
-        table = _sqlite_nonempty(target)
-        if table is not None:
-            raise BackupError(
-                f"{target} is not empty (table {table!r} has rows): restore into an empty "
-                "database (a freshly migrated one is fine)"
-            )
-        # The empty database's journal would otherwise be replayed over the restored file.
-        for suffix in ("-wal", "-shm", "-journal"):
-            target.with_name(target.name + suffix).unlink(missing_ok=True)
-        os.replace(staged, target)
-    except (zlib.error, sqlite3.Error) as exc:
-        raise BackupError(f"restoring into {target} failed: {exc}") from None
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            staged.with_name(staged.name + suffix).unlink(missing_ok=True)
-
-
-# Verifying
+        await anyio.to_thread.run_sync(restore_sqlite, artifact, sqlite_path(url), expected)
 
 
 async def table_checks(url: str) -> dict[str, TableCheck]:
     """Every table's row count and checksum in the database at `url`, as they are now."""
     if engine_of(url) == "postgres":
         return await verify_postgres(PostgresTarget.parse(url))
-    return await anyio.to_thread.run_sync(_sqlite_tables_of, sqlite_path(url))
+    return await anyio.to_thread.run_sync(sqlite_tables_of, sqlite_path(url))
 
 
 async def verify(url: str, expected: Mapping[str, TableCheck]) -> dict[str, TableCheck]:
@@ -468,24 +116,3 @@ async def verify(url: str, expected: Mapping[str, TableCheck]) -> dict[str, Tabl
     actual = await table_checks(url)
     compare(expected, actual)
     return actual
-
-
-async def verify_postgres(target: PostgresTarget) -> dict[str, TableCheck]:
-    conn = await target.connect()
-    try:
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            return await postgres_checks(conn)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        raise BackupError(f"reading {target.display} failed: {exc}") from None
-    finally:
-        await conn.close()
-
-
-def _sqlite_tables_of(path: Path) -> dict[str, TableCheck]:
-    if not path.is_file():
-        raise BackupError(f"no SQLite database at {path}")
-    try:
-        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-            return sqlite_checks(conn)
-    except sqlite3.Error as exc:
-        raise BackupError(f"reading the SQLite database {path} failed: {exc}") from None

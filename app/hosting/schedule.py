@@ -6,7 +6,11 @@ mistake beside it must not double the work, so the scheduler holds the lease `sc
 (app/storage/lease.py, in the database every role shares) while it schedules: a second one
 waits for the lease and takes over only when the first stops or dies (its lease runs out).
 
-When the last backup was taken is read from the backups themselves (`list_backups`), so a
+A database holding no user data (a fresh fleet's: rows only in the jobs, migrations, leases
+and fleet nodes) is not backed up, so that `restore latest` never finds an empty backup newer
+than the real ones (`latest_backup` skips any made by hand, too).
+
+When the last backup was taken is read from the backups themselves (`latest_backup`), so a
 restarted scheduler does not back up again before the period is over, and a job already
 waiting (enqueued just before a restart) is not enqueued twice. The job is durable (a row of
 the outbox, app/jobs): a scheduler that dies after enqueueing loses nothing, and the worker
@@ -25,8 +29,16 @@ from typing import Any
 from tortoise.exceptions import BaseORMException
 
 from app.changes import Change, Changes
-from app.hosting.backup import BackupError, backup_storage, create_backup, list_backups, prune
+from app.hosting.backup import (
+    BackupError,
+    NoUserData,
+    backup_storage,
+    create_backup,
+    latest_backup,
+    prune,
+)
 from app.jobs import DeadJob, JobQueue
+from app.jobs.queue import Commit
 from app.models import Job, JobState
 from app.settings import Settings
 from app.storage import lease
@@ -47,25 +59,36 @@ class BackupJob:
         self.settings = settings
 
     def register(self, jobs: JobQueue) -> None:
-        jobs.register(CREATE_BACKUP, self.run)
+        # Staged: the dump (pg_dump, SQLite's backup API) and the uploads run outside any
+        # transaction; a job's transaction would stay open for the whole backup (on SQLite,
+        # holding the one connection every other write waits for).
+        jobs.register_staged(CREATE_BACKUP, self.stage)
 
-    async def run(self, change: Change, payload: dict[str, Any]) -> None:
-        # The backup reads through its own connection (pg_dump, SQLite's backup API), not
-        # through the job's transaction, which only records that the job is done.
+    async def stage(self, payload: dict[str, Any]) -> Commit:
+        """Back up (unless a backup newer than the request exists) and prune; the commit,
+        in the job's transaction, has nothing left to do."""
         try:
             requested_at = datetime.fromisoformat(str(payload["requested_at"]))
         except (KeyError, ValueError):
             raise DeadJob(f"no requested_at time: {payload!r}") from None
         storage = backup_storage(self.settings)
         try:
-            backups = await list_backups(self.settings, storage)
-            if backups and backups[0].created_at >= requested_at:
-                log.info("backup %s is newer than this job: not backing up again", backups[0].id)
+            newest = await latest_backup(self.settings, storage)
+            if newest is not None and newest.created_at >= requested_at:
+                log.info("backup %s is newer than this job: not backing up again", newest.id)
             else:
-                await create_backup(self.settings, storage)
+                try:
+                    await create_backup(self.settings, storage, require_user_data=True)
+                except NoUserData as exc:
+                    log.info("%s", exc)  # a fresh fleet: its empty database is no backup
             await prune(self.settings, storage)
         finally:
             await storage.close()
+        return _nothing
+
+
+async def _nothing(change: Change) -> None:
+    """The commit of a staged backup job: the backup is stored already."""
 
 
 async def run_scheduler(
@@ -142,10 +165,10 @@ async def _next_backup(settings: Settings, period: timedelta, now: datetime) -> 
         return max(waiting.created_at + period, now)
     storage = backup_storage(settings)
     try:
-        backups = await list_backups(settings, storage)
+        newest = await latest_backup(settings, storage)
     finally:
         await storage.close()
-    return backups[0].created_at + period if backups else now
+    return newest.created_at + period if newest is not None else now
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,18 @@ import asyncpg
 MIGRATIONS_TABLE = "tortoise_migrations"
 """Filled by `holdfast migrate`: a freshly migrated database has rows only here, and counts as
 empty for a restore."""
+
+BOOKKEEPING_TABLES = frozenset(
+    {MIGRATIONS_TABLE, "jobs", "storage_leases", "node_leases", "fleet_nodes"}
+)
+"""Tables the service fills by itself (the migrations' record, the job queue, leases, the
+fleet's nodes): a database with rows only here holds no user data, as a fresh fleet's does."""
+
+
+def holds_user_data(tables: Mapping[str, TableCheck]) -> bool:
+    """Whether any table but the bookkeeping ones has rows."""
+    return any(check.rows for name, check in tables.items() if name not in BOOKKEEPING_TABLES)
+
 
 _POSTGRES_SESSION = (
     "SET LOCAL TIME ZONE 'UTC'",

@@ -19,6 +19,7 @@ comes out escaped.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
@@ -30,8 +31,10 @@ from app.settings import ROLES, ComputeProviderSettings, Role, Settings
 VENV = "/opt/holdfast/.venv"
 DATA_DIR = "/var/lib/holdfast"
 ENV_FILE = "/etc/holdfast/holdfast.env"
-ROLE_FILE = "/etc/holdfast/role"
 TLS_DIR = "/etc/holdfast/tls"
+PG_CLIENT_MAJOR = 17
+PG_CLIENT = f"postgresql-client-{PG_CLIENT_MAJOR}"
+PGDG_SCRIPT = "/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh"
 TLS_CERTIFICATE = f"{TLS_DIR}/fullchain.pem"
 TLS_CERTIFICATE_KEY = f"{TLS_DIR}/privkey.pem"
 NGINX_SITE = "/etc/nginx/sites-available/holdfast"
@@ -150,6 +153,10 @@ def node_environment(settings: Settings, compute: str, role: Role) -> dict[str, 
     if worker is not None and worker.count > 0:
         # Worker nodes run the jobs; web nodes then only serve.
         environment.setdefault("HOLDFAST_JOBS__WORK_IN_WEB", "false")
+    scheduler = config.roles.get("scheduler")
+    if scheduler is not None and scheduler.count > 0:
+        # The scheduler node schedules the backups; web nodes then do not.
+        environment.setdefault("HOLDFAST_JOBS__SCHEDULE_IN_WEB", "false")
     if "HOLDFAST_SECRET_KEY" not in environment:
         if settings.secret_key is None:
             raise UserDataError(
@@ -185,7 +192,6 @@ def render_user_data(settings: Settings, compute: str, role: Role) -> str:
             "permissions": "0600",
             "content": env_file(environment),
         },
-        {"path": ROLE_FILE, "permissions": "0644", "content": role + "\n"},
         {
             "path": f"/etc/systemd/system/{unit}",
             "permissions": "0644",
@@ -194,12 +200,21 @@ def render_user_data(settings: Settings, compute: str, role: Role) -> str:
     ]
     commands: list[list[str]] = [
         ["install", "-d", "-o", "holdfast", "-g", "holdfast", "-m", "0750", DATA_DIR],
+        # pg_dump/pg_restore for backups (they run wherever jobs run, so on every role): a
+        # current major from PostgreSQL's own repository (PGDG, its key shipped in Debian's
+        # postgresql-common), as a pg_dump refuses servers newer than itself.
+        [PGDG_SCRIPT, "-y"],
+        ["apt-get", "install", "-y", "--no-install-recommends", PG_CLIENT],
         ["python3", "-m", "venv", VENV],
         [
             f"{VENV}/bin/pip",
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--retries",
+            "10",
+            "--timeout",
+            "60",
             settings.fleet.package,
         ],
     ]
@@ -239,7 +254,10 @@ def render_user_data(settings: Settings, compute: str, role: Role) -> str:
         ["systemctl", "enable", "--now", unit],
     ]
     document["write_files"] = files_
-    document["runcmd"] = commands
+    # One `sh -e` script, not one runcmd entry a command: cloud-init runs the entries on past
+    # a failure, and a failed install must never leave an enabled unit behind.
+    script = "\n".join(shlex.join(command) for command in commands)
+    document["runcmd"] = [["sh", "-ec", script]]
     body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1_000, allow_unicode=True)
     return (
         "#cloud-config\n"

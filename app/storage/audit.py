@@ -18,6 +18,9 @@
 move runs while it deletes, and checks each small batch against the rows again just before
 deleting it.
 
+Backups (app/hosting/backup.py) are objects without rows: the keys under `backup.prefix` in
+the backup backend are reserved (`reserved_prefixes`), never listed as orphans nor deleted.
+
 Each backend's listing is held in memory as key -> size while the check runs (about 100
 bytes an object).
 """
@@ -26,8 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tortoise.functions import Count, Sum
 
@@ -37,8 +41,14 @@ from app.storage import lease as storage_lease
 from app.storage.move import latest_move
 from providers.errors import NotFound, ProviderError
 
+if TYPE_CHECKING:
+    from app.settings import Settings
+
 KeepKeys = Callable[[], Awaitable[set[str]]]
 """Keys that must never count as orphans (the media service's uploads in flight)."""
+
+Reserved = Mapping[str, tuple[str, ...]]
+"""Backend -> key prefixes whose objects have no rows by design (backups): never orphans."""
 
 _PAGE = 1000
 _LOOKUP_BATCH = 500
@@ -117,16 +127,24 @@ class BackendTotal:
     bytes: int
 
 
+def reserved_prefixes(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """The backups' keys in the backup backend (`backup.storage`, else `storage.default`):
+    objects no row records, which deleting as orphans would delete every backup."""
+    backend = settings.backup.storage or settings.storage.default
+    return {backend: (settings.backup.prefix,)}
+
+
 async def verify(
     storage: Storage,
     *,
     deep: bool = False,
     keep: KeepKeys | None = None,
     concurrency: int | None = None,
+    reserved: Reserved | None = None,
 ) -> Audit:
-    """Every row checked against its backend, and every backend's objects against the
-    rows."""
-    listings = await _listings(storage)
+    """Every row checked against its backend, and every backend's objects (but the
+    `reserved` ones) against the rows."""
+    listings = await _listings(storage, reserved)
     audit = Audit()
     recorded: dict[str, set[str]] = {name: set() for name in storage.backends}
     slots = asyncio.Semaphore(concurrency or storage.settings.move_concurrency)
@@ -141,7 +159,7 @@ async def verify(
             await slots.acquire()
             task = tasks.create_task(_check(storage, row, deep, audit))
             task.add_done_callback(lambda _: slots.release())
-    audit.orphans = await _orphans(listings, recorded, keep)
+    audit.orphans = await _orphans(listings, recorded, keep, reserved)
     audit.missing.sort(key=lambda item: (item.backend, item.key))
     audit.differing.sort(key=lambda item: (item.backend, item.key))
     audit.stragglers.sort(key=lambda item: (item.backend, item.key))
@@ -157,17 +175,24 @@ async def steering_target(storage: Storage) -> str | None:
     return move.target if await storage.write_target() == move.target else None
 
 
-async def find_orphans(storage: Storage, *, keep: KeepKeys | None = None) -> list[Orphan]:
-    """The objects of every configured backend that no row places there."""
-    listings = await _listings(storage)
+async def find_orphans(
+    storage: Storage, *, keep: KeepKeys | None = None, reserved: Reserved | None = None
+) -> list[Orphan]:
+    """The objects of every configured backend that no row places there (but the
+    `reserved` ones)."""
+    listings = await _listings(storage, reserved)
     recorded: dict[str, set[str]] = {name: set() for name in storage.backends}
     async for row in _all_rows():
         recorded.setdefault(row.backend, set()).add(row.key)
-    return await _orphans(listings, recorded, keep)
+    return await _orphans(listings, recorded, keep, reserved)
 
 
 async def delete_orphans(
-    storage: Storage, orphans: Iterable[Orphan], *, keep: KeepKeys | None = None
+    storage: Storage,
+    orphans: Iterable[Orphan],
+    *,
+    keep: KeepKeys | None = None,
+    reserved: Reserved | None = None,
 ) -> Deletion:
     """Delete `orphans` that are orphans still, holding the storage lease (no move runs
     meanwhile): a small batch at a time, each checked again against the rows, the newest
@@ -187,7 +212,7 @@ async def delete_orphans(
                 for orphan in batch:
                     by_backend.setdefault(orphan.backend, {})[orphan.key] = orphan.size
                 recorded: dict[str, set[str]] = {name: set() for name in by_backend}
-                still = await _orphans(by_backend, recorded, keep)
+                still = await _orphans(by_backend, recorded, keep, reserved)
                 confirmed = {(orphan.backend, orphan.key) for orphan in still}
                 result.kept += [o for o in batch if (o.backend, o.key) not in confirmed]
                 for orphan in still:
@@ -220,7 +245,11 @@ async def totals() -> list[BackendTotal]:
     ]
 
 
-async def _listings(storage: Storage) -> dict[str, dict[str, int]]:
+def _is_reserved(reserved: Reserved | None, backend: str, key: str) -> bool:
+    return reserved is not None and key.startswith(reserved.get(backend, ()))
+
+
+async def _listings(storage: Storage, reserved: Reserved | None) -> dict[str, dict[str, int]]:
     listings: dict[str, dict[str, int]] = {}
     for name, provider in storage.backends.items():
         sizes: dict[str, int] = {}
@@ -228,7 +257,8 @@ async def _listings(storage: Storage) -> dict[str, dict[str, int]]:
         while True:
             page = await provider.list(token=token, limit=1000)
             for info in page.objects:
-                sizes[info.key] = info.size
+                if not _is_reserved(reserved, name, info.key):
+                    sizes[info.key] = info.size
             token = page.next_token
             if token is None:
                 break
@@ -293,12 +323,13 @@ async def _orphans(
     listings: dict[str, dict[str, int]],
     recorded: dict[str, set[str]],
     keep: KeepKeys | None,
+    reserved: Reserved | None,
 ) -> list[Orphan]:
     candidates = [
         (backend, key, size)
         for backend, sizes in listings.items()
         for key, size in sizes.items()
-        if key not in recorded.get(backend, set())
+        if key not in recorded.get(backend, set()) and not _is_reserved(reserved, backend, key)
     ]
     if not candidates:
         return []

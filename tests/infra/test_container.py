@@ -113,6 +113,7 @@ def test_compose_configuration_loads_with_s3_storage_at_minio(
     bucket = services["bucket"]["entrypoint"]
     assert bucket[-1] == f"store/{media.options['bucket']}"
     assert settings.jobs.work_in_web is False
+    assert settings.jobs.schedule_in_web is False  # the scheduler service schedules
 
 
 def test_compose_env_example_names_every_required_variable() -> None:
@@ -164,6 +165,12 @@ def test_image_is_multi_stage_non_root_with_the_holdfast_entrypoint(tmp_path: Pa
     assert json.loads(entrypoint[-1]) == ["holdfast"]
     cmd = [item["value"] for item in final if item["instruction"] == "CMD"]
     assert json.loads(cmd[-1]) == ["serve", "--no-migrate"]
+    # pg_dump from PostgreSQL's repository at a current major, not bookworm's 15 (which
+    # refuses newer servers).
+    runs = " ".join(item["value"] for item in final if item["instruction"] == "RUN")
+    assert "/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y" in runs
+    assert '"postgresql-client-${PG_CLIENT_MAJOR}"' in runs
+    assert "PG_CLIENT_MAJOR=17" in parser.content
 
 
 def test_build_context_keeps_out_everything_but_the_package(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ SQLite with several web replicas)."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def test_validation_refuses_a_broken_manifest() -> None:
     """The check above can fail: a misspelt field, a wrong type."""
     web = resources()[("Deployment", "holdfast-web")]
     misspelt = {**web, "spec": {**web["spec"], "replica": 3}}
-    wrong_type = {**web, "spec": {**web["spec"], "replicas": "three"}}
+    wrong_type = {**web, "spec": {**web["spec"], "minReadySeconds": "three"}}
 
     for broken in (misspelt, wrong_type):
         with pytest.raises(kubernetes_validate.ValidationError):
@@ -121,7 +122,10 @@ def test_web_probes_health_and_never_drops_below_its_replicas_in_a_rollout() -> 
     hpa = found[("HorizontalPodAutoscaler", "holdfast-web")]
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"]["name"] == "holdfast-web"
-    assert hpa["spec"]["minReplicas"] == web["spec"]["replicas"]
+    # The autoscaler owns the count: a `replicas` in the Deployment would reset it to that
+    # on every apply.
+    assert "replicas" not in web["spec"]
+    assert 1 < hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
 
 
 def test_scheduler_is_a_singleton() -> None:
@@ -143,14 +147,20 @@ def test_cluster_configuration_refuses_sqlite_with_several_replicas(
     monkeypatch_env: pytest.MonkeyPatch,
 ) -> None:
     environment = cluster_environment()
-    web = resources()[("Deployment", "holdfast-web")]
-    assert int(environment["HOLDFAST_WEB_REPLICAS"]) == web["spec"]["replicas"] > 1
+    hpa = resources()[("HorizontalPodAutoscaler", "holdfast-web")]
+    replicas = hpa["spec"]["minReplicas"]
+    assert int(environment["HOLDFAST_WEB_REPLICAS"]) == replicas > 1
     for key, value in environment.items():
         if key.startswith("HOLDFAST_"):
             monkeypatch_env.setenv(key, value)
 
     settings = load_settings()
-    assert settings.web_replicas == web["spec"]["replicas"]
+    assert settings.web_replicas == replicas
+    assert settings.jobs.schedule_in_web is False  # holdfast-scheduler schedules
+    # Only the ingress controller may set client addresses (a CIDR placeholder), not any pod.
+    trusted = environment["FORWARDED_ALLOW_IPS"]
+    assert trusted != "*"
+    assert all(ipaddress.ip_network(net.strip()) for net in trusted.split(","))
     assert settings.effective_database_url.startswith("postgres://")
 
     monkeypatch_env.setenv("HOLDFAST_DATABASE_URL", "sqlite:///var/lib/holdfast/db.sqlite3")

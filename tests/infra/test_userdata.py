@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -103,16 +104,24 @@ def test_user_data_installs_and_enables_the_role(
     assert text.startswith("#cloud-config\n")
     assert len(text.encode()) < 16_384  # EC2's limit on user-data
     assert "python3-venv" in document["packages"]
+    assert "postgresql-common" in document["packages"]
     assert any(user != "default" and user["name"] == "holdfast" for user in document["users"])
-    commands = document["runcmd"]
+    # One `sh -e` script: a failed step (pip install) stops it before the unit is enabled.
+    ((shell, flags, script),) = document["runcmd"]
+    assert (shell, flags) == ("sh", "-ec")
+    commands = [shlex.split(line) for line in script.splitlines()]
     pip = ["/opt/holdfast/.venv/bin/pip", "install", "--quiet", "--disable-pip-version-check"]
-    assert [*pip, "holdfast==0.1.0"] in commands
+    assert [*pip, "--retries", "10", "--timeout", "60", "holdfast==0.1.0"] in commands
+    # pg_dump for backups on every role, a current major from PostgreSQL's repository
+    # (bookworm's own client, 15, refuses newer servers).
+    pgdg = commands.index(["/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh", "-y"])
+    client = ["apt-get", "install", "-y", "--no-install-recommends", "postgresql-client-17"]
+    assert commands.index(client) > pgdg
     assert commands[-1] == ["systemctl", "enable", "--now", UNITS[role]]
     unit = written(document, f"/etc/systemd/system/{UNITS[role]}")
     assert "/opt/holdfast/.venv/bin/holdfast" in unit["content"]
     others = {name for other, name in UNITS.items() if other != role}
     assert not any(entry["path"].endswith(tuple(others)) for entry in document["write_files"])
-    assert written(document, "/etc/holdfast/role")["content"] == f"{role}\n"
     secrets = written(document, ENV_FILE)
     assert secrets["permissions"] == "0600"
     assert secrets["owner"] == "root:root"
@@ -146,6 +155,7 @@ def test_the_environment_file_reads_back_exactly_and_loads(
         "HOLDFAST_STORAGE__DEFAULT": "media",
         "HOLDFAST_AUTH__SIGNUPS_PER_IP": "10/15 minutes",
         "HOLDFAST_JOBS__WORK_IN_WEB": "false",
+        "HOLDFAST_JOBS__SCHEDULE_IN_WEB": "false",
         "HOLDFAST_SECRET_KEY": SECRET_KEY,
     }
     for key, value in environment.items():
@@ -156,6 +166,7 @@ def test_the_environment_file_reads_back_exactly_and_loads(
     assert loaded.storage.default == "media"
     assert loaded.auth.signups_per_ip == "10/15 minutes"
     assert loaded.jobs.work_in_web is False
+    assert loaded.jobs.schedule_in_web is False
 
 
 def test_env_file_escapes_what_a_shell_or_systemd_would_expand(tmp_path: Path) -> None:
@@ -180,6 +191,8 @@ def test_web_nodes_run_jobs_when_the_fleet_has_no_workers(
 
     assert "HOLDFAST_JOBS__WORK_IN_WEB" not in environment
     assert environment["HOLDFAST_WEB_REPLICAS"] == "1"
+    # The scheduler node schedules the backups: the web nodes do not.
+    assert environment["HOLDFAST_JOBS__SCHEDULE_IN_WEB"] == "false"
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
+import os
 import secrets
+import shutil
 import sqlite3
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,18 +30,20 @@ from starlette.applications import Starlette
 from app.hosting.backup import (
     BackupError,
     BackupInfo,
+    NoUserData,
     TableCheck,
     backup_storage,
     create_backup,
+    latest_backup,
     list_backups,
     prune,
     restore_backup,
     verify_backup,
 )
-from app.hosting.databases import sqlite_path, table_checks
+from app.hosting.databases import restore, sqlite_path, table_checks
 from app.settings import Settings
 from providers.storage.base import StorageProvider
-from tests.conftest import BACKEND, fresh_database, make_settings
+from tests.conftest import BACKEND, _with_database, fresh_database, make_settings, need_service
 from tests.media import post_with_media, ready_media
 from tests.servers import MotoServer, start_moto_server
 from tests.social import follow, post
@@ -111,14 +117,42 @@ async def run_holdfast(data_dir: Path, *args: str, **settings: str) -> tuple[int
     return process.returncode, out.decode()
 
 
-@contextlib.asynccontextmanager
-async def migrated_target(directory: Path, name: str = "target") -> AsyncIterator[str]:
-    """A new, freshly migrated database of this pass's engine (migrated by `holdfast migrate`
-    in its own process: this one's Tortoise serves the shared app)."""
-    async with fresh_database(directory, f"{name}_{secrets.token_hex(3)}") as url:
-        code, out = await run_holdfast(directory, "migrate", database_url=url)
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One database of this pass's engine migrated by `holdfast migrate` (in its own process:
+    this one's Tortoise serves the shared app), copied for each restore target: a migrate
+    process per target was most of these tests' time."""
+    directory = tmp_path_factory.mktemp("template")
+    with contextlib.ExitStack() as stack:
+        loop = stack.enter_context(contextlib.closing(asyncio.new_event_loop()))
+        database = fresh_database(directory, "template")
+        url = loop.run_until_complete(database.__aenter__())
+        stack.callback(lambda: loop.run_until_complete(database.__aexit__(None, None, None)))
+        code, out = loop.run_until_complete(run_holdfast(directory, "migrate", database_url=url))
         assert code == 0, out
         yield url
+
+
+@contextlib.asynccontextmanager
+async def migrated_target(
+    template: str, directory: Path, name: str = "target"
+) -> AsyncIterator[str]:
+    """A new, freshly migrated database of this pass's engine: a copy of `template`."""
+    if BACKEND == "sqlite":
+        async with fresh_database(directory, f"{name}_{secrets.token_hex(3)}") as url:
+            shutil.copyfile(sqlite_path(template), sqlite_path(url))
+            yield url
+        return
+    admin_url = need_service("TEST_POSTGRES_URL")
+    database = f"holdfast_{name}_{os.getpid()}_{secrets.token_hex(4)}"
+    source = template.rpartition("/")[2].partition("?")[0]
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{source}"')
+        yield _with_database(admin_url, database)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
 
 
 async def execute(url: str, statement: str) -> None:
@@ -167,6 +201,7 @@ POPULATED = {"users": 3, "follows": 3, "posts": 5, "media": 1}
 
 
 async def test_a_backup_restored_into_a_migrated_database_equals_the_source(
+    template: str,
     app: Starlette,
     gql: GraphQLClient,
     http: AsyncClient,
@@ -185,7 +220,7 @@ async def test_a_backup_restored_into_a_migrated_database_equals_the_source(
         # Listed from the storage alone, as its manifest says.
         assert await list_backups(storage_settings, storage) == [backup]
 
-        async with migrated_target(tmp_path) as target:
+        async with migrated_target(template, tmp_path) as target:
             report = await restore_backup(storage_settings, storage, backup, database_url=target)
             assert report.tables == backup.tables
             for table, rows in POPULATED.items():
@@ -197,7 +232,7 @@ async def test_a_backup_restored_into_a_migrated_database_equals_the_source(
 
 
 async def test_writes_during_a_backup_are_in_neither_the_dump_nor_its_checks(
-    app: Starlette, database_url: str, tmp_path: Path
+    template: str, app: Starlette, database_url: str, tmp_path: Path
 ) -> None:
     """The checks come from the snapshot that is dumped: rows written while the backup runs
     would otherwise make a faithful restore fail its verification."""
@@ -225,7 +260,7 @@ async def test_writes_during_a_backup_are_in_neither_the_dump_nor_its_checks(
             done.set()
             await writer
             assert 1 <= backup.tables["storage_leases"].rows < written
-            async with migrated_target(tmp_path, "busy") as target:
+            async with migrated_target(template, tmp_path, "busy") as target:
                 await restore_backup(settings, storage, backup, database_url=target)
                 assert await count(target, "storage_leases") == backup.tables["storage_leases"].rows
     finally:
@@ -234,13 +269,18 @@ async def test_writes_during_a_backup_are_in_neither_the_dump_nor_its_checks(
 
 
 async def test_a_target_holding_rows_is_refused_and_left_unchanged(
-    app: Starlette, gql: GraphQLClient, http: AsyncClient, database_url: str, tmp_path: Path
+    template: str,
+    app: Starlette,
+    gql: GraphQLClient,
+    http: AsyncClient,
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     settings = backup_settings(tmp_path, database_url, "local")
     await populate(app, gql, http)
     async with opened(settings) as storage:
         backup = await create_backup(settings, storage)
-        async with migrated_target(tmp_path) as target:
+        async with migrated_target(template, tmp_path) as target:
             await execute(
                 target,
                 "INSERT INTO storage_leases (name, holder, expires_at) "
@@ -264,6 +304,7 @@ async def flip_a_byte(storage: StorageProvider, key: str) -> None:
 
 
 async def test_a_corrupted_dump_is_refused_before_anything_is_touched(
+    template: str,
     app: Starlette,
     gql: GraphQLClient,
     http: AsyncClient,
@@ -274,7 +315,7 @@ async def test_a_corrupted_dump_is_refused_before_anything_is_touched(
     async with opened(storage_settings) as storage:
         backup = await create_backup(storage_settings, storage)
         await flip_a_byte(storage, backup.key)
-        async with migrated_target(tmp_path) as target:
+        async with migrated_target(template, tmp_path) as target:
             before = await table_checks(target)
             with pytest.raises(BackupError, match=r"corrupt.*checksum mismatch"):
                 await restore_backup(storage_settings, storage, backup, database_url=target)
@@ -282,13 +323,18 @@ async def test_a_corrupted_dump_is_refused_before_anything_is_touched(
 
 
 async def test_a_table_that_differs_from_the_manifest_is_named(
-    app: Starlette, gql: GraphQLClient, http: AsyncClient, database_url: str, tmp_path: Path
+    template: str,
+    app: Starlette,
+    gql: GraphQLClient,
+    http: AsyncClient,
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     settings = backup_settings(tmp_path, database_url, "local")
     await populate(app, gql, http)
     async with opened(settings) as storage:
         backup = await create_backup(settings, storage)
-        async with migrated_target(tmp_path, "tampered") as target:
+        async with migrated_target(template, tmp_path, "tampered") as target:
             await restore_backup(settings, storage, backup, database_url=target)
             # One changed value in one row.
             await execute(target, "UPDATE posts SET text = 'edited' WHERE text = 'bob says hello'")
@@ -302,7 +348,7 @@ async def test_a_table_that_differs_from_the_manifest_is_named(
         wrong = dict(backup.tables)
         wrong["users"] = TableCheck(wrong["users"].rows, "0" * 64)
         lying = dataclasses.replace(backup, tables=wrong)
-        async with migrated_target(tmp_path, "lied_to") as target:
+        async with migrated_target(template, tmp_path, "lied_to") as target:
             with pytest.raises(BackupError, match="table 'users' has rows that differ"):
                 await restore_backup(settings, storage, lying, database_url=target)
             if BACKEND == "sqlite":  # checked before it is moved into place
@@ -422,7 +468,12 @@ async def test_a_backup_of_another_engine_is_refused(
 
 
 async def test_the_backup_commands(
-    app: Starlette, gql: GraphQLClient, http: AsyncClient, database_url: str, tmp_path: Path
+    template: str,
+    app: Starlette,
+    gql: GraphQLClient,
+    http: AsyncClient,
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     """`holdfast backup create|list|restore|prune` as an operator runs them (local storage in
     the data directory)."""
@@ -439,22 +490,36 @@ async def test_the_backup_commands(
     assert code == 0, out
     assert out.startswith(backup.id)
 
-    async with migrated_target(tmp_path, "cli") as target:
+    async with migrated_target(template, tmp_path, "cli") as target:
         # Into the configured database (it holds rows): refused, exit 1.
         code, out = await run_holdfast(
             tmp_path, "backup", "restore", "latest", "--yes", database_url=database_url
         )
         assert code == 1, out
         assert "not empty" in out
+        # A password on the command line (`ps` shows it) is refused before anything else.
         code, out = await run_holdfast(
             tmp_path,
             "backup",
             "restore",
             backup.id,
             "--database-url",
-            target,
+            "postgres://holdfast:hunter2@127.0.0.1:1/x",
             "--yes",
             database_url=database_url,
+        )
+        assert code == 2, out
+        assert "HOLDFAST_RESTORE_DATABASE_URL" in out
+        assert "hunter2" not in out
+        # The target from the environment instead.
+        code, out = await run_holdfast(
+            tmp_path,
+            "backup",
+            "restore",
+            backup.id,
+            "--yes",
+            database_url=database_url,
+            restore_database_url=target,
         )
         assert code == 0, out
         assert f"restored backup {backup.id}" in out
@@ -481,3 +546,105 @@ def test_backup_info_lists_rows() -> None:
     )
     assert info.rows == 5
     assert info.manifest_key == "backups/x/manifest.json"
+
+
+async def test_storage_orphans_and_verify_leave_backups_alone(
+    app: Starlette, database_url: str, tmp_path: Path
+) -> None:
+    """Backups have no stored_objects rows: `holdfast storage orphans --delete` must not take
+    them for orphans (it deleted every backup), while a real orphan beside them still goes."""
+    settings = backup_settings(tmp_path, database_url, "local")
+    async with opened(settings) as storage:
+        backup = await create_backup(settings, storage)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"no row"
+
+        await storage.put("stray/orphan", chunks(), content_type="application/octet-stream")
+    code, out = await run_holdfast(tmp_path, "storage", "verify", database_url=database_url)
+    assert code == 1, out  # the stray object
+    assert "stray/orphan" in out
+    assert "backups/" not in out
+    code, out = await run_holdfast(
+        tmp_path, "storage", "orphans", "--delete", database_url=database_url
+    )
+    assert code == 0, out
+    assert "deleted 1 of 1 orphans" in out
+    async with opened(settings) as storage:
+        assert await list_backups(settings, storage) == [backup]
+        keys = {obj.key for obj in (await storage.list("")).objects}
+        assert keys == {backup.key, backup.manifest_key}
+
+
+async def test_a_failed_postgres_restore_leaves_the_target_unchanged(
+    template: str,
+    app: Starlette,
+    gql: GraphQLClient,
+    http: AsyncClient,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """A dump that breaks off (pg_restore fails half-way) changes nothing: the migrated
+    schema's drop and the restore are one transaction, committed only when pg_restore
+    succeeded."""
+    if BACKEND != "postgres":
+        pytest.skip("pg_restore is PostgreSQL's")
+    settings = backup_settings(tmp_path, database_url, "local")
+    await populate(app, gql, http)
+    async with opened(settings) as storage:
+        backup = await create_backup(settings, storage)
+        data = b"".join([chunk async for chunk in storage.get(backup.key)])
+    truncated = tmp_path / "truncated.dump"
+    truncated.write_bytes(data[: len(data) * 2 // 3])
+    async with migrated_target(template, tmp_path, "truncated") as target:
+        before = await table_checks(target)
+        assert "users" in before
+        with pytest.raises(BackupError, match=r"pg_restore failed.*nothing was restored"):
+            await restore(truncated, target, backup.tables)
+        assert await table_checks(target) == before
+
+
+async def test_latest_is_the_newest_backup_holding_user_data(
+    template: str,
+    app: Starlette,
+    gql: GraphQLClient,
+    http: AsyncClient,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """A fresh fleet backs up an empty database: that backup must never become what `restore
+    latest` restores, and the scheduler's backups skip such a database."""
+    settings = backup_settings(tmp_path, database_url, "local")
+    async with opened(settings) as storage:
+        with pytest.raises(NoUserData, match="holds no user data"):
+            await create_backup(settings, storage, require_user_data=True)
+        assert (await storage.list("")).objects == ()
+        await populate(app, gql, http)
+        real = await create_backup(settings, storage, require_user_data=True)
+        assert real.user_data
+        async with migrated_target(template, tmp_path, "empty") as empty:
+            newer = await create_backup(settings, storage, database_url=empty)
+        assert not newer.user_data
+        assert [b.id for b in await list_backups(settings, storage)] == [newer.id, real.id]
+        assert await latest_backup(settings, storage) == real
+        manifest = json.loads(b"".join([chunk async for chunk in storage.get(newer.manifest_key)]))
+        assert manifest["user_data"] is False
+
+
+async def test_dumps_are_spooled_under_the_data_directory(
+    template: str,
+    app: Starlette,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not in TMPDIR, which is memory on a tmpfs (PrivateTmp, a container's /tmp): with no
+    usable temporary directory at all, backing up and restoring still work."""
+    settings = backup_settings(tmp_path, database_url, "local")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
+    async with opened(settings) as storage:
+        backup = await create_backup(settings, storage)
+        async with migrated_target(template, tmp_path, "spooled") as target:
+            await restore_backup(settings, storage, backup, database_url=target)
+    assert (settings.data_dir / "tmp").is_dir()
+    assert list((settings.data_dir / "tmp").iterdir()) == []  # cleaned up

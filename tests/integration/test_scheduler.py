@@ -19,6 +19,7 @@ from app.models import Job, JobState
 from app.services import Services
 from app.settings import Settings
 from app.storage import lease
+from tests.support import GraphQLClient
 
 LEASE_SECONDS = 1.5
 
@@ -73,8 +74,21 @@ def every(settings: Settings, hours: float) -> Settings:
     return settings.model_copy(update={"backup": backup})
 
 
-async def test_one_backup_job_per_period(services: Services, clean_backups: None) -> None:
+async def test_one_backup_job_per_period(
+    services: Services, clean_backups: None, gql: GraphQLClient
+) -> None:
     settings = services.settings  # the job's handler backs up with these
+    # An empty database (a fresh fleet's) is not backed up: the job runs and stores nothing.
+    async with services.changes.begin() as change:
+        await change.enqueue(CREATE_BACKUP, {"requested_at": "2000-01-01T00:00:00+00:00"})
+    assert await services.jobs.run_due(services.changes) == 1
+    storage = backup_storage(settings)
+    try:
+        assert await list_backups(settings, storage) == []
+    finally:
+        await storage.close()
+    await Job.filter(name=CREATE_BACKUP).delete()
+    await gql.sign_up("alice")  # user data
     # No backup yet: one job at once, and no second within the period.
     async with scheduling(settings, services):
         await eventually(lambda: has(1))
@@ -85,7 +99,8 @@ async def test_one_backup_job_per_period(services: Services, clean_backups: None
         await asyncio.sleep(LEASE_SECONDS)
         assert await jobs() == 1
 
-    # A worker runs it: a backup.
+    # A worker runs it: a backup, made outside the job's transaction (a staged job).
+    assert services.jobs.is_staged(CREATE_BACKUP)
     assert await services.jobs.run_due(services.changes) == 1
     assert await Job.filter(name=CREATE_BACKUP, state=JobState.DONE).count() == 1
     storage = backup_storage(settings)
@@ -173,3 +188,46 @@ def test_the_scheduler_command_stops_on_sigterm(tmp_path: Path) -> None:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+@pytest.mark.parametrize("schedule_in_web", [True, False])
+def test_serve_schedules_backups_unless_told_not_to(tmp_path: Path, schedule_in_web: bool) -> None:
+    """The embedded default plays every role: `holdfast serve` runs the scheduler loop (under
+    the same lease) unless `jobs.schedule_in_web` is off, as the infra files set it where a
+    scheduler runs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support import free_port, holdfast_env
+
+    holdfast = str(Path(sys.executable).with_name("holdfast"))
+    env = holdfast_env(
+        tmp_path,
+        HOLDFAST_BACKUP__EVERY_HOURS="1",
+        HOLDFAST_LOG_LEVEL="INFO",
+        HOLDFAST_PORT=str(free_port()),
+        HOLDFAST_JOBS__SCHEDULE_IN_WEB=str(schedule_in_web).lower(),
+    )
+    subprocess.run([holdfast, "migrate"], env=env, check=True, capture_output=True)
+    log = tmp_path / "serve.log"
+    wanted = "backup job enqueued" if schedule_in_web else "Application startup complete"
+    with log.open("wb") as out:
+        process = subprocess.Popen([holdfast, "serve"], env=env, stderr=out, stdout=out)
+        try:
+            deadline = time.monotonic() + 30
+            while wanted not in log.read_text(errors="replace"):
+                assert process.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, log.read_text(errors="replace")
+                time.sleep(0.1)
+            time.sleep(1)
+            os.kill(process.pid, signal.SIGTERM)
+            # uvicorn re-raises the signal once it has shut down cleanly.
+            assert process.wait(30) == -signal.SIGTERM, log.read_text(errors="replace")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    text = log.read_text(errors="replace")
+    assert ("scheduler lease taken" in text) is schedule_in_web, text

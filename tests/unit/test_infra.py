@@ -36,11 +36,32 @@ def test_serve_unit_outlasts_the_http_and_job_grace_periods() -> None:
     assert stop_timeout("holdfast.service") >= longest + MARGIN
 
 
-@pytest.mark.parametrize("unit", ["holdfast-worker.service", "holdfast-scheduler.service"])
-def test_worker_and_scheduler_units_outlast_the_job_grace_period(unit: str) -> None:
+def test_worker_unit_outlasts_the_job_grace_period() -> None:
     longest = JobSettings().shutdown_grace_seconds + CANCEL_WAIT_SECONDS
 
-    assert stop_timeout(unit) >= longest + MARGIN
+    assert stop_timeout("holdfast-worker.service") >= longest + MARGIN
+
+
+def test_the_scheduler_runs_no_jobs_and_says_so() -> None:
+    """The scheduler only enqueues backup jobs (app/hosting/schedule.py): its stop is giving
+    its lease back, and its unit claims no other periodic work."""
+    text = (INFRA / "holdfast-scheduler.service").read_text()
+
+    assert (
+        MARGIN <= stop_timeout("holdfast-scheduler.service") < JobSettings().shutdown_grace_seconds
+    )
+    for claim in ("renewals", "reminders", "trims"):
+        assert claim not in text
+    assert "backup" in text
+
+
+def test_serve_unit_lets_migrate_wait_for_the_migration_lock() -> None:
+    """`holdfast migrate` (ExecStartPre) waits while another node holds the migration lock:
+    systemd's default start timeout (90 s) would kill it mid-wait."""
+    text = (INFRA / "holdfast.service").read_text()
+
+    assert re.search(r"^ExecStartPre=\S+ migrate$", text, re.MULTILINE)
+    assert re.search(r"^TimeoutStartSec=infinity$", text, re.MULTILINE)
 
 
 def example_settings() -> list[tuple[str, str]]:

@@ -14,11 +14,12 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ from app.storage import Storage
 from providers.compute.base import Node
 from providers.dns.base import Record, RecordType
 from tests.compute import MOTO_NAMESPACE, UBUNTU_AMI, ec2_options
-from tests.conftest import REQUIRE_SERVICES, TEST_SECRET, fresh_database
+from tests.conftest import REQUIRE_SERVICES, TEST_SECRET, fresh_database, need_service
 from tests.links import HealthServer, Link
 from tests.servers import MotoServer, PowerDNS, powerdns_missing, start_moto_server, start_powerdns
 from tests.support import HOLDFAST, holdfast_env
@@ -77,6 +78,84 @@ def powerdns() -> Iterator[PowerDNS]:
         pytest.skip(missing)
     with start_powerdns() as server:
         yield server
+
+
+@dataclass(frozen=True)
+class Template:
+    """The old database (migrated, seeded, media recorded) and its media files, built once
+    per module and copied by each test (migrating and seeding is most of a world's cost)."""
+
+    url: str
+    media: Path
+    objects: dict[str, bytes]
+
+
+@pytest.fixture(scope="module")
+async def template(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Template]:
+    directory = tmp_path_factory.mktemp("old-template")
+    async with fresh_database(directory, "tmpl") as url:
+        settings = Settings(
+            data_dir=str(directory / "data"),
+            database_url=url,
+            secret_key=TEST_SECRET,
+            storage={
+                "default": "media-a",
+                "backends": {
+                    "media-a": {"provider": "local", "options": {"root": str(directory / "a")}}
+                },
+            },
+        )
+        objects: dict[str, bytes] = {}
+        await migrate(settings)
+        await Tortoise.init(config=tortoise_config(settings))
+        try:
+            async with nodes.hold(settings, role="test"):
+                await seed(settings, SeedOptions(users=12, posts=40, seed=3))
+                storage = Storage(settings.storage)
+                try:
+                    for number in range(OBJECTS):
+                        data = secrets.token_bytes(1000 + number * 777)
+                        key = f"media/{number}.bin"
+
+                        async def chunks(data: bytes = data) -> AsyncIterator[bytes]:
+                            yield data
+
+                        written = await storage.put(key, chunks(), content_type="image/webp")
+                        await storage.record(connections.get("default"), written, owner_id=None)
+                        objects[key] = data
+                finally:
+                    await storage.close()
+        finally:
+            await Tortoise.close_connections()
+        yield Template(url, directory / "a", objects)
+
+
+@asynccontextmanager
+async def copied_database(template: str, directory: Path, name: str) -> AsyncIterator[str]:
+    """A copy of the database at `template`: its SQLite file copied, or a PostgreSQL
+    `CREATE DATABASE ... TEMPLATE` (dropped afterwards)."""
+    if engine_of(template) == "sqlite":
+        copy = directory / f"{name}.sqlite3"
+        original = sqlite_path(template)
+        shutil.copyfile(original, copy)
+        for suffix in ("-wal", "-shm"):  # none once closed; copied should one be left
+            if original.with_name(original.name + suffix).exists():
+                shutil.copyfile(
+                    original.with_name(original.name + suffix), copy.with_name(copy.name + suffix)
+                )
+        yield f"sqlite://{copy}"
+        return
+    admin_url = need_service("TEST_POSTGRES_URL")
+    source = PostgresTarget.parse(template).database
+    database = f"holdfast_{name}_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{source}"')
+        base, _, _ = admin_url.rpartition("/")
+        yield f"{base}/{database}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
 
 
 @pytest.fixture(autouse=True)
@@ -135,7 +214,11 @@ def _roles() -> dict[str, Any]:
 
 @pytest.fixture
 async def world(
-    tmp_path: Path, moto_old: MotoServer, moto_new: MotoServer, powerdns: PowerDNS
+    tmp_path: Path,
+    moto_old: MotoServer,
+    moto_new: MotoServer,
+    powerdns: PowerDNS,
+    template: Template,
 ) -> AsyncIterator[World]:
     links = {
         "old_compute": Link(moto_old.port),
@@ -162,7 +245,7 @@ async def world(
 
     try:
         async with (
-            fresh_database(tmp_path, f"old{tag}") as old_url,
+            copied_database(template.url, tmp_path, f"old{tag}") as old_url,
             fresh_database(tmp_path, f"new{tag}") as new_url,
         ):
             values: dict[str, Any] = {
@@ -226,6 +309,8 @@ async def world(
                 },
             }
             built = World(tmp_path, values, old_url, new_url, links, health, powerdns)
+            shutil.copytree(template.media, tmp_path / "a")
+            built.objects = dict(template.objects)
             await _old_world(built)
             yield built
     finally:
@@ -238,28 +323,12 @@ async def world(
 
 
 async def _old_world(world: World) -> None:
-    """The service as it runs at the old vendor: data, media, its fleet recorded, the domain
-    pointing at its web node, and a scheduled backup."""
+    """The service as it runs at the old vendor: data and media (copied from the template),
+    its fleet recorded, the domain pointing at its web node, and a scheduled backup."""
     settings = world.settings
-    await migrate(settings)
     await Tortoise.init(config=tortoise_config(settings))
     try:
         async with nodes.hold(settings, role="test"):
-            await seed(settings, SeedOptions(users=12, posts=40, seed=3))
-            storage = Storage(settings.storage)
-            try:
-                for number in range(OBJECTS):
-                    data = secrets.token_bytes(1000 + number * 777)
-                    key = f"media/{number}.bin"
-
-                    async def chunks(data: bytes = data) -> AsyncIterator[bytes]:
-                        yield data
-
-                    written = await storage.put(key, chunks(), content_type="image/webp")
-                    await storage.record(connections.get("default"), written, owner_id=None)
-                    world.objects[key] = data
-            finally:
-                await storage.close()
             provider = fleet.open_compute(settings, "old")
             try:
                 await fleet.apply(settings, "old", provider)

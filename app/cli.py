@@ -1363,9 +1363,29 @@ def evacuate(
     restart: Annotated[
         bool, typer.Option("--restart", help="Begin a new run over a recorded one.")
     ] = False,
+    old_gone: Annotated[
+        bool,
+        typer.Option(
+            "--old-gone",
+            help="The old vendor is gone for good: restore the latest backup, go on without "
+            "media that cannot be copied, and mark its nodes unknown when it cannot be reached.",
+        ),
+    ] = False,
+    dns_switched: Annotated[
+        bool,
+        typer.Option(
+            "--dns-switched",
+            help="No DNS configured: you pointed the domain at the new web nodes, so the old "
+            "fleet may be destroyed.",
+        ),
+    ] = False,
+    backup: Annotated[
+        str | None,
+        typer.Option("--backup", help="Restore this backup (an id of `holdfast backup list`)."),
+    ] = None,
 ) -> None:
     """Bring the whole service up at another compute configuration and leave the current one:
-    back up, provision, wait until healthy, restore, record, move media, switch DNS, destroy
+    back up, restore, provision, wait until healthy, record, move media, switch DNS, destroy
     the old fleet. Resumable: each step is recorded, and a run stopped anywhere (a failing
     step: exit 1) resumes at the step not done. Bad input: exit 2, nothing changed."""
     from pathlib import Path
@@ -1376,7 +1396,13 @@ def evacuate(
     settings = _settings()
     try:
         request = evacuation.prepare(
-            settings, to=to, source=source, state_path=Path(state) if state else None
+            settings,
+            to=to,
+            source=source,
+            state_path=Path(state) if state else None,
+            old_gone=old_gone,
+            dns_switched=dns_switched,
+            backup_id=backup,
         )
     except evacuation.EvacuationError as exc:
         typer.echo(f"holdfast: {exc}", err=True)

@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -95,6 +96,8 @@ class RunState:
     steps: dict[str, StepRecord]
     finished_at: str | None = None
     version: int = STATE_VERSION
+    options: dict[str, Any] = field(default_factory=dict)
+    """What the run was started with and a rerun must agree with (the caller's to define)."""
 
     @classmethod
     def new(cls, source: str, target: str, steps: Sequence[str]) -> RunState:
@@ -133,6 +136,7 @@ class RunState:
             target=str(data["to"]),
             started_at=str(data["started_at"]),
             finished_at=data.get("finished_at"),
+            options=dict(data.get("options", {})),
             steps={
                 name: StepRecord(
                     status=StepStatus(step["status"]),
@@ -202,9 +206,21 @@ def locked(path: Path) -> Iterator[None]:
                 f"another run holds {lock_path}: wait for it to end (a killed run's lock is "
                 "released with its process)"
             ) from None
+        clean_temporaries(path)
         yield
     finally:
         os.close(fd)
+
+
+def clean_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files of writes killed before their `os.replace` (`.<name>.*`
+    beside the state file). Only under the lock: another run's write could be in flight."""
+    removed = []
+    for stale in path.parent.glob(f".{path.name}.*"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+            removed.append(stale)
+    return removed
 
 
 class Journal:
@@ -265,7 +281,9 @@ async def run(
         try:
             outcome = await step.run(journal, record)
         except Exception as exc:
-            message = str(exc) if isinstance(exc, StepFailed) else _unexpected(exc, describe_error)
+            message = mask_secrets(
+                str(exc) if isinstance(exc, StepFailed) else _unexpected(exc, describe_error)
+            )
             record.status = StepStatus.FAILED
             record.error = message
             record.finished_at = _now()
@@ -283,6 +301,16 @@ async def run(
         if on_step is not None:
             on_step(step.name, record)
     return state
+
+
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@")
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with the password of every URL in it masked (`scheme://user:***@host`): an
+    error from a database driver may quote the URL it was given, and messages are printed
+    and saved in the state file."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def _unexpected(exc: BaseException, describe: Callable[[BaseException], str] | None) -> str:

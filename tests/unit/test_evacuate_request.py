@@ -83,3 +83,24 @@ def test_no_source_known(tmp_path: Path) -> None:
     with pytest.raises(EvacuationError, match="pass --from NAME"):
         prepare(unset, to="new")
     assert prepare(unset, to="new", source="old").source == "old"
+
+
+def test_a_rerun_with_another_target_is_refused(tmp_path: Path) -> None:
+    """The state binds a run to its target: resuming it against another database, storage
+    backend or fleet name would mix two evacuations."""
+    from app.hosting import runbook
+    from app.hosting.evacuate import STEPS, merge_options
+
+    first = prepare(settings(tmp_path), to="new", old_gone=True)
+    state = runbook.RunState.new("old", "new", STEPS)
+    merge_options(first, state)
+    assert state.options["old_gone"] is True
+    assert state.options["target_storage"] == "local"
+    again = prepare(settings(tmp_path), to="new")  # the flag stays recorded
+    merge_options(again, state)
+    assert state.options["old_gone"] is True
+    moved = prepare(settings(tmp_path, storage=None), to="new")
+    with pytest.raises(runbook.RunbookError) as refused:
+        merge_options(moved, state)
+    assert "the target's storage backend was 'local', now None" in str(refused.value)
+    assert state.options["target_storage"] == "local"

@@ -250,3 +250,44 @@ def test_a_file_that_is_not_a_state_is_refused_and_kept(tmp_path: Path) -> None:
         runbook.load(path, NAMES)
     assert json.loads(path.read_text())["run_id"] == other.run_id
     assert runbook.load(tmp_path / "missing.json", NAMES) is None
+
+
+def test_stale_temporaries_are_removed_under_the_lock(tmp_path: Path) -> None:
+    """A write killed before its `os.replace` leaves `.state.json.XXXX`; the next run, once
+    it holds the lock, removes those and nothing else."""
+    path = tmp_path / "state.json"
+    runbook.save(path, RunState.new("old", "new", NAMES))
+    stale = [tmp_path / ".state.json.k2j4x", tmp_path / ".state.json.abc"]
+    for each in stale:
+        each.write_text("{half")
+    other = tmp_path / ".other.json.abc"
+    other.write_text("kept")
+    with runbook.locked(path):
+        assert not any(each.exists() for each in stale)
+    assert other.exists()
+    assert runbook.load(path, NAMES) is not None
+
+
+async def test_error_messages_have_url_passwords_masked(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    steps = Recorder()
+    steps.fail = RuntimeError("cannot connect to postgres://holdfast:s3cret@db:5432/app")
+    with pytest.raises(Stopped) as stopped:
+        await runbook.run(journal_at(path), steps.steps())
+    assert "postgres://holdfast:***@db:5432/app" in stopped.value.message
+    steps.fail = StepFailed("restore into postgresql://u:p%40ss@h/x failed")
+    with pytest.raises(Stopped) as failed:
+        await runbook.run(journal_at(path), steps.steps())
+    assert "postgresql://u:***@h/x" in failed.value.message
+    assert "s3cret" not in path.read_text()
+    assert "p%40ss" not in path.read_text()
+
+
+def test_options_are_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    state = RunState.new("old", "new", NAMES)
+    state.options.update({"old_gone": True, "fleet": "hf"})
+    runbook.save(path, state)
+    loaded = runbook.load(path, NAMES)
+    assert loaded is not None
+    assert loaded.options == {"old_gone": True, "fleet": "hf"}

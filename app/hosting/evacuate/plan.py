@@ -10,7 +10,10 @@ from app.hosting import runbook
 from app.hosting.evacuate.steps import (
     STEPS,
     UNREACHABLE,
+    content_rows,
     database_problem,
+    describe_backup,
+    lost_media_path,
     opened_compute,
     reason,
     web_addresses,
@@ -39,6 +42,9 @@ async def dry_run(evacuation: Evacuation) -> tuple[RunState | None, list[Planned
     ):
         state = None  # a run would refuse it; show the plan of a new one
     planner = _Planner(evacuation, state)
+    # First, and whatever the state says: every later question that would open the old
+    # database asks only when it answers (opening a missing SQLite file would create it).
+    planner.old_problem = await database_problem(evacuation.settings.effective_database_url)
     planned = []
     for name in STEPS:
         record = state.steps[name] if state is not None else None
@@ -59,15 +65,40 @@ class _Planner:
         self.evacuation = evacuation
         self.settings = evacuation.settings
         self.state = state
+        options = state.options if state is not None else {}
+        self.old_gone = bool(options.get("old_gone")) or evacuation.old_gone
+        self.dns_switched = bool(options.get("dns_switched")) or evacuation.dns_switched
+        self.backup_id = options.get("backup_id") or evacuation.backup_id
         self.old_problem: str | None = None
         self.kept_web: list[str] = []
+
+    async def _latest(self) -> str:
+        from app.hosting import backup as backups
+
+        storage = backups.backup_storage(self.settings)
+        try:
+            available = await backups.list_backups(self.settings, storage)
+        finally:
+            await storage.close()
+        if not available:
+            return "no backup in the backup storage"
+        latest = available[0]
+        empty = "" if content_rows(latest) else " (holding no content rows: refused)"
+        return f"the latest {describe_backup(latest)}{empty}"
 
     async def backup(self) -> str:
         from app.hosting.databases import display_url
 
-        self.old_problem = await database_problem(self.settings.effective_database_url)
+        if self.backup_id is not None:
+            return f"nothing: backup {self.backup_id} chosen by --backup"
         if self.old_problem is not None:
-            return f"none: the old database is unreachable ({self.old_problem})"
+            latest = await self._latest()
+            if self.old_gone:
+                return f"none: the old database is gone ({self.old_problem}); use {latest}"
+            return (
+                f"stop: the old database does not answer ({self.old_problem}); if it is gone "
+                f"for good, rerun with --old-gone to restore {latest}"
+            )
         where = self.settings.backup.storage or self.settings.storage.default
         return (
             f"take a fresh backup of {display_url(self.settings.effective_database_url)} into "
@@ -109,16 +140,14 @@ class _Planner:
             available = await backups.list_backups(self.settings, storage)
         finally:
             await storage.close()
+        if recorded is None:
+            recorded = self.backup_id
         if recorded is not None:
-            which = f"backup {recorded} (chosen by this run)"
+            which = f"backup {recorded} (chosen for this run)"
         elif self.old_problem is None:
             which = "the backup taken by the first step"
         elif available:
-            newest = available[0]
-            which = (
-                f"the newest backup, {newest.id} of {newest.created_at:%Y-%m-%d %H:%M} UTC "
-                f"({newest.size:,} bytes)"
-            )
+            which = await self._latest()
         else:
             return "nothing: no backup in the backup storage and the old database is gone"
         try:
@@ -139,7 +168,13 @@ class _Planner:
                 f"(media stay at {self.settings.storage.default})"
             )
         if self.old_problem is not None:
-            return f"move every stored object to {backend} (how many: known once restored)"
+            lost = (
+                f"; objects that cannot be copied are listed in "
+                f"{lost_media_path(self.evacuation.state_path)} and the run goes on"
+                if self.old_gone
+                else "; an object that cannot be copied stops the run"
+            )
+            return f"move every stored object to {backend} (how many: known once restored){lost}"
         from tortoise import Tortoise
 
         from app.db import tortoise_config
@@ -186,15 +221,28 @@ class _Planner:
     async def retire(self) -> str:
         source = self.evacuation.source
         drain = self.settings.fleet.drain_seconds
+        dns_skipped = self.settings.dns.active is None or (
+            self.state is not None and self.state.steps["dns"].status.value == "skipped"
+        )
+        if dns_skipped and not self.dns_switched:
+            return (
+                "stop: no DNS configured; the old fleet is destroyed only once you point the "
+                "domain at the new web nodes and rerun with --dns-switched"
+            )
         try:
             async with opened_compute(self.settings, source) as provider:
                 nodes = await provider.list_nodes(
                     tags={"holdfast-fleet": self.settings.fleet.name, "holdfast-compute": source}
                 )
         except UNREACHABLE as exc:
+            if self.old_gone:
+                return (
+                    f"{source} cannot be reached ({reason(exc)}): its recorded nodes would be "
+                    "marked unknown (--old-gone)"
+                )
             return (
-                f"{source} cannot be reached ({reason(exc)}): its recorded nodes would be "
-                "marked unknown"
+                f"stop: {source} cannot be reached ({reason(exc)}); rerun with --old-gone if "
+                "it is gone for good"
             )
         names = ", ".join(sorted(node.name for node in nodes)) or "none"
         return f"{drain:g} s after the DNS switch, destroy the nodes at {source}: {names}"

@@ -4,14 +4,15 @@ is safe to repeat), and what they share with the dry run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from app.hosting.runbook import Journal, Outcome, Step, StepFailed, StepRecord
+from app.hosting.runbook import Journal, Outcome, Step, StepFailed, StepRecord, StepStatus
 from app.settings import Settings
 from providers.compute.base import ComputeProvider, Node, NodeState
 from providers.errors import ConfigurationError, ProviderError, Unavailable
@@ -21,20 +22,63 @@ if TYPE_CHECKING:
     from app.hosting.evacuate import Evacuation
     from providers.storage.base import StorageProvider
 
-STEPS = ("backup", "provision", "wait_healthy", "restore", "record", "media", "dns", "retire")
+STEPS = ("backup", "restore", "provision", "wait_healthy", "record", "media", "dns", "retire")
+"""In this order because the new fleet writes to the target database as soon as it boots
+(migrations, leases, jobs) and the restore fills only an empty one."""
 PROBE_TIMEOUT = 10.0
 """Seconds the old database gets to answer before it counts as gone."""
 
-UNREACHABLE = (Unavailable, ProviderError, ConfigurationError)
+UNREACHABLE = (Unavailable, ConfigurationError)
 """What an old vendor that is gone, or has closed the account, raises."""
+
+BOOKKEEPING = frozenset(
+    {
+        "jobs",
+        "tortoise_migrations",
+        "aerich",
+        "node_leases",
+        "storage_leases",
+        "storage_moves",
+        "fleet_nodes",
+    }
+)
+"""Tables any running node writes to: rows there do not make a backup hold the service's
+content (a backup of a freshly booted, empty database has rows only there)."""
+
+
+def content_rows(backup: BackupInfo) -> int:
+    """Rows the backup holds outside the bookkeeping tables (users, posts, ...)."""
+    return sum(check.rows for table, check in backup.tables.items() if table not in BOOKKEEPING)
+
+
+def age(moment: datetime) -> str:
+    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min"
+
+
+def describe_backup(backup: BackupInfo) -> str:
+    return (
+        f"backup {backup.id}, taken at {backup.created_at:%Y-%m-%d %H:%M} UTC "
+        f"({age(backup.created_at)} ago)"
+    )
 
 
 class Steps:
     """The steps of one evacuation, each a coroutine the runbook runs."""
 
-    def __init__(self, evacuation: Evacuation) -> None:
+    def __init__(self, evacuation: Evacuation, options: Mapping[str, Any]) -> None:
         self.evacuation = evacuation
         self.settings = evacuation.settings
+        self.old_gone = bool(options.get("old_gone"))
+        self.dns_switched = bool(options.get("dns_switched"))
+        self.chosen_backup: str | None = options.get("backup_id")
 
     def all(self) -> list[Step]:
         return [Step(name, getattr(self, name)) for name in STEPS]
@@ -43,11 +87,33 @@ class Steps:
         from app.hosting.backup import BackupError, backup_storage, create_backup
 
         settings = self.settings
+        if self.chosen_backup is not None:
+            return Outcome(
+                f"backup {self.chosen_backup} chosen by --backup: no new backup taken",
+                skipped=True,
+            )
         problem = await database_problem(settings.effective_database_url)
         if problem is not None:
-            record.data["backup_id"] = None
+            storage = backup_storage(settings)
+            try:
+                latest = await self._eligible_backup(journal, storage, taken=None)
+            finally:
+                await storage.close()
+            if not self.old_gone:
+                raise StepFailed(
+                    f"the old database does not answer ({problem}). If it is only down, "
+                    "bring it back and run again; if it is gone for good, rerun with "
+                    f"--old-gone to restore the latest {describe_backup(latest)}"
+                )
+            record.data["backup_id"] = latest.id
+            journal.save()
             return Outcome(
-                f"old database unreachable ({problem}), using the latest backup", skipped=True
+                f"old database gone ({problem}): restoring the latest {describe_backup(latest)}",
+                warnings=(
+                    "everything written to the old database after "
+                    f"{latest.created_at:%Y-%m-%d %H:%M} UTC ({age(latest.created_at)} ago) "
+                    "is not in the restored data",
+                ),
             )
         storage = backup_storage(settings)
         try:
@@ -130,9 +196,27 @@ class Steps:
     async def _backup_to_restore(
         self, journal: Journal, record: StepRecord, storage: StorageProvider
     ) -> BackupInfo:
+        taken = journal.step("backup").data.get("backup_id")
+        wanted = record.data.get("backup_id") or self.chosen_backup
+        chosen = await self._eligible_backup(journal, storage, taken=taken, wanted=wanted)
+        if record.data.get("backup_id") != chosen.id:
+            record.data["backup_id"] = chosen.id
+            journal.save()
+        return chosen
+
+    async def _eligible_backup(
+        self,
+        journal: Journal,
+        storage: StorageProvider,
+        *,
+        taken: str | None,
+        wanted: str | None = None,
+    ) -> BackupInfo:
+        """The backup this run restores: `wanted` (recorded, or `--backup ID`), else the one
+        the backup step took, else the newest taken before the run started (never one of
+        the new fleet's own) that holds content rows (StepFailed when there is none)."""
         from app.hosting import backup as backups
 
-        wanted = record.data.get("backup_id") or journal.step("backup").data.get("backup_id")
         try:
             available = await backups.list_backups(self.settings, storage)
         except (backups.BackupError, ProviderError) as exc:
@@ -141,22 +225,32 @@ class Steps:
                 f"the backups cannot be listed: {exc}. Make the backup storage ({where}) "
                 "reachable and run again"
             ) from exc
-        if wanted is not None:
-            for info in available:
-                if info.id == wanted:
-                    return info
+        by_id = {info.id: info for info in available}
+        for name in (wanted, taken):
+            if name is None:
+                continue
+            if name in by_id:
+                return by_id[name]
             raise StepFailed(
-                f"backup {wanted}, chosen for this evacuation, is no longer in the backup "
-                "storage (pruned or deleted?); pass --restart to start from the newest one"
+                f"backup {name}, chosen for this evacuation, is not in the backup storage "
+                "(pruned or deleted?); pass --restart (and --backup ID) to choose another"
             )
-        if not available:
+        started = datetime.fromisoformat(journal.state.started_at)
+        before = [info for info in available if info.created_at < started]
+        if not before:
             raise StepFailed(
-                "the old database is gone and the backup storage holds no backup: nothing to "
-                "restore. Configure backup.storage where backups were kept and run again"
+                "the old database is gone and the backup storage holds no backup taken before "
+                "this run: nothing to restore. Configure backup.storage where backups were "
+                "kept and run again"
             )
-        record.data["backup_id"] = available[0].id
-        journal.save()
-        return available[0]
+        newest = before[0]
+        if content_rows(newest) == 0:
+            raise StepFailed(
+                f"the newest backup, {newest.id} ({age(newest.created_at)} old), holds no rows "
+                "in content tables (users, posts, ...): it is not a backup of the service. "
+                "Pass --backup ID to restore a chosen one (`holdfast backup list`)"
+            )
+        return newest
 
     async def record(self, journal: Journal, record: StepRecord) -> Outcome:
         from app.hosting import fleet
@@ -186,21 +280,51 @@ class Steps:
         async with self._target_database():
             storage = Storage(self.settings.storage)
             try:
-                report = await move(storage, backend)
+                if self.evacuation.move_retry_delays is None:
+                    report = await move(storage, backend)
+                else:
+                    report = await move(
+                        storage, backend, retry_delays=self.evacuation.move_retry_delays
+                    )
             except (MoveError, MoveAborted) as exc:
                 raise StepFailed(
                     f"the media move to {backend} stopped: {exc}. Run again to resume it"
                 ) from exc
             finally:
                 await storage.close()
+        warnings: tuple[str, ...] = ()
         if report.failed:
             first = report.failed[0]
-            raise StepFailed(
+            if not self.old_gone:
+                raise StepFailed(
+                    f"{len(report.failed)} stored objects could not be copied to {backend} "
+                    f"(first: {first.key} at {first.backend}: {first.reason}). Their rows still "
+                    f"name their old backend, where they are the only copies: fix the cause "
+                    f"({backend} unreachable, or the objects unreadable there) and run again. "
+                    "If the old storage is gone for good, rerun with --old-gone to go on "
+                    "without them"
+                )
+            lost = lost_media_path(self.evacuation.state_path)
+            lost.write_text(
+                "".join(f"{item.key}\t{item.backend}\t{item.reason}\n" for item in report.failed)
+            )
+            record.data["lost_media"] = str(lost)
+            record.data["lost_count"] = len(report.failed)
+            warnings = (
                 f"{len(report.failed)} stored objects could not be copied to {backend} (first: "
-                f"{first.key} at {first.backend}: {first.reason}). They are still recorded "
-                f"where they were and nothing was lost: once the cause is fixed ({backend} "
-                "unreachable, or the objects unreadable where they are), run again to copy "
-                "the rest"
+                f"{first.key} at {first.backend}: {first.reason}); their keys are in {lost}. "
+                "They are lost unless the old storage comes back: if it does, `holdfast "
+                f"storage migrate --to {backend}` copies them",
+            )
+            if report.remaining > len(report.failed):
+                raise StepFailed(
+                    f"{report.remaining - len(report.failed)} stored objects are still recorded "
+                    f"outside {backend} (written while the move ran): run again"
+                )
+            return Outcome(
+                f"{report.copied:,} objects ({report.copied_bytes:,} bytes) copied to {backend}, "
+                f"{report.skipped:,} were there already, {len(report.failed)} lost",
+                warnings=warnings,
             )
         if report.remaining:
             raise StepFailed(
@@ -251,15 +375,37 @@ class Steps:
 
         settings = self.settings
         source = self.evacuation.source
-        switched = journal.step("dns").finished_time() or datetime.now(UTC)
+        dns = journal.step("dns")
+        if dns.status is StepStatus.SKIPPED and not self.dns_switched:
+            web = journal.step("wait_healthy").data.get("web_ips") or []
+            raise StepFailed(
+                "no DNS is configured, so the domain still points at the old fleet: point the "
+                f"domain at {', '.join(web) or 'the new web nodes'}, then rerun with "
+                "--dns-switched (the old fleet is destroyed only then)"
+            )
+        switched = dns.finished_time() or datetime.now(UTC)
         drained = switched + timedelta(seconds=settings.fleet.drain_seconds)
         wait = (drained - datetime.now(UTC)).total_seconds()
         if wait > 0:
             await asyncio.sleep(wait)
         try:
             async with opened_compute(settings, source) as provider:
-                destroyed = await fleet.destroy_all(settings, source, provider)
+                try:
+                    destroyed = await fleet.destroy_all(settings, source, provider)
+                finally:
+                    # Rows of nodes the vendor no longer lists are gone, whatever happened.
+                    with contextlib.suppress(ProviderError):
+                        listed = await provider.list_nodes(tags=_fleet_tags(settings, source))
+                        alive = {n.id for n in listed if n.state is not NodeState.TERMINATED}
+                        async with self._target_database():
+                            await _mark_destroyed(source, keep=alive)
         except UNREACHABLE as exc:
+            if not self.old_gone:
+                raise StepFailed(
+                    f"the old fleet at {source} could not be destroyed: {reason(exc)}. Run "
+                    "again once the vendor answers; if it is gone for good, rerun with "
+                    "--old-gone"
+                ) from exc
             async with self._target_database():
                 left = await _mark_unknown(source)
             names = ", ".join(f"{name} ({external_id})" for name, external_id in left)
@@ -271,8 +417,11 @@ class Steps:
                 "`unknown` in fleet_nodes)"
             )
             return Outcome(f"old fleet at {source} not reachable", warnings=(warning,))
-        async with self._target_database():
-            await _mark_destroyed(source)
+        except ProviderError as exc:
+            raise StepFailed(
+                f"the old fleet at {source} could not be destroyed: {reason(exc)}. Run again "
+                "(nodes destroyed so far are recorded as such)"
+            ) from exc
         return Outcome(f"{len(destroyed)} nodes destroyed at {source}")
 
     @asynccontextmanager
@@ -319,6 +468,15 @@ def _tags(settings: Settings, compute: str, *, role: str) -> dict[str, str]:
     }
 
 
+def _fleet_tags(settings: Settings, compute: str) -> dict[str, str]:
+    return {"holdfast-fleet": settings.fleet.name, "holdfast-compute": compute}
+
+
+def lost_media_path(state_path: Path) -> Path:
+    """Where a run with --old-gone lists the objects it could not copy (beside the state)."""
+    return state_path.with_name(state_path.name + ".lost-media.txt")
+
+
 def web_addresses(nodes: list[Node]) -> list[str]:
     return sorted(
         {
@@ -349,18 +507,31 @@ async def _mark_unknown(compute: str) -> list[tuple[str, str]]:
     return left
 
 
-async def _mark_destroyed(compute: str) -> None:
+async def _mark_destroyed(compute: str, *, keep: set[str]) -> None:
+    """Mark destroyed the rows of `compute`'s nodes except those still listed (`keep`)."""
     from app.models import FleetNode
 
-    await FleetNode.filter(compute=compute, destroyed_at=None).update(
-        state=NodeState.TERMINATED.value, destroyed_at=datetime.now(UTC)
+    await (
+        FleetNode.filter(compute=compute, destroyed_at=None)
+        .exclude(external_id__in=list(keep))
+        .update(state=NodeState.TERMINATED.value, destroyed_at=datetime.now(UTC))
     )
 
 
+MIGRATIONS_TABLE = "tortoise_migrations"
+
+
 async def database_problem(url: str) -> str | None:
-    """Why the database at `url` does not answer, None when it does. Never creates anything
-    (a SQLite file that does not exist is gone, not new)."""
-    from app.hosting.databases import BackupError, PostgresTarget, engine_of, sqlite_path
+    """Why the database at `url` does not answer, None when it does. Never creates or writes
+    anything (a SQLite file that does not exist is gone, not new; it is opened read-only). A
+    database without the migrations table was never Holdfast's, or was emptied: gone too."""
+    from app.hosting.databases import (
+        BackupError,
+        PostgresTarget,
+        display_url,
+        engine_of,
+        sqlite_path,
+    )
 
     try:
         if engine_of(url) == "sqlite":
@@ -368,9 +539,13 @@ async def database_problem(url: str) -> str | None:
         async with asyncio.timeout(PROBE_TIMEOUT):
             connection = await PostgresTarget.parse(url).connect()
             try:
-                await connection.fetchval("SELECT 1")
+                found = await connection.fetchval(
+                    "SELECT to_regclass($1) IS NOT NULL", MIGRATIONS_TABLE
+                )
             finally:
                 await connection.close()
+        if not found:
+            return f"{display_url(url)} has no {MIGRATIONS_TABLE} table"
     except BackupError as exc:
         return str(exc)
     except TimeoutError:
@@ -384,11 +559,16 @@ def _sqlite_problem(path: str) -> str | None:
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=PROBE_TIMEOUT)
         try:
-            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            found = connection.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                (MIGRATIONS_TABLE,),
+            ).fetchone()[0]
         finally:
             connection.close()
     except sqlite3.Error as exc:
         return f"{path}: {exc}"
+    if not found:
+        return f"{path} has no {MIGRATIONS_TABLE} table"
     return None
 
 

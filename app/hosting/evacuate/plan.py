@@ -10,7 +10,6 @@ from app.hosting import runbook
 from app.hosting.evacuate.steps import (
     STEPS,
     UNREACHABLE,
-    content_rows,
     database_problem,
     describe_backup,
     lost_media_path,
@@ -83,7 +82,7 @@ class _Planner:
         if not available:
             return "no backup in the backup storage"
         latest = available[0]
-        empty = "" if content_rows(latest) else " (holding no content rows: refused)"
+        empty = "" if latest.user_data else " (holding no content rows: refused)"
         return f"the latest {describe_backup(latest)}{empty}"
 
     async def backup(self) -> str:

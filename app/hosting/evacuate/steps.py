@@ -31,25 +31,6 @@ PROBE_TIMEOUT = 10.0
 UNREACHABLE = (Unavailable, ConfigurationError)
 """What an old vendor that is gone, or has closed the account, raises."""
 
-BOOKKEEPING = frozenset(
-    {
-        "jobs",
-        "tortoise_migrations",
-        "aerich",
-        "node_leases",
-        "storage_leases",
-        "storage_moves",
-        "fleet_nodes",
-    }
-)
-"""Tables any running node writes to: rows there do not make a backup hold the service's
-content (a backup of a freshly booted, empty database has rows only there)."""
-
-
-def content_rows(backup: BackupInfo) -> int:
-    """Rows the backup holds outside the bookkeeping tables (users, posts, ...)."""
-    return sum(check.rows for table, check in backup.tables.items() if table not in BOOKKEEPING)
-
 
 def age(moment: datetime) -> str:
     seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
@@ -244,7 +225,7 @@ class Steps:
                 "kept and run again"
             )
         newest = before[0]
-        if content_rows(newest) == 0:
+        if not newest.user_data:
             raise StepFailed(
                 f"the newest backup, {newest.id} ({age(newest.created_at)} old), holds no rows "
                 "in content tables (users, posts, ...): it is not a backup of the service. "

@@ -287,6 +287,15 @@ class PowerDNS:
         )
         return sorted(line for line in result.stdout.splitlines() if line)
 
+    def delete_zone(self, name: str) -> None:
+        """Delete zone `name` (without the final dot) if it exists: a test's own zone, on the
+        server the session shares."""
+        response = httpx.delete(
+            f"{self.api_url}/zones/{name}.", headers={"X-API-Key": self.api_key}, timeout=10
+        )
+        if response.status_code != 404:
+            response.raise_for_status()
+
 
 def need_powerdns() -> None:
     """Skip the test when PowerDNS or dig is missing here, or fail it in CI

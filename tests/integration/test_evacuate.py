@@ -44,9 +44,9 @@ from app.storage import Storage
 from providers.compute.base import Node
 from providers.dns.base import Record, RecordType
 from tests.compute import MOTO_NAMESPACE, UBUNTU_AMI, ec2_options
-from tests.conftest import REQUIRE_SERVICES, TEST_SECRET, fresh_database, need_service
+from tests.conftest import TEST_SECRET, fresh_database, need_service
 from tests.links import HealthServer, Link
-from tests.servers import MotoServer, PowerDNS, powerdns_missing, start_moto_server, start_powerdns
+from tests.servers import MotoServer, PowerDNS, start_moto_server
 from tests.support import HOLDFAST, holdfast_env
 
 ZONE = "example.org"
@@ -66,17 +66,6 @@ def moto_old() -> Iterator[MotoServer]:
 def moto_new() -> Iterator[MotoServer]:
     """The new vendor's EC2, and the S3 holding backups and the new media storage."""
     with start_moto_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def powerdns() -> Iterator[PowerDNS]:
-    missing = powerdns_missing()
-    if missing is not None:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{missing} but TEST_REQUIRE_SERVICES=1")
-        pytest.skip(missing)
-    with start_powerdns() as server:
         yield server
 
 
@@ -319,7 +308,7 @@ async def world(
         health.close()
         await asyncio.to_thread(moto_old.reset)
         await asyncio.to_thread(moto_new.reset)
-        await asyncio.to_thread(powerdns.reset)
+        await asyncio.to_thread(powerdns.delete_zone, ZONE)
 
 
 async def _old_world(world: World) -> None:

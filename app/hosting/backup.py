@@ -99,13 +99,13 @@ class BackupInfo:
 
     @property
     def user_data(self) -> bool:
-        """Whether it holds rows beyond the service's bookkeeping (jobs, migrations, leases,
-        fleet nodes): the backup of a fresh, empty database has none, and restores nothing."""
+        """Whether it holds any account (app/hosting/tables.py `holds_user_data`): the backup
+        of a fresh fleet's database has none, and restores nothing."""
         return holds_user_data(self.tables)
 
 
 class NoUserData(BackupError):
-    """`create_backup(..., require_user_data=True)` found nothing but bookkeeping rows."""
+    """`create_backup(..., require_user_data=True)` found a database without accounts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +158,7 @@ async def create_backup(
 ) -> BackupInfo:
     """Dump the database (default: the configured one) into `storage` with its manifest.
     `require_user_data` (the scheduler's backups): NoUserData, and nothing stored, when the
-    database holds only bookkeeping rows (a fresh fleet's), so that such a backup never
+    database holds no account (a fresh fleet's), so that such a backup never
     becomes the newest."""
     url = database_url or settings.effective_database_url
     engine = engine_of(url)
@@ -180,10 +180,7 @@ async def create_backup(
             migration_head=snapshot.migration_head,
         )
         if require_user_data and not info.user_data:
-            raise NoUserData(
-                f"{display_url(url)} holds no user data (rows only in bookkeeping tables): "
-                "not backed up"
-            )
+            raise NoUserData(f"{display_url(url)} holds no user data (no accounts): not backed up")
         try:
             stored = await storage.put(
                 key,

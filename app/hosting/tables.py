@@ -26,16 +26,18 @@ MIGRATIONS_TABLE = "tortoise_migrations"
 """Filled by `holdfast migrate`: a freshly migrated database has rows only here, and counts as
 empty for a restore."""
 
-BOOKKEEPING_TABLES = frozenset(
-    {MIGRATIONS_TABLE, "jobs", "storage_leases", "node_leases", "fleet_nodes"}
-)
-"""Tables the service fills by itself (the migrations' record, the job queue, leases, the
-fleet's nodes): a database with rows only here holds no user data, as a fresh fleet's does."""
+USERS_TABLE = "users"
+"""Everything a user writes hangs off an account: a database without one holds no user data,
+whatever the service wrote by itself (migrations, jobs, leases, fleet nodes, the configured
+plans every web node records at start-up)."""
 
 
 def holds_user_data(tables: Mapping[str, TableCheck]) -> bool:
-    """Whether any table but the bookkeeping ones has rows."""
-    return any(check.rows for name, check in tables.items() if name not in BOOKKEEPING_TABLES)
+    """Whether the database these checks describe has at least one account. Defined by what
+    is there rather than by a list of the service's own tables, which the next table the
+    service fills by itself would silently break."""
+    users = tables.get(USERS_TABLE)
+    return users is not None and users.rows > 0
 
 
 _POSTGRES_SESSION = (

@@ -18,6 +18,7 @@ comes out escaped.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -157,6 +158,7 @@ def node_environment(settings: Settings, compute: str, role: Role) -> dict[str, 
     if scheduler is not None and scheduler.count > 0:
         # The scheduler node schedules the backups; web nodes then do not.
         environment.setdefault("HOLDFAST_JOBS__SCHEDULE_IN_WEB", "false")
+    environment.update(_storage_environment(settings, config.storage, environment))
     if "HOLDFAST_SECRET_KEY" not in environment:
         if settings.secret_key is None:
             raise UserDataError(
@@ -165,6 +167,34 @@ def node_environment(settings: Settings, compute: str, role: Role) -> dict[str, 
             )
         environment["HOLDFAST_SECRET_KEY"] = settings.secret_key.get_secret_value()
     return {**fleet, **environment}
+
+
+def _storage_environment(
+    settings: Settings, storage: str | None, environment: Mapping[str, str]
+) -> dict[str, str]:
+    """Where the nodes keep media and backups: the configuration's `storage` backend as their
+    default, and the backup backend, each defined on the node as the operator defined it here
+    (a JSON value, which the settings read like nested keys). Without it a node would write
+    media and backups to its own disk, which leaves with the vendor. Nothing when the
+    configuration's `env` already sets storage or backup settings itself."""
+    if any(key.startswith(("HOLDFAST_STORAGE__", "HOLDFAST_BACKUP__")) for key in environment):
+        return {}
+    names = [name for name in (storage, settings.backup.storage) if name is not None]
+    if not names:
+        return {}
+    backends = {
+        name: {
+            "provider": settings.storage.backends[name].provider,
+            "options": settings.storage.backends[name].options,
+        }
+        for name in dict.fromkeys(names)
+    }
+    result = {"HOLDFAST_STORAGE__BACKENDS": json.dumps(backends, default=str)}
+    if storage is not None:
+        result["HOLDFAST_STORAGE__DEFAULT"] = storage
+    if settings.backup.storage is not None:
+        result["HOLDFAST_BACKUP__STORAGE"] = settings.backup.storage
+    return result
 
 
 def env_file(environment: Mapping[str, str]) -> str:

@@ -240,3 +240,44 @@ def test_a_domain_that_is_not_a_host_name_never_reaches_nginx(
 
     with pytest.raises(UserDataError, match=r"fleet\.domain"):
         render_user_data(settings.model_copy(update={"fleet": bad}), "aws", "web")
+
+
+def test_nodes_get_the_configurations_storage_and_the_backup_storage(
+    tmp_path: Path, monkeypatch_env: pytest.MonkeyPatch
+) -> None:
+    """A configuration's `storage` (where evacuate moves media) becomes its nodes' default,
+    defined on the nodes as here, and backups go where `backup.storage` says: else a node
+    would write media and backups to its own disk, which leaves with the vendor."""
+    compute = (
+        fleet_settings(env={}).compute.providers["aws"].model_copy(update={"storage": "media-b"})
+    )
+    settings = Settings(
+        secret_key=SECRET_KEY,
+        compute={"providers": {"aws": compute}},
+        storage={
+            "backends": {
+                "media-b": {
+                    "provider": "s3",
+                    "options": {"bucket": "media", "secret_access_key": "s3-secret"},
+                },
+                "backups": {"provider": "s3", "options": {"bucket": "backups"}},
+            }
+        },
+        backup={"storage": "backups"},
+    )
+    document = yaml.safe_load(render_user_data(settings, "aws", "worker"))
+
+    environment = parsed_env_file(written(document, ENV_FILE)["content"], tmp_path)
+
+    assert environment["HOLDFAST_STORAGE__DEFAULT"] == "media-b"
+    assert environment["HOLDFAST_BACKUP__STORAGE"] == "backups"
+    for key, value in environment.items():
+        monkeypatch_env.setenv(key, value)
+    loaded = load_settings()
+    assert loaded.storage.default == "media-b"
+    assert loaded.backup.storage == "backups"
+    assert loaded.storage.backends["media-b"].options == {
+        "bucket": "media",
+        "secret_access_key": "s3-secret",
+    }
+    assert loaded.storage.backends["backups"].options == {"bucket": "backups"}

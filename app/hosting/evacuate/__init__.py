@@ -14,13 +14,14 @@ to it (leases, jobs), and the restore only fills an empty database.
    (the vendor took it with it), rerun with `--old-gone` and that backup is used.
 2. `restore`: the backup of step 1 (or the one chosen by `--backup ID`) restored into the
    target's database and verified table by table. Without step 1's backup, only a backup
-   taken before the run started qualifies, and one holding no content rows (users, posts,
-   ...) is refused unless named by `--backup`. Which backup is recorded before restoring, so
-   a rerun restores the same one. A restore is all or nothing (app/hosting/databases.py:
-   one pg_restore transaction, or a verified SQLite file moved into place), so an
-   interrupted one left the target empty or restored: a target that already verifies as
-   the backup is done, an empty one is filled, and one holding anything else is refused
-   (evacuate never overwrites data it did not write).
+   taken before the run started qualifies, and one holding no account is refused unless
+   named by `--backup`; step 1 refuses to take a backup of a database without an account
+   (it would restore an empty service, then retire the real one). Which backup is recorded
+   before restoring, so a rerun restores the same one. A restore is all or nothing
+   (app/hosting/databases.py: one pg_restore transaction, or a verified SQLite file moved
+   into place), so an interrupted one left the target empty or restored: a target that
+   already verifies as the backup is done, an empty one is filled, and one holding anything
+   else is refused (evacuate never overwrites data it did not write).
 3. `provision`: `fleet.apply` at the target configuration (converges; creates only what is
    missing). Its nodes migrate the restored database at boot, and start writing to it.
 4. `wait_healthy`: every node running and every web node answering the health URL.

@@ -82,7 +82,7 @@ class _Planner:
         if not available:
             return "no backup in the backup storage"
         latest = available[0]
-        empty = "" if latest.user_data else " (holding no content rows: refused)"
+        empty = "" if latest.user_data else " (holding no account: refused)"
         return f"the latest {describe_backup(latest)}{empty}"
 
     async def backup(self) -> str:

@@ -65,7 +65,7 @@ class Steps:
         return [Step(name, getattr(self, name)) for name in STEPS]
 
     async def backup(self, journal: Journal, record: StepRecord) -> Outcome:
-        from app.hosting.backup import BackupError, backup_storage, create_backup
+        from app.hosting.backup import BackupError, NoUserData, backup_storage, create_backup
 
         settings = self.settings
         if self.chosen_backup is not None:
@@ -98,7 +98,15 @@ class Steps:
             )
         storage = backup_storage(settings)
         try:
-            info = await create_backup(settings, storage)
+            info = await create_backup(settings, storage, require_user_data=True)
+        except NoUserData as exc:
+            # Restoring it would bring up an empty service, then retire the real one.
+            raise StepFailed(
+                f"{exc}: the database this run backs up has no account, so it is not the "
+                "service's (is HOLDFAST_DATABASE_URL the old fleet's database?). Fix the "
+                "settings and run again, or pass --restart --backup ID to restore a chosen "
+                "backup (`holdfast backup list`)"
+            ) from exc
         except (BackupError, ProviderError) as exc:
             raise StepFailed(
                 f"the old database answers but no backup could be taken: {exc}. Fix the "
@@ -195,7 +203,7 @@ class Steps:
     ) -> BackupInfo:
         """The backup this run restores: `wanted` (recorded, or `--backup ID`), else the one
         the backup step took, else the newest taken before the run started (never one of
-        the new fleet's own) that holds content rows (StepFailed when there is none)."""
+        the new fleet's own) that holds an account (StepFailed when there is none)."""
         from app.hosting import backup as backups
 
         try:
@@ -227,8 +235,8 @@ class Steps:
         newest = before[0]
         if not newest.user_data:
             raise StepFailed(
-                f"the newest backup, {newest.id} ({age(newest.created_at)} old), holds no rows "
-                "in content tables (users, posts, ...): it is not a backup of the service. "
+                f"the newest backup, {newest.id} ({age(newest.created_at)} old), holds no "
+                "account: it is not a backup of the service. "
                 "Pass --backup ID to restore a chosen one (`holdfast backup list`)"
             )
         return newest

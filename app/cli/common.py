@@ -66,10 +66,16 @@ async def _database(settings: Settings, *, role: str | None) -> AsyncIterator[No
 
 @asynccontextmanager
 async def _services(settings: Settings, *, role: str | None) -> AsyncIterator[Services]:
-    """The database, the services and their pub/sub, as a serving process has them."""
+    """The database, the services and their pub/sub, as a serving process has them (a bad
+    provider or option: exit 2, naming it)."""
     from app.services import Services
+    from providers.errors import ConfigurationError
 
-    services = Services.from_settings(settings)
+    try:
+        services = Services.from_settings(settings)
+    except ConfigurationError as exc:
+        typer.echo(f"holdfast: {exc}", err=True)
+        raise typer.Exit(2) from None
     async with _database(settings, role=role):
         await services.pubsub.start()
         try:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli.common import _database, _run, _settings, cli
-from app.settings import Settings
+from app.cli.common import _run, _services, _settings, cli
 
 if TYPE_CHECKING:
-    from app.services import Services
     from app.services.billing_switch import SwitchReport
 
 
@@ -21,29 +17,6 @@ payments_cli = typer.Typer(
     "to another processor."
 )
 cli.add_typer(payments_cli, name="payments")
-
-
-# --- payments ------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def _payments(settings: Settings, *, role: str | None) -> AsyncIterator[Services]:
-    """The services with every configured payment provider open (a bad provider or option:
-    exit 2, naming it)."""
-    from app.services import Services
-    from providers.errors import ConfigurationError
-
-    try:
-        services = Services.from_settings(settings)
-    except ConfigurationError as exc:
-        typer.echo(f"holdfast: {exc}", err=True)
-        raise typer.Exit(2) from None
-    async with _database(settings, role=role):
-        await services.pubsub.start()
-        try:
-            yield services
-        finally:
-            await services.close()
 
 
 def _unknown_configuration(names: list[str], known: list[str]) -> None:
@@ -70,7 +43,7 @@ def payments_sync(
     _unknown_configuration(provider or [], list(settings.payments.providers))
 
     async def sync() -> tuple[int, dict[str, dict[str, str]]]:
-        async with _payments(settings, role="payments sync") as services:
+        async with _services(settings, role="payments sync") as services:
             result = await services.billing.sync(provider or None)
             return len(await services.billing.plans()), result
 
@@ -93,7 +66,7 @@ def payments_reconcile(
     _unknown_configuration(names, list(settings.payments.providers))
 
     async def reconcile() -> dict[str, int]:
-        async with _payments(settings, role="payments reconcile") as services:
+        async with _services(settings, role="payments reconcile") as services:
             counts = {name: await services.billing.ledger.reconcile(name) for name in names}
             # Apply what was recorded now, as a worker would a moment later.
             await services.jobs.run_due(services.changes)
@@ -137,7 +110,7 @@ def _switch(source: str, target: str, *, migrate: bool) -> None:
         from app.models import User
 
         role = "payments migrate" if migrate else None
-        async with _payments(settings, role=role) as services:
+        async with _services(settings, role=role) as services:
             # A configuration already removed from the settings may still have subscribers.
             if source not in services.payments.providers and not await Subscription.exists(
                 provider=source

@@ -56,6 +56,15 @@ CHANGED_BY_EVACUATION = {"fleet_nodes", "stored_objects", "storage_moves", "stor
 OBJECTS = 4
 
 
+@pytest.fixture(scope="module", autouse=True)
+async def _session_database_back(settings: Settings) -> AsyncIterator[None]:
+    """The evacuation opens and closes the ORM on the databases it works on, in this process:
+    afterwards the session's database is the ORM's again, for the tests that follow."""
+    yield
+    await Tortoise.close_connections()
+    await Tortoise.init(config=tortoise_config(settings))
+
+
 @pytest.fixture(scope="module")
 def moto_old() -> Iterator[MotoServer]:
     with start_moto_server() as server:

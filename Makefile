@@ -26,7 +26,8 @@ lint: $(STAMP)
 # The two passes run side by side (much of a pass waits on real servers starting and
 # stopping); the SQLite pass uses the Redis database TEST_SQLITE_REDIS_URL when it is set, so
 # that the passes never share one. The storage contract suite (tests/contract: every provider
-# against moto and the disk) and the deployment files' checks (tests/infra) use no database:
+# against moto and the disk), the deployment files' checks (tests/infra), the unit tests and
+# the hosting DNS tests use no database:
 # the SQLite pass runs them.
 test: lint
 	$(MAKE) -j2 --output-sync=target test-sqlite test-postgres
@@ -36,7 +37,8 @@ test-sqlite: $(STAMP)
 
 test-postgres: $(STAMP)
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
-		TEST_DATABASE=postgres $(BIN)/pytest --ignore=tests/contract --ignore=tests/infra; \
+		TEST_DATABASE=postgres $(BIN)/pytest --ignore=tests/contract --ignore=tests/infra \
+			--ignore=tests/unit --ignore=tests/integration/test_hosting_dns.py; \
 	elif [ "$$TEST_REQUIRE_SERVICES" = "1" ]; then \
 		echo "TEST_POSTGRES_URL is not set but TEST_REQUIRE_SERVICES=1"; exit 1; \
 	else \

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli.common import T, _run, _services, _settings, _size, cli
+from app.cli.common import T, _run, _services, _settings, _size, cli, stop_on_signals
 from app.settings import RESTORE_DATABASE_URL_ENV
 
 if TYPE_CHECKING:
@@ -165,10 +163,7 @@ def scheduler() -> None:
 
     async def schedule() -> None:
         async with _services(settings, role="scheduler") as services:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, stop.set)
+            stop = stop_on_signals()
             await run_scheduler(settings, services.changes, stop)
 
     _run(schedule)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.cli.common import T, _database, _run, _settings, cli
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.hosting.fleet import FleetPlan
 
 # --- fleet (app/hosting/fleet.py) --------------------------------------------------------
 
@@ -55,24 +58,27 @@ def _fleet_run(make: Callable[[], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
+async def _plan(settings: Settings, name: str) -> FleetPlan:
+    """What `fleet apply` would do at compute configuration `name`, read from the vendor."""
+    from app.hosting import fleet
+
+    provider = fleet.open_compute(settings, name)
+    try:
+        return await fleet.plan(settings, name, provider)
+    finally:
+        await provider.close()
+
+
 @fleet_cli.command("plan")
 def fleet_plan(
     compute: Annotated[str | None, _COMPUTE_OPTION] = None,
 ) -> None:
     """Show what `fleet apply` would create and destroy; changes nothing."""
-    from app.hosting import fleet
 
     settings = _settings()
     name = _compute_name(settings, compute)
 
-    async def run() -> fleet.FleetPlan:
-        provider = fleet.open_compute(settings, name)
-        try:
-            return await fleet.plan(settings, name, provider)
-        finally:
-            await provider.close()
-
-    typer.echo(_fleet_run(run).render())
+    typer.echo(_fleet_run(lambda: _plan(settings, name)).render())
 
 
 @fleet_cli.command("apply")
@@ -89,14 +95,7 @@ def fleet_apply(
     settings = _settings()
     name = _compute_name(settings, compute)
 
-    async def make_plan() -> fleet.FleetPlan:
-        provider = fleet.open_compute(settings, name)
-        try:
-            return await fleet.plan(settings, name, provider)
-        finally:
-            await provider.close()
-
-    planned = _fleet_run(make_plan)
+    planned = _fleet_run(lambda: _plan(settings, name))
     typer.echo(planned.render())
     # Asked between two event loops, never inside one: a prompt blocks the loop's thread.
     if planned.changes and not yes and not typer.confirm("Apply these changes?"):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
-import signal
 import sys
 from typing import Annotated
 
 import typer
 
-from app.cli.common import _database, _run, _services, _settings, cli
+from app.cli.common import _database, _run, _services, _settings, cli, stop_on_signals
 
 users_cli = typer.Typer(help="Manage accounts.")
 cli.add_typer(users_cli, name="users")
@@ -107,10 +105,7 @@ def worker(
 
     async def work() -> None:
         async with _services(settings, role="worker") as services:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, stop.set)
+            stop = stop_on_signals()
             await services.jobs.start(services.changes)
             try:
                 await stop.wait()

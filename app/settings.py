@@ -102,6 +102,22 @@ class GraphQLSettings(_Section):
         32, ge=1, le=1_000, description="fragments spread (through others too) into one selection"
     )
     cache_size: int = Field(1_024, ge=1, le=100_000)
+    executor: Literal["fast", "stock"] = Field(
+        "fast",
+        description="fast: fields that are plain attributes are completed inline and persisted "
+        "operations run precompiled; stock: graphql-core's executor for everything (the same "
+        "answers, slower: the switch back if the fast one is ever suspected)",
+    )
+    persisted_queries: bool = Field(
+        True,
+        description="automatic persisted queries (extensions.persistedQuery.sha256Hash, the "
+        "protocol of Apollo and urql clients)",
+    )
+    trusted_documents: bool = Field(
+        False,
+        description="only operations registered with `holdfast operations register` run; any "
+        "other document is refused (production)",
+    )
     requests_per_viewer: Rate = Field(
         "600/minute",
         description="GraphQL HTTP requests and WebSocket operations per account, or per "

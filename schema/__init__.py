@@ -27,7 +27,7 @@ from schema.document import (
     is_unexpected,
     public_error,
 )
-from schema.executor import FastExecutionContext, QuietExecutionContext
+from schema.executor import execution_context_class
 from schema.limits import DocumentLimits
 from schema.media import MediaMutation, MediaQuery
 from schema.posts import PostMutation
@@ -132,15 +132,14 @@ def build_schema(settings: Settings) -> HoldfastSchema:
     """Build the schema with its limits. The document pipeline (parse and validation caches,
     rules) is made once here and shared by every request."""
     limits = settings.graphql
-    execution_context_class = FastExecutionContext
-    if settings.is_production:
-        execution_context_class = QuietExecutionContext
     schema = HoldfastSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[Post],
-        execution_context_class=execution_context_class,
+        execution_context_class=execution_context_class(
+            limits.executor, production=settings.is_production
+        ),
     )
     rules = DocumentRules(
         limits=DocumentLimits(

@@ -21,6 +21,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from app.errors import DomainError
 from schema.limits import DocumentLimits, measure_document
+from schema.operations import PreparedDocument, document_hash
 
 
 class Code:
@@ -76,6 +77,33 @@ class DocumentPipeline:
         self.validate: Callable[[DocumentNode], list[GraphQLError]] = lru_cache(maxsize=cache_size)(
             self._validate
         )
+        self._prepare: Callable[[str], PreparedDocument] = lru_cache(maxsize=cache_size)(
+            self._prepare_uncached
+        )
+
+    def prepare(self, query: str) -> PreparedDocument:
+        """The document of `query`, parsed and validated (cached: a known document costs
+        neither again). Over the byte or token limit, or unparsable: `errors` says so and
+        `document` is None."""
+        return self._prepare(query)
+
+    def _prepare_uncached(self, query: str) -> PreparedDocument:
+        sha256 = document_hash(query)
+        limit = self.rules.max_bytes
+        # Characters first: cheap, and a string of more characters than bytes allowed is over.
+        if len(query) > limit or len(query.encode()) > limit:
+            error = GraphQLError(
+                f"The document is larger than {limit} bytes.",
+                extensions={"code": Code.DOCUMENT_TOO_LARGE},
+            )
+            return PreparedDocument(query, sha256, None, [error])
+        try:
+            document = self.parse(query)
+        except GraphQLError as error:
+            too_many = error.message.startswith("Syntax Error: Document contains more than")
+            code = Code.TOKEN_LIMIT_EXCEEDED if too_many else Code.PARSE_FAILED
+            return PreparedDocument(query, sha256, None, [coded(error, code)])
+        return PreparedDocument(query, sha256, document, self.validate(document))
 
     def _parse(self, query: str) -> DocumentNode:
         return parse(query, max_tokens=self.rules.max_tokens)

@@ -342,11 +342,27 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return results
 
 
-class QuietExecutionContext(FastExecutionContext):
+class _Quiet:
     """In production: no "Did you mean ...?" in errors about variables and fields, so that
     error messages do not spell out the schema when introspection is off."""
 
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> Any:
         kwargs["hide_suggestions"] = True
-        return super().build(*args, **kwargs)
+        return super().build(*args, **kwargs)  # type: ignore[misc]
+
+
+class QuietExecutionContext(_Quiet, FastExecutionContext):
+    pass
+
+
+class QuietStockExecutionContext(_Quiet, StrawberryGraphQLCoreExecutionContext):
+    pass
+
+
+def execution_context_class(executor: str, *, production: bool) -> type[Any]:
+    """The execution context of the `graphql.executor` setting: "fast" (this module) or
+    "stock" (graphql-core's, through strawberry)."""
+    if executor == "stock":
+        return QuietStockExecutionContext if production else StrawberryGraphQLCoreExecutionContext
+    return QuietExecutionContext if production else FastExecutionContext

@@ -1,0 +1,60 @@
+"""What one GraphQL request asks for, and the document it runs, prepared once.
+
+The HTTP endpoint (`schema.http`) and both WebSocket protocols turn a request into a
+`GraphQLRequest`; `schema.persisted` finds its document (the text sent, an automatic persisted
+query's hash, or a registered trusted document) as a `PreparedDocument`: parsed, measured
+against the limits and validated once, then shared by every request that sends it; the runner
+(`schema.runner`) executes it. A request that cannot run (the document is missing, unknown,
+over a limit, invalid; the variables do not coerce) is a `RequestError`: over HTTP it is
+answered with no `data` entry and, for `application/graphql-response+json`, a 4xx status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import DocumentNode, GraphQLError
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    """The GraphQL-over-HTTP request parameters (or a WebSocket `subscribe` payload's)."""
+
+    query: str | None
+    variables: dict[str, Any] | None = None
+    operation_name: str | None = None
+    extensions: dict[str, Any] | None = None
+    # "GET" or "POST" over HTTP (a GET may only run queries); None over a WebSocket.
+    http_method: str | None = None
+
+
+def document_hash(query: str) -> str:
+    """The SHA-256 of a document's text, as hex: its id for automatic persisted queries and
+    trusted documents."""
+    return hashlib.sha256(query.encode()).hexdigest()
+
+
+@dataclass(slots=True, eq=False)
+class PreparedDocument:
+    """A document parsed, measured and validated once. `errors` empty: it may run.
+    `plans` is the executor's per-document memory (what it planned or compiled for each
+    operation in it), filled on first use."""
+
+    query: str
+    sha256: str
+    document: DocumentNode | None  # None when it did not parse
+    errors: list[GraphQLError]
+    plans: dict[Any, Any] = field(default_factory=dict)
+
+
+class RequestError(Exception):
+    """A request that cannot run. `errors` are the GraphQL errors to answer with (each with an
+    `extensions.code`); `status` is the HTTP status for `application/graphql-response+json`
+    (400 unless a more specific one applies)."""
+
+    def __init__(self, errors: list[GraphQLError], status: int = 400) -> None:
+        super().__init__(errors[0].message if errors else "request error")
+        self.errors = errors
+        self.status = status

@@ -21,7 +21,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from app.errors import DomainError
 from schema.limits import DocumentLimits, measure_document
-from schema.operations import PreparedDocument, document_hash
+from schema.operations import GraphQLRequest, PreparedDocument, RequestError, document_hash
 
 
 class Code:
@@ -123,6 +123,25 @@ class DocumentPipeline:
                 hide_suggestions=self.rules.production,
             )
         ]
+
+
+class TextDocuments:
+    """The document a request sends as its `query` (no persisted queries)."""
+
+    def __init__(self, pipeline: DocumentPipeline) -> None:
+        self._pipeline = pipeline
+
+    async def resolve(self, request: GraphQLRequest) -> PreparedDocument:
+        if not request.query:
+            raise RequestError(
+                [
+                    GraphQLError(
+                        "No GraphQL query found in the request.",
+                        extensions={"code": Code.BAD_USER_INPUT},
+                    )
+                ]
+            )
+        return self._pipeline.prepare(request.query)
 
 
 class DocumentGuard(SchemaExtension):

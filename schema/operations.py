@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import DocumentNode, GraphQLError
 
@@ -58,3 +58,12 @@ class RequestError(Exception):
         super().__init__(errors[0].message if errors else "request error")
         self.errors = errors
         self.status = status
+
+
+class DocumentSource(Protocol):
+    """Where a request's document comes from: its `query` text (`schema.document.
+    TextDocuments`), or a persisted query's hash or a trusted document (`schema.persisted`)."""
+
+    async def resolve(self, request: GraphQLRequest) -> PreparedDocument:
+        """The request's document, prepared; RequestError when there is none to run."""
+        ...

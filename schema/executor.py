@@ -36,6 +36,8 @@ from strawberry import relay
 from strawberry.relay.utils import to_base64
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from schema.compiled import BAIL, Compiled, compile_selection
+
 PREFETCHED = "holdfast.prefetched"
 
 LEAF, OBJECT, PREFETCHED_OBJECT, PREFETCHED_LEAF, ORDINARY = range(5)
@@ -163,6 +165,10 @@ def _plans_for(schema: Any, parent_type: GraphQLObjectType) -> dict[str, _Plan]:
 _COLLECTED_MAX = 10_000
 _collected: dict[tuple[int, int, tuple[int, ...]], tuple[Any, Any]] = {}
 _static_operations: dict[int, tuple[Any, bool]] = {}
+# Selections (grouped field sets) from _collected, by id, and what they compiled to
+# (schema.compiled); emptied with _collected, which keeps them alive.
+_static_selections: dict[int, Any] = {}
+_compiled: dict[tuple[int, int], Compiled] = {}
 
 
 def _is_static(operation: Any, fragments: Any) -> bool:
@@ -258,7 +264,10 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         collected = super().collect_subfields(return_type, field_details_list)
         if len(_collected) > _COLLECTED_MAX:
             _collected.clear()
+            _static_selections.clear()
+            _compiled.clear()
         _collected[key] = ((self.operation, return_type, field_details_list), collected)
+        _static_selections[id(collected[0])] = collected[0]
         return collected
 
     @staticmethod
@@ -288,6 +297,20 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
+        if id(grouped_field_set) in _static_selections:
+            key = (id(parent_type), id(grouped_field_set))
+            run = _compiled.get(key)
+            if run is None:
+                run = _compiled[key] = compile_selection(
+                    self,
+                    parent_type,
+                    grouped_field_set,
+                    _plans_for(self.schema, parent_type),
+                    (LEAF, OBJECT, PREFETCHED_OBJECT, PREFETCHED_LEAF, ORDINARY),
+                )
+            completed = run(self, source_value, path, position_context)
+            if completed is not BAIL:
+                return completed
         results: dict[str, Any] = {}
         awaitable_fields: list[str] = []
         try:
@@ -417,6 +440,21 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return None
         if not self.is_awaitable(result):
             return result
+
+        async def await_result() -> Any:
+            try:
+                return await result
+            except Exception as error:
+                self.handle_field_error(error, return_type, field_details_list, path)
+                return None
+
+        return await_result()
+
+    def _guard_awaitable(
+        self, result: Any, return_type: Any, field_details_list: Any, path: Path
+    ) -> Any:
+        """`result` awaited as graphql-core awaits a field: an error nulls the field (or, for
+        a non-null one, propagates to the parent)."""
 
         async def await_result() -> Any:
             try:

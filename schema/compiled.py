@@ -113,11 +113,42 @@ def compile_selection(
                     reads.append(f"if f{index} and {v} is None: return BAIL")
                 else:
                     reads.append(f"if {v} is None: return BAIL")
-            if isinstance(object_type, GraphQLList) or not isinstance(
+            item_type = object_type.of_type if isinstance(object_type, GraphQLList) else None
+            item_object = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+            if isinstance(item_object, GraphQLObjectType) and not any(
+                details.node.directives for details in field_details_list
+            ):
+                # A list of objects (no @stream): completed by _complete_object_list.
+                child, new_defer_usages, *_ = context.collect_subfields(
+                    item_object, field_details_list
+                )
+                if new_defer_usages:
+                    return _nothing_compiled
+                ot = constant("ot", item_object)
+                it = constant("it", item_type)
+                rt = constant("rt", return_type)
+                gfs = constant("gfs", child)
+                nn = isinstance(item_type, GraphQLNonNull)
+                complete = [
+                    f"p = Path(path, {key}, type_name)",
+                    f"if context._inline_list({v}, {ot}, {nn}):",
+                    "    try:",
+                    f"        x = context._complete_object_list({v}, {ot}, {it}, {gfs}, {fdl},"
+                    " p, pc)",
+                    "    except Exception as error:",
+                    f"        context.handle_field_error(error, {rt}, {fdl}, p)",
+                    "        x = None",
+                    "else:",
+                    f"    x = context._complete_inline(parent_type, {v}, {fdl}, p, pc)",
+                    f"result[{key}] = x",
+                    "if is_awaitable(x):",
+                    f"    awaitable.append({key})",
+                ]
+            elif isinstance(object_type, GraphQLList) or not isinstance(
                 object_type, GraphQLObjectType
             ):
-                # Lists go the way the loop takes them (graphql-core completes the list and
-                # hands each item's selection back to the executor).
+                # Other lists go the way the loop takes them (graphql-core completes the list
+                # and hands each item's selection back to the executor).
                 complete = [
                     f"p = Path(path, {key}, type_name)",
                     f"x = context._complete_inline(parent_type, {v}, {fdl}, p, pc)",

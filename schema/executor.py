@@ -450,6 +450,74 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
         return await_result()
 
+    def _inline_list(self, items: Any, object_type: GraphQLObjectType, non_null: bool) -> bool:
+        """Whether a list of objects can be completed by _complete_object_list: a list (not
+        another iterable), no awaitable item, no null where the items are non-null, every
+        item surely of the type. Asked before anything starts."""
+        if type(items) is not list:
+            return False
+        is_awaitable = self.is_awaitable
+        for item in items:
+            if item is None:
+                if non_null:
+                    return False
+            elif is_awaitable(item) or not _is_type_of(object_type, item):
+                return False
+        return True
+
+    def _complete_object_list(
+        self,
+        items: list[Any],
+        object_type: GraphQLObjectType,
+        item_type: Any,
+        grouped_field_set: Any,
+        field_details_list: Any,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's completion of a list of objects (complete_iterable_value and
+        complete_list_item_value) without resolve infos or per-item dispatch: each item's
+        selection goes to execute_fields, its errors handled as an item's."""
+        is_awaitable = self.is_awaitable
+        completed: list[Any] = []
+        awaitable_indices: list[int] = []
+        try:
+            for index, item in enumerate(items):
+                if item is None:
+                    completed.append(None)
+                    continue
+                item_path = Path(path, index, None)
+                try:
+                    value = self.execute_fields(
+                        object_type, item, item_path, grouped_field_set, position_context
+                    )
+                except Exception as error:
+                    self.handle_field_error(error, item_type, field_details_list, item_path)
+                    value = None
+                else:
+                    if is_awaitable(value):
+                        value = self._guard_awaitable(
+                            value, item_type, field_details_list, item_path
+                        )
+                        awaitable_indices.append(index)
+                completed.append(value)
+        except Exception:
+            if awaitable_indices:
+                self.settle_in_background([completed[i] for i in awaitable_indices])
+            raise
+        if not awaitable_indices:
+            return completed
+        return self._gather_list(completed, awaitable_indices)
+
+    async def _gather_list(self, completed: list[Any], indices: list[int]) -> list[Any]:
+        if len(indices) == 1:
+            completed[indices[0]] = await completed[indices[0]]
+            return completed
+        awaited = await gather_with_cancel(*(completed[i] for i in indices))
+        for index, value in zip(indices, awaited, strict=True):
+            completed[index] = value
+        return completed
+
     def _guard_awaitable(
         self, result: Any, return_type: Any, field_details_list: Any, path: Path
     ) -> Any:

@@ -4,7 +4,6 @@ and must give the same `data` and `errors`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -176,9 +175,9 @@ class Counting(SchemaExtension):
 
 
 @pytest.fixture
-def counting() -> Iterator[type[Counting]]:
+def counting() -> type[Counting]:
     Counting.seen = []
-    yield Counting
+    return Counting
 
 
 def test_schema_extensions_resolve_hooks_see_every_field(counting: type[Counting]) -> None:

@@ -356,6 +356,23 @@ def _headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
     )
 
 
+# RFC 9110 12.5.5: the answer depends on Accept (its media type and, with it, its status), so
+# a cache must not give it to a request that asks for another.
+_VARY = {"Vary": "Accept"}
+
+
+def _negotiated_headers(
+    budget: Budget | None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The headers of an answer in the negotiated media type: Vary, the budget's RateLimit
+    fields on every answer to a counted request (README "Rate limits"), and `extra`."""
+    headers = budget.headers() if budget is not None else {}
+    headers.update(_VARY)
+    if extra:
+        headers.update(extra)
+    return headers
+
+
 def _error_status(error: RequestError, media_type: str) -> int:
     """The status of a request that could not run, its parameters being well-formed."""
     if error.status == 405:
@@ -413,34 +430,34 @@ class GraphQLHTTP:
         media_type = negotiate(accept)
         if media_type is None:
             # spec "Body": Accept lists no type we serve: 406 and stop (RECOMMENDED).
-            return error_response(406, NOT_ACCEPTABLE_MESSAGE, media_type=CONTENT_TYPES[JSON])
-        refusal: _Refusal | None = None
-        graphql: GraphQLRequest | None = None
+            return error_response(
+                406, NOT_ACCEPTABLE_MESSAGE, dict(_VARY), media_type=CONTENT_TYPES[JSON]
+            )
+        parsed: GraphQLRequest | _Refusal
         try:
             if params is not None:
-                graphql = from_query_string(params)
+                parsed = from_query_string(params)
             else:
-                graphql = await self._from_body(request, content_type)
-        except _Refusal as refused:
-            refusal = refused
+                parsed = await self._from_body(request, content_type)
+        except _Refusal as refusal:
+            parsed = refusal
         budget: Budget | None = None
         try:
             # Counted from here on, refusals of malformed requests too: hammering with them
             # spends the budget like any other request.
             context, budget = await self.context(request, authorization)
             if budget is not None and not budget.allowed:
-                # spec "URL": a server MAY forbid a request for any reason (here: rate), with
-                # the relevant 4xx.
+                # spec "URL": a server MAY forbid a request for any reason (here: its rate),
+                # with the relevant 4xx.
                 return self._refused(429, "Too many requests; try again later.", media_type, budget)
-            if refusal is not None or graphql is None:
-                assert refusal is not None
-                return self._refused(refusal.status, refusal.message, media_type, budget)
-            document = await self.documents.resolve(graphql)
-            result = await self.runner.run(document, graphql, context)
+            if isinstance(parsed, _Refusal):
+                return self._refused(parsed.status, parsed.message, media_type, budget)
+            document = await self.documents.resolve(parsed)
+            result = await self.runner.run(document, parsed, context)
         except RequestError as error:
             body = {"errors": [public_error(e).formatted for e in error.errors]}
             status = _error_status(error, media_type)
-            # RFC 9110 15.5.6: a 405 names the methods that would do (this URL's query: POST).
+            # RFC 9110 15.5.6: a 405 names the methods that would do (for this URL: POST).
             allow = {"Allow": "POST"} if status == 405 else None
             return self._answer(body, status, media_type, budget, allow)
         except Exception as exc:  # a fault of ours: logged, masked
@@ -483,8 +500,10 @@ class GraphQLHTTP:
         """The GraphiQL page (a browser asking for HTML, with no query): not a GraphQL request
         and not counted (spec "URL": the URL MAY serve other purposes)."""
         if self._ide is None or not self._ide.graphql_ide:
-            return error_response(404, "Not Found", media_type=CONTENT_TYPES[JSON])
-        return await self._ide.render_graphql_ide(request)
+            return error_response(404, "Not Found", dict(_VARY), media_type=CONTENT_TYPES[JSON])
+        page = await self._ide.render_graphql_ide(request)
+        page.headers.update(_VARY)  # chosen by Accept, as the GraphQL answers are
+        return page
 
     def _answer(
         self,
@@ -494,19 +513,18 @@ class GraphQLHTTP:
         budget: Budget | None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        if budget is not None:
-            # On every answer to a counted request (README "Rate limits").
-            headers = {**budget.headers(), **headers} if headers else budget.headers()
-        return Response(orjson.dumps(body), status, headers, media_type=CONTENT_TYPES[media_type])
+        return Response(
+            orjson.dumps(body),
+            status,
+            _negotiated_headers(budget, headers),
+            media_type=CONTENT_TYPES[media_type],
+        )
 
     def _refused(
         self, status: int, message: str, media_type: str, budget: Budget | None
     ) -> Response:
         return error_response(
-            status,
-            message,
-            budget.headers() if budget is not None else None,
-            media_type=CONTENT_TYPES[media_type],
+            status, message, _negotiated_headers(budget), media_type=CONTENT_TYPES[media_type]
         )
 
     def _unexpected(self, exc: Exception, media_type: str, budget: Budget | None) -> Response:

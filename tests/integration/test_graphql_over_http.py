@@ -467,6 +467,7 @@ async def test_a_browser_without_a_query_gets_the_graphiql_page(http: httpx.Asyn
 
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["vary"] == with_query.headers["vary"] == "Accept"
     assert with_query.json() == {"data": {"viewer": None}}
     assert_media_type(with_query, JSON)
 
@@ -480,6 +481,7 @@ def test_a_served_process_answers_with_the_spec_headers(served: str) -> None:
 
     assert ok.status_code == 200
     assert ok.headers["content-type"] == "application/graphql-response+json; charset=utf-8"
+    assert ok.headers["vary"] == "Accept"
     assert ok.headers["ratelimit-policy"] == "600;w=60"
     assert ok.headers["x-request-id"]
     assert ok.json() == {"data": {"viewer": None}}

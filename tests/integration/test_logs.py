@@ -92,7 +92,7 @@ def test_a_served_process_logs_no_query_string(tmp_path: Path) -> None:
     access = [
         orjson.loads(line) for line in lines if '"uvicorn.access"' in line and "/graphql" in line
     ]
-    assert refused.status_code == 405  # a mutation over GET (GraphQL over HTTP)
+    assert refused.status_code == 400
     assert answered.status_code == 200
     assert len(access) == 2
     assert all("GET /graphql HTTP/1.1" in a["event"] for a in access)

@@ -12,7 +12,8 @@ Two response media types are served. `application/graphql-response+json` tells f
 status: a request that cannot run (not a GraphQL request; its document unparsable, invalid or
 over a limit; no such operation; variables that do not coerce) is a 4xx with no `data` entry,
 and 200 means the operation ran, field errors or not. `application/json`, kept for older
-clients, answers 200 to every well-formed request and 4xx only to requests that are not one.
+clients, answers 200 to every well-formed request (but a mutation over GET, 405, and a spent
+budget, 429) and 4xx to requests that are not one.
 
 This is the read path's hot loop: nothing here is built per request but the request's own
 objects, header values are parsed once per distinct value (small caches), and responses are
@@ -416,6 +417,7 @@ class GraphQLHTTP:
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
+        """The answer to one request (spec "Request", "Response")."""
         method = request.method
         if method != "GET" and method != "POST":
             # spec "Request": POST MUST be accepted, GET may; HEAD (which the route adds to

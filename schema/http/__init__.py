@@ -126,7 +126,7 @@ def _error_status(error: RequestError, media_type: str) -> int:
     # request that does not pass validation (and its other examples); a fault of ours is 5xx.
     if any((e.extensions or {}).get("code") == Code.INTERNAL for e in error.errors):
         return 500
-    return error.status
+    return error.status if error.status >= 400 else 400
 
 
 class GraphQLHTTP:

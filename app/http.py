@@ -13,18 +13,25 @@ HTTP_ERROR_CODES = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
     413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
 }
 
 
 def error_response(
-    status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    code: str | None = None,
+    media_type: str = "application/json",
 ) -> Response:
-    """A refusal before any GraphQL ran: `{"errors": [{message, extensions: {code}}]}`."""
+    """A refusal before any GraphQL ran: `{"errors": [{message, extensions: {code}}]}`
+    (`media_type`: the GraphQL endpoint's negotiated one)."""
     code = code or HTTP_ERROR_CODES.get(status, "BAD_REQUEST")
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+    return Response(orjson.dumps(body), status, headers, media_type=media_type)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

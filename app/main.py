@@ -34,11 +34,14 @@ log = logging.getLogger("holdfast.app")
 def create_app(settings: Settings) -> Starlette:
     # Only this module imports schema/: the service layer never depends on the API layer.
     from schema import build_schema
+    from schema.http import GraphQLHTTP
     from schema.socket import CloseCode
     from schema.view import GraphQLView
 
     services = Services.from_settings(settings)
-    graphql = GraphQLView(build_schema(settings), services)
+    schema = build_schema(settings)
+    graphql = GraphQLView(schema, services)  # WebSockets and the GraphiQL page
+    graphql_http = GraphQLHTTP(schema, services, ide=graphql)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -69,7 +72,8 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # GraphQL over HTTP (schema/http.py).
+            Route("/graphql", graphql_http, methods=["GET", "POST"]),
             # Subscriptions (and any operation a client sends over the socket), under the
             # same limits, budget and masking as HTTP (schema/protocols.py).
             WebSocketRoute("/graphql", graphql),
@@ -94,6 +98,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.services = services
     app.state.graphql = graphql
+    app.state.graphql_http = graphql_http
     return app
 
 

@@ -79,7 +79,7 @@ async def test_a_spent_budget_is_refused_without_running_the_operation(client: C
         refused = await http.post("/graphql", json=SIGN_UP_CAROL)
 
     assert refused.status_code == 429
-    assert refused.headers["content-type"] == "application/json"
+    assert refused.headers["content-type"] == "application/json; charset=utf-8"
     assert refused.json() == {
         "errors": [
             {

@@ -199,6 +199,11 @@ class RegisteredDocuments:
             prepared = self._prepared[sha256] = self._pipeline.prepare(text)
         return prepared
 
+    @property
+    def held(self) -> int:
+        """How many hashes this process holds: the registered ones, never an unknown one."""
+        return len(self._hashes or ()) + len(self._prepared)
+
     async def _current(self) -> frozenset[str]:
         if self._hashes is not None and self._clock() - self._read_at < self._refresh_seconds:
             return self._hashes

@@ -11,13 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from app.cli.common import _database, _run, _settings, cli
+
+if TYPE_CHECKING:
+    from app.services.operations import NewOperation
+    from app.settings import Settings
 
 operations_cli = typer.Typer(
     help="The operations clients may run when trusted documents are on (graphql.trusted_documents)."
@@ -27,6 +32,11 @@ cli.add_typer(operations_cli, name="operations")
 APOLLO_FORMAT = "apollo-persisted-query-manifest"
 GRAPHQL_SUFFIXES = (".graphql", ".gql")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Ids of other hashes, by length: Relay's persisted queries are MD5 unless configured.
+_OTHER_HASHES = {
+    32: " (an MD5? Relay: set persistConfig's algorithm to SHA256)",
+    40: " (a SHA-1? GraphQL Code Generator: set persistedDocuments.hashAlgorithm to sha256)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +109,16 @@ def _apollo_manifest(
             continue
         name = entry.get("name")
         label = name if isinstance(name, str) and name else f"#{number}"
-        operation = _checked_id(source, label, _hash_of_id(entry["id"]), entry["body"])
-        if isinstance(operation, str):
-            problems.append(operation)
-        else:
-            operations.append(operation)
+        sha256, body = _hash_of_id(entry["id"]), entry["body"]
+        # Clients send the SHA-256 of the document: an id that is not it could never be asked
+        # for, and must not stand for another document.
+        if sha256 != _sha256(body):
+            problems.append(
+                f"{source}: operation {label}: id {entry['id']!r} is not the SHA-256 of its "
+                f"body ({_sha256(body)})"
+            )
+            continue
+        operations.append(ManifestOperation(source, label, sha256, body))
     return operations, problems
 
 
@@ -116,25 +131,44 @@ def _hash_map(source: str, data: dict[str, Any]) -> tuple[list[ManifestOperation
         if not isinstance(body, str):
             problems.append(f"{source}: operation {key}: the document must be a string")
             continue
-        operation = _checked_id(source, key, _hash_of_id(key), body)
-        if isinstance(operation, str):
+        sha256 = _hash_of_id(key)
+        if sha256 != _sha256(body):
+            hint = _OTHER_HASHES.get(len(sha256), "")
             problems.append(
-                operation
-                + " (Relay: persistConfig's algorithm must be SHA256, not its MD5 default)"
+                f"{source}: operation {key}: the key is not the SHA-256 of the document "
+                f"({_sha256(body)}){hint}"
             )
-        else:
-            operations.append(operation)
+            continue
+        operations.append(ManifestOperation(source, key, sha256, body))
     return operations, problems
 
 
-def _checked_id(source: str, label: str, sha256: str, body: str) -> ManifestOperation | str:
-    """The operation, or what is wrong with its id: clients send the SHA-256 of the document,
-    so an id that is not it could never be asked for, and must not stand for another."""
-    actual = _sha256(body)
-    if sha256 != actual:
-        shown = sha256 if _SHA256_HEX.fullmatch(sha256) else repr(sha256)
-        return f"{source}: operation {label}: id {shown} is not the SHA-256 of its body ({actual})"
-    return ManifestOperation(source, label, sha256, body)
+def collect_operations(
+    settings: Settings, files: Sequence[Path]
+) -> tuple[list[NewOperation], list[str]]:
+    """The operations in `files` (each document once), and every problem with them: files that
+    are not manifests, ids that are not SHA-256s, documents that do not parse, are over a
+    limit or do not fit the schema (checked as a process with `settings` serves)."""
+    from app.main import check_documents
+    from app.services.operations import NewOperation
+
+    found: dict[str, ManifestOperation] = {}
+    problems: list[str] = []
+    for path in files:
+        operations, wrong = read_manifest(path)
+        problems.extend(wrong)
+        for operation in operations:
+            found.setdefault(operation.sha256, operation)
+    checks = check_documents(settings, [operation.body for operation in found.values()])
+    for operation, check in zip(found.values(), checks, strict=True):
+        name = ", ".join(check.operation_names) or operation.label
+        problems.extend(
+            f"{operation.source}: operation {name}: {problem}" for problem in check.problems
+        )
+    return [
+        NewOperation(operation.sha256, operation.body, check.operation_names)
+        for operation, check in zip(found.values(), checks, strict=True)
+    ], problems
 
 
 @operations_cli.command("register")
@@ -150,24 +184,10 @@ def register(
 ) -> None:
     """Register every operation in FILES (checked against the schema and the limits first; all
     or none). Registering an operation again changes nothing."""
-    from app.main import check_documents
-    from app.services.operations import NewOperation, OperationService
+    from app.services.operations import OperationService
 
     settings = _settings()
-    operations: dict[str, ManifestOperation] = {}
-    problems: list[str] = []
-    for path in files:
-        found, wrong = read_manifest(path)
-        problems.extend(wrong)
-        for operation in found:
-            operations.setdefault(operation.sha256, operation)
-    checked = list(operations.values())
-    checks = check_documents(settings, [operation.body for operation in checked])
-    for operation, check in zip(checked, checks, strict=True):
-        name = ", ".join(check.operation_names) or operation.label
-        problems.extend(
-            f"{operation.source}: operation {name}: {problem}" for problem in check.problems
-        )
+    operations, problems = collect_operations(settings, files)
     if problems:
         for problem in problems:
             typer.echo(f"holdfast: {problem}", err=True)
@@ -176,18 +196,18 @@ def register(
 
     async def write() -> int:
         async with _database(settings, role=None):
-            return await OperationService().register(
-                [
-                    NewOperation(operation.sha256, operation.body, check.operation_names)
-                    for operation, check in zip(checked, checks, strict=True)
-                ]
-            )
+            return await OperationService().register(operations)
 
     new = _run(write)
     typer.echo(
-        f"{len(checked)} operations: {new} registered, {len(checked) - new} already registered "
-        f"(serving processes see it within {settings.graphql.registered_refresh_seconds:g} s)"
+        f"{_operations(len(operations))}: {new} registered, {len(operations) - new} already "
+        f"registered (serving processes see them within "
+        f"{settings.graphql.registered_refresh_seconds:g} s)"
     )
+
+
+def _operations(count: int) -> str:
+    return f"{count} operation{'' if count == 1 else 's'}"
 
 
 @operations_cli.command("list")
@@ -243,6 +263,6 @@ def remove(
         typer.echo(f"holdfast: {exc.message} Nothing removed.", err=True)
         raise typer.Exit(2) from None
     typer.echo(
-        f"{removed} operations removed (serving processes refuse them within "
+        f"{_operations(removed)} removed (serving processes refuse them within "
         f"{settings.graphql.registered_refresh_seconds:g} s)"
     )

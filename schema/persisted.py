@@ -239,8 +239,8 @@ class PersistedDocuments:
         self._trusted = settings.trusted_documents
         # In trusted-documents mode hashes name registered operations only: nothing is
         # registered by clients, whatever `persisted_queries` says.
-        self._automatic = settings.persisted_queries and not settings.trusted_documents
-        self.automatic = RecentDocuments(settings.cache_size)
+        self._apq = settings.persisted_queries and not settings.trusted_documents
+        self.stored = RecentDocuments(settings.cache_size)  # by APQ
         self.registered = RegisteredDocuments(
             operations, pipeline, settings.registered_refresh_seconds, clock
         )
@@ -255,7 +255,7 @@ class PersistedDocuments:
                 )
             return await self._by_hash(_document_id_hash(request.document_id), None)
         if persisted is not None:
-            if not (self._automatic or self._trusted):
+            if not (self._apq or self._trusted):
                 raise not_supported()
             return await self._by_hash(_persisted_hash(persisted), query)
         if query is None:
@@ -280,8 +280,8 @@ class PersistedDocuments:
     async def _by_hash(self, sha256: str, query: str | None) -> PreparedDocument:
         if query is not None and document_hash(query) != sha256:
             raise hash_mismatch()
-        if self._automatic:
-            prepared = self.automatic.get(sha256)
+        if self._apq:
+            prepared = self.stored.get(sha256)
             if prepared is not None:
                 return prepared
         prepared = await self.registered.get(sha256)
@@ -295,7 +295,7 @@ class PersistedDocuments:
         # Only a document that may run is stored; an invalid one is answered (by the runner)
         # and forgotten.
         if not prepared.errors:
-            self.automatic.put(prepared)
+            self.stored.put(prepared)
         return prepared
 
 

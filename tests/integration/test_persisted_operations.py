@@ -164,7 +164,7 @@ async def test_a_hash_that_is_not_the_querys_is_refused_and_stores_nothing(
         {},
     )
     assert answer(later)[0] == [("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")]
-    assert len(apqs.automatic) == 0
+    assert len(apqs.stored) == 0
 
 
 @pytest.mark.parametrize(
@@ -199,7 +199,7 @@ async def test_unsupported_versions_and_malformed_extensions_are_refused(
 
     assert answer(refusal)[0][0][1] == code
     assert refusal.status == 400
-    assert len(apqs.automatic) == 0
+    assert len(apqs.stored) == 0
 
 
 async def test_with_apq_off_a_hash_is_not_supported_and_the_full_query_runs(
@@ -241,7 +241,7 @@ async def test_the_apq_store_keeps_the_most_recently_used(documents: Documents) 
 
     await apqs.resolve(apq(document_hash(texts[2]), texts[2]))
 
-    assert len(apqs.automatic) == 2
+    assert len(apqs.stored) == 2
     assert runs(await apqs.resolve(apq(document_hash(texts[0]))), texts[0])
     assert runs(await apqs.resolve(apq(document_hash(texts[2]))), texts[2])
     assert answer(await refused(apqs, apq(document_hash(texts[1]))))[1] == 404
@@ -328,7 +328,7 @@ async def test_trusted_documents_run_registered_operations_only(documents: Docum
             403,
             UNCACHED,
         )
-    assert len(trusted.automatic) == 0
+    assert len(trusted.stored) == 0
 
 
 async def test_trusted_documents_answer_hashes_whatever_apq_says(documents: Documents) -> None:

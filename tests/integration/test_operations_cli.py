@@ -13,8 +13,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.conftest import BACKEND
 from tests.live import live_client
 from tests.support import HOLDFAST, holdfast_env, serve
+
+# The server and the command run on the embedded SQLite database whatever the pass: the same
+# test on the PostgreSQL pass would only repeat it (the service's statements are tested on
+# both, in test_persisted_operations.py).
+pytestmark = pytest.mark.skipif(BACKEND == "postgres", reason="embedded SQLite: the SQLite pass")
 
 VIEWER = "query Viewer { viewer { id } }"
 TIMELINE = "query Timeline { publicTimeline(first: 2) { edges { node { id } } } }"
@@ -99,18 +107,22 @@ async def test_what_the_command_line_registers_or_removes_a_running_server_runs_
     assert refused(before)
     # All or nothing: the good manifest beside the bad one was not registered either.
     assert refusal.returncode == 2
-    assert refusal.stderr.splitlines() == [
-        f"holdfast: {bad}: operation Bad: Cannot query field 'nope' on type 'User'. "
-        "Did you mean 'role'? (GRAPHQL_VALIDATION_FAILED)",
-        "holdfast: nothing registered",
-    ]
+    problem, last = refusal.stderr.splitlines()
+    assert problem.startswith(
+        f"holdfast: {bad}: operation Bad: Cannot query field 'nope' on type 'User'."
+    )
+    assert problem.endswith("(GRAPHQL_VALIDATION_FAILED)")
+    assert last == "holdfast: nothing registered"
     assert refused(after_refusal)
     assert registered.returncode == 0, registered.stderr
     assert registered.stdout.startswith("3 operations: 3 registered, 0 already registered")
     assert [message["type"] for message in after] == ["next", "next", "next"]
     assert after[0]["payload"] == {"data": {"viewer": None}}
-    assert sorted(
-        line.split()[0] + " " + line.split()[-1] for line in listed.stdout.splitlines()
-    ) == sorted([f"{sha256(VIEWER)} Viewer", f"{sha256(TIMELINE)} Timeline", f"{sha256(ME)} Me"])
+    # hash, date, time, names
+    assert {line.split()[0]: line.split()[3] for line in listed.stdout.splitlines()} == {
+        sha256(VIEWER): "Viewer",
+        sha256(TIMELINE): "Timeline",
+        sha256(ME): "Me",
+    }
     assert removed.returncode == 0, removed.stderr
     assert refused(after_removal)

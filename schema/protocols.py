@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from graphql import GraphQLError
 from strawberry.subscriptions.protocols.graphql_transport_ws import types as transport_ws
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -125,13 +126,19 @@ async def with_document(documents: DocumentSource, payload: dict[str, Any]) -> d
     return {**payload, "query": prepared.query}
 
 
-def _refused(refusal: RequestError) -> list[dict[str, Any]]:
-    return [dict(public_error(error).formatted) for error in refusal.errors]
-
-
-def _documents(handler: TransportWSHandler | LegacyWSHandler) -> DocumentSource:
+async def _resolved(
+    handler: TransportWSHandler | LegacyWSHandler, payload: dict[str, Any]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The payload to run, or the errors that refuse it (a fault of ours logged and masked)."""
     view = cast("GraphQLView", handler.view)  # the view serves its handlers itself
-    return view.documents
+    try:
+        return await with_document(view.documents, payload), []
+    except RequestError as refused:
+        errors = refused.errors
+    except Exception as exc:
+        errors = [GraphQLError(str(exc), original_error=exc)]
+        handler.schema.process_errors(errors)
+    return None, [dict(public_error(error).formatted) for error in errors]
 
 
 def _socket(context: Context) -> LiveSocket:
@@ -172,15 +179,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         # Before the ack, and for an id in use, strawberry closes the socket (4401, 4409).
         if self.connection_acknowledged and message["id"] not in self.operations:
             error = await refusal(self.context, len(self.operations))
-            errors = [error] if error is not None else None
-            if errors is None:
-                try:
-                    payload = await with_document(_documents(self), message["payload"])
-                except RequestError as refused:
-                    errors = _refused(refused)
-                else:
-                    message = {**message, "payload": payload}
-            if errors is not None:
+            errors = [error] if error is not None else []
+            if not errors:
+                payload, errors = await _resolved(self, message["payload"])
+                message = {**message, "payload": payload}
+            if errors:
                 answer = {"id": message["id"], "type": "error", "payload": errors}
                 await self.send_message(cast("transport_ws.ErrorMessage", answer))
                 return
@@ -222,13 +225,10 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             running = len(self.tasks) - (operation_id in self.tasks)
             error = await refusal(self.context, running)
             if error is None:
-                try:
-                    payload = await with_document(_documents(self), message["payload"])
-                except RequestError as refused:
-                    # The legacy protocol's error message carries one error.
-                    error = _refused(refused)[0]
-                else:
-                    message = {**message, "payload": payload}
+                payload, errors = await _resolved(self, message["payload"])
+                message = {**message, "payload": payload}
+                # The legacy protocol's error message carries one error.
+                error = errors[0] if errors else None
             if error is not None:
                 answer = {"type": "error", "id": operation_id, "payload": error}
                 await self.send_message(cast("legacy_ws.ErrorMessage", answer))

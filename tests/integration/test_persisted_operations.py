@@ -528,3 +528,26 @@ async def test_automatic_persisted_queries_over_a_websocket(served_with: Served)
     assert error_codes(missed) == ["PERSISTED_QUERY_NOT_FOUND"]
     assert missed["payload"][0]["message"] == "PersistedQueryNotFound"
     assert sent["payload"] == found["payload"] == {"data": {"viewer": None}}
+
+
+async def test_a_fault_finding_the_document_is_masked_and_the_socket_stays_open(
+    served_with: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: OperationService) -> frozenset[str]:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(OperationService, "registered_hashes", broken)
+    async with served_with() as base, live_client(base) as client:
+        await client.init()
+        # A hash not stored: the registered operations are asked, and fail.
+        failed = await start(client, "1", persisted(document_hash(VIEWER)))
+        after = await start(client, "2", {"query": VIEWER})
+
+    assert failed == {
+        "id": "1",
+        "type": "error",
+        "payload": [
+            {"message": "Unexpected error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+        ],
+    }
+    assert after == {"id": "2", "type": "next", "payload": {"data": {"viewer": None}}}

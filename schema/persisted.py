@@ -36,7 +36,6 @@ prepares a registered document once and keeps it until it is removed.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -44,7 +43,7 @@ from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode
 
-from app.services.operations import DocumentCheck, OperationService
+from app.services.operations import SHA256_HEX, DocumentCheck, OperationService
 from app.settings import GraphQLSettings
 from schema.document import Code, DocumentPipeline
 from schema.operations import GraphQLRequest, PreparedDocument, RequestError, document_hash
@@ -64,8 +63,6 @@ class PersistedCode:
 
 # Apollo Server's, on the refusals that the next request may turn around.
 UNCACHED = {"Cache-Control": "private, no-cache, must-revalidate"}
-
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _refusal(
@@ -118,7 +115,7 @@ def _persisted_hash(persisted: Mapping[str, Any]) -> str:
             "Unsupported persisted query version", PersistedCode.VERSION_NOT_SUPPORTED, 400
         )
     sha256 = persisted.get("sha256Hash")
-    if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
+    if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256):
         raise _bad_request(
             "extensions.persistedQuery.sha256Hash must be the SHA-256 of the document in 64 "
             "lower-case hexadecimal digits."
@@ -131,9 +128,9 @@ def _document_id_hash(document_id: str) -> str:
     identifier), or the bare hex as a custom identifier (GraphQL Code Generator's client
     preset and Hive send it so)."""
     prefix, colon, payload = document_id.partition(":")
-    if colon and prefix == "sha256" and _SHA256_HEX.fullmatch(payload):
+    if colon and prefix == "sha256" and SHA256_HEX.fullmatch(payload):
         return payload
-    if not colon and _SHA256_HEX.fullmatch(document_id):
+    if not colon and SHA256_HEX.fullmatch(document_id):
         return document_id
     raise _bad_request(
         'documentId must be "sha256:" followed by the SHA-256 of the document in 64 '

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,6 @@ cli.add_typer(operations_cli, name="operations")
 
 APOLLO_FORMAT = "apollo-persisted-query-manifest"
 GRAPHQL_SUFFIXES = (".graphql", ".gql")
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Ids of other hashes, by length: Relay's persisted queries are MD5 unless configured.
 _OTHER_HASHES = {
     32: " (an MD5? Relay: set persistConfig's algorithm to SHA256)",
@@ -68,7 +66,7 @@ def read_manifest(path: Path) -> tuple[list[ManifestOperation], list[str]]:
         return [], [f"{source}: cannot read it ({exc.strerror})"]
     except UnicodeDecodeError:
         return [], [f"{source}: not UTF-8 text"]
-    if path.suffix in GRAPHQL_SUFFIXES:
+    if path.suffix.lower() in GRAPHQL_SUFFIXES:
         if not text.strip():
             return [], [f"{source}: no operations in it"]
         # The file's exact text: what a client that sends this file sends, byte for byte.
@@ -240,14 +238,14 @@ def remove(
 ) -> None:
     """Remove registered operations (all of HASHES, or none when one is not registered)."""
     from app.errors import DomainError
-    from app.services.operations import OperationService
+    from app.services.operations import SHA256_HEX, OperationService
 
     settings = _settings()
     wanted = [_hash_of_id(value) for value in hashes]
     bad = [
         value
         for value, sha256 in zip(hashes, wanted, strict=True)
-        if not _SHA256_HEX.fullmatch(sha256)
+        if not SHA256_HEX.fullmatch(sha256)
     ]
     if bad:
         typer.echo(f"holdfast: not a SHA-256 in hex: {', '.join(bad)}", err=True)

@@ -4,6 +4,7 @@ checked against the schema and the limits; serving processes read them (`schema.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,10 @@ from tortoise.transactions import in_transaction
 
 from app.errors import DomainError, ErrorCode
 from app.models import PersistedOperation
+
+# An operation's id: the SHA-256 of its text in lower-case hex (what Apollo's and urql's links
+# send, and GraphQL over HTTP's `sha256:` document ids carry).
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from asgi_correlation_id import CorrelationIdMiddleware
@@ -26,6 +26,7 @@ from app.routes.health import healthz
 from app.routes.media import media
 from app.routes.payments import payment_webhook
 from app.services import Services
+from app.services.operations import DocumentCheck
 from app.settings import Settings, load_settings
 
 log = logging.getLogger("holdfast.app")
@@ -35,13 +36,18 @@ def create_app(settings: Settings) -> Starlette:
     # Only this module imports schema/: the service layer never depends on the API layer.
     from schema import build_schema
     from schema.http import GraphQLHTTP
+    from schema.persisted import PersistedDocuments
     from schema.socket import CloseCode
     from schema.view import GraphQLView
 
     services = Services.from_settings(settings)
     schema = build_schema(settings)
-    graphql = GraphQLView(schema, services)  # WebSockets and the GraphiQL page
+    # Every request's document (the query, an APQ hash, a registered operation), over HTTP and
+    # WebSocket alike: one APQ store, one view of the registered operations.
+    documents = PersistedDocuments(schema.pipeline, services.operations, settings.graphql)
+    graphql = GraphQLView(schema, services, documents)  # WebSockets and the GraphiQL page
     graphql_http = GraphQLHTTP(schema, services, ide=graphql)
+    graphql_http.documents = documents
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -99,7 +105,18 @@ def create_app(settings: Settings) -> Starlette:
     app.state.services = services
     app.state.graphql = graphql
     app.state.graphql_http = graphql_http
+    app.state.documents = documents
     return app
+
+
+def check_documents(settings: Settings, documents: Sequence[str]) -> list[DocumentCheck]:
+    """Check each document against the schema and the limits as a serving process with
+    `settings` would (`holdfast operations register` refuses any that could not run)."""
+    from schema import build_schema
+    from schema.persisted import check_document
+
+    pipeline = build_schema(settings).pipeline
+    return [check_document(pipeline, document) for document in documents]
 
 
 @asynccontextmanager

@@ -12,6 +12,7 @@ answered with no `data` entry and, for `application/graphql-response+json`, a 4x
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +29,9 @@ class GraphQLRequest:
     extensions: dict[str, Any] | None = None
     # "GET" or "POST" over HTTP (a GET may only run queries); None over a WebSocket.
     http_method: str | None = None
+    # The GraphQL-over-HTTP persisted-documents parameter (`"sha256:<hex>"`), sent instead of
+    # `query`.
+    document_id: str | None = None
 
 
 def document_hash(query: str) -> str:
@@ -52,12 +56,19 @@ class PreparedDocument:
 class RequestError(Exception):
     """A request that cannot run. `errors` are the GraphQL errors to answer with (each with an
     `extensions.code`); `status` is the HTTP status for `application/graphql-response+json`
-    (400 unless a more specific one applies)."""
+    (400 unless a more specific one applies); `headers` go on the answer whatever its media
+    type (e.g. `Cache-Control` on a persisted query not found, which must not be cached)."""
 
-    def __init__(self, errors: list[GraphQLError], status: int = 400) -> None:
+    def __init__(
+        self,
+        errors: list[GraphQLError],
+        status: int = 400,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(errors[0].message if errors else "request error")
         self.errors = errors
         self.status = status
+        self.headers: Mapping[str, str] = headers or {}
 
 
 class DocumentSource(Protocol):

@@ -20,6 +20,8 @@ from strawberry.types.unset import UNSET, UnsetType
 from app.services import Services
 from schema.context import Context
 from schema.http import bearer_token
+from schema.operations import DocumentSource
+from schema.persisted import PersistedDocuments
 from schema.protocols import LegacyWSHandler, TransportWSHandler
 from schema.socket import SCOPE_KEY, LiveSocket, SocketAdapter, socket_of
 
@@ -51,7 +53,9 @@ class GraphQLView(GraphQL[Context, None]):
     graphql_ws_handler_class = LegacyWSHandler
     websocket_adapter_class = SocketAdapter
 
-    def __init__(self, schema: Any, services: Services) -> None:
+    def __init__(
+        self, schema: Any, services: Services, documents: DocumentSource | None = None
+    ) -> None:
         settings = services.settings
         super().__init__(
             schema,
@@ -66,6 +70,13 @@ class GraphQLView(GraphQL[Context, None]):
             allowed_origins=settings.live.allowed_origins,
         )
         self._services = services
+        # Where both WebSocket protocols find each operation's document (schema/protocols.py):
+        # the app's, shared with the HTTP endpoint (one APQ store), or one of the view's own.
+        self.documents: DocumentSource = (
+            documents
+            if documents is not None
+            else PersistedDocuments(schema.pipeline, services.operations, settings.graphql)
+        )
         self.sockets: set[LiveSocket] = set()
 
     async def get_context(

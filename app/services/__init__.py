@@ -21,6 +21,7 @@ from app.services.media import PROCESS_MEDIA, MediaService
 from app.services.media_processing import MediaProcessor
 from app.services.media_purge import DELETE_OBJECTS, EXPIRE_MEDIA, MediaPurger
 from app.services.notifications import NOTIFY, create_notifications
+from app.services.operations import OperationService
 from app.services.posts import PostService
 from app.services.rebuilds import REBUILD_HOME, RebuildService
 from app.settings import Settings
@@ -44,6 +45,7 @@ class Services:
     media: MediaService
     payments: Payments
     billing: BillingService
+    operations: OperationService
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -82,6 +84,7 @@ class Services:
             media=MediaService(settings, changes, storage),
             payments=payments,
             billing=billing,
+            operations=OperationService(),
         )
 
     async def close(self) -> None:

@@ -199,8 +199,10 @@ class GraphQLHTTP:
             body = {"errors": [public_error(e).formatted for e in error.errors]}
             status = _error_status(error, media_type)
             # RFC 9110 15.5.6: a 405 names the methods that would do (for this URL: POST).
-            allow = {"Allow": "POST"} if status == 405 else None
-            return self._answer(body, status, media_type, budget, allow)
+            headers = dict(error.headers or {})
+            if status == 405:
+                headers["Allow"] = "POST"
+            return self._answer(body, status, media_type, budget, headers)
         except Exception as exc:  # a fault of ours: logged, masked
             return self._unexpected(exc, media_type, budget)
         # spec "Status Codes": the operation ran (field errors or not): 200 under both types.

@@ -48,6 +48,9 @@ def graphql_request(data: object, method: str) -> GraphQLRequest:
     variables = data.get("variables")
     operation_name = data.get("operationName")
     extensions = data.get("extensions")
+    document_id = data.get("documentId")
+    if not isinstance(document_id, str | None):
+        raise _bad("The request's `documentId` must be a string or null.")
     if not isinstance(query, str | None):
         raise _bad("The request's `query` must be a string.")
     if not isinstance(variables, dict | None):
@@ -56,9 +59,14 @@ def graphql_request(data: object, method: str) -> GraphQLRequest:
         raise _bad("The request's `operationName` must be a string or null.")
     if not isinstance(extensions, dict | None):
         raise _bad("The request's `extensions` must be an object or null.")
-    if query is None and not (extensions and "persistedQuery" in extensions):
+    if (
+        query is None
+        and document_id is None
+        and not (extensions and "persistedQuery" in extensions)
+    ):
         # spec "Request Parameters": `query` is required; without it the request names no
-        # document, unless it names a persisted one by hash (APQ, `schema.persisted`).
+        # document, unless it names a persisted one: by `documentId` (the specification's
+        # persisted documents appendix) or by hash (APQ); see `schema.persisted`.
         raise _bad("No GraphQL query found in the request.")
     return GraphQLRequest(
         query=query,
@@ -68,6 +76,7 @@ def graphql_request(data: object, method: str) -> GraphQLRequest:
         operation_name=operation_name or None,
         extensions=extensions,
         http_method=method,
+        document_id=document_id,
     )
 
 
@@ -89,6 +98,7 @@ def from_query_string(params: Mapping[str, str]) -> GraphQLRequest:
         "operationName": params.get("operationName"),
         "variables": _json_parameter(params, "variables"),
         "extensions": _json_parameter(params, "extensions"),
+        "documentId": params.get("documentId"),
     }
     return graphql_request(data, "GET")
 

@@ -31,8 +31,6 @@ from app.services.operations import NewOperation, OperationService
 from tests.conftest import make_settings
 from tests.support import SIGN_UP, sign_up_input
 
-pytest.importorskip("schema.http", reason="waits for the GraphQL-over-HTTP endpoint")
-
 GR = "application/graphql-response+json"
 JSON = "application/json"
 MEDIA_TYPES = pytest.mark.parametrize("media_type", [GR, JSON])

@@ -14,7 +14,14 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLError, OperationType, execute, get_operation_ast
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+    get_operation_ast,
+)
 from strawberry.execution import optimized_is_awaitable
 from strawberry.types import ExecutionResult
 
@@ -25,6 +32,14 @@ from schema.operations import GraphQLRequest, PreparedDocument, RequestError
 if TYPE_CHECKING:
     from schema import HoldfastSchema
     from schema.context import Context
+
+
+# A query field whose resolver checks the viewer's session in its own statement declares
+# `metadata={SESSION_FOLDED: True}`: with the token's verified claims in the context and no
+# viewer yet, it runs one statement that yields nothing unless the session is open (and
+# answers NOT_AUTHENTICATED then, as an unchecked viewer would get), and sets the viewer.
+# An operation whose every root field does so skips the separate session check.
+SESSION_FOLDED = "holdfast.session_folded"
 
 
 def _request_error(
@@ -65,6 +80,8 @@ class Runner:
             raise _request_error("Only queries may be sent with GET; use POST.", 405)
         if operation.operation is OperationType.SUBSCRIPTION and request.http_method is not None:
             raise _request_error("Subscriptions run over a WebSocket (graphql-transport-ws).")
+        if context.claims is not None and not self._folds_session(prepared, operation):
+            await context.sign_in()
         if self.lean:
             return await self._execute(prepared, request, context, root_value)
         result = await self.schema.execute(
@@ -107,3 +124,31 @@ class Runner:
             self.schema.process_errors(errors)
             errors = [public_error(error) for error in errors]
         return ExecutionResult(data=outcome.data, errors=errors)
+
+    def _folds_session(
+        self, prepared: PreparedDocument, operation: OperationDefinitionNode
+    ) -> bool:
+        """Whether every root field of the operation checks the session itself (see
+        SESSION_FOLDED); decided once per operation of a prepared document."""
+        key = ("folds session", id(operation))
+        folds: bool | None = prepared.plans.get(key)
+        if folds is None:
+            folds = prepared.plans[key] = self._all_fold(operation)
+        return folds
+
+    def _all_fold(self, operation: OperationDefinitionNode) -> bool:
+        query_type = self.schema._schema.query_type
+        if operation.operation is not OperationType.QUERY or query_type is None:
+            return False
+        selections = operation.selection_set.selections
+        for selection in selections:
+            # Plain fields only: a fragment or a directive could change what runs.
+            if not isinstance(selection, FieldNode) or selection.directives:
+                return False
+            if selection.name.value == "__typename":
+                continue
+            field = query_type.fields.get(selection.name.value)
+            definition = field.extensions.get("strawberry-definition") if field else None
+            if definition is None or definition.metadata.get(SESSION_FOLDED) is not True:
+                return False
+        return bool(selections)

@@ -38,7 +38,6 @@ from starlette.types import Receive, Scope, Send
 from app.http import error_response
 from app.ratelimit import Budget
 from app.services import Services
-from app.services.accounts import Viewer
 from schema.context import Context
 from schema.document import Code, TextDocuments, public_error
 from schema.http.media_types import (
@@ -216,15 +215,16 @@ class GraphQLHTTP:
     async def context(
         self, request: Request, authorization: str | None
     ) -> tuple[Context, Budget | None]:
-        """The request's context (its viewer by the bearer token; none for a missing or bad
-        one), with one request of the viewer's budget spent (None: nothing to count against)."""
+        """The request's context (the verified claims of its bearer token; none for a missing
+        or bad one), with one request of the budget of the token's user (or of the client's
+        address) spent (None: nothing to count against)."""
         services = self.services
-        viewer: Viewer | None = None
         token = bearer_token(authorization)
-        if token:
-            viewer = await services.accounts.resolve_viewer(token)
-        context = Context(request=request, services=services, viewer=viewer)
-        budget = await services.limiter.spend_request(context.viewer_id, context.client_ip)
+        # The token is verified here; its session is checked by the runner before the
+        # operation runs, or by the operation's own statement (schema.runner).
+        claims = services.accounts.access_claims(token) if token else None
+        context = Context(request=request, services=services, viewer=None, claims=claims)
+        budget = await services.limiter.spend_request(context.budget_id, context.client_ip)
         return context, budget
 
     async def _from_body(self, request: Request, content_type: str | None) -> GraphQLRequest:

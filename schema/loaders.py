@@ -3,13 +3,20 @@ cache is what this viewer may see now."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TypeVar
+
 from strawberry.dataloader import DataLoader
 
+from app.errors import DomainError, ErrorCode
+from app.ids import parse_id
 from app.models import User
 from app.services import Services
 from app.services.graph import FollowState
 from app.services.media_reads import MediaView, media_by_posts, profile_media
 from app.services.views import PostView, hydrate, posts_by_ids, viewer_states
+
+T = TypeVar("T")
 
 
 class Loaders:
@@ -61,3 +68,17 @@ class Loaders:
         )
         self.post_by_id: DataLoader[int, PostView | None] = DataLoader(load_posts)
         self.follow_state_by_user_id: DataLoader[int, FollowState] = DataLoader(load_follow_states)
+
+
+async def load_nodes(
+    loader: DataLoader[int, T | None], node_ids: Iterable[str], *, required: bool
+) -> list[T | None]:
+    """Load by global-ID node ids, for Relay's `resolve_nodes`: one that is not a valid id is
+    simply not found; with `required`, one not found is NOT_FOUND."""
+    ids = [parse_id(node_id) for node_id in node_ids]
+    found = await loader.load_many([i for i in ids if i is not None])
+    by_id = dict(zip([i for i in ids if i is not None], found, strict=True))
+    nodes = [by_id.get(i) if i is not None else None for i in ids]
+    if required and None in nodes:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such object.")
+    return nodes

@@ -84,9 +84,8 @@ def error_codes(verb: str) -> Callable[[type[C]], type[C]]:
     def make(codes: type[C]) -> type[C]:
         for member in codes:
             value = member.value
-            if not isinstance(value, EnumValueDefinition) or ErrorCode(value.value).name != (
-                member.name
-            ):
+            carried = ErrorCode(value.value) if isinstance(value, EnumValueDefinition) else None
+            if carried is None or carried.name != member.name:
                 raise TypeError(
                     f"{codes.__name__}.{member.name} is not code(ErrorCode.{member.name})"
                 )

@@ -13,8 +13,8 @@ from app.ids import parse_id
 from app.models import User
 from app.services import Services
 from app.services.graph import FollowState
-from app.services.media_reads import MediaView, media_by_posts, profile_media
-from app.services.views import PostView, hydrate, posts_by_ids, viewer_states
+from app.services.media_reads import MediaView
+from app.services.views import PostView
 
 T = TypeVar("T")
 
@@ -26,8 +26,7 @@ class Loaders:
             return [found.get(user_id) for user_id in ids]
 
         async def load_posts(ids: list[int]) -> list[PostView | None]:
-            found = await posts_by_ids(viewer_id, ids, tombstones=True)
-            await hydrate(viewer_id, list(found.values()))
+            found = await services.posts.posts_with_tombstones(viewer_id, ids)
             return [found.get(post_id) for post_id in ids]
 
         async def load_follow_states(ids: list[int]) -> list[FollowState]:
@@ -39,15 +38,15 @@ class Loaders:
         async def load_viewer_states(ids: list[int]) -> list[tuple[bool, bool, bool]]:
             if viewer_id is None:
                 return [(False, False, False) for _ in ids]
-            states = await viewer_states(viewer_id, ids)
+            states = await services.posts.viewer_states_of(viewer_id, ids)
             return [states[post_id] for post_id in ids]
 
         async def load_post_media(ids: list[int]) -> list[list[MediaView]]:
-            found = await media_by_posts(ids)
+            found = await services.media.media_of_posts(ids)
             return [found[post_id] for post_id in ids]
 
         async def load_profile_media(ids: list[int]) -> list[tuple[MediaView | None, ...]]:
-            found = await profile_media(ids)
+            found = await services.media.profile_media_of(ids)
             return [found[user_id] for user_id in ids]
 
         async def load_premium(ids: list[int]) -> list[bool]:

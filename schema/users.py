@@ -159,6 +159,7 @@ class User(relay.Node):
         page = await info.context.services.graph.following(info.context.viewer_id, self.id, request)
         return UserConnection.from_page(page)
 
+    # Node's own overloads: a required lookup finds every node (or raises NOT_FOUND).
     @overload
     @classmethod
     async def resolve_nodes(

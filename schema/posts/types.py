@@ -184,6 +184,7 @@ class Post(relay.Node):
             for e in edits
         ]
 
+    # Node's own overloads: a required lookup finds every node (or raises NOT_FOUND).
     @overload
     @classmethod
     async def resolve_nodes(

@@ -30,12 +30,12 @@ from schema.document import (
 from schema.executor import execution_context_class
 from schema.limits import DocumentLimits
 from schema.media import MediaMutation, MediaQuery
-from schema.posts import PostMutation
+from schema.posts.mutations import PostMutation
+from schema.posts.types import MEDIA_LIST_SIZE, Post
 from schema.results import parse_global_id
 from schema.social import SocialMutation
 from schema.subscriptions import Subscription
 from schema.timelines import TimelineQuery
-from schema.types import MEDIA_LIST_SIZE, Post
 
 log = structlog.get_logger("holdfast.graphql")
 

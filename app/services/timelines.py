@@ -29,6 +29,7 @@ from app.services.views import (
     post_from_row,
     user_columns,
 )
+from app.settings import Settings
 from app.sql import Row
 from app.text import check_argument
 
@@ -84,42 +85,6 @@ async def _posts_page(
     return make_page(request, posts, [p.sort_key for p in posts])
 
 
-async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[PostView]:
-    entries_condition, entries_order = request.keyset("e.entry_id")
-    big_condition, big_order = request.keyset("p.id")
-    outer_condition, outer_order = request.keyset("h.sort_key")
-    rows = await sql.fetch(
-        f"""
-        SELECT {PAGE_COLUMNS}, h.sort_key, h.reposter_id, {REPOSTER_COLUMNS}
-        FROM (
-          SELECT * FROM (
-            SELECT e.entry_id AS sort_key, e.post_id, e.reposter_id
-            FROM home_entries e JOIN posts p ON p.id = e.post_id
-            WHERE e.owner_id = :viewer AND {entries_condition} AND {VISIBLE} AND {NOT_MUTED}
-              AND {_REPOSTER_NOT_MUTED}
-            ORDER BY {entries_order} LIMIT :limit
-          ) fanned_out
-          UNION
-          SELECT * FROM (
-            SELECT p.id AS sort_key, p.id AS post_id, CAST(NULL AS BIGINT) AS reposter_id
-            FROM posts p
-            WHERE {_MERGED} AND {big_condition} AND {VISIBLE} AND {NOT_MUTED}
-            ORDER BY {big_order} LIMIT :limit
-          ) merged
-        ) h
-        JOIN posts p ON p.id = h.post_id
-        JOIN users u ON u.id = p.author_id
-        LEFT JOIN users rb ON rb.id = h.reposter_id
-        {RELATED_JOINS}
-        WHERE {outer_condition}
-        ORDER BY {outer_order} LIMIT :limit
-        """,
-        {**request.params(), "viewer": viewer_id, "big": big_account},
-    )
-    posts = [home_post_from_row(row) for row in rows]
-    return make_page(request, posts, [p.sort_key for p in posts])
-
-
 def home_post_from_row(row: Row) -> PostView:
     """A home timeline row: a page row with its sort key, `reposter_id` and the reposter's
     REPOSTER_COLUMNS."""
@@ -127,32 +92,6 @@ def home_post_from_row(row: Row) -> PostView:
     if row["reposter_id"] is not None:
         post.reposted_by = account_from_row(row, "rb_")
     return post
-
-
-async def public(viewer_id: int | None, request: PageRequest) -> Page[PostView]:
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="posts p",
-        where="p.visibility = 'public'",
-        sort_column="p.id",
-        params={},
-    )
-
-
-async def user_posts(
-    viewer_id: int | None, author_id: int, request: PageRequest, *, with_replies: bool
-) -> Page[PostView]:
-    where = "p.author_id = :author" + ("" if with_replies else " AND p.reply_to_id IS NULL")
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="posts p",
-        where=where,
-        sort_column="p.id",
-        params={"author": author_id},
-        mute_filter=False,  # looking at one account's page is asking to see it
-    )
 
 
 def hashtag_key(tag: str) -> str:
@@ -164,101 +103,171 @@ def hashtag_key(tag: str) -> str:
     return checked.lower()
 
 
-async def hashtag(viewer_id: int | None, tag: str, request: PageRequest) -> Page[PostView]:
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="post_tags t JOIN posts p ON p.id = t.post_id",
-        where="t.tag = :tag",
-        sort_column="t.post_id",
-        params={"tag": hashtag_key(tag)},
-    )
-
-
-async def bookmarks(viewer_id: int, request: PageRequest) -> Page[PostView]:
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="bookmarks b JOIN posts p ON p.id = b.post_id",
-        where="b.user_id = :viewer",
-        sort_column="b.id",
-        params={},
-        mute_filter=False,
-    )
-
-
-async def likes(viewer_id: int, request: PageRequest) -> Page[PostView]:
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="likes l JOIN posts p ON p.id = l.post_id",
-        where="l.user_id = :viewer",
-        sort_column="l.id",
-        params={},
-        mute_filter=False,
-    )
-
-
-async def replies(viewer_id: int | None, post_id: int, request: PageRequest) -> Page[PostView]:
-    """Replies to a post, oldest first, as a conversation reads."""
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="posts p",
-        where="p.reply_to_id = :post",
-        sort_column="p.id",
-        params={"post": post_id},
-        ascending=True,
-        mute_filter=False,
-    )
-
-
 def _fts5_query(text: str) -> str:
     """Words as quoted FTS5 strings, so user input is never FTS5 syntax."""
     words = re.findall(r"\w+", text)
     return " ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-async def search_posts(viewer_id: int | None, text: str, request: PageRequest) -> Page[PostView]:
-    text = search_text(text)
-    if sql.dialect() == "postgres":
-        where = "to_tsvector('simple', p.text) @@ plainto_tsquery('simple', :q)"
-        query = text
-    else:
-        where = "p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH :q)"
-        query = _fts5_query(text)
-    if not query.strip():
-        return make_page(request, [], [])
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="posts p",
-        where=where,
-        sort_column="p.id",
-        params={"q": query},
-    )
+class TimelineService:
+    """The timelines a viewer reads. It holds the home rule's threshold (the setting
+    `timelines.fanout_max_followers`: above it an account's posts are merged into its
+    followers' home timelines as they are read), so that no caller passes it in."""
 
+    def __init__(self, settings: Settings) -> None:
+        self._big_account = settings.timelines.fanout_max_followers
 
-async def ancestors(
-    viewer_id: int | None, post_id: int, max_depth: int = ANCESTORS_MAX
-) -> list[PostView]:
-    """The posts a post replies to, root first; deleted ones as tombstones, invisible ones
-    left out."""
-    from app.services.views import AUDIENCE
-
-    rows = await sql.fetch(
-        f"""
-        WITH RECURSIVE chain(id, depth) AS (
-          SELECT reply_to_id, 1 FROM posts WHERE id = :post AND reply_to_id IS NOT NULL
-          UNION ALL
-          SELECT p.reply_to_id, c.depth + 1 FROM posts p JOIN chain c ON p.id = c.id
-          WHERE p.reply_to_id IS NOT NULL AND c.depth < :max_depth
+    async def home(self, viewer_id: int, request: PageRequest) -> Page[PostView]:
+        """The viewer's home timeline: entries fanned out to it, merged with the posts of
+        followed accounts too big to fan out (the rule of `home`)."""
+        entries_condition, entries_order = request.keyset("e.entry_id")
+        big_condition, big_order = request.keyset("p.id")
+        outer_condition, outer_order = request.keyset("h.sort_key")
+        rows = await sql.fetch(
+            f"""
+            SELECT {PAGE_COLUMNS}, h.sort_key, h.reposter_id, {REPOSTER_COLUMNS}
+            FROM (
+              SELECT * FROM (
+                SELECT e.entry_id AS sort_key, e.post_id, e.reposter_id
+                FROM home_entries e JOIN posts p ON p.id = e.post_id
+                WHERE e.owner_id = :viewer AND {entries_condition} AND {VISIBLE} AND {NOT_MUTED}
+                  AND {_REPOSTER_NOT_MUTED}
+                ORDER BY {entries_order} LIMIT :limit
+              ) fanned_out
+              UNION
+              SELECT * FROM (
+                SELECT p.id AS sort_key, p.id AS post_id, CAST(NULL AS BIGINT) AS reposter_id
+                FROM posts p
+                WHERE {_MERGED} AND {big_condition} AND {VISIBLE} AND {NOT_MUTED}
+                ORDER BY {big_order} LIMIT :limit
+              ) merged
+            ) h
+            JOIN posts p ON p.id = h.post_id
+            JOIN users u ON u.id = p.author_id
+            LEFT JOIN users rb ON rb.id = h.reposter_id
+            {RELATED_JOINS}
+            WHERE {outer_condition}
+            ORDER BY {outer_order} LIMIT :limit
+            """,
+            {**request.params(), "viewer": viewer_id, "big": self._big_account},
         )
-        SELECT {POST_COLUMNS} FROM chain c
-        JOIN posts p ON p.id = c.id JOIN users u ON u.id = p.author_id
-        WHERE {AUDIENCE}
-        ORDER BY c.depth DESC
-        """,
-        {"post": post_id, "viewer": viewer_id, "max_depth": max_depth},
-    )
-    return await hydrate(viewer_id, [post_from_row(row) for row in rows])
+        posts = [home_post_from_row(row) for row in rows]
+        return make_page(request, posts, [p.sort_key for p in posts])
+
+    async def public(self, viewer_id: int | None, request: PageRequest) -> Page[PostView]:
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="posts p",
+            where="p.visibility = 'public'",
+            sort_column="p.id",
+            params={},
+        )
+
+    async def user_posts(
+        self, viewer_id: int | None, author_id: int, request: PageRequest, *, with_replies: bool
+    ) -> Page[PostView]:
+        where = "p.author_id = :author" + ("" if with_replies else " AND p.reply_to_id IS NULL")
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="posts p",
+            where=where,
+            sort_column="p.id",
+            params={"author": author_id},
+            mute_filter=False,  # looking at one account's page is asking to see it
+        )
+
+    async def hashtag(
+        self, viewer_id: int | None, tag: str, request: PageRequest
+    ) -> Page[PostView]:
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="post_tags t JOIN posts p ON p.id = t.post_id",
+            where="t.tag = :tag",
+            sort_column="t.post_id",
+            params={"tag": hashtag_key(tag)},
+        )
+
+    async def bookmarks(self, viewer_id: int, request: PageRequest) -> Page[PostView]:
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="bookmarks b JOIN posts p ON p.id = b.post_id",
+            where="b.user_id = :viewer",
+            sort_column="b.id",
+            params={},
+            mute_filter=False,
+        )
+
+    async def likes(self, viewer_id: int, request: PageRequest) -> Page[PostView]:
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="likes l JOIN posts p ON p.id = l.post_id",
+            where="l.user_id = :viewer",
+            sort_column="l.id",
+            params={},
+            mute_filter=False,
+        )
+
+    async def replies(
+        self, viewer_id: int | None, post_id: int, request: PageRequest
+    ) -> Page[PostView]:
+        """Replies to a post, oldest first, as a conversation reads."""
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="posts p",
+            where="p.reply_to_id = :post",
+            sort_column="p.id",
+            params={"post": post_id},
+            ascending=True,
+            mute_filter=False,
+        )
+
+    async def search_posts(
+        self, viewer_id: int | None, text: str, request: PageRequest
+    ) -> Page[PostView]:
+        text = search_text(text)
+        if sql.dialect() == "postgres":
+            where = "to_tsvector('simple', p.text) @@ plainto_tsquery('simple', :q)"
+            query = text
+        else:
+            where = "p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH :q)"
+            query = _fts5_query(text)
+        if not query.strip():
+            return make_page(request, [], [])
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="posts p",
+            where=where,
+            sort_column="p.id",
+            params={"q": query},
+        )
+
+    async def ancestors(
+        self, viewer_id: int | None, post_id: int, max_depth: int = ANCESTORS_MAX
+    ) -> list[PostView]:
+        """The posts a post replies to, root first; deleted ones as tombstones, invisible ones
+        left out."""
+        from app.services.views import AUDIENCE
+
+        rows = await sql.fetch(
+            f"""
+            WITH RECURSIVE chain(id, depth) AS (
+              SELECT reply_to_id, 1 FROM posts WHERE id = :post AND reply_to_id IS NOT NULL
+              UNION ALL
+              SELECT p.reply_to_id, c.depth + 1 FROM posts p JOIN chain c ON p.id = c.id
+              WHERE p.reply_to_id IS NOT NULL AND c.depth < :max_depth
+            )
+            SELECT {POST_COLUMNS} FROM chain c
+            JOIN posts p ON p.id = c.id JOIN users u ON u.id = p.author_id
+            WHERE {AUDIENCE}
+            ORDER BY c.depth DESC
+            """,
+            {"post": post_id, "viewer": viewer_id, "max_depth": max_depth},
+        )
+        return await hydrate(viewer_id, [post_from_row(row) for row in rows])

@@ -38,7 +38,8 @@ INCLUSIVE: list[tuple[str, str]] = [
     ("  validation", r"validate \(graphql/validation/validate"),
     ("  graphql-core execute", r"\(graphql/execution/"),
     ("viewer lookup (resolve_viewer: JWT + session)", r"resolve_viewer \("),
-    ("timelines.home (SQL + rows to dataclasses)", r"^home \(app/services/timelines"),
+    # py-spy names a method `home`, or `TimelineService.home` where it reads qualified names.
+    ("timelines.home (SQL + rows to dataclasses)", r"(^|\.)home \(app/services/timelines"),
     ("  rows to dataclasses (views.py)", r"\(app/services/views\.py"),
     ("asyncpg, client side (all statements)", r"\(asyncpg/"),
     ("  of which the pool's reset query on release", r"Connection\.reset \(asyncpg/"),

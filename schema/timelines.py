@@ -11,6 +11,7 @@ from schema.context import Context
 from schema.notifications import NotificationConnection
 from schema.paging import After, Before, First, Last, page_request
 from schema.posts.types import PostConnection
+from schema.runner import SESSION_FOLDED
 from schema.users import User, UserConnection, as_user
 
 Limit = Annotated[int, strawberry.argument(description="At most this many (1-100).")]
@@ -24,7 +25,10 @@ class Hashtag:
 
 @strawberry.type
 class TimelineQuery:
-    @strawberry.field(description="The viewer's posts and those of accounts they follow.")
+    @strawberry.field(
+        description="The viewer's posts and those of accounts they follow.",
+        metadata={SESSION_FOLDED: True},
+    )
     async def home_timeline(
         self,
         info: Info[Context, None],
@@ -33,9 +37,18 @@ class TimelineQuery:
         last: Last = None,
         before: Before = None,
     ) -> PostConnection:
-        viewer = info.context.require_viewer()
+        context = info.context
         request = page_request("home", first, after, last, before)
-        page = await info.context.services.timelines.home(viewer.user.id, request)
+        claims = context.claims
+        if context.viewer is None and claims is not None:
+            # The session is checked in the page's own statement (schema.runner).
+            context.claims = None
+            signed_in = await context.services.timelines.home_of_session(claims, request)
+            if signed_in is not None:
+                context.viewer, page = signed_in
+                return PostConnection.from_page(page)
+        viewer = context.require_viewer()
+        page = await context.services.timelines.home(viewer.user.id, request)
         return PostConnection.from_page(page)
 
     @strawberry.field(description="Every public post, newest first.")

@@ -11,6 +11,9 @@ import re
 from typing import Any
 
 from app import sql
+from app.auth import AccessClaims
+from app.models import User
+from app.services.accounts import OPEN_SESSION_USER, Viewer, viewer_from_row
 from app.services.entities import HASHTAG_MAX
 from app.services.home import is_big, merged_posts
 from app.services.paging import Page, PageRequest, make_page
@@ -109,6 +112,44 @@ def _fts5_query(text: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
+def _home_statement(request: PageRequest) -> str:
+    """The home timeline page (parameters :viewer, :big and the page's): entries fanned out to
+    the viewer, merged with the posts of followed accounts too big to fan out."""
+    entries_condition, entries_order = request.keyset("e.entry_id")
+    big_condition, big_order = request.keyset("p.id")
+    outer_condition, outer_order = request.keyset("h.sort_key")
+    return f"""
+        SELECT {PAGE_COLUMNS}, h.sort_key, h.reposter_id, {REPOSTER_COLUMNS}
+        FROM (
+          SELECT * FROM (
+            SELECT e.entry_id AS sort_key, e.post_id, e.reposter_id
+            FROM home_entries e JOIN posts p ON p.id = e.post_id
+            WHERE e.owner_id = :viewer AND {entries_condition} AND {VISIBLE} AND {NOT_MUTED}
+              AND {_REPOSTER_NOT_MUTED}
+            ORDER BY {entries_order} LIMIT :limit
+          ) fanned_out
+          UNION
+          SELECT * FROM (
+            SELECT p.id AS sort_key, p.id AS post_id, CAST(NULL AS BIGINT) AS reposter_id
+            FROM posts p
+            WHERE {_MERGED} AND {big_condition} AND {VISIBLE} AND {NOT_MUTED}
+            ORDER BY {big_order} LIMIT :limit
+          ) merged
+        ) h
+        JOIN posts p ON p.id = h.post_id
+        JOIN users u ON u.id = p.author_id
+        LEFT JOIN users rb ON rb.id = h.reposter_id
+        {RELATED_JOINS}
+        WHERE {outer_condition}
+        ORDER BY {outer_order} LIMIT :limit
+        """
+
+
+# The viewer's users row beside the page (`me_<column>`), for home_of_session.
+_USER_FIELDS = tuple(sorted(User._meta.db_fields))
+_VIEWER_COLUMNS = ", ".join(f"me.{name} AS me_{name}" for name in _USER_FIELDS)
+
+
 class TimelineService:
     """The timelines a viewer reads. It holds the home rule's threshold (the setting
     `timelines.fanout_max_followers`: above it an account's posts are merged into its
@@ -120,39 +161,42 @@ class TimelineService:
     async def home(self, viewer_id: int, request: PageRequest) -> Page[PostView]:
         """The viewer's home timeline: entries fanned out to it, merged with the posts of
         followed accounts too big to fan out (the rule of `home`)."""
-        entries_condition, entries_order = request.keyset("e.entry_id")
-        big_condition, big_order = request.keyset("p.id")
-        outer_condition, outer_order = request.keyset("h.sort_key")
         rows = await sql.fetch(
-            f"""
-            SELECT {PAGE_COLUMNS}, h.sort_key, h.reposter_id, {REPOSTER_COLUMNS}
-            FROM (
-              SELECT * FROM (
-                SELECT e.entry_id AS sort_key, e.post_id, e.reposter_id
-                FROM home_entries e JOIN posts p ON p.id = e.post_id
-                WHERE e.owner_id = :viewer AND {entries_condition} AND {VISIBLE} AND {NOT_MUTED}
-                  AND {_REPOSTER_NOT_MUTED}
-                ORDER BY {entries_order} LIMIT :limit
-              ) fanned_out
-              UNION
-              SELECT * FROM (
-                SELECT p.id AS sort_key, p.id AS post_id, CAST(NULL AS BIGINT) AS reposter_id
-                FROM posts p
-                WHERE {_MERGED} AND {big_condition} AND {VISIBLE} AND {NOT_MUTED}
-                ORDER BY {big_order} LIMIT :limit
-              ) merged
-            ) h
-            JOIN posts p ON p.id = h.post_id
-            JOIN users u ON u.id = p.author_id
-            LEFT JOIN users rb ON rb.id = h.reposter_id
-            {RELATED_JOINS}
-            WHERE {outer_condition}
-            ORDER BY {outer_order} LIMIT :limit
-            """,
+            _home_statement(request),
             {**request.params(), "viewer": viewer_id, "big": self._big_account},
         )
         posts = [home_post_from_row(row) for row in rows]
         return make_page(request, posts, [p.sort_key for p in posts])
+
+    async def home_of_session(
+        self, claims: AccessClaims, request: PageRequest
+    ) -> tuple[Viewer, Page[PostView]] | None:
+        """`home` for the user of verified token claims, checking in the same statement that
+        their session is open (accounts.OPEN_SESSION_USER): the viewer and the page, or None
+        when the session is not open. One statement where a checked viewer and a page are two.
+        """
+        order = request.keyset("pg.sort_key")[1]
+        rows = await sql.fetch(
+            f"""
+            WITH me AS (SELECT u.* FROM {OPEN_SESSION_USER})
+            SELECT {_VIEWER_COLUMNS}, pg.* FROM me LEFT JOIN ({_home_statement(request)}) pg ON TRUE
+            ORDER BY {order}
+            """,
+            {
+                **request.params(),
+                "viewer": claims.user_id,
+                "user": claims.user_id,
+                "session": claims.session_id,
+                "big": self._big_account,
+            },
+        )
+        if not rows:
+            return None
+        first = rows[0]
+        viewer = viewer_from_row({name: first["me_" + name] for name in _USER_FIELDS}, claims)
+        # An empty page is one row of the viewer with no post.
+        posts = [home_post_from_row(row) for row in rows if row["id"] is not None]
+        return viewer, make_page(request, posts, [p.sort_key for p in posts])
 
     async def public(self, viewer_id: int | None, request: PageRequest) -> Page[PostView]:
         return await _posts_page(

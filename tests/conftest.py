@@ -28,6 +28,7 @@ from app.logs import configure_logging
 from app.main import create_app
 from app.models import NodeLease
 from app.settings import Settings
+from tests.differential import Differential, installed
 from tests.live import served_in_loop
 from tests.servers import PowerDNS, need_powerdns, start_powerdns
 from tests.support import GraphQLClient, serve
@@ -127,7 +128,27 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
     await migrate(settings)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
-        yield application
+        with installed(application, settings) as differential:
+            application.state.differential = differential
+            yield application
+
+
+@pytest.fixture(autouse=True)
+def _same_answers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The shared app runs every operation under the fast and the stock executor
+    (tests/differential.py); a test whose documents got different answers fails here, with
+    both. `@pytest.mark.no_differential`: the fast run only."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    differential: Differential = request.getfixturevalue("app").state.differential
+    differential.enabled = request.node.get_closest_marker("no_differential") is None
+    differential.mismatches.clear()
+    yield
+    mismatches, differential.mismatches = differential.mismatches, []
+    differential.enabled = True
+    if mismatches:
+        pytest.fail("\n\n".join(str(m) for m in mismatches), pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -418,7 +418,10 @@ async def test_the_stock_run_logs_no_statements(
         differential.enabled = enabled
         pairs = differential.pairs
         caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        with (
+            caplog.at_level(logging.DEBUG, logger=STATEMENT_LOGGERS[0]),
+            caplog.at_level(logging.DEBUG, logger=STATEMENT_LOGGERS[1]),
+        ):
             await GraphQLClient(gql.http)(query)
         counts.append(len([r for r in caplog.records if r.name in STATEMENT_LOGGERS]))
         assert differential.pairs == pairs + enabled

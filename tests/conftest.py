@@ -131,6 +131,19 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
         with installed(application, settings) as differential:
             application.state.differential = differential
             yield application
+    # What the harness cost, in the session's summary (pytest_terminal_summary below).
+    DIFFERENTIAL_TOTALS.append((differential.pairs, differential.stock_seconds))
+
+
+DIFFERENTIAL_TOTALS: list[tuple[int, float]] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for pairs, seconds in DIFFERENTIAL_TOTALS:
+        terminalreporter.write_line(
+            f"differential: {pairs} operations ran under both executors; "
+            f"the stock runs took {seconds:.2f} s"
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -23,16 +23,19 @@ and the two must give the same `data` and `errors`, compared as the JSON a clien
 Mismatches are collected on the `Differential` and turned into a failure of the test that sent
 the document (tests/conftest.py), with both answers in the message.
 
-Where it hooks in: today strawberry's view calls `schema.execute`, so `install` wraps the
-shared app's schema's `execute` (`DifferentialExecute`). Once the HTTP endpoint runs documents
-through a `schema.runner.Runner` held as its `runner` attribute, `install` wraps that instead
-(`DifferentialRunner`): see `install`.
+Where it hooks in (`installed`): at the HTTP endpoint's `runner` (a `schema.runner.Runner`,
+wrapped in a `DifferentialRunner`) once the app has an endpoint that holds one (schema/http.py);
+until then at the shared app's schema's `execute`, which strawberry's view calls
+(`DifferentialExecute`). Both record through the fast schema's `execution_context_class`,
+looked up per request: a runner that kept its own reference to the class from before would
+record nothing, and every mutation would then fail as unrecorded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -266,6 +269,9 @@ class Differential:
         self.enabled = True
         self.mismatches: list[Mismatch] = []
         self.pairs = 0  # how many operations ran both ways (the tests check it moves)
+        # What the second runs cost, with the stock pipeline's parsing and validation (the
+        # session's summary says).
+        self.stock_seconds = 0.0
 
     async def run(
         self,
@@ -283,12 +289,14 @@ class Differential:
         record = _Pass(replay=False)
         first = await _in_pass(record, fast, context)
         fast_answer = answer(first)
+        started = time.perf_counter()
         stock_answer = answer(await self._stock(stock, context, record))
         self.pairs += 1
         if fast_answer != stock_answer and not mutation:
             again = answer(await _in_pass(_Pass(replay=False, quiet=True), fast, _copy(context)))
             if again == answer(await self._stock(stock, context, record)):
                 fast_answer = stock_answer
+        self.stock_seconds += time.perf_counter() - started
         if fast_answer != stock_answer:
             note = ""
             if record.unrecorded:
@@ -352,7 +360,9 @@ class DifferentialExecute:
             "operation_extensions": operation_extensions,
         }
         # (The stock schema's pipeline: the app's caches see only the app's own requests.)
+        started = time.perf_counter()
         document = self._stock.pipeline.prepare(query).document if query else None
+        self._differential.stock_seconds += time.perf_counter() - started
         return await self._differential.run(
             lambda context: self._fast(query, context_value=context, **arguments),
             lambda context: self._stock.execute(query, context_value=context, **arguments),
@@ -399,19 +409,31 @@ def stock_schema(settings: Settings) -> HoldfastSchema:
     return schema
 
 
+def _endpoint(app: Starlette) -> Any | None:
+    """What in `app.state` holds a `Runner` as its `runner` (the HTTP endpoint of
+    schema/http.py), if anything does."""
+    for value in app.state._state.values():
+        if isinstance(getattr(value, "runner", None), Runner):
+            return value
+    return None
+
+
 @contextmanager
 def installed(app: Starlette, settings: Settings) -> Iterator[Differential]:
-    """Run every operation `app` executes over HTTP under both executors, while inside."""
+    """Run every operation `app` executes over HTTP under both executors, while inside: at the
+    HTTP endpoint's runner once there is one, else at the schema's `execute`, which
+    strawberry's view calls. (Never both: the first runner runs `schema.execute`.)"""
     differential = Differential()
-    view = app.state.graphql
-    schema: HoldfastSchema = view.schema
-    schema.execution_context_class = with_root_mutations(schema.execution_context_class)
     stock = stock_schema(settings)
-    # Once schema/http.py holds a runner: view = <the endpoint>; instead of the two lines
-    # below, `view.runner = DifferentialRunner(view.runner, Runner(stock), differential)`
-    # (the hook on the execution context classes above stays).
-    original = schema.execute
-    schema.execute = DifferentialExecute(schema, stock, differential)  # type: ignore[method-assign]
+    endpoint = _endpoint(app)
+    fast_runner: Runner | None = endpoint.runner if endpoint is not None else None
+    schema: HoldfastSchema = fast_runner.schema if fast_runner else app.state.graphql.schema
+    context_class = schema.execution_context_class
+    schema.execution_context_class = with_root_mutations(context_class)
+    if fast_runner is not None:
+        endpoint.runner = DifferentialRunner(fast_runner, Runner(stock), differential)
+    else:
+        schema.execute = DifferentialExecute(schema, stock, differential)  # type: ignore[method-assign]
     quiet = _NotInStockPass()
     for name in STATEMENT_LOGGERS:
         logging.getLogger(name).addFilter(quiet)
@@ -420,4 +442,8 @@ def installed(app: Starlette, settings: Settings) -> Iterator[Differential]:
     finally:
         for name in STATEMENT_LOGGERS:
             logging.getLogger(name).removeFilter(quiet)
-        schema.execute = original  # type: ignore[method-assign]
+        if fast_runner is not None:
+            endpoint.runner = fast_runner
+        else:
+            del schema.execute  # the class's method again
+        schema.execution_context_class = context_class

@@ -426,12 +426,12 @@ def installed(app: Starlette, settings: Settings) -> Iterator[Differential]:
     differential = Differential()
     stock = stock_schema(settings)
     endpoint = _endpoint(app)
-    fast_runner: Runner | None = endpoint.runner if endpoint is not None else None
+    fast_runner: Runner | None = getattr(endpoint, "runner", None)
     schema: HoldfastSchema = fast_runner.schema if fast_runner else app.state.graphql.schema
     context_class = schema.execution_context_class
     schema.execution_context_class = with_root_mutations(context_class)
     if fast_runner is not None:
-        endpoint.runner = DifferentialRunner(fast_runner, Runner(stock), differential)
+        endpoint.runner = DifferentialRunner(fast_runner, Runner(stock), differential)  # type: ignore[union-attr]
     else:
         schema.execute = DifferentialExecute(schema, stock, differential)  # type: ignore[method-assign]
     quiet = _NotInStockPass()
@@ -443,7 +443,7 @@ def installed(app: Starlette, settings: Settings) -> Iterator[Differential]:
         for name in STATEMENT_LOGGERS:
             logging.getLogger(name).removeFilter(quiet)
         if fast_runner is not None:
-            endpoint.runner = fast_runner
+            endpoint.runner = fast_runner  # type: ignore[union-attr]
         else:
             del schema.execute  # the class's method again
         schema.execution_context_class = context_class

@@ -430,7 +430,7 @@ async def test_the_stock_run_logs_no_statements(
 
 
 # An executor that answers differently: every string comes out upper-cased.
-class _Shouting(StrawberryGraphQLCoreExecutionContext):  # type: ignore[misc]
+class _Shouting(StrawberryGraphQLCoreExecutionContext):
     @staticmethod
     def complete_leaf_value(return_type: Any, result: Any) -> Any:
         value = StrawberryGraphQLCoreExecutionContext.complete_leaf_value(return_type, result)

@@ -62,7 +62,11 @@ def test_every_pin_is_hashed() -> None:
 def test_the_executor_s_libraries_are_pinned_to_the_tested_releases() -> None:
     # schema/executor.py re-implements private methods of these exact releases.
     ranges = {canonicalize_name(r.name): r.specifier for r in _declared()}
-    assert not ranges["graphql-core"].contains("3.3.3")
-    assert not ranges["strawberry-graphql"].contains("0.342.0")
-    assert _pins()["graphql-core"] == Version("3.3.2")
-    assert _pins()["strawberry-graphql"] == Version("0.341.2")
+    graphql_core, strawberry = (
+        canonicalize_name("graphql-core"),
+        canonicalize_name("strawberry-graphql"),
+    )
+    assert not ranges[graphql_core].contains("3.3.3")
+    assert not ranges[strawberry].contains("0.342.0")
+    assert _pins()[graphql_core] == Version("3.3.2")
+    assert _pins()[strawberry] == Version("0.341.2")

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
@@ -28,10 +28,12 @@ from app.logs import configure_logging
 from app.main import create_app
 from app.models import NodeLease
 from app.settings import Settings
-from tests.differential import Differential, installed
 from tests.live import served_in_loop
 from tests.servers import PowerDNS, need_powerdns, start_powerdns
 from tests.support import GraphQLClient, serve
+
+if TYPE_CHECKING:
+    from tests.differential import Differential
 
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
 REQUIRE_SERVICES = os.environ.get("TEST_REQUIRE_SERVICES") == "1"
@@ -125,6 +127,9 @@ def settings(data_dir: Path, database_url: str) -> Settings:
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
     configure_logging("INFO")
+    # Imported here: it builds on schema/, which only the app's tests need.
+    from tests.differential import installed
+
     await migrate(settings)
     application = create_app(settings)
     async with application.router.lifespan_context(application):

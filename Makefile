@@ -5,13 +5,29 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test lint test-sqlite test-postgres fuzz bench bench-documents bench-live bench-storage bench-backup schema infra clean
+.PHONY: run test lint lock test-sqlite test-postgres fuzz bench bench-documents bench-live bench-storage bench-backup schema infra clean
 
-$(STAMP): pyproject.toml
+# Every dependency, with the dev tools, at the versions of requirements.lock (hash-checked);
+# then the project itself, whose own requirements the lock already satisfies.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# requirements.lock again from pyproject.toml's ranges: the newest releases inside them, for
+# Python 3.11 on x86-64 Linux (what CI and the deployment images run), with the hashes of
+# every file of each release. A unit test (tests/unit/test_lock.py) holds the lock to the
+# ranges. `make lock UPGRADE=1` moves every pin to the newest release; without it the pins
+# already in the lock are kept where the ranges allow.
+UV_VERSION ?= 0.13.9
+lock:
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --quiet \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		$(if $(UPGRADE),--upgrade) --output-file requirements.lock
 
 run: $(STAMP)
 	$(BIN)/holdfast serve --port $(PORT)

@@ -46,8 +46,7 @@ def create_app(settings: Settings) -> Starlette:
     # WebSocket alike: one APQ store, one view of the registered operations.
     documents = PersistedDocuments(schema.pipeline, services.operations, settings.graphql)
     graphql = GraphQLView(schema, services, documents)  # WebSockets and the GraphiQL page
-    graphql_http = GraphQLHTTP(schema, services, ide=graphql)
-    graphql_http.documents = documents
+    graphql_http = GraphQLHTTP(schema, services, documents, ide=graphql)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

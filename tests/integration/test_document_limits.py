@@ -12,12 +12,11 @@ import pytest
 from graphql import OperationDefinitionNode, parse
 
 from app.models import Post
-from app.services import Services
 from app.settings import Environment, Settings
 from schema import build_schema
 from schema.http import GraphQLHTTP
 from schema.limits import DocumentLimits, Walker, measure_document
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, graphql_endpoint
 
 README = Path(__file__).parents[2] / "README.md"
 LIMITS = DocumentLimits(
@@ -144,7 +143,7 @@ async def test_the_cost_limit_is_a_setting(settings: Settings) -> None:
     strict = settings.model_copy(
         update={"graphql": settings.graphql.model_copy(update={"max_cost": 100})}
     )
-    endpoint = GraphQLHTTP(build_schema(strict), Services.from_settings(strict))
+    endpoint = graphql_endpoint(strict)
     query = "{ publicTimeline(first: 50) { edges { node { id } } } }"
     async with _client(endpoint) as client:
         refused = (await client.post("/graphql", json={"query": query})).json()
@@ -235,9 +234,7 @@ async def test_production_errors_suggest_nothing(
     http: httpx.AsyncClient, settings: Settings
 ) -> None:
     production = settings.model_copy(update={"env": Environment.PRODUCTION})
-    async with _client(
-        GraphQLHTTP(build_schema(production), Services.from_settings(production))
-    ) as client:
+    async with _client(graphql_endpoint(production)) as client:
         quiet = await _suggestions(client)
     helpful = await _suggestions(http)
 

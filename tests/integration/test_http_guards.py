@@ -13,13 +13,9 @@ import pytest
 from starlette.applications import Starlette
 
 from app.models import User
-from app.services import Services
 from app.services.accounts import AccountService
 from app.settings import Environment, Settings
-from schema import build_schema
-from schema.http import GraphQLHTTP
-from schema.view import GraphQLView
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, graphql_endpoint
 
 SIGN_UP_MUTATION = (
     'mutation { signUp(input: {username: "mallory", email: "m@example.org", '
@@ -141,8 +137,8 @@ async def test_client_request_id_is_kept(http: httpx.AsyncClient) -> None:
 
 
 async def test_parsing_and_validation_are_cached_across_requests(settings: Settings) -> None:
-    schema = build_schema(settings)
-    endpoint = GraphQLHTTP(schema, Services.from_settings(settings))
+    endpoint = graphql_endpoint(settings)
+    schema = endpoint.schema
     query = "{ viewer { id username } }"
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=endpoint), base_url="http://testserver"
@@ -180,9 +176,7 @@ async def test_production_turns_off_graphiql_and_introspection(
 ) -> None:
     production = settings.model_copy(update={"env": Environment.PRODUCTION})
     assert production.is_production
-    services = Services.from_settings(production)
-    schema = build_schema(production)
-    endpoint = GraphQLHTTP(schema, services, ide=GraphQLView(schema, services))
+    endpoint = graphql_endpoint(production, ide=True)
     transport = httpx.ASGITransport(app=endpoint)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         page = await client.get("/graphql", headers={"accept": "text/html"})

@@ -21,9 +21,9 @@ from starlette.applications import Starlette
 
 from app.errors import DomainError
 from app.main import create_app
-from app.services.operations import NewOperation, OperationService
+from app.services.operations import NewOperation, OperationService, document_hash
 from schema.document import DocumentPipeline
-from schema.operations import GraphQLRequest, PreparedDocument, RequestError, document_hash
+from schema.operations import GraphQLRequest, PreparedDocument, RequestError
 from schema.persisted import PersistedDocuments
 from tests.conftest import make_settings
 from tests.live import LEGACY_WS, TRANSPORT_WS, LiveClient, live_client, served_in_loop
@@ -279,7 +279,7 @@ async def test_a_request_without_a_document_is_refused(documents: Documents) -> 
     refusal = await refused(documents(), GraphQLRequest(query=None))
 
     assert answer(refusal) == (
-        [("No GraphQL query found in the request.", "BAD_USER_INPUT")],
+        [("No GraphQL query found in the request.", "BAD_REQUEST")],
         400,
         {},
     )

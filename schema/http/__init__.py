@@ -65,7 +65,21 @@ if TYPE_CHECKING:
     from schema import HoldfastSchema
     from schema.view import GraphQLView
 
-__all__ = ["GRAPHQL_RESPONSE", "JSON", "GraphQLHTTP", "bearer_token", "negotiate"]
+__all__ = [
+    "GRAPHQL_RESPONSE",
+    "JSON",
+    "GraphQLHTTP",
+    "bearer_token",
+    "negotiate",
+    "refusal_content_type",
+]
+
+
+def refusal_content_type(accept: str | None) -> str:
+    """The Content-Type of a refusal made before the endpoint runs (the body limit's 413,
+    `app.http.BodySizeLimit`): the media type `Accept` asks for, as the endpoint answers, or
+    application/json when it allows neither (a 406 would hide the 413)."""
+    return CONTENT_TYPES[negotiate(accept) or JSON]
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -213,6 +213,34 @@ async def test_bodies_over_the_limit_get_413_before_they_are_read(http: httpx.As
     assert response.json()["errors"][0]["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
 
 
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        ("application/graphql-response+json", "application/graphql-response+json"),
+        ("application/json", "application/json"),
+        (None, "application/graphql-response+json"),
+        ("text/csv", "application/json"),  # neither: the 413 still says what happened
+    ],
+)
+async def test_a_413_from_graphql_comes_in_the_media_type_asked_for(
+    http: httpx.AsyncClient, accept: str | None, content_type: str
+) -> None:
+    body = b'{"query": "{ viewer { id } }", "variables": {"x": "' + b"a" * 1_048_576 + b'"}}'
+    request = http.build_request(
+        "POST", "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    del request.headers["accept"]
+    if accept is not None:
+        request.headers["accept"] = accept
+
+    response = await http.send(request)
+
+    assert response.status_code == 413
+    assert response.headers["content-type"] == f"{content_type}; charset=utf-8"
+    assert response.headers["vary"] == "Accept"
+    assert response.json()["errors"][0]["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
+
+
 def test_a_streamed_body_over_the_limit_gets_413_from_a_served_process(served: str) -> None:
     def chunks() -> Iterator[bytes]:
         # No Content-Length: the server only learns the size while reading.

@@ -105,6 +105,8 @@ def compile_selection(
             non_null = isinstance(return_type, GraphQLNonNull)
             object_type = return_type.of_type if non_null else return_type
             reads.append(f"{v} = source.{plan.attribute}")
+            # graphql-core raises a value that is an exception as the field's error.
+            reads.append(f"if isinstance({v}, Exception): return BAIL")
             flag_check = kind == prefetched_object
             if flag_check:
                 reads.append(f"f{index} = source.{plan.flag} is True")
@@ -138,6 +140,9 @@ def compile_selection(
                     "    except Exception as error:",
                     f"        context.handle_field_error(error, {rt}, {fdl}, p)",
                     "        x = None",
+                    "    else:",
+                    "        if is_awaitable(x):",
+                    f"            x = context._guard_awaitable(x, {rt}, {fdl}, p)",
                     "else:",
                     f"    x = context._complete_inline(parent_type, {v}, {fdl}, p, pc)",
                     f"result[{key}] = x",
@@ -244,7 +249,8 @@ def _leaf_checks(v: str, plan: Any, constant: Callable[[str, Any], str]) -> list
     if plan.non_null:
         lines.append(f"if {v} is None: return BAIL")
     lines.append(f"if {v} is not None:")
-    inner = []
+    # graphql-core raises a value that is an exception as the field's error.
+    inner = [f"if isinstance({v}, Exception): return BAIL"]
     if plan.global_id:
         inner.append("if isinstance(source, Node): return BAIL")
         inner.append(f"{v} = to_base64(type_name, {v})")

@@ -21,6 +21,7 @@ once how to produce it:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -60,7 +61,8 @@ class _Plan(NamedTuple):
 
 
 _ORDINARY = _Plan(ORDINARY)
-_plans: dict[GraphQLObjectType, dict[str, _Plan]] = {}
+# By object type, weakly: the types of schemas no longer used (tests build many) go.
+_plans: weakref.WeakKeyDictionary[GraphQLObjectType, dict[str, _Plan]] = weakref.WeakKeyDictionary()
 
 
 def _unwrap(type_: Any) -> Any:
@@ -158,25 +160,38 @@ def _plans_for(schema: Any, parent_type: GraphQLObjectType) -> dict[str, _Plan]:
     return plans
 
 
-# Sub-selections collected once per (operation, type, fields) instead of once per request:
-# the parsed document is shared through the parser cache, and a selection's fields depend on
-# nothing else unless @skip/@include read variables (then we collect per request as usual).
-# Values hold the field lists (and so the AST nodes) alive, so the ids in keys stay unique.
-_COLLECTED_MAX = 10_000
-_collected: dict[tuple[int, int, tuple[int, ...]], tuple[Any, Any]] = {}
-_static_operations: dict[int, tuple[Any, bool]] = {}
-# Selections (grouped field sets) from _collected, by id, and what they compiled to
-# (schema.compiled); emptied with _collected, which keeps them alive.
-_static_selections: dict[int, Any] = {}
-_compiled: dict[tuple[int, int], Compiled] = {}
+class _OperationCache:
+    """What is worked out once per operation of a cached document instead of per request:
+    whether its @skip/@include read variables (then its selections are collected per request
+    as usual), its sub-selections collected (by type and field nodes), and what they compiled
+    to (schema.compiled). Kept while the operation's AST lives (the document caches decide
+    that), so no cache of its own can grow past theirs."""
+
+    __slots__ = ("collected", "compiled", "selections", "static")
+
+    def __init__(self, static: bool) -> None:
+        self.static = static
+        self.collected: dict[tuple[int, tuple[int, ...]], Any] = {}
+        # Collected selections (grouped field sets) by id; the values keep them alive.
+        self.selections: dict[int, Any] = {}
+        self.compiled: dict[tuple[int, int], Compiled] = {}
+
+
+# By id(operation): an entry goes when its operation is freed (weakref.finalize), before its
+# id can be reused.
+_operations: dict[int, _OperationCache] = {}
+
+
+def _operation_cache(operation: Any, fragments: Any) -> _OperationCache:
+    cache = _operations.get(id(operation))
+    if cache is None:
+        cache = _operations[id(operation)] = _OperationCache(_is_static(operation, fragments))
+        weakref.finalize(operation, _operations.pop, id(operation), None)
+    return cache
 
 
 def _is_static(operation: Any, fragments: Any) -> bool:
     """Whether no @skip or @include in the operation or its fragments reads a variable."""
-    known = _static_operations.get(id(operation))
-    if known is not None and known[0] is operation:
-        return known[1]
-    static = True
     for root in (operation, *(details.definition for details in fragments.values())):
         for node in _walk(root):
             if (
@@ -184,11 +199,8 @@ def _is_static(operation: Any, fragments: Any) -> bool:
                 and node.name.value in ("skip", "include")
                 and any(arg.value.kind == "variable" for arg in node.arguments)
             ):
-                static = False
-    if len(_static_operations) > _COLLECTED_MAX:
-        _static_operations.clear()
-    _static_operations[id(operation)] = (operation, static)
-    return static
+                return False
+    return True
 
 
 def _walk(node: Any) -> Any:
@@ -219,6 +231,8 @@ def _leaf(plan: _Plan, source: Any, type_name: str) -> Any:
         return _UNSURE
     if value is None:
         return _UNSURE if plan.non_null else None
+    if isinstance(value, Exception):  # graphql-core raises it as the field's error
+        return _UNSURE
     if plan.global_id:
         if isinstance(source, relay.Node):
             return _UNSURE
@@ -248,26 +262,26 @@ def _is_type_of(object_type: GraphQLObjectType, value: Any) -> bool:
 
 
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def _cache(self) -> _OperationCache:
+        cache: _OperationCache | None = self.__dict__.get("_holdfast_cache")
+        if cache is None:
+            cache = self.__dict__["_holdfast_cache"] = _operation_cache(
+                self.operation, self.fragments
+            )
+        return cache
+
     def collect_subfields(self, return_type: GraphQLObjectType, field_details_list: Any) -> Any:
-        if self.fragment_variable_values_in_use(field_details_list) or not _is_static(
-            self.operation, self.fragments
-        ):
+        cache = self._cache()
+        if not cache.static or self.fragment_variable_values_in_use(field_details_list):
             return super().collect_subfields(return_type, field_details_list)
-        key = (
-            id(self.operation),
-            id(return_type),
-            tuple(id(details.node) for details in field_details_list),
-        )
-        cached = _collected.get(key)
+        key = (id(return_type), tuple(id(details.node) for details in field_details_list))
+        cached = cache.collected.get(key)
         if cached is not None:
             return cached[1]
         collected = super().collect_subfields(return_type, field_details_list)
-        if len(_collected) > _COLLECTED_MAX:
-            _collected.clear()
-            _static_selections.clear()
-            _compiled.clear()
-        _collected[key] = ((self.operation, return_type, field_details_list), collected)
-        _static_selections[id(collected[0])] = collected[0]
+        # The field lists and type stay alive with the entry, so the ids in its key do too.
+        cache.collected[key] = ((return_type, field_details_list), collected)
+        cache.selections[id(collected[0])] = collected[0]
         return collected
 
     @staticmethod
@@ -297,11 +311,12 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        if id(grouped_field_set) in _static_selections:
+        cache = self._cache()
+        if id(grouped_field_set) in cache.selections:
             key = (id(parent_type), id(grouped_field_set))
-            run = _compiled.get(key)
+            run = cache.compiled.get(key)
             if run is None:
-                run = _compiled[key] = compile_selection(
+                run = cache.compiled[key] = compile_selection(
                     self,
                     parent_type,
                     grouped_field_set,
@@ -362,6 +377,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     value = getattr(source_value, plan.attribute)
                 except Exception:  # the ordinary path reports it
                     value = _UNSURE
+                if isinstance(value, Exception):  # graphql-core raises it as the field's error
+                    value = _UNSURE
                 if value is not _UNSURE and (value is not None or not plan.non_null):
                     result = self._complete_inline(
                         parent_type,
@@ -420,13 +437,14 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         info = self.build_resolve_info(
             field_def, [d.node for d in field_details_list], parent_type, path
         )
-        try:
-            return self.complete_value(
+        return self._execute_guarded(
+            field_def.type,
+            field_details_list,
+            path,
+            lambda: self.complete_value(
                 field_def.type, field_details_list, info, path, value, position_context
-            )
-        except Exception as error:
-            self.handle_field_error(error, field_def.type, field_details_list, path)
-            return None
+            ),
+        )
 
     def _execute_guarded(
         self, return_type: Any, field_details_list: Any, path: Path, run: Callable[[], Any]

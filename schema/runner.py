@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 # `metadata={SESSION_FOLDED: True}`: with the token's verified claims in the context and no
 # viewer yet, it runs one statement that yields nothing unless the session is open (and
 # answers NOT_AUTHENTICATED then, as an unchecked viewer would get), and sets the viewer.
-# An operation whose every root field does so skips the separate session check.
+# An operation whose one root field does so skips the separate session check.
 SESSION_FOLDED = "holdfast.session_folded"
 
 
@@ -137,18 +137,20 @@ class Runner:
         return folds
 
     def _all_fold(self, operation: OperationDefinitionNode) -> bool:
+        """One plain root field that folds the check (and `__typename`s): two root fields run
+        concurrently, and only one statement may sign the request in."""
         query_type = self.schema._schema.query_type
         if operation.operation is not OperationType.QUERY or query_type is None:
             return False
-        selections = operation.selection_set.selections
-        for selection in selections:
+        fields = []
+        for selection in operation.selection_set.selections:
             # Plain fields only: a fragment or a directive could change what runs.
             if not isinstance(selection, FieldNode) or selection.directives:
                 return False
-            if selection.name.value == "__typename":
-                continue
-            field = query_type.fields.get(selection.name.value)
-            definition = field.extensions.get("strawberry-definition") if field else None
-            if definition is None or definition.metadata.get(SESSION_FOLDED) is not True:
-                return False
-        return bool(selections)
+            if selection.name.value != "__typename":
+                fields.append(selection.name.value)
+        if len(fields) != 1:
+            return False
+        field = query_type.fields.get(fields[0])
+        definition = field.extensions.get("strawberry-definition") if field else None
+        return definition is not None and definition.metadata.get(SESSION_FOLDED) is True

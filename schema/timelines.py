@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from app.errors import DomainError
 from schema.context import Context
 from schema.notifications import NotificationConnection
 from schema.paging import After, Before, First, Last, page_request
@@ -38,16 +39,24 @@ class TimelineQuery:
         before: Before = None,
     ) -> PostConnection:
         context = info.context
-        request = page_request("home", first, after, last, before)
-        claims = context.claims
-        if context.viewer is None and claims is not None:
-            # The session is checked in the page's own statement (schema.runner).
-            context.claims = None
+        if context.viewer is None and context.claims is not None:
+            # The session is checked in the page's own statement (schema.runner); the
+            # arguments' errors come after NOT_AUTHENTICATED, as they do signed in already.
+            try:
+                request = page_request("home", first, after, last, before)
+            except DomainError:
+                await context.sign_in()
+                context.require_viewer()
+                raise
+            claims, context.claims = context.claims, None
             signed_in = await context.services.timelines.home_of_session(claims, request)
-            if signed_in is not None:
-                context.viewer, page = signed_in
-                return PostConnection.from_page(page)
+            if signed_in is None:
+                context.require_viewer()  # NOT_AUTHENTICATED: the session is not open
+            assert signed_in is not None
+            context.viewer, page = signed_in
+            return PostConnection.from_page(page)
         viewer = context.require_viewer()
+        request = page_request("home", first, after, last, before)
         page = await context.services.timelines.home(viewer.user.id, request)
         return PostConnection.from_page(page)
 

@@ -86,6 +86,27 @@ async def test_home_page_is_one_statement_for_twenty_or_fifty_posts(
     assert len([r for r in caplog.records if r.name in STATEMENT_LOGGERS]) == 2
 
 
+async def test_two_home_pages_in_one_operation_sign_the_viewer_in_once(
+    gql: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = await gql.sign_up("alice")
+    bob = await gql.sign_up("bob")
+    await follow(gql, alice, bob)
+    for i in range(3):
+        await post(gql, bob, f"bob {i}")
+    caplog.clear()
+    with _statements_logged(caplog):
+        data = await GraphQLClient(gql.http)(
+            "{ a: homeTimeline(first: 1) { edges { node { text } } } "
+            "b: homeTimeline(first: 2) { edges { node { text } } } }",
+            token=alice.access_token,
+        )
+    assert [e["node"]["text"] for e in data["a"]["edges"]] == ["bob 2"]
+    assert [e["node"]["text"] for e in data["b"]["edges"]] == ["bob 2", "bob 1"]
+    # Two root fields: the session on its own first, then each page.
+    assert len([r for r in caplog.records if r.name in STATEMENT_LOGGERS]) == 3
+
+
 async def test_an_empty_home_page_still_signs_the_viewer_in(
     gql: GraphQLClient, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,6 +4,7 @@ and must give the same `data` and `errors`."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -193,3 +194,99 @@ def test_schema_extensions_resolve_hooks_see_every_field(counting: type[Counting
     assert seen[0] == seen[1]
     assert "items.1.count" in seen[0]
     assert len(seen[0]) == 7  # items, and three fields of each of two items
+
+
+class Oops(Exception):
+    """Not a builtin: graphql-core's String coercion would print one."""
+
+
+@strawberry.type
+class Thing:
+    @strawberry.field
+    async def bad(self) -> str:
+        raise Oops("bad thing")
+
+    @classmethod
+    def is_type_of(cls, obj: object, info: Info) -> bool:
+        return isinstance(obj, (cls, Row))
+
+
+@strawberry.type
+class Inner:
+    name: str
+
+    @classmethod
+    def is_type_of(cls, obj: object, info: Info) -> bool:
+        return isinstance(obj, (cls, Row, Oops))
+
+
+@strawberry.type
+class Box:
+    name: str
+    label: str | None
+    things: list[Thing] | None
+    inner: Inner | None
+    picky: Picky | None
+
+    @classmethod
+    def is_type_of(cls, obj: object, info: Info) -> bool:
+        return isinstance(obj, (cls, Row))
+
+
+@strawberry.type
+class BoxQuery:
+    @strawberry.field
+    def box(self) -> Box:
+        return self.box_value  # type: ignore[attr-defined,no-any-return]
+
+
+def _boxes(query: str, box: Row) -> tuple[Any, list[Any]]:
+    answers = []
+    for fast in (True, False):
+        schema = strawberry.Schema(
+            query=BoxQuery,
+            execution_context_class=execution_context_class(
+                "fast" if fast else "stock", production=False
+            ),
+        )
+        result = asyncio.run(schema.execute(query, root_value=Row(box_value=box)))
+        answers.append((result.data, sorted(str(e.path) + e.message for e in result.errors or [])))
+    assert answers[0] == answers[1], answers
+    return answers[0]
+
+
+def _box(**values: Any) -> Row:
+    defaults: dict[str, Any] = {
+        "name": "b",
+        "label": "l",
+        "things": [],
+        "inner": None,
+        "picky": None,
+    }
+    return Row(**{**defaults, **values})
+
+
+def test_an_error_awaited_in_a_nullable_list_nulls_the_list_only() -> None:
+    data, errors = _boxes("{ box { name things { bad } } }", _box(things=[Row(), Row()]))
+    assert data == {"box": {"name": "b", "things": None}}
+    assert len(errors) == 1  # the first nulls the list; the other is not reported
+    assert errors[0].startswith("['box', 'things', ")
+
+
+def test_an_error_awaited_below_a_field_completed_the_ordinary_way_stays_there() -> None:
+    # Picky's is_type_of needs the info: the ordinary way; its field's error stays in it.
+    data, errors = _boxes(
+        "{ box { name picky { name } things @include(if: true) { bad } } }",
+        _box(picky=Row(name=None), things=[Row()]),
+    )
+    assert data == {"box": {"name": "b", "picky": None, "things": None}}
+    assert len(errors) == 2
+
+
+def test_a_value_that_is_an_exception_is_the_fields_error() -> None:
+    data, errors = _boxes(
+        "{ box { name label inner { name } } }",
+        _box(label=Oops("label failed"), inner=Oops("inner failed")),
+    )
+    assert data == {"box": {"name": "b", "label": None, "inner": None}}
+    assert errors == ["['box', 'inner']inner failed", "['box', 'label']label failed"]

@@ -48,7 +48,20 @@ lint: $(STAMP)
 test: lint
 	$(MAKE) -j2 --output-sync=target test-sqlite test-postgres
 
-test-sqlite: $(STAMP)
+# The third-party GraphQL clients the SQLite pass runs under Node.js (Apollo Client and urql:
+# tests/integration/test_client_libraries.py), at the versions of tests/clients/package-lock.json;
+# installed again only when node_modules is missing or the lock changed (no network otherwise).
+# Without npm the test skips (and fails with TEST_REQUIRE_SERVICES=1: .ci/run installs Node.js).
+NODE_CLIENTS := tests/clients
+NODE_STAMP := $(NODE_CLIENTS)/node_modules/.installed-stamp
+$(NODE_STAMP): $(NODE_CLIENTS)/package.json $(NODE_CLIENTS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(NODE_CLIENTS) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "npm is not installed: the third-party client tests will skip"; \
+	fi
+
+test-sqlite: $(STAMP) $(NODE_STAMP)
 	TEST_DATABASE=sqlite TEST_REDIS_URL="$${TEST_SQLITE_REDIS_URL:-$$TEST_REDIS_URL}" $(BIN)/pytest
 
 test-postgres: $(STAMP)
@@ -84,7 +97,7 @@ infra: $(STAMP)
 		print(render_nginx_site(Settings()), end="")' > infra/nginx-holdfast.conf
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(NODE_CLIENTS)/node_modules
 
 # The home-timeline benchmark: GraphQL against a raw Starlette + asyncpg handler on a seeded
 # PostgreSQL (bench/README.md). Not part of `make test`; needs wrk and PostgreSQL.

@@ -3,6 +3,8 @@ and the request body limit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -49,7 +51,11 @@ class BodySizeLimit:
     else as soon as the streamed body passes the limit, so no oversized body is ever held.
 
     A multipart/form-data POST to one of `multipart_paths` (uploads through GraphQL; paths
-    below the application's `root_path`) may have up to `multipart_max_bytes` instead."""
+    below the application's `root_path`) may have up to `multipart_max_bytes` instead.
+
+    On those paths the refusal comes in the Content-Type that `negotiate` gives for the
+    request's Accept header (GraphQL over HTTP's media type when the client asked for it),
+    with `Vary: Accept`; elsewhere, and without `negotiate`, as application/json."""
 
     def __init__(
         self,
@@ -58,11 +64,13 @@ class BodySizeLimit:
         *,
         multipart_max_bytes: int | None = None,
         multipart_paths: tuple[str, ...] = (),
+        negotiate: Callable[[str | None], str] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.multipart_max_bytes = multipart_max_bytes
         self.multipart_paths = frozenset(multipart_paths)
+        self.negotiate = negotiate
 
     def limit(self, scope: Scope) -> int:
         """The body limit of this request."""
@@ -110,7 +118,12 @@ class BodySizeLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         message = f"The request body is larger than {limit} bytes."
-        response = error_response(413, message, headers={"connection": "close"})
+        headers = {"connection": "close"}
+        media_type = "application/json"
+        if self.negotiate is not None and _route_path(scope) in self.multipart_paths:
+            media_type = self.negotiate(_header(scope, b"accept"))
+            headers["Vary"] = "Accept"
+        response = error_response(413, message, headers=headers, media_type=media_type)
         await response(scope, receive, send)
 
 
@@ -129,6 +142,12 @@ def _is_multipart(scope: Scope) -> bool:
         if name == b"content-type":
             return bool(value.split(b";", 1)[0].strip().lower() == b"multipart/form-data")
     return False
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (several lines joined with commas, as for Accept)."""
+    values = [value for key, value in scope["headers"] if key == name]
+    return b",".join(values).decode("latin-1") if values else None
 
 
 def _content_length(scope: Scope) -> int | None:

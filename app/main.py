@@ -35,7 +35,7 @@ log = logging.getLogger("holdfast.app")
 def create_app(settings: Settings) -> Starlette:
     # Only this module imports schema/: the service layer never depends on the API layer.
     from schema import build_schema
-    from schema.http import GraphQLHTTP
+    from schema.http import GraphQLHTTP, refusal_content_type
     from schema.persisted import PersistedDocuments
     from schema.socket import CloseCode
     from schema.view import GraphQLView
@@ -46,8 +46,7 @@ def create_app(settings: Settings) -> Starlette:
     # WebSocket alike: one APQ store, one view of the registered operations.
     documents = PersistedDocuments(schema.pipeline, services.operations, settings.graphql)
     graphql = GraphQLView(schema, services, documents)  # WebSockets and the GraphiQL page
-    graphql_http = GraphQLHTTP(schema, services, ide=graphql)
-    graphql_http.documents = documents
+    graphql_http = GraphQLHTTP(schema, services, documents, ide=graphql)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -96,6 +95,8 @@ def create_app(settings: Settings) -> Starlette:
                 # and, beside it, a form as large as any other request.
                 multipart_max_bytes=settings.media.max_upload_bytes + settings.http.max_body_bytes,
                 multipart_paths=("/graphql",),
+                # A 413 there in the media type the GraphQL client asked for.
+                negotiate=refusal_content_type,
             ),
         ],
         exception_handlers={404: http_error, 405: http_error},

@@ -11,7 +11,6 @@ answered with no `data` entry and, for `application/graphql-response+json`, a 4x
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,10 +33,19 @@ class GraphQLRequest:
     document_id: str | None = None
 
 
-def document_hash(query: str) -> str:
-    """The SHA-256 of a document's text, as hex: its id for automatic persisted queries and
-    trusted documents."""
-    return hashlib.sha256(query.encode()).hexdigest()
+def names_a_document(query: object, document_id: object, extensions: object) -> bool:
+    """Whether request parameters name a document to run (spec "Request Parameters", null
+    being the same as absent): a `query` (any string, the empty one too: a document that does
+    not parse), a `documentId` (the persisted documents appendix), or an APQ hash
+    (`extensions.persistedQuery`). The one rule of HTTP requests and WebSocket payloads."""
+    return (
+        query is not None
+        or document_id is not None
+        or (isinstance(extensions, Mapping) and extensions.get("persistedQuery") is not None)
+    )
+
+
+NO_DOCUMENT_MESSAGE = "No GraphQL query found in the request."
 
 
 @dataclass(slots=True, eq=False)
@@ -72,8 +80,8 @@ class RequestError(Exception):
 
 
 class DocumentSource(Protocol):
-    """Where a request's document comes from: its `query` text (`schema.document.
-    TextDocuments`), or a persisted query's hash or a trusted document (`schema.persisted`)."""
+    """Where a request's document comes from: its `query` text, a persisted query's hash or a
+    trusted document (`schema.persisted.PersistedDocuments`)."""
 
     async def resolve(self, request: GraphQLRequest) -> PreparedDocument:
         """The request's document, prepared; RequestError when there is none to run."""

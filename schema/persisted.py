@@ -41,12 +41,24 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, get_operation_ast
 
-from app.services.operations import SHA256_HEX, DocumentCheck, OperationService
+from app.services.operations import (
+    SHA256_HEX,
+    DocumentCheck,
+    OperationService,
+    document_hash,
+    hash_of_id,
+)
 from app.settings import GraphQLSettings
 from schema.document import Code, DocumentPipeline
-from schema.operations import GraphQLRequest, PreparedDocument, RequestError, document_hash
+from schema.operations import (
+    NO_DOCUMENT_MESSAGE,
+    GraphQLRequest,
+    PreparedDocument,
+    RequestError,
+    names_a_document,
+)
 
 
 class PersistedCode:
@@ -124,18 +136,43 @@ def _persisted_hash(persisted: Mapping[str, Any]) -> str:
 
 
 def _document_id_hash(document_id: str) -> str:
-    """The hash a `documentId` names: `sha256:<hex>` (GraphQL over HTTP's SHA256 hex document
-    identifier), or the bare hex as a custom identifier (GraphQL Code Generator's client
-    preset and Hive send it so)."""
-    prefix, colon, payload = document_id.partition(":")
-    if colon and prefix == "sha256" and SHA256_HEX.fullmatch(payload):
-        return payload
-    if not colon and SHA256_HEX.fullmatch(document_id):
-        return document_id
-    raise _bad_request(
-        'documentId must be "sha256:" followed by the SHA-256 of the document in 64 '
-        "lower-case hexadecimal digits."
+    """The hash a `documentId` names (`app.services.operations.hash_of_id`: `sha256:<hex>`,
+    or the bare hex as GraphQL Code Generator's client preset and Hive send it)."""
+    sha256 = hash_of_id(document_id)
+    if sha256 is None:
+        raise _bad_request(
+            'documentId must be "sha256:" followed by the SHA-256 of the document in 64 '
+            "lower-case hexadecimal digits."
+        )
+    return sha256
+
+
+def _get_of_a_non_query(prepared: PreparedDocument, request: GraphQLRequest) -> RequestError | None:
+    """The refusal of a GET whose chosen operation is not a query (spec "GET": 405), as the
+    runner answers it; None when the request is not such a GET (or names no operation of the
+    document: the runner answers that)."""
+    if request.http_method != "GET" or prepared.document is None:
+        return None
+    operation = get_operation_ast(prepared.document, request.operation_name)
+    if operation is None or operation.operation is OperationType.QUERY:
+        return None
+    return RequestError(
+        [
+            GraphQLError(
+                "Only queries may be sent with GET; use POST.",
+                extensions={"code": Code.BAD_USER_INPUT},
+            )
+        ],
+        405,
     )
+
+
+def _retrieve(task: asyncio.Task[frozenset[str]]) -> None:
+    """Mark a read's failure as seen: when every request waiting for it has gone, no one
+    else would (asyncio would log "Task exception was never retrieved"); the next request
+    reads again."""
+    if not task.cancelled():
+        task.exception()
 
 
 class RecentDocuments:
@@ -198,14 +235,16 @@ class RegisteredDocuments:
 
     @property
     def held(self) -> int:
-        """How many hashes this process holds: the registered ones, never an unknown one."""
-        return len(self._hashes or ()) + len(self._prepared)
+        """How many hashes this process holds: the registered ones (each once, prepared or
+        not), never an unknown one."""
+        return len((self._hashes or frozenset()) | self._prepared.keys())
 
     async def _current(self) -> frozenset[str]:
         if self._hashes is not None and self._clock() - self._read_at < self._refresh_seconds:
             return self._hashes
         if self._reading is None:
             self._reading = asyncio.create_task(self._read())
+            self._reading.add_done_callback(_retrieve)
         # Shielded: a request that goes away does not cancel the read the others wait for.
         return await asyncio.shield(self._reading)
 
@@ -243,27 +282,24 @@ class PersistedDocuments:
         )
 
     async def resolve(self, request: GraphQLRequest) -> PreparedDocument:
-        query = request.query or None
+        # `query` is the text sent, the empty one too (a document that does not parse);
+        # None: absent.
+        query = request.query
+        if not names_a_document(query, request.document_id, request.extensions):
+            # HTTP and WebSocket requests naming no document are refused before this.
+            raise _bad_request(NO_DOCUMENT_MESSAGE)
         persisted = _persisted_query(request.extensions)
         if request.document_id is not None:
             if query is not None or persisted is not None:
                 raise _bad_request(
                     "Send a documentId alone: not with a query or a persistedQuery extension."
                 )
-            return await self._by_hash(_document_id_hash(request.document_id), None)
+            return await self._by_hash(_document_id_hash(request.document_id), request)
         if persisted is not None:
             if not (self._apq or self._trusted):
                 raise not_supported()
-            return await self._by_hash(_persisted_hash(persisted), query)
-        if query is None:
-            raise RequestError(
-                [
-                    GraphQLError(
-                        "No GraphQL query found in the request.",
-                        extensions={"code": Code.BAD_USER_INPUT},
-                    )
-                ]
-            )
+            return await self._by_hash(_persisted_hash(persisted), request)
+        assert query is not None  # it names a document, and neither by hash
         if not self._trusted:
             return self._pipeline.prepare(query)
         # No registered document is larger than the limit: a longer text is refused unhashed.
@@ -274,7 +310,8 @@ class PersistedDocuments:
             raise not_allowed()
         return prepared
 
-    async def _by_hash(self, sha256: str, query: str | None) -> PreparedDocument:
+    async def _by_hash(self, sha256: str, request: GraphQLRequest) -> PreparedDocument:
+        query = request.query
         if query is not None and document_hash(query) != sha256:
             raise hash_mismatch()
         if self._apq:
@@ -290,8 +327,12 @@ class PersistedDocuments:
             raise not_found()
         prepared = self._pipeline.prepare(query)
         # Only a document that may run is stored; an invalid one is answered (by the runner)
-        # and forgotten.
+        # and forgotten. So is a request the runner refuses: a mutation sent with GET, which
+        # must change nothing (the store included).
         if not prepared.errors:
+            refusal = _get_of_a_non_query(prepared, request)
+            if refusal is not None:
+                raise refusal
             self.stored.put(prepared)
         return prepared
 

@@ -27,7 +27,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 
 from schema.context import Context
 from schema.document import public_error
-from schema.operations import DocumentSource, GraphQLRequest, RequestError
+from schema.operations import DocumentSource, GraphQLRequest, RequestError, names_a_document
 from schema.socket import CloseCode, LiveSocket
 
 if TYPE_CHECKING:
@@ -59,20 +59,14 @@ def operation_problem(message: dict[str, Any]) -> str | None:
     ):
         return "variables and extensions must be objects, operationName and documentId strings."
     if not isinstance(payload.get("query"), str) and not (
-        payload.get("query") is None and _names_a_document(payload)
+        payload.get("query") is None
+        and names_a_document(None, payload.get("documentId"), payload.get("extensions"))
     ):
         return (
             "The payload's query must be a string (or absent, with a documentId or a "
             "persistedQuery extension)."
         )
     return None
-
-
-def _names_a_document(payload: dict[str, Any]) -> bool:
-    extensions = payload.get("extensions")
-    return payload.get("documentId") is not None or (
-        isinstance(extensions, dict) and extensions.get("persistedQuery") is not None
-    )
 
 
 def message_problem(message: object, starts: str, stops: str) -> str | None:
@@ -113,7 +107,9 @@ async def refusal(context: Context, running: int) -> dict[str, Any] | None:
 
 async def with_document(documents: DocumentSource, payload: dict[str, Any]) -> dict[str, Any]:
     """The payload with the text of the document it names (its query, a persisted query's hash,
-    a documentId) for strawberry to run; RequestError when there is none it may run."""
+    a documentId) for strawberry to run; RequestError when there is none it may run, or it is
+    over the byte limit or does not parse (answered as over HTTP: strawberry would refuse an
+    empty query with a message and code of its own)."""
     prepared = await documents.resolve(
         GraphQLRequest(
             query=payload.get("query"),
@@ -123,6 +119,8 @@ async def with_document(documents: DocumentSource, payload: dict[str, Any]) -> d
             document_id=payload.get("documentId"),
         )
     )
+    if prepared.document is None:
+        raise RequestError(prepared.errors)
     return {**payload, "query": prepared.query}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,9 +21,11 @@ from app.services import Services
 from schema.context import Context
 from schema.http import bearer_token
 from schema.operations import DocumentSource
-from schema.persisted import PersistedDocuments
 from schema.protocols import LegacyWSHandler, TransportWSHandler
 from schema.socket import SCOPE_KEY, LiveSocket, SocketAdapter, socket_of
+
+if TYPE_CHECKING:
+    from schema import HoldfastSchema
 
 _NO_ACK_PAYLOAD: UnsetType = UNSET  # connection_ack without a payload
 
@@ -54,7 +56,7 @@ class GraphQLView(GraphQL[Context, None]):
     websocket_adapter_class = SocketAdapter
 
     def __init__(
-        self, schema: Any, services: Services, documents: DocumentSource | None = None
+        self, schema: HoldfastSchema, services: Services, documents: DocumentSource
     ) -> None:
         settings = services.settings
         super().__init__(
@@ -71,12 +73,8 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self._services = services
         # Where both WebSocket protocols find each operation's document (schema/protocols.py):
-        # the app's, shared with the HTTP endpoint (one APQ store), or one of the view's own.
-        self.documents: DocumentSource = (
-            documents
-            if documents is not None
-            else PersistedDocuments(schema.pipeline, services.operations, settings.graphql)
-        )
+        # the app's, shared with the HTTP endpoint (one APQ store, one trusted-documents rule).
+        self.documents = documents
         self.sockets: set[LiveSocket] = set()
 
     async def get_context(

@@ -8,7 +8,6 @@ anything is written, and all are written in one transaction, or none."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,18 +46,11 @@ class ManifestOperation:
     body: str
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _hash_of_id(value: str) -> str:
-    """An id as manifests and clients write it: the hex, or `sha256:` and the hex."""
-    return value.removeprefix("sha256:")
-
-
 def read_manifest(path: Path) -> tuple[list[ManifestOperation], list[str]]:
     """The operations in one file, and what is wrong with it (each problem names the file, and
     the operation when it is about one)."""
+    from app.services.operations import document_hash
+
     source = str(path)
     try:
         text = path.read_bytes().decode()
@@ -70,7 +62,7 @@ def read_manifest(path: Path) -> tuple[list[ManifestOperation], list[str]]:
         if not text.strip():
             return [], [f"{source}: no operations in it"]
         # The file's exact text: what a client that sends this file sends, byte for byte.
-        return [ManifestOperation(source, path.name, _sha256(text), text)], []
+        return [ManifestOperation(source, path.name, document_hash(text), text)], []
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -88,6 +80,8 @@ def read_manifest(path: Path) -> tuple[list[ManifestOperation], list[str]]:
 def _apollo_manifest(
     source: str, data: dict[str, Any]
 ) -> tuple[list[ManifestOperation], list[str]]:
+    from app.services.operations import document_hash, hash_of_id
+
     if data.get("format") != APOLLO_FORMAT:
         return [], [f"{source}: unknown manifest format {data.get('format')!r}"]
     if data.get("version") != 1:
@@ -107,13 +101,13 @@ def _apollo_manifest(
             continue
         name = entry.get("name")
         label = name if isinstance(name, str) and name else f"#{number}"
-        sha256, body = _hash_of_id(entry["id"]), entry["body"]
+        sha256, body = hash_of_id(entry["id"]), entry["body"]
         # Clients send the SHA-256 of the document: an id that is not it could never be asked
         # for, and must not stand for another document.
-        if sha256 != _sha256(body):
+        if sha256 is None or sha256 != document_hash(body):
             problems.append(
                 f"{source}: operation {label}: id {entry['id']!r} is not the SHA-256 of its "
-                f"body ({_sha256(body)})"
+                f"body ({document_hash(body)})"
             )
             continue
         operations.append(ManifestOperation(source, label, sha256, body))
@@ -121,6 +115,8 @@ def _apollo_manifest(
 
 
 def _hash_map(source: str, data: dict[str, Any]) -> tuple[list[ManifestOperation], list[str]]:
+    from app.services.operations import document_hash, hash_of_id
+
     if not data:
         return [], [f"{source}: no operations in it"]
     operations: list[ManifestOperation] = []
@@ -129,12 +125,12 @@ def _hash_map(source: str, data: dict[str, Any]) -> tuple[list[ManifestOperation
         if not isinstance(body, str):
             problems.append(f"{source}: operation {key}: the document must be a string")
             continue
-        sha256 = _hash_of_id(key)
-        if sha256 != _sha256(body):
-            hint = _OTHER_HASHES.get(len(sha256), "")
+        sha256 = hash_of_id(key)
+        if sha256 is None or sha256 != document_hash(body):
+            hint = _OTHER_HASHES.get(len(key), "")
             problems.append(
                 f"{source}: operation {key}: the key is not the SHA-256 of the document "
-                f"({_sha256(body)}){hint}"
+                f"({document_hash(body)}){hint}"
             )
             continue
         operations.append(ManifestOperation(source, key, sha256, body))
@@ -238,18 +234,15 @@ def remove(
 ) -> None:
     """Remove registered operations (all of HASHES, or none when one is not registered)."""
     from app.errors import DomainError
-    from app.services.operations import SHA256_HEX, OperationService
+    from app.services.operations import OperationService, hash_of_id
 
     settings = _settings()
-    wanted = [_hash_of_id(value) for value in hashes]
-    bad = [
-        value
-        for value, sha256 in zip(hashes, wanted, strict=True)
-        if not SHA256_HEX.fullmatch(sha256)
-    ]
+    ids = {value: hash_of_id(value) for value in hashes}
+    bad = [value for value, sha256 in ids.items() if sha256 is None]
     if bad:
         typer.echo(f"holdfast: not a SHA-256 in hex: {', '.join(bad)}", err=True)
         raise typer.Exit(2)
+    wanted = [sha256 for sha256 in ids.values() if sha256 is not None]
 
     async def delete() -> int:
         async with _database(settings, role=None):

@@ -4,11 +4,13 @@ checked against the schema and the limits; serving processes read them (`schema.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -18,6 +20,24 @@ from app.models import PersistedOperation
 # An operation's id: the SHA-256 of its text in lower-case hex (what Apollo's and urql's links
 # send, and GraphQL over HTTP's `sha256:` document ids carry).
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+SHA256_PREFIX = "sha256:"
+
+
+def document_hash(text: str) -> str:
+    """The SHA-256 of a document's text (UTF-8) in lower-case hex: its id for automatic
+    persisted queries and registered operations, whoever computes it (the command line, a
+    serving process)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def hash_of_id(value: str) -> str | None:
+    """The hash an operation id names, as clients and manifests write one: `sha256:<hex>`
+    (GraphQL over HTTP's SHA256 hex document identifier) or the bare hex (Apollo's manifests,
+    the maps of Relay and GraphQL Code Generator, whose client preset and Hive also send it as
+    a `documentId`). None when it is neither: another algorithm, upper-case hex, anything
+    else."""
+    sha256 = value.removeprefix(SHA256_PREFIX)
+    return sha256 if SHA256_HEX.fullmatch(sha256) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,23 +83,27 @@ class OperationService:
         were not registered yet. Registering a document again changes nothing: its hash is
         its identity."""
         unique = {operation.sha256: operation for operation in operations}
-        async with in_transaction():
-            known = set(await _hashes(PersistedOperation.filter(sha256__in=list(unique))))
-            new = [operation for sha256, operation in unique.items() if sha256 not in known]
-            await PersistedOperation.bulk_create(
-                [
-                    PersistedOperation(
-                        sha256=operation.sha256,
-                        document=operation.document,
-                        operation_names=list(operation.operation_names),
+        while True:
+            try:
+                async with in_transaction():
+                    known = set(await _hashes(PersistedOperation.filter(sha256__in=list(unique))))
+                    new = [op for sha256, op in unique.items() if sha256 not in known]
+                    await PersistedOperation.bulk_create(
+                        [
+                            PersistedOperation(
+                                sha256=operation.sha256,
+                                document=operation.document,
+                                operation_names=list(operation.operation_names),
+                            )
+                            for operation in new
+                        ]
                     )
-                    for operation in new
-                ],
-                # Another registration of the same document at the same moment: it is the
-                # same row.
-                ignore_conflicts=True,
-            )
-        return len(new)
+            except IntegrityError:
+                # Another registration wrote some of them since they were read: read again
+                # (each round finds at least one more registered, so this ends), so that the
+                # count is of the rows this one wrote.
+                continue
+            return len(new)
 
     async def registered(self) -> list[RegisteredOperation]:
         rows = await PersistedOperation.all().order_by("registered_at", "sha256")

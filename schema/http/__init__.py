@@ -2,11 +2,12 @@
 draft at graphql.github.io/graphql-over-http, "spec" in the comments below, which name the
 rule each branch follows).
 
-A request goes: method -> `Accept` negotiation -> its parameters (a GET's query string, a
-POST's JSON body, or a GraphQL multipart request for uploads) as a `GraphQLRequest` -> the
-per-request `Context` (the viewer of its bearer token; one request of the viewer's budget
-spent) -> its document (`documents`, a `DocumentSource`) -> the operation's result
-(`runner`) -> the answer, encoded with orjson.
+A request goes: method -> `Accept` negotiation -> the per-request `Context` (the viewer of
+its bearer token; one request of the viewer's budget spent, by the headers alone: a spent
+budget is answered before the body is read) -> its parameters (a GET's query string, a POST's
+JSON body, or a GraphQL multipart request for uploads) as a `GraphQLRequest` -> its document
+(`documents`, a `DocumentSource`) -> the operation's result (`runner`) -> the answer, encoded
+with orjson. Answers to GET carry an explicit `Cache-Control` (see `_cache_policy`).
 
 Two response media types are served. `application/graphql-response+json` tells failures by
 status: a request that cannot run (not a GraphQL request; its document unparsable, invalid or
@@ -39,7 +40,7 @@ from app.http import error_response
 from app.ratelimit import Budget
 from app.services import Services
 from schema.context import Context
-from schema.document import Code, TextDocuments, public_error
+from schema.document import Code, public_error
 from schema.http.media_types import (
     CONTENT_TYPES,
     GRAPHQL_RESPONSE,
@@ -64,7 +65,21 @@ if TYPE_CHECKING:
     from schema import HoldfastSchema
     from schema.view import GraphQLView
 
-__all__ = ["GRAPHQL_RESPONSE", "JSON", "GraphQLHTTP", "bearer_token", "negotiate"]
+__all__ = [
+    "GRAPHQL_RESPONSE",
+    "JSON",
+    "GraphQLHTTP",
+    "bearer_token",
+    "negotiate",
+    "refusal_content_type",
+]
+
+
+def refusal_content_type(accept: str | None) -> str:
+    """The Content-Type of a refusal made before the endpoint runs (the body limit's 413,
+    `app.http.BodySizeLimit`): the media type `Accept` asks for, as the endpoint answers, or
+    application/json when it allows neither (a 406 would hide the 413)."""
+    return CONTENT_TYPES[negotiate(accept) or JSON]
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -100,6 +115,35 @@ def _headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
 _VARY = {"Vary": "Accept"}
 
 
+# Answers to GET are cacheable by default (RFC 9111), and a GET's URL names the whole request
+# (an APQ hash keeps it short): the policy is explicit. With an Authorization header the answer
+# is the viewer's and no shared cache may keep it; without one it is everyone's but may change
+# with the next post, so a cache must ask again each time (no validators are given: it fetches
+# it anew). A CDN meant to cache anonymous queries needs a rule of its own. POST answers are not
+# cached (RFC 9110 9.3.3) and carry none.
+_GET_PRIVATE = {"Cache-Control": "private"}
+_GET_SHARED = {"Cache-Control": "no-cache"}
+
+
+def _cache_policy(method: str, authorization: str | None) -> dict[str, str] | None:
+    if method != "GET":
+        return None
+    return _GET_PRIVATE if authorization else _GET_SHARED
+
+
+def _asks_for_the_page(params: Mapping[str, str], accept: str | None) -> bool:
+    """A browser's GET of the endpoint itself: the GraphiQL page. Not when the URL carries a
+    GraphQL request's parameters (a `query`, a `documentId`, or `extensions` naming an APQ
+    hash), which a browser may send too (spec "URL": the URL MAY serve other purposes)."""
+    return (
+        accept is not None
+        and "text/html" in accept
+        and "query" not in params
+        and "documentId" not in params
+        and "extensions" not in params
+    )
+
+
 def _negotiated_headers(
     budget: Budget | None, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
@@ -131,15 +175,21 @@ def _error_status(error: RequestError, media_type: str) -> int:
 class GraphQLHTTP:
     """The ASGI app answering GraphQL requests over HTTP.
 
-    `documents` (where a request's document comes from) and `runner` (what runs it) are
-    attributes so that persisted documents and the test harness can put theirs in."""
+    `documents` (where a request's document comes from: the app's one `schema.persisted.
+    PersistedDocuments`, shared with the WebSocket view) is required, so that no endpoint can
+    be built that ignores trusted-documents mode. `runner` (what runs it) is an attribute the
+    test harness replaces."""
 
     def __init__(
-        self, schema: HoldfastSchema, services: Services, ide: GraphQLView | None = None
+        self,
+        schema: HoldfastSchema,
+        services: Services,
+        documents: DocumentSource,
+        ide: GraphQLView | None = None,
     ) -> None:
         self.schema = schema
         self.services = services
-        self.documents: DocumentSource = TextDocuments(schema.pipeline)
+        self.documents = documents
         self.runner = Runner(schema)
         # The GraphiQL page, rendered by strawberry's view; None (or the view's IDE off, as in
         # production): such requests get 404.
@@ -165,7 +215,7 @@ class GraphQLHTTP:
             )
         accept, content_type, authorization = _headers(request.scope)
         params = request.query_params if method == "GET" else None
-        if params is not None and "query" not in params and accept and "text/html" in accept:
+        if params is not None and _asks_for_the_page(params, accept):
             return await self._page(request)
         media_type = negotiate(accept)
         if media_type is None:
@@ -173,44 +223,50 @@ class GraphQLHTTP:
             return error_response(
                 406, NOT_ACCEPTABLE_MESSAGE, dict(_VARY), media_type=CONTENT_TYPES[JSON]
             )
-        parsed: GraphQLRequest | Refusal
+        cache = _cache_policy(method, authorization)
+        # Counted from here on, by the request's headers alone: a spent budget is answered
+        # before the body is read (or a multipart request's files spooled), and refusals of
+        # malformed requests spend the budget like any other request.
+        try:
+            context, budget = await self.context(request, authorization)
+        except Exception as exc:  # a fault of ours (the budget's store): logged, masked
+            return self._unexpected(exc, media_type, None, cache)
+        if budget is not None and not budget.allowed:
+            # spec "URL": a server MAY forbid a request for any reason (here: its rate), with
+            # the relevant 4xx.
+            return self._refused(
+                429, "Too many requests; try again later.", media_type, budget, cache
+            )
+        # Not in the try below: what else reading the body raises (the body limit's 413, a
+        # client gone) is the server's and its middleware's to answer.
         try:
             if params is not None:
                 parsed = from_query_string(params)
             else:
                 parsed = await self._from_body(request, content_type)
         except Refusal as refusal:
-            parsed = refusal
-        budget: Budget | None = None
+            return self._refused(refusal.status, refusal.message, media_type, budget, cache)
         try:
-            # Counted from here on, refusals of malformed requests too: hammering with them
-            # spends the budget like any other request.
-            context, budget = await self.context(request, authorization)
-            if budget is not None and not budget.allowed:
-                # spec "URL": a server MAY forbid a request for any reason (here: its rate),
-                # with the relevant 4xx.
-                return self._refused(429, "Too many requests; try again later.", media_type, budget)
-            if isinstance(parsed, Refusal):
-                return self._refused(parsed.status, parsed.message, media_type, budget)
             document = await self.documents.resolve(parsed)
             result = await self.runner.run(document, parsed, context)
         except RequestError as error:
             body = {"errors": [public_error(e).formatted for e in error.errors]}
             status = _error_status(error, media_type)
+            headers = dict(cache or {})
+            headers.update(error.headers)
             # RFC 9110 15.5.6: a 405 names the methods that would do (for this URL: POST).
-            headers = dict(error.headers or {})
             if status == 405:
                 headers["Allow"] = "POST"
             return self._answer(body, status, media_type, budget, headers)
         except Exception as exc:  # a fault of ours: logged, masked
-            return self._unexpected(exc, media_type, budget)
+            return self._unexpected(exc, media_type, budget, cache)
         # spec "Status Codes": the operation ran (field errors or not): 200 under both types.
         answer: dict[str, object] = {"data": result.data}
         if result.errors:
             answer["errors"] = [public_error(e).formatted for e in result.errors]
         if result.extensions:
             answer["extensions"] = result.extensions
-        return self._answer(answer, 200, media_type, budget)
+        return self._answer(answer, 200, media_type, budget, cache)
 
     async def context(
         self, request: Request, authorization: str | None
@@ -264,18 +320,32 @@ class GraphQLHTTP:
         )
 
     def _refused(
-        self, status: int, message: str, media_type: str, budget: Budget | None
+        self,
+        status: int,
+        message: str,
+        media_type: str,
+        budget: Budget | None,
+        headers: dict[str, str] | None,
     ) -> Response:
         return error_response(
-            status, message, _negotiated_headers(budget), media_type=CONTENT_TYPES[media_type]
+            status,
+            message,
+            _negotiated_headers(budget, headers),
+            media_type=CONTENT_TYPES[media_type],
         )
 
-    def _unexpected(self, exc: Exception, media_type: str, budget: Budget | None) -> Response:
+    def _unexpected(
+        self,
+        exc: Exception,
+        media_type: str,
+        budget: Budget | None,
+        headers: dict[str, str] | None,
+    ) -> Response:
         error = GraphQLError(str(exc), original_error=exc)
         self.schema.process_errors([error])
         body = {"errors": [public_error(error).formatted]}
         # A GraphQL response with a request error: 200 as application/json (spec
         # "application/json"), a 5xx as application/graphql-response+json (no `data` entry).
         return self._answer(
-            body, 500 if media_type == GRAPHQL_RESPONSE else 200, media_type, budget
+            body, 500 if media_type == GRAPHQL_RESPONSE else 200, media_type, budget, headers
         )

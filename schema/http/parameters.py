@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
-from schema.operations import GraphQLRequest
+from schema.operations import NO_DOCUMENT_MESSAGE, GraphQLRequest, names_a_document
 
 # Headers a browser sends only after a CORS preflight, so a form on another origin cannot
 # (the Apollo convention for multipart uploads).
@@ -59,15 +59,12 @@ def graphql_request(data: object, method: str) -> GraphQLRequest:
         raise _bad("The request's `operationName` must be a string or null.")
     if not isinstance(extensions, dict | None):
         raise _bad("The request's `extensions` must be an object or null.")
-    if (
-        query is None
-        and document_id is None
-        and not (extensions and "persistedQuery" in extensions)
-    ):
+    if not names_a_document(query, document_id, extensions):
         # spec "Request Parameters": `query` is required; without it the request names no
         # document, unless it names a persisted one: by `documentId` (the specification's
-        # persisted documents appendix) or by hash (APQ); see `schema.persisted`.
-        raise _bad("No GraphQL query found in the request.")
+        # persisted documents appendix) or by hash (APQ); see `schema.persisted`. An empty
+        # `query` is a document, one that does not parse (GRAPHQL_PARSE_FAILED).
+        raise _bad(NO_DOCUMENT_MESSAGE)
     return GraphQLRequest(
         query=query,
         variables=variables,

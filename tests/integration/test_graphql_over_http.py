@@ -74,6 +74,10 @@ def assert_media_type(response: httpx.Response, media_type: str) -> None:
 REQUEST_ERRORS = [
     ("unparsable", Sent(json={"query": "{ viewer { id }"}), "GRAPHQL_PARSE_FAILED"),
     ("unparsable-get", Sent("GET", {"query": "{"}), "GRAPHQL_PARSE_FAILED"),
+    # spec "Request Parameters": `query` is a string, and "" is one: a document that does not
+    # parse, not a request without a document.
+    ("empty", Sent(json={"query": ""}), "GRAPHQL_PARSE_FAILED"),
+    ("empty-get", Sent("GET", {"query": ""}), "GRAPHQL_PARSE_FAILED"),
     ("invalid", Sent(json={"query": "{ viewr { id } }"}), "GRAPHQL_VALIDATION_FAILED"),
     ("over-the-depth-limit", Sent(json={"query": _nested(13)}), "DEPTH_LIMIT_EXCEEDED"),
     ("over-the-size-limit", Sent(json={"query": QUERY + " " * 40_000}), "DOCUMENT_TOO_LARGE"),
@@ -127,6 +131,11 @@ MALFORMED = [
     ("missing-query", Sent(json={"variables": {}}), "No GraphQL query"),
     ("missing-query-get", Sent("GET", {"variables": "{}"}), "No GraphQL query"),
     ("null-query", Sent(json={"query": None}), "No GraphQL query"),
+    (
+        "null-persisted-query",
+        Sent(json={"query": None, "extensions": {"persistedQuery": None}}),
+        "No GraphQL query",
+    ),
     ("query-not-a-string", Sent(json={"query": 5}), "`query`"),
     ("variables-a-list", Sent(json={"query": QUERY, "variables": [7]}), "`variables`"),
     ("operation-name-a-number", Sent(json={"query": QUERY, "operationName": 5}), "operationName"),
@@ -470,6 +479,38 @@ async def test_a_browser_without_a_query_gets_the_graphiql_page(http: httpx.Asyn
     assert page.headers["vary"] == with_query.headers["vary"] == "Accept"
     assert with_query.json() == {"data": {"viewer": None}}
     assert_media_type(with_query, JSON)
+
+
+async def test_a_browser_sending_a_request_gets_its_answer_not_the_page(
+    http: httpx.AsyncClient,
+) -> None:
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    apq = '{"persistedQuery":{"version":1,"sha256Hash":"' + "0" * 64 + '"}}'
+
+    by_hash = await http.get("/graphql", params={"extensions": apq}, headers={"accept": browser})
+    by_id = await http.get(
+        "/graphql", params={"documentId": f"sha256:{'0' * 64}"}, headers={"accept": browser}
+    )
+
+    for response in (by_hash, by_id):
+        assert_media_type(response, JSON)
+        assert codes(response) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
+async def test_answers_to_get_say_how_they_may_be_cached(http: httpx.AsyncClient) -> None:
+    anonymous = await http.get("/graphql", params={"query": QUERY})
+    signed_in = await http.get(
+        "/graphql", params={"query": QUERY}, headers={"Authorization": "Bearer not-a-token"}
+    )
+    refused = await http.get("/graphql", params={"query": "{"})
+    posted = await http.post("/graphql", json={"query": QUERY})
+
+    # A viewer's answer is never a shared cache's; an anonymous one may change with the next
+    # post: a cache asks again each time. POST answers are not cached anyway.
+    assert anonymous.headers["cache-control"] == "no-cache"
+    assert signed_in.headers["cache-control"] == "private"
+    assert refused.headers["cache-control"] == "no-cache"
+    assert "cache-control" not in posted.headers
 
 
 def test_a_served_process_answers_with_the_spec_headers(served: str) -> None:

@@ -13,13 +13,9 @@ import pytest
 from starlette.applications import Starlette
 
 from app.models import User
-from app.services import Services
 from app.services.accounts import AccountService
 from app.settings import Environment, Settings
-from schema import build_schema
-from schema.http import GraphQLHTTP
-from schema.view import GraphQLView
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, graphql_endpoint
 
 SIGN_UP_MUTATION = (
     'mutation { signUp(input: {username: "mallory", email: "m@example.org", '
@@ -141,8 +137,8 @@ async def test_client_request_id_is_kept(http: httpx.AsyncClient) -> None:
 
 
 async def test_parsing_and_validation_are_cached_across_requests(settings: Settings) -> None:
-    schema = build_schema(settings)
-    endpoint = GraphQLHTTP(schema, Services.from_settings(settings))
+    endpoint = graphql_endpoint(settings)
+    schema = endpoint.schema
     query = "{ viewer { id username } }"
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=endpoint), base_url="http://testserver"
@@ -180,9 +176,7 @@ async def test_production_turns_off_graphiql_and_introspection(
 ) -> None:
     production = settings.model_copy(update={"env": Environment.PRODUCTION})
     assert production.is_production
-    services = Services.from_settings(production)
-    schema = build_schema(production)
-    endpoint = GraphQLHTTP(schema, services, ide=GraphQLView(schema, services))
+    endpoint = graphql_endpoint(production, ide=True)
     transport = httpx.ASGITransport(app=endpoint)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         page = await client.get("/graphql", headers={"accept": "text/html"})
@@ -216,6 +210,34 @@ async def test_bodies_over_the_limit_get_413_before_they_are_read(http: httpx.As
     )
 
     assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        ("application/graphql-response+json", "application/graphql-response+json"),
+        ("application/json", "application/json"),
+        (None, "application/graphql-response+json"),
+        ("text/csv", "application/json"),  # neither: the 413 still says what happened
+    ],
+)
+async def test_a_413_from_graphql_comes_in_the_media_type_asked_for(
+    http: httpx.AsyncClient, accept: str | None, content_type: str
+) -> None:
+    body = b'{"query": "{ viewer { id } }", "variables": {"x": "' + b"a" * 1_048_576 + b'"}}'
+    request = http.build_request(
+        "POST", "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    del request.headers["accept"]
+    if accept is not None:
+        request.headers["accept"] = accept
+
+    response = await http.send(request)
+
+    assert response.status_code == 413
+    assert response.headers["content-type"] == f"{content_type}; charset=utf-8"
+    assert response.headers["vary"] == "Accept"
     assert response.json()["errors"][0]["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
 
 

@@ -26,10 +26,14 @@ import pytest
 from starlette.applications import Starlette
 
 from app.main import create_app
-from app.models import User
+from app.models import Media, User
 from app.services.operations import NewOperation, OperationService
+from app.settings import Settings
+from schema.http import GraphQLHTTP
+from schema.view import GraphQLView
 from tests.conftest import make_settings
-from tests.support import SIGN_UP, sign_up_input
+from tests.media import png, upload
+from tests.support import SIGN_UP, GraphQLClient, graphql_endpoint, sign_up_input
 
 GR = "application/graphql-response+json"
 JSON = "application/json"
@@ -203,3 +207,97 @@ async def test_trusted_documents_run_a_registered_operation_by_hash_id_or_text(
 
     for response in answers:
         assert (response.status_code, response.json()) == (200, {"data": {"viewer": None}})
+
+
+@MEDIA_TYPES
+async def test_a_mutation_sent_with_get_is_refused_before_the_apq_store_keeps_it(
+    http: httpx.AsyncClient, media_type: str
+) -> None:
+    # A distinct document (the shared app's APQ store lives as long as the test session).
+    mutation = SIGN_UP + f"\n# {secrets.token_hex(8)}"
+
+    refused = await get(
+        http,
+        media_type,
+        query=mutation,
+        variables=sign_up_input(),
+        extensions=extension(mutation),
+    )
+    by_hash = await post(http, media_type, {"variables": sign_up_input(), **_ext(mutation)})
+
+    # spec "GET": 405 whatever the media type; and nothing changed, the APQ store included:
+    # the hash alone names nothing (had it been stored, this POST would sign alice up).
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "POST"
+    assert [code for _, code in errors(refused)] == ["BAD_USER_INPUT"]
+    assert errors(by_hash) == [("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")]
+    assert await User.all().count() == 0
+
+
+def _ext(text: str) -> dict[str, Any]:
+    return {"extensions": extension(text)}
+
+
+# --- trusted documents cannot be bypassed --------------------------------------------------
+
+
+@MEDIA_TYPES
+async def test_trusted_documents_refuse_an_unregistered_multipart_upload(
+    client: Client, gql: GraphQLClient, media_type: str
+) -> None:
+    account = await gql.sign_up("alice")  # on the shared app: sign-up is not registered here
+    async with client(trusted_documents=True) as http:
+        http.headers["Accept"] = media_type
+        response = await upload(http, account.access_token, png())
+
+    assert response.status_code == status(media_type, 403)
+    assert [code for _, code in errors(response)] == ["PERSISTED_QUERY_NOT_ALLOWED"]
+    assert await Media.all().count() == 0
+
+
+@MEDIA_TYPES
+async def test_a_registered_mutation_named_by_document_id_over_get_is_405(
+    client: Client, media_type: str
+) -> None:
+    await OperationService().register([NewOperation(sha256(SIGN_UP), SIGN_UP, ())])
+    async with client(trusted_documents=True) as http:
+        response = await get(
+            http,
+            media_type,
+            documentId=f"sha256:{sha256(SIGN_UP)}",
+            variables=sign_up_input(),
+        )
+
+    # The persisted documents appendix: a GET of a document that is not a query MUST be
+    # refused 405 (as the query itself would be).
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert await User.all().count() == 0
+
+
+async def test_the_endpoint_and_the_view_are_built_with_the_apps_documents(
+    app: Starlette,
+) -> None:
+    schema, services = app.state.graphql.schema, app.state.services
+
+    # No fallback of their own that would ignore trusted-documents mode.
+    with pytest.raises(TypeError):
+        GraphQLHTTP(schema, services)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        GraphQLView(schema, services)  # type: ignore[call-arg]
+    assert app.state.graphql_http.documents is app.state.documents
+    assert app.state.graphql.documents is app.state.documents
+
+
+async def test_an_endpoint_built_for_trusted_documents_refuses_unregistered_ones(
+    app: Starlette, settings: Settings
+) -> None:
+    trusted = settings.model_copy(
+        update={"graphql": settings.graphql.model_copy(update={"trusted_documents": True})}
+    )
+    transport = httpx.ASGITransport(app=graphql_endpoint(trusted))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        response = await post(http, GR, {"query": VIEWER})
+
+    assert response.status_code == 403
+    assert [code for _, code in errors(response)] == ["PERSISTED_QUERY_NOT_ALLOWED"]

@@ -11,22 +11,35 @@ tests/integration/test_persisted_http.py.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 
+from app import live
 from app.errors import DomainError
 from app.main import create_app
-from app.services.operations import NewOperation, OperationService
+from app.services import operations as operations_module
+from app.services.operations import NewOperation, OperationService, document_hash
 from schema.document import DocumentPipeline
-from schema.operations import GraphQLRequest, PreparedDocument, RequestError, document_hash
+from schema.operations import GraphQLRequest, PreparedDocument, RequestError
 from schema.persisted import PersistedDocuments
 from tests.conftest import make_settings
-from tests.live import LEGACY_WS, TRANSPORT_WS, LiveClient, live_client, served_in_loop
+from tests.live import (
+    LEGACY_WS,
+    TRANSPORT_WS,
+    LiveClient,
+    eventually,
+    live_client,
+    served_in_loop,
+)
+from tests.social import CREATE_POST, post
+from tests.support import SIGN_UP, GraphQLClient
 
 VIEWER = "query Viewer { viewer { id } }"
 TIMELINE = "query Timeline { publicTimeline(first: 2) { edges { node { id } } } }"
@@ -279,7 +292,7 @@ async def test_a_request_without_a_document_is_refused(documents: Documents) -> 
     refusal = await refused(documents(), GraphQLRequest(query=None))
 
     assert answer(refusal) == (
-        [("No GraphQL query found in the request.", "BAD_USER_INPUT")],
+        [("No GraphQL query found in the request.", "BAD_REQUEST")],
         400,
         {},
     )
@@ -394,6 +407,50 @@ async def test_unknown_hashes_cost_one_read_per_interval_and_no_memory(
     assert trusted.registered.held == 0
 
 
+async def test_a_registered_hash_is_held_once_prepared_or_not(documents: Documents) -> None:
+    await register(VIEWER, TIMELINE)
+    trusted = documents(trusted_documents=True)
+
+    await trusted.resolve(apq(document_hash(VIEWER)))  # read, and VIEWER prepared
+
+    assert trusted.registered.held == 2
+
+
+async def test_a_failed_read_that_no_request_waits_for_any_more_is_not_left_unretrieved(
+    documents: Documents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def failing(self: OperationService) -> frozenset[str]:
+        started.set()
+        await release.wait()
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(CountingOperations, "registered_hashes", failing)
+    trusted = documents(trusted_documents=True)
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        waiter = asyncio.create_task(trusted.resolve(apq(document_hash(VIEWER))))
+        await started.wait()
+        reading = trusted.registered._reading
+        assert reading is not None
+        waiter.cancel()  # the only request waiting for the read goes away
+        with suppress(asyncio.CancelledError):
+            await waiter
+        release.set()
+        await asyncio.wait([reading])  # done, its exception not looked at here
+        del reading
+        gc.collect()  # asyncio reports an exception never retrieved when the task goes
+    finally:
+        loop.set_exception_handler(previous)
+
+    assert reported == []
+    assert trusted.registered._reading is None  # the next request reads again
+
+
 # --- the registered operations' service ----------------------------------------------------
 
 
@@ -420,6 +477,29 @@ async def test_registering_again_changes_nothing_and_removal_is_all_or_nothing(
     assert removed == 1
     assert await service.registered_hashes() == {timeline.sha256}
     assert await service.document(timeline.sha256) == TIMELINE
+
+
+async def test_a_registration_racing_another_counts_only_what_it_wrote(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = OperationService()
+    viewer = NewOperation(document_hash(VIEWER), VIEWER, ("Viewer",))
+    timeline = NewOperation(document_hash(TIMELINE), TIMELINE, ("Timeline",))
+    await service.register([viewer])
+    real = operations_module._hashes
+    reads = 0
+
+    async def stale_once(operations: Any) -> list[str]:
+        # As if another registration committed VIEWER just after this one read.
+        nonlocal reads
+        reads += 1
+        return [] if reads == 1 else await real(operations)
+
+    monkeypatch.setattr(operations_module, "_hashes", stale_once)
+    registered = await service.register([viewer, timeline])
+
+    assert registered == 1  # TIMELINE; VIEWER was another's
+    assert await service.registered_hashes() == {viewer.sha256, timeline.sha256}
 
 
 # --- over a WebSocket ----------------------------------------------------------------------
@@ -515,6 +595,46 @@ async def test_registered_operations_run_over_a_websocket_by_hash_or_text(
             "type": "next",
             "payload": {"data": {"viewer": None}},
         }
+
+
+async def test_the_legacy_protocol_runs_registered_subscriptions_and_refuses_others(
+    app: Starlette, data_dir: Path, database_url: str
+) -> None:
+    # graphql-ws (subscriptions-transport-ws) runs subscriptions only (strawberry's handler).
+    await register(PUBLIC, SIGN_UP, CREATE_POST)
+    application = create_app(
+        make_settings(data_dir, database_url, graphql={"trusted_documents": True})
+    )
+    hub = application.state.services.pubsub.hub
+    transport = httpx.ASGITransport(app=application)
+    async with (
+        served_in_loop(application) as base,
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+        live_client(base, LEGACY_WS) as client,
+    ):
+        gql = GraphQLClient.settling(http, application)
+        author = await gql.sign_up("author")
+        await client.init()
+        for operation_id, payload in (
+            ("1", persisted(document_hash(PUBLIC))),
+            ("2", {"documentId": f"sha256:{document_hash(PUBLIC)}"}),
+            ("3", {"query": PUBLIC}),
+        ):
+            await client.send({"id": operation_id, "type": "start", "payload": payload})
+        refused = await start(client, "4", {"query": "subscription { publicTimeline { cursor } }"})
+
+        async def all_listening() -> bool:
+            return len(hub._by_channel.get(live.PUBLIC, ())) == 3
+
+        await eventually(all_listening)
+        await post(gql, author, "to every registered subscription")
+        delivered = [await client.receive() for _ in range(3)]
+
+    assert refused["id"] == "4"
+    assert error_codes(refused) == ["PERSISTED_QUERY_NOT_ALLOWED"]
+    assert sorted(message["id"] for message in delivered) == ["1", "2", "3"]
+    assert all(message["type"] == "data" for message in delivered)
+    assert all(message["payload"]["data"]["publicTimeline"]["node"]["id"] for message in delivered)
 
 
 async def test_automatic_persisted_queries_over_a_websocket(served_with: Served) -> None:

@@ -7,13 +7,13 @@ per-request DataLoaders.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Literal, Self, cast, overload
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry import relay
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from app.models import Role as RoleModel
@@ -23,8 +23,8 @@ from app.services.graph import FollowState as FollowStateModel
 from app.services.paging import Page
 from app.services.views import AccountCard
 from schema.context import Context
-from schema.loaders import load_nodes
 from schema.media import Media, as_media
+from schema.nodes import LoadedNode
 from schema.paging import After, Before, First, Last, page_info, page_request
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class FollowState(Enum):
 
 
 @strawberry.type(description="An account on the network.")
-class User(relay.Node):
+class User(LoadedNode, relay.Node):
     id: relay.NodeID[int]
     username: str = strawberry.field(description="Unique (ignoring case) handle, without the @.")
     display_name: str = strawberry.field(description="The name shown beside the handle.")
@@ -159,31 +159,9 @@ class User(relay.Node):
         page = await info.context.services.graph.following(info.context.viewer_id, self.id, request)
         return UserConnection.from_page(page)
 
-    # Node's own overloads: a required lookup finds every node (or raises NOT_FOUND).
-    @overload
     @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: Literal[True]
-    ) -> list[Self]: ...
-
-    @overload
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: Literal[False] = ...
-    ) -> list[Self | None]: ...
-
-    @overload
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool
-    ) -> list[Self] | list[Self | None]: ...
-
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[Self] | list[Self | None]:
-        users = await load_nodes(info.context.loaders.user_by_id, node_ids, required=required)
-        return cast("list[Self | None]", users)
+    def node_loader(cls, info: Info[Context, None]) -> DataLoader[int, Any]:
+        return info.context.loaders.user_by_id
 
 
 @strawberry.type(description="An account in a list.")

@@ -8,13 +8,13 @@ DataLoaders.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Literal, Self, cast, overload
+from typing import Any, cast
 
 import strawberry
 from strawberry import relay
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from app.models import Visibility as VisibilityModel
@@ -25,8 +25,8 @@ from app.services.views import PostView
 from schema.context import Context
 from schema.executor import PREFETCHED
 from schema.limits import LIST_SIZE, SettingSize
-from schema.loaders import load_nodes
 from schema.media import Media, as_media
+from schema.nodes import LoadedNode
 from schema.paging import After, Before, First, Last, page_info, page_request
 from schema.users import User, as_user_or_none
 
@@ -76,7 +76,7 @@ class PostVersion:
 
 
 @strawberry.type(description="A post, or the tombstone of a deleted one.")
-class Post(relay.Node):
+class Post(LoadedNode, relay.Node):
     id: relay.NodeID[int]
     author: User = strawberry.field(description="Who wrote it.")
     text: str = strawberry.field(description="The text; empty for a deleted post.")
@@ -184,31 +184,9 @@ class Post(relay.Node):
             for e in edits
         ]
 
-    # Node's own overloads: a required lookup finds every node (or raises NOT_FOUND).
-    @overload
     @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: Literal[True]
-    ) -> list[Self]: ...
-
-    @overload
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: Literal[False] = ...
-    ) -> list[Self | None]: ...
-
-    @overload
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool
-    ) -> list[Self] | list[Self | None]: ...
-
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[Self] | list[Self | None]:
-        posts = await load_nodes(info.context.loaders.post_by_id, node_ids, required=required)
-        return cast("list[Self | None]", posts)
+    def node_loader(cls, info: Info[Context, None]) -> DataLoader[int, Any]:
+        return info.context.loaders.post_by_id
 
 
 @strawberry.type(description="A post in a list.")

@@ -28,17 +28,20 @@ lint: $(STAMP)
 # that the passes never share one. The storage contract suite (tests/contract: every provider
 # against moto and the disk), the deployment files' checks (tests/infra), the unit tests and
 # the hosting DNS tests use no database:
-# the SQLite pass runs them.
-test: lint
-	$(MAKE) -j2 --output-sync=target test-sqlite test-postgres
+# the SQLite pass runs them. Lint runs beside the passes (mypy's CPU while they wait on
+# servers); `make test` fails when any of the three does. `--durations=25`: the slowest tests
+# of each pass, in the CI log.
+test: $(STAMP)
+	$(MAKE) -j3 --output-sync=target lint test-sqlite test-postgres
 
 test-sqlite: $(STAMP)
-	TEST_DATABASE=sqlite TEST_REDIS_URL="$${TEST_SQLITE_REDIS_URL:-$$TEST_REDIS_URL}" $(BIN)/pytest
+	TEST_DATABASE=sqlite TEST_REDIS_URL="$${TEST_SQLITE_REDIS_URL:-$$TEST_REDIS_URL}" \
+		$(BIN)/pytest --durations=25
 
 test-postgres: $(STAMP)
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
-		TEST_DATABASE=postgres $(BIN)/pytest --ignore=tests/contract --ignore=tests/infra \
-			--ignore=tests/unit --ignore=tests/integration/test_hosting_dns.py; \
+		TEST_DATABASE=postgres $(BIN)/pytest --durations=25 --ignore=tests/contract \
+			--ignore=tests/infra --ignore=tests/unit --ignore=tests/integration/test_hosting_dns.py; \
 	elif [ "$$TEST_REQUIRE_SERVICES" = "1" ]; then \
 		echo "TEST_POSTGRES_URL is not set but TEST_REQUIRE_SERVICES=1"; exit 1; \
 	else \

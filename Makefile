@@ -40,8 +40,9 @@ test-sqlite: $(STAMP)
 
 test-postgres: $(STAMP)
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
-		TEST_DATABASE=postgres $(BIN)/pytest --durations=25 --ignore=tests/contract \
-			--ignore=tests/infra --ignore=tests/unit --ignore=tests/integration/test_hosting_dns.py; \
+		TEST_DATABASE=postgres $(BIN)/pytest --durations=25 -m "not no_database" \
+			--ignore=tests/contract --ignore=tests/infra --ignore=tests/unit \
+			--ignore=tests/integration/test_hosting_dns.py; \
 	elif [ "$$TEST_REQUIRE_SERVICES" = "1" ]; then \
 		echo "TEST_POSTGRES_URL is not set but TEST_REQUIRE_SERVICES=1"; exit 1; \
 	else \

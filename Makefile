@@ -5,13 +5,29 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test lint test-sqlite test-postgres fuzz bench bench-documents bench-live bench-storage bench-backup schema infra clean
+.PHONY: run test lint lock test-sqlite test-postgres fuzz bench bench-documents bench-live bench-storage bench-backup schema infra clean
 
-$(STAMP): pyproject.toml
+# Every dependency, with the dev tools, at the versions of requirements.lock (hash-checked);
+# then the project itself, whose own requirements the lock already satisfies.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# requirements.lock again from pyproject.toml's ranges: the newest releases inside them, for
+# Python 3.11 on x86-64 Linux (what CI and the deployment images run), with the hashes of
+# every file of each release. A unit test (tests/unit/test_lock.py) holds the lock to the
+# ranges. `make lock UPGRADE=1` moves every pin to the newest release; without it the pins
+# already in the lock are kept where the ranges allow.
+UV_VERSION ?= 0.13.9
+lock:
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --quiet \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		$(if $(UPGRADE),--upgrade) --output-file requirements.lock
 
 run: $(STAMP)
 	$(BIN)/holdfast serve --port $(PORT)
@@ -34,7 +50,20 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(MAKE) -j3 --output-sync=target lint test-sqlite test-postgres
 
-test-sqlite: $(STAMP)
+# The third-party GraphQL clients the SQLite pass runs under Node.js (Apollo Client and urql:
+# tests/integration/test_client_libraries.py), at the versions of tests/clients/package-lock.json;
+# installed again only when node_modules is missing or the lock changed (no network otherwise).
+# Without npm the test skips (and fails with TEST_REQUIRE_SERVICES=1: .ci/run installs Node.js).
+NODE_CLIENTS := tests/clients
+NODE_STAMP := $(NODE_CLIENTS)/node_modules/.installed-stamp
+$(NODE_STAMP): $(NODE_CLIENTS)/package.json $(NODE_CLIENTS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(NODE_CLIENTS) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "npm is not installed: the third-party client tests will skip"; \
+	fi
+
+test-sqlite: $(STAMP) $(NODE_STAMP)
 	TEST_DATABASE=sqlite TEST_REDIS_URL="$${TEST_SQLITE_REDIS_URL:-$$TEST_REDIS_URL}" \
 		$(BIN)/pytest --durations=25
 
@@ -72,7 +101,7 @@ infra: $(STAMP)
 		print(render_nginx_site(Settings()), end="")' > infra/nginx-holdfast.conf
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(NODE_CLIENTS)/node_modules
 
 # The home-timeline benchmark: GraphQL against a raw Starlette + asyncpg handler on a seeded
 # PostgreSQL (bench/README.md). Not part of `make test`; needs wrk and PostgreSQL.

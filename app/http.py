@@ -3,6 +3,8 @@ and the request body limit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -13,18 +15,25 @@ HTTP_ERROR_CODES = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
     413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
 }
 
 
 def error_response(
-    status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    code: str | None = None,
+    media_type: str = "application/json",
 ) -> Response:
-    """A refusal before any GraphQL ran: `{"errors": [{message, extensions: {code}}]}`."""
+    """A refusal before any GraphQL ran: `{"errors": [{message, extensions: {code}}]}`
+    (`media_type`: the GraphQL endpoint's negotiated one)."""
     code = code or HTTP_ERROR_CODES.get(status, "BAD_REQUEST")
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+    return Response(orjson.dumps(body), status, headers, media_type=media_type)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -42,7 +51,11 @@ class BodySizeLimit:
     else as soon as the streamed body passes the limit, so no oversized body is ever held.
 
     A multipart/form-data POST to one of `multipart_paths` (uploads through GraphQL; paths
-    below the application's `root_path`) may have up to `multipart_max_bytes` instead."""
+    below the application's `root_path`) may have up to `multipart_max_bytes` instead.
+
+    On those paths the refusal comes in the Content-Type that `negotiate` gives for the
+    request's Accept header (GraphQL over HTTP's media type when the client asked for it),
+    with `Vary: Accept`; elsewhere, and without `negotiate`, as application/json."""
 
     def __init__(
         self,
@@ -51,11 +64,13 @@ class BodySizeLimit:
         *,
         multipart_max_bytes: int | None = None,
         multipart_paths: tuple[str, ...] = (),
+        negotiate: Callable[[str | None], str] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.multipart_max_bytes = multipart_max_bytes
         self.multipart_paths = frozenset(multipart_paths)
+        self.negotiate = negotiate
 
     def limit(self, scope: Scope) -> int:
         """The body limit of this request."""
@@ -103,7 +118,12 @@ class BodySizeLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         message = f"The request body is larger than {limit} bytes."
-        response = error_response(413, message, headers={"connection": "close"})
+        headers = {"connection": "close"}
+        media_type = "application/json"
+        if self.negotiate is not None and _route_path(scope) in self.multipart_paths:
+            media_type = self.negotiate(_header(scope, b"accept"))
+            headers["Vary"] = "Accept"
+        response = error_response(413, message, headers=headers, media_type=media_type)
         await response(scope, receive, send)
 
 
@@ -122,6 +142,12 @@ def _is_multipart(scope: Scope) -> bool:
         if name == b"content-type":
             return bool(value.split(b";", 1)[0].strip().lower() == b"multipart/form-data")
     return False
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (several lines joined with commas, as for Accept)."""
+    values = [value for key, value in scope["headers"] if key == name]
+    return b",".join(values).decode("latin-1") if values else None
 
 
 def _content_length(scope: Scope) -> int | None:

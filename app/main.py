@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from asgi_correlation_id import CorrelationIdMiddleware
@@ -26,6 +26,7 @@ from app.routes.health import healthz
 from app.routes.media import media
 from app.routes.payments import payment_webhook
 from app.services import Services
+from app.services.operations import DocumentCheck
 from app.settings import Settings, load_settings
 
 log = logging.getLogger("holdfast.app")
@@ -34,11 +35,18 @@ log = logging.getLogger("holdfast.app")
 def create_app(settings: Settings) -> Starlette:
     # Only this module imports schema/: the service layer never depends on the API layer.
     from schema import build_schema
+    from schema.http import GraphQLHTTP, refusal_content_type
+    from schema.persisted import PersistedDocuments
     from schema.socket import CloseCode
     from schema.view import GraphQLView
 
     services = Services.from_settings(settings)
-    graphql = GraphQLView(build_schema(settings), services)
+    schema = build_schema(settings)
+    # Every request's document (the query, an APQ hash, a registered operation), over HTTP and
+    # WebSocket alike: one APQ store, one view of the registered operations.
+    documents = PersistedDocuments(schema.pipeline, services.operations, settings.graphql)
+    graphql = GraphQLView(schema, services, documents)  # WebSockets and the GraphiQL page
+    graphql_http = GraphQLHTTP(schema, services, documents, ide=graphql)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -69,7 +77,8 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # GraphQL over HTTP (schema/http.py).
+            Route("/graphql", graphql_http, methods=["GET", "POST"]),
             # Subscriptions (and any operation a client sends over the socket), under the
             # same limits, budget and masking as HTTP (schema/protocols.py).
             WebSocketRoute("/graphql", graphql),
@@ -86,6 +95,8 @@ def create_app(settings: Settings) -> Starlette:
                 # and, beside it, a form as large as any other request.
                 multipart_max_bytes=settings.media.max_upload_bytes + settings.http.max_body_bytes,
                 multipart_paths=("/graphql",),
+                # A 413 there in the media type the GraphQL client asked for.
+                negotiate=refusal_content_type,
             ),
         ],
         exception_handlers={404: http_error, 405: http_error},
@@ -94,7 +105,19 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.services = services
     app.state.graphql = graphql
+    app.state.graphql_http = graphql_http
+    app.state.documents = documents
     return app
+
+
+def check_documents(settings: Settings, documents: Sequence[str]) -> list[DocumentCheck]:
+    """Check each document against the schema and the limits as a serving process with
+    `settings` would (`holdfast operations register` refuses any that could not run)."""
+    from schema import build_schema
+    from schema.persisted import check_document
+
+    pipeline = build_schema(settings).pipeline
+    return [check_document(pipeline, document) for document in documents]
 
 
 @asynccontextmanager

@@ -118,6 +118,14 @@ class GraphQLSettings(_Section):
         description="only operations registered with `holdfast operations register` run; any "
         "other document is refused (production)",
     )
+    registered_refresh_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=300,
+        description="how long a process goes by the list of registered operations it read before "
+        "reading it again: how soon `holdfast operations register` and `remove` take effect (0: "
+        "whenever a request needs it, for tests)",
+    )
     requests_per_viewer: Rate = Field(
         "600/minute",
         description="GraphQL HTTP requests and WebSocket operations per account, or per "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Annotated, Any
 
@@ -30,12 +30,12 @@ from schema.document import (
 from schema.executor import execution_context_class
 from schema.limits import DocumentLimits
 from schema.media import MediaMutation, MediaQuery
-from schema.posts import PostMutation
+from schema.posts.mutations import PostMutation
+from schema.posts.types import MEDIA_LIST_SIZE, Post
 from schema.results import parse_global_id
 from schema.social import SocialMutation
 from schema.subscriptions import Subscription
 from schema.timelines import TimelineQuery
-from schema.types import MEDIA_LIST_SIZE, Post
 
 log = structlog.get_logger("holdfast.graphql")
 
@@ -73,6 +73,7 @@ class Mutation(AccountMutation, PostMutation, SocialMutation, MediaMutation, Bil
 
 class HoldfastSchema(strawberry.Schema):
     pipeline: DocumentPipeline  # set by build_schema
+    guard: Callable[[], DocumentGuard]  # the extension factory build_schema installs
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         # Every way out passes here, including errors strawberry catches around the whole
@@ -157,5 +158,6 @@ def build_schema(settings: Settings) -> HoldfastSchema:
     pipeline = schema.pipeline = DocumentPipeline(schema._schema, rules, limits.cache_size)
     # Extensions are made per request (they hold its execution context); what they share is
     # built above, once.
-    schema.extensions = (lambda: DocumentGuard(pipeline),)
+    schema.guard = lambda: DocumentGuard(pipeline)
+    schema.extensions = (schema.guard,)
     return schema

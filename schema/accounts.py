@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from enum import Enum
+from typing import Annotated, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -14,8 +15,9 @@ from app.errors import ErrorCode
 from app.services.accounts import SessionTokens, SignedIn
 from app.services.media import UNCHANGED, Unchanged
 from schema.context import Context
-from schema.results import INPUT, MutationTypes, decode_id
-from schema.types import User, as_user
+from schema.errors import MutationError, code, error_codes
+from schema.results import INPUT, ResultTypes, decode_id, result_union
+from schema.users import User, as_user
 
 # --- types -------------------------------------------------------------------------------
 
@@ -45,19 +47,19 @@ class AuthSession:
         )
 
 
-def _signed_in_fields(signed_in: SignedIn, info: Info[Context, None]) -> dict[str, Any]:
-    # From here on this request acts as the signed-in account (it sees its own email).
-    info.context.viewer = signed_in.viewer
-    return {
-        "user": signed_in.user,
-        "session": AuthSession.from_tokens(signed_in.tokens),
-    }
-
-
 @strawberry.type(description="A signed-in account and its session's tokens.")
 class SessionPayload:
     user: User = strawberry.field(description="The signed-in account.")
     session: AuthSession = strawberry.field(description="The session's tokens.")
+
+
+S = TypeVar("S", bound=SessionPayload)
+
+
+def _signed_in(signed_in: SignedIn, info: Info[Context, None], success: type[S]) -> S:
+    # From here on this request acts as the signed-in account (it sees its own email).
+    info.context.viewer = signed_in.viewer
+    return success(user=as_user(signed_in.user), session=AuthSession.from_tokens(signed_in.tokens))
 
 
 @strawberry.type(description="The viewer's account.")
@@ -140,100 +142,189 @@ class UpdateProfileInput:
     )
 
 
-SIGN_UP = MutationTypes(
-    "signUp",
-    SessionPayload,
-    [
-        ErrorCode.INVALID_INPUT,
-        ErrorCode.INVALID_USERNAME,
-        ErrorCode.USERNAME_TAKEN,
-        ErrorCode.INVALID_EMAIL,
-        ErrorCode.EMAIL_TAKEN,
-        ErrorCode.WEAK_PASSWORD,
-        ErrorCode.RATE_LIMITED,
-    ],
-    success="The account was created and signed in.",
-    failure="signUp failed; no account was created.",
-)
-LOG_IN = MutationTypes(
-    "logIn",
-    SessionPayload,
-    [ErrorCode.INVALID_CREDENTIALS, ErrorCode.RATE_LIMITED],
-    success="Signed in.",
-    failure="logIn failed.",
-)
-REFRESH_SESSION = MutationTypes(
-    "refreshSession",
-    SessionPayload,
-    [ErrorCode.INVALID_TOKEN, ErrorCode.TOKEN_EXPIRED, ErrorCode.TOKEN_REUSED],
-    success="New tokens for the same session; the old refresh token is spent.",
-    failure="refreshSession failed; sign in again.",
-)
-LOG_OUT = MutationTypes(
-    "logOut",
-    LogOutPayload,
-    [ErrorCode.NOT_AUTHENTICATED],
-    success="This session is signed out.",
-    failure="logOut failed.",
-)
-LOG_OUT_EVERYWHERE = MutationTypes(
-    "logOutEverywhere",
-    LogOutPayload,
-    [ErrorCode.NOT_AUTHENTICATED],
-    success="Every session of the viewer is signed out.",
-    failure="logOutEverywhere failed.",
-)
-CHANGE_PASSWORD = MutationTypes(
-    "changePassword",
-    UserPayload,
-    [
-        ErrorCode.NOT_AUTHENTICATED,
-        ErrorCode.WRONG_PASSWORD,
-        ErrorCode.WEAK_PASSWORD,
-        ErrorCode.RATE_LIMITED,
-    ],
-    success="The password changed; every other session was signed out.",
-    failure="changePassword failed; the password is unchanged.",
-)
-DELETE_ACCOUNT = MutationTypes(
-    "deleteAccount",
-    DeleteAccountPayload,
-    [ErrorCode.NOT_AUTHENTICATED, ErrorCode.WRONG_PASSWORD, ErrorCode.RATE_LIMITED],
-    success="The account and its sessions are gone.",
-    failure="deleteAccount failed; the account remains.",
-)
-UPDATE_PROFILE = MutationTypes(
-    "updateProfile",
-    UserPayload,
-    [
-        ErrorCode.NOT_AUTHENTICATED,
-        ErrorCode.INVALID_INPUT,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.WRONG_MEDIA_PURPOSE,
-        ErrorCode.MEDIA_NOT_READY,
-    ],
-    success="The profile changed.",
-    failure="updateProfile failed; nothing changed.",
+# --- results ------------------------------------------------------------------------------
+
+
+@strawberry.type(description="The account was created and signed in.")
+class SignUpSuccess(SessionPayload):
+    pass
+
+
+@error_codes("signUp")
+class SignUpErrorCode(Enum):
+    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
+    INVALID_USERNAME = code(ErrorCode.INVALID_USERNAME)
+    USERNAME_TAKEN = code(ErrorCode.USERNAME_TAKEN)
+    INVALID_EMAIL = code(ErrorCode.INVALID_EMAIL)
+    EMAIL_TAKEN = code(ErrorCode.EMAIL_TAKEN)
+    WEAK_PASSWORD = code(ErrorCode.WEAK_PASSWORD)
+    RATE_LIMITED = code(ErrorCode.RATE_LIMITED)
+
+
+@strawberry.type(description="signUp failed; no account was created.")
+class SignUpError(MutationError):
+    code: SignUpErrorCode = strawberry.field(description="What went wrong.")
+
+
+SignUpResult = Annotated[SignUpSuccess | SignUpError, result_union("signUp")]
+SIGN_UP = ResultTypes(SignUpSuccess, SignUpError, SignUpErrorCode)
+
+
+@strawberry.type(description="Signed in.")
+class LogInSuccess(SessionPayload):
+    pass
+
+
+@error_codes("logIn")
+class LogInErrorCode(Enum):
+    INVALID_CREDENTIALS = code(ErrorCode.INVALID_CREDENTIALS)
+    RATE_LIMITED = code(ErrorCode.RATE_LIMITED)
+
+
+@strawberry.type(description="logIn failed.")
+class LogInError(MutationError):
+    code: LogInErrorCode = strawberry.field(description="What went wrong.")
+
+
+LogInResult = Annotated[LogInSuccess | LogInError, result_union("logIn")]
+LOG_IN = ResultTypes(LogInSuccess, LogInError, LogInErrorCode)
+
+
+@strawberry.type(description="New tokens for the same session; the old refresh token is spent.")
+class RefreshSessionSuccess(SessionPayload):
+    pass
+
+
+@error_codes("refreshSession")
+class RefreshSessionErrorCode(Enum):
+    INVALID_TOKEN = code(ErrorCode.INVALID_TOKEN)
+    TOKEN_EXPIRED = code(ErrorCode.TOKEN_EXPIRED)
+    TOKEN_REUSED = code(ErrorCode.TOKEN_REUSED)
+
+
+@strawberry.type(description="refreshSession failed; sign in again.")
+class RefreshSessionError(MutationError):
+    code: RefreshSessionErrorCode = strawberry.field(description="What went wrong.")
+
+
+RefreshSessionResult = Annotated[
+    RefreshSessionSuccess | RefreshSessionError, result_union("refreshSession")
+]
+REFRESH_SESSION = ResultTypes(RefreshSessionSuccess, RefreshSessionError, RefreshSessionErrorCode)
+
+
+@strawberry.type(description="This session is signed out.")
+class LogOutSuccess(LogOutPayload):
+    pass
+
+
+@error_codes("logOut")
+class LogOutErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+
+
+@strawberry.type(description="logOut failed.")
+class LogOutError(MutationError):
+    code: LogOutErrorCode = strawberry.field(description="What went wrong.")
+
+
+LogOutResult = Annotated[LogOutSuccess | LogOutError, result_union("logOut")]
+LOG_OUT = ResultTypes(LogOutSuccess, LogOutError, LogOutErrorCode)
+
+
+@strawberry.type(description="Every session of the viewer is signed out.")
+class LogOutEverywhereSuccess(LogOutPayload):
+    pass
+
+
+@error_codes("logOutEverywhere")
+class LogOutEverywhereErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+
+
+@strawberry.type(description="logOutEverywhere failed.")
+class LogOutEverywhereError(MutationError):
+    code: LogOutEverywhereErrorCode = strawberry.field(description="What went wrong.")
+
+
+LogOutEverywhereResult = Annotated[
+    LogOutEverywhereSuccess | LogOutEverywhereError, result_union("logOutEverywhere")
+]
+LOG_OUT_EVERYWHERE = ResultTypes(
+    LogOutEverywhereSuccess, LogOutEverywhereError, LogOutEverywhereErrorCode
 )
 
-if TYPE_CHECKING:
-    SignUpResult: TypeAlias = Any
-    LogInResult: TypeAlias = Any
-    RefreshSessionResult: TypeAlias = Any
-    LogOutResult: TypeAlias = Any
-    LogOutEverywhereResult: TypeAlias = Any
-    ChangePasswordResult: TypeAlias = Any
-    DeleteAccountResult: TypeAlias = Any
-    UpdateProfileResult: TypeAlias = Any
-else:
-    SignUpResult = SIGN_UP.result
-    LogInResult = LOG_IN.result
-    RefreshSessionResult = REFRESH_SESSION.result
-    LogOutResult = LOG_OUT.result
-    LogOutEverywhereResult = LOG_OUT_EVERYWHERE.result
-    ChangePasswordResult = CHANGE_PASSWORD.result
-    DeleteAccountResult = DELETE_ACCOUNT.result
-    UpdateProfileResult = UPDATE_PROFILE.result
+
+@strawberry.type(description="The password changed; every other session was signed out.")
+class ChangePasswordSuccess(UserPayload):
+    pass
+
+
+@error_codes("changePassword")
+class ChangePasswordErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    WRONG_PASSWORD = code(ErrorCode.WRONG_PASSWORD)
+    WEAK_PASSWORD = code(ErrorCode.WEAK_PASSWORD)
+    RATE_LIMITED = code(ErrorCode.RATE_LIMITED)
+
+
+@strawberry.type(description="changePassword failed; the password is unchanged.")
+class ChangePasswordError(MutationError):
+    code: ChangePasswordErrorCode = strawberry.field(description="What went wrong.")
+
+
+ChangePasswordResult = Annotated[
+    ChangePasswordSuccess | ChangePasswordError, result_union("changePassword")
+]
+CHANGE_PASSWORD = ResultTypes(ChangePasswordSuccess, ChangePasswordError, ChangePasswordErrorCode)
+
+
+@strawberry.type(description="The account and its sessions are gone.")
+class DeleteAccountSuccess(DeleteAccountPayload):
+    pass
+
+
+@error_codes("deleteAccount")
+class DeleteAccountErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    WRONG_PASSWORD = code(ErrorCode.WRONG_PASSWORD)
+    RATE_LIMITED = code(ErrorCode.RATE_LIMITED)
+
+
+@strawberry.type(description="deleteAccount failed; the account remains.")
+class DeleteAccountError(MutationError):
+    code: DeleteAccountErrorCode = strawberry.field(description="What went wrong.")
+
+
+DeleteAccountResult = Annotated[
+    DeleteAccountSuccess | DeleteAccountError, result_union("deleteAccount")
+]
+DELETE_ACCOUNT = ResultTypes(DeleteAccountSuccess, DeleteAccountError, DeleteAccountErrorCode)
+
+
+@strawberry.type(description="The profile changed.")
+class UpdateProfileSuccess(UserPayload):
+    pass
+
+
+@error_codes("updateProfile")
+class UpdateProfileErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+    WRONG_MEDIA_PURPOSE = code(ErrorCode.WRONG_MEDIA_PURPOSE)
+    MEDIA_NOT_READY = code(ErrorCode.MEDIA_NOT_READY)
+
+
+@strawberry.type(description="updateProfile failed; nothing changed.")
+class UpdateProfileError(MutationError):
+    code: UpdateProfileErrorCode = strawberry.field(description="What went wrong.")
+
+
+UpdateProfileResult = Annotated[
+    UpdateProfileSuccess | UpdateProfileError, result_union("updateProfile")
+]
+UPDATE_PROFILE = ResultTypes(UpdateProfileSuccess, UpdateProfileError, UpdateProfileErrorCode)
 
 
 def _profile_media(value: str | UnsetType | None, field: str) -> int | Unchanged | None:
@@ -268,7 +359,7 @@ class AccountMutation:
     async def sign_up(
         self, info: Info[Context, None], input: Annotated[SignUpInput, INPUT]
     ) -> SignUpResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> SignUpSuccess:
             signed_in = await info.context.accounts.sign_up(
                 username=input.username,
                 email=input.email,
@@ -277,7 +368,7 @@ class AccountMutation:
                 client_ip=info.context.client_ip,
                 user_agent=info.context.user_agent,
             )
-            return _signed_in_fields(signed_in, info)
+            return _signed_in(signed_in, info, SignUpSuccess)
 
         return await SIGN_UP.run(action)
 
@@ -285,14 +376,14 @@ class AccountMutation:
     async def log_in(
         self, info: Info[Context, None], input: Annotated[LogInInput, INPUT]
     ) -> LogInResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> LogInSuccess:
             signed_in = await info.context.accounts.log_in(
                 login=input.login,
                 password=input.password,
                 client_ip=info.context.client_ip,
                 user_agent=info.context.user_agent,
             )
-            return _signed_in_fields(signed_in, info)
+            return _signed_in(signed_in, info, LogInSuccess)
 
         return await LOG_IN.run(action)
 
@@ -300,25 +391,25 @@ class AccountMutation:
     async def refresh_session(
         self, info: Info[Context, None], input: Annotated[RefreshSessionInput, INPUT]
     ) -> RefreshSessionResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> RefreshSessionSuccess:
             signed_in = await info.context.accounts.refresh_session(input.refresh_token)
-            return _signed_in_fields(signed_in, info)
+            return _signed_in(signed_in, info, RefreshSessionSuccess)
 
         return await REFRESH_SESSION.run(action)
 
     @strawberry.mutation(description="Sign out the session of this request.")
     async def log_out(self, info: Info[Context, None]) -> LogOutResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> LogOutSuccess:
             await info.context.accounts.log_out(info.context.require_viewer())
-            return {"revoked_sessions": 1}
+            return LogOutSuccess(revoked_sessions=1)
 
         return await LOG_OUT.run(action)
 
     @strawberry.mutation(description="Sign out every session of the viewer, this one included.")
     async def log_out_everywhere(self, info: Info[Context, None]) -> LogOutEverywhereResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> LogOutEverywhereSuccess:
             revoked = await info.context.accounts.log_out_everywhere(info.context.require_viewer())
-            return {"revoked_sessions": revoked}
+            return LogOutEverywhereSuccess(revoked_sessions=revoked)
 
         return await LOG_OUT_EVERYWHERE.run(action)
 
@@ -326,7 +417,7 @@ class AccountMutation:
     async def change_password(
         self, info: Info[Context, None], input: Annotated[ChangePasswordInput, INPUT]
     ) -> ChangePasswordResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> ChangePasswordSuccess:
             viewer = info.context.require_viewer()
             await info.context.accounts.change_password(
                 viewer,
@@ -334,7 +425,7 @@ class AccountMutation:
                 new_password=input.new_password,
                 client_ip=info.context.client_ip,
             )
-            return {"user": viewer.user}
+            return ChangePasswordSuccess(user=as_user(viewer.user))
 
         return await CHANGE_PASSWORD.run(action)
 
@@ -342,12 +433,13 @@ class AccountMutation:
     async def delete_account(
         self, info: Info[Context, None], input: Annotated[DeleteAccountInput, INPUT]
     ) -> DeleteAccountResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> DeleteAccountSuccess:
             viewer = info.context.require_viewer()
             await info.context.accounts.delete_account(
                 viewer, password=input.password, client_ip=info.context.client_ip
             )
-            return {"deleted_user_id": strawberry.ID(relay.to_base64(User, viewer.user.id))}
+            deleted = strawberry.ID(relay.to_base64(User, viewer.user.id))
+            return DeleteAccountSuccess(deleted_user_id=deleted)
 
         return await DELETE_ACCOUNT.run(action)
 
@@ -355,7 +447,7 @@ class AccountMutation:
     async def update_profile(
         self, info: Info[Context, None], input: Annotated[UpdateProfileInput, INPUT]
     ) -> UpdateProfileResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> UpdateProfileSuccess:
             user = await info.context.accounts.update_profile(
                 info.context.require_viewer(),
                 display_name=input.display_name,
@@ -364,6 +456,6 @@ class AccountMutation:
                 avatar_id=_profile_media(input.avatar_id, "avatarId"),
                 header_id=_profile_media(input.header_id, "headerId"),
             )
-            return {"user": user}
+            return UpdateProfileSuccess(user=as_user(user))
 
         return await UPDATE_PROFILE.run(action)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from typing import Annotated, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -23,8 +23,10 @@ from app.services.billing import BillingService, PaymentAction, SubscriptionView
 from app.services.paging import Page
 from providers.payments.base import ActionKind
 from schema.context import Context
-from schema.results import INPUT, MutationTypes, decode_id
-from schema.types import After, Before, First, Last, User, page_info, page_request
+from schema.errors import MutationError, code, error_codes
+from schema.paging import After, Before, First, Last, page_info, page_request
+from schema.results import INPUT, ResultTypes, decode_id, result_union
+from schema.users import User, as_user_or_none
 
 # --- enums ---------------------------------------------------------------------------------
 
@@ -216,7 +218,7 @@ class PremiumSubscription:
 
     @strawberry.field(description="The subscriber.")
     async def user(self, info: Info[Context, None]) -> User | None:
-        return await info.context.loaders.user_by_id.load(self.user_id)  # type: ignore[return-value]
+        return as_user_or_none(await info.context.loaders.user_by_id.load(self.user_id))
 
     @classmethod
     def from_view(cls, view: SubscriptionView, billing: BillingService) -> PremiumSubscription:
@@ -334,83 +336,142 @@ class SubscribePayload:
     )
 
 
-SUBSCRIBE = MutationTypes(
-    "subscribe",
-    SubscribePayload,
-    [
-        ErrorCode.NOT_AUTHENTICATED,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.PROVIDER_NOT_ACCEPTED,
-        ErrorCode.ALREADY_SUBSCRIBED,
-        ErrorCode.PAYMENT_DECLINED,
-        ErrorCode.PAYMENT_IN_PROGRESS,
-        ErrorCode.UNAVAILABLE,
-        ErrorCode.INVALID_INPUT,
-    ],
-    success="The subscription waits for its payment (nextAction), or is paid.",
-    failure="subscribe failed; nothing was charged (a declined payment is recorded, and a "
-    "subscription whose first payment failed waits for another attempt).",
-)
-CANCEL_SUBSCRIPTION = MutationTypes(
-    "cancelSubscription",
-    SubscriptionPayload,
-    [ErrorCode.NOT_AUTHENTICATED, ErrorCode.NOT_SUBSCRIBED],
-    success="The subscription will not renew, or has ended.",
-    failure="cancelSubscription failed; nothing changed.",
-)
-RESUME_SUBSCRIPTION = MutationTypes(
-    "resumeSubscription",
-    SubscriptionPayload,
-    [
-        ErrorCode.NOT_AUTHENTICATED,
-        ErrorCode.NOT_SUBSCRIBED,
-        ErrorCode.INVALID_INPUT,
-        ErrorCode.PROVIDER_NOT_ACCEPTED,
-    ],
-    success="The subscription renews again.",
-    failure="resumeSubscription failed; nothing changed.",
-)
-GRANT_COMPLIMENTARY = MutationTypes(
-    "grantComplimentary",
-    SubscriptionPayload,
-    [
-        ErrorCode.NOT_AUTHENTICATED,
-        ErrorCode.FORBIDDEN,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.INVALID_INPUT,
-    ],
-    success="The account has premium access for the days granted.",
-    failure="grantComplimentary failed; nothing was granted.",
-)
-CONFIRM_MANUAL_PAYMENT = MutationTypes(
-    "confirmManualPayment",
-    SubscriptionPayload,
-    [
-        ErrorCode.NOT_AUTHENTICATED,
-        ErrorCode.FORBIDDEN,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.INVALID_INPUT,
-    ],
-    success="The payment's period is paid.",
-    failure="confirmManualPayment failed; nothing changed.",
-)
-
-if TYPE_CHECKING:
-    SubscribeResult: TypeAlias = Any
-    CancelSubscriptionResult: TypeAlias = Any
-    ResumeSubscriptionResult: TypeAlias = Any
-    GrantComplimentaryResult: TypeAlias = Any
-    ConfirmManualPaymentResult: TypeAlias = Any
-else:
-    SubscribeResult = SUBSCRIBE.result
-    CancelSubscriptionResult = CANCEL_SUBSCRIPTION.result
-    ResumeSubscriptionResult = RESUME_SUBSCRIPTION.result
-    GrantComplimentaryResult = GRANT_COMPLIMENTARY.result
-    ConfirmManualPaymentResult = CONFIRM_MANUAL_PAYMENT.result
+@strawberry.type(description="The subscription waits for its payment (nextAction), or is paid.")
+class SubscribeSuccess(SubscribePayload):
+    pass
 
 
-def _payload(view: SubscriptionView, info: Info[Context, None]) -> dict[str, Any]:
-    return {"subscription": as_subscription(view, info)}
+@error_codes("subscribe")
+class SubscribeErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+    PROVIDER_NOT_ACCEPTED = code(ErrorCode.PROVIDER_NOT_ACCEPTED)
+    ALREADY_SUBSCRIBED = code(ErrorCode.ALREADY_SUBSCRIBED)
+    PAYMENT_DECLINED = code(ErrorCode.PAYMENT_DECLINED)
+    PAYMENT_IN_PROGRESS = code(ErrorCode.PAYMENT_IN_PROGRESS)
+    UNAVAILABLE = code(ErrorCode.UNAVAILABLE)
+    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
+
+
+@strawberry.type(
+    description="subscribe failed; nothing was charged (a declined payment is recorded, and a "
+    "subscription whose first payment failed waits for another attempt)."
+)
+class SubscribeError(MutationError):
+    code: SubscribeErrorCode = strawberry.field(description="What went wrong.")
+
+
+SubscribeResult = Annotated[SubscribeSuccess | SubscribeError, result_union("subscribe")]
+SUBSCRIBE = ResultTypes(SubscribeSuccess, SubscribeError, SubscribeErrorCode)
+
+
+@strawberry.type(description="The subscription will not renew, or has ended.")
+class CancelSubscriptionSuccess(SubscriptionPayload):
+    pass
+
+
+@error_codes("cancelSubscription")
+class CancelSubscriptionErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_SUBSCRIBED = code(ErrorCode.NOT_SUBSCRIBED)
+
+
+@strawberry.type(description="cancelSubscription failed; nothing changed.")
+class CancelSubscriptionError(MutationError):
+    code: CancelSubscriptionErrorCode = strawberry.field(description="What went wrong.")
+
+
+CancelSubscriptionResult = Annotated[
+    CancelSubscriptionSuccess | CancelSubscriptionError, result_union("cancelSubscription")
+]
+CANCEL_SUBSCRIPTION = ResultTypes(
+    CancelSubscriptionSuccess, CancelSubscriptionError, CancelSubscriptionErrorCode
+)
+
+
+@strawberry.type(description="The subscription renews again.")
+class ResumeSubscriptionSuccess(SubscriptionPayload):
+    pass
+
+
+@error_codes("resumeSubscription")
+class ResumeSubscriptionErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_SUBSCRIBED = code(ErrorCode.NOT_SUBSCRIBED)
+    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
+    PROVIDER_NOT_ACCEPTED = code(ErrorCode.PROVIDER_NOT_ACCEPTED)
+
+
+@strawberry.type(description="resumeSubscription failed; nothing changed.")
+class ResumeSubscriptionError(MutationError):
+    code: ResumeSubscriptionErrorCode = strawberry.field(description="What went wrong.")
+
+
+ResumeSubscriptionResult = Annotated[
+    ResumeSubscriptionSuccess | ResumeSubscriptionError, result_union("resumeSubscription")
+]
+RESUME_SUBSCRIPTION = ResultTypes(
+    ResumeSubscriptionSuccess, ResumeSubscriptionError, ResumeSubscriptionErrorCode
+)
+
+
+@strawberry.type(description="The account has premium access for the days granted.")
+class GrantComplimentarySuccess(SubscriptionPayload):
+    pass
+
+
+@error_codes("grantComplimentary")
+class GrantComplimentaryErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    FORBIDDEN = code(ErrorCode.FORBIDDEN)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
+
+
+@strawberry.type(description="grantComplimentary failed; nothing was granted.")
+class GrantComplimentaryError(MutationError):
+    code: GrantComplimentaryErrorCode = strawberry.field(description="What went wrong.")
+
+
+GrantComplimentaryResult = Annotated[
+    GrantComplimentarySuccess | GrantComplimentaryError, result_union("grantComplimentary")
+]
+GRANT_COMPLIMENTARY = ResultTypes(
+    GrantComplimentarySuccess, GrantComplimentaryError, GrantComplimentaryErrorCode
+)
+
+
+@strawberry.type(description="The payment's period is paid.")
+class ConfirmManualPaymentSuccess(SubscriptionPayload):
+    pass
+
+
+@error_codes("confirmManualPayment")
+class ConfirmManualPaymentErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    FORBIDDEN = code(ErrorCode.FORBIDDEN)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
+
+
+@strawberry.type(description="confirmManualPayment failed; nothing changed.")
+class ConfirmManualPaymentError(MutationError):
+    code: ConfirmManualPaymentErrorCode = strawberry.field(description="What went wrong.")
+
+
+ConfirmManualPaymentResult = Annotated[
+    ConfirmManualPaymentSuccess | ConfirmManualPaymentError, result_union("confirmManualPayment")
+]
+CONFIRM_MANUAL_PAYMENT = ResultTypes(
+    ConfirmManualPaymentSuccess, ConfirmManualPaymentError, ConfirmManualPaymentErrorCode
+)
+
+
+P = TypeVar("P", bound=SubscriptionPayload)
+
+
+def _payload(view: SubscriptionView, info: Info[Context, None], success: type[P]) -> P:
+    return success(subscription=as_subscription(view, info))
 
 
 # --- queries and mutations -----------------------------------------------------------------
@@ -464,7 +525,7 @@ class BillingMutation:
     async def subscribe(
         self, info: Info[Context, None], input: Annotated[SubscribeInput, INPUT]
     ) -> SubscribeResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> SubscribeSuccess:
             viewer = info.context.require_viewer()
             view = await info.context.services.billing.subscribe(
                 viewer,
@@ -473,12 +534,12 @@ class BillingMutation:
                 currency=input.currency,
                 payment_method=input.payment_method,
             )
-            return {
-                **_payload(view, info),
-                "next_action": PendingPayment.from_action(view.pending)
+            return SubscribeSuccess(
+                subscription=as_subscription(view, info),
+                next_action=PendingPayment.from_action(view.pending)
                 if view.pending is not None
                 else None,
-            }
+            )
 
         return await SUBSCRIBE.run(action)
 
@@ -489,12 +550,12 @@ class BillingMutation:
     async def cancel_subscription(
         self, info: Info[Context, None], input: Annotated[CancelSubscriptionInput, INPUT]
     ) -> CancelSubscriptionResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> CancelSubscriptionSuccess:
             viewer = info.context.require_viewer()
             view = await info.context.services.billing.cancel(
                 viewer, at_period_end=input.at_period_end
             )
-            return _payload(view, info)
+            return _payload(view, info, CancelSubscriptionSuccess)
 
         return await CANCEL_SUBSCRIPTION.run(action)
 
@@ -502,9 +563,10 @@ class BillingMutation:
         description="Renew again a subscription cancelled at period end, while its period lasts."
     )
     async def resume_subscription(self, info: Info[Context, None]) -> ResumeSubscriptionResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> ResumeSubscriptionSuccess:
             viewer = info.context.require_viewer()
-            return _payload(await info.context.services.billing.resume(viewer), info)
+            view = await info.context.services.billing.resume(viewer)
+            return _payload(view, info, ResumeSubscriptionSuccess)
 
         return await RESUME_SUBSCRIPTION.run(action)
 
@@ -512,7 +574,7 @@ class BillingMutation:
     async def grant_complimentary(
         self, info: Info[Context, None], input: Annotated[GrantComplimentaryInput, INPUT]
     ) -> GrantComplimentaryResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> GrantComplimentarySuccess:
             viewer = info.context.require_viewer()
             view = await info.context.services.billing.grant_complimentary(
                 viewer,
@@ -520,7 +582,7 @@ class BillingMutation:
                 decode_id(input.plan_id, "Plan", "planId"),
                 input.days,
             )
-            return _payload(view, info)
+            return _payload(view, info, GrantComplimentarySuccess)
 
         return await GRANT_COMPLIMENTARY.run(action)
 
@@ -528,11 +590,11 @@ class BillingMutation:
     async def confirm_manual_payment(
         self, info: Info[Context, None], input: Annotated[ConfirmManualPaymentInput, INPUT]
     ) -> ConfirmManualPaymentResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> ConfirmManualPaymentSuccess:
             viewer = info.context.require_viewer()
             view = await info.context.services.billing.confirm_manual_payment(
                 viewer, decode_id(input.payment_id, "Payment", "paymentId")
             )
-            return _payload(view, info)
+            return _payload(view, info, ConfirmManualPaymentSuccess)
 
         return await CONFIRM_MANUAL_PAYMENT.run(action)

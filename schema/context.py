@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from app.auth import AccessClaims
 from app.errors import DomainError, ErrorCode
 from app.services import Services
 from app.services.accounts import AccountService, Viewer
@@ -29,7 +30,27 @@ class Context:
     viewer: Viewer | None
     socket: LiveSocket | None = None  # over a WebSocket: the connection
     connection_params: Any = None  # over a WebSocket: the connection_init payload
+    # Over HTTP: the verified claims of the request's access token, whose session is not
+    # checked yet: `sign_in` does that (the runner, before an operation runs), or an
+    # operation that folds the check into its own statement (schema.runner SESSION_FOLDED).
+    claims: AccessClaims | None = None
     _loaders: Loaders | None = field(default=None, init=False)
+
+    async def sign_in(self) -> None:
+        """Resolve the viewer of the token's claims (one statement): the viewer when the
+        session is open, none when it is not (a logged-out session reads as signed out)."""
+        claims = self.claims
+        if claims is not None and self.viewer is None:
+            self.claims = None
+            self.viewer = await self.services.accounts.viewer_of(claims)
+
+    @property
+    def budget_id(self) -> int | None:
+        """Whose request budget a request spends: its viewer's, or (before the session is
+        checked) its token's user's; None signed out (then the client address's)."""
+        if self.viewer is not None:
+            return int(self.viewer.user.id)
+        return self.claims.user_id if self.claims is not None else None
 
     def for_operation(self) -> Context:
         """A copy for one operation on a WebSocket connection."""

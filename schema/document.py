@@ -20,8 +20,9 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from app.errors import DomainError
+from app.services.operations import document_hash
 from schema.limits import DocumentLimits, measure_document
-from schema.operations import GraphQLRequest, PreparedDocument, RequestError, document_hash
+from schema.operations import PreparedDocument
 
 
 class Code:
@@ -84,25 +85,43 @@ class DocumentPipeline:
     def prepare(self, query: str) -> PreparedDocument:
         """The document of `query`, parsed and validated (cached: a known document costs
         neither again). Over the byte or token limit, or unparsable: `errors` says so and
-        `document` is None."""
+        `document` is None. A text over the byte limit is refused before the cache: no cache
+        keeps it (the request body may be far larger than any document)."""
+        too_large = self.oversized(query)
+        if too_large is not None:
+            return PreparedDocument(query, document_hash(query), None, [too_large])
         return self._prepare(query)
 
-    def _prepare_uncached(self, query: str) -> PreparedDocument:
-        sha256 = document_hash(query)
+    def oversized(self, query: str) -> GraphQLError | None:
+        """DOCUMENT_TOO_LARGE when `query` is over the byte limit (checked before anything
+        else is done with it, and never cached); None when it is within."""
         limit = self.rules.max_bytes
         # Characters first: cheap, and a string of more characters than bytes allowed is over.
         if len(query) > limit or len(query.encode()) > limit:
-            error = GraphQLError(
+            return GraphQLError(
                 f"The document is larger than {limit} bytes.",
                 extensions={"code": Code.DOCUMENT_TOO_LARGE},
             )
-            return PreparedDocument(query, sha256, None, [error])
+        return None
+
+    def parse_document(self, query: str) -> DocumentNode:
+        """The parsed document of `query` (within the byte limit; cached), or the parse error
+        with its code: TOKEN_LIMIT_EXCEEDED when parsing stopped at the token limit,
+        GRAPHQL_PARSE_FAILED otherwise. A failed parse is not cached."""
         try:
-            document = self.parse(query)
+            return self.parse(query)
         except GraphQLError as error:
             too_many = error.message.startswith("Syntax Error: Document contains more than")
-            code = Code.TOKEN_LIMIT_EXCEEDED if too_many else Code.PARSE_FAILED
-            return PreparedDocument(query, sha256, None, [coded(error, code)])
+            raise coded(
+                error, Code.TOKEN_LIMIT_EXCEEDED if too_many else Code.PARSE_FAILED
+            ) from None
+
+    def _prepare_uncached(self, query: str) -> PreparedDocument:
+        sha256 = document_hash(query)
+        try:
+            document = self.parse_document(query)
+        except GraphQLError as error:
+            return PreparedDocument(query, sha256, None, [error])
         return PreparedDocument(query, sha256, document, self.validate(document))
 
     def _parse(self, query: str) -> DocumentNode:
@@ -125,25 +144,6 @@ class DocumentPipeline:
         ]
 
 
-class TextDocuments:
-    """The document a request sends as its `query` (no persisted queries)."""
-
-    def __init__(self, pipeline: DocumentPipeline) -> None:
-        self._pipeline = pipeline
-
-    async def resolve(self, request: GraphQLRequest) -> PreparedDocument:
-        if not request.query:
-            raise RequestError(
-                [
-                    GraphQLError(
-                        "No GraphQL query found in the request.",
-                        extensions={"code": Code.BAD_USER_INPUT},
-                    )
-                ]
-            )
-        return self._pipeline.prepare(request.query)
-
-
 class DocumentGuard(SchemaExtension):
     """Runs the pipeline's parse and validation in strawberry's hooks."""
 
@@ -154,21 +154,11 @@ class DocumentGuard(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         query = context.query or ""
-        limit = self._pipeline.rules.max_bytes
-        # Characters first: cheap, and a string of more characters than bytes allowed is over.
-        if len(query) > limit or len(query.encode()) > limit:
-            raise GraphQLError(
-                f"The document is larger than {limit} bytes.",
-                extensions={"code": Code.DOCUMENT_TOO_LARGE},
-            )
+        too_large = self._pipeline.oversized(query)
+        if too_large is not None:
+            raise too_large
         if query:
-            try:
-                context.graphql_document = self._pipeline.parse(query)
-            except GraphQLError as error:
-                too_many = error.message.startswith("Syntax Error: Document contains more than")
-                raise coded(
-                    error, Code.TOKEN_LIMIT_EXCEEDED if too_many else Code.PARSE_FAILED
-                ) from None
+            context.graphql_document = self._pipeline.parse_document(query)
         yield
 
     def on_validate(self) -> Iterator[None]:

@@ -3,10 +3,12 @@ error carries a code from an enum of that mutation's own, a message and the inpu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import strawberry
+from strawberry.types.enum import EnumValueDefinition
 
 from app.errors import DomainError, ErrorCode
 
@@ -67,9 +69,29 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
 }
 
 
-def code(error_code: ErrorCode) -> Any:
+def code(error_code: ErrorCode) -> EnumValueDefinition:
     """An enum member for a mutation's error-code enum, described once for all of them."""
     return strawberry.enum_value(error_code.value, description=_DESCRIPTIONS[error_code])
+
+
+C = TypeVar("C", bound=Enum)
+
+
+def error_codes(verb: str) -> Callable[[type[C]], type[C]]:
+    """Make a mutation's error-code enum (members `NAME = code(ErrorCode.NAME)`), checking that
+    each member is named after the code it carries: a DomainError maps to it by name."""
+
+    def make(codes: type[C]) -> type[C]:
+        for member in codes:
+            value = member.value
+            carried = ErrorCode(value.value) if isinstance(value, EnumValueDefinition) else None
+            if carried is None or carried.name != member.name:
+                raise TypeError(
+                    f"{codes.__name__}.{member.name} is not code(ErrorCode.{member.name})"
+                )
+        return strawberry.enum(codes, description=f"Why {verb} failed.")
+
+    return make
 
 
 @strawberry.interface(description="Why a mutation failed. Nothing was changed.")
@@ -80,14 +102,18 @@ class MutationError:
     )
 
 
-class _ErrorType(Protocol):
-    def __init__(self, *, code: Any, message: str, field: str | None) -> None: ...
+C_contra = TypeVar("C_contra", bound=Enum, contravariant=True)
+E_co = TypeVar("E_co", bound=MutationError, covariant=True)
+E = TypeVar("E", bound=MutationError)
 
 
-E = TypeVar("E", bound=_ErrorType)
+class ErrorType(Protocol[C_contra, E_co]):
+    """A mutation's error type (its constructor), whose `code` is of its own enum."""
+
+    def __call__(self, *, code: C_contra, message: str, field: str | None) -> E_co: ...
 
 
-def error_result(error_type: type[E], codes: type[Enum], exc: DomainError) -> E:
+def error_result(error_type: ErrorType[C, E], codes: type[C], exc: DomainError) -> E:
     """Map a service's DomainError to a mutation's error type (a code it cannot return is a bug
     and surfaces as a masked unexpected error)."""
     return error_type(code=codes[exc.code.name], message=exc.message, field=exc.field)

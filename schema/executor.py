@@ -21,6 +21,7 @@ once how to produce it:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -32,34 +33,72 @@ from graphql import (
     GraphQLScalarType,
 )
 from graphql.pyutils import Path, Undefined, gather_with_cancel
+from strawberry import relay
 from strawberry.relay.utils import to_base64
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from schema.compiled import BAIL, Compiled, compile_selection
 
 PREFETCHED = "holdfast.prefetched"
 
 LEAF, OBJECT, PREFETCHED_OBJECT, PREFETCHED_LEAF, ORDINARY = range(5)
 
+# Values already of these types are their own output (graphql-core's coerce_output_value
+# returns them unchanged); an `Int` is used as is only inside GraphQL's 32-bit range.
 _PASSTHROUGH: dict[str, type] = {"String": str, "ID": str, "Int": int, "Boolean": bool}
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 class _Plan(NamedTuple):
     kind: int
     attribute: str = ""
-    serialize: Callable[[Any], Any] | None = None
+    coerce: Callable[[Any], Any] | None = None
     passthrough: type | None = None
     non_null: bool = False
     global_id: bool = False
     flag: str = ""
+    is_int: bool = False
 
 
 _ORDINARY = _Plan(ORDINARY)
-_plans: dict[GraphQLObjectType, dict[str, _Plan]] = {}
+# By object type, weakly: the types of schemas no longer used (tests build many) go.
+_plans: weakref.WeakKeyDictionary[GraphQLObjectType, dict[str, _Plan]] = weakref.WeakKeyDictionary()
 
 
 def _unwrap(type_: Any) -> Any:
     while isinstance(type_, (GraphQLNonNull, GraphQLList)):
         type_ = type_.of_type
     return type_
+
+
+def _reads_attribute(field_def: Any, definition: Any) -> bool:
+    """Whether graphql-core would resolve the field exactly by `getattr(source, python_name)`:
+    strawberry's resolver for a field without a resolver, extensions or exception handlers,
+    under the default `getattr` resolver."""
+    resolve = field_def.resolve
+    return (
+        definition.is_basic_field
+        and definition.default_resolver is getattr
+        and getattr(resolve, "__name__", "") == "_get_basic_result"
+    )
+
+
+def _global_id_attribute(parent_type: GraphQLObjectType, definition: Any) -> str | None:
+    """For strawberry.relay.Node's `id` field: the attribute its `resolve_id` reads, when the
+    type keeps Node's own `resolve_id` and `resolve_typename` (then the id is base64 of
+    "<TypeName>:<str(attribute)>"); None when either is overridden."""
+    origin = parent_type.extensions.get("strawberry-definition")
+    cls = getattr(origin, "origin", None)
+    if not (isinstance(cls, type) and issubclass(cls, relay.Node)):
+        return None
+    if getattr(definition, "python_name", None) != "_id":
+        return None
+    if (
+        cls.resolve_id.__func__ is not relay.Node.resolve_id.__func__  # type: ignore[attr-defined]
+        or cls.resolve_typename.__func__ is not relay.Node.resolve_typename.__func__  # type: ignore[attr-defined]
+    ):
+        return None
+    return cls.resolve_id_attr()
 
 
 def _make_plan(schema: Any, parent_type: GraphQLObjectType, field_name: str) -> _Plan:
@@ -72,30 +111,42 @@ def _make_plan(schema: Any, parent_type: GraphQLObjectType, field_name: str) -> 
     return_type = field_def.type
     non_null = isinstance(return_type, GraphQLNonNull)
     named = _unwrap(return_type)
+    is_leaf = isinstance(named, (GraphQLScalarType, GraphQLEnumType))
+    if is_leaf and named is not (return_type.of_type if non_null else return_type):
+        return _ORDINARY  # a list of leaves
+    passthrough = _PASSTHROUGH.get(named.name) if isinstance(named, GraphQLScalarType) else None
+    is_int = named.name == "Int" and isinstance(named, GraphQLScalarType)
     prefetched = definition.metadata.get(PREFETCHED)
-    if prefetched is not None and isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
-        passthrough = _PASSTHROUGH.get(named.name) if isinstance(named, GraphQLScalarType) else None
+    if prefetched is not None and is_leaf:
         return _Plan(
             PREFETCHED_LEAF,
             prefetched[1],
-            named.serialize,
+            named.coerce_output_value,
             passthrough,
             non_null,
             flag=prefetched[0],
+            is_int=is_int,
         )
     if prefetched is not None:
-        return _Plan(PREFETCHED_OBJECT, attribute=prefetched[1], flag=prefetched[0])
-    if isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
-        if named is not (return_type.of_type if non_null else return_type):
-            return _ORDINARY  # a list of leaves
-        if definition.python_name == "_id" and field_name == "id":
-            # strawberry.relay.Node's `id`: base64 of "<TypeName>:<id>".
-            return _Plan(LEAF, "id", named.serialize, str, non_null, global_id=True)
-        if not definition.is_basic_field:
+        if not isinstance(named, GraphQLObjectType):
             return _ORDINARY
-        passthrough = _PASSTHROUGH.get(named.name) if isinstance(named, GraphQLScalarType) else None
-        return _Plan(LEAF, definition.python_name, named.serialize, passthrough, non_null)
-    if isinstance(named, GraphQLObjectType) and definition.is_basic_field:
+        return _Plan(PREFETCHED_OBJECT, attribute=prefetched[1], flag=prefetched[0])
+    if is_leaf:
+        if field_name == "id":
+            attribute = _global_id_attribute(parent_type, definition)
+            if attribute is not None:
+                return _Plan(LEAF, attribute, named.coerce_output_value, str, non_null, True)
+        if not _reads_attribute(field_def, definition):
+            return _ORDINARY
+        return _Plan(
+            LEAF,
+            definition.python_name,
+            named.coerce_output_value,
+            passthrough,
+            non_null,
+            is_int=is_int,
+        )
+    if isinstance(named, GraphQLObjectType) and _reads_attribute(field_def, definition):
         return _Plan(OBJECT, definition.python_name, non_null=non_null)
     return _ORDINARY
 
@@ -109,21 +160,38 @@ def _plans_for(schema: Any, parent_type: GraphQLObjectType) -> dict[str, _Plan]:
     return plans
 
 
-# Sub-selections collected once per (operation, type, fields) instead of once per request:
-# the parsed document is shared through the parser cache, and a selection's fields depend on
-# nothing else unless @skip/@include read variables (then we collect per request as usual).
-# Values hold the field lists (and so the AST nodes) alive, so the ids in keys stay unique.
-_COLLECTED_MAX = 10_000
-_collected: dict[tuple[int, int, tuple[int, ...]], tuple[Any, Any]] = {}
-_static_operations: dict[int, tuple[Any, bool]] = {}
+class _OperationCache:
+    """What is worked out once per operation of a cached document instead of per request:
+    whether its @skip/@include read variables (then its selections are collected per request
+    as usual), its sub-selections collected (by type and field nodes), and what they compiled
+    to (schema.compiled). Kept while the operation's AST lives (the document caches decide
+    that), so no cache of its own can grow past theirs."""
+
+    __slots__ = ("collected", "compiled", "selections", "static")
+
+    def __init__(self, static: bool) -> None:
+        self.static = static
+        self.collected: dict[tuple[int, tuple[int, ...]], Any] = {}
+        # Collected selections (grouped field sets) by id; the values keep them alive.
+        self.selections: dict[int, Any] = {}
+        self.compiled: dict[tuple[int, int], Compiled] = {}
+
+
+# By id(operation): an entry goes when its operation is freed (weakref.finalize), before its
+# id can be reused.
+_operations: dict[int, _OperationCache] = {}
+
+
+def _operation_cache(operation: Any, fragments: Any) -> _OperationCache:
+    cache = _operations.get(id(operation))
+    if cache is None:
+        cache = _operations[id(operation)] = _OperationCache(_is_static(operation, fragments))
+        weakref.finalize(operation, _operations.pop, id(operation), None)
+    return cache
 
 
 def _is_static(operation: Any, fragments: Any) -> bool:
     """Whether no @skip or @include in the operation or its fragments reads a variable."""
-    known = _static_operations.get(id(operation))
-    if known is not None and known[0] is operation:
-        return known[1]
-    static = True
     for root in (operation, *(details.definition for details in fragments.values())):
         for node in _walk(root):
             if (
@@ -131,11 +199,8 @@ def _is_static(operation: Any, fragments: Any) -> bool:
                 and node.name.value in ("skip", "include")
                 and any(arg.value.kind == "variable" for arg in node.arguments)
             ):
-                static = False
-    if len(_static_operations) > _COLLECTED_MAX:
-        _static_operations.clear()
-    _static_operations[id(operation)] = (operation, static)
-    return static
+                return False
+    return True
 
 
 def _walk(node: Any) -> Any:
@@ -153,29 +218,86 @@ def _walk(node: Any) -> Any:
                 stack.extend(item for item in value if isinstance(item, Node))
 
 
+_UNSURE: Any = object()  # a leaf the shortcut does not complete: take the ordinary path
+
+
+def _leaf(plan: _Plan, source: Any, type_name: str) -> Any:
+    """The completed value of a LEAF field of `source`, or _UNSURE wherever graphql-core could
+    answer otherwise (a missing attribute, a value its coercion refuses or turns into null,
+    an `Int` outside 32 bits, a relay.Node instance that may resolve its own id)."""
+    try:
+        value = getattr(source, plan.attribute)
+    except Exception:
+        return _UNSURE
+    if value is None:
+        return _UNSURE if plan.non_null else None
+    if isinstance(value, Exception):  # graphql-core raises it as the field's error
+        return _UNSURE
+    if plan.global_id:
+        if isinstance(source, relay.Node):
+            return _UNSURE
+        value = to_base64(type_name, value)
+    if type(value) is plan.passthrough and (not plan.is_int or _INT_MIN <= value <= _INT_MAX):  # type: ignore[operator]
+        return value
+    try:
+        coerced = plan.coerce(value)  # type: ignore[misc]
+    except Exception:
+        return _UNSURE
+    if coerced is None or coerced is Undefined:
+        return _UNSURE
+    return coerced
+
+
+def _is_type_of(object_type: GraphQLObjectType, value: Any) -> bool:
+    """Whether `value` is surely of `object_type`. Asked without a resolve info (building one
+    is the per-field cost this module saves): a check that needs it, fails or answers
+    anything but True sends the value the ordinary way, which asks again with an info."""
+    is_type_of = object_type.is_type_of
+    if is_type_of is None:
+        return True
+    try:
+        return is_type_of(value, None) is True  # type: ignore[arg-type]
+    except Exception:
+        return False
+
+
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def _cache(self) -> _OperationCache:
+        cache: _OperationCache | None = self.__dict__.get("_holdfast_cache")
+        if cache is None:
+            cache = self.__dict__["_holdfast_cache"] = _operation_cache(
+                self.operation, self.fragments
+            )
+        return cache
+
     def collect_subfields(self, return_type: GraphQLObjectType, field_details_list: Any) -> Any:
-        if self.fragment_variable_values_in_use(field_details_list) or not _is_static(
-            self.operation, self.fragments
-        ):
+        cache = self._cache()
+        if not cache.static or self.fragment_variable_values_in_use(field_details_list):
             return super().collect_subfields(return_type, field_details_list)
-        key = (
-            id(self.operation),
-            id(return_type),
-            tuple(id(details.node) for details in field_details_list),
-        )
-        cached = _collected.get(key)
+        key = (id(return_type), tuple(id(details.node) for details in field_details_list))
+        cached = cache.collected.get(key)
         if cached is not None:
             return cached[1]
         collected = super().collect_subfields(return_type, field_details_list)
-        if len(_collected) > _COLLECTED_MAX:
-            _collected.clear()
-        _collected[key] = ((self.operation, return_type, field_details_list), collected)
+        # The field lists and type stay alive with the entry, so the ids in its key do too.
+        cache.collected[key] = ((return_type, field_details_list), collected)
+        cache.selections[id(collected[0])] = collected[0]
         return collected
 
     @staticmethod
     def fragment_variable_values_in_use(field_details_list: Any) -> bool:
         return any(d.fragment_variable_values is not None for d in field_details_list)
+
+    def _inlines(self) -> bool:
+        """Whether fields may be completed inline: not when graphql-core middleware wraps the
+        resolvers (a strawberry schema extension with a `resolve` hook, e.g. tracing or
+        metrics), which must see every field."""
+        inlines: bool | None = self.__dict__.get("_holdfast_inlines")
+        if inlines is None:
+            manager = self.middleware_manager
+            inlines = manager is None or not manager.middlewares
+            self.__dict__["_holdfast_inlines"] = inlines
+        return inlines
 
     def execute_fields(
         self,
@@ -185,6 +307,25 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set: Any,
         position_context: Any,
     ) -> Any:
+        if not self._inlines():
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        cache = self._cache()
+        if id(grouped_field_set) in cache.selections:
+            key = (id(parent_type), id(grouped_field_set))
+            run = cache.compiled.get(key)
+            if run is None:
+                run = cache.compiled[key] = compile_selection(
+                    self,
+                    parent_type,
+                    grouped_field_set,
+                    _plans_for(self.schema, parent_type),
+                    (LEAF, OBJECT, PREFETCHED_OBJECT, PREFETCHED_LEAF, ORDINARY),
+                )
+            completed = run(self, source_value, path, position_context)
+            if completed is not BAIL:
+                return completed
         results: dict[str, Any] = {}
         awaitable_fields: list[str] = []
         try:
@@ -223,29 +364,22 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             plan = plans.get(field_details_list[0].node.name.value, _ORDINARY)
             kind = plan.kind
             if kind == PREFETCHED_LEAF:
-                kind = LEAF if getattr(source_value, plan.flag, False) else ORDINARY
+                kind = LEAF if getattr(source_value, plan.flag, False) is True else ORDINARY
+            elif kind == PREFETCHED_OBJECT:
+                kind = OBJECT if getattr(source_value, plan.flag, False) is True else ORDINARY
             if kind == LEAF:
-                value = getattr(source_value, plan.attribute, None)
-                if value is None:
-                    if not plan.non_null:
-                        results[response_name] = None
-                        continue
-                else:
-                    if plan.global_id:
-                        value = to_base64(type_name, value)
-                    if type(value) is plan.passthrough:
-                        results[response_name] = value
-                        continue
-                    try:
-                        results[response_name] = plan.serialize(value)  # type: ignore[misc]
-                        continue
-                    except Exception:  # noqa: S110  (the ordinary path reports it properly)
-                        pass
-            elif kind == OBJECT or (
-                kind == PREFETCHED_OBJECT and getattr(source_value, plan.flag, False)
-            ):
-                value = getattr(source_value, plan.attribute, None)
-                if value is not None or not plan.non_null:
+                value = _leaf(plan, source_value, type_name)
+                if value is not _UNSURE:
+                    results[response_name] = value
+                    continue
+            elif kind == OBJECT:
+                try:
+                    value = getattr(source_value, plan.attribute)
+                except Exception:  # the ordinary path reports it
+                    value = _UNSURE
+                if isinstance(value, Exception):  # graphql-core raises it as the field's error
+                    value = _UNSURE
+                if value is not _UNSURE and (value is not None or not plan.non_null):
                     result = self._complete_inline(
                         parent_type,
                         value,
@@ -257,6 +391,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     if is_awaitable(result):
                         awaitable_fields.append(response_name)
                     continue
+            # Anything else, and anything that would be an error, the ordinary way: errors
+            # are reported exactly as graphql-core reports them.
             result = self.execute_field(
                 parent_type,
                 source_value,
@@ -284,10 +420,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         object_type = field_def.type
         if isinstance(object_type, GraphQLNonNull):
             object_type = object_type.of_type
-        if isinstance(object_type, GraphQLObjectType) and (
-            object_type.is_type_of is None or object_type.is_type_of(value, None)  # type: ignore[arg-type]
-        ):
-            # One object: straight to its fields (our is_type_of checks ignore the info).
+        if isinstance(object_type, GraphQLObjectType) and _is_type_of(object_type, value):
+            # One object: straight to its fields.
             grouped_field_set, new_defer_usages, _ = self.collect_subfields(
                 object_type, field_details_list
             )
@@ -303,13 +437,14 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         info = self.build_resolve_info(
             field_def, [d.node for d in field_details_list], parent_type, path
         )
-        try:
-            return self.complete_value(
+        return self._execute_guarded(
+            field_def.type,
+            field_details_list,
+            path,
+            lambda: self.complete_value(
                 field_def.type, field_details_list, info, path, value, position_context
-            )
-        except Exception as error:
-            self.handle_field_error(error, field_def.type, field_details_list, path)
-            return None
+            ),
+        )
 
     def _execute_guarded(
         self, return_type: Any, field_details_list: Any, path: Path, run: Callable[[], Any]
@@ -323,6 +458,89 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return None
         if not self.is_awaitable(result):
             return result
+
+        async def await_result() -> Any:
+            try:
+                return await result
+            except Exception as error:
+                self.handle_field_error(error, return_type, field_details_list, path)
+                return None
+
+        return await_result()
+
+    def _inline_list(self, items: Any, object_type: GraphQLObjectType, non_null: bool) -> bool:
+        """Whether a list of objects can be completed by _complete_object_list: a list (not
+        another iterable), no awaitable item, no null where the items are non-null, every
+        item surely of the type. Asked before anything starts."""
+        if type(items) is not list:
+            return False
+        is_awaitable = self.is_awaitable
+        for item in items:
+            if item is None:
+                if non_null:
+                    return False
+            elif is_awaitable(item) or not _is_type_of(object_type, item):
+                return False
+        return True
+
+    def _complete_object_list(
+        self,
+        items: list[Any],
+        object_type: GraphQLObjectType,
+        item_type: Any,
+        grouped_field_set: Any,
+        field_details_list: Any,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's completion of a list of objects (complete_iterable_value and
+        complete_list_item_value) without resolve infos or per-item dispatch: each item's
+        selection goes to execute_fields, its errors handled as an item's."""
+        is_awaitable = self.is_awaitable
+        completed: list[Any] = []
+        awaitable_indices: list[int] = []
+        try:
+            for index, item in enumerate(items):
+                if item is None:
+                    completed.append(None)
+                    continue
+                item_path = Path(path, index, None)
+                try:
+                    value = self.execute_fields(
+                        object_type, item, item_path, grouped_field_set, position_context
+                    )
+                except Exception as error:
+                    self.handle_field_error(error, item_type, field_details_list, item_path)
+                    value = None
+                else:
+                    if is_awaitable(value):
+                        value = self._guard_awaitable(
+                            value, item_type, field_details_list, item_path
+                        )
+                        awaitable_indices.append(index)
+                completed.append(value)
+        except Exception:
+            if awaitable_indices:
+                self.settle_in_background([completed[i] for i in awaitable_indices])
+            raise
+        if not awaitable_indices:
+            return completed
+        return self._gather_list(completed, awaitable_indices)
+
+    async def _gather_list(self, completed: list[Any], indices: list[int]) -> list[Any]:
+        if len(indices) == 1:
+            completed[indices[0]] = await completed[indices[0]]
+            return completed
+        awaited = await gather_with_cancel(*(completed[i] for i in indices))
+        for index, value in zip(indices, awaited, strict=True):
+            completed[index] = value
+        return completed
+
+    def _guard_awaitable(
+        self, result: Any, return_type: Any, field_details_list: Any, path: Path
+    ) -> Any:
+        """`result` awaited as graphql-core awaits a field: an error nulls the field (or, for
+        a non-null one, propagates to the parent)."""
 
         async def await_result() -> Any:
             try:

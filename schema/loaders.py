@@ -3,13 +3,20 @@ cache is what this viewer may see now."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TypeVar
+
 from strawberry.dataloader import DataLoader
 
+from app.errors import DomainError, ErrorCode
+from app.ids import parse_id
 from app.models import User
 from app.services import Services
 from app.services.graph import FollowState
-from app.services.media_reads import MediaView, media_by_posts, profile_media
-from app.services.views import PostView, hydrate, posts_by_ids, viewer_states
+from app.services.media_reads import MediaView
+from app.services.views import PostView
+
+T = TypeVar("T")
 
 
 class Loaders:
@@ -19,8 +26,7 @@ class Loaders:
             return [found.get(user_id) for user_id in ids]
 
         async def load_posts(ids: list[int]) -> list[PostView | None]:
-            found = await posts_by_ids(viewer_id, ids, tombstones=True)
-            await hydrate(viewer_id, list(found.values()))
+            found = await services.posts.posts_with_tombstones(viewer_id, ids)
             return [found.get(post_id) for post_id in ids]
 
         async def load_follow_states(ids: list[int]) -> list[FollowState]:
@@ -32,15 +38,15 @@ class Loaders:
         async def load_viewer_states(ids: list[int]) -> list[tuple[bool, bool, bool]]:
             if viewer_id is None:
                 return [(False, False, False) for _ in ids]
-            states = await viewer_states(viewer_id, ids)
+            states = await services.posts.viewer_states_of(viewer_id, ids)
             return [states[post_id] for post_id in ids]
 
         async def load_post_media(ids: list[int]) -> list[list[MediaView]]:
-            found = await media_by_posts(ids)
+            found = await services.media.media_of_posts(ids)
             return [found[post_id] for post_id in ids]
 
         async def load_profile_media(ids: list[int]) -> list[tuple[MediaView | None, ...]]:
-            found = await profile_media(ids)
+            found = await services.media.profile_media_of(ids)
             return [found[user_id] for user_id in ids]
 
         async def load_premium(ids: list[int]) -> list[bool]:
@@ -61,3 +67,17 @@ class Loaders:
         )
         self.post_by_id: DataLoader[int, PostView | None] = DataLoader(load_posts)
         self.follow_state_by_user_id: DataLoader[int, FollowState] = DataLoader(load_follow_states)
+
+
+async def load_nodes(
+    loader: DataLoader[int, T | None], node_ids: Iterable[str], *, required: bool
+) -> list[T | None]:
+    """Load by global-ID node ids, for Relay's `resolve_nodes`: one that is not a valid id is
+    simply not found; with `required`, one not found is NOT_FOUND."""
+    ids = [parse_id(node_id) for node_id in node_ids]
+    found = await loader.load_many([i for i in ids if i is not None])
+    by_id = dict(zip([i for i in ids if i is not None], found, strict=True))
+    nodes = [by_id.get(i) if i is not None else None for i in ids]
+    if required and None in nodes:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such object.")
+    return nodes

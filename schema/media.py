@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, cast
+from typing import Annotated, cast
 
 import strawberry
+from starlette.datastructures import UploadFile
 from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.types import Info
@@ -21,8 +22,10 @@ from app.services.media import Focus
 from app.services.media_processing import UPLOAD_MISSING
 from app.services.media_purge import PROCESSING_FAILED
 from app.services.media_reads import MediaView
+from providers.storage.base import PresignedUpload
 from schema.context import Context
-from schema.results import INPUT, MutationTypes, decode_id, parse_global_id
+from schema.errors import MutationError, code, error_codes
+from schema.results import INPUT, ResultTypes, decode_id, parse_global_id, result_union
 
 UPLOAD_CHUNK = 256 * 1024
 
@@ -254,67 +257,103 @@ class MediaPayload:
     media: Media = strawberry.field(description="The medium.")
 
 
-_SETTINGS_CODES = [ErrorCode.INVALID_INPUT, ErrorCode.TEXT_TOO_LONG]
+@strawberry.type(description="A pending medium, and where to send its file.")
+class CreateUploadSuccess(CreateUploadPayload):
+    pass
 
-CREATE_UPLOAD = MutationTypes(
-    "createUpload",
-    CreateUploadPayload,
-    [
-        ErrorCode.NOT_AUTHENTICATED,
-        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-        ErrorCode.MEDIA_TOO_LARGE,
-        ErrorCode.UNAVAILABLE,
-        *_SETTINGS_CODES,
-    ],
-    success="A pending medium, and where to send its file.",
-    failure="createUpload failed; nothing was created.",
-)
-FINALIZE_UPLOAD = MutationTypes(
-    "finalizeUpload",
-    MediaPayload,
-    [
-        ErrorCode.NOT_AUTHENTICATED,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.UPLOAD_MISSING,
-        ErrorCode.MEDIA_TOO_LARGE,
-        ErrorCode.UNAVAILABLE,
-    ],
-    success="The file is being processed (poll the medium's state).",
-    failure="finalizeUpload failed; the medium is still pending.",
-)
-UPLOAD_MEDIA = MutationTypes(
-    "uploadMedia",
-    MediaPayload,
-    [
-        ErrorCode.NOT_AUTHENTICATED,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-        ErrorCode.MEDIA_TOO_LARGE,
-        ErrorCode.UPLOAD_NOT_PENDING,
-        ErrorCode.UNAVAILABLE,
-        *_SETTINGS_CODES,
-    ],
-    success="The file is stored and being processed (poll the medium's state).",
-    failure="uploadMedia failed; nothing was stored.",
-)
-UPDATE_MEDIA = MutationTypes(
-    "updateMedia",
-    MediaPayload,
-    [ErrorCode.NOT_AUTHENTICATED, ErrorCode.NOT_FOUND, *_SETTINGS_CODES],
-    success="The medium's settings changed.",
-    failure="updateMedia failed; nothing changed.",
-)
 
-if TYPE_CHECKING:
-    CreateUploadResult: TypeAlias = Any
-    FinalizeUploadResult: TypeAlias = Any
-    UploadMediaResult: TypeAlias = Any
-    UpdateMediaResult: TypeAlias = Any
-else:
-    CreateUploadResult = CREATE_UPLOAD.result
-    FinalizeUploadResult = FINALIZE_UPLOAD.result
-    UploadMediaResult = UPLOAD_MEDIA.result
-    UpdateMediaResult = UPDATE_MEDIA.result
+@error_codes("createUpload")
+class CreateUploadErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    UNSUPPORTED_MEDIA_TYPE = code(ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+    MEDIA_TOO_LARGE = code(ErrorCode.MEDIA_TOO_LARGE)
+    UNAVAILABLE = code(ErrorCode.UNAVAILABLE)
+    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
+    TEXT_TOO_LONG = code(ErrorCode.TEXT_TOO_LONG)
+
+
+@strawberry.type(description="createUpload failed; nothing was created.")
+class CreateUploadError(MutationError):
+    code: CreateUploadErrorCode = strawberry.field(description="What went wrong.")
+
+
+CreateUploadResult = Annotated[
+    CreateUploadSuccess | CreateUploadError, result_union("createUpload")
+]
+CREATE_UPLOAD = ResultTypes(CreateUploadSuccess, CreateUploadError, CreateUploadErrorCode)
+
+
+@strawberry.type(description="The file is being processed (poll the medium's state).")
+class FinalizeUploadSuccess(MediaPayload):
+    pass
+
+
+@error_codes("finalizeUpload")
+class FinalizeUploadErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+    UPLOAD_MISSING = code(ErrorCode.UPLOAD_MISSING)
+    MEDIA_TOO_LARGE = code(ErrorCode.MEDIA_TOO_LARGE)
+    UNAVAILABLE = code(ErrorCode.UNAVAILABLE)
+
+
+@strawberry.type(description="finalizeUpload failed; the medium is still pending.")
+class FinalizeUploadError(MutationError):
+    code: FinalizeUploadErrorCode = strawberry.field(description="What went wrong.")
+
+
+FinalizeUploadResult = Annotated[
+    FinalizeUploadSuccess | FinalizeUploadError, result_union("finalizeUpload")
+]
+FINALIZE_UPLOAD = ResultTypes(FinalizeUploadSuccess, FinalizeUploadError, FinalizeUploadErrorCode)
+
+
+@strawberry.type(description="The file is stored and being processed (poll the medium's state).")
+class UploadMediaSuccess(MediaPayload):
+    pass
+
+
+@error_codes("uploadMedia")
+class UploadMediaErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+    UNSUPPORTED_MEDIA_TYPE = code(ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+    MEDIA_TOO_LARGE = code(ErrorCode.MEDIA_TOO_LARGE)
+    UPLOAD_NOT_PENDING = code(ErrorCode.UPLOAD_NOT_PENDING)
+    UNAVAILABLE = code(ErrorCode.UNAVAILABLE)
+    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
+    TEXT_TOO_LONG = code(ErrorCode.TEXT_TOO_LONG)
+
+
+@strawberry.type(description="uploadMedia failed; nothing was stored.")
+class UploadMediaError(MutationError):
+    code: UploadMediaErrorCode = strawberry.field(description="What went wrong.")
+
+
+UploadMediaResult = Annotated[UploadMediaSuccess | UploadMediaError, result_union("uploadMedia")]
+UPLOAD_MEDIA = ResultTypes(UploadMediaSuccess, UploadMediaError, UploadMediaErrorCode)
+
+
+@strawberry.type(description="The medium's settings changed.")
+class UpdateMediaSuccess(MediaPayload):
+    pass
+
+
+@error_codes("updateMedia")
+class UpdateMediaErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
+    TEXT_TOO_LONG = code(ErrorCode.TEXT_TOO_LONG)
+
+
+@strawberry.type(description="updateMedia failed; nothing changed.")
+class UpdateMediaError(MutationError):
+    code: UpdateMediaErrorCode = strawberry.field(description="What went wrong.")
+
+
+UpdateMediaResult = Annotated[UpdateMediaSuccess | UpdateMediaError, result_union("updateMedia")]
+UPDATE_MEDIA = ResultTypes(UpdateMediaSuccess, UpdateMediaError, UpdateMediaErrorCode)
 
 
 def media_id(value: str, field: str) -> int:
@@ -325,7 +364,7 @@ def _focus(value: FocusInput | None) -> Focus | None:
     return value.to_focus() if value is not None else None
 
 
-def _direct(upload: Any) -> DirectUpload | None:
+def _direct(upload: PresignedUpload | None) -> DirectUpload | None:
     if upload is None:
         return None
     return DirectUpload(
@@ -337,7 +376,7 @@ def _direct(upload: Any) -> DirectUpload | None:
     )
 
 
-async def _file_chunks(file: Any) -> AsyncIterator[bytes]:
+async def _file_chunks(file: UploadFile) -> AsyncIterator[bytes]:
     while chunk := await file.read(UPLOAD_CHUNK):
         yield chunk
 
@@ -371,7 +410,7 @@ class MediaMutation:
     async def create_upload(
         self, info: Info[Context, None], input: Annotated[CreateUploadInput, INPUT]
     ) -> CreateUploadResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> CreateUploadSuccess:
             viewer = info.context.require_viewer()
             view, upload = await info.context.services.media.create_upload(
                 viewer,
@@ -381,7 +420,7 @@ class MediaMutation:
                 alt_text=input.alt_text,
                 focus=_focus(input.focus),
             )
-            return {"media": as_media(view), "upload": _direct(upload)}
+            return CreateUploadSuccess(media=as_media(view), upload=_direct(upload))
 
         return await CREATE_UPLOAD.run(action)
 
@@ -389,12 +428,12 @@ class MediaMutation:
     async def finalize_upload(
         self, info: Info[Context, None], input: Annotated[FinalizeUploadInput, INPUT]
     ) -> FinalizeUploadResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> FinalizeUploadSuccess:
             viewer = info.context.require_viewer()
             view = await info.context.services.media.finalize_upload(
                 viewer, media_id(input.id, "id")
             )
-            return {"media": as_media(view)}
+            return FinalizeUploadSuccess(media=as_media(view))
 
         return await FINALIZE_UPLOAD.run(action)
 
@@ -405,10 +444,12 @@ class MediaMutation:
     async def upload_media(
         self, info: Info[Context, None], input: Annotated[UploadMediaInput, INPUT]
     ) -> UploadMediaResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> UploadMediaSuccess:
             viewer = info.context.require_viewer()
-            file: Any = input.file
-            if not callable(getattr(file, "read", None)):
+            # A multipart request's file part; anything else (a string in the variables)
+            # is no file.
+            file: object = input.file
+            if not isinstance(file, UploadFile):
                 raise DomainError(
                     ErrorCode.INVALID_INPUT,
                     "Send the file as a part of a multipart request.",
@@ -417,14 +458,14 @@ class MediaMutation:
             view = await info.context.services.media.upload(
                 viewer,
                 chunks=_file_chunks(file),
-                content_type=getattr(file, "content_type", None) or "application/octet-stream",
-                size=getattr(file, "size", None),
+                content_type=file.content_type or "application/octet-stream",
+                size=file.size,
                 purpose=MediaPurposeModel(input.purpose.name.lower()),
                 media_id=media_id(input.id, "id") if input.id is not None else None,
                 alt_text=input.alt_text,
                 focus=_focus(input.focus),
             )
-            return {"media": as_media(view)}
+            return UploadMediaSuccess(media=as_media(view))
 
         return await UPLOAD_MEDIA.run(action)
 
@@ -432,7 +473,7 @@ class MediaMutation:
     async def update_media(
         self, info: Info[Context, None], input: Annotated[UpdateMediaInput, INPUT]
     ) -> UpdateMediaResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> UpdateMediaSuccess:
             viewer = info.context.require_viewer()
             view = await info.context.services.media.update_media(
                 viewer,
@@ -440,6 +481,6 @@ class MediaMutation:
                 alt_text=input.alt_text,
                 focus=_focus(input.focus),
             )
-            return {"media": as_media(view)}
+            return UpdateMediaSuccess(media=as_media(view))
 
         return await UPDATE_MEDIA.run(action)

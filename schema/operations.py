@@ -11,7 +11,7 @@ answered with no `data` entry and, for `application/graphql-response+json`, a 4x
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,12 +28,24 @@ class GraphQLRequest:
     extensions: dict[str, Any] | None = None
     # "GET" or "POST" over HTTP (a GET may only run queries); None over a WebSocket.
     http_method: str | None = None
+    # The GraphQL-over-HTTP persisted-documents parameter (`"sha256:<hex>"`), sent instead of
+    # `query`.
+    document_id: str | None = None
 
 
-def document_hash(query: str) -> str:
-    """The SHA-256 of a document's text, as hex: its id for automatic persisted queries and
-    trusted documents."""
-    return hashlib.sha256(query.encode()).hexdigest()
+def names_a_document(query: object, document_id: object, extensions: object) -> bool:
+    """Whether request parameters name a document to run (spec "Request Parameters", null
+    being the same as absent): a `query` (any string, the empty one too: a document that does
+    not parse), a `documentId` (the persisted documents appendix), or an APQ hash
+    (`extensions.persistedQuery`). The one rule of HTTP requests and WebSocket payloads."""
+    return (
+        query is not None
+        or document_id is not None
+        or (isinstance(extensions, Mapping) and extensions.get("persistedQuery") is not None)
+    )
+
+
+NO_DOCUMENT_MESSAGE = "No GraphQL query found in the request."
 
 
 @dataclass(slots=True, eq=False)
@@ -52,17 +64,24 @@ class PreparedDocument:
 class RequestError(Exception):
     """A request that cannot run. `errors` are the GraphQL errors to answer with (each with an
     `extensions.code`); `status` is the HTTP status for `application/graphql-response+json`
-    (400 unless a more specific one applies)."""
+    (400 unless a more specific one applies); `headers` go on the answer whatever its media
+    type (e.g. `Cache-Control` on a persisted query not found, which must not be cached)."""
 
-    def __init__(self, errors: list[GraphQLError], status: int = 400) -> None:
+    def __init__(
+        self,
+        errors: list[GraphQLError],
+        status: int = 400,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(errors[0].message if errors else "request error")
         self.errors = errors
         self.status = status
+        self.headers: Mapping[str, str] = headers or {}
 
 
 class DocumentSource(Protocol):
-    """Where a request's document comes from: its `query` text (`schema.document.
-    TextDocuments`), or a persisted query's hash or a trusted document (`schema.persisted`)."""
+    """Where a request's document comes from: its `query` text, a persisted query's hash or a
+    trusted document (`schema.persisted.PersistedDocuments`)."""
 
     async def resolve(self, request: GraphQLRequest) -> PreparedDocument:
         """The request's document, prepared; RequestError when there is none to run."""

@@ -7,13 +7,17 @@
   (RATE_LIMITED when spent) and counts towards `live.max_subscriptions` running at once
   (TOO_MANY_SUBSCRIPTIONS); both refusals are the operation's coded error, and the
   connection stays open.
+- Each operation's document comes from the app's `DocumentSource` (`schema.persisted`), as an
+  HTTP request's does: an APQ hash or `documentId` is resolved, and in trusted-documents mode
+  an unregistered document is refused (the operation's coded error) before anything runs.
 - The connection's `LiveSocket` starts with the handler and finishes with it.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from graphql import GraphQLError
 from strawberry.subscriptions.protocols.graphql_transport_ws import types as transport_ws
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -22,7 +26,12 @@ from strawberry.subscriptions.protocols.graphql_ws import types as legacy_ws
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from schema.context import Context
+from schema.document import public_error
+from schema.operations import DocumentSource, GraphQLRequest, RequestError, names_a_document
 from schema.socket import CloseCode, LiveSocket
+
+if TYPE_CHECKING:
+    from schema.view import GraphQLView
 
 OPERATION_ID_MAX = 128  # characters; clients use counters or UUIDs
 
@@ -42,14 +51,21 @@ def operation_problem(message: dict[str, Any]) -> str | None:
     payload = message.get("payload")
     if not isinstance(payload, dict):
         return "The payload must be an object."
-    if not isinstance(payload.get("query"), str):
-        return "The payload's query must be a string."
     if not (
         _optional(payload, "variables", dict)
         and _optional(payload, "extensions", dict)
         and _optional(payload, "operationName", str)
+        and _optional(payload, "documentId", str)
     ):
-        return "variables and extensions must be objects, operationName a string."
+        return "variables and extensions must be objects, operationName and documentId strings."
+    if not isinstance(payload.get("query"), str) and not (
+        payload.get("query") is None
+        and names_a_document(None, payload.get("documentId"), payload.get("extensions"))
+    ):
+        return (
+            "The payload's query must be a string (or absent, with a documentId or a "
+            "persistedQuery extension)."
+        )
     return None
 
 
@@ -87,6 +103,40 @@ async def refusal(context: Context, running: int) -> dict[str, Any] | None:
             RATE_LIMITED, "Too many requests; try again later.", retryAfter=budget.reset_after
         )
     return None
+
+
+async def with_document(documents: DocumentSource, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with the text of the document it names (its query, a persisted query's hash,
+    a documentId) for strawberry to run; RequestError when there is none it may run, or it is
+    over the byte limit or does not parse (answered as over HTTP: strawberry would refuse an
+    empty query with a message and code of its own)."""
+    prepared = await documents.resolve(
+        GraphQLRequest(
+            query=payload.get("query"),
+            variables=payload.get("variables"),
+            operation_name=payload.get("operationName"),
+            extensions=payload.get("extensions"),
+            document_id=payload.get("documentId"),
+        )
+    )
+    if prepared.document is None:
+        raise RequestError(prepared.errors)
+    return {**payload, "query": prepared.query}
+
+
+async def _resolved(
+    handler: TransportWSHandler | LegacyWSHandler, payload: dict[str, Any]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The payload to run, or the errors that refuse it (a fault of ours logged and masked)."""
+    view = cast("GraphQLView", handler.view)  # the view serves its handlers itself
+    try:
+        return await with_document(view.documents, payload), []
+    except RequestError as refused:
+        errors = refused.errors
+    except Exception as exc:
+        errors = [GraphQLError(str(exc), original_error=exc)]
+        handler.schema.process_errors(errors)
+    return None, [dict(public_error(error).formatted) for error in errors]
 
 
 def _socket(context: Context) -> LiveSocket:
@@ -127,8 +177,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         # Before the ack, and for an id in use, strawberry closes the socket (4401, 4409).
         if self.connection_acknowledged and message["id"] not in self.operations:
             error = await refusal(self.context, len(self.operations))
-            if error is not None:
-                answer = {"id": message["id"], "type": "error", "payload": [error]}
+            errors = [error] if error is not None else []
+            if not errors:
+                payload, errors = await _resolved(self, message["payload"])
+                message = {**message, "payload": payload}
+            if errors:
+                answer = {"id": message["id"], "type": "error", "payload": errors}
                 await self.send_message(cast("transport_ws.ErrorMessage", answer))
                 return
         await super().handle_subscribe(message)
@@ -168,6 +222,11 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             # strawberry replaces an operation whose id is reused: it does not count.
             running = len(self.tasks) - (operation_id in self.tasks)
             error = await refusal(self.context, running)
+            if error is None:
+                payload, errors = await _resolved(self, message["payload"])
+                message = {**message, "payload": payload}
+                # The legacy protocol's error message carries one error.
+                error = errors[0] if errors else None
             if error is not None:
                 answer = {"type": "error", "id": operation_id, "payload": error}
                 await self.send_message(cast("legacy_ws.ErrorMessage", answer))

@@ -1,22 +1,33 @@
-"""Mutation plumbing: the `input` argument, global IDs in inputs, and the result types
-`<Verb>Success | <Verb>Error`, made from a payload type and the error codes the verb can
-return, so that each mutation has its own types and code enum without repeating their shape."""
+"""Mutation plumbing: the `input` argument, global IDs in inputs, and the result of a
+mutation, `<Verb>Success | <Verb>Error`.
+
+Each mutation declares its result types as classes in its domain's module, so that mypy sees
+what a resolver returns: `<Verb>Success` (a payload type), `<Verb>ErrorCode` (the codes the
+verb can return, `error_codes`), `<Verb>Error` (a `MutationError` whose `code` is of that
+enum) and the union `<Verb>Result` (`result_union`). `ResultTypes` turns a service call into
+one of them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Annotated, Any
+from typing import Generic, TypeVar
 
 import strawberry
 from strawberry import relay
 from strawberry.relay.types import GlobalIDValueError
+from strawberry.types.union import StrawberryUnion
 
 from app.errors import DomainError, ErrorCode
 from app.ids import parse_id
-from schema.errors import MutationError, code, error_result
+from schema.errors import ErrorType, MutationError, error_result
 
 INPUT = strawberry.argument(description="The mutation's input.")
+
+S = TypeVar("S")
+C = TypeVar("C", bound=Enum)
+E = TypeVar("E", bound=MutationError)
 
 
 def parse_global_id(value: str) -> relay.GlobalID | None:
@@ -38,42 +49,23 @@ def decode_id(value: str, type_name: str, field: str) -> int:
     return value_id
 
 
-class MutationTypes:
-    """The types of one mutation, and `run` to turn a service call into its result."""
+def result_union(verb: str) -> StrawberryUnion:
+    """The union `<Verb>Result` of a mutation's success and error types (in `Annotated`)."""
+    name = verb[0].upper() + verb[1:]
+    return strawberry.union(f"{name}Result", description=f"{verb}'s result.")
 
-    def __init__(
-        self,
-        verb: str,
-        payload: type,
-        codes: list[ErrorCode],
-        *,
-        success: str,
-        failure: str,
-    ) -> None:
-        name = verb[0].upper() + verb[1:]
-        self.success: type = strawberry.type(
-            type(f"{name}Success", (payload,), {}), name=f"{name}Success", description=success
-        )
-        members = {c.name: code(c) for c in codes}
-        codes_enum: Any = Enum(f"{name}ErrorCode", members)  # type: ignore[misc]
-        self.codes: type[Enum] = strawberry.enum(codes_enum, description=f"Why {verb} failed.")
-        error_cls = type(
-            f"{name}Error",
-            (MutationError,),
-            {
-                "__annotations__": {"code": self.codes},
-                "code": strawberry.field(description="What went wrong."),
-            },
-        )
-        self.error: type = strawberry.type(error_cls, name=f"{name}Error", description=failure)
-        self.result: Any = Annotated[
-            self.success | self.error,
-            strawberry.union(f"{name}Result", description=f"{verb}'s result."),
-        ]
 
-    async def run(self, action: Callable[[], Awaitable[dict[str, Any]]]) -> Any:
+class ResultTypes(Generic[S, C, E]):
+    """A mutation's success type, error type and error codes, and `run` to turn a service
+    call into its result: what the call returns, or its DomainError as the error type."""
+
+    def __init__(self, success: type[S], error: ErrorType[C, E], codes: type[C]) -> None:
+        self.success = success
+        self.error = error
+        self.codes = codes
+
+    async def run(self, action: Callable[[], Awaitable[S]]) -> S | E:
         try:
-            fields = await action()
+            return await action()
         except DomainError as exc:
             return error_result(self.error, self.codes, exc)
-        return self.success(**fields)

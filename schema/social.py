@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from functools import partial
+from typing import Annotated, TypeVar
 
 import strawberry
 from strawberry.types import Info
 
 from app.errors import DomainError, ErrorCode
-from app.services import notifications
+from app.services.accounts import Viewer
+from app.services.graph import FollowState as FollowStateModel
 from app.services.paging import decode_cursor
 from schema.context import Context
-from schema.results import INPUT, MutationTypes, decode_id
-from schema.types import FollowState, User
+from schema.errors import MutationError, code, error_codes
+from schema.results import INPUT, ResultTypes, decode_id, result_union
+from schema.users import FollowState, User, as_user
 
 
 @strawberry.input(description="An account to act on.")
@@ -43,117 +48,242 @@ class MarkReadPayload:
     unread_count: int = strawberry.field(description="Notifications still unread.")
 
 
-_CODES = [ErrorCode.NOT_AUTHENTICATED, ErrorCode.NOT_FOUND]
+# --- results ------------------------------------------------------------------------------
 
-FOLLOW_USER = MutationTypes(
-    "followUser",
-    FollowPayload,
-    [*_CODES, ErrorCode.CANNOT_FOLLOW_SELF, ErrorCode.BLOCKED],
-    success="Following, or a follow request sent to a locked account.",
-    failure="followUser failed.",
-)
-UNFOLLOW_USER = MutationTypes(
-    "unfollowUser",
-    FollowPayload,
-    _CODES,
-    success="Not following (any pending request withdrawn).",
-    failure="unfollowUser failed.",
-)
-ACCEPT_FOLLOW_REQUEST = MutationTypes(
-    "acceptFollowRequest",
-    RelationPayload,
-    _CODES,
-    success="The account now follows the viewer.",
-    failure="acceptFollowRequest failed.",
-)
-REJECT_FOLLOW_REQUEST = MutationTypes(
-    "rejectFollowRequest",
-    RelationPayload,
-    _CODES,
-    success="The request is gone.",
-    failure="rejectFollowRequest failed.",
-)
-BLOCK_USER = MutationTypes(
-    "blockUser",
-    RelationPayload,
-    [*_CODES, ErrorCode.INVALID_INPUT],
-    success="Blocked: follows both ways are gone; neither sees the other.",
-    failure="blockUser failed.",
-)
-UNBLOCK_USER = MutationTypes(
-    "unblockUser",
-    RelationPayload,
-    _CODES,
-    success="Unblocked (follows are not restored).",
-    failure="unblockUser failed.",
-)
-MUTE_USER = MutationTypes(
-    "muteUser",
-    RelationPayload,
-    [*_CODES, ErrorCode.INVALID_INPUT, ErrorCode.BLOCKED],
-    success="Muted: hidden from the viewer's timelines and notifications.",
-    failure="muteUser failed.",
-)
-UNMUTE_USER = MutationTypes(
-    "unmuteUser",
-    RelationPayload,
-    _CODES,
-    success="Unmuted.",
-    failure="unmuteUser failed.",
-)
-MARK_NOTIFICATIONS_READ = MutationTypes(
-    "markNotificationsRead",
-    MarkReadPayload,
-    [ErrorCode.NOT_AUTHENTICATED, ErrorCode.INVALID_CURSOR],
-    success="Notifications up to the cursor are read.",
-    failure="markNotificationsRead failed.",
+
+@strawberry.type(description="Following, or a follow request sent to a locked account.")
+class FollowUserSuccess(FollowPayload):
+    pass
+
+
+@error_codes("followUser")
+class FollowUserErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+    CANNOT_FOLLOW_SELF = code(ErrorCode.CANNOT_FOLLOW_SELF)
+    BLOCKED = code(ErrorCode.BLOCKED)
+
+
+@strawberry.type(description="followUser failed.")
+class FollowUserError(MutationError):
+    code: FollowUserErrorCode = strawberry.field(description="What went wrong.")
+
+
+FollowUserResult = Annotated[FollowUserSuccess | FollowUserError, result_union("followUser")]
+FOLLOW_USER = ResultTypes(FollowUserSuccess, FollowUserError, FollowUserErrorCode)
+
+
+@strawberry.type(description="Not following (any pending request withdrawn).")
+class UnfollowUserSuccess(FollowPayload):
+    pass
+
+
+@error_codes("unfollowUser")
+class UnfollowUserErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+
+
+@strawberry.type(description="unfollowUser failed.")
+class UnfollowUserError(MutationError):
+    code: UnfollowUserErrorCode = strawberry.field(description="What went wrong.")
+
+
+UnfollowUserResult = Annotated[
+    UnfollowUserSuccess | UnfollowUserError, result_union("unfollowUser")
+]
+UNFOLLOW_USER = ResultTypes(UnfollowUserSuccess, UnfollowUserError, UnfollowUserErrorCode)
+
+
+@strawberry.type(description="The account now follows the viewer.")
+class AcceptFollowRequestSuccess(RelationPayload):
+    pass
+
+
+@error_codes("acceptFollowRequest")
+class AcceptFollowRequestErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+
+
+@strawberry.type(description="acceptFollowRequest failed.")
+class AcceptFollowRequestError(MutationError):
+    code: AcceptFollowRequestErrorCode = strawberry.field(description="What went wrong.")
+
+
+AcceptFollowRequestResult = Annotated[
+    AcceptFollowRequestSuccess | AcceptFollowRequestError, result_union("acceptFollowRequest")
+]
+ACCEPT_FOLLOW_REQUEST = ResultTypes(
+    AcceptFollowRequestSuccess, AcceptFollowRequestError, AcceptFollowRequestErrorCode
 )
 
-if TYPE_CHECKING:
-    FollowUserResult: TypeAlias = Any
-    UnfollowUserResult: TypeAlias = Any
-    AcceptFollowRequestResult: TypeAlias = Any
-    RejectFollowRequestResult: TypeAlias = Any
-    BlockUserResult: TypeAlias = Any
-    UnblockUserResult: TypeAlias = Any
-    MuteUserResult: TypeAlias = Any
-    UnmuteUserResult: TypeAlias = Any
-    MarkNotificationsReadResult: TypeAlias = Any
-else:
-    FollowUserResult = FOLLOW_USER.result
-    UnfollowUserResult = UNFOLLOW_USER.result
-    AcceptFollowRequestResult = ACCEPT_FOLLOW_REQUEST.result
-    RejectFollowRequestResult = REJECT_FOLLOW_REQUEST.result
-    BlockUserResult = BLOCK_USER.result
-    UnblockUserResult = UNBLOCK_USER.result
-    MuteUserResult = MUTE_USER.result
-    UnmuteUserResult = UNMUTE_USER.result
-    MarkNotificationsReadResult = MARK_NOTIFICATIONS_READ.result
+
+@strawberry.type(description="The request is gone.")
+class RejectFollowRequestSuccess(RelationPayload):
+    pass
+
+
+@error_codes("rejectFollowRequest")
+class RejectFollowRequestErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+
+
+@strawberry.type(description="rejectFollowRequest failed.")
+class RejectFollowRequestError(MutationError):
+    code: RejectFollowRequestErrorCode = strawberry.field(description="What went wrong.")
+
+
+RejectFollowRequestResult = Annotated[
+    RejectFollowRequestSuccess | RejectFollowRequestError, result_union("rejectFollowRequest")
+]
+REJECT_FOLLOW_REQUEST = ResultTypes(
+    RejectFollowRequestSuccess, RejectFollowRequestError, RejectFollowRequestErrorCode
+)
+
+
+@strawberry.type(description="Blocked: follows both ways are gone; neither sees the other.")
+class BlockUserSuccess(RelationPayload):
+    pass
+
+
+@error_codes("blockUser")
+class BlockUserErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
+
+
+@strawberry.type(description="blockUser failed.")
+class BlockUserError(MutationError):
+    code: BlockUserErrorCode = strawberry.field(description="What went wrong.")
+
+
+BlockUserResult = Annotated[BlockUserSuccess | BlockUserError, result_union("blockUser")]
+BLOCK_USER = ResultTypes(BlockUserSuccess, BlockUserError, BlockUserErrorCode)
+
+
+@strawberry.type(description="Unblocked (follows are not restored).")
+class UnblockUserSuccess(RelationPayload):
+    pass
+
+
+@error_codes("unblockUser")
+class UnblockUserErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+
+
+@strawberry.type(description="unblockUser failed.")
+class UnblockUserError(MutationError):
+    code: UnblockUserErrorCode = strawberry.field(description="What went wrong.")
+
+
+UnblockUserResult = Annotated[UnblockUserSuccess | UnblockUserError, result_union("unblockUser")]
+UNBLOCK_USER = ResultTypes(UnblockUserSuccess, UnblockUserError, UnblockUserErrorCode)
+
+
+@strawberry.type(description="Muted: hidden from the viewer's timelines and notifications.")
+class MuteUserSuccess(RelationPayload):
+    pass
+
+
+@error_codes("muteUser")
+class MuteUserErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+    INVALID_INPUT = code(ErrorCode.INVALID_INPUT)
+    BLOCKED = code(ErrorCode.BLOCKED)
+
+
+@strawberry.type(description="muteUser failed.")
+class MuteUserError(MutationError):
+    code: MuteUserErrorCode = strawberry.field(description="What went wrong.")
+
+
+MuteUserResult = Annotated[MuteUserSuccess | MuteUserError, result_union("muteUser")]
+MUTE_USER = ResultTypes(MuteUserSuccess, MuteUserError, MuteUserErrorCode)
+
+
+@strawberry.type(description="Unmuted.")
+class UnmuteUserSuccess(RelationPayload):
+    pass
+
+
+@error_codes("unmuteUser")
+class UnmuteUserErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    NOT_FOUND = code(ErrorCode.NOT_FOUND)
+
+
+@strawberry.type(description="unmuteUser failed.")
+class UnmuteUserError(MutationError):
+    code: UnmuteUserErrorCode = strawberry.field(description="What went wrong.")
+
+
+UnmuteUserResult = Annotated[UnmuteUserSuccess | UnmuteUserError, result_union("unmuteUser")]
+UNMUTE_USER = ResultTypes(UnmuteUserSuccess, UnmuteUserError, UnmuteUserErrorCode)
+
+
+@strawberry.type(description="Notifications up to the cursor are read.")
+class MarkNotificationsReadSuccess(MarkReadPayload):
+    pass
+
+
+@error_codes("markNotificationsRead")
+class MarkNotificationsReadErrorCode(Enum):
+    NOT_AUTHENTICATED = code(ErrorCode.NOT_AUTHENTICATED)
+    INVALID_CURSOR = code(ErrorCode.INVALID_CURSOR)
+
+
+@strawberry.type(description="markNotificationsRead failed.")
+class MarkNotificationsReadError(MutationError):
+    code: MarkNotificationsReadErrorCode = strawberry.field(description="What went wrong.")
+
+
+MarkNotificationsReadResult = Annotated[
+    MarkNotificationsReadSuccess | MarkNotificationsReadError,
+    result_union("markNotificationsRead"),
+]
+MARK_NOTIFICATIONS_READ = ResultTypes(
+    MarkNotificationsReadSuccess, MarkNotificationsReadError, MarkNotificationsReadErrorCode
+)
+
+# --- mutations ----------------------------------------------------------------------------
+
+# Verbs of the graph service on the viewer and another account.
+Relate = Callable[[Viewer, int], Awaitable[None]]
+Follow = Callable[[Viewer, int], Awaitable[FollowStateModel]]
+
+R = TypeVar("R", bound=RelationPayload)
+F = TypeVar("F", bound=FollowPayload)
+C = TypeVar("C", bound=Enum)
+E = TypeVar("E", bound=MutationError)
 
 
 async def _relation(
-    info: Info[Context, None], input: UserRefInput, types: MutationTypes, verb: str, **kw: Any
-) -> Any:
-    async def action() -> dict[str, Any]:
+    info: Info[Context, None], input: UserRefInput, types: ResultTypes[R, C, E], verb: Relate
+) -> R | E:
+    async def action() -> R:
         viewer = info.context.require_viewer()
-        user_id = decode_id(input.user_id, "User", "userId")
-        await getattr(info.context.services.graph, verb)(viewer, user_id, **kw)
-        return {"user_id": strawberry.ID(str(input.user_id))}
+        await verb(viewer, decode_id(input.user_id, "User", "userId"))
+        return types.success(user_id=strawberry.ID(str(input.user_id)))
 
     return await types.run(action)
 
 
 async def _follow(
-    info: Info[Context, None], input: UserRefInput, types: MutationTypes, verb: str
-) -> Any:
-    async def action() -> dict[str, Any]:
+    info: Info[Context, None], input: UserRefInput, types: ResultTypes[F, C, E], verb: Follow
+) -> F | E:
+    async def action() -> F:
         viewer = info.context.require_viewer()
         user_id = decode_id(input.user_id, "User", "userId")
-        state = await getattr(info.context.services.graph, verb)(viewer, user_id)
+        state = await verb(viewer, user_id)
         user = (await info.context.accounts.users_by_ids(viewer.user.id, [user_id])).get(user_id)
         if user is None:
             raise DomainError(ErrorCode.NOT_FOUND, "No such account.", "userId")
-        return {"user": user, "follow_state": FollowState(state.value)}
+        return types.success(user=as_user(user), follow_state=FollowState(state.value))
 
     return await types.run(action)
 
@@ -164,57 +294,66 @@ class SocialMutation:
     async def follow_user(
         self, info: Info[Context, None], input: Annotated[UserRefInput, INPUT]
     ) -> FollowUserResult:
-        return await _follow(info, input, FOLLOW_USER, "follow")
+        graph = info.context.services.graph
+        return await _follow(info, input, FOLLOW_USER, graph.follow)
 
     @strawberry.mutation(description="Stop following an account, or withdraw a request.")
     async def unfollow_user(
         self, info: Info[Context, None], input: Annotated[UserRefInput, INPUT]
     ) -> UnfollowUserResult:
-        return await _follow(info, input, UNFOLLOW_USER, "unfollow")
+        graph = info.context.services.graph
+        return await _follow(info, input, UNFOLLOW_USER, graph.unfollow)
 
     @strawberry.mutation(description="Let an account that asked follow the viewer.")
     async def accept_follow_request(
         self, info: Info[Context, None], input: Annotated[UserRefInput, INPUT]
     ) -> AcceptFollowRequestResult:
-        return await _relation(info, input, ACCEPT_FOLLOW_REQUEST, "answer_request", accept=True)
+        answer = partial(info.context.services.graph.answer_request, accept=True)
+        return await _relation(info, input, ACCEPT_FOLLOW_REQUEST, answer)
 
     @strawberry.mutation(description="Turn down a follow request.")
     async def reject_follow_request(
         self, info: Info[Context, None], input: Annotated[UserRefInput, INPUT]
     ) -> RejectFollowRequestResult:
-        return await _relation(info, input, REJECT_FOLLOW_REQUEST, "answer_request", accept=False)
+        answer = partial(info.context.services.graph.answer_request, accept=False)
+        return await _relation(info, input, REJECT_FOLLOW_REQUEST, answer)
 
     @strawberry.mutation(description="Block an account.")
     async def block_user(
         self, info: Info[Context, None], input: Annotated[UserRefInput, INPUT]
     ) -> BlockUserResult:
-        return await _relation(info, input, BLOCK_USER, "block")
+        graph = info.context.services.graph
+        return await _relation(info, input, BLOCK_USER, graph.block)
 
     @strawberry.mutation(description="Unblock an account.")
     async def unblock_user(
         self, info: Info[Context, None], input: Annotated[UserRefInput, INPUT]
     ) -> UnblockUserResult:
-        return await _relation(info, input, UNBLOCK_USER, "unblock")
+        graph = info.context.services.graph
+        return await _relation(info, input, UNBLOCK_USER, graph.unblock)
 
     @strawberry.mutation(description="Mute an account.")
     async def mute_user(
         self, info: Info[Context, None], input: Annotated[UserRefInput, INPUT]
     ) -> MuteUserResult:
-        return await _relation(info, input, MUTE_USER, "mute")
+        graph = info.context.services.graph
+        return await _relation(info, input, MUTE_USER, graph.mute)
 
     @strawberry.mutation(description="Unmute an account.")
     async def unmute_user(
         self, info: Info[Context, None], input: Annotated[UserRefInput, INPUT]
     ) -> UnmuteUserResult:
-        return await _relation(info, input, UNMUTE_USER, "unmute")
+        graph = info.context.services.graph
+        return await _relation(info, input, UNMUTE_USER, graph.unmute)
 
     @strawberry.mutation(description="Mark notifications read up to a cursor.")
     async def mark_notifications_read(
         self, info: Info[Context, None], input: Annotated[MarkNotificationsReadInput, INPUT]
     ) -> MarkNotificationsReadResult:
-        async def action() -> dict[str, Any]:
+        async def action() -> MarkNotificationsReadSuccess:
             viewer = info.context.require_viewer()
             up_to = decode_cursor("notifications", input.up_to, "upTo")
-            return {"unread_count": await notifications.mark_read(viewer.user, up_to)}
+            unread = await info.context.services.notifications.mark_read(viewer.user, up_to)
+            return MarkNotificationsReadSuccess(unread_count=unread)
 
         return await MARK_NOTIFICATIONS_READ.run(action)

@@ -20,9 +20,10 @@ from app.services.notifications import NotificationView
 from app.services.paging import encode_cursor
 from app.services.views import PostView
 from schema.context import Context
+from schema.notifications import NotificationEdge
+from schema.posts.types import Post, PostEdge, as_post
 from schema.results import decode_id
 from schema.socket import CloseCode
-from schema.types import Notification, NotificationEdge, Post, PostEdge, as_post
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -45,19 +46,13 @@ async def _deliver(
 
 def _post_edge(connection: str) -> Callable[[PostView], PostEdge]:
     def shape(post: PostView) -> PostEdge:
-        return PostEdge(
-            cursor=encode_cursor(connection, post.sort_key),
-            node=as_post(post),
-            reposted_by=post.reposted_by,  # type: ignore[arg-type]
-        )
+        return PostEdge.from_view(encode_cursor(connection, post.sort_key), post)
 
     return shape
 
 
 def _notification_edge(item: NotificationView) -> NotificationEdge:
-    return NotificationEdge(
-        cursor=encode_cursor("notifications", item.id), node=Notification.from_view(item)
-    )
+    return NotificationEdge.from_view(encode_cursor("notifications", item.id), item)
 
 
 @strawberry.type(

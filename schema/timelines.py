@@ -7,38 +7,29 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from app.errors import DomainError, ErrorCode
-from app.services import notifications, search, timelines
-from app.services.paging import MAX_PAGE
+from app.errors import DomainError
 from schema.context import Context
-from schema.types import (
-    After,
-    Before,
-    First,
-    Hashtag,
-    Last,
-    Notification,
-    NotificationConnection,
-    NotificationEdge,
-    PostConnection,
-    User,
-    UserConnection,
-    page_info,
-    page_request,
-)
+from schema.notifications import NotificationConnection
+from schema.paging import After, Before, First, Last, page_request
+from schema.posts.types import PostConnection
+from schema.runner import SESSION_FOLDED
+from schema.users import User, UserConnection, as_user
 
 Limit = Annotated[int, strawberry.argument(description="At most this many (1-100).")]
 
 
-def _limit(value: int) -> int:
-    if not 1 <= value <= MAX_PAGE:
-        raise DomainError(ErrorCode.INVALID_INPUT, f"Limits are 1 to {MAX_PAGE}.", "limit")
-    return value
+@strawberry.type(description="A hashtag and how many public posts use it.")
+class Hashtag:
+    tag: str = strawberry.field(description="The tag, lower case, without #.")
+    public_posts: int = strawberry.field(description="Public posts using it.")
 
 
 @strawberry.type
 class TimelineQuery:
-    @strawberry.field(description="The viewer's posts and those of accounts they follow.")
+    @strawberry.field(
+        description="The viewer's posts and those of accounts they follow.",
+        metadata={SESSION_FOLDED: True},
+    )
     async def home_timeline(
         self,
         info: Info[Context, None],
@@ -47,10 +38,27 @@ class TimelineQuery:
         last: Last = None,
         before: Before = None,
     ) -> PostConnection:
-        viewer = info.context.require_viewer()
+        context = info.context
+        if context.viewer is None and context.claims is not None:
+            # The session is checked in the page's own statement (schema.runner); the
+            # arguments' errors come after NOT_AUTHENTICATED, as they do signed in already.
+            try:
+                request = page_request("home", first, after, last, before)
+            except DomainError:
+                await context.sign_in()
+                context.require_viewer()
+                raise
+            claims, context.claims = context.claims, None
+            signed_in = await context.services.timelines.home_of_session(claims, request)
+            if signed_in is None:
+                context.require_viewer()  # NOT_AUTHENTICATED: the session is not open
+            assert signed_in is not None
+            context.viewer, page = signed_in
+            return PostConnection.from_page(page)
+        viewer = context.require_viewer()
         request = page_request("home", first, after, last, before)
-        big = info.context.settings.timelines.fanout_max_followers
-        return PostConnection.from_page(await timelines.home(viewer.user.id, request, big))
+        page = await context.services.timelines.home(viewer.user.id, request)
+        return PostConnection.from_page(page)
 
     @strawberry.field(description="Every public post, newest first.")
     async def public_timeline(
@@ -62,7 +70,8 @@ class TimelineQuery:
         before: Before = None,
     ) -> PostConnection:
         request = page_request("public", first, after, last, before)
-        return PostConnection.from_page(await timelines.public(info.context.viewer_id, request))
+        page = await info.context.services.timelines.public(info.context.viewer_id, request)
+        return PostConnection.from_page(page)
 
     @strawberry.field(description="Posts with a hashtag that the viewer may see.")
     async def hashtag_timeline(
@@ -77,7 +86,7 @@ class TimelineQuery:
         before: Before = None,
     ) -> PostConnection:
         request = page_request("hashtag", first, after, last, before)
-        page = await timelines.hashtag(info.context.viewer_id, tag, request)
+        page = await info.context.services.timelines.hashtag(info.context.viewer_id, tag, request)
         return PostConnection.from_page(page)
 
     @strawberry.field(description="The viewer's bookmarks, latest first.")
@@ -91,7 +100,8 @@ class TimelineQuery:
     ) -> PostConnection:
         viewer = info.context.require_viewer()
         request = page_request("bookmarks", first, after, last, before)
-        return PostConnection.from_page(await timelines.bookmarks(viewer.user.id, request))
+        page = await info.context.services.timelines.bookmarks(viewer.user.id, request)
+        return PostConnection.from_page(page)
 
     @strawberry.field(description="Posts the viewer liked, latest like first.")
     async def liked_posts(
@@ -104,7 +114,8 @@ class TimelineQuery:
     ) -> PostConnection:
         viewer = info.context.require_viewer()
         request = page_request("likes", first, after, last, before)
-        return PostConnection.from_page(await timelines.likes(viewer.user.id, request))
+        page = await info.context.services.timelines.likes(viewer.user.id, request)
+        return PostConnection.from_page(page)
 
     @strawberry.field(description="Accounts asking to follow the viewer.")
     async def follow_requests(
@@ -132,18 +143,13 @@ class TimelineQuery:
     ) -> NotificationConnection:
         viewer = info.context.require_viewer()
         request = page_request("notifications", first, after, last, before)
-        page = await notifications.notifications(viewer.user, request)
-        return NotificationConnection(
-            edges=[
-                NotificationEdge(cursor=page.cursor(i), node=Notification.from_view(item))
-                for i, item in enumerate(page.items)
-            ],
-            page_info=page_info(page),
-        )
+        page = await info.context.services.notifications.page(viewer.user, request)
+        return NotificationConnection.from_page(page)
 
     @strawberry.field(description="How many notifications are newer than the read mark.")
     async def unread_notification_count(self, info: Info[Context, None]) -> int:
-        return await notifications.unread_count(info.context.require_viewer().user)
+        viewer = info.context.require_viewer()
+        return await info.context.services.notifications.unread_count(viewer.user)
 
     @strawberry.field(description="Accounts whose username or display name starts so.")
     async def search_accounts(
@@ -154,7 +160,8 @@ class TimelineQuery:
         ],
         limit: Limit = 20,
     ) -> list[User]:
-        return await search.accounts(info.context.viewer_id, query, _limit(limit))  # type: ignore[return-value]
+        found = await info.context.services.search.accounts(info.context.viewer_id, query, limit)
+        return [as_user(account) for account in found]
 
     @strawberry.field(description="Posts matching words, newest first.")
     async def search_posts(
@@ -169,7 +176,9 @@ class TimelineQuery:
         before: Before = None,
     ) -> PostConnection:
         request = page_request("search-posts", first, after, last, before)
-        page = await timelines.search_posts(info.context.viewer_id, query, request)
+        page = await info.context.services.timelines.search_posts(
+            info.context.viewer_id, query, request
+        )
         return PostConnection.from_page(page)
 
     @strawberry.field(description="Hashtags starting so, most used first.")
@@ -181,5 +190,5 @@ class TimelineQuery:
         ],
         limit: Limit = 20,
     ) -> list[Hashtag]:
-        found = await search.hashtags(query, _limit(limit))
+        found = await info.context.services.search.hashtags(query, limit)
         return [Hashtag(tag=h.tag, public_posts=h.public_posts) for h in found]

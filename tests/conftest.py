@@ -15,7 +15,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
@@ -31,6 +31,9 @@ from app.settings import Settings
 from tests.live import served_in_loop
 from tests.servers import PowerDNS, need_powerdns, start_powerdns
 from tests.support import GraphQLClient, serve
+
+if TYPE_CHECKING:
+    from tests.differential import Differential
 
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
 REQUIRE_SERVICES = os.environ.get("TEST_REQUIRE_SERVICES") == "1"
@@ -137,10 +140,46 @@ def settings(data_dir: Path, database_url: str) -> Settings:
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
     configure_logging("INFO")
+    # Imported here: it builds on schema/, which only the app's tests need.
+    from tests.differential import installed
+
     await migrate(settings)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
-        yield application
+        with installed(application, settings) as differential:
+            application.state.differential = differential
+            yield application
+    # What the harness cost, in the session's summary (pytest_terminal_summary below).
+    DIFFERENTIAL_TOTALS.append((differential.pairs, differential.stock_seconds))
+
+
+DIFFERENTIAL_TOTALS: list[tuple[int, float]] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for pairs, seconds in DIFFERENTIAL_TOTALS:
+        terminalreporter.write_line(
+            f"differential: {pairs} operations ran under both executors; "
+            f"the stock runs took {seconds:.2f} s"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _same_answers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The shared app runs every operation under the fast and the stock executor
+    (tests/differential.py); a test whose documents got different answers fails here, with
+    both. `@pytest.mark.no_differential`: the fast run only."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    differential: Differential = request.getfixturevalue("app").state.differential
+    differential.enabled = request.node.get_closest_marker("no_differential") is None
+    differential.mismatches.clear()
+    yield
+    mismatches, differential.mismatches = differential.mismatches, []
+    differential.enabled = True
+    if mismatches:
+        pytest.fail("\n\n".join(str(m) for m in mismatches), pytrace=False)
 
 
 @pytest.fixture(autouse=True)

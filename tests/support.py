@@ -12,10 +12,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.applications import Starlette
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+    from schema.http import GraphQLHTTP
 
 HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
 
@@ -150,6 +154,23 @@ class GraphQLClient:
         data = await self(VIEWER, token=token)
         viewer: dict[str, Any] | None = data["viewer"]
         return viewer
+
+
+def graphql_endpoint(settings: Settings, *, ide: bool = False) -> GraphQLHTTP:
+    """The GraphQL-over-HTTP endpoint alone, as `create_app` builds it for `settings` (its
+    own schema and caches; documents found as the app finds them), with the GraphiQL page
+    when `ide`."""
+    from app.services import Services
+    from schema import build_schema
+    from schema.http import GraphQLHTTP
+    from schema.persisted import PersistedDocuments
+    from schema.view import GraphQLView
+
+    schema = build_schema(settings)
+    services = Services.from_settings(settings)
+    documents = PersistedDocuments(schema.pipeline, services.operations, settings.graphql)
+    view = GraphQLView(schema, services, documents) if ide else None
+    return GraphQLHTTP(schema, services, documents, ide=view)
 
 
 def holdfast_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from app.models.billing import (
 )
 from app.models.fleet import FleetNode
 from app.models.media import Media, MediaPurpose, MediaState
+from app.models.operation import PersistedOperation
 from app.models.post import Bookmark, Like, Mention, Post, PostEdit, PostTag, Repost, Visibility
 from app.models.social import Block, Follow, FollowRequest, Mute
 from app.models.storage import MoveState, StorageLease, StorageMove, StoredObject
@@ -32,6 +33,7 @@ MODEL_MODULES = [
     "app.models.media",
     "app.models.billing",
     "app.models.fleet",
+    "app.models.operation",
 ]
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "PaymentEventRecord",
     "PaymentFeed",
     "PaymentStatus",
+    "PersistedOperation",
     "Plan",
     "Post",
     "PostEdit",

@@ -20,9 +20,12 @@ from app.services.live import LiveService
 from app.services.media import PROCESS_MEDIA, MediaService
 from app.services.media_processing import MediaProcessor
 from app.services.media_purge import DELETE_OBJECTS, EXPIRE_MEDIA, MediaPurger
-from app.services.notifications import NOTIFY, create_notifications
+from app.services.notifications import NOTIFY, NotificationService, create_notifications
+from app.services.operations import OperationService
 from app.services.posts import PostService
 from app.services.rebuilds import REBUILD_HOME, RebuildService
+from app.services.search import SearchService
+from app.services.timelines import TimelineService
 from app.settings import Settings
 from app.storage import Storage
 
@@ -38,12 +41,16 @@ class Services:
     posts: PostService
     interactions: InteractionService
     graph: GraphService
+    timelines: TimelineService
+    notifications: NotificationService
+    search: SearchService
     live: LiveService
     rebuilds: RebuildService
     storage: Storage
     media: MediaService
     payments: Payments
     billing: BillingService
+    operations: OperationService
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -56,6 +63,7 @@ class Services:
         billing = BillingService(settings, changes, payments)
         posts = PostService(settings, changes, perks=billing.perks)
         rebuilds = RebuildService(settings, changes)
+        notifications = NotificationService()
         # Every job kind and its handler, here and nowhere else.
         jobs.register(REBUILD_HOME, rebuilds.rebuild_home)
         FanOutService(settings).register(jobs)
@@ -76,12 +84,16 @@ class Services:
             posts=posts,
             interactions=InteractionService(posts, changes),
             graph=GraphService(changes),
-            live=LiveService(settings, pubsub),
+            timelines=TimelineService(settings),
+            notifications=notifications,
+            search=SearchService(),
+            live=LiveService(settings, pubsub, notifications),
             rebuilds=rebuilds,
             storage=storage,
             media=MediaService(settings, changes, storage),
             payments=payments,
             billing=billing,
+            operations=OperationService(),
         )
 
     async def close(self) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from tortoise.exceptions import IntegrityError
@@ -127,6 +129,23 @@ class Viewer:
     @property
     def is_admin(self) -> bool:
         return self.user.role is Role.ADMIN
+
+
+# The one rule of a signed-in request: the token's session is open (not revoked: logging out
+# revokes it, and the next request of any process sees that) and is the token's user's. As a
+# FROM clause binding `u` to that user (no row when the session is not open): the viewer
+# lookup above reads it alone; a hot read may join it into its own statement (one statement
+# per request instead of two), with :session and :user from the verified token.
+OPEN_SESSION_USER = (
+    "sessions s JOIN users u ON u.id = s.user_id "
+    "WHERE s.id = :session AND s.user_id = :user AND s.revoked_at IS NULL"
+)
+
+
+def viewer_from_row(row: Mapping[str, Any], claims: auth.AccessClaims) -> Viewer:
+    """The viewer from a users row (the columns of `u` under OPEN_SESSION_USER)."""
+    # Built the way the ORM builds a fetched row, so services can save it as usual.
+    return Viewer(User._init_from_db(**row), claims.session_id, claims.expires_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,20 +402,17 @@ class AccountService:
         return auth.read_access_token(self._key, access_token)
 
     async def resolve_viewer(self, access_token: str) -> Viewer | None:
-        """The viewer of a valid access token whose session is still open: one statement, on
-        every authenticated request."""
+        """The viewer of a valid access token whose session is still open: one statement."""
         claims = auth.read_access_token(self._key, access_token)
-        if claims is None:
-            return None
+        return await self.viewer_of(claims) if claims is not None else None
+
+    async def viewer_of(self, claims: auth.AccessClaims) -> Viewer | None:
+        """The viewer of verified access-token claims, if their session is still open."""
         rows = await sql.fetch(
-            "SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.id = :session AND s.user_id = :user AND s.revoked_at IS NULL",
+            f"SELECT u.* FROM {OPEN_SESSION_USER}",
             {"session": claims.session_id, "user": claims.user_id},
         )
-        if not rows:
-            return None
-        # Built the way the ORM builds a fetched row, so services can save it as usual.
-        return Viewer(User._init_from_db(**rows[0]), claims.session_id, claims.expires_at)
+        return viewer_from_row(rows[0], claims) if rows else None
 
     async def session_is_open(self, session_id: int) -> bool:
         return await Session.exists(id=session_id, revoked_at=None)

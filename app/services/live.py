@@ -24,7 +24,7 @@ from app.errors import DomainError, ErrorCode
 from app.models import User
 from app.pubsub import MISSED, Event, PubSub
 from app.services.home import merged_posts
-from app.services.notifications import NotificationView, notification_for
+from app.services.notifications import NotificationService, NotificationView
 from app.services.timelines import (
     REPOSTER_COLUMNS,
     big_followees,
@@ -231,8 +231,11 @@ class LiveService:
     """The streams. Each method checks that the viewer may read the stream (raising
     DomainError before anything is subscribed) and returns its items as an async iterator."""
 
-    def __init__(self, settings: Settings, pubsub: PubSub) -> None:
+    def __init__(
+        self, settings: Settings, pubsub: PubSub, notifications: NotificationService
+    ) -> None:
         self._pubsub = pubsub
+        self._notifications = notifications
         self._queue_size = settings.live.queue_size
         self._big_account = settings.timelines.fanout_max_followers
         self.batches = Batches()
@@ -304,7 +307,7 @@ class LiveService:
             if event.kind != live.Kind.NOTIFICATION or notification_id is None:
                 return None
             # One recipient per notification: nothing to batch.
-            return await notification_for(viewer, notification_id)
+            return await self._notifications.notification_for(viewer, notification_id)
 
         return self._stream([live.notifications_channel(viewer.id)], deliver)
 

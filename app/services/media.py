@@ -28,7 +28,7 @@ from app.ids import new_id
 from app.models import Media, MediaPurpose, MediaState
 from app.services.media_links import MediaLinks
 from app.services.media_purge import EXPIRE_MEDIA, purge_media, rendition_prefix
-from app.services.media_reads import MediaView, media_by_ids
+from app.services.media_reads import MediaView, media_by_ids, media_by_posts, profile_media
 from app.settings import Settings
 from app.storage import Storage
 from app.text import TextRule, clean_text
@@ -371,6 +371,16 @@ class MediaService:
 
     async def inflight_upload_keys(self) -> set[str]:
         return await inflight_keys()
+
+    async def media_of_posts(self, post_ids: list[int]) -> dict[int, list[MediaView]]:
+        """Each post's media, in order: one statement."""
+        return await media_by_posts(post_ids)
+
+    async def profile_media_of(
+        self, user_ids: list[int]
+    ) -> dict[int, tuple[MediaView | None, ...]]:
+        """Each account's (avatar, header): one statement."""
+        return await profile_media(user_ids)
 
     # --- helpers -----------------------------------------------------------------------
 

@@ -150,34 +150,6 @@ AND (n.post_id IS NULL OR EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id A
 _COLUMNS = f"n.id, n.kind, n.post_id, {USER_COLUMNS}"
 
 
-async def notifications(viewer: User, request: PageRequest) -> Page[NotificationView]:
-    condition, order = request.keyset("n.id")
-    rows = await sql.fetch(
-        f"""
-        SELECT {_COLUMNS}
-        FROM notifications n JOIN users u ON u.id = n.actor_id
-        WHERE {_READABLE} AND {condition}
-        ORDER BY {order} LIMIT :limit
-        """,
-        {**request.params(), "viewer": viewer.id},
-    )
-    page = make_page(request, rows, [row["id"] for row in rows])
-    items = await _views(viewer, page.items)
-    return Page(items, page.keys, page.has_next, page.has_previous, page.connection)
-
-
-async def notification_for(viewer: User, notification_id: int) -> NotificationView | None:
-    """One notification as its recipient reads it now; None once it is gone or unreadable
-    (its actor muted or blocked, its post deleted or hidden)."""
-    rows = await sql.fetch(
-        f"SELECT {_COLUMNS} FROM notifications n JOIN users u ON u.id = n.actor_id "
-        f"WHERE n.id = :id AND {_READABLE}",
-        {"id": notification_id, "viewer": viewer.id},
-    )
-    views = await _views(viewer, rows)
-    return views[0] if views else None
-
-
 async def _views(viewer: User, rows: list[sql.Row]) -> list[NotificationView]:
     post_ids = [row["post_id"] for row in rows if row["post_id"] is not None]
     posts = await posts_by_ids(viewer.id, post_ids)
@@ -195,20 +167,50 @@ async def _views(viewer: User, rows: list[sql.Row]) -> list[NotificationView]:
     ]
 
 
-async def unread_count(viewer: User) -> int:
-    rows = await sql.fetch(
-        f"SELECT COUNT(*) AS unread FROM notifications n WHERE {_READABLE} AND n.id > :read",
-        {"viewer": viewer.id, "read": viewer.notifications_read_id},
-    )
-    return int(rows[0]["unread"])
+class NotificationService:
+    """Reading notifications: the list, one (for live delivery), the unread count and the
+    read mark, each with the readability rule applied (`_READABLE`)."""
 
+    async def page(self, viewer: User, request: PageRequest) -> Page[NotificationView]:
+        """A page of the viewer's notifications, newest first."""
+        condition, order = request.keyset("n.id")
+        rows = await sql.fetch(
+            f"""
+            SELECT {_COLUMNS}
+            FROM notifications n JOIN users u ON u.id = n.actor_id
+            WHERE {_READABLE} AND {condition}
+            ORDER BY {order} LIMIT :limit
+            """,
+            {**request.params(), "viewer": viewer.id},
+        )
+        page = make_page(request, rows, [row["id"] for row in rows])
+        items = await _views(viewer, page.items)
+        return Page(items, page.keys, page.has_next, page.has_previous, page.connection)
 
-async def mark_read(viewer: User, up_to: int) -> int:
-    """Mark notifications up to the id `up_to` read; the mark never moves back."""
-    await sql.execute(
-        "UPDATE users SET notifications_read_id = :up_to "
-        "WHERE id = :viewer AND notifications_read_id < :up_to",
-        {"viewer": viewer.id, "up_to": up_to},
-    )
-    viewer.notifications_read_id = max(viewer.notifications_read_id, up_to)
-    return await unread_count(viewer)
+    async def notification_for(self, viewer: User, notification_id: int) -> NotificationView | None:
+        """One notification as its recipient reads it now; None once it is gone or unreadable
+        (its actor muted or blocked, its post deleted or hidden)."""
+        rows = await sql.fetch(
+            f"SELECT {_COLUMNS} FROM notifications n JOIN users u ON u.id = n.actor_id "
+            f"WHERE n.id = :id AND {_READABLE}",
+            {"id": notification_id, "viewer": viewer.id},
+        )
+        views = await _views(viewer, rows)
+        return views[0] if views else None
+
+    async def unread_count(self, viewer: User) -> int:
+        rows = await sql.fetch(
+            f"SELECT COUNT(*) AS unread FROM notifications n WHERE {_READABLE} AND n.id > :read",
+            {"viewer": viewer.id, "read": viewer.notifications_read_id},
+        )
+        return int(rows[0]["unread"])
+
+    async def mark_read(self, viewer: User, up_to: int) -> int:
+        """Mark notifications up to the id `up_to` read; the mark never moves back."""
+        await sql.execute(
+            "UPDATE users SET notifications_read_id = :up_to "
+            "WHERE id = :viewer AND notifications_read_id < :up_to",
+            {"viewer": viewer.id, "up_to": up_to},
+        )
+        viewer.notifications_read_id = max(viewer.notifications_read_id, up_to)
+        return await self.unread_count(viewer)

@@ -34,7 +34,13 @@ from app.services.entities import Entity, parse_entities
 from app.services.media import attach_to_post
 from app.services.media_purge import purge_media
 from app.services.notifications import notify
-from app.services.views import PostView, hydrate, in_version_audience, posts_by_ids
+from app.services.views import (
+    PostView,
+    hydrate,
+    in_version_audience,
+    posts_by_ids,
+    viewer_states,
+)
 from app.settings import Settings
 from app.text import TextRule, clean_text
 
@@ -86,6 +92,23 @@ class PostService:
         if found is None:
             return None
         return (await hydrate(viewer_id, [found]))[0]
+
+    # --- reading posts by id (the API's per-request loaders) ----------------------------
+
+    async def posts_with_tombstones(
+        self, viewer_id: int | None, post_ids: list[int]
+    ) -> dict[int, PostView]:
+        """The posts among `post_ids` the viewer may see, deleted ones as tombstones (a thread
+        keeps their place), with the posts they reply to and quote: at most two statements."""
+        found = await posts_by_ids(viewer_id, post_ids, tombstones=True)
+        await hydrate(viewer_id, list(found.values()))
+        return found
+
+    async def viewer_states_of(
+        self, viewer_id: int, post_ids: list[int]
+    ) -> dict[int, tuple[bool, bool, bool]]:
+        """Whether the viewer likes, reposted and bookmarked each post: one statement."""
+        return await viewer_states(viewer_id, post_ids)
 
     # --- writing -----------------------------------------------------------------------
 

@@ -11,6 +11,9 @@ import re
 from typing import Any
 
 from app import sql
+from app.auth import AccessClaims
+from app.models import User
+from app.services.accounts import OPEN_SESSION_USER, Viewer, viewer_from_row
 from app.services.entities import HASHTAG_MAX
 from app.services.home import is_big, merged_posts
 from app.services.paging import Page, PageRequest, make_page
@@ -29,6 +32,7 @@ from app.services.views import (
     post_from_row,
     user_columns,
 )
+from app.settings import Settings
 from app.sql import Row
 from app.text import check_argument
 
@@ -84,12 +88,37 @@ async def _posts_page(
     return make_page(request, posts, [p.sort_key for p in posts])
 
 
-async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[PostView]:
+def home_post_from_row(row: Row) -> PostView:
+    """A home timeline row: a page row with its sort key, `reposter_id` and the reposter's
+    REPOSTER_COLUMNS."""
+    post = page_post_from_row(row)
+    if row["reposter_id"] is not None:
+        post.reposted_by = account_from_row(row, "rb_")
+    return post
+
+
+def hashtag_key(tag: str) -> str:
+    """A tag as given (with or without #) in the spelling posts store; INVALID_INPUT when
+    it cannot be one."""
+    checked = check_argument(
+        tag.strip().lstrip("#"), field="tag", label="Hashtags", max_length=HASHTAG_MAX
+    )
+    return checked.lower()
+
+
+def _fts5_query(text: str) -> str:
+    """Words as quoted FTS5 strings, so user input is never FTS5 syntax."""
+    words = re.findall(r"\w+", text)
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def _home_statement(request: PageRequest) -> str:
+    """The home timeline page (parameters :viewer, :big and the page's): entries fanned out to
+    the viewer, merged with the posts of followed accounts too big to fan out."""
     entries_condition, entries_order = request.keyset("e.entry_id")
     big_condition, big_order = request.keyset("p.id")
     outer_condition, outer_order = request.keyset("h.sort_key")
-    rows = await sql.fetch(
-        f"""
+    return f"""
         SELECT {PAGE_COLUMNS}, h.sort_key, h.reposter_id, {REPOSTER_COLUMNS}
         FROM (
           SELECT * FROM (
@@ -113,152 +142,176 @@ async def home(viewer_id: int, request: PageRequest, big_account: int) -> Page[P
         {RELATED_JOINS}
         WHERE {outer_condition}
         ORDER BY {outer_order} LIMIT :limit
-        """,
-        {**request.params(), "viewer": viewer_id, "big": big_account},
-    )
-    posts = [home_post_from_row(row) for row in rows]
-    return make_page(request, posts, [p.sort_key for p in posts])
+        """
 
 
-def home_post_from_row(row: Row) -> PostView:
-    """A home timeline row: a page row with its sort key, `reposter_id` and the reposter's
-    REPOSTER_COLUMNS."""
-    post = page_post_from_row(row)
-    if row["reposter_id"] is not None:
-        post.reposted_by = account_from_row(row, "rb_")
-    return post
+# The viewer's users row beside the page (`me_<column>`), for home_of_session.
+_USER_FIELDS = tuple(sorted(User._meta.db_fields))
+_VIEWER_COLUMNS = ", ".join(f"me.{name} AS me_{name}" for name in _USER_FIELDS)
 
 
-async def public(viewer_id: int | None, request: PageRequest) -> Page[PostView]:
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="posts p",
-        where="p.visibility = 'public'",
-        sort_column="p.id",
-        params={},
-    )
+class TimelineService:
+    """The timelines a viewer reads. It holds the home rule's threshold (the setting
+    `timelines.fanout_max_followers`: above it an account's posts are merged into its
+    followers' home timelines as they are read), so that no caller passes it in."""
 
+    def __init__(self, settings: Settings) -> None:
+        self._big_account = settings.timelines.fanout_max_followers
 
-async def user_posts(
-    viewer_id: int | None, author_id: int, request: PageRequest, *, with_replies: bool
-) -> Page[PostView]:
-    where = "p.author_id = :author" + ("" if with_replies else " AND p.reply_to_id IS NULL")
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="posts p",
-        where=where,
-        sort_column="p.id",
-        params={"author": author_id},
-        mute_filter=False,  # looking at one account's page is asking to see it
-    )
-
-
-def hashtag_key(tag: str) -> str:
-    """A tag as given (with or without #) in the spelling posts store; INVALID_INPUT when
-    it cannot be one."""
-    checked = check_argument(
-        tag.strip().lstrip("#"), field="tag", label="Hashtags", max_length=HASHTAG_MAX
-    )
-    return checked.lower()
-
-
-async def hashtag(viewer_id: int | None, tag: str, request: PageRequest) -> Page[PostView]:
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="post_tags t JOIN posts p ON p.id = t.post_id",
-        where="t.tag = :tag",
-        sort_column="t.post_id",
-        params={"tag": hashtag_key(tag)},
-    )
-
-
-async def bookmarks(viewer_id: int, request: PageRequest) -> Page[PostView]:
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="bookmarks b JOIN posts p ON p.id = b.post_id",
-        where="b.user_id = :viewer",
-        sort_column="b.id",
-        params={},
-        mute_filter=False,
-    )
-
-
-async def likes(viewer_id: int, request: PageRequest) -> Page[PostView]:
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="likes l JOIN posts p ON p.id = l.post_id",
-        where="l.user_id = :viewer",
-        sort_column="l.id",
-        params={},
-        mute_filter=False,
-    )
-
-
-async def replies(viewer_id: int | None, post_id: int, request: PageRequest) -> Page[PostView]:
-    """Replies to a post, oldest first, as a conversation reads."""
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="posts p",
-        where="p.reply_to_id = :post",
-        sort_column="p.id",
-        params={"post": post_id},
-        ascending=True,
-        mute_filter=False,
-    )
-
-
-def _fts5_query(text: str) -> str:
-    """Words as quoted FTS5 strings, so user input is never FTS5 syntax."""
-    words = re.findall(r"\w+", text)
-    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
-
-
-async def search_posts(viewer_id: int | None, text: str, request: PageRequest) -> Page[PostView]:
-    text = search_text(text)
-    if sql.dialect() == "postgres":
-        where = "to_tsvector('simple', p.text) @@ plainto_tsquery('simple', :q)"
-        query = text
-    else:
-        where = "p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH :q)"
-        query = _fts5_query(text)
-    if not query.strip():
-        return make_page(request, [], [])
-    return await _posts_page(
-        viewer_id,
-        request,
-        source="posts p",
-        where=where,
-        sort_column="p.id",
-        params={"q": query},
-    )
-
-
-async def ancestors(
-    viewer_id: int | None, post_id: int, max_depth: int = ANCESTORS_MAX
-) -> list[PostView]:
-    """The posts a post replies to, root first; deleted ones as tombstones, invisible ones
-    left out."""
-    from app.services.views import AUDIENCE
-
-    rows = await sql.fetch(
-        f"""
-        WITH RECURSIVE chain(id, depth) AS (
-          SELECT reply_to_id, 1 FROM posts WHERE id = :post AND reply_to_id IS NOT NULL
-          UNION ALL
-          SELECT p.reply_to_id, c.depth + 1 FROM posts p JOIN chain c ON p.id = c.id
-          WHERE p.reply_to_id IS NOT NULL AND c.depth < :max_depth
+    async def home(self, viewer_id: int, request: PageRequest) -> Page[PostView]:
+        """The viewer's home timeline: entries fanned out to it, merged with the posts of
+        followed accounts too big to fan out (the rule of `home`)."""
+        rows = await sql.fetch(
+            _home_statement(request),
+            {**request.params(), "viewer": viewer_id, "big": self._big_account},
         )
-        SELECT {POST_COLUMNS} FROM chain c
-        JOIN posts p ON p.id = c.id JOIN users u ON u.id = p.author_id
-        WHERE {AUDIENCE}
-        ORDER BY c.depth DESC
-        """,
-        {"post": post_id, "viewer": viewer_id, "max_depth": max_depth},
-    )
-    return await hydrate(viewer_id, [post_from_row(row) for row in rows])
+        posts = [home_post_from_row(row) for row in rows]
+        return make_page(request, posts, [p.sort_key for p in posts])
+
+    async def home_of_session(
+        self, claims: AccessClaims, request: PageRequest
+    ) -> tuple[Viewer, Page[PostView]] | None:
+        """`home` for the user of verified token claims, checking in the same statement that
+        their session is open (accounts.OPEN_SESSION_USER): the viewer and the page, or None
+        when the session is not open. One statement where a checked viewer and a page are two.
+        """
+        order = request.keyset("pg.sort_key")[1]
+        rows = await sql.fetch(
+            f"""
+            WITH me AS (SELECT u.* FROM {OPEN_SESSION_USER})
+            SELECT {_VIEWER_COLUMNS}, pg.* FROM me LEFT JOIN ({_home_statement(request)}) pg ON TRUE
+            ORDER BY {order}
+            """,
+            {
+                **request.params(),
+                "viewer": claims.user_id,
+                "user": claims.user_id,
+                "session": claims.session_id,
+                "big": self._big_account,
+            },
+        )
+        if not rows:
+            return None
+        first = rows[0]
+        viewer = viewer_from_row({name: first["me_" + name] for name in _USER_FIELDS}, claims)
+        # An empty page is one row of the viewer with no post.
+        posts = [home_post_from_row(row) for row in rows if row["id"] is not None]
+        return viewer, make_page(request, posts, [p.sort_key for p in posts])
+
+    async def public(self, viewer_id: int | None, request: PageRequest) -> Page[PostView]:
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="posts p",
+            where="p.visibility = 'public'",
+            sort_column="p.id",
+            params={},
+        )
+
+    async def user_posts(
+        self, viewer_id: int | None, author_id: int, request: PageRequest, *, with_replies: bool
+    ) -> Page[PostView]:
+        where = "p.author_id = :author" + ("" if with_replies else " AND p.reply_to_id IS NULL")
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="posts p",
+            where=where,
+            sort_column="p.id",
+            params={"author": author_id},
+            mute_filter=False,  # looking at one account's page is asking to see it
+        )
+
+    async def hashtag(
+        self, viewer_id: int | None, tag: str, request: PageRequest
+    ) -> Page[PostView]:
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="post_tags t JOIN posts p ON p.id = t.post_id",
+            where="t.tag = :tag",
+            sort_column="t.post_id",
+            params={"tag": hashtag_key(tag)},
+        )
+
+    async def bookmarks(self, viewer_id: int, request: PageRequest) -> Page[PostView]:
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="bookmarks b JOIN posts p ON p.id = b.post_id",
+            where="b.user_id = :viewer",
+            sort_column="b.id",
+            params={},
+            mute_filter=False,
+        )
+
+    async def likes(self, viewer_id: int, request: PageRequest) -> Page[PostView]:
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="likes l JOIN posts p ON p.id = l.post_id",
+            where="l.user_id = :viewer",
+            sort_column="l.id",
+            params={},
+            mute_filter=False,
+        )
+
+    async def replies(
+        self, viewer_id: int | None, post_id: int, request: PageRequest
+    ) -> Page[PostView]:
+        """Replies to a post, oldest first, as a conversation reads."""
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="posts p",
+            where="p.reply_to_id = :post",
+            sort_column="p.id",
+            params={"post": post_id},
+            ascending=True,
+            mute_filter=False,
+        )
+
+    async def search_posts(
+        self, viewer_id: int | None, text: str, request: PageRequest
+    ) -> Page[PostView]:
+        text = search_text(text)
+        if sql.dialect() == "postgres":
+            where = "to_tsvector('simple', p.text) @@ plainto_tsquery('simple', :q)"
+            query = text
+        else:
+            where = "p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH :q)"
+            query = _fts5_query(text)
+        if not query.strip():
+            return make_page(request, [], [])
+        return await _posts_page(
+            viewer_id,
+            request,
+            source="posts p",
+            where=where,
+            sort_column="p.id",
+            params={"q": query},
+        )
+
+    async def ancestors(
+        self, viewer_id: int | None, post_id: int, max_depth: int = ANCESTORS_MAX
+    ) -> list[PostView]:
+        """The posts a post replies to, root first; deleted ones as tombstones, invisible ones
+        left out."""
+        from app.services.views import AUDIENCE
+
+        rows = await sql.fetch(
+            f"""
+            WITH RECURSIVE chain(id, depth) AS (
+              SELECT reply_to_id, 1 FROM posts WHERE id = :post AND reply_to_id IS NOT NULL
+              UNION ALL
+              SELECT p.reply_to_id, c.depth + 1 FROM posts p JOIN chain c ON p.id = c.id
+              WHERE p.reply_to_id IS NOT NULL AND c.depth < :max_depth
+            )
+            SELECT {POST_COLUMNS} FROM chain c
+            JOIN posts p ON p.id = c.id JOIN users u ON u.id = p.author_id
+            WHERE {AUDIENCE}
+            ORDER BY c.depth DESC
+            """,
+            {"post": post_id, "viewer": viewer_id, "max_depth": max_depth},
+        )
+        return await hydrate(viewer_id, [post_from_row(row) for row in rows])

@@ -17,6 +17,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from unittest.mock import patch
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
@@ -25,7 +26,6 @@ from tortoise import connections
 from app import auth
 from app.main import create_app
 from app.seed import SEED_PASSWORD
-from app.services import timelines
 from app.services.paging import PageRequest
 from app.settings import load_settings
 from bench.timeline import QUERY
@@ -197,7 +197,7 @@ async def main(args: argparse.Namespace) -> None:
         request = PageRequest.parse("home", first=20)
         page = await timer.measure(
             "  timelines.home: SQL + rows to dataclasses",
-            lambda: timelines.home(viewer.user.id, request, big),
+            lambda: services.timelines.home(viewer.user.id, request),
             n,
         )
 
@@ -216,13 +216,13 @@ async def main(args: argparse.Namespace) -> None:
         result = await timer.measure(
             "  schema.execute (with SQL, no HTTP, no viewer lookup)", execute, n
         )
-        saved_home = timelines.home
         execution_cpu = 0.0
 
         async def prefetched(*_: Any) -> Any:
             return page
 
-        timelines.home = prefetched  # type: ignore[assignment]
+        prefetching = patch.object(services.timelines, "home", prefetched)
+        prefetching.start()
         try:
             await timer.measure(
                 "  schema.execute with the page prefetched (no SQL)",
@@ -256,7 +256,7 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"\ncProfile of {n} executions with the page prefetched (no SQL):")
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
         finally:
-            timelines.home = saved_home
+            prefetching.stop()
 
         def count_fields(value: Any) -> int:
             if isinstance(value, dict):

@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, str]] = [
     ("Tortoise ORM", r"\(tortoise/|\(pypika"),
     ("JWT decode", r"\(jwt/"),
     ("app services and views (row mapping)", r"\(app/"),
+    ("compiled selections (schema.compiled's generated code)", r"\(<selection "),
     ("schema resolvers and executor", r"\(schema/"),
     ("graphql-core validation", r"\(graphql/validation/"),
     ("graphql-core parsing", r"\(graphql/language/"),
@@ -33,17 +34,27 @@ LAYERS: list[tuple[str, str]] = [
 # Functions whose samples count with everything below them.
 INCLUSIVE: list[tuple[str, str]] = [
     ("HTTP request, whole (uvicorn run_asgi)", r"run_asgi \("),
-    ("strawberry view: request to response", r"\(strawberry/http/async_base_view"),
-    ("schema.execute (parse, validate, execute)", r"execute \(strawberry/schema/schema\.py"),
+    ("GraphQL endpoint: request to response", r"\(schema/http/__init__"),
+    ("  context: token, budget", r"GraphQLHTTP\.context \(|^context \(schema/http"),
+    ("  runner (session check and execution)", r"Runner\.run \(schema/runner|^run \(schema/runner"),
+    ("    graphql-core execute", r"\(graphql/execution/"),
+    ("      compiled selections", r"\(<selection "),
+    (
+        "strawberry view (WebSockets, GraphiQL) or Schema.execute",
+        r"\(strawberry/http/|execute \(strawberry/schema/schema\.py",
+    ),
     ("  validation", r"validate \(graphql/validation/validate"),
-    ("  graphql-core execute", r"\(graphql/execution/"),
-    ("viewer lookup (resolve_viewer: JWT + session)", r"resolve_viewer \("),
-    ("timelines.home (SQL + rows to dataclasses)", r"^home \(app/services/timelines"),
+    ("session check on its own (viewer_of)", r"viewer_of \("),
+    (
+        "home timeline (SQL + rows to dataclasses)",
+        r"(^|\.)home(_of_session)? \(app/services/timelines",
+    ),
     ("  rows to dataclasses (views.py)", r"\(app/services/views\.py"),
     ("asyncpg, client side (all statements)", r"\(asyncpg/"),
     ("  of which the pool's reset query on release", r"Connection\.reset \(asyncpg/"),
-    ("response JSON encoding", r"encode_json|\(orjson"),
-    ("context and loaders set-up", r"get_context \(|\(schema/loaders"),
+    ("response JSON encoding", r"encode_json|\(orjson|orjson\.dumps"),
+    ("request budget (rate limiter)", r"\(limits/|spend_request \("),
+    ("per-request loaders", r"\(schema/loaders"),
 ]
 
 _LINE = re.compile(r"^(?P<stack>.*) (?P<count>\d+)$")

@@ -12,12 +12,12 @@ import pytest
 from graphql import OperationDefinitionNode, parse
 
 from app.models import Post
-from app.services import Services
+from app.services.operations import document_hash
 from app.settings import Environment, Settings
 from schema import build_schema
+from schema.http import GraphQLHTTP
 from schema.limits import DocumentLimits, Walker, measure_document
-from schema.view import GraphQLView
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, graphql_endpoint
 
 README = Path(__file__).parents[2] / "README.md"
 LIMITS = DocumentLimits(
@@ -128,7 +128,7 @@ async def test_a_million_node_query_is_refused_before_execution(gql: GraphQLClie
     body = (await gql.post(query)).json()
 
     assert codes(body) == ["COST_LIMIT_EXCEEDED"]
-    assert body["data"] is None
+    assert "data" not in body  # a request error: nothing ran
 
 
 def test_every_query_in_the_readme_is_within_the_limits(settings: Settings) -> None:
@@ -144,9 +144,9 @@ async def test_the_cost_limit_is_a_setting(settings: Settings) -> None:
     strict = settings.model_copy(
         update={"graphql": settings.graphql.model_copy(update={"max_cost": 100})}
     )
-    view = GraphQLView(build_schema(strict), Services.from_settings(strict))
+    endpoint = graphql_endpoint(strict)
     query = "{ publicTimeline(first: 50) { edges { node { id } } } }"
-    async with _client(view) as client:
+    async with _client(endpoint) as client:
         refused = (await client.post("/graphql", json={"query": query})).json()
         allowed = (await client.post("/graphql", json={"query": "{ viewer { id } }"})).json()
 
@@ -171,6 +171,36 @@ async def test_documents_over_the_byte_limit_are_refused_unparsed(
     body = (await http.post("/graphql", json={"query": query})).json()
 
     assert codes(body) == ["DOCUMENT_TOO_LARGE"]
+
+
+@pytest.mark.usefixtures("app")  # the database: an APQ miss asks the registered operations
+async def test_documents_over_the_byte_limit_are_kept_by_no_cache(settings: Settings) -> None:
+    # Each is refused, and none may stay behind as a cache key: 1,024 of them, each up to the
+    # request body limit (1 MiB), would pin a gigabyte.
+    endpoint = graphql_endpoint(settings)
+    pipeline = endpoint.schema.pipeline
+    texts = ["{ viewer { id } }" + " " * (40_000 + n) for n in range(4)]
+    async with _client(endpoint) as client:
+        answers = [
+            await client.post("/graphql", json=body)
+            for text in texts
+            for body in (
+                {"query": text},
+                # An APQ registration of it: not stored either.
+                {"query": text, "extensions": {"persistedQuery": _persisted(text)}},
+            )
+        ]
+        over_a_socket = [pipeline.prepare(text) for text in texts]
+
+    assert [codes(answer.json()) for answer in answers] == [["DOCUMENT_TOO_LARGE"]] * 8
+    assert all(prepared.document is None for prepared in over_a_socket)
+    assert pipeline._prepare.cache_info().currsize == 0  # type: ignore[attr-defined]
+    assert pipeline.parse.cache_info().currsize == 0  # type: ignore[attr-defined]
+    assert len(endpoint.documents.stored) == 0  # type: ignore[attr-defined]
+
+
+def _persisted(text: str) -> dict[str, object]:
+    return {"version": 1, "sha256Hash": document_hash(text)}
 
 
 async def test_documents_over_the_token_limit_are_refused(http: httpx.AsyncClient) -> None:
@@ -211,11 +241,13 @@ async def test_every_error_carries_a_code(
 
 async def test_an_unknown_operation_name_is_a_coded_bad_request(http: httpx.AsyncClient) -> None:
     response = await http.post(
-        "/graphql", json={"query": "query A { viewer { id } }", "operationName": "C"}
+        "/graphql",
+        json={"query": "query A { viewer { id } }", "operationName": "C"},
+        headers={"Accept": "application/graphql-response+json"},
     )
 
     assert response.status_code == 400
-    assert codes(response.json()) == ["BAD_REQUEST"]
+    assert codes(response.json()) == ["BAD_USER_INPUT"]
 
 
 ENUM_QUERY = (
@@ -233,9 +265,7 @@ async def test_production_errors_suggest_nothing(
     http: httpx.AsyncClient, settings: Settings
 ) -> None:
     production = settings.model_copy(update={"env": Environment.PRODUCTION})
-    async with _client(
-        GraphQLView(build_schema(production), Services.from_settings(production))
-    ) as client:
+    async with _client(graphql_endpoint(production)) as client:
         quiet = await _suggestions(client)
     helpful = await _suggestions(http)
 
@@ -245,8 +275,10 @@ async def test_production_errors_suggest_nothing(
     assert await Post.all().count() == 0
 
 
-def _client(view: GraphQLView) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=view), base_url="http://testserver")
+def _client(endpoint: GraphQLHTTP) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=endpoint), base_url="http://testserver"
+    )
 
 
 POST_FIELDS = """fragment PostFields on Post { id text contentWarning visibility createdAt

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from starlette.applications import Starlette
+
 from tests.social import post
 from tests.support import GraphQLClient
 
@@ -94,3 +96,25 @@ async def test_ids_that_are_not_ids_are_not_found(gql: GraphQLClient) -> None:
         assert liked["code"] == "NOT_FOUND", raw
     followed = await act(gql, "followUser", alice, userId=global_id("User:99999999999999999999"))
     assert followed["code"] == "NOT_FOUND"
+
+
+async def test_a_cached_timeline_page_runs_compiled_selections(
+    app: Starlette, gql: GraphQLClient
+) -> None:
+    from schema import executor
+
+    alice = await gql.sign_up("alice")
+    await post(gql, alice, "hello")
+    query = "{ publicTimeline(first: 2) { edges { cursor node { id text author { username } } } } }"
+    first = await gql(query)
+    # This operation's own compiled selections (the document is cached by its text).
+    document = app.state.graphql.schema.pipeline.prepare(query).document
+    cache = executor._operations[id(document.definitions[0])]
+    compiled = {
+        name.split()[-1].rstrip(">")
+        for run in cache.compiled.values()
+        if (name := run.__code__.co_filename).startswith("<selection")
+    }
+    assert compiled == {"PostConnection", "PostEdge", "Post", "User"}
+    assert await gql(query) == first
+    assert first["publicTimeline"]["edges"][0]["node"]["author"] == {"username": "alice"}

@@ -24,7 +24,7 @@ from tortoise.transactions import in_transaction
 
 from app.errors import DomainError
 from app.models import Post, Repost, User, Visibility
-from app.services import Services, fanout, home, timelines
+from app.services import Services, fanout, home
 from app.services.accounts import Viewer
 from app.services.paging import PageRequest
 from tests.conftest import empty_database, make_settings
@@ -121,12 +121,12 @@ async def apply(world: World, action: tuple[Any, ...]) -> None:
     await services.jobs.run_due(services.changes)
 
 
-async def read_home(owner_id: int) -> list[tuple[int, int, int | None]]:
+async def read_home(world: World, owner_id: int) -> list[tuple[int, int, int | None]]:
     """Every page of the home timeline, as (sort key, post, reposter)."""
     read: list[tuple[int, int, int | None]] = []
     after: int | None = None
     while True:
-        page = await timelines.home(owner_id, PageRequest("home", PAGE, after=after), BIG)
+        page = await world.services.timelines.home(owner_id, PageRequest("home", PAGE, after=after))
         for post in page.items:
             reposter = post.reposted_by.id if post.reposted_by else None
             read.append((post.sort_key, post.id, reposter))
@@ -226,7 +226,7 @@ async def test_rebuilding_gives_what_the_live_path_gave(
     for action in history:
         await apply(world, action)
     live_rows = await stored_entries()
-    live = {user.id: await read_home(user.id) for user in world.users}
+    live = {user.id: await read_home(world, user.id) for user in world.users}
 
     assert live_rows == await expected_home(BIG, MAX_ENTRIES)
     for read in live.values():
@@ -239,7 +239,7 @@ async def test_rebuilding_gives_what_the_live_path_gave(
 
     assert await stored_entries() == live_rows
     for user in world.users:
-        assert await read_home(user.id) == live[user.id], user.username
+        assert await read_home(world, user.id) == live[user.id], user.username
 
 
 def _act(kind: str, actor: int, other: int = 0, **fields: Any) -> tuple[Any, ...]:
@@ -267,21 +267,21 @@ async def test_an_account_crossing_the_threshold_moves_between_stored_and_merged
         return {e[2] for e in await stored_entries() if e[0] in owners}
 
     assert early in await stored_for(reader)
-    assert [post for _, post, _ in await read_home(reader)] == [early]
+    assert [post for _, post, _ in await read_home(world, reader)] == [early]
 
     await apply(world, _act("follow", 2, 1))  # a second follower: above the threshold of one
 
     assert early not in await stored_for(reader, other)
     assert early in await stored_for(author)
-    assert [post for _, post, _ in await read_home(reader)] == [early]
-    assert [post for _, post, _ in await read_home(other)] == [early]
+    assert [post for _, post, _ in await read_home(world, reader)] == [early]
+    assert [post for _, post, _ in await read_home(world, other)] == [early]
 
     await apply(world, _act("unfollow", 2, 1))
 
     assert early in await stored_for(reader)
     assert early not in await stored_for(other)
-    assert [post for _, post, _ in await read_home(reader)] == [early]
-    assert await read_home(other) == []
+    assert [post for _, post, _ in await read_home(world, reader)] == [early]
+    assert await read_home(world, other) == []
 
 
 async def test_fan_out_returns_the_entries_it_inserted_and_nothing_the_second_time(

@@ -13,12 +13,9 @@ import pytest
 from starlette.applications import Starlette
 
 from app.models import User
-from app.services import Services
 from app.services.accounts import AccountService
 from app.settings import Environment, Settings
-from schema import build_schema
-from schema.view import GraphQLView
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, graphql_endpoint
 
 SIGN_UP_MUTATION = (
     'mutation { signUp(input: {username: "mallory", email: "m@example.org", '
@@ -58,12 +55,14 @@ async def test_more_than_fifteen_aliases_are_refused(http: httpx.AsyncClient) ->
 async def test_mutations_over_get_are_refused(http: httpx.AsyncClient) -> None:
     response = await http.get("/graphql", params={"query": SIGN_UP_MUTATION})
 
-    assert response.status_code == 400
+    # GraphQL over HTTP, "GET": 405 whatever the media type.
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
     assert response.json() == {
         "errors": [
             {
-                "message": "mutations are not allowed when using GET",
-                "extensions": {"code": "BAD_REQUEST"},
+                "message": "Only queries may be sent with GET; use POST.",
+                "extensions": {"code": "BAD_USER_INPUT"},
             }
         ]
     }
@@ -138,19 +137,20 @@ async def test_client_request_id_is_kept(http: httpx.AsyncClient) -> None:
 
 
 async def test_parsing_and_validation_are_cached_across_requests(settings: Settings) -> None:
-    schema = build_schema(settings)
-    view = GraphQLView(schema, Services.from_settings(settings))
+    endpoint = graphql_endpoint(settings)
+    schema = endpoint.schema
     query = "{ viewer { id username } }"
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=view), base_url="http://testserver"
+        transport=httpx.ASGITransport(app=endpoint), base_url="http://testserver"
     ) as client:
         for _ in range(4):
             assert (await client.post("/graphql", json={"query": query})).status_code == 200
 
+    prepared = schema.pipeline._prepare.cache_info()  # type: ignore[attr-defined]
     validated = schema.pipeline.validate.cache_info()  # type: ignore[attr-defined]
     parsed = schema.pipeline.parse.cache_info()  # type: ignore[attr-defined]
-    assert (validated.hits, validated.misses) == (3, 1)
-    assert (parsed.hits, parsed.misses) == (3, 1)
+    assert (prepared.hits, prepared.misses) == (3, 1)  # the document is prepared once
+    assert validated.misses == parsed.misses == 1
 
 
 async def test_healthz_reports_the_database(http: httpx.AsyncClient) -> None:
@@ -176,9 +176,8 @@ async def test_production_turns_off_graphiql_and_introspection(
 ) -> None:
     production = settings.model_copy(update={"env": Environment.PRODUCTION})
     assert production.is_production
-    services = Services.from_settings(production)
-    view = GraphQLView(build_schema(production), services)
-    transport = httpx.ASGITransport(app=view)
+    endpoint = graphql_endpoint(production, ide=True)
+    transport = httpx.ASGITransport(app=endpoint)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         page = await client.get("/graphql", headers={"accept": "text/html"})
         introspection = await client.post(
@@ -211,6 +210,34 @@ async def test_bodies_over_the_limit_get_413_before_they_are_read(http: httpx.As
     )
 
     assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        ("application/graphql-response+json", "application/graphql-response+json"),
+        ("application/json", "application/json"),
+        (None, "application/graphql-response+json"),
+        ("text/csv", "application/json"),  # neither: the 413 still says what happened
+    ],
+)
+async def test_a_413_from_graphql_comes_in_the_media_type_asked_for(
+    http: httpx.AsyncClient, accept: str | None, content_type: str
+) -> None:
+    body = b'{"query": "{ viewer { id } }", "variables": {"x": "' + b"a" * 1_048_576 + b'"}}'
+    request = http.build_request(
+        "POST", "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    del request.headers["accept"]
+    if accept is not None:
+        request.headers["accept"] = accept
+
+    response = await http.send(request)
+
+    assert response.status_code == 413
+    assert response.headers["content-type"] == f"{content_type}; charset=utf-8"
+    assert response.headers["vary"] == "Accept"
     assert response.json()["errors"][0]["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
 
 

@@ -438,7 +438,8 @@ async def test_queries_over_the_socket_are_held_to_the_document_limits(
         await client.subscribe("cost", huge)
         await client.subscribe("syntax", "{ viewer ")
         await client.subscribe("big", "{ viewer { id } }" + " " * 40_000)
-        answers = {a["id"]: a for a in [await client.receive() for _ in range(3)]}
+        await client.subscribe("empty", "")  # a document that does not parse, as over HTTP
+        answers = {a["id"]: a for a in [await client.receive() for _ in range(4)]}
 
     codes = {
         key: [error["extensions"]["code"] for error in answer["payload"]]
@@ -448,6 +449,7 @@ async def test_queries_over_the_socket_are_held_to_the_document_limits(
         "cost": ["COST_LIMIT_EXCEEDED"],
         "syntax": ["GRAPHQL_PARSE_FAILED"],
         "big": ["DOCUMENT_TOO_LARGE"],
+        "empty": ["GRAPHQL_PARSE_FAILED"],
     }
     assert all(answer["type"] == "error" for answer in answers.values())
 

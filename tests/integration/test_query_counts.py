@@ -46,7 +46,7 @@ async def _count_statements(
     return len(statements), len(data["homeTimeline"]["edges"])
 
 
-async def test_home_page_is_two_statements_for_twenty_or_fifty_posts(
+async def test_home_page_is_one_statement_for_twenty_or_fifty_posts(
     gql: GraphQLClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     alice = await gql.sign_up("alice")
@@ -66,11 +66,52 @@ async def test_home_page_is_two_statements_for_twenty_or_fifty_posts(
     twenty = await _count_statements(gql, caplog, alice, 20)
     fifty = await _count_statements(gql, caplog, alice, 50)
 
-    # One to resolve the viewer's session, then the page: each row with its author, the
-    # viewer's likes, reposts and bookmarks, and the same for the posts it replies to and
-    # quotes.
-    assert twenty == (2, 20)
-    assert fifty == (2, 50)
+    # The page, its statement checking the viewer's session too (schema.runner
+    # SESSION_FOLDED): each row with its author, the viewer's likes, reposts and bookmarks,
+    # and the same for the posts it replies to and quotes.
+    assert twenty == (1, 20)
+    assert fifty == (1, 50)
+
+    # Beside a field that does not fold it, the session is checked on its own first: the
+    # session, then the page.
+    caplog.clear()
+    with _statements_logged(caplog):
+        data = await GraphQLClient(gql.http)(
+            HOME.replace("query($first: Int) {", "query($first: Int) { viewer { username }"),
+            {"first": 20},
+            token=alice.access_token,
+        )
+    assert data["viewer"] == {"username": "alice"}
+    assert len(data["homeTimeline"]["edges"]) == 20
+    assert len([r for r in caplog.records if r.name in STATEMENT_LOGGERS]) == 2
+
+
+async def test_two_home_pages_in_one_operation_sign_the_viewer_in_once(
+    gql: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = await gql.sign_up("alice")
+    bob = await gql.sign_up("bob")
+    await follow(gql, alice, bob)
+    for i in range(3):
+        await post(gql, bob, f"bob {i}")
+    caplog.clear()
+    with _statements_logged(caplog):
+        data = await GraphQLClient(gql.http)(
+            "{ a: homeTimeline(first: 1) { edges { node { text } } } "
+            "b: homeTimeline(first: 2) { edges { node { text } } } }",
+            token=alice.access_token,
+        )
+    assert [e["node"]["text"] for e in data["a"]["edges"]] == ["bob 2"]
+    assert [e["node"]["text"] for e in data["b"]["edges"]] == ["bob 2", "bob 1"]
+    # Two root fields: the session on its own first, then each page.
+    assert len([r for r in caplog.records if r.name in STATEMENT_LOGGERS]) == 3
+
+
+async def test_an_empty_home_page_still_signs_the_viewer_in(
+    gql: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = await gql.sign_up("alice")
+    assert await _count_statements(gql, caplog, alice, 20) == (1, 0)
 
 
 @pytest.mark.parametrize(

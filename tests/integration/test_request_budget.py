@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.types import Message, Scope
 
 from app.main import create_app
 from app.models import User
@@ -79,7 +80,7 @@ async def test_a_spent_budget_is_refused_without_running_the_operation(client: C
         refused = await http.post("/graphql", json=SIGN_UP_CAROL)
 
     assert refused.status_code == 429
-    assert refused.headers["content-type"] == "application/json"
+    assert refused.headers["content-type"] == "application/json; charset=utf-8"
     assert refused.json() == {
         "errors": [
             {
@@ -164,3 +165,69 @@ async def test_transport_errors_are_counted_and_carry_the_headers(client: Client
     assert bad_json.headers["ratelimit-remaining"] == "2"
     assert mutation_over_get.headers["ratelimit-remaining"] == "1"
     assert mutation_over_get.headers["ratelimit-policy"] == "3;w=60"
+
+
+MULTIPART = (
+    b"--b\r\n"
+    b'Content-Disposition: form-data; name="operations"\r\n\r\n'
+    b'{"query": "mutation($f: Upload!) { x(f: $f) }", "variables": {"f": null}}\r\n'
+    b"--b\r\n"
+    b'Content-Disposition: form-data; name="map"\r\n\r\n{"0": ["variables.f"]}\r\n'
+    b"--b\r\n"
+    b'Content-Disposition: form-data; name="0"; filename="a.png"\r\n'
+    b"Content-Type: image/png\r\n\r\n" + b"\x89PNG" + b"\0" * 65_536 + b"\r\n--b--\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        (b"application/json", b'{"query": "{ viewer { id } }"}'),
+        (b"multipart/form-data; boundary=b", MULTIPART),
+    ],
+    ids=["json", "multipart"],
+)
+async def test_a_spent_budget_is_answered_before_the_body_is_read(
+    client: Client, tight_app: Starlette, content_type: bytes, body: bytes
+) -> None:
+    async with client("198.51.100.1") as http:
+        for _ in range(3):
+            await http.post("/graphql", json=QUERY)
+    reads = 0
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await tight_app(_scope(content_type, len(body)), receive, send)
+
+    # Neither read nor parsed, nor a multipart request's file spooled: the headers decide.
+    assert sent[0]["status"] == 429
+    assert reads == 0
+
+
+def _scope(content_type: bytes, length: int) -> Scope:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", content_type),
+            (b"content-length", str(length).encode()),
+            (b"apollo-require-preflight", b"true"),
+        ],
+        "client": ("198.51.100.1", 40_000),
+        "server": ("testserver", 80),
+    }

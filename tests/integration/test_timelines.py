@@ -136,3 +136,23 @@ async def test_an_edit_changing_a_direct_posts_mentions_moves_it_between_timelin
     assert texts(await timeline(gql, "homeTimeline", bob)) == []
     assert texts(await timeline(gql, "homeTimeline", carol)) == ["psst @carol"]
     assert texts(await timeline(gql, "homeTimeline", alice)) == ["psst @carol"]
+
+
+async def test_home_timeline_refuses_the_signed_out_before_its_arguments(
+    gql: GraphQLClient,
+) -> None:
+    alice = await gql.sign_up("alice")
+    query = '{ homeTimeline(first: 1, after: "bogus") { edges { cursor } } }'
+    bad_token = alice.access_token[:-4] + "AAAA"
+    await gql("mutation { logOut { __typename } }", token=alice.access_token)
+
+    # Signed out, a token whose session ended, a token that is not one: the same answer as
+    # any field for signed-in viewers gives, whatever the arguments.
+    for token in (None, alice.access_token, bad_token):
+        response = await gql.post(query, token=token)
+        codes = [e["extensions"]["code"] for e in response.json()["errors"]]
+        assert codes == ["NOT_AUTHENTICATED"], token
+
+    bob = await gql.sign_up("bob")
+    response = await gql.post(query, token=bob.access_token)
+    assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["INVALID_CURSOR"]

@@ -1,0 +1,33 @@
+"""Cursor connections, shared by every domain: the `first/after/last/before` arguments, the
+service's page request they make, and the PageInfo of a page."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeVar
+
+import strawberry
+from strawberry import relay
+
+from app.services.paging import Page, PageRequest
+
+T = TypeVar("T")
+
+First = Annotated[int | None, strawberry.argument(description="Page size going forward (1-100).")]
+After = Annotated[str | None, strawberry.argument(description="Cursor to continue after.")]
+Last = Annotated[int | None, strawberry.argument(description="Page size going back (1-100).")]
+Before = Annotated[str | None, strawberry.argument(description="Cursor to continue before.")]
+
+
+def page_request(
+    connection: str, first: int | None, after: str | None, last: int | None, before: str | None
+) -> PageRequest:
+    return PageRequest.parse(connection, first=first, after=after, last=last, before=before)
+
+
+def page_info(page: Page[T]) -> relay.PageInfo:
+    return relay.PageInfo(
+        has_next_page=page.has_next,
+        has_previous_page=page.has_previous,
+        start_cursor=page.cursor(0) if page.items else None,
+        end_cursor=page.cursor(len(page.items) - 1) if page.items else None,
+    )

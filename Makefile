@@ -40,13 +40,16 @@ lint: $(STAMP)
 # The whole suite on SQLite; again on PostgreSQL when TEST_POSTGRES_URL is set (CI sets it,
 # and TEST_REDIS_URL for the Redis tests; with TEST_REQUIRE_SERVICES=1 a skip is a failure).
 # The two passes run side by side (much of a pass waits on real servers starting and
-# stopping); the SQLite pass uses the Redis database TEST_SQLITE_REDIS_URL when it is set, so
-# that the passes never share one. The storage contract suite (tests/contract: every provider
-# against moto and the disk), the deployment files' checks (tests/infra), the unit tests and
-# the hosting DNS tests use no database:
-# the SQLite pass runs them.
-test: lint
-	$(MAKE) -j2 --output-sync=target test-sqlite test-postgres
+# stopping), and lint beside them (mypy's CPU while they wait); `make test` fails when any of
+# the three does. The SQLite pass uses the Redis database TEST_SQLITE_REDIS_URL when it is
+# set, so that the passes never share one. What uses no database of the pass's backend runs
+# in the SQLite pass only: the storage contract suite (tests/contract: every provider against
+# moto and the disk), the deployment files' checks (tests/infra), the unit tests, the hosting
+# DNS tests, and the tests marked no_database (`holdfast` processes on SQLite files of their
+# own). With those, the two passes take about as long as each other. `--durations=25`: the
+# slowest tests of each pass, in the CI log.
+test: $(STAMP)
+	$(MAKE) -j3 --output-sync=target lint test-sqlite test-postgres
 
 # The third-party GraphQL clients the SQLite pass runs under Node.js (Apollo Client and urql:
 # tests/integration/test_client_libraries.py), at the versions of tests/clients/package-lock.json;
@@ -62,12 +65,14 @@ $(NODE_STAMP): $(NODE_CLIENTS)/package.json $(NODE_CLIENTS)/package-lock.json
 	fi
 
 test-sqlite: $(STAMP) $(NODE_STAMP)
-	TEST_DATABASE=sqlite TEST_REDIS_URL="$${TEST_SQLITE_REDIS_URL:-$$TEST_REDIS_URL}" $(BIN)/pytest
+	TEST_DATABASE=sqlite TEST_REDIS_URL="$${TEST_SQLITE_REDIS_URL:-$$TEST_REDIS_URL}" \
+		$(BIN)/pytest --durations=25
 
 test-postgres: $(STAMP)
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
-		TEST_DATABASE=postgres $(BIN)/pytest --ignore=tests/contract --ignore=tests/infra \
-			--ignore=tests/unit --ignore=tests/integration/test_hosting_dns.py; \
+		TEST_DATABASE=postgres $(BIN)/pytest --durations=25 -m "not no_database" \
+			--ignore=tests/contract --ignore=tests/infra --ignore=tests/unit \
+			--ignore=tests/integration/test_hosting_dns.py; \
 	elif [ "$$TEST_REQUIRE_SERVICES" = "1" ]; then \
 		echo "TEST_POSTGRES_URL is not set but TEST_REQUIRE_SERVICES=1"; exit 1; \
 	else \

@@ -73,11 +73,24 @@ async def fresh_database(directory: Path, name: str = "test") -> AsyncIterator[s
     database = f"holdfast_{name}_{os.getpid()}_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(admin_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{database}"')
+        await create_database(admin, database)
         yield _with_database(admin_url, database)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
+
+
+async def create_database(
+    admin: asyncpg.Connection, name: str, *, template: str | None = None
+) -> None:
+    """A new PostgreSQL database (a copy of `template` when given) whose commits do not wait
+    for the disk: `synchronous_commit` off, as a database setting, so that the test process
+    and every `holdfast` process it starts commit alike. A crash of the server could lose the
+    last commits (no test crashes it); a commit then costs about 0.6 ms instead of 4 ms, and
+    the PostgreSQL pass commits tens of thousands of times."""
+    copy = f' TEMPLATE "{template}"' if template is not None else ""
+    await admin.execute(f'CREATE DATABASE "{name}"{copy}')
+    await admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
 
 
 @pytest.fixture(scope="session")
@@ -185,13 +198,12 @@ async def empty_database() -> None:
     tables = [
         model._meta.db_table for model in Tortoise.apps["models"].values() if model is not NodeLease
     ]
-    connection = connections.get("default")
-    if BACKEND == "postgres":
-        await connection.execute_script(f"TRUNCATE {', '.join(tables)} CASCADE")
-    else:
-        # Children first: RefreshToken -> Session -> User.
-        for table in reversed(tables):
-            await connection.execute_script(f"DELETE FROM {table}")
+    # Children first (RefreshToken -> Session -> User), all in one transaction: one commit.
+    # DELETE, not TRUNCATE: a test leaves a few rows, which DELETE removes in about a
+    # millisecond, where PostgreSQL's TRUNCATE of every table takes about half a second (new
+    # files for each table and index), and it runs after every test.
+    deletes = " ".join(f"DELETE FROM {table};" for table in reversed(tables))
+    await connections.get("default").execute_script(f"BEGIN; {deletes} COMMIT;")
 
 
 @pytest.fixture

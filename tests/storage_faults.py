@@ -3,9 +3,11 @@
 `FaultyStorage` delegates to a real provider (any registry name with its options) and raises
 `error` (`Unavailable`, an `OSError`, or a `RuntimeError` standing for a bug) for the keys in
 `fail_keys` on their first `failures` calls of `fail_on`; it waits `delay` seconds before
-every `put` and `chunk_delay` seconds before each chunk a `put` streams, and with `mark_dir`
-creates `<mark_dir>/<key with / as _>.put` when a `put` of that key begins (so that a test
-can tell, from outside a `holdfast` process, that a copy is streaming). In the test process,
+every `put`, and a `put` that has streamed `stall_after` bytes takes no more (it waits until
+cancelled: its process stopped).
+With `mark_dir` it creates `<mark_dir>/<key with / as _>.put` when a `put` of that key
+begins, `.stalled` when it stalls and `.stored` when it has stored the object (so that a test
+can tell, from outside a `holdfast` process, where a copy is). In the test process,
 `after_put` (an async callable taking the key) runs after each `put` of the inner provider.
 
 It is configured like any backend, so it also works in a `holdfast` subprocess:
@@ -56,7 +58,7 @@ class FaultyStorage:
         fail_on: Literal["put", "get", "delete"] = "put"
         error: Literal["unavailable", "oserror", "runtime"] = "unavailable"
         delay: float = 0.0
-        chunk_delay: float = 0.0
+        stall_after: int | None = None
         mark_dir: str | None = None
 
     def __init__(self, options: FaultyStorage.Options) -> None:
@@ -87,21 +89,31 @@ class FaultyStorage:
         content_type: str,
         sha256: str | None = None,
     ) -> ObjectInfo:
-        if self.options.mark_dir is not None:
-            (Path(self.options.mark_dir) / (key.replace("/", "_") + ".put")).touch()
+        self._mark(key, "put")
         if self.options.delay:
             await asyncio.sleep(self.options.delay)
         self._maybe_fail("put", key)
-        if self.options.chunk_delay:
-            chunks = self._slowly(chunks)
+        if self.options.stall_after is not None:
+            chunks = self._stalling(key, chunks, self.options.stall_after)
         info = await self.inner.put(key, chunks, content_type=content_type, sha256=sha256)
+        self._mark(key, "stored")
         if self.after_put is not None:
             await self.after_put(key)
         return info
 
-    async def _slowly(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    def _mark(self, key: str, event: str) -> None:
+        if self.options.mark_dir is not None:
+            (Path(self.options.mark_dir) / f"{key.replace('/', '_')}.{event}").touch()
+
+    async def _stalling(
+        self, key: str, chunks: AsyncIterable[bytes], after: int
+    ) -> AsyncIterator[bytes]:
+        streamed = 0
         async for chunk in chunks:
-            await asyncio.sleep(self.options.chunk_delay)
+            if streamed >= after:
+                self._mark(key, "stalled")
+                await asyncio.Event().wait()  # until cancelled
+            streamed += len(chunk)
             yield chunk
 
     async def get(

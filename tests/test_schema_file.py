@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
@@ -14,6 +15,8 @@ from graphql import (
 from app.settings import Settings
 from schema import build_schema
 from schema.export import schema_sdl
+
+pytestmark = pytest.mark.no_database
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
 

@@ -283,17 +283,28 @@ async def test_failed_put_leaves_nothing(storage: StorageProvider, fail_after: i
 
 
 async def test_cancelled_put_leaves_nothing(storage: StorageProvider) -> None:
+    waiting = anyio.Event()
     never = anyio.Event()
+    finished = False
 
     async def stalled() -> AsyncIterator[bytes]:
         for _ in range(6):  # past a part, so that a multipart upload is under way
             yield os.urandom(MiB)
+        waiting.set()
         await never.wait()
         yield b"never sent"
 
-    with anyio.move_on_after(1) as scope:
+    async def put() -> None:
+        nonlocal finished
         await storage.put("stalled", stalled(), content_type="text/plain")
-    assert scope.cancelled_caught
+        finished = True
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+            group.start_soon(put)
+            await waiting.wait()  # the put has taken 6 MiB and waits for more: cancel it
+            group.cancel_scope.cancel()
+    assert not finished
     with pytest.raises(NotFound):
         await storage.head("stalled")
     assert await keys(storage) == []

@@ -43,7 +43,14 @@ from app.hosting.backup import (
 from app.hosting.databases import restore, sqlite_path, table_checks
 from app.settings import Settings
 from providers.storage.base import StorageProvider
-from tests.conftest import BACKEND, _with_database, fresh_database, make_settings, need_service
+from tests.conftest import (
+    BACKEND,
+    _with_database,
+    create_database,
+    fresh_database,
+    make_settings,
+    need_service,
+)
 from tests.media import post_with_media, ready_media
 from tests.servers import MotoServer, start_moto_server
 from tests.social import follow, post
@@ -148,7 +155,7 @@ async def migrated_target(
     source = template.rpartition("/")[2].partition("?")[0]
     admin = await asyncpg.connect(admin_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{source}"')
+        await create_database(admin, database, template=source)
         yield _with_database(admin_url, database)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

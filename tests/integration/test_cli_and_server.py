@@ -7,8 +7,12 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import HOLDFAST, LOG_IN, SIGN_UP, STRONG_PASSWORD, VIEWER, holdfast_env
+
+# Every command here keeps its own SQLite file in the test's directory.
+pytestmark = pytest.mark.no_database
 
 
 def test_create_admin_after_migrate(tmp_path: Path) -> None:

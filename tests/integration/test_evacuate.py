@@ -44,7 +44,7 @@ from app.storage import Storage
 from providers.compute.base import Node
 from providers.dns.base import Record, RecordType
 from tests.compute import MOTO_NAMESPACE, UBUNTU_AMI, ec2_options
-from tests.conftest import TEST_SECRET, fresh_database, need_service
+from tests.conftest import TEST_SECRET, create_database, fresh_database, need_service
 from tests.links import HealthServer, Link
 from tests.servers import MotoServer, PowerDNS, start_moto_server
 from tests.support import HOLDFAST, holdfast_env
@@ -148,7 +148,7 @@ async def copied_database(template: str, directory: Path, name: str) -> AsyncIte
     database = f"holdfast_{name}_{os.getpid()}_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(admin_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{source}"')
+        await create_database(admin, database, template=source)
         base, _, _ = admin_url.rpartition("/")
         yield f"{base}/{database}"
     finally:

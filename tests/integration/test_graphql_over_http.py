@@ -513,6 +513,7 @@ async def test_answers_to_get_say_how_they_may_be_cached(http: httpx.AsyncClient
     assert "cache-control" not in posted.headers
 
 
+@pytest.mark.no_database
 def test_a_served_process_answers_with_the_spec_headers(served: str) -> None:
     with httpx.Client(base_url=served, timeout=10) as client:
         ok = client.post("/graphql", json={"query": QUERY}, headers={"accept": GR})

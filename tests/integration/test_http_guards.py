@@ -241,6 +241,7 @@ async def test_a_413_from_graphql_comes_in_the_media_type_asked_for(
     assert response.json()["errors"][0]["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
 
 
+@pytest.mark.no_database
 def test_a_streamed_body_over_the_limit_gets_413_from_a_served_process(served: str) -> None:
     def chunks() -> Iterator[bytes]:
         # No Content-Length: the server only learns the size while reading.
@@ -271,6 +272,7 @@ async def test_node_of_a_crafted_id_is_null(gql: GraphQLClient) -> None:
         assert body == {"data": {"node": None}}, global_id
 
 
+@pytest.mark.no_database
 async def test_a_served_process_answers_healthz_beside_hostile_requests(served: str) -> None:
     levels = 64
     parts = ["query { ...F0 }"]

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from app.seed import SEED_PASSWORD
-from tests.conftest import BACKEND, need_service
+from tests.conftest import BACKEND, create_database, need_service
 from tests.support import (
     HOLDFAST,
     GraphQLClient,
@@ -260,6 +260,14 @@ async def _admin(admin_url: str, statement: str) -> None:
         await admin.close()
 
 
+async def _create(admin_url: str, name: str, *, template: str | None = None) -> None:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await create_database(admin, name, template=template)
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="module")
 async def template(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Template]:
     """Seeded once: the fullest home timeline as a rebuild makes it, then emptied (the work
@@ -269,7 +277,7 @@ async def template(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Te
     if BACKEND == "postgres":
         admin_url = need_service("TEST_POSTGRES_URL")
         name = f"holdfast_jobs_{os.getpid()}_{secrets.token_hex(4)}"
-        await _admin(admin_url, f'CREATE DATABASE "{name}"')
+        await _create(admin_url, name)
     db = _process_database(data_dir, admin_url, name)
     try:
         db.holdfast("seed", "--users", "10", "--posts", "200")
@@ -305,7 +313,7 @@ async def database(template: Template, tmp_path: Path) -> AsyncIterator[ProcessD
     else:
         admin_url, source = template.postgres
         name = f"{source}_{secrets.token_hex(2)}"
-        await _admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+        await _create(admin_url, name, template=source)
     db = _process_database(data_dir, admin_url, name)
     try:
         yield db

@@ -27,7 +27,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 from app import live
 from app.redis_pubsub import PREFIX
-from tests.conftest import BACKEND, TEST_SECRET, need_service
+from tests.conftest import BACKEND, TEST_SECRET, create_database, need_service
 from tests.live import LEGACY_WS, TRANSPORT_WS, LiveClient, db_id, eventually, live_client
 from tests.social import follow, post
 from tests.support import (
@@ -69,7 +69,7 @@ async def pair(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pair]:
     admin_url = need_service("TEST_POSTGRES_URL")
     name = f"holdfast_live_{os.getpid()}_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    await create_database(admin, name)
     settings = {
         "HOLDFAST_DATABASE_URL": admin_url.rpartition("/")[0] + "/" + name,
         "HOLDFAST_REDIS_URL": redis_url,

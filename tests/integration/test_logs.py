@@ -80,6 +80,7 @@ async def test_an_unexpected_error_with_a_huge_value_is_logged_cut_and_without_s
         assert all(len(text) <= 25_000 for text in _strings(event))
 
 
+@pytest.mark.no_database
 def test_a_served_process_logs_no_query_string(tmp_path: Path) -> None:
     # GET requests put GraphQL variables in the query string, and uvicorn logs the target.
     variables = orjson.dumps({"input": {"login": "alice", "password": "hunter2-SECRET"}})

@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -61,7 +62,12 @@ async def test_migrate_waits_for_the_lock(tmp_path: Path) -> None:
         try:
             await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
             process = start_migrate(url, tmp_path)
-            await asyncio.sleep(3)
+            # Until its session waits for the lock (seen by the server), then no longer.
+            deadline = time.monotonic() + 60
+            while not await _waits_for_the_lock(holder):
+                assert process.poll() is None, process.communicate()[1][-3000:]
+                assert time.monotonic() < deadline, "holdfast migrate never asked for the lock"
+                await asyncio.sleep(0.05)
             assert process.poll() is None, process.communicate()[1][-3000:]
             assert not await _table_exists(holder)  # it has not begun
         finally:
@@ -70,6 +76,16 @@ async def test_migrate_waits_for_the_lock(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=180)
         assert process.returncode == 0, stderr[-3000:]
         assert await applied(url) == MIGRATIONS
+
+
+async def _waits_for_the_lock(connection: asyncpg.Connection) -> bool:
+    """Whether a `holdfast migrate` session of this database waits for an advisory lock."""
+    return bool(
+        await connection.fetchval(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'holdfast migrate' AND wait_event = 'advisory'"
+        )
+    )
 
 
 async def _table_exists(connection: asyncpg.Connection) -> bool:

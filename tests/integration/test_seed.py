@@ -469,6 +469,7 @@ async def test_seed_refuses_ids_its_node_id_lease_does_not_cover(
     assert await scalar("SELECT COUNT(*) FROM users") == 0
 
 
+@pytest.mark.no_database
 def test_seed_command_seeds_once_then_refuses(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
     env["HOLDFAST_DATA_DIR"] = str(tmp_path)

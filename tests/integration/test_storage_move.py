@@ -51,7 +51,8 @@ from tests.support import HOLDFAST, holdfast_env
 pytestmark = pytest.mark.usefixtures("app")
 
 REPO = Path(__file__).resolve().parents[2]
-BIG = 9 * 1024 * 1024  # above the S3 provider's 8 MiB part size: a multipart copy
+PART = 8 * 1024 * 1024  # the S3 provider's part size
+BIG = 9 * 1024 * 1024  # above it: a multipart copy
 FAST = (0.01, 0.01)  # retry delays
 
 
@@ -377,29 +378,41 @@ def incomplete_uploads(configured: dict[str, Any]) -> set[str]:
     return {upload["Key"] for upload in found.get("Uploads", [])}
 
 
+def marked(marks: Path, key: str, event: str) -> Path:
+    """The mark a FaultyStorage with `mark_dir=marks` leaves at `event` of a put of `key`."""
+    return marks / f"{key.replace('/', '_')}.{event}"
+
+
+async def until_marked(process: subprocess.Popen[bytes], *marks: Path) -> None:
+    """Wait until the `holdfast` process has left every one of `marks`."""
+    deadline = time.monotonic() + 60
+    while not all(mark.exists() for mark in marks):
+        assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, [mark.name for mark in marks if not mark.exists()]
+        await asyncio.sleep(0.02)
+
+
 async def test_a_migrate_killed_mid_copy_resumes(
     tmp_path: Path, configured: dict[str, Any], storages: list[Storage], settings: Settings
 ) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
-    # The target streams each 1 MiB chunk slowly: the big object's copy takes seconds.
-    slow = with_faults(configured, s3={"chunk_delay": 0.3, "mark_dir": str(marks)})
-    storage = make_storage(storages, slow)
+    # The target takes the big object's first part, then no more of it: its copy stalls
+    # mid-stream until the process is killed.
+    stalling = with_faults(configured, s3={"stall_after": PART, "mark_dir": str(marks)})
+    storage = make_storage(storages, stalling)
     # The big object first: the walk starts with it.
     contents = await seed(storage, [BIG] + [500 * (n + 1) for n in range(24)])
     big = next(iter(contents))
     await storage.provider("s3").list()  # the bucket exists
-    env = cli_env(tmp_path, settings, slow, HOLDFAST_STORAGE__MOVE_LEASE_SECONDS="10")
+    env = cli_env(tmp_path, settings, stalling, HOLDFAST_STORAGE__MOVE_LEASE_SECONDS="10")
 
     process = start_holdfast(env, "storage", "migrate", "--to", "s3", "--concurrency", "2")
     try:
-        deadline = time.monotonic() + 60
-        # Its put has begun and sent its first part (a multipart upload exists): kill it
-        # while the rest streams.
-        while big not in await asyncio.to_thread(incomplete_uploads, configured):
-            assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
+        # Its put has sent its first part (a multipart upload exists) and waits for the
+        # rest: kill it there.
+        await until_marked(process, marked(marks, big, "stalled"))
+        assert big in await asyncio.to_thread(incomplete_uploads, configured)
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait()
@@ -413,7 +426,7 @@ async def test_a_migrate_killed_mid_copy_resumes(
     assert refused.returncode == 2, refused.stderr
     assert "another `holdfast storage migrate`" in refused.stderr
 
-    assert (marks / (big.replace("/", "_") + ".put")).exists()
+    assert marked(marks, big, "put").exists()
     assert (await StoredObject.get(key=big)).backend == "local"
     switched = await StoredObject.filter(backend="s3").count()
     assert switched < len(contents)
@@ -423,6 +436,8 @@ async def test_a_migrate_killed_mid_copy_resumes(
         assert await read(storage, key) == data
 
     await asyncio.sleep(max(0, (held[1] - datetime.now(UTC)).total_seconds()) + 0.1)
+    # The same target, which takes whole objects again.
+    env = cli_env(tmp_path, settings, configured, HOLDFAST_STORAGE__MOVE_LEASE_SECONDS="10")
     rerun = holdfast(env, "storage", "migrate", "--to", "s3", "--concurrency", "4")
 
     assert rerun.returncode == 0, rerun.stderr
@@ -437,20 +452,21 @@ async def test_a_migrate_killed_mid_copy_resumes(
 async def test_an_interrupted_migrate_leaves_no_partial_upload(
     tmp_path: Path, configured: dict[str, Any], storages: list[Storage], settings: Settings
 ) -> None:
-    slow = with_faults(configured, s3={"chunk_delay": 0.3})
-    storage = make_storage(storages, slow)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    stalling = with_faults(configured, s3={"stall_after": PART, "mark_dir": str(marks)})
+    storage = make_storage(storages, stalling)
     contents = await seed(storage, [BIG, 1_000, 2_000])
-    big = next(iter(contents))
+    big, *small = contents
     await storage.provider("s3").list()  # the bucket exists
-    env = cli_env(tmp_path, settings, slow)
+    env = cli_env(tmp_path, settings, stalling)
 
     process = start_holdfast(env, *MIGRATE_S3, "--concurrency", "2")
     try:
-        deadline = time.monotonic() + 60
-        while big not in await asyncio.to_thread(incomplete_uploads, configured):
-            assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
+        # The small objects stored, the big one's first part sent and the rest awaited.
+        stored = [marked(marks, key, "stored") for key in small]
+        await until_marked(process, marked(marks, big, "stalled"), *stored)
+        assert big in await asyncio.to_thread(incomplete_uploads, configured)
         process.send_signal(signal.SIGINT)  # Ctrl-C while the big object streams
         stderr = (await asyncio.to_thread(process.communicate, timeout=60))[1].decode()
     finally:

@@ -43,11 +43,12 @@ lint: $(STAMP)
 # stopping), and lint beside them (mypy's CPU while they wait); `make test` fails when any of
 # the three does. The SQLite pass uses the Redis database TEST_SQLITE_REDIS_URL when it is
 # set, so that the passes never share one. What uses no database of the pass's backend runs
-# in the SQLite pass only: the storage contract suite (tests/contract: every provider against
-# moto and the disk), the deployment files' checks (tests/infra), the unit tests, the hosting
-# DNS tests, and the tests marked no_database (`holdfast` processes on SQLite files of their
-# own). With those, the two passes take about as long as each other. `--durations=25`: the
-# slowest tests of each pass, in the CI log.
+# in one pass only: the deployment files' checks (tests/infra), the unit tests, the hosting
+# DNS tests and the tests marked no_database (`holdfast` processes on SQLite files of their
+# own) in the SQLite pass; the contract suites (tests/contract: every provider against moto,
+# localstripe, PowerDNS and the disk) in the PostgreSQL pass, so that the two passes take
+# about as long as each other (in the SQLite pass when there is no PostgreSQL pass).
+# `--durations=25`: the slowest tests of each pass, in the CI log.
 test: $(STAMP)
 	$(MAKE) -j3 --output-sync=target lint test-sqlite test-postgres
 
@@ -66,13 +67,12 @@ $(NODE_STAMP): $(NODE_CLIENTS)/package.json $(NODE_CLIENTS)/package-lock.json
 
 test-sqlite: $(STAMP) $(NODE_STAMP)
 	TEST_DATABASE=sqlite TEST_REDIS_URL="$${TEST_SQLITE_REDIS_URL:-$$TEST_REDIS_URL}" \
-		$(BIN)/pytest --durations=25
+		$(BIN)/pytest --durations=25 $${TEST_POSTGRES_URL:+--ignore=tests/contract}
 
 test-postgres: $(STAMP)
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
 		TEST_DATABASE=postgres $(BIN)/pytest --durations=25 -m "not no_database" \
-			--ignore=tests/contract --ignore=tests/infra --ignore=tests/unit \
-			--ignore=tests/integration/test_hosting_dns.py; \
+			--ignore=tests/infra --ignore=tests/unit --ignore=tests/integration/test_hosting_dns.py; \
 	elif [ "$$TEST_REQUIRE_SERVICES" = "1" ]; then \
 		echo "TEST_POSTGRES_URL is not set but TEST_REQUIRE_SERVICES=1"; exit 1; \
 	else \

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +38,13 @@ if TYPE_CHECKING:
 
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
 REQUIRE_SERVICES = os.environ.get("TEST_REQUIRE_SERVICES") == "1"
+
+# Tests stop `holdfast` processes with Ctrl-C (SIGINT). A shell without job control starts a
+# background command with SIGINT ignored, and the processes it starts inherit that (Python
+# then installs no KeyboardInterrupt handler): give this process Python's handler back, so
+# that the processes it starts take SIGINT however the suite was launched.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def need_service(variable: str) -> str:

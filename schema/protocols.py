@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationType, get_operation_ast
 from strawberry.subscriptions.protocols.graphql_transport_ws import types as transport_ws
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -26,11 +26,12 @@ from strawberry.subscriptions.protocols.graphql_ws import types as legacy_ws
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from schema.context import Context
-from schema.document import public_error
+from schema.document import Code, public_error
 from schema.operations import DocumentSource, GraphQLRequest, RequestError, names_a_document
 from schema.socket import CloseCode, LiveSocket
 
 if TYPE_CHECKING:
+    from schema import HoldfastSchema
     from schema.view import GraphQLView
 
 OPERATION_ID_MAX = 128  # characters; clients use counters or UUIDs
@@ -139,6 +140,26 @@ async def _resolved(
     return None, [dict(public_error(error).formatted) for error in errors]
 
 
+def _not_a_subscription(handler: LegacyWSHandler, payload: dict[str, Any] | None) -> Any:
+    """The legacy protocol runs subscriptions only (strawberry's handler answers anything else
+    with an uncoded error): a coded refusal for a query or mutation, None otherwise."""
+    if payload is None:
+        return None
+    prepared = cast("HoldfastSchema", handler.schema).pipeline.prepare(payload["query"])
+    operation = (
+        get_operation_ast(prepared.document, payload.get("operationName"))
+        if prepared.document is not None
+        else None
+    )
+    if operation is None or operation.operation is OperationType.SUBSCRIPTION:
+        return None  # strawberry reports a missing or unknown operation itself
+    return {
+        "message": "graphql-ws runs subscriptions only: send queries and mutations over HTTP "
+        "or graphql-transport-ws.",
+        "extensions": {"code": Code.BAD_USER_INPUT},
+    }
+
+
 def _socket(context: Context) -> LiveSocket:
     assert context.socket is not None  # the view makes one for every WebSocket
     return context.socket
@@ -226,7 +247,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
                 payload, errors = await _resolved(self, message["payload"])
                 message = {**message, "payload": payload}
                 # The legacy protocol's error message carries one error.
-                error = errors[0] if errors else None
+                error = errors[0] if errors else _not_a_subscription(self, payload)
             if error is not None:
                 answer = {"type": "error", "id": operation_id, "payload": error}
                 await self.send_message(cast("legacy_ws.ErrorMessage", answer))

@@ -603,3 +603,21 @@ async def test_a_subscription_whose_events_pile_up_closes_its_socket_with_4008(
         closed = await client.closed()
 
     assert (closed.code, closed.reason) == (4008, "Too slow: events were not read")
+
+
+async def test_the_legacy_protocol_refuses_queries_and_mutations_with_a_code(
+    live_server: str, gql: GraphQLClient
+) -> None:
+    alice = await gql.sign_up("alice")
+    async with live_client(live_server, LEGACY_WS) as client:
+        await signed_in(client, alice.access_token)
+        for number, document in enumerate(
+            ("{ viewer { username } }", "mutation { logOut { __typename } }"), start=1
+        ):
+            await client.subscribe(str(number), document)
+            answer = await client.receive()
+            assert answer["type"] == "error", answer
+            assert answer["payload"]["extensions"]["code"] == "BAD_USER_INPUT"
+            assert "subscriptions only" in answer["payload"]["message"]
+    # The mutation never ran: the session is still open.
+    assert await gql.viewer(alice.access_token) is not None

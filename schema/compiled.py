@@ -131,24 +131,14 @@ def compile_selection(
                 rt = constant("rt", return_type)
                 gfs = constant("gfs", child)
                 nn = isinstance(item_type, GraphQLNonNull)
-                complete = [
-                    f"p = Path(path, {key}, type_name)",
-                    f"if context._inline_list({v}, {ot}, {nn}):",
-                    "    try:",
-                    f"        x = context._complete_object_list({v}, {ot}, {it}, {gfs}, {fdl},"
-                    " p, pc)",
-                    "    except Exception as error:",
-                    f"        context.handle_field_error(error, {rt}, {fdl}, p)",
-                    "        x = None",
-                    "    else:",
-                    "        if is_awaitable(x):",
-                    f"            x = context._guard_awaitable(x, {rt}, {fdl}, p)",
-                    "else:",
-                    f"    x = context._complete_inline(parent_type, {v}, {fdl}, p, pc)",
-                    f"result[{key}] = x",
-                    "if is_awaitable(x):",
-                    f"    awaitable.append({key})",
-                ]
+                complete = _guarded(
+                    key,
+                    v,
+                    fdl,
+                    rt,
+                    f"context._inline_list({v}, {ot}, {nn})",
+                    f"context._complete_object_list({v}, {ot}, {it}, {gfs}, {fdl}, p, pc)",
+                )
             elif isinstance(object_type, GraphQLList) or not isinstance(
                 object_type, GraphQLObjectType
             ):
@@ -170,23 +160,14 @@ def compile_selection(
                 ot = constant("ot", object_type)
                 rt = constant("rt", return_type)
                 gfs = constant("gfs", child)
-                complete = [
-                    f"p = Path(path, {key}, type_name)",
-                    f"if is_type_of({ot}, {v}):",
-                    "    try:",
-                    f"        x = context.execute_fields({ot}, {v}, p, {gfs}, pc)",
-                    "    except Exception as error:",
-                    f"        context.handle_field_error(error, {rt}, {fdl}, p)",
-                    "        x = None",
-                    "    else:",
-                    "        if is_awaitable(x):",
-                    f"            x = context._guard_awaitable(x, {rt}, {fdl}, p)",
-                    "else:",
-                    f"    x = context._complete_inline(parent_type, {v}, {fdl}, p, pc)",
-                    f"result[{key}] = x",
-                    "if is_awaitable(x):",
-                    f"    awaitable.append({key})",
-                ]
+                complete = _guarded(
+                    key,
+                    v,
+                    fdl,
+                    rt,
+                    f"is_type_of({ot}, {v})",
+                    f"context.execute_fields({ot}, {v}, p, {gfs}, pc)",
+                )
             if flag_check:
                 builds.append(f"if f{index}:")
                 builds.extend("    " + line for line in _none_or(key, v, complete))
@@ -226,6 +207,29 @@ def compile_selection(
     exec(compile(source, f"<selection {parent_type.name}>", "exec"), names)  # noqa: S102
     run: Compiled = names["run"]
     return run
+
+
+def _guarded(key: str, v: str, fdl: str, rt: str, condition: str, call: str) -> list[str]:
+    """Phase-2 lines completing an object (or list of objects) field by `call` when
+    `condition` holds, guarded as graphql-core guards a field (an error nulls it, or reaches
+    the parent for a non-null one, now or when awaited); else the ordinary way."""
+    return [
+        f"p = Path(path, {key}, type_name)",
+        f"if {condition}:",
+        "    try:",
+        f"        x = {call}",
+        "    except Exception as error:",
+        f"        context.handle_field_error(error, {rt}, {fdl}, p)",
+        "        x = None",
+        "    else:",
+        "        if is_awaitable(x):",
+        f"            x = context._guard_awaitable(x, {rt}, {fdl}, p)",
+        "else:",
+        f"    x = context._complete_inline(parent_type, {v}, {fdl}, p, pc)",
+        f"result[{key}] = x",
+        "if is_awaitable(x):",
+        f"    awaitable.append({key})",
+    ]
 
 
 def _none_or(key: str, v: str, complete: list[str]) -> list[str]:

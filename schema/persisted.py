@@ -41,7 +41,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, get_operation_ast
+from graphql import GraphQLError, OperationDefinitionNode, get_operation_ast
 
 from app.services.operations import (
     SHA256_HEX,
@@ -59,6 +59,7 @@ from schema.operations import (
     RequestError,
     names_a_document,
 )
+from schema.runner import refused_over_get
 
 
 class PersistedCode:
@@ -154,17 +155,7 @@ def _get_of_a_non_query(prepared: PreparedDocument, request: GraphQLRequest) -> 
     if request.http_method != "GET" or prepared.document is None:
         return None
     operation = get_operation_ast(prepared.document, request.operation_name)
-    if operation is None or operation.operation is OperationType.QUERY:
-        return None
-    return RequestError(
-        [
-            GraphQLError(
-                "Only queries may be sent with GET; use POST.",
-                extensions={"code": Code.BAD_USER_INPUT},
-            )
-        ],
-        405,
-    )
+    return refused_over_get(operation, request) if operation is not None else None
 
 
 def _retrieve(task: asyncio.Task[frozenset[str]]) -> None:

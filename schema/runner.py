@@ -48,6 +48,15 @@ def _request_error(
     return RequestError([GraphQLError(message, extensions={"code": code})], status)
 
 
+def refused_over_get(
+    operation: OperationDefinitionNode, request: GraphQLRequest
+) -> RequestError | None:
+    """spec "GET": a GET may run a query only; anything else is refused with 405."""
+    if request.http_method == "GET" and operation.operation is not OperationType.QUERY:
+        return _request_error("Only queries may be sent with GET; use POST.", 405)
+    return None
+
+
 class Runner:
     def __init__(self, schema: HoldfastSchema) -> None:
         self.schema = schema
@@ -76,8 +85,9 @@ class Runner:
             raise _request_error(
                 "Must provide operation name if query contains multiple operations."
             )
-        if request.http_method == "GET" and operation.operation is not OperationType.QUERY:
-            raise _request_error("Only queries may be sent with GET; use POST.", 405)
+        refused = refused_over_get(operation, request)
+        if refused is not None:
+            raise refused
         if operation.operation is OperationType.SUBSCRIPTION and request.http_method is not None:
             raise _request_error("Subscriptions run over a WebSocket (graphql-transport-ws).")
         if context.claims is not None and not self._folds_session(prepared, operation):

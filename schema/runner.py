@@ -28,6 +28,7 @@ from strawberry.types import ExecutionResult
 from schema.document import Code, public_error
 from schema.executor import FastExecutionContext
 from schema.operations import GraphQLRequest, PreparedDocument, RequestError
+from schema.rowplan import RowPlan, row_plan
 
 if TYPE_CHECKING:
     from schema import HoldfastSchema
@@ -93,6 +94,11 @@ class Runner:
         if context.claims is not None and not self._folds_session(prepared, operation):
             await context.sign_in()
         if self.lean:
+            plan = self._row_plan(prepared, operation)
+            if plan is not None:
+                data = await plan.run(self.schema._schema, context, request.variables)
+                if data is not None:
+                    return ExecutionResult(data=data, errors=None)
             return await self._execute(prepared, request, context, root_value)
         result = await self.schema.execute(
             prepared.query,
@@ -134,6 +140,18 @@ class Runner:
             self.schema.process_errors(errors)
             errors = [public_error(error) for error in errors]
         return ExecutionResult(data=outcome.data, errors=errors)
+
+    def _row_plan(
+        self, prepared: PreparedDocument, operation: OperationDefinitionNode
+    ) -> RowPlan | None:
+        """The operation's page plan (schema.rowplan), compiled once per operation of a
+        prepared document; None when it has none."""
+        key = ("row plan", id(operation))
+        if key not in prepared.plans:
+            assert prepared.document is not None
+            prepared.plans[key] = row_plan(self.schema._schema, prepared.document, operation)
+        plan: RowPlan | None = prepared.plans[key]
+        return plan
 
     def _folds_session(
         self, prepared: PreparedDocument, operation: OperationDefinitionNode

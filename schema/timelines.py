@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
 from app.errors import DomainError
+from app.services.timelines import HOME_KEYS, REPOSTER
 from schema.context import Context
 from schema.notifications import NotificationConnection
 from schema.paging import After, Before, First, Last, page_request
-from schema.posts.types import PostConnection
+from schema.posts.types import POST_ROWS, PostConnection
+from schema.rowplan import ROW_PAGE, RowPage, Rows
 from schema.runner import SESSION_FOLDED
-from schema.users import User, UserConnection, as_user
+from schema.users import USER_ROWS, User, UserConnection, as_user
 
 Limit = Annotated[int, strawberry.argument(description="At most this many (1-100).")]
 
@@ -24,11 +26,44 @@ class Hashtag:
     public_posts: int = strawberry.field(description="Public posts using it.")
 
 
+async def _home_rows(
+    context: Context, arguments: dict[str, Any], columns: frozenset[str]
+) -> Rows | None:
+    """The home timeline's page as rows for a page plan (schema.rowplan), as `home_timeline`
+    loads it when the session check is folded into its statement; None when it would answer
+    otherwise (signed out, a closed session, arguments the page refuses): the resolver runs."""
+    claims = context.claims
+    if claims is None or context.viewer is not None:
+        return None
+    try:
+        request = page_request(
+            "home",
+            arguments.get("first"),
+            arguments.get("after"),
+            arguments.get("last"),
+            arguments.get("before"),
+        )
+    except DomainError:
+        return None
+    return await context.services.timelines.home_rows_of_session(claims, request, columns)
+
+
+# The home timeline's page rows (app.services.timelines HOME_FIELDS): posts with their related
+# objects, and the reposter of an entry.
+HOME_ROWS = RowPage(
+    fetch=_home_rows,
+    views={"Post": POST_ROWS, "User": USER_ROWS},
+    node="Post",
+    edge={"reposted_by": ("User", REPOSTER)},
+    keys=HOME_KEYS,
+)
+
+
 @strawberry.type
 class TimelineQuery:
     @strawberry.field(
         description="The viewer's posts and those of accounts they follow.",
-        metadata={SESSION_FOLDED: True},
+        metadata={SESSION_FOLDED: True, ROW_PAGE: HOME_ROWS},
     )
     async def home_timeline(
         self,

@@ -21,11 +21,12 @@ from app.models import User as UserModel
 from app.services.accounts import can_see_email
 from app.services.graph import FollowState as FollowStateModel
 from app.services.paging import Page
-from app.services.views import AccountCard
+from app.services.views import ACCOUNT_READS, AccountCard
 from schema.context import Context
 from schema.media import Media, as_media
 from schema.nodes import LoadedNode
 from schema.paging import After, Before, First, Last, page_info, page_request
+from schema.rowplan import RowView
 
 if TYPE_CHECKING:
     from schema.billing import PremiumSubscription
@@ -193,3 +194,7 @@ def as_user(user: UserModel | AccountCard) -> User:
 
 def as_user_or_none(user: UserModel | AccountCard | None) -> User | None:
     return cast("User | None", user)
+
+
+# User read from a page row's account columns (schema.rowplan), as `account_from_row` reads them.
+USER_ROWS = RowView(reads=ACCOUNT_READS, objects={}, flags={})

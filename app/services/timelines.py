@@ -26,10 +26,13 @@ from app.services.views import (
     RELATED_JOINS,
     VISIBLE,
     PostView,
+    account_fields,
     account_from_row,
     hydrate,
+    page_fields,
     page_post_from_row,
     post_from_row,
+    select_list,
     user_columns,
 )
 from app.settings import Settings
@@ -88,13 +91,29 @@ async def _posts_page(
     return make_page(request, posts, [p.sort_key for p in posts])
 
 
+# Where a home row carries the account whose repost brought the post (REPOSTER_COLUMNS; its
+# `id` column is NULL when none did).
+REPOSTER = "rb_"
+
+
 def home_post_from_row(row: Row) -> PostView:
     """A home timeline row: a page row with its sort key, `reposter_id` and the reposter's
     REPOSTER_COLUMNS."""
     post = page_post_from_row(row)
-    if row["reposter_id"] is not None:
-        post.reposted_by = account_from_row(row, "rb_")
+    if row[REPOSTER + "id"] is not None:
+        post.reposted_by = account_from_row(row, REPOSTER)
     return post
+
+
+# A home row's columns: a page row's, its sort key, the reposter's id and REPOSTER_COLUMNS.
+HOME_FIELDS = [
+    *page_fields(),
+    ("sort_key", "h.sort_key"),
+    ("reposter_id", "h.reposter_id"),
+    *account_fields("rb", REPOSTER),
+]
+# The columns a home row always has, whatever else a caller wants (`home_rows_of_session`).
+HOME_KEYS = frozenset({"id", "sort_key"})
 
 
 def hashtag_key(tag: str) -> str:
@@ -112,14 +131,15 @@ def _fts5_query(text: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-def _home_statement(request: PageRequest) -> str:
+def _home_statement(request: PageRequest, wanted: frozenset[str] | None = None) -> str:
     """The home timeline page (parameters :viewer, :big and the page's): entries fanned out to
-    the viewer, merged with the posts of followed accounts too big to fan out."""
+    the viewer, merged with the posts of followed accounts too big to fan out; HOME_FIELDS, or
+    those of them in `wanted`."""
     entries_condition, entries_order = request.keyset("e.entry_id")
     big_condition, big_order = request.keyset("p.id")
     outer_condition, outer_order = request.keyset("h.sort_key")
     return f"""
-        SELECT {PAGE_COLUMNS}, h.sort_key, h.reposter_id, {REPOSTER_COLUMNS}
+        SELECT {select_list(HOME_FIELDS, wanted)}
         FROM (
           SELECT * FROM (
             SELECT e.entry_id AS sort_key, e.post_id, e.reposter_id
@@ -175,11 +195,42 @@ class TimelineService:
         their session is open (accounts.OPEN_SESSION_USER): the viewer and the page, or None
         when the session is not open. One statement where a checked viewer and a page are two.
         """
+        rows = await self._home_of_session(claims, request, None, _VIEWER_COLUMNS)
+        if not rows:
+            return None
+        first = rows[0]
+        viewer = viewer_from_row({name: first["me_" + name] for name in _USER_FIELDS}, claims)
+        # An empty page is one row of the viewer with no post.
+        posts = [home_post_from_row(row) for row in rows if row["id"] is not None]
+        return viewer, make_page(request, posts, [p.sort_key for p in posts])
+
+    async def home_rows_of_session(
+        self, claims: AccessClaims, request: PageRequest, wanted: frozenset[str]
+    ) -> Page[Row] | None:
+        """`home_of_session`'s page as rows with only the HOME_FIELDS named in `wanted` (and
+        HOME_KEYS), for a caller that builds its answer straight from them; None when the
+        session is not open."""
+        rows = await self._home_of_session(claims, request, wanted | HOME_KEYS, "me.id AS me_id")
+        if not rows:
+            return None
+        entries = [row for row in rows if row["id"] is not None]
+        return make_page(request, entries, [row["sort_key"] for row in entries])
+
+    async def _home_of_session(
+        self,
+        claims: AccessClaims,
+        request: PageRequest,
+        wanted: frozenset[str] | None,
+        viewer_columns: str,
+    ) -> list[Row]:
+        """The home page's rows beside the viewer's `viewer_columns` (of `me`, their users
+        row): none when the session is not open, one with no post for an empty page."""
         order = request.keyset("pg.sort_key")[1]
-        rows = await sql.fetch(
+        return await sql.fetch(
             f"""
             WITH me AS (SELECT u.* FROM {OPEN_SESSION_USER})
-            SELECT {_VIEWER_COLUMNS}, pg.* FROM me LEFT JOIN ({_home_statement(request)}) pg ON TRUE
+            SELECT {viewer_columns}, pg.*
+            FROM me LEFT JOIN ({_home_statement(request, wanted)}) pg ON TRUE
             ORDER BY {order}
             """,
             {
@@ -190,13 +241,6 @@ class TimelineService:
                 "big": self._big_account,
             },
         )
-        if not rows:
-            return None
-        first = rows[0]
-        viewer = viewer_from_row({name: first["me_" + name] for name in _USER_FIELDS}, claims)
-        # An empty page is one row of the viewer with no post.
-        posts = [home_post_from_row(row) for row in rows if row["id"] is not None]
-        return viewer, make_page(request, posts, [p.sort_key for p in posts])
 
     async def public(self, viewer_id: int | None, request: PageRequest) -> Page[PostView]:
         return await _posts_page(

@@ -10,10 +10,11 @@ Who may see a post is decided here, in SQL, once (`VISIBLE`), and every read pat
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -21,6 +22,20 @@ from app import sql
 from app.models import Role, Visibility
 from app.services.relations import blocked, muted
 from app.sql import Row
+
+# The columns of an account card (AccountCard), as page rows carry them.
+_ACCOUNT_FIELDS = (
+    "id",
+    "username",
+    "display_name",
+    "bio",
+    "is_locked",
+    "role",
+    "email",
+    "created_at",
+    "follower_count",
+    "following_count",
+)
 
 
 def audience(p: str, viewer: str = ":viewer") -> str:
@@ -90,60 +105,107 @@ def post_columns(
 ) -> str:
     """Post `p`, its author `u` and (unless not asked) the viewer's state, as columns named
     `<prefix>...`."""
-    if not viewer_state:
-        state = f"NULL AS {prefix}v_liked, NULL AS {prefix}v_reposted, NULL AS {prefix}v_bookmarked"
-        return _post_columns(p, u, prefix) + ",\n" + state
-    return (
-        _post_columns(p, u, prefix)
-        + f""",
-EXISTS (SELECT 1 FROM likes vl WHERE vl.user_id = {viewer} AND vl.post_id = {p}.id)
-  AS {prefix}v_liked,
-EXISTS (SELECT 1 FROM reposts vr WHERE vr.user_id = {viewer} AND vr.post_id = {p}.id)
-  AS {prefix}v_reposted,
-EXISTS (SELECT 1 FROM bookmarks vk WHERE vk.user_id = {viewer} AND vk.post_id = {p}.id)
-  AS {prefix}v_bookmarked
-"""
+    return select_list(post_fields(p, u, prefix, viewer_state, viewer))
+
+
+def post_fields(
+    p: str, u: str, prefix: str, viewer_state: bool = True, viewer: str = ":viewer"
+) -> list[tuple[str, str]]:
+    """`post_columns` as (column name, SQL expression) pairs. A deleted post is a tombstone:
+    its text, content warning and entities are empty (NULL entities) here, for every reader."""
+    shown = f"{p}.deleted_at IS NULL"
+    fields = [
+        (f"{prefix}id", f"{p}.id"),
+        (f"{prefix}text", f"CASE WHEN {shown} THEN {p}.text ELSE '' END"),
+        (f"{prefix}content_warning", f"CASE WHEN {shown} THEN {p}.content_warning ELSE '' END"),
+        (f"{prefix}visibility", f"{p}.visibility"),
+        (f"{prefix}entities", f"CASE WHEN {shown} THEN {p}.entities END"),
+        *(
+            (f"{prefix}{name}", f"{p}.{name}")
+            for name in (
+                "like_count",
+                "repost_count",
+                "reply_count",
+                "quote_count",
+                "created_at",
+                "edited_at",
+                "deleted_at",
+                "reply_to_id",
+                "quote_of_id",
+            )
+        ),
+        *account_fields(u, prefix + "a_"),
+    ]
+    state = (
+        ("liked", "likes", "vl"),
+        ("reposted", "reposts", "vr"),
+        ("bookmarked", "bookmarks", "vk"),
     )
-
-
-def _post_columns(p: str, u: str, prefix: str) -> str:
-    return f"""
-{p}.id AS {prefix}id, {p}.text AS {prefix}text, {p}.content_warning AS {prefix}content_warning,
-{p}.visibility AS {prefix}visibility, {p}.entities AS {prefix}entities,
-{p}.like_count AS {prefix}like_count, {p}.repost_count AS {prefix}repost_count,
-{p}.reply_count AS {prefix}reply_count, {p}.quote_count AS {prefix}quote_count,
-{p}.created_at AS {prefix}created_at, {p}.edited_at AS {prefix}edited_at,
-{p}.deleted_at AS {prefix}deleted_at, {p}.reply_to_id AS {prefix}reply_to_id,
-{p}.quote_of_id AS {prefix}quote_of_id,
-{user_columns(u, prefix + "a_")}"""
+    if not viewer_state:
+        return [*fields, *((f"{prefix}v_{flag}", "NULL") for flag, _, _ in state)]
+    return [
+        *fields,
+        *(
+            (
+                f"{prefix}v_{flag}",
+                f"EXISTS (SELECT 1 FROM {table} {t} "
+                f"WHERE {t}.user_id = {viewer} AND {t}.post_id = {p}.id)",
+            )
+            for flag, table, t in state
+        ),
+    ]
 
 
 def user_columns(u: str, prefix: str) -> str:
-    return f"""
-{u}.id AS {prefix}id, {u}.username AS {prefix}username,
-{u}.display_name AS {prefix}display_name, {u}.bio AS {prefix}bio,
-{u}.is_locked AS {prefix}is_locked, {u}.role AS {prefix}role, {u}.email AS {prefix}email,
-{u}.created_at AS {prefix}created_at, {u}.follower_count AS {prefix}follower_count,
-{u}.following_count AS {prefix}following_count
-"""
+    return select_list(account_fields(u, prefix))
 
 
-def page_columns(viewer: str = ":viewer") -> str:
+def account_fields(u: str, prefix: str) -> list[tuple[str, str]]:
+    """`user_columns` as (column name, SQL expression) pairs."""
+    return [(prefix + name, f"{u}.{name}") for name in _ACCOUNT_FIELDS]
+
+
+def select_list(fields: list[tuple[str, str]], wanted: Collection[str] | None = None) -> str:
+    """A select list of `fields`, only those named in `wanted` when given."""
+    return ",\n".join(
+        f"{expression} AS {name}" for name, expression in fields if wanted is None or name in wanted
+    )
+
+
+def page_fields(viewer: str = ":viewer") -> list[tuple[str, str]]:
+    """A page row's columns (see `page_columns`) as (column name, SQL expression) pairs."""
+    return [
+        *post_fields("p", "u", "", viewer=viewer),
+        *post_fields("rp", "ru", "r_", viewer_state=False),
+        *post_fields("qp", "qu", "q_", viewer_state=False),
+    ]
+
+
+def page_columns(viewer: str = ":viewer", wanted: Collection[str] | None = None) -> str:
     """A page row: post `p` (author `u`) with the post it replies to (r_...) and the one it
     quotes (q_...), when the viewer may see them (deleted ones as tombstones), joined by
     `related_joins`: one statement for a whole page. The referred posts' viewer state is
     loaded only if a query asks for it (see `PostView.viewer_state_loaded`): a page rarely
-    shows it, and it is 6 lookups a row."""
-    return f"""{post_columns("p", "u", "", viewer=viewer)},
-{post_columns("rp", "ru", "r_", viewer_state=False)},
-{post_columns("qp", "qu", "q_", viewer_state=False)}"""
+    shows it, and it is 6 lookups a row. With `wanted`, only the columns it names (a compiled
+    page plan's projection, schema/rowplan.py)."""
+    return select_list(page_fields(viewer), wanted)
+
+
+# Where a page row carries a post's related objects, by the PostView field: the columns of
+# each start with the post's prefix and this. An object is there when its `id` column is not
+# NULL (LEFT JOINs: a post the viewer may not see, none referred, or no reposter).
+PAGE_OBJECTS = {"author": "a_", "reply_to": "r_", "quote_of": "q_"}
+# The prefixes of a page row whose posts carry the viewer's state (the referred posts do not).
+VIEWER_STATE_PREFIXES = frozenset({""})
 
 
 def related_joins(viewer: str = ":viewer") -> str:
+    """The posts a page's post `p` replies to and quotes, when the viewer may see them (a
+    deleted post shows neither: a tombstone keeps nothing of its content)."""
     return f"""
-LEFT JOIN posts rp ON rp.id = p.reply_to_id AND {audience("rp", viewer)}
+LEFT JOIN posts rp ON rp.id = p.reply_to_id AND p.deleted_at IS NULL AND {audience("rp", viewer)}
 LEFT JOIN users ru ON ru.id = rp.author_id
-LEFT JOIN posts qp ON qp.id = p.quote_of_id AND {audience("qp", viewer)}
+LEFT JOIN posts qp ON qp.id = p.quote_of_id AND p.deleted_at IS NULL AND {audience("qp", viewer)}
 LEFT JOIN users qu ON qu.id = qp.author_id
 """
 
@@ -209,104 +271,109 @@ def _datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
-_ACCOUNT_FIELDS = (
-    "id",
-    "username",
-    "display_name",
-    "bio",
-    "is_locked",
-    "role",
-    "email",
-    "created_at",
-    "follower_count",
-    "following_count",
-)
-_POST_FIELDS = (
-    "id",
-    "text",
-    "content_warning",
-    "visibility",
-    "entities",
-    "like_count",
-    "repost_count",
-    "reply_count",
-    "quote_count",
-    "created_at",
-    "edited_at",
-    "deleted_at",
-    "reply_to_id",
-    "quote_of_id",
-    "v_liked",
-    "v_reposted",
-    "v_bookmarked",
-)
+def _optional_datetime(value: Any) -> datetime | None:
+    return None if value is None else _datetime(value)
+
+
+def _entities(value: Any) -> list[dict[str, Any]]:
+    if value is None:  # a tombstone (post_fields)
+        return []
+    return orjson.loads(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None
+
+
+class Read(NamedTuple):
+    """How one field of a view is read from a row: its column (after the row's prefix) and
+    what turns the column's value into the field's (None: taken as it is)."""
+
+    column: str
+    convert: Callable[[Any], Any] | None = None
+
+
 _ROLES = {role.value: role for role in Role}
 _VISIBILITIES = {visibility.value: visibility for visibility in Visibility}
 
+# The one reading of a row's columns into AccountCard and PostView fields: account_from_row and
+# post_from_row read through these, and so do compiled page plans (schema/rowplan.py), which
+# build a query's answer straight from the rows.
+ACCOUNT_READS: dict[str, Read] = {
+    "id": Read("id"),
+    "username": Read("username"),
+    "display_name": Read("display_name"),
+    "bio": Read("bio"),
+    "is_locked": Read("is_locked", bool),
+    "role": Read("role", _ROLES.__getitem__),
+    "email": Read("email"),
+    "created_at": Read("created_at", _datetime),
+    "follower_count": Read("follower_count"),
+    "following_count": Read("following_count"),
+}
+POST_READS: dict[str, Read] = {
+    "id": Read("id"),
+    "text": Read("text"),
+    "content_warning": Read("content_warning"),
+    "visibility": Read("visibility", _VISIBILITIES.__getitem__),
+    "entities": Read("entities", _entities),
+    "like_count": Read("like_count"),
+    "repost_count": Read("repost_count"),
+    "reply_count": Read("reply_count"),
+    "quote_count": Read("quote_count"),
+    "created_at": Read("created_at", _datetime),
+    "edited_at": Read("edited_at", _optional_datetime),
+    "is_deleted": Read("deleted_at", _is_set),
+    "reply_to_id": Read("reply_to_id"),
+    "quote_of_id": Read("quote_of_id"),
+    "viewer_has_liked": Read("v_liked", bool),
+    "viewer_has_reposted": Read("v_reposted", bool),
+    "viewer_has_bookmarked": Read("v_bookmarked", bool),
+}
+# The viewer's state of a post was loaded when this column is not NULL.
+VIEWER_STATE_LOADED = "v_liked"
+
 
 @cache
-def _keys(prefix: str, fields: tuple[str, ...]) -> tuple[str, ...]:
+def _keys(prefix: str, reads: tuple[tuple[str, Read], ...]) -> tuple[tuple[str, str, Any], ...]:
     # Column names with their prefix, built once: a page converts ~60 rows' worth of them.
-    return tuple(prefix + name for name in fields)
+    return tuple((name, prefix + read.column, read.convert) for name, read in reads)
+
+
+_ACCOUNT_READS = tuple(ACCOUNT_READS.items())
+_POST_READS = tuple(POST_READS.items())
+
+
+def _read(row: Row, prefix: str, reads: tuple[tuple[str, Read], ...]) -> dict[str, Any]:
+    return {
+        name: row[key] if convert is None else convert(row[key])
+        for name, key, convert in _keys(prefix, reads)
+    }
 
 
 def account_from_row(row: Row, prefix: str = "a_") -> AccountCard:
-    (id_, username, display_name, bio, is_locked, role, email, created_at, followers,
-     following) = (row[key] for key in _keys(prefix, _ACCOUNT_FIELDS))  # fmt: skip
-    return AccountCard(
-        id=id_,
-        username=username,
-        display_name=display_name,
-        bio=bio,
-        is_locked=bool(is_locked),
-        role=_ROLES[role],
-        email=email,
-        created_at=_datetime(created_at),
-        follower_count=followers,
-        following_count=following,
-    )
+    return AccountCard(**_read(row, prefix, _ACCOUNT_READS))
 
 
 def post_from_row(row: Row, prefix: str = "") -> PostView:
-    (id_, text, warning, visibility, entities, likes, reposts, replies, quotes, created_at,
-     edited_at, deleted_at, reply_to_id, quote_of_id, liked, reposted,
-     bookmarked) = (row[key] for key in _keys(prefix, _POST_FIELDS))  # fmt: skip
-    deleted = deleted_at is not None
-    if isinstance(entities, str):
-        entities = orjson.loads(entities)
+    values = _read(row, prefix, _POST_READS)
     return PostView(
-        id=id_,
-        author=account_from_row(row, prefix + "a_"),
-        # A tombstone keeps its place in the thread and nothing of its content.
-        text="" if deleted else text,
-        content_warning="" if deleted else warning,
-        visibility=_VISIBILITIES[visibility],
-        entities=[] if deleted else entities,
-        like_count=likes,
-        repost_count=reposts,
-        reply_count=replies,
-        quote_count=quotes,
-        created_at=_datetime(created_at),
-        edited_at=_datetime(edited_at) if edited_at is not None else None,
-        is_deleted=deleted,
-        reply_to_id=reply_to_id,
-        quote_of_id=quote_of_id,
-        sort_key=row.get("sort_key") or id_,
-        viewer_has_liked=bool(liked),
-        viewer_has_reposted=bool(reposted),
-        viewer_has_bookmarked=bool(bookmarked),
-        viewer_state_loaded=liked is not None,
+        author=account_from_row(row, prefix + PAGE_OBJECTS["author"]),
+        sort_key=row.get("sort_key") or values["id"],
+        viewer_state_loaded=row[prefix + VIEWER_STATE_LOADED] is not None,
+        **values,
     )
 
 
 def page_post_from_row(row: Row) -> PostView:
-    """A post of a page row with PAGE_COLUMNS: the post with its referred posts attached."""
+    """A post of a page row with PAGE_COLUMNS: the post with its referred posts attached
+    (related_joins leaves them out of a deleted post)."""
     post = post_from_row(row)
-    if not post.is_deleted:
-        if row["r_id"] is not None:
-            post.reply_to = post_from_row(row, "r_")
-        if row["q_id"] is not None:
-            post.quote_of = post_from_row(row, "q_")
+    reply_to, quote_of = PAGE_OBJECTS["reply_to"], PAGE_OBJECTS["quote_of"]
+    if row[reply_to + "id"] is not None:
+        post.reply_to = post_from_row(row, reply_to)
+    if row[quote_of + "id"] is not None:
+        post.quote_of = post_from_row(row, quote_of)
     post.related_loaded = True
     return post
 

@@ -21,13 +21,14 @@ from app.models import Visibility as VisibilityModel
 from app.services.paging import Page
 from app.services.posts import EDIT_HISTORY_MAX
 from app.services.timelines import ANCESTORS_MAX
-from app.services.views import PostView
+from app.services.views import PAGE_OBJECTS, POST_READS, VIEWER_STATE_LOADED, PostView
 from schema.context import Context
 from schema.executor import PREFETCHED
 from schema.limits import LIST_SIZE, SettingSize
 from schema.media import Media, as_media
 from schema.nodes import LoadedNode
 from schema.paging import After, Before, First, Last, page_info, page_request
+from schema.rowplan import RowView
 from schema.users import User, as_user_or_none
 
 # A post's media, as the cost of a query counts them: media.max_attachments (build_schema
@@ -213,6 +214,20 @@ class PostConnection:
             edges=[PostEdge.from_view(page.cursor(i), item) for i, item in enumerate(page.items)],
             page_info=page_info(page),
         )
+
+
+# Post read from a page row (schema.rowplan): its fields as `post_from_row` reads them, its
+# author and referred posts where `page_post_from_row` finds them, and the prefetch flags page
+# rows answer (the referred posts are loaded; the viewer's state when its column is there).
+POST_ROWS = RowView(
+    reads=POST_READS,
+    objects={
+        "author": ("User", PAGE_OBJECTS["author"]),
+        "reply_to": ("Post", PAGE_OBJECTS["reply_to"]),
+        "quote_of": ("Post", PAGE_OBJECTS["quote_of"]),
+    },
+    flags={"related_loaded": None, "viewer_state_loaded": VIEWER_STATE_LOADED},
+)
 
 
 def as_post(post: PostView) -> Post:

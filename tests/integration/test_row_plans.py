@@ -1,0 +1,305 @@
+"""Page plans (schema/rowplan.py): a home-timeline query whose selection a page row carries is
+answered straight from the rows of one statement that selects only what it reads, with the
+same answer as graphql-core's stock executor (the differential harness compares every request
+here too); anything a plan does not answer goes the ordinary way."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from graphql import GraphQLObjectType, get_operation_ast, parse
+from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+from strawberry.relay.utils import from_base64
+
+from app.models import Post
+from schema.rowplan import row_plan
+from tests.differential import STATEMENT_LOGGERS, Differential
+from tests.integration.test_executor_differential import (
+    Document,
+    World,
+    _Builder,
+    _is_leaf,
+    _named,
+    make_world,
+)
+from tests.social import follow, post
+from tests.support import GraphQLClient
+
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+
+# What a page row carries, by type (and for Post, whether it is the page's own post).
+_POST_LEAVES = (
+    "id text contentWarning visibility likeCount repostCount replyCount quoteCount createdAt "
+    "editedAt isDeleted"
+).split()
+_USER = "id username displayName bio isLocked role createdAt followerCount followingCount".split()
+ROW_FIELDS = {
+    "PostConnection": ["edges", "pageInfo"],
+    "PostEdge": ["cursor", "node", "repostedBy"],
+    "PageInfo": ["hasNextPage", "hasPreviousPage", "startCursor", "endCursor"],
+    "User": _USER,
+}
+PAGE_POST = [
+    *_POST_LEAVES,
+    *("viewerHasLiked", "viewerHasReposted", "viewerHasBookmarked", "author"),
+    *("replyTo", "quoteOf"),
+]
+REFERRED_POST = [*_POST_LEAVES, "author"]
+
+BENCH = (
+    "query Home { homeTimeline(first: 20) { edges { cursor repostedBy { username } "
+    "node { id text contentWarning visibility likeCount repostCount replyCount quoteCount "
+    "createdAt isDeleted viewerHasLiked viewerHasReposted viewerHasBookmarked "
+    "author { id username displayName } "
+    "replyTo { id text author { id username displayName } } "
+    "quoteOf { id text author { id username displayName } } } } "
+    "pageInfo { hasNextPage endCursor } } }"
+)
+
+
+class _RowBuilder(_Builder):
+    """Selections of the home timeline over what its rows carry only: no directives (a plan
+    has none), fields of ROW_FIELDS, with aliases, fragments, `__typename`s and arguments
+    good and bad as the differential test draws them."""
+
+    def directive(self) -> str:
+        return ""
+
+    def fields(self, type_: Any, depth: int) -> list[str]:
+        if type_.name == "Post":
+            return PAGE_POST if depth == 3 else REFERRED_POST
+        return ROW_FIELDS.get(type_.name, [])
+
+    def selection(self, type_: Any, depth: int) -> str:
+        draw = self.draw
+        items: list[str] = []
+        if type_.name in ("Post", "User") and draw(st.booleans()):
+            leaves = [n for n in self.fields(type_, depth) if _is_leaf(_named(type_.fields[n].type))]
+            items += [self.field(type_, depth, n) for n in draw(st.permutations(leaves))]
+        for _ in range(draw(st.integers(1, 3))):
+            kind = draw(st.sampled_from(["field"] * 7 + ["typename", "inline", "spread"]))
+            if kind == "typename":
+                items.append("__typename")
+            elif kind == "inline":
+                items.append(self.inline(type_, depth))
+            elif kind == "spread" and depth == 3 and self.spread(type_, depth, items):
+                pass
+            else:
+                items.append(self.field(type_, depth))
+        return "{ " + " ".join(items) + " }"
+
+    def document(self) -> str:
+        query = self.schema.query_type
+        assert query is not None
+        definition = query.fields["homeTimeline"]
+        alias = self.draw(st.sampled_from(["", "home: "]))
+        head = alias + "homeTimeline" + self.arguments_of("Query", "homeTimeline", definition)
+        selection = head + " " + self.selection(_named(definition.type), 1)
+        if self.draw(st.booleans()):
+            selection = "__typename " + selection
+        declared = ", ".join(f"${n}: {t}" for n, (t, _) in self.variables.items())
+        start = f"query({declared}) " if declared else ""
+        return "\n".join([start + "{ " + selection + " }", *self.fragments.values()])
+
+
+@st.composite
+def row_documents(draw: st.DrawFn, schema: Any, world: World) -> Document:
+    builder = _RowBuilder(draw, schema, world)
+    query = builder.document()
+    variables = {name: value for name, (_, value) in builder.variables.items()}
+    return Document(query, variables, draw(st.sampled_from(world.viewers)))
+
+
+class _Statements(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL statements the request's fast run sends (the harness keeps the stock run's out
+    of these loggers)."""
+    handler = _Statements()
+    loggers = [logging.getLogger(name) for name in STATEMENT_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+def compiles(app: Starlette, query: str) -> bool:
+    schema = app.state.graphql.schema._schema
+    document = parse(query)
+    operation = get_operation_ast(document)
+    assert operation is not None
+    return row_plan(schema, document, operation) is not None
+
+
+@pytest.fixture
+async def world(http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette) -> World:
+    return await make_world(http, gql, app)
+
+
+@given(data=st.data())
+@settings(
+    max_examples=120,
+    phases=[Phase.generate, Phase.shrink],
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+async def test_generated_home_selections_are_answered_from_the_rows_as_graphql_core_would(
+    app: Starlette, gql: GraphQLClient, world: World, data: st.DataObject
+) -> None:
+    differential: Differential = app.state.differential
+    document = data.draw(row_documents(app.state.graphql.schema._schema, world))
+    note(f"viewer: {document.viewer}\n{document.query}\nvariables: {document.variables}")
+    viewer = world.accounts[document.viewer] if document.viewer else None
+    earlier = len(differential.mismatches)
+
+    with statements() as sent:
+        response = await gql.post(
+            document.query, document.variables, token=viewer.access_token if viewer else None
+        )
+
+    mismatches = differential.mismatches[earlier:]
+    del differential.mismatches[earlier:]
+    assert not mismatches, str(mismatches[0])
+    assert response.status_code == 200, response.text
+    assert compiles(app, document.query)
+    body = response.json()
+    if viewer is not None and not body.get("errors"):
+        # Answered by the plan: its one statement (a plan that gave up would leave a second).
+        assert len(sent) == 1, sent
+    if viewer is None:
+        assert body["errors"][0]["extensions"]["code"] == "NOT_AUTHENTICATED"
+
+
+async def test_the_benchmark_page_is_one_statement_of_the_columns_it_reads(
+    app: Starlette, gql: GraphQLClient, world: World
+) -> None:
+    cyd = world.accounts["cyd"]
+    assert compiles(app, BENCH)
+    with statements() as sent:
+        data = await gql(BENCH, token=cyd.access_token)
+    edges = data["homeTimeline"]["edges"]
+    texts = [e["node"]["text"] for e in edges]
+    # cyd follows ana: her posts (the deleted one left out) and cyd's own, with what they
+    # reply to and quote (a tombstone's text empty).
+    assert "a reply to what will be gone" in texts and "soon gone" not in texts
+    replied = {e["node"]["replyTo"]["text"] for e in edges if e["node"]["replyTo"]}
+    assert replied == {"", "hello again #tag @ben"}
+    [statement] = sent
+    # Only what the selection reads: no bio, email or entities, no reposter's display name,
+    # no viewer's state of the referred posts.
+    assert " AS a_display_name" in statement and " AS rb_username" in statement
+    for column in ("a_bio", "a_email", "entities", "rb_display_name", "r_v_liked", "q_like_count"):
+        assert f" AS {column}" not in statement, column
+
+    # Asking for more selects more, still in one statement.
+    wider = BENCH.replace("author { id username displayName }", "author { id bio }", 1)
+    with statements() as sent:
+        data = await gql(wider, token=cyd.access_token)
+    [statement] = sent
+    assert " AS a_bio" in statement and " AS a_display_name" not in statement
+    assert {e["node"]["author"]["bio"] for e in data["homeTimeline"]["edges"]} == {""}
+
+
+@pytest.mark.parametrize(
+    ("selection", "why"),
+    [
+        ("node { id entities { value } }", "a field with a resolver"),
+        ("node { id media { id } }", "a field loaded on its own"),
+        ("node { author { email } }", "a field with a resolver"),
+        ("node { author { isPremium } }", "a field loaded on its own"),
+        ("node { replyTo { viewerHasLiked } }", "state the referred posts' rows do not carry"),
+        ("node { replyTo { replyTo { id } } }", "a post the row does not carry"),
+        ("node { replies(first: 1) { edges { cursor } } }", "a field with arguments"),
+        ("node { id @include(if: true) }", "a directive"),
+    ],
+)
+async def test_a_selection_the_rows_do_not_carry_goes_the_ordinary_way(
+    app: Starlette, gql: GraphQLClient, world: World, selection: str, why: str
+) -> None:
+    query = "{ homeTimeline(first: 5) { edges { %s } } }" % selection  # noqa: UP031
+    assert not compiles(app, query), why
+    # ... and gets its answer (the harness compares it with the stock executor's).
+    data = await gql(query, token=world.accounts["cyd"].access_token)
+    assert len(data["homeTimeline"]["edges"]) == 5
+
+
+async def test_two_roots_or_another_root_get_no_plan(app: Starlette) -> None:
+    assert not compiles(app, "{ viewer { id } homeTimeline { edges { cursor } } }")
+    assert not compiles(app, "{ a: homeTimeline { edges { cursor } } b: homeTimeline { edges { cursor } } }")
+    assert not compiles(app, "{ publicTimeline { edges { cursor } } }")
+    assert not compiles(app, "mutation { logOut { __typename } }")
+    schema = app.state.graphql.schema._schema
+    assert isinstance(schema.query_type, GraphQLObjectType)
+
+
+async def test_a_value_graphql_refuses_is_reported_as_graphql_core_reports_it(
+    app: Starlette, gql: GraphQLClient
+) -> None:
+    alice = await gql.sign_up("alice")
+    bob = await gql.sign_up("bob")
+    await follow(gql, alice, bob)
+    shown = await post(gql, bob, "liked beyond 32 bits")
+    await Post.filter(id=int(from_base64(shown["id"])[1])).update(like_count=2**31)
+    query = "{ homeTimeline(first: 5) { edges { node { text likeCount } } } }"
+    assert compiles(app, query)
+    with statements() as sent:
+        response = await gql.post(query, token=alice.access_token)
+    body = response.json()
+    # The plan read the page and gave it up; the ordinary path answered with the error (the
+    # harness checks it is the stock executor's own).
+    assert len(sent) == 2
+    assert body["data"] is None
+    assert "32-bit" in body["errors"][0]["message"]
+
+
+async def test_a_closed_session_reads_nothing(app: Starlette, gql: GraphQLClient) -> None:
+    alice = await gql.sign_up("alice")
+    bob = await gql.sign_up("bob")
+    await follow(gql, alice, bob)
+    await post(gql, bob, "for followers")
+    assert compiles(app, BENCH)
+    assert len((await gql(BENCH, token=alice.access_token))["homeTimeline"]["edges"]) == 1
+    await gql("mutation { logOut { __typename } }", token=alice.access_token)
+
+    response = await gql.post(BENCH, token=alice.access_token)
+
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "NOT_AUTHENTICATED"
+
+
+async def test_arguments_the_page_refuses_get_their_error(
+    app: Starlette, gql: GraphQLClient
+) -> None:
+    alice = await gql.sign_up("alice")
+    query = "query($n: Int) { homeTimeline(first: $n) { edges { cursor } } }"
+    assert compiles(app, query)
+    response = await gql.post(query, {"n": 1000}, token=alice.access_token)
+    assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+    # Variables that do not coerce: a request error, as before.
+    response = await gql.post(query, {"n": "many"}, token=alice.access_token)
+    assert response.status_code == 200
+    assert "data" not in response.json()

@@ -8,6 +8,7 @@ of followed accounts too big to fan out; both halves are the rule of `home`.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from app import sql
@@ -165,6 +166,22 @@ def _home_statement(request: PageRequest, wanted: frozenset[str] | None = None) 
         """
 
 
+@lru_cache(maxsize=64)
+def _home_of_session_statement(
+    after: bool, before: bool, backward: bool, wanted: frozenset[str] | None, viewer_columns: str
+) -> str:
+    """TimelineService._home_of_session's statement for pages of this shape (with a cursor
+    after, before, going backward), built once: a page plan reads the same few shapes on
+    every request."""
+    request = PageRequest("home", 1, 0 if after else None, 0 if before else None, backward)
+    return f"""
+        WITH me AS (SELECT u.* FROM {OPEN_SESSION_USER})
+        SELECT {viewer_columns}, pg.*
+        FROM me LEFT JOIN ({_home_statement(request, wanted)}) pg ON TRUE
+        ORDER BY {request.keyset("pg.sort_key")[1]}
+        """
+
+
 # The viewer's users row beside the page (`me_<column>`), for home_of_session.
 _USER_FIELDS = tuple(sorted(User._meta.db_fields))
 _VIEWER_COLUMNS = ", ".join(f"me.{name} AS me_{name}" for name in _USER_FIELDS)
@@ -225,14 +242,15 @@ class TimelineService:
     ) -> list[Row]:
         """The home page's rows beside the viewer's `viewer_columns` (of `me`, their users
         row): none when the session is not open, one with no post for an empty page."""
-        order = request.keyset("pg.sort_key")[1]
+        statement = _home_of_session_statement(
+            request.after is not None,
+            request.before is not None,
+            request.backward,
+            wanted,
+            viewer_columns,
+        )
         return await sql.fetch(
-            f"""
-            WITH me AS (SELECT u.* FROM {OPEN_SESSION_USER})
-            SELECT {viewer_columns}, pg.*
-            FROM me LEFT JOIN ({_home_statement(request, wanted)}) pg ON TRUE
-            ORDER BY {order}
-            """,
+            statement,
             {
                 **request.params(),
                 "viewer": claims.user_id,

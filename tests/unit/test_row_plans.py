@@ -1,0 +1,89 @@
+"""What page plans (schema/rowplan.py) rely on beyond graphql-core: orjson writes a UTC
+datetime exactly as the DateTime scalar serializes it (its `isoformat()`), so a plan leaves such
+values for orjson; and a row is read by the same `views` tables `post_from_row` uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.models import Role, Visibility
+from app.services.views import post_from_row
+from app.settings import Settings
+from schema import build_schema
+from schema.executor import _plans_for
+from schema.rowplan import _isoformats
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_orjson_writes_a_utc_datetime_as_its_isoformat(value: datetime) -> None:
+    assert orjson.dumps(value) == orjson.dumps(value.isoformat())
+
+
+def test_the_datetime_scalar_serializes_by_isoformat(settings: Settings) -> None:
+    schema = build_schema(settings)._schema
+    post = schema.get_type("Post")
+    plans = _plans_for(schema, post)  # type: ignore[arg-type]
+    assert _isoformats(plans["createdAt"])
+    assert not _isoformats(plans["text"])
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    # Another offset is not left for orjson (a plan coerces it): the scalar's own answer.
+    assert plans["createdAt"].coerce(created) == created.isoformat()  # type: ignore[misc]
+
+
+def _row(**overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "id": 7,
+        "text": "hi",
+        "content_warning": "",
+        "visibility": "followers",
+        "entities": '[{"kind": "hashtag", "start": 0, "end": 3, "value": "x"}]',
+        "like_count": 1,
+        "repost_count": 2,
+        "reply_count": 3,
+        "quote_count": 4,
+        "created_at": "2026-01-02T03:04:05+00:00",
+        "edited_at": None,
+        "deleted_at": None,
+        "reply_to_id": None,
+        "quote_of_id": None,
+        "v_liked": 1,
+        "v_reposted": 0,
+        "v_bookmarked": None,
+        "a_id": 3,
+        "a_username": "ana",
+        "a_display_name": "Ana",
+        "a_bio": "",
+        "a_is_locked": 0,
+        "a_role": "admin",
+        "a_email": "ana@example.org",
+        "a_created_at": "2025-01-01T00:00:00+00:00",
+        "a_follower_count": 5,
+        "a_following_count": 6,
+    }
+    row.update(overrides)
+    return row
+
+
+def test_a_row_reads_into_a_post_view() -> None:
+    post = post_from_row(_row())
+    assert post.visibility is Visibility.FOLLOWERS
+    assert post.entities == [{"kind": "hashtag", "start": 0, "end": 3, "value": "x"}]
+    assert post.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert (post.viewer_has_liked, post.viewer_has_reposted) == (True, False)
+    assert post.viewer_state_loaded
+    assert post.author.role is Role.ADMIN
+    assert post.author.is_locked is False
+    assert post.is_deleted is False
+    assert post.sort_key == 7
+
+
+def test_a_deleted_posts_row_reads_as_a_tombstone() -> None:
+    # The statement empties a deleted post's content (views.post_fields): entities NULL.
+    post = post_from_row(_row(deleted_at="2026-02-01T00:00:00+00:00", entities=None, v_liked=None))
+    assert post.is_deleted
+    assert post.entities == []
+    assert not post.viewer_state_loaded

@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, str]] = [
     ("JWT decode", r"\(jwt/"),
     ("app services and views (row mapping)", r"\(app/"),
     ("compiled selections (schema.compiled's generated code)", r"\(<selection "),
+    ("page plans (schema.rowplan's generated code)", r"\(<row plan "),
     ("schema resolvers and executor", r"\(schema/"),
     ("graphql-core validation", r"\(graphql/validation/"),
     ("graphql-core parsing", r"\(graphql/language/"),
@@ -39,6 +40,9 @@ INCLUSIVE: list[tuple[str, str]] = [
     ("  runner (session check and execution)", r"Runner\.run \(schema/runner|^run \(schema/runner"),
     ("    graphql-core execute", r"\(graphql/execution/"),
     ("      compiled selections", r"\(<selection "),
+    ("    page plan: fetch and build (schema.rowplan)", r"RowPlan\.run \(schema/rowplan"),
+    ("      rows to the answer (generated code)", r"\(<row plan "),
+    ("      the page's statement (home_rows_of_session)", r"home_rows_of_session \("),
     (
         "strawberry view (WebSockets, GraphiQL) or Schema.execute",
         r"\(strawberry/http/|execute \(strawberry/schema/schema\.py",

@@ -3,7 +3,8 @@ service's page request they make, and the PageInfo of a page."""
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -22,6 +23,18 @@ def page_request(
     connection: str, first: int | None, after: str | None, last: int | None, before: str | None
 ) -> PageRequest:
     return PageRequest.parse(connection, first=first, after=after, last=last, before=before)
+
+
+def page_request_of(connection: str, arguments: Mapping[str, Any]) -> PageRequest:
+    """`page_request` from a connection field's arguments by their GraphQL names (as
+    graphql-core's `get_argument_values` gives them)."""
+    return page_request(
+        connection,
+        arguments.get("first"),
+        arguments.get("after"),
+        arguments.get("last"),
+        arguments.get("before"),
+    )
 
 
 def page_info(page: Page[T]) -> relay.PageInfo:

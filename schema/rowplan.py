@@ -38,6 +38,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     GraphQLError,
+    GraphQLField,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -57,6 +58,7 @@ from strawberry.schema.types.base_scalars import isoformat
 
 from app.services.paging import Page
 from app.services.views import Read
+from app.sql import Row
 from schema.executor import LEAF, OBJECT, PREFETCHED_LEAF, PREFETCHED_OBJECT, _Plan, _plans_for
 from schema.paging import page_info
 
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
 
 ROW_PAGE = "holdfast.row_page"
 
-Rows = Page[Mapping[str, Any]]
+Rows = Page[Row]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +88,17 @@ class RowView:
 @dataclass(frozen=True, slots=True)
 class RowPage:
     """A root connection field answered from rows: `fetch(context, arguments, columns)` loads
-    its page (arguments by their GraphQL names; only the row columns named in `columns`),
-    None when it cannot (the ordinary path runs the field then); `views` reads the types of
-    its nodes, by GraphQL type name; `node` is the node type's name and `edge` says where
-    each other object field of an edge is in a row (attribute -> (type name, prefix))."""
+    its page (arguments by their GraphQL names; only the row columns named in `columns`, and
+    the page's keys), None when it cannot (the ordinary path runs the field then); `views`
+    reads the types of its nodes, by GraphQL type name; `node` is the node type's name and
+    `edge` says where each other object field of an edge is in a row (attribute -> (type
+    name, prefix)). The field also folds the session check (schema.runner SESSION_FOLDED):
+    the runner tries a plan only when the check is left to it, and `fetch` makes it."""
 
     fetch: Callable[[Context, dict[str, Any], frozenset[str]], Awaitable[Rows | None]]
     views: Mapping[str, RowView]
     node: str
     edge: Mapping[str, tuple[str, str]]
-    # The columns every page row has (its own key and the post's id).
-    keys: frozenset[str]
 
 
 class _NoPlan(Exception):
@@ -111,7 +113,7 @@ _NO_VARIABLES = VariableValues({}, {})
 @dataclass(frozen=True, slots=True)
 class RowPlan:
     page: RowPage
-    field_def: Any
+    field_def: GraphQLField
     field_node: FieldNode
     operation: OperationDefinitionNode
     columns: frozenset[str]
@@ -135,7 +137,12 @@ class RowPlan:
                 arguments = get_argument_values(self.field_def, self.field_node, coerced)
             except GraphQLError:
                 return None
-        rows = await self.page.fetch(context, arguments, self.columns)
+        try:
+            rows = await self.page.fetch(context, arguments, self.columns)
+        except Exception:
+            # (The database failed.) The ordinary path reads again and reports a failure as
+            # graphql-core does: the field's error, with its path.
+            return None
         if rows is None:
             return None
         data = self.build(rows)
@@ -194,7 +201,7 @@ def row_plan(
         field_def,
         field_node,
         operation,
-        frozenset(compiler.columns) | page.keys,
+        frozenset(compiler.columns),
         names["build"],
         arguments,
     )
@@ -335,12 +342,13 @@ class _Compiler:
                 object_type, non_null, is_list = _object_type(edge_type.fields[name].type)
                 if is_list:
                     raise _NoPlan
-                if plan.attribute == "node":
-                    where = (self.page.node, "")
-                else:
-                    where = self.page.edge.get(plan.attribute)  # type: ignore[assignment]
-                    if where is None:
-                        raise _NoPlan
+                where = (
+                    (self.page.node, "")
+                    if plan.attribute == "node"
+                    else self.page.edge.get(plan.attribute)
+                )
+                if where is None:
+                    raise _NoPlan
                 type_name, prefix = where
                 if object_type.name != type_name:
                     raise _NoPlan

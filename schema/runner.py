@@ -91,10 +91,12 @@ class Runner:
             raise refused
         if operation.operation is OperationType.SUBSCRIPTION and request.http_method is not None:
             raise _request_error("Subscriptions run over a WebSocket (graphql-transport-ws).")
-        if context.claims is not None and not self._folds_session(prepared, operation):
+        folded = self._folds_session(prepared, operation)
+        if context.claims is not None and not folded:
             await context.sign_in()
         if self.lean:
-            plan = self._row_plan(prepared, operation)
+            # A page plan reads its page with the session check folded in (schema.rowplan).
+            plan = self._row_plan(prepared, operation) if folded else None
             if plan is not None:
                 data = await plan.run(self.schema._schema, context, request.variables)
                 if data is not None:

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from app.auth import AccessClaims
 from app.errors import DomainError
-from app.services.timelines import HOME_KEYS, REPOSTER
+from app.services.timelines import REPOSTER
 from schema.context import Context
 from schema.notifications import NotificationConnection
-from schema.paging import After, Before, First, Last, page_request
+from schema.paging import After, Before, First, Last, page_request, page_request_of
 from schema.posts.types import POST_ROWS, PostConnection
 from schema.rowplan import ROW_PAGE, RowPage, Rows
 from schema.runner import SESSION_FOLDED
@@ -26,23 +27,23 @@ class Hashtag:
     public_posts: int = strawberry.field(description="Public posts using it.")
 
 
+def _folded(context: Context) -> AccessClaims | None:
+    """The token's verified claims while the session check is left to the home page's own
+    statement (schema.runner SESSION_FOLDED): no viewer signed in yet."""
+    return context.claims if context.viewer is None else None
+
+
 async def _home_rows(
     context: Context, arguments: dict[str, Any], columns: frozenset[str]
 ) -> Rows | None:
-    """The home timeline's page as rows for a page plan (schema.rowplan), as `home_timeline`
-    loads it when the session check is folded into its statement; None when it would answer
-    otherwise (signed out, a closed session, arguments the page refuses): the resolver runs."""
-    claims = context.claims
-    if claims is None or context.viewer is not None:
+    """The home timeline's page as rows for a page plan (schema.rowplan), read as
+    `home_timeline` reads it with the session check folded in; None when the resolver would
+    answer otherwise (signed out, a closed session, arguments the page refuses): it runs then."""
+    claims = _folded(context)
+    if claims is None:
         return None
     try:
-        request = page_request(
-            "home",
-            arguments.get("first"),
-            arguments.get("after"),
-            arguments.get("last"),
-            arguments.get("before"),
-        )
+        request = page_request_of("home", arguments)
     except DomainError:
         return None
     return await context.services.timelines.home_rows_of_session(claims, request, columns)
@@ -55,7 +56,6 @@ HOME_ROWS = RowPage(
     views={"Post": POST_ROWS, "User": USER_ROWS},
     node="Post",
     edge={"reposted_by": ("User", REPOSTER)},
-    keys=HOME_KEYS,
 )
 
 
@@ -74,7 +74,8 @@ class TimelineQuery:
         before: Before = None,
     ) -> PostConnection:
         context = info.context
-        if context.viewer is None and context.claims is not None:
+        claims = _folded(context)
+        if claims is not None:
             # The session is checked in the page's own statement (schema.runner); the
             # arguments' errors come after NOT_AUTHENTICATED, as they do signed in already.
             try:
@@ -83,7 +84,7 @@ class TimelineQuery:
                 await context.sign_in()
                 context.require_viewer()
                 raise
-            claims, context.claims = context.claims, None
+            context.claims = None
             signed_in = await context.services.timelines.home_of_session(claims, request)
             if signed_in is None:
                 context.require_viewer()  # NOT_AUTHENTICATED: the session is not open

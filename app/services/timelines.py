@@ -98,7 +98,7 @@ REPOSTER = "rb_"
 
 
 def home_post_from_row(row: Row) -> PostView:
-    """A home timeline row: a page row with its sort key, `reposter_id` and the reposter's
+    """A home timeline row (HOME_FIELDS): a page row with its sort key and the reposter's
     REPOSTER_COLUMNS."""
     post = page_post_from_row(row)
     if row[REPOSTER + "id"] is not None:
@@ -132,10 +132,23 @@ def _fts5_query(text: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-def _home_statement(request: PageRequest, wanted: frozenset[str] | None = None) -> str:
-    """The home timeline page (parameters :viewer, :big and the page's): entries fanned out to
-    the viewer, merged with the posts of followed accounts too big to fan out; HOME_FIELDS, or
-    those of them in `wanted`."""
+def _shape(request: PageRequest) -> tuple[bool, bool, bool]:
+    """What a page's statement text depends on: a cursor after, one before, going backward."""
+    return request.after is not None, request.before is not None, request.backward
+
+
+def _of_shape(shape: tuple[bool, bool, bool]) -> PageRequest:
+    """A request of that shape (its values are parameters, not in the text)."""
+    after, before, backward = shape
+    return PageRequest("home", 1, 0 if after else None, 0 if before else None, backward)
+
+
+@lru_cache(maxsize=64)
+def _home_statement(shape: tuple[bool, bool, bool], wanted: frozenset[str] | None = None) -> str:
+    """The home timeline page (parameters :viewer, :big and the page's) for requests of this
+    `_shape`: entries fanned out to the viewer, merged with the posts of followed accounts too
+    big to fan out; HOME_FIELDS, or those of them in `wanted`. Built once per shape."""
+    request = _of_shape(shape)
     entries_condition, entries_order = request.keyset("e.entry_id")
     big_condition, big_order = request.keyset("p.id")
     outer_condition, outer_order = request.keyset("h.sort_key")
@@ -168,17 +181,14 @@ def _home_statement(request: PageRequest, wanted: frozenset[str] | None = None) 
 
 @lru_cache(maxsize=64)
 def _home_of_session_statement(
-    after: bool, before: bool, backward: bool, wanted: frozenset[str] | None, viewer_columns: str
+    shape: tuple[bool, bool, bool], wanted: frozenset[str] | None, viewer_columns: str
 ) -> str:
-    """TimelineService._home_of_session's statement for pages of this shape (with a cursor
-    after, before, going backward), built once: a page plan reads the same few shapes on
-    every request."""
-    request = PageRequest("home", 1, 0 if after else None, 0 if before else None, backward)
+    """TimelineService._home_of_session's statement for pages of this `_shape`, built once."""
     return f"""
         WITH me AS (SELECT u.* FROM {OPEN_SESSION_USER})
         SELECT {viewer_columns}, pg.*
-        FROM me LEFT JOIN ({_home_statement(request, wanted)}) pg ON TRUE
-        ORDER BY {request.keyset("pg.sort_key")[1]}
+        FROM me LEFT JOIN ({_home_statement(shape, wanted)}) pg ON TRUE
+        ORDER BY {_of_shape(shape).keyset("pg.sort_key")[1]}
         """
 
 
@@ -199,7 +209,7 @@ class TimelineService:
         """The viewer's home timeline: entries fanned out to it, merged with the posts of
         followed accounts too big to fan out (the rule of `home`)."""
         rows = await sql.fetch(
-            _home_statement(request),
+            _home_statement(_shape(request)),
             {**request.params(), "viewer": viewer_id, "big": self._big_account},
         )
         posts = [home_post_from_row(row) for row in rows]
@@ -242,13 +252,7 @@ class TimelineService:
     ) -> list[Row]:
         """The home page's rows beside the viewer's `viewer_columns` (of `me`, their users
         row): none when the session is not open, one with no post for an empty page."""
-        statement = _home_of_session_statement(
-            request.after is not None,
-            request.before is not None,
-            request.backward,
-            wanted,
-            viewer_columns,
-        )
+        statement = _home_of_session_statement(_shape(request), wanted, viewer_columns)
         return await sql.fetch(
             statement,
             {

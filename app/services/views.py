@@ -100,6 +100,7 @@ def in_version_audience(
     return viewer_id is not None and viewer_id in (mentioned_ids or ())
 
 
+@cache
 def post_columns(
     p: str, u: str, prefix: str, viewer_state: bool = True, viewer: str = ":viewer"
 ) -> str:
@@ -156,6 +157,7 @@ def post_fields(
     ]
 
 
+@cache
 def user_columns(u: str, prefix: str) -> str:
     return select_list(account_fields(u, prefix))
 
@@ -181,27 +183,26 @@ def page_fields(viewer: str = ":viewer") -> list[tuple[str, str]]:
     ]
 
 
-def page_columns(viewer: str = ":viewer", wanted: Collection[str] | None = None) -> str:
+@cache
+def page_columns(viewer: str = ":viewer") -> str:
     """A page row: post `p` (author `u`) with the post it replies to (r_...) and the one it
     quotes (q_...), when the viewer may see them (deleted ones as tombstones), joined by
     `related_joins`: one statement for a whole page. The referred posts' viewer state is
     loaded only if a query asks for it (see `PostView.viewer_state_loaded`): a page rarely
-    shows it, and it is 6 lookups a row. With `wanted`, only the columns it names (a compiled
-    page plan's projection, schema/rowplan.py)."""
-    return select_list(page_fields(viewer), wanted)
+    shows it, and it is 6 lookups a row."""
+    return select_list(page_fields(viewer))
 
 
 # Where a page row carries a post's related objects, by the PostView field: the columns of
 # each start with the post's prefix and this. An object is there when its `id` column is not
 # NULL (LEFT JOINs: a post the viewer may not see, none referred, or no reposter).
 PAGE_OBJECTS = {"author": "a_", "reply_to": "r_", "quote_of": "q_"}
-# The prefixes of a page row whose posts carry the viewer's state (the referred posts do not).
-VIEWER_STATE_PREFIXES = frozenset({""})
 
 
+@cache
 def related_joins(viewer: str = ":viewer") -> str:
-    """The posts a page's post `p` replies to and quotes, when the viewer may see them (a
-    deleted post shows neither: a tombstone keeps nothing of its content)."""
+    """The posts a page's post `p` replies to and quotes, when the viewer may see them and `p`
+    shows them (`shows_referred`, here in SQL)."""
     return f"""
 LEFT JOIN posts rp ON rp.id = p.reply_to_id AND p.deleted_at IS NULL AND {audience("rp", viewer)}
 LEFT JOIN users ru ON ru.id = rp.author_id
@@ -334,29 +335,28 @@ POST_READS: dict[str, Read] = {
 VIEWER_STATE_LOADED = "v_liked"
 
 
+_READS = {"account": ACCOUNT_READS, "post": POST_READS}
+
+
 @cache
-def _keys(prefix: str, reads: tuple[tuple[str, Read], ...]) -> tuple[tuple[str, str, Any], ...]:
-    # Column names with their prefix, built once: a page converts ~60 rows' worth of them.
-    return tuple((name, prefix + read.column, read.convert) for name, read in reads)
+def _keys(prefix: str, view: str) -> tuple[tuple[str, str, Any], ...]:
+    # (field, column with its prefix, conversion), built once: a page reads ~60 rows' worth.
+    return tuple((name, prefix + read.column, read.convert) for name, read in _READS[view].items())
 
 
-_ACCOUNT_READS = tuple(ACCOUNT_READS.items())
-_POST_READS = tuple(POST_READS.items())
-
-
-def _read(row: Row, prefix: str, reads: tuple[tuple[str, Read], ...]) -> dict[str, Any]:
+def _read(row: Row, prefix: str, view: str) -> dict[str, Any]:
     return {
         name: row[key] if convert is None else convert(row[key])
-        for name, key, convert in _keys(prefix, reads)
+        for name, key, convert in _keys(prefix, view)
     }
 
 
 def account_from_row(row: Row, prefix: str = "a_") -> AccountCard:
-    return AccountCard(**_read(row, prefix, _ACCOUNT_READS))
+    return AccountCard(**_read(row, prefix, "account"))
 
 
 def post_from_row(row: Row, prefix: str = "") -> PostView:
-    values = _read(row, prefix, _POST_READS)
+    values = _read(row, prefix, "post")
     return PostView(
         author=account_from_row(row, prefix + PAGE_OBJECTS["author"]),
         sort_key=row.get("sort_key") or values["id"],
@@ -394,6 +394,12 @@ async def posts_by_ids(
     return {row["id"]: post_from_row(row) for row in rows}
 
 
+def shows_referred(post: PostView) -> bool:
+    """Whether a post shows the posts it replies to and quotes: not when it is deleted (a
+    tombstone keeps nothing of its content). `related_joins` is this rule in SQL."""
+    return not post.is_deleted
+
+
 async def hydrate(viewer_id: int | None, posts: list[PostView]) -> list[PostView]:
     """Attach the replied-to and quoted posts (with the viewer's state, like every post
     loaded here): one statement."""
@@ -401,11 +407,11 @@ async def hydrate(viewer_id: int | None, posts: list[PostView]) -> list[PostView
         ref
         for post in posts
         for ref in (post.reply_to_id, post.quote_of_id)
-        if ref is not None and not post.is_deleted
+        if ref is not None and shows_referred(post)
     }
     related = await posts_by_ids(viewer_id, list(wanted), tombstones=True) if wanted else {}
     for post in posts:
-        if not post.is_deleted:
+        if shows_referred(post):
             post.reply_to = related.get(post.reply_to_id) if post.reply_to_id else None
             post.quote_of = related.get(post.quote_of_id) if post.quote_of_id else None
         post.related_loaded = True

@@ -21,7 +21,13 @@ from app.models import Visibility as VisibilityModel
 from app.services.paging import Page
 from app.services.posts import EDIT_HISTORY_MAX
 from app.services.timelines import ANCESTORS_MAX
-from app.services.views import PAGE_OBJECTS, POST_READS, VIEWER_STATE_LOADED, PostView
+from app.services.views import (
+    PAGE_OBJECTS,
+    POST_READS,
+    VIEWER_STATE_LOADED,
+    PostView,
+    shows_referred,
+)
 from schema.context import Context
 from schema.executor import PREFETCHED
 from schema.limits import LIST_SIZE, SettingSize
@@ -259,6 +265,6 @@ def _related(
     synchronous, so that a prefetched post costs no coroutine."""
     if post.related_loaded:
         return as_post_or_none(prefetched)
-    if referenced is None or post.is_deleted:
+    if referenced is None or not shows_referred(post):
         return None
     return cast("Post | None", info.context.loaders.post_by_id.load(referenced))

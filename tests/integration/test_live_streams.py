@@ -240,6 +240,41 @@ async def test_post_updated_follows_counts_edits_and_the_deletion(
     assert completed == {"id": "u", "type": "complete"}
 
 
+async def test_a_deleted_post_shows_no_referred_posts_live(
+    app: Starlette, live_server: str, gql: GraphQLClient
+) -> None:
+    # The tombstone keeps nothing of its content: not the posts it replied to and quoted
+    # either (views.related_joins), live as in a query.
+    alice, bob = await gql.sign_up("alice"), await gql.sign_up("bob")
+    target = await post(gql, alice, "the target")
+    watched = await post(gql, alice, "watch me", replyTo=target["id"], quoteOf=target["id"])
+    document = """subscription($id: ID!) { postUpdated(id: $id) {
+      text isDeleted replyTo { text } quoteOf { text } } }"""
+    async with AsyncExitStack() as stack:
+        viewer = await connect(stack, live_server, bob)
+        await viewer.subscribe("u", document, {"id": watched["id"]})
+        await subscribed(app, live.post_channel(db_id(watched["id"])))
+        await act(gql, "likePost", bob, postId=watched["id"])
+        liked = (await viewer.next_data("u"))["postUpdated"]
+        delete = "mutation($id: ID!) { deletePost(input: {postId: $id}) { __typename } }"
+        await gql(delete, {"id": watched["id"]}, token=alice.access_token)
+        deleted = (await viewer.next_data("u"))["postUpdated"]
+
+    assert liked == {
+        "text": "watch me",
+        "isDeleted": False,
+        "replyTo": {"text": "the target"},
+        "quoteOf": {"text": "the target"},
+    }
+    assert deleted == {"text": "", "isDeleted": True, "replyTo": None, "quoteOf": None}
+    data = await gql(
+        "query($id: ID!) { node(id: $id) { ... on Post { replyTo { text } } } }",
+        {"id": watched["id"]},
+        token=bob.access_token,
+    )
+    assert data["node"] == {"replyTo": None}
+
+
 @pytest.mark.parametrize(
     ("document", "variables", "signed_in", "code"),
     [

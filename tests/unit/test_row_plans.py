@@ -4,6 +4,7 @@ values for orjson; and a row is read by the same `views` tables `post_from_row` 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
@@ -11,7 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.models import Role, Visibility
-from app.services.views import post_from_row
+from app.services.timelines import HOME_FIELDS
+from app.services.views import (
+    ACCOUNT_READS,
+    POST_READS,
+    AccountCard,
+    PostView,
+    page_fields,
+    post_from_row,
+)
 from app.settings import Settings
 from schema import build_schema
 from schema.executor import _plans_for
@@ -87,3 +96,17 @@ def test_a_deleted_posts_row_reads_as_a_tombstone() -> None:
     assert post.is_deleted
     assert post.entities == []
     assert not post.viewer_state_loaded
+
+
+def test_the_reads_cover_the_views_and_the_select_lists_carry_them() -> None:
+    # Every field of a view that is a column's is read through the tables, from a column the
+    # select lists have; the rest are what a reader computes (post_from_row, page plans).
+    computed = {"author", "sort_key", "viewer_state_loaded", "reply_to", "quote_of"}
+    computed |= {"related_loaded", "reposted_by", "extra"}
+    assert set(POST_READS) == {f.name for f in dataclasses.fields(PostView)} - computed
+    assert set(ACCOUNT_READS) == {f.name for f in dataclasses.fields(AccountCard)}
+    for prefix in ("", "r_", "q_"):
+        columns = {name for name, _ in page_fields() if name.startswith(prefix)}
+        assert {prefix + read.column for read in POST_READS.values()} <= columns
+        assert {prefix + "a_" + read.column for read in ACCOUNT_READS.values()} <= columns
+    assert {"rb_" + read.column for read in ACCOUNT_READS.values()} <= {n for n, _ in HOME_FIELDS}

@@ -313,6 +313,8 @@ class GraphQLHTTP:
         headers: dict[str, str] | None = None,
     ) -> Response:
         return Response(
+            # orjson's defaults: page plans (schema.rowplan) leave UTC datetimes in `data` for
+            # it to write, which it does as their isoformat(), the DateTime scalar's output.
             orjson.dumps(body),
             status,
             _negotiated_headers(budget, headers),

@@ -28,7 +28,7 @@ generates selections; both reach these plans.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -270,6 +270,19 @@ class _Compiler:
             raise _NoPlan
         return collected.grouped_field_set
 
+    def selected(
+        self, object_type: GraphQLObjectType, grouped: Any, items: list[tuple[str, str]]
+    ) -> Iterator[tuple[str, str, list[FieldDetails], _Plan | None]]:
+        """The fields of a selection on `object_type` in order, with their response key,
+        field details and the fast executor's plan; a `__typename` goes into `items`."""
+        plans = _plans_for(self.schema, object_type)
+        for key, details in grouped.items():
+            name = details[0].node.name.value
+            if name == "__typename":
+                items.append((key, repr(object_type.name)))
+            else:
+                yield key, name, details, plans.get(name)
+
     def root(self, query_type: GraphQLObjectType, grouped: Any, page_key: str) -> str:
         lines: list[str] = []
         items: list[tuple[str, str]] = []
@@ -294,11 +307,8 @@ class _Compiler:
     def connection(self, connection: GraphQLObjectType, grouped: Any, out: str) -> list[str]:
         lines: list[str] = []
         items: list[tuple[str, str]] = []
-        for key, details in grouped.items():
-            name = details[0].node.name.value
-            if name == "__typename":
-                items.append((key, repr(connection.name)))
-            elif name == "edges":
+        for key, name, details, _ in self.selected(connection, grouped, items):
+            if name == "edges":
                 edge_type, _, is_list = _object_type(connection.fields[name].type)
                 if not is_list:
                     raise _NoPlan
@@ -323,13 +333,7 @@ class _Compiler:
     def edges(self, edge_type: GraphQLObjectType, grouped: Any, out: str) -> list[str]:
         body: list[str] = []
         items: list[tuple[str, str]] = []
-        plans = _plans_for(self.schema, edge_type)
-        for key, details in grouped.items():
-            name = details[0].node.name.value
-            if name == "__typename":
-                items.append((key, repr(edge_type.name)))
-                continue
-            plan = plans.get(name)
+        for key, name, details, plan in self.selected(edge_type, grouped, items):
             if plan is None or plan.kind not in (LEAF, OBJECT):
                 raise _NoPlan
             v = self.name("v")
@@ -375,13 +379,7 @@ class _Compiler:
         self.columns.add(present)
         body: list[str] = []
         items: list[tuple[str, str]] = []
-        plans = _plans_for(self.schema, object_type)
-        for key, details in grouped.items():
-            name = details[0].node.name.value
-            if name == "__typename":
-                items.append((key, repr(object_type.name)))
-                continue
-            plan: _Plan | None = plans.get(name)
+        for key, name, details, plan in self.selected(object_type, grouped, items):
             if plan is None:
                 raise _NoPlan
             kind = plan.kind
@@ -437,13 +435,7 @@ class _Compiler:
         """Lines leaving in `out` an object whose fields are plain attributes of `source`."""
         lines: list[str] = []
         items: list[tuple[str, str]] = []
-        plans = _plans_for(self.schema, object_type)
-        for key, details in grouped.items():
-            name = details[0].node.name.value
-            if name == "__typename":
-                items.append((key, repr(object_type.name)))
-                continue
-            plan = plans.get(name)
+        for key, _, _, plan in self.selected(object_type, grouped, items):
             if plan is None or plan.kind != LEAF or plan.global_id:
                 raise _NoPlan
             v = self.name("v")

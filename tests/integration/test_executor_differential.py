@@ -358,8 +358,8 @@ async def world(http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette) -> 
     return await make_world(http, gql, app)
 
 
-@given(data=st.data())
-@settings(
+# Generated documents against the shared app: reproducible runs, no example database.
+GENERATED = settings(
     max_examples=150,
     phases=[Phase.generate, Phase.shrink],
     deadline=None,
@@ -367,6 +367,10 @@ async def world(http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette) -> 
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+@given(data=st.data())
+@GENERATED
 async def test_generated_timeline_selections_get_the_same_answers(
     app: Starlette, gql: GraphQLClient, world: World, data: st.DataObject
 ) -> None:

@@ -14,13 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from graphql import get_operation_ast, parse
-from hypothesis import HealthCheck, Phase, event, given, note, settings
+from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from schema.rowplan import row_plan
 from tests.differential import STATEMENT_LOGGERS, Differential
 from tests.integration.test_executor_differential import (
+    GENERATED,
     Document,
     World,
     _Builder,
@@ -55,6 +56,7 @@ PAGE_POST = [
 ]
 REFERRED_POST = [*_POST_LEAVES, "author"]
 
+# The benchmark's document (bench/timeline QUERY).
 BENCH = (
     "query Home { homeTimeline(first: 20) { edges { cursor repostedBy { username } "
     "node { id text contentWarning visibility likeCount repostCount replyCount quoteCount "
@@ -175,14 +177,7 @@ async def world(http: httpx.AsyncClient, gql: GraphQLClient, app: Starlette) -> 
 
 
 @given(data=st.data())
-@settings(
-    max_examples=120,
-    phases=[Phase.generate, Phase.shrink],
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(GENERATED, max_examples=120)
 async def test_generated_home_selections_are_answered_from_the_rows_as_graphql_core_would(
     app: Starlette, gql: GraphQLClient, world: World, data: st.DataObject
 ) -> None:

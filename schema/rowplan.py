@@ -28,6 +28,7 @@ generates selections; both reach these plans.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +67,8 @@ if TYPE_CHECKING:
     from graphql import DocumentNode, GraphQLSchema
 
     from schema.context import Context
+
+log = logging.getLogger("holdfast.graphql.rowplan")
 
 ROW_PAGE = "holdfast.row_page"
 
@@ -140,8 +143,10 @@ class RowPlan:
         try:
             rows = await self.page.fetch(context, arguments, self.columns)
         except Exception:
-            # (The database failed.) The ordinary path reads again and reports a failure as
-            # graphql-core does: the field's error, with its path.
+            # The ordinary path reads again, and reports a failure as graphql-core does (the
+            # field's error, with its path); this one is logged, so that a plan's statement
+            # that keeps failing cannot hide behind a second read that succeeds.
+            log.warning("a page plan's read failed; the ordinary path reads again", exc_info=True)
             return None
         if rows is None:
             return None

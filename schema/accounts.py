@@ -16,7 +16,8 @@ from app.services.accounts import SessionTokens, SignedIn
 from app.services.media import UNCHANGED, Unchanged
 from schema.context import Context
 from schema.errors import MutationError, code, error_codes
-from schema.results import INPUT, ResultTypes, decode_id, result_union
+from schema.media import media_id
+from schema.results import INPUT, ResultTypes, result_union
 from schema.users import User, as_user
 
 # --- types -------------------------------------------------------------------------------
@@ -70,11 +71,6 @@ class UserPayload:
 @strawberry.type(description="Sessions were revoked.")
 class LogOutPayload:
     revoked_sessions: int = strawberry.field(description="How many sessions were revoked.")
-
-
-@strawberry.type(description="The account and its sessions are gone.")
-class DeleteAccountPayload:
-    deleted_user_id: strawberry.ID = strawberry.field(description="The global ID the account had.")
 
 
 @strawberry.input(description="A new account.")
@@ -280,8 +276,8 @@ CHANGE_PASSWORD = ResultTypes(ChangePasswordSuccess, ChangePasswordError, Change
 
 
 @strawberry.type(description="The account and its sessions are gone.")
-class DeleteAccountSuccess(DeleteAccountPayload):
-    pass
+class DeleteAccountSuccess:
+    deleted_user_id: strawberry.ID = strawberry.field(description="The global ID the account had.")
 
 
 @error_codes("deleteAccount")
@@ -330,7 +326,7 @@ UPDATE_PROFILE = ResultTypes(UpdateProfileSuccess, UpdateProfileError, UpdatePro
 def _profile_media(value: str | UnsetType | None, field: str) -> int | Unchanged | None:
     if value is UNSET or isinstance(value, UnsetType):
         return UNCHANGED
-    return decode_id(value, "Media", field) if value is not None else None
+    return media_id(value, field) if value is not None else None
 
 
 @strawberry.type

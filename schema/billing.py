@@ -24,7 +24,7 @@ from app.services.paging import Page
 from providers.payments.base import ActionKind
 from schema.context import Context
 from schema.errors import MutationError, code, error_codes
-from schema.paging import After, Before, First, Last, page_info, page_request
+from schema.paging import After, Before, First, Last, edges_of, page_info, page_request
 from schema.results import INPUT, ResultTypes, decode_id, result_union
 from schema.users import User, as_user_or_none
 
@@ -271,10 +271,12 @@ class PremiumSubscriptionConnection:
         cls, page: Page[SubscriptionView], info: Info[Context, None]
     ) -> PremiumSubscriptionConnection:
         return cls(
-            edges=[
-                PremiumSubscriptionEdge(cursor=page.cursor(i), node=as_subscription(view, info))
-                for i, view in enumerate(page.items)
-            ],
+            edges=edges_of(
+                page,
+                lambda cursor, view: PremiumSubscriptionEdge(
+                    cursor=cursor, node=as_subscription(view, info)
+                ),
+            ),
             page_info=page_info(page),
         )
 
@@ -328,17 +330,12 @@ class SubscriptionPayload:
     subscription: PremiumSubscription = strawberry.field(description="The subscription.")
 
 
-@strawberry.type(description="A subscription started, and what the payer must do next.")
-class SubscribePayload:
+@strawberry.type(description="The subscription waits for its payment (nextAction), or is paid.")
+class SubscribeSuccess:
     subscription: PremiumSubscription = strawberry.field(description="The subscription.")
     next_action: PendingPayment | None = strawberry.field(
         description="What the payer must do now (null when the payment went through)."
     )
-
-
-@strawberry.type(description="The subscription waits for its payment (nextAction), or is paid.")
-class SubscribeSuccess(SubscribePayload):
-    pass
 
 
 @error_codes("subscribe")

@@ -458,15 +458,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return None
         if not self.is_awaitable(result):
             return result
-
-        async def await_result() -> Any:
-            try:
-                return await result
-            except Exception as error:
-                self.handle_field_error(error, return_type, field_details_list, path)
-                return None
-
-        return await_result()
+        return self._guard_awaitable(result, return_type, field_details_list, path)
 
     def _inline_list(self, items: Any, object_type: GraphQLObjectType, non_null: bool) -> bool:
         """Whether a list of objects can be completed by _complete_object_list: a list (not

@@ -243,23 +243,18 @@ class DirectUpload:
     fields: list[FormField] = strawberry.field(description="Form fields to send first (POST).")
 
 
-@strawberry.type(description="A medium waiting for its file.")
-class CreateUploadPayload:
-    media: Media = strawberry.field(description="The medium, pending.")
-    upload: DirectUpload | None = strawberry.field(
-        description="Where to send the file, then call finalizeUpload; null when storage "
-        "takes no direct uploads: send it with uploadMedia and this medium's id."
-    )
-
-
 @strawberry.type(description="The medium as it is now.")
 class MediaPayload:
     media: Media = strawberry.field(description="The medium.")
 
 
 @strawberry.type(description="A pending medium, and where to send its file.")
-class CreateUploadSuccess(CreateUploadPayload):
-    pass
+class CreateUploadSuccess:
+    media: Media = strawberry.field(description="The medium, pending.")
+    upload: DirectUpload | None = strawberry.field(
+        description="Where to send the file, then call finalizeUpload; null when storage "
+        "takes no direct uploads: send it with uploadMedia and this medium's id."
+    )
 
 
 @error_codes("createUpload")

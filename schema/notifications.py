@@ -11,7 +11,7 @@ from strawberry import relay
 from app.models import NotificationKind as NotificationKindModel
 from app.services.notifications import NotificationView
 from app.services.paging import Page
-from schema.paging import page_info
+from schema.paging import edges_of, page_info
 from schema.posts.types import Post, as_post_or_none
 from schema.users import User, as_user
 
@@ -78,9 +78,6 @@ class NotificationConnection:
     @classmethod
     def from_page(cls, page: Page[NotificationView]) -> NotificationConnection:
         return cls(
-            edges=[
-                NotificationEdge.from_view(page.cursor(i), item)
-                for i, item in enumerate(page.items)
-            ],
+            edges=edges_of(page, NotificationEdge.from_view),
             page_info=page_info(page),
         )

@@ -3,7 +3,7 @@ service's page request they make, and the PageInfo of a page."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 import strawberry
@@ -12,6 +12,7 @@ from strawberry import relay
 from app.services.paging import Page, PageRequest
 
 T = TypeVar("T")
+E = TypeVar("E")
 
 First = Annotated[int | None, strawberry.argument(description="Page size going forward (1-100).")]
 After = Annotated[str | None, strawberry.argument(description="Cursor to continue after.")]
@@ -35,6 +36,11 @@ def page_request_of(connection: str, arguments: Mapping[str, Any]) -> PageReques
         arguments.get("last"),
         arguments.get("before"),
     )
+
+
+def edges_of(page: Page[T], edge: Callable[[str, T], E]) -> list[E]:
+    """A page's edges, in order: `edge(cursor, item)` for each of its items."""
+    return [edge(page.cursor(i), item) for i, item in enumerate(page.items)]
 
 
 def page_info(page: Page[T]) -> relay.PageInfo:

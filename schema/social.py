@@ -43,11 +43,6 @@ class RelationPayload:
     user_id: strawberry.ID = strawberry.field(description="The account's global ID.")
 
 
-@strawberry.type(description="The read mark moved.")
-class MarkReadPayload:
-    unread_count: int = strawberry.field(description="Notifications still unread.")
-
-
 # --- results ------------------------------------------------------------------------------
 
 
@@ -227,8 +222,8 @@ UNMUTE_USER = ResultTypes(UnmuteUserSuccess, UnmuteUserError, UnmuteUserErrorCod
 
 
 @strawberry.type(description="Notifications up to the cursor are read.")
-class MarkNotificationsReadSuccess(MarkReadPayload):
-    pass
+class MarkNotificationsReadSuccess:
+    unread_count: int = strawberry.field(description="Notifications still unread.")
 
 
 @error_codes("markNotificationsRead")

@@ -25,7 +25,7 @@ from app.services.views import ACCOUNT_READS, AccountCard
 from schema.context import Context
 from schema.media import Media, as_media
 from schema.nodes import LoadedNode
-from schema.paging import After, Before, First, Last, page_info, page_request
+from schema.paging import After, Before, First, Last, edges_of, page_info, page_request
 from schema.rowplan import RowView
 
 if TYPE_CHECKING:
@@ -179,10 +179,7 @@ class UserConnection:
     @classmethod
     def from_page(cls, page: Page[AccountCard]) -> UserConnection:
         return cls(
-            edges=[
-                UserEdge(cursor=page.cursor(i), node=as_user(item))
-                for i, item in enumerate(page.items)
-            ],
+            edges=edges_of(page, lambda cursor, item: UserEdge(cursor=cursor, node=as_user(item))),
             page_info=page_info(page),
         )
 

@@ -294,7 +294,7 @@ class PostService:
         post = await Post.get_or_none(id=post_id, deleted_at=None)
         moderator = viewer.user.role in (Role.MODERATOR, Role.ADMIN)
         if post is None or (post.author_id != viewer.user.id and not moderator):
-            raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
+            raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "postId")
         async with self._changes.begin() as change:
             conn = change.conn
             # Claim the deletion first so two concurrent deletes adjust counters once.
@@ -304,7 +304,7 @@ class PostService:
                 .update(deleted_at=_now(), text="", content_warning="", entities=[])
             )
             if not claimed:
-                raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "id")
+                raise DomainError(ErrorCode.NOT_FOUND, "No such post of yours.", "postId")
             if post.visibility is Visibility.PUBLIC:
                 for column, target in (
                     ("reply_count", post.reply_to_id),

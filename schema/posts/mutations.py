@@ -16,6 +16,7 @@ from app.services.accounts import Viewer
 from app.services.views import PostView
 from schema.context import Context
 from schema.errors import MutationError, code, error_codes
+from schema.media import media_id
 from schema.posts.types import Post, Visibility, as_post
 from schema.results import INPUT, ResultTypes, decode_id, result_union
 
@@ -23,11 +24,6 @@ from schema.results import INPUT, ResultTypes, decode_id, result_union
 @strawberry.type(description="The post as it is now.")
 class PostPayload:
     post: Post = strawberry.field(description="The post.")
-
-
-@strawberry.type(description="The deleted post.")
-class DeletePostPayload:
-    deleted_post_id: strawberry.ID = strawberry.field(description="The global ID it had.")
 
 
 @strawberry.input(description="A new post.")
@@ -131,8 +127,8 @@ EDIT_POST = ResultTypes(EditPostSuccess, EditPostError, EditPostErrorCode)
 
 
 @strawberry.type(description="The post is now a tombstone; its replies stay.")
-class DeletePostSuccess(DeletePostPayload):
-    pass
+class DeletePostSuccess:
+    deleted_post_id: strawberry.ID = strawberry.field(description="The global ID it had.")
 
 
 @error_codes("deletePost")
@@ -280,7 +276,7 @@ UNBOOKMARK_POST = ResultTypes(UnbookmarkPostSuccess, UnbookmarkPostError, Unbook
 def _media_ids(values: list[strawberry.ID] | None) -> list[int] | None:
     if values is None:
         return None
-    return [decode_id(value, "Media", "mediaIds") for value in values]
+    return [media_id(value, "mediaIds") for value in values]
 
 
 @strawberry.type
@@ -297,10 +293,10 @@ class PostMutation:
                 visibility=VisibilityModel(input.visibility.name.lower()),
                 content_warning=input.content_warning,
                 reply_to_id=decode_id(input.reply_to, "Post", "replyTo")
-                if input.reply_to
+                if input.reply_to is not None
                 else None,
                 quote_of_id=decode_id(input.quote_of, "Post", "quoteOf")
-                if input.quote_of
+                if input.quote_of is not None
                 else None,
                 media_ids=_media_ids(input.media_ids),
             )

@@ -33,7 +33,7 @@ from schema.executor import PREFETCHED
 from schema.limits import LIST_SIZE, SettingSize
 from schema.media import Media, as_media
 from schema.nodes import LoadedNode
-from schema.paging import After, Before, First, Last, page_info, page_request
+from schema.paging import After, Before, First, Last, edges_of, page_info, page_request
 from schema.rowplan import RowView
 from schema.users import User, as_user_or_none
 
@@ -217,7 +217,7 @@ class PostConnection:
     @classmethod
     def from_page(cls, page: Page[PostView]) -> PostConnection:
         return cls(
-            edges=[PostEdge.from_view(page.cursor(i), item) for i, item in enumerate(page.items)],
+            edges=edges_of(page, PostEdge.from_view),
             page_info=page_info(page),
         )
 

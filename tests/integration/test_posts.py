@@ -100,6 +100,31 @@ async def test_create_post_needs_a_viewer(gql: GraphQLClient) -> None:
     assert data["createPost"]["code"] == "NOT_AUTHENTICATED"
 
 
+@pytest.mark.parametrize("field", ["replyTo", "quoteOf"])
+async def test_an_empty_reference_is_refused_not_dropped(gql: GraphQLClient, field: str) -> None:
+    alice = await gql.sign_up("alice")
+
+    variables = {"input": {"text": "to whom?", field: ""}}
+    data = await gql(CREATE_POST, variables, token=alice.access_token)
+
+    # Not a top-level post in its place: the reference is checked like any other.
+    assert data["createPost"]["code"] == "NOT_FOUND"
+    assert data["createPost"]["field"] == field
+    assert await Post.all().count() == 0
+
+
+async def test_deleting_another_accounts_post_names_the_field(gql: GraphQLClient) -> None:
+    alice = await gql.sign_up("alice")
+    bob = await gql.sign_up("bob")
+    root = await post(gql, alice, "mine")
+
+    data = await gql(DELETE_POST, {"input": {"postId": root["id"]}}, token=bob.access_token)
+
+    assert data["deletePost"]["code"] == "NOT_FOUND"
+    assert data["deletePost"]["field"] == "postId"
+    assert (await Post.get(text="mine")).deleted_at is None
+
+
 async def test_reply_counts_and_notifies(gql: GraphQLClient) -> None:
     alice = await gql.sign_up("alice")
     bob = await gql.sign_up("bob")

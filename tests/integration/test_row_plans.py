@@ -18,6 +18,7 @@ from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
+from bench.timeline import QUERY as BENCH
 from schema.rowplan import row_plan
 from tests.differential import STATEMENT_LOGGERS, Differential
 from tests.integration.test_executor_differential import (
@@ -55,17 +56,6 @@ PAGE_POST = [
     *("replyTo", "quoteOf"),
 ]
 REFERRED_POST = [*_POST_LEAVES, "author"]
-
-# The benchmark's document (bench/timeline QUERY).
-BENCH = (
-    "query Home { homeTimeline(first: 20) { edges { cursor repostedBy { username } "
-    "node { id text contentWarning visibility likeCount repostCount replyCount quoteCount "
-    "createdAt isDeleted viewerHasLiked viewerHasReposted viewerHasBookmarked "
-    "author { id username displayName } "
-    "replyTo { id text author { id username displayName } } "
-    "quoteOf { id text author { id username displayName } } } } "
-    "pageInfo { hasNextPage endCursor } } }"
-)
 
 
 class _RowBuilder(_Builder):

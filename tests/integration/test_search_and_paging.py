@@ -162,10 +162,16 @@ async def test_search_accounts_folds_case_beyond_ascii(gql: GraphQLClient) -> No
 
 
 @pytest.mark.parametrize("limit", [0, 101])
-async def test_search_limits_out_of_range_are_typed_errors(gql: GraphQLClient, limit: int) -> None:
-    response = await gql.post(
-        'query($limit: Int!) { searchAccounts(query: "a", limit: $limit) { username } }',
-        {"limit": limit},
-    )
+@pytest.mark.parametrize(
+    "search",
+    [
+        'searchAccounts(query: "a", limit: $limit) { username }',
+        'searchHashtags(query: "a", limit: $limit) { tag }',
+    ],
+)
+async def test_search_limits_out_of_range_are_typed_errors(
+    gql: GraphQLClient, limit: int, search: str
+) -> None:
+    response = await gql.post("query($limit: Int!) { " + search + " }", {"limit": limit})
 
     assert response.json()["errors"][0]["extensions"] == {"code": "INVALID_INPUT", "field": "limit"}

@@ -77,8 +77,9 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=[
-            # GraphQL over HTTP (schema/http.py).
-            Route("/graphql", graphql_http, methods=["GET", "POST"]),
+            # GraphQL over HTTP (schema/http/): every method reaches it, and it alone decides
+            # which it serves (405 with `Allow: GET, POST` for the others, HEAD included).
+            Route("/graphql", graphql_http),
             # Subscriptions (and any operation a client sends over the socket), under the
             # same limits, budget and masking as HTTP (schema/protocols.py).
             WebSocketRoute("/graphql", graphql),

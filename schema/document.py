@@ -33,6 +33,7 @@ class Code:
     PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
     BAD_USER_INPUT = "BAD_USER_INPUT"
+    BAD_REQUEST = "BAD_REQUEST"  # not a GraphQL request (schema.http, schema.persisted)
     INTERNAL = "INTERNAL_SERVER_ERROR"
 
 

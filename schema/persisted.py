@@ -71,7 +71,7 @@ class PersistedCode:
     HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
     VERSION_NOT_SUPPORTED = "PERSISTED_QUERY_VERSION_NOT_SUPPORTED"
     NOT_ALLOWED = "PERSISTED_QUERY_NOT_ALLOWED"
-    BAD_REQUEST = "BAD_REQUEST"
+    BAD_REQUEST = Code.BAD_REQUEST
 
 
 # Apollo Server's, on the refusals that the next request may turn around.

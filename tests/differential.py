@@ -24,7 +24,7 @@ Mismatches are collected on the `Differential` and turned into a failure of the 
 the document (tests/conftest.py), with both answers in the message.
 
 Where it hooks in (`installed`): at the HTTP endpoint's `runner` (a `schema.runner.Runner`,
-wrapped in a `DifferentialRunner`) once the app has an endpoint that holds one (schema/http.py);
+wrapped in a `DifferentialRunner`) once the app has an endpoint that holds one (schema/http/);
 until then at the shared app's schema's `execute`, which strawberry's view calls
 (`DifferentialExecute`). Both record through the fast schema's `execution_context_class`,
 looked up per request: a runner that kept its own reference to the class from before would
@@ -411,7 +411,7 @@ def stock_schema(settings: Settings) -> HoldfastSchema:
 
 def _endpoint(app: Starlette) -> Any | None:
     """What in `app.state` holds a `Runner` as its `runner` (the HTTP endpoint of
-    schema/http.py), if anything does."""
+    schema/http/), if anything does."""
     for value in app.state._state.values():
         if isinstance(getattr(value, "runner", None), Runner):
             return value

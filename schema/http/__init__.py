@@ -156,12 +156,19 @@ def _negotiated_headers(
     return headers
 
 
+def _malformed(error: RequestError) -> bool:
+    """A request whose parameters are not a GraphQL request's (BAD_REQUEST: a `documentId` or
+    persistedQuery extension of the wrong shape, as the parameters' own refusals): 400 under
+    both media types, as a Refusal is."""
+    return all((e.extensions or {}).get("code") == Code.BAD_REQUEST for e in error.errors)
+
+
 def _error_status(error: RequestError, media_type: str) -> int:
     """The status of a request that could not run, its parameters being well-formed."""
     if error.status == 405:
         # spec "GET": a mutation over GET MUST be answered 405, whatever the media type.
         return 405
-    if media_type == JSON:
+    if media_type == JSON and not _malformed(error):
         # spec "application/json": 200 for every well-formed request, whatever request error
         # (unparsable, invalid, no such operation, variables that do not coerce).
         return 200

@@ -95,7 +95,8 @@ def from_query_string(params: Mapping[str, str]) -> GraphQLRequest:
         "operationName": params.get("operationName"),
         "variables": _json_parameter(params, "variables"),
         "extensions": _json_parameter(params, "extensions"),
-        "documentId": params.get("documentId"),
+        # (Empty: absent, as the URL's other optional parameters.)
+        "documentId": params.get("documentId") or None,
     }
     return graphql_request(data, "GET")
 

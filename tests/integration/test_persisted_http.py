@@ -3,12 +3,13 @@ persisted exchange speak them, POST and GET: APQ round trips (not found -> the q
 found), a hash that is not the query's, an unsupported version, APQ turned off; trusted
 documents refusing an unregistered document (nothing runs) and running a registered one by
 hash, by `documentId` and by its full text. Under both response media types: the status of a
-refusal is its own for `application/graphql-response+json` and 200 for `application/json`.
+refusal is its own for `application/graphql-response+json` and 200 for `application/json`
+(but a malformed hash or `documentId`: BAD_REQUEST, 400 under both, as any request whose
+parameters are not a GraphQL request's).
 
 No Python client library speaks APQ (gql 4.4 always sends the full query): these are the raw
-requests those links send. Waits for the GraphQL-over-HTTP endpoint (schema/http.py), built
-in parallel; the same rules are tested on `PersistedDocuments` itself and over WebSockets in
-test_persisted_operations.py.
+requests those links send, to the GraphQL-over-HTTP endpoint (schema/http/); the same rules are
+tested on `PersistedDocuments` itself and over WebSockets in test_persisted_operations.py.
 """
 
 from __future__ import annotations
@@ -153,6 +154,38 @@ async def test_a_hash_that_is_not_the_querys_and_an_unknown_version_are_refused(
         ("Unsupported persisted query version", "PERSISTED_QUERY_VERSION_NOT_SUPPORTED")
     ]
     assert errors(after) == [("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")]
+
+
+@MEDIA_TYPES
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"documentId": "md5:abc"},
+        {"documentId": "sha256:" + "A" * 64},
+        {"extensions": {"persistedQuery": "x"}},
+        {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "short"}}},
+        {"documentId": "sha256:" + "a" * 64, "query": VIEWER},
+    ],
+)
+async def test_malformed_persisted_parameters_are_400_under_both_media_types(
+    http: httpx.AsyncClient, media_type: str, body: dict[str, Any]
+) -> None:
+    # Not a GraphQL request, as a parameter of the wrong type is (schema/http/parameters.py):
+    # 400 whatever the media type, not application/json's 200 for a well-formed request.
+    response = await post(http, media_type, body)
+    wrong_type = await post(http, media_type, {"documentId": 5})
+
+    assert response.status_code == wrong_type.status_code == 400
+    assert [code for _, code in errors(response)] == ["BAD_REQUEST"]
+
+
+@MEDIA_TYPES
+async def test_an_empty_document_id_in_a_url_is_absent(
+    http: httpx.AsyncClient, media_type: str
+) -> None:
+    response = await get(http, media_type, query=VIEWER, documentId="")
+
+    assert (response.status_code, response.json()) == (200, {"data": {"viewer": None}})
 
 
 @MEDIA_TYPES

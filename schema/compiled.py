@@ -21,12 +21,20 @@ graphql-core's `execute_field` in its place. The function works in two phases:
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType
+from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+)
 from graphql.pyutils import Path, Undefined
 from strawberry import relay
 from strawberry.relay.utils import to_base64
+from strawberry.schema.types.base_scalars import isoformat
 
 if TYPE_CHECKING:
     from schema.executor import FastExecutionContext
@@ -247,24 +255,47 @@ def _nothing_compiled(
     return BAIL
 
 
-def _leaf_checks(v: str, plan: Any, constant: Callable[[str, Any], str]) -> list[str]:
-    """Phase-1 lines that leave in `v` the completed value of a leaf, or return BAIL."""
-    lines = []
-    if plan.non_null:
-        lines.append(f"if {v} is None: return BAIL")
-    lines.append(f"if {v} is not None:")
-    # graphql-core raises a value that is an exception as the field's error.
-    inner = [f"if isinstance({v}, Exception): return BAIL"]
+def _leaf_checks(
+    v: str,
+    plan: Any,
+    constant: Callable[[str, Any], str],
+    *,
+    type_name: str = "type_name",
+    from_rows: bool = False,
+) -> list[str]:
+    """Phase-1 lines that leave in `v` the completed value of a leaf, or return BAIL (the rule
+    of `schema.executor._leaf`, as code). `type_name`: the expression naming the parent type.
+    `from_rows`: `v` is a database column's value (schema.rowplan's page plans), never an
+    exception nor a relay.Node's, and a UTC datetime is left for orjson, which writes exactly
+    its isoformat() (tests/unit/test_row_plans.py holds orjson to that)."""
+    inner = []
+    if not from_rows:
+        # graphql-core raises a value that is an exception as the field's error.
+        inner.append(f"if isinstance({v}, Exception): return BAIL")
     if plan.global_id:
-        inner.append("if isinstance(source, Node): return BAIL")
-        inner.append(f"{v} = to_base64(type_name, {v})")
+        if not from_rows:
+            inner.append("if isinstance(source, Node): return BAIL")
+        inner.append(f"{v} = to_base64({type_name}, {v})")
     coerce = constant("coerce", plan.coerce)
     passthrough = constant("passthrough", plan.passthrough)
-    if plan.is_int:
-        inner.append(f"if type({v}) is not {passthrough} or not -2147483648 <= {v} <= 2147483647:")
+    if from_rows and isoformats(plan):
+        moment, utc = constant("datetime", datetime), constant("utc", UTC)
+        inner.append(f"if type({v}) is not {moment} or {v}.tzinfo is not {utc}:")
+    elif plan.is_int:
+        inner.append(
+            f"if type({v}) is not {passthrough} "
+            f"or not {GRAPHQL_MIN_INT} <= {v} <= {GRAPHQL_MAX_INT}:"
+        )
     else:
         inner.append(f"if type({v}) is not {passthrough}:")
     inner.append(f"    {v} = {coerce}({v})")
     inner.append(f"    if {v} is None or {v} is Undefined: return BAIL")
-    lines.extend("    " + line for line in inner)
-    return lines
+    if plan.non_null:
+        return [f"if {v} is None: return BAIL", *inner]
+    return [f"if {v} is not None:", *("    " + line for line in inner)]
+
+
+def isoformats(plan: Any) -> bool:
+    """Whether a leaf's scalar serializes a value by its `isoformat()` (strawberry's
+    DateTime, Date and Time)."""
+    return plan.coerce is isoformat

@@ -26,11 +26,13 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
     GraphQLEnumType,
-    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
+    get_named_type,
 )
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry import relay
@@ -46,7 +48,6 @@ LEAF, OBJECT, PREFETCHED_OBJECT, PREFETCHED_LEAF, ORDINARY = range(5)
 # Values already of these types are their own output (graphql-core's coerce_output_value
 # returns them unchanged); an `Int` is used as is only inside GraphQL's 32-bit range.
 _PASSTHROUGH: dict[str, type] = {"String": str, "ID": str, "Int": int, "Boolean": bool}
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 class _Plan(NamedTuple):
@@ -63,12 +64,6 @@ class _Plan(NamedTuple):
 _ORDINARY = _Plan(ORDINARY)
 # By object type, weakly: the types of schemas no longer used (tests build many) go.
 _plans: weakref.WeakKeyDictionary[GraphQLObjectType, dict[str, _Plan]] = weakref.WeakKeyDictionary()
-
-
-def _unwrap(type_: Any) -> Any:
-    while isinstance(type_, (GraphQLNonNull, GraphQLList)):
-        type_ = type_.of_type
-    return type_
 
 
 def _reads_attribute(field_def: Any, definition: Any) -> bool:
@@ -110,7 +105,7 @@ def _make_plan(schema: Any, parent_type: GraphQLObjectType, field_name: str) -> 
         return _ORDINARY
     return_type = field_def.type
     non_null = isinstance(return_type, GraphQLNonNull)
-    named = _unwrap(return_type)
+    named: Any = get_named_type(return_type)
     is_leaf = isinstance(named, (GraphQLScalarType, GraphQLEnumType))
     if is_leaf and named is not (return_type.of_type if non_null else return_type):
         return _ORDINARY  # a list of leaves
@@ -237,7 +232,9 @@ def _leaf(plan: _Plan, source: Any, type_name: str) -> Any:
         if isinstance(source, relay.Node):
             return _UNSURE
         value = to_base64(type_name, value)
-    if type(value) is plan.passthrough and (not plan.is_int or _INT_MIN <= value <= _INT_MAX):  # type: ignore[operator]
+    if type(value) is plan.passthrough and (
+        not plan.is_int or GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT  # type: ignore[operator]
+    ):
         return value
     try:
         coerced = plan.coerce(value)  # type: ignore[misc]

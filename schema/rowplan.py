@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -55,11 +54,11 @@ from graphql.execution.collect_fields import (
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.pyutils import Undefined
 from strawberry.relay.utils import to_base64
-from strawberry.schema.types.base_scalars import isoformat
 
 from app.services.paging import Page
 from app.services.views import Read
 from app.sql import Row
+from schema.compiled import BAIL, _leaf_checks
 from schema.executor import LEAF, OBJECT, PREFETCHED_LEAF, PREFETCHED_OBJECT, _Plan, _plans_for
 from schema.paging import page_info
 
@@ -107,8 +106,6 @@ class RowPage:
 class _NoPlan(Exception):
     """The selection reads something a row plan does not answer."""
 
-
-BAIL: Any = object()
 
 _NO_VARIABLES = VariableValues({}, {})
 
@@ -253,8 +250,6 @@ class _Compiler:
             "Undefined": Undefined,
             "to_base64": to_base64,
             "page_info": page_info,
-            "datetime": datetime,
-            "UTC": UTC,
         }
         self._count = 0
 
@@ -262,8 +257,8 @@ class _Compiler:
         self._count += 1
         return f"{prefix}{self._count}"
 
-    def constant(self, value: Any) -> str:
-        name = self.name("c")
+    def constant(self, prefix: str, value: Any) -> str:
+        name = self.name(prefix)
         self.names[name] = value
         return name
 
@@ -407,7 +402,8 @@ class _Compiler:
                 if read.convert is None:
                     body.append(f"{v} = row[{column!r}]")
                 else:
-                    body.append(f"{v} = {self.constant(read.convert)}(row[{column!r}])")
+                    convert = self.constant("convert", read.convert)
+                    body.append(f"{v} = {convert}(row[{column!r}])")
                 body += self.leaf(v, plan, object_type.name)
             elif kind == OBJECT:
                 related = view.objects.get(plan.attribute)
@@ -451,34 +447,9 @@ class _Compiler:
         return lines
 
     def leaf(self, v: str, plan: _Plan, type_name: str) -> list[str]:
-        """Lines completing leaf `v` as graphql-core would, or returning BAIL where it might
-        answer otherwise (see `schema.executor._leaf`)."""
-        inner = []
-        if plan.global_id:
-            inner.append(f"{v} = to_base64({type_name!r}, {v})")
-        coerce = self.constant(plan.coerce)
-        passthrough = self.constant(plan.passthrough)
-        if _isoformats(plan):
-            # A UTC datetime is left for orjson, which writes exactly its isoformat()
-            # (tests/unit/test_row_plans.py holds orjson to that).
-            inner.append(f"if type({v}) is not datetime or {v}.tzinfo is not UTC:")
-        elif plan.is_int:
-            inner.append(
-                f"if type({v}) is not {passthrough} or not -2147483648 <= {v} <= 2147483647:"
-            )
-        else:
-            inner.append(f"if type({v}) is not {passthrough}:")
-        inner.append(f"    {v} = {coerce}({v})")
-        inner.append(f"    if {v} is None or {v} is Undefined: return BAIL")
-        if plan.non_null:
-            return [f"if {v} is None: return BAIL", *inner]
-        return [f"if {v} is not None:", *("    " + line for line in inner)]
-
-
-def _isoformats(plan: _Plan) -> bool:
-    """Whether the leaf's scalar serializes a value by its `isoformat()` (strawberry's
-    DateTime, Date and Time)."""
-    return plan.coerce is isoformat
+        """Lines completing leaf `v`, a column's value, as graphql-core would, or returning
+        BAIL where it might answer otherwise (`schema.compiled._leaf_checks`)."""
+        return _leaf_checks(v, plan, self.constant, type_name=repr(type_name), from_rows=True)
 
 
 def _dict(items: list[tuple[str, str]]) -> str:

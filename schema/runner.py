@@ -61,9 +61,14 @@ def refused_over_get(
 class Runner:
     def __init__(self, schema: HoldfastSchema) -> None:
         self.schema = schema
-        # Straight through graphql-core (see the module) only with the fast executor and when
-        # the schema's extensions are our document guard alone.
-        self.lean = issubclass(schema.execution_context_class, FastExecutionContext) and (
+
+    @property
+    def lean(self) -> bool:
+        """Straight through graphql-core (see the module) only with the fast executor and when
+        the schema's extensions are our document guard alone; asked per request, so that an
+        extension added after this runner was made still sees every operation."""
+        schema = self.schema
+        return issubclass(schema.execution_context_class, FastExecutionContext) and (
             tuple(schema.extensions) == (schema.guard,)
         )
 

@@ -26,10 +26,11 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.models import Post
-from schema import HoldfastSchema
+from schema import HoldfastSchema, build_schema
 from schema.context import Context
 from schema.operations import GraphQLRequest
 from schema.runner import Runner
@@ -506,3 +507,30 @@ async def test_the_runner_seam_runs_a_mutation_once_and_compares_its_result(
     assert await Post.all().count() == 1
     assert differential.mismatches == []
     assert differential.pairs == 1
+
+
+class _Tracing(SchemaExtension):
+    """A tracing extension: it must see every operation and every field it resolves."""
+
+    fields: list[str] = []
+
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        _Tracing.fields.append(info.field_name)
+        return _next(root, info, *args, **kwargs)
+
+
+async def test_an_extension_added_to_the_schema_after_the_runner_sees_every_field(
+    app: Starlette, gql: GraphQLClient
+) -> None:
+    alice = await gql.sign_up("alice")
+    await post(gql, alice, "traced")
+    schema = build_schema(app.state.services.settings)
+    runner = Runner(schema)
+    schema.extensions = (*schema.extensions, _Tracing)
+    _Tracing.fields = []
+    query = "{ publicTimeline(first: 1) { edges { node { text } } } }"
+
+    result = await runner.run(schema.pipeline.prepare(query), GraphQLRequest(query), _context(app))
+
+    assert result.data == {"publicTimeline": {"edges": [{"node": {"text": "traced"}}]}}
+    assert {"publicTimeline", "edges", "node", "text"} <= set(_Tracing.fields)

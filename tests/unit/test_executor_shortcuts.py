@@ -11,10 +11,11 @@ import pytest
 import strawberry
 from strawberry import relay
 from strawberry.extensions import SchemaExtension
+from strawberry.permission import BasePermission
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
-from schema.executor import FastExecutionContext, execution_context_class
+from schema.executor import PREFETCHED, FastExecutionContext, execution_context_class
 
 
 class Row:
@@ -290,3 +291,70 @@ def test_a_value_that_is_an_exception_is_the_fields_error() -> None:
     )
     assert data == {"box": {"name": "b", "label": None, "inner": None}}
     assert errors == ["['box', 'inner']inner failed", "['box', 'label']label failed"]
+
+
+def test_a_leaf_that_is_an_exception_is_its_fields_error() -> None:
+    # (Alone: with an object field failing beside it, the compiled selection would give up
+    # for that one first, and the leaf's own check would go untried.)
+    data, errors = _boxes("{ box { name label } }", _box(label=Oops("label failed")))
+    assert data == {"box": {"name": "b", "label": None}}
+    assert errors == ["['box', 'label']label failed"]
+
+
+class Denied(BasePermission):
+    message = "not yours"
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return False
+
+
+@strawberry.type
+class Guarded:
+    name: str
+
+    @strawberry.field(
+        permission_classes=[Denied],
+        metadata={PREFETCHED: ("loaded", "secret")},
+    )
+    def secret(self) -> str | None:
+        return "loaded on its own"
+
+    @classmethod
+    def is_type_of(cls, obj: object, info: Info) -> bool:
+        return isinstance(obj, (cls, Row))
+
+
+@strawberry.type
+class GuardedQuery:
+    @strawberry.field
+    def guarded(self) -> Guarded:
+        return Row(name="g", loaded=True, secret="TOP SECRET")  # type: ignore[return-value]
+
+
+def test_a_prefetched_field_keeps_its_permission_check() -> None:
+    answers = []
+    for fast in (True, False):
+        schema = strawberry.Schema(
+            query=GuardedQuery,
+            execution_context_class=execution_context_class(
+                "fast" if fast else "stock", production=False
+            ),
+        )
+        result = schema.execute_sync("{ guarded { name secret } }")
+        answers.append((result.data, [e.message for e in result.errors or []]))
+    assert answers[0] == answers[1] == ({"guarded": {"name": "g", "secret": None}}, ["not yours"])
+
+
+class SpecialItem(Item):
+    """A Node instance whose class resolves its own id: the shortcut must ask it."""
+
+    @classmethod
+    def resolve_id(cls, root: Any, *, info: Info) -> str:
+        return "special"
+
+
+def test_a_node_instance_resolves_its_own_id() -> None:
+    special = SpecialItem(id=1, name="s", count=1, maybe=None)
+    data, errors = _both("{ items { id name } }", _rows(special))  # type: ignore[arg-type]
+    assert errors == []
+    assert data["items"][0] == {"id": relay.to_base64("Item", "special"), "name": "s"}

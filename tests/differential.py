@@ -23,12 +23,11 @@ and the two must give the same `data` and `errors`, compared as the JSON a clien
 Mismatches are collected on the `Differential` and turned into a failure of the test that sent
 the document (tests/conftest.py), with both answers in the message.
 
-Where it hooks in (`installed`): at the HTTP endpoint's `runner` (a `schema.runner.Runner`,
-wrapped in a `DifferentialRunner`) once the app has an endpoint that holds one (schema/http/);
-until then at the shared app's schema's `execute`, which strawberry's view calls
-(`DifferentialExecute`). Both record through the fast schema's `execution_context_class`,
-looked up per request: a runner that kept its own reference to the class from before would
-record nothing, and every mutation would then fail as unrecorded.
+Where it hooks in (`installed`): at the HTTP endpoint's `runner` (`app.state.graphql_http`,
+schema/http/: a `schema.runner.Runner`, wrapped in a `DifferentialRunner`). Operations over
+WebSockets (strawberry's view) are not compared. The fast run records through the schema's
+`execution_context_class`, looked up per request: a runner that kept its own reference to the
+class from before would record nothing, and every mutation would then fail as unrecorded.
 """
 
 from __future__ import annotations
@@ -331,47 +330,6 @@ async def _in_pass(
         _PASS.reset(token)
 
 
-class DifferentialExecute:
-    """Today's seam: the shared app's `schema.execute` (what strawberry's view calls), run
-    under both executors."""
-
-    def __init__(
-        self, schema: HoldfastSchema, stock: HoldfastSchema, differential: Differential
-    ) -> None:
-        self._fast = schema.execute
-        self._stock = stock
-        self._differential = differential
-
-    async def __call__(
-        self,
-        query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
-        operation_name: str | None = None,
-        allowed_operation_types: Any = None,
-        operation_extensions: dict[str, Any] | None = None,
-    ) -> ExecutionResult:
-        arguments: dict[str, Any] = {
-            "variable_values": variable_values,
-            "root_value": root_value,
-            "operation_name": operation_name,
-            "allowed_operation_types": allowed_operation_types,
-            "operation_extensions": operation_extensions,
-        }
-        # (The stock schema's pipeline: the app's caches see only the app's own requests.)
-        started = time.perf_counter()
-        document = self._stock.pipeline.prepare(query).document if query else None
-        self._differential.stock_seconds += time.perf_counter() - started
-        return await self._differential.run(
-            lambda context: self._fast(query, context_value=context, **arguments),
-            lambda context: self._stock.execute(query, context_value=context, **arguments),
-            context_value,
-            Sent(query, variable_values, operation_name),
-            mutation=is_mutation(document, operation_name),
-        )
-
-
 class DifferentialRunner:
     """The HTTP endpoint's seam (`schema.http`, `runner` attribute): `run` as `Runner.run`,
     under both runners."""
@@ -409,31 +367,18 @@ def stock_schema(settings: Settings) -> HoldfastSchema:
     return schema
 
 
-def _endpoint(app: Starlette) -> Any | None:
-    """What in `app.state` holds a `Runner` as its `runner` (the HTTP endpoint of
-    schema/http/), if anything does."""
-    for value in app.state._state.values():
-        if isinstance(getattr(value, "runner", None), Runner):
-            return value
-    return None
-
-
 @contextmanager
 def installed(app: Starlette, settings: Settings) -> Iterator[Differential]:
     """Run every operation `app` executes over HTTP under both executors, while inside: at the
-    HTTP endpoint's runner once there is one, else at the schema's `execute`, which
-    strawberry's view calls. (Never both: the first runner runs `schema.execute`.)"""
+    HTTP endpoint's runner."""
     differential = Differential()
     stock = stock_schema(settings)
-    endpoint = _endpoint(app)
-    fast_runner: Runner | None = getattr(endpoint, "runner", None)
-    schema: HoldfastSchema = fast_runner.schema if fast_runner else app.state.graphql.schema
+    endpoint = app.state.graphql_http
+    fast_runner: Runner = endpoint.runner
+    schema: HoldfastSchema = fast_runner.schema
     context_class = schema.execution_context_class
     schema.execution_context_class = with_root_mutations(context_class)
-    if fast_runner is not None:
-        endpoint.runner = DifferentialRunner(fast_runner, Runner(stock), differential)  # type: ignore[union-attr]
-    else:
-        schema.execute = DifferentialExecute(schema, stock, differential)  # type: ignore[method-assign]
+    endpoint.runner = DifferentialRunner(fast_runner, Runner(stock), differential)
     quiet = _NotInStockPass()
     for name in STATEMENT_LOGGERS:
         logging.getLogger(name).addFilter(quiet)
@@ -442,8 +387,5 @@ def installed(app: Starlette, settings: Settings) -> Iterator[Differential]:
     finally:
         for name in STATEMENT_LOGGERS:
             logging.getLogger(name).removeFilter(quiet)
-        if fast_runner is not None:
-            endpoint.runner = fast_runner  # type: ignore[union-attr]
-        else:
-            del schema.execute  # the class's method again
+        endpoint.runner = fast_runner
         schema.execution_context_class = context_class

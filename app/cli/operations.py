@@ -9,14 +9,16 @@ anything is written, and all are written in one transaction, or none."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from app.cli.common import _database, _run, _settings, cli
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from app.services.operations import NewOperation
@@ -192,12 +194,31 @@ def register(
         async with _database(settings, role=None):
             return await OperationService().register(operations)
 
-    new = _run(write)
+    new = _on_operations(write)
     typer.echo(
         f"{_operations(len(operations))}: {new} registered, {len(operations) - new} already "
         f"registered (serving processes see them within "
         f"{settings.graphql.registered_refresh_seconds:g} s)"
     )
+
+
+def _on_operations(action: Callable[[], Awaitable[T]]) -> T:
+    """`action` on the registered operations; a database that has no table for them yet (a
+    release's registration run before its `holdfast migrate`) is a message, not a traceback,
+    and nothing is changed."""
+    from tortoise.exceptions import OperationalError
+
+    try:
+        return _run(action)
+    except OperationalError as exc:
+        if "persisted_operations" not in str(exc):
+            raise
+        typer.echo(
+            "holdfast: this database has no registered operations table yet: run "
+            "`holdfast migrate` first (nothing changed)",
+            err=True,
+        )
+        raise typer.Exit(2) from None
 
 
 def _operations(count: int) -> str:
@@ -219,7 +240,7 @@ def list_operations() -> None:
                 for operation in await OperationService().registered()
             ]
 
-    lines = _run(read)
+    lines = _on_operations(read)
     typer.echo("\n".join(lines) if lines else "no operations registered")
 
 
@@ -249,7 +270,7 @@ def remove(
             return await OperationService().remove(wanted)
 
     try:
-        removed = _run(delete)
+        removed = _on_operations(delete)
     except DomainError as exc:
         typer.echo(f"holdfast: {exc.message} Nothing removed.", err=True)
         raise typer.Exit(2) from None

@@ -126,3 +126,18 @@ async def test_what_the_command_line_registers_or_removes_a_running_server_runs_
     }
     assert removed.returncode == 0, removed.stderr
     assert refused(after_removal)
+
+
+@pytest.mark.no_database
+def test_before_migrate_the_commands_say_so_and_change_nothing(tmp_path: Path) -> None:
+    # A release's operations registered before its `holdfast migrate` (the README's order).
+    data = tmp_path / "data"
+    me = tmp_path / "me.graphql"
+    me.write_text(ME)
+
+    for args in (("register", str(me)), ("list",), ("remove", sha256(ME))):
+        result = holdfast(data, *args)
+
+        assert result.returncode == 2, result
+        assert "run `holdfast migrate` first (nothing changed)" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -82,11 +82,10 @@ def read_manifest(path: Path) -> tuple[list[ManifestOperation], list[str]]:
 def _apollo_manifest(
     source: str, data: dict[str, Any]
 ) -> tuple[list[ManifestOperation], list[str]]:
-    from app.services.operations import document_hash, hash_of_id
 
     if data.get("format") != APOLLO_FORMAT:
         return [], [f"{source}: unknown manifest format {data.get('format')!r}"]
-    if data.get("version") != 1:
+    if data.get("version") != 1 or isinstance(data.get("version"), bool):
         return [], [f"{source}: Apollo manifest version {data.get('version')!r} (this reads 1)"]
     entries = data.get("operations")
     if not isinstance(entries, list) or not entries:
@@ -103,22 +102,15 @@ def _apollo_manifest(
             continue
         name = entry.get("name")
         label = name if isinstance(name, str) and name else f"#{number}"
-        sha256, body = hash_of_id(entry["id"]), entry["body"]
-        # Clients send the SHA-256 of the document: an id that is not it could never be asked
-        # for, and must not stand for another document.
-        if sha256 is None or sha256 != document_hash(body):
-            problems.append(
-                f"{source}: operation {label}: id {entry['id']!r} is not the SHA-256 of its "
-                f"body ({document_hash(body)})"
-            )
-            continue
-        operations.append(ManifestOperation(source, label, sha256, body))
+        named = _named(source, label, entry["id"], entry["body"], f"id {entry['id']!r}", "its body")
+        if isinstance(named, str):
+            problems.append(named)
+        else:
+            operations.append(named)
     return operations, problems
 
 
 def _hash_map(source: str, data: dict[str, Any]) -> tuple[list[ManifestOperation], list[str]]:
-    from app.services.operations import document_hash, hash_of_id
-
     if not data:
         return [], [f"{source}: no operations in it"]
     operations: list[ManifestOperation] = []
@@ -127,16 +119,30 @@ def _hash_map(source: str, data: dict[str, Any]) -> tuple[list[ManifestOperation
         if not isinstance(body, str):
             problems.append(f"{source}: operation {key}: the document must be a string")
             continue
-        sha256 = hash_of_id(key)
-        if sha256 is None or sha256 != document_hash(body):
-            hint = _OTHER_HASHES.get(len(key), "")
-            problems.append(
-                f"{source}: operation {key}: the key is not the SHA-256 of the document "
-                f"({document_hash(body)}){hint}"
-            )
-            continue
-        operations.append(ManifestOperation(source, key, sha256, body))
+        named = _named(
+            source, key, key, body, "the key", "the document", _OTHER_HASHES.get(len(key), "")
+        )
+        if isinstance(named, str):
+            problems.append(named)
+        else:
+            operations.append(named)
     return operations, problems
+
+
+def _named(
+    source: str, label: str, given: str, body: str, what: str, noun: str, hint: str = ""
+) -> ManifestOperation | str:
+    """The operation a manifest names by `given`, or the problem with it. Clients send the
+    SHA-256 of the document: an id that is not it could never be asked for, and must not
+    stand for another document."""
+    from app.services.operations import document_hash, hash_of_id
+
+    sha256, actual = hash_of_id(given), document_hash(body)
+    if sha256 != actual:
+        return (
+            f"{source}: operation {label}: {what} is not the SHA-256 of its {noun} ({actual}){hint}"
+        )
+    return ManifestOperation(source, label, actual, body)
 
 
 def collect_operations(
@@ -162,7 +168,7 @@ def collect_operations(
             f"{operation.source}: operation {name}: {problem}" for problem in check.problems
         )
     return [
-        NewOperation(operation.sha256, operation.body, check.operation_names)
+        NewOperation(operation.body, check.operation_names)
         for operation, check in zip(found.values(), checks, strict=True)
     ], problems
 

@@ -51,9 +51,13 @@ class DocumentCheck:
 
 @dataclass(frozen=True, slots=True)
 class NewOperation:
-    sha256: str
     document: str
     operation_names: tuple[str, ...]
+
+    @property
+    def sha256(self) -> str:
+        """Its identity: a registered operation is always named by its document's SHA-256."""
+        return document_hash(self.document)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,8 @@ class OperationService:
         return row.document if row else None
 
     async def register(self, operations: Sequence[NewOperation]) -> int:
-        """Register `operations` (checked by the caller) in one transaction; the number that
+        """Register `operations` (checked against the schema and limits by the caller; each is
+        named by its document's SHA-256) in one transaction; the number that
         were not registered yet. Registering a document again changes nothing: its hash is
         its identity."""
         unique = {operation.sha256: operation for operation in operations}

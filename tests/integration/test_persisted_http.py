@@ -227,7 +227,7 @@ async def test_trusted_documents_refuse_an_unregistered_document_and_nothing_run
 async def test_trusted_documents_run_a_registered_operation_by_hash_id_or_text(
     client: Client, media_type: str
 ) -> None:
-    await OperationService().register([NewOperation(sha256(VIEWER), VIEWER, ("Viewer",))])
+    await OperationService().register([NewOperation(VIEWER, ("Viewer",))])
     async with client(trusted_documents=True) as http:
         answers = [
             await post(http, media_type, {"extensions": extension(VIEWER)}),
@@ -292,7 +292,7 @@ async def test_trusted_documents_refuse_an_unregistered_multipart_upload(
 async def test_a_registered_mutation_named_by_document_id_over_get_is_405(
     client: Client, media_type: str
 ) -> None:
-    await OperationService().register([NewOperation(sha256(SIGN_UP), SIGN_UP, ())])
+    await OperationService().register([NewOperation(SIGN_UP, ())])
     async with client(trusted_documents=True) as http:
         response = await get(
             http,

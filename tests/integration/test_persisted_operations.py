@@ -120,7 +120,7 @@ def answer(error: RequestError) -> tuple[list[tuple[str, str]], int, dict[str, s
 
 
 async def register(*texts: str) -> None:
-    await OperationService().register([NewOperation(document_hash(t), t, ()) for t in texts])
+    await OperationService().register([NewOperation(t, ()) for t in texts])
 
 
 def runs(prepared: PreparedDocument, text: str) -> bool:
@@ -458,8 +458,8 @@ async def test_registering_again_changes_nothing_and_removal_is_all_or_nothing(
     app: Starlette,
 ) -> None:
     service = OperationService()
-    viewer = NewOperation(document_hash(VIEWER), VIEWER, ("Viewer",))
-    timeline = NewOperation(document_hash(TIMELINE), TIMELINE, ("Timeline",))
+    viewer = NewOperation(VIEWER, ("Viewer",))
+    timeline = NewOperation(TIMELINE, ("Timeline",))
 
     first = await service.register([viewer, timeline])
     again = await service.register([viewer, viewer, timeline])
@@ -483,8 +483,8 @@ async def test_a_registration_racing_another_counts_only_what_it_wrote(
     app: Starlette, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = OperationService()
-    viewer = NewOperation(document_hash(VIEWER), VIEWER, ("Viewer",))
-    timeline = NewOperation(document_hash(TIMELINE), TIMELINE, ("Timeline",))
+    viewer = NewOperation(VIEWER, ("Viewer",))
+    timeline = NewOperation(TIMELINE, ("Timeline",))
     await service.register([viewer])
     real = operations_module._hashes
     reads = 0

@@ -112,6 +112,7 @@ def test_files_that_are_not_manifests_are_named(tmp_path: Path) -> None:
         "list.json": "not a manifest this reads",
         "other.json": "unknown manifest format 'relay'",
         "v2.json": "Apollo manifest version 2 (this reads 1)",
+        "vtrue.json": "Apollo manifest version True (this reads 1)",
         "no-body.json": "operation #1: needs a string id and body",
         "number.json": "operation x: the document must be a string",
         "nothing.json": "no operations in it",
@@ -119,6 +120,7 @@ def test_files_that_are_not_manifests_are_named(tmp_path: Path) -> None:
     write(tmp_path / "list.json", [VIEWER])
     write(tmp_path / "other.json", {"format": "relay", "operations": []})
     write(tmp_path / "v2.json", {"format": "apollo-persisted-query-manifest", "version": 2})
+    write(tmp_path / "vtrue.json", {"format": "apollo-persisted-query-manifest", "version": True})
     write(
         tmp_path / "no-body.json",
         {"format": "apollo-persisted-query-manifest", "version": 1, "operations": [{"id": "x"}]},

@@ -139,9 +139,7 @@ def _named(
 
     sha256, actual = hash_of_id(given), document_hash(body)
     if sha256 != actual:
-        return (
-            f"{source}: operation {label}: {what} is not the SHA-256 of {noun} ({actual}){hint}"
-        )
+        return f"{source}: operation {label}: {what} is not the SHA-256 of {noun} ({actual}){hint}"
     return ManifestOperation(source, label, actual, body)
 
 

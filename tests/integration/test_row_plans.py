@@ -21,14 +21,14 @@ from starlette.applications import Starlette
 from bench.timeline import QUERY as BENCH
 from schema.rowplan import row_plan
 from tests.differential import STATEMENT_LOGGERS, Differential
-from tests.integration.test_executor_differential import (
+from tests.selections import (
     GENERATED,
+    Builder,
     Document,
     World,
-    _Builder,
-    _is_leaf,
-    _named,
+    is_leaf,
     make_world,
+    named_type,
 )
 from tests.social import follow, post
 from tests.support import GraphQLClient
@@ -58,7 +58,7 @@ PAGE_POST = [
 REFERRED_POST = [*_POST_LEAVES, "author"]
 
 
-class _RowBuilder(_Builder):
+class _RowBuilder(Builder):
     """Selections of the home timeline over what its rows carry only: no directives (a plan
     has none), fields of ROW_FIELDS, with aliases, fragments, `__typename`s and arguments
     good and bad as the differential test draws them."""
@@ -76,7 +76,7 @@ class _RowBuilder(_Builder):
         items: list[str] = []
         if type_.name in ("Post", "User") and draw(st.booleans()):
             leaves = [
-                n for n in self.fields(type_, depth) if _is_leaf(_named(type_.fields[n].type))
+                n for n in self.fields(type_, depth) if is_leaf(named_type(type_.fields[n].type))
             ]
             items += [self.field(type_, depth, n) for n in draw(st.permutations(leaves))]
         for _ in range(draw(st.integers(1, 3))):
@@ -97,7 +97,7 @@ class _RowBuilder(_Builder):
         definition = query.fields["homeTimeline"]
         alias = self.draw(st.sampled_from(["", "home: "]))
         head = alias + "homeTimeline" + self.arguments_of("Query", "homeTimeline", definition)
-        selection = head + " " + self.selection(_named(definition.type), 1)
+        selection = head + " " + self.selection(named_type(definition.type), 1)
         if self.draw(st.booleans()):
             selection = "__typename " + selection
         declared = ", ".join(f"${n}: {t}" for n, (t, _) in self.variables.items())
